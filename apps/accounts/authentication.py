@@ -1,0 +1,57 @@
+"""`Authorization: Bearer mc_…` personal access tokens."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from .models import PersonalAccessToken
+
+TOKEN_PREFIX = "mc_"
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def hash_token(raw: str) -> str:
+    # Tokens carry 256 bits of randomness, so a fast hash is enough (as GitHub does) and lookups stay O(1).
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Any) -> tuple[Any, PersonalAccessToken] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header: expected 'Bearer <token>'.")
+        try:
+            raw = header[1].decode()
+        except UnicodeError:
+            raise exceptions.AuthenticationFailed("Token contains invalid characters.")
+        if not raw.startswith(TOKEN_PREFIX):
+            raise exceptions.AuthenticationFailed("Not a Model Commons token (expected the mc_ prefix).")
+        token = (
+            PersonalAccessToken.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
+        )
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("Token has been revoked.")
+        now = timezone.now()
+        if token.expires_at <= now:
+            raise exceptions.AuthenticationFailed("Token has expired.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("User is inactive.")
+        # Write last-used at most once a minute, so reads do not turn into writes.
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
+        return token.user, token
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="api"'

@@ -1,0 +1,35 @@
+import django_filters
+from rest_framework import mixins, permissions, viewsets
+
+from apps.accounts.permissions import IsMaintainer
+from apps.audit.models import AuditEvent
+from apps.core.pagination import CursorPagination
+
+from .serializers import AuditEventSerializer
+
+
+class AuditFilterSet(django_filters.FilterSet):
+    actor = django_filters.CharFilter(field_name="actor_username")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["verb", "target_type", "target_id", "actor", "request_id"]
+
+
+class AuditCursorPagination(CursorPagination):
+    ordering = "-seq"
+
+
+class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The audit trail, newest first. Maintainers only."""
+
+    serializer_class = AuditEventSerializer
+    permission_classes = [permissions.IsAuthenticated, IsMaintainer]
+    pagination_class = AuditCursorPagination
+    filterset_class = AuditFilterSet
+    search_fields: list[str] = []
+    ordering_fields: list[str] = []
+    token_scopes = {"GET": "admin"}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return AuditEvent.objects.visible_to(self.request.user)

@@ -1,0 +1,102 @@
+"""Writing and verifying the audit chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from apps.core.middleware import current_request_id
+
+from .models import GENESIS_HASH, AuditChainHead, AuditEvent
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _normalize(value: Any) -> Any:
+    # What the JSONField stores must be exactly what was hashed: round-trip through JSON first.
+    return None if value is None else json.loads(canonical_json(value))
+
+
+def chain_hash(prev_hash: str, payload: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(payload)).encode()).hexdigest()
+
+
+def _target_fields(target: Any) -> tuple[str, str, str]:
+    if isinstance(target, models.Model):
+        meta = target._meta
+        return f"{meta.app_label}.{meta.model_name}", str(target.pk), str(target)[:255]
+    if isinstance(target, tuple):
+        kind, ident = target[0], target[1]
+        label = target[2] if len(target) > 2 else f"{kind}:{ident}"
+        return str(kind), str(ident), str(label)[:255]
+    raise TypeError("audit target must be a model instance or a (type, id[, repr]) tuple")
+
+
+def audit_record(*, actor: Any, verb: str, target: Any, before: Any = None, after: Any = None,
+                 request_id: str | None = None) -> AuditEvent:
+    """Append one event to the chain. Call it inside the service's own transaction, as late as possible:
+    the chain head stays locked until that transaction commits."""
+    target_type, target_id, target_repr = _target_fields(target)
+    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
+        event = AuditEvent(
+            seq=head.last_seq + 1,
+            created_at=timezone.now(),
+            actor=actor_obj,
+            actor_username=getattr(actor_obj, "username", "") or "",
+            verb=verb,
+            target_type=target_type,
+            target_id=target_id,
+            target_repr=target_repr,
+            before=_normalize(before),
+            after=_normalize(after),
+            request_id=request_id or current_request_id.get() or "",
+            prev_hash=head.last_hash,
+        )
+        event.hash = chain_hash(head.last_hash, event.canonical_payload())
+        event.save()
+        AuditChainHead.objects.filter(id=1).update(last_seq=event.seq, last_hash=event.hash)
+    return event
+
+
+@dataclass
+class ChainReport:
+    ok: bool
+    checked: int
+    broken_seq: int | None = None
+    broken_id: int | None = None
+    reason: str = ""
+
+
+def audit_chain_verify(batch_size: int = 2000) -> ChainReport:
+    """Walk the chain in order and report the first link that does not hold."""
+    expected_prev = GENESIS_HASH
+    expected_seq = 1
+    checked = 0
+    for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=batch_size):
+        if event.seq != expected_seq:
+            return ChainReport(False, checked, expected_seq, event.id,
+                               f"sequence gap: expected #{expected_seq}, found #{event.seq} (rows deleted?)")
+        if event.prev_hash != expected_prev:
+            return ChainReport(False, checked, event.seq, event.id,
+                               "prev_hash does not match the previous event's hash")
+        recomputed = chain_hash(event.prev_hash, event.canonical_payload())
+        if recomputed != event.hash:
+            return ChainReport(False, checked, event.seq, event.id,
+                               "content does not match its hash (row was modified)")
+        expected_prev = event.hash
+        expected_seq += 1
+        checked += 1
+    head = AuditChainHead.objects.filter(id=1).first()
+    if head is not None and head.last_seq != checked:
+        return ChainReport(False, checked, checked + 1, None,
+                           f"chain head says #{head.last_seq} but only {checked} events exist (tail deleted?)")
+    return ChainReport(True, checked)

@@ -1,0 +1,184 @@
+"""The demo world `seed_demo` builds: accounts, the digits loop, and benchmarks. Idempotent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+from apps.accounts.models import User
+from apps.accounts.services import user_set_roles
+from apps.benchmarks.models import Benchmark
+from apps.registry.choices import RevisionStatus
+from apps.registry.models import Revision, Variant
+from apps.registry.services import artifact_add_local_file, revision_transition, variant_create
+
+DEMO_ACCOUNTS: list[tuple[str, list[str]]] = [
+    ("maintainer", ["maintainer"]),
+    ("reviewer1", ["reviewer"]),
+    ("reviewer2", ["reviewer"]),
+    ("alice", []),
+    ("bob", []),
+]
+DIGITS_DIR = Path(settings.FIXTURES_DIR) / "digits"
+
+DIGITS_CARD = """# digits-mlp
+
+A small multi-layer perceptron (one hidden layer of 64 units) trained on scikit-learn's bundled
+8x8 hand-written digits (UCI ML digits, 1,797 images), exported to ONNX with skl2onnx.
+
+## Intended use
+Teaching and smoke-testing the Model Commons benchmark pipeline end to end on a CPU in seconds.
+
+## Limitations
+Only 8x8 grey-level digits scaled to [0, 1]; it is not a general image classifier.
+
+## Training data
+`sklearn.datasets.load_digits`, stratified 75/25 split with random_state=0 (1,347 train, 450 test).
+
+## Evaluation
+Accuracy and macro-F1 on the 450 held-out digits with the `digits` benchmark.
+"""
+
+
+def _manifest() -> dict[str, Any]:
+    return json.loads((DIGITS_DIR / "manifest.json").read_text())
+
+
+def _file_entry(manifest: dict[str, Any], path: str) -> dict[str, Any]:
+    return next(f for f in manifest["files"] if f["path"] == path)
+
+
+def ensure_user(username: str, password: str, *, email: str | None = None) -> tuple[User, bool]:
+    user = User.objects.filter(username__iexact=username).first()
+    if user is not None:
+        return user, False
+    user = User.objects.create_user(username=username, email=email or f"{username}@example.org", password=password)
+    return user, True
+
+
+def ensure_accounts(password: str) -> dict[str, User]:
+    users: dict[str, User] = {}
+    for username, roles in DEMO_ACCOUNTS:
+        user, _ = ensure_user(username, password)
+        if roles:
+            user_set_roles(user=user, roles=roles, actor=None)
+        users[username] = user
+    maintainer = users["maintainer"]
+    if not maintainer.is_staff:
+        maintainer.is_staff = True
+        maintainer.save(update_fields=["is_staff"])
+    # Maintainers use the Django admin as the moderation console.
+    group = Group.objects.get(name="maintainers")
+    group.permissions.set(Permission.objects.filter(
+        content_type__app_label__in=["accounts", "audit", "registry", "benchmarks", "reviews", "checklists"]))
+    commons, created = ensure_user("commons", password, email="commons@example.org")
+    if created:
+        commons.set_unusable_password()
+        commons.save(update_fields=["password"])
+    users["commons"] = commons
+    return users
+
+
+def ensure_digits_benchmark() -> Benchmark:
+    from workers.runners.onnx_classification import OnnxClassificationRunner
+
+    manifest = _manifest()
+    dataset = _file_entry(manifest, "digits-test.npz")
+    schema = dict(OnnxClassificationRunner.config_schema)
+    schema["properties"] = {k: v for k, v in schema["properties"].items() if k in ("limit", "batch_size", "warmup")}
+    benchmark, _ = Benchmark.objects.update_or_create(
+        slug="digits",
+        defaults={
+            "name": "Digits (8x8) classification",
+            "version": "1",
+            "description": "Accuracy, macro-F1, latency and throughput of an ONNX classifier on the 450 held-out "
+                           "scikit-learn digits.",
+            "task": "image-classification",
+            "runner": "onnx-classification",
+            "dataset_uri": "fixtures/digits/digits-test.npz",
+            "dataset_sha256": dataset["sha256"],
+            "dataset_license": "CC-BY-4.0",
+            "dataset_size_bytes": dataset["size_bytes"],
+            "metrics": [
+                {"name": "accuracy", "higher_is_better": True, "primary": True},
+                {"name": "macro_f1", "higher_is_better": True, "primary": False},
+                {"name": "latency_p50_ms", "higher_is_better": False, "primary": False},
+                {"name": "latency_p95_ms", "higher_is_better": False, "primary": False},
+                {"name": "throughput_sps", "higher_is_better": True, "primary": False},
+                {"name": "model_size_bytes", "higher_is_better": False, "primary": False},
+            ],
+            "config_schema": schema,
+            "default_config": {"batch_size": 64},
+            "resource_class": "cpu",
+            "timeout_s": 300,
+            "max_attempts": 3,
+            "tolerance": 0.005,
+        },
+    )
+    return benchmark
+
+
+def _ensure_variant(*, owner: User, name: str, relation: str, parents: list[Variant], artifact: str,
+                    actor: User, fields: dict[str, Any]) -> Variant:
+    existing = Variant.objects.by_full_name(f"{owner.username}/{name}").first()
+    if existing is not None:
+        return existing
+    variant = variant_create(owner=owner, name=name, relation=relation, parents=parents, actor=actor, **fields)
+    revision = variant.current_revision
+    assert revision is not None
+    artifact_add_local_file(revision=revision, source=DIGITS_DIR / artifact, path=artifact, fmt="onnx",
+                            actor=actor)
+    return variant
+
+
+def _publish(revision: Revision, actor: User) -> None:
+    for target in (RevisionStatus.SUBMITTED, RevisionStatus.APPROVED, RevisionStatus.PUBLISHED):
+        revision.refresh_from_db()
+        if revision.status == RevisionStatus.PUBLISHED:
+            return
+        if revision.can_transition_to(target):
+            revision_transition(revision=revision, target=target, actor=actor, reason="demo seed")
+
+
+@transaction.atomic
+def seed_demo(password: str) -> dict[str, Any]:
+    users = ensure_accounts(password)
+    benchmark = ensure_digits_benchmark()
+    manifest = _manifest()
+    base_entry = _file_entry(manifest, "digits-mlp.onnx")
+    base = _ensure_variant(
+        owner=users["commons"], name="digits-mlp", relation="original", parents=[], artifact="digits-mlp.onnx",
+        actor=users["maintainer"],
+        fields={"license": "apache-2.0", "parameters": base_entry["parameters"], "precision": "fp32",
+                "architecture": "MLP", "task": "image-classification", "tags": ["onnx", "digits", "demo"],
+                "summary": "A 64-unit MLP trained on scikit-learn's 8x8 digits, exported to ONNX.",
+                "card": DIGITS_CARD},
+    )
+    assert base.current_revision is not None
+    _publish(base.current_revision, users["maintainer"])
+    int8 = _file_entry(manifest, "digits-mlp-int8.onnx")
+    _ensure_variant(
+        owner=users["alice"], name="digits-mlp-int8", relation="quantized", parents=[base],
+        artifact="digits-mlp-int8.onnx", actor=users["alice"],
+        fields={"license": "apache-2.0", "parameters": int8["parameters"], "precision": "int8",
+                "architecture": "MLP", "task": "image-classification", "tags": ["onnx", "int8"],
+                "summary": "Dynamic int8 quantization of commons/digits-mlp.",
+                "card": DIGITS_CARD.replace("# digits-mlp", "# digits-mlp-int8\n\nInt8 dynamic quantization "
+                                            "(onnxruntime quantize_dynamic) of commons/digits-mlp.")},
+    )
+    pruned = _file_entry(manifest, "digits-mlp-pruned.onnx")
+    _ensure_variant(
+        owner=users["bob"], name="digits-mlp-pruned", relation="pruned", parents=[base],
+        artifact="digits-mlp-pruned.onnx", actor=users["bob"],
+        fields={"license": "apache-2.0", "parameters": pruned.get("nonzero_parameters", pruned["parameters"]),
+                "precision": "fp32", "architecture": "MLP", "task": "image-classification",
+                "tags": ["onnx", "pruned"], "summary": "50% magnitude pruning of the first layer of commons/digits-mlp.",
+                "card": DIGITS_CARD.replace("# digits-mlp", "# digits-mlp-pruned\n\nThe 50% smallest first-layer "
+                                            "weights of commons/digits-mlp set to zero.")},
+    )
+    return {"users": sorted(users), "benchmarks": [benchmark.slug], "variants": Variant.objects.count()}

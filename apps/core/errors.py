@@ -1,0 +1,71 @@
+"""Domain errors raised by services. The API's exception handler maps them to RFC 9457 problems."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+    def __init__(self, detail: str = "", *, errors: dict[str, list[str]] | None = None, **extra: Any):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors
+        self.extra = extra
+
+
+class ValidationFailed(DomainError):
+    status = 400
+    title = "Validation failed"
+    slug = "validation-error"
+
+
+class PermissionDenied(DomainError):
+    status = 403
+    title = "Permission denied"
+    slug = "permission-denied"
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class InvalidTransition(Conflict):
+    title = "Illegal state transition"
+    slug = "invalid-transition"
+
+    def __init__(self, *, current: str, target: str, allowed: list[str]):
+        super().__init__(
+            f"Cannot go from '{current}' to '{target}'. Allowed from '{current}': "
+            + (", ".join(allowed) or "none"),
+            current=current,
+            target=target,
+            allowed=allowed,
+        )
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    title = "Precondition failed"
+    slug = "precondition-failed"
+
+
+class QuotaExceeded(DomainError):
+    status = 429
+    title = "Quota exceeded"
+    slug = "quota-exceeded"
+
+    def __init__(self, detail: str, *, limit: str, retry_after: int, **extra: Any):
+        super().__init__(detail, limit=limit, retry_after=retry_after, **extra)
+        self.retry_after = retry_after

@@ -1,0 +1,128 @@
+"""Model variants, their lineage, revisions and artifacts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+from .querysets import VariantQuerySet
+from .choices import SAFE_FORMATS, TRANSITIONS, Precision, Relation, RevisionStatus
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
+
+
+class Variant(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="variants")
+    name = models.CharField(max_length=96, validators=[RegexValidator(NAME_RE)])
+    relation = models.CharField(max_length=16, choices=Relation.choices)
+    parents = models.ManyToManyField("self", symmetrical=False, through="VariantParent",
+                                     related_name="children", blank=True)
+    license = models.CharField(max_length=64, blank=True, default="")
+    license_compat = models.JSONField(default=dict, blank=True)
+    parameters = models.BigIntegerField(null=True, blank=True)
+    precision = models.CharField(max_length=8, choices=Precision.choices, blank=True, default="")
+    architecture = models.CharField(max_length=100, blank=True, default="")
+    task = models.CharField(max_length=64, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    summary = models.CharField(max_length=500, blank=True, default="")
+    card = models.TextField(blank=True, default="")
+    card_data = models.JSONField(default=dict, blank=True)
+    current_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
+    # Denormalised from the current revision so lists and visibility filters need no join.
+    status = models.CharField(max_length=20, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT,
+                              db_index=True)
+    is_public = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = VariantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint("owner", Lower("name"), name="variant_owner_name_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner.username}/{self.name}"
+
+
+class VariantParent(models.Model):
+    child = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="parent_links")
+    parent = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="child_links")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["child", "parent"], name="variant_parent_unique")]
+
+
+class Revision(models.Model):
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    notes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["variant_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["variant", "number"], name="revision_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.variant_id}@{self.number}"
+
+    def allowed_transitions(self) -> tuple[str, ...]:
+        return TRANSITIONS.get(self.status, ())
+
+    def can_transition_to(self, target: str) -> bool:
+        return target in self.allowed_transitions()
+
+    @property
+    def is_mutable(self) -> bool:
+        return self.status == RevisionStatus.DRAFT
+
+
+def artifact_upload_to(instance: Artifact, filename: str) -> str:
+    return f"artifacts/{instance.revision.variant_id}/{instance.revision.number}/{instance.sha256[:16]}/{filename}"
+
+
+class Artifact(models.Model):
+    revision = models.ForeignKey(Revision, on_delete=models.CASCADE, related_name="artifacts")
+    path = models.CharField(max_length=500)
+    uri = models.CharField(max_length=1000, blank=True, default="")
+    file = models.FileField(upload_to=artifact_upload_to, max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    format = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["revision_id", "path"]
+        constraints = [models.UniqueConstraint(fields=["revision", "path"], name="artifact_path_unique")]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def safe(self) -> bool:
+        return self.format in SAFE_FORMATS
+
+    def local_path(self) -> str | None:
+        """A filesystem path a worker can open, for uploads on file storage and file:// URIs."""
+        if self.file:
+            try:
+                return str(self.file.path)
+            except NotImplementedError:
+                return None
+        if self.uri.startswith("file://"):
+            return self.uri[len("file://"):]
+        return None

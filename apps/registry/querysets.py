@@ -1,0 +1,30 @@
+"""Visibility lives in querysets: listing only what a user may see is the default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+from apps.accounts.roles import is_reviewer
+
+
+class VariantQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> VariantQuerySet:
+        if is_reviewer(user):
+            return self
+        if getattr(user, "is_authenticated", False):
+            return self.filter(Q(is_public=True) | Q(owner=user))
+        return self.filter(is_public=True)
+
+    def with_list_relations(self) -> VariantQuerySet:
+        from .models import VariantParent
+
+        return self.select_related("owner", "current_revision").prefetch_related(
+            models.Prefetch("parent_links", queryset=VariantParent.objects.select_related("parent__owner"))
+        )
+
+    def by_full_name(self, full_name: str) -> VariantQuerySet:
+        owner, _, name = full_name.partition("/")
+        return self.filter(owner__username__iexact=owner, name__iexact=name)

@@ -1,0 +1,10 @@
+"""The /api/v1/ URL tree: each app contributes its own api/urls.py."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("apps.accounts.api.urls")),
+    path("", include("apps.audit.api.urls")),
+    path("", include("apps.registry.api.urls")),
+    path("", include("apps.benchmarks.api.urls")),
+]

@@ -22,7 +22,6 @@ import logging
 import os
 import platform
 import socket
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -73,7 +72,7 @@ class ArtifactSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """The evaluation data. ``format`` is ``jsonl``, ``csv`` or ``npz``; inferred from the suffix when None."""
+    """The evaluation data. ``format`` is jsonl, csv or npz; inferred from the file suffix when None."""
 
     path: str
     sha256: str | None = None
@@ -185,6 +184,8 @@ class RunnerError(Exception):
     """
 
     def __init__(self, reason: str, message: str):
+        reason = str(getattr(reason, "value", reason))  # accept str-valued enums, store a plain str
+        message = str(message)
         if reason not in FAILURE_REASONS:
             raise ValueError(f"unknown failure reason {reason!r}")
         super().__init__(reason, message)
@@ -335,19 +336,29 @@ class Runner(ABC):
         All artifacts are screened for unsafe formats before any file is read. The dataset's hash
         is verified when the spec gives one.
         """
+        self.refuse_unsafe_inputs(spec)
+        self.verify_inputs(spec)
+
+    def refuse_unsafe_inputs(self, spec: RunSpec) -> None:
+        """``RunnerError("unsafe_format")`` if any artifact (or the dataset) is unsafe. Opens nothing."""
         for artifact in spec.artifacts:
             refuse_unsafe(artifact)
         if spec.dataset is not None and is_unsafe(spec.dataset.path, spec.dataset.format):
             raise RunnerError(
                 "unsafe_format", f"refusing to load dataset {Path(spec.dataset.path).name!r}: unsafe format"
             )
+
+    def verify_inputs(self, spec: RunSpec) -> None:
+        """:func:`verify_sha256` on every artifact, and on the dataset when it has a sha256."""
         for artifact in spec.artifacts:
             verify_sha256(artifact.path, artifact.sha256)
         if spec.dataset is not None:
             if spec.dataset.sha256:
                 verify_sha256(spec.dataset.path, spec.dataset.sha256)
             elif not os.path.isfile(spec.dataset.path):
-                raise RunnerError("artifact_unavailable", f"dataset is not available at {spec.dataset.path!r}")
+                raise RunnerError(
+                    "artifact_unavailable", f"dataset is not available at {spec.dataset.path!r}"
+                )
 
     def select_artifact(self, spec: RunSpec) -> ArtifactSpec:
         """The first artifact whose format this runner can load, else ``RunnerError("invalid_config")``."""

@@ -105,7 +105,8 @@ def _load_jsonl(path: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
                 ys.append(int(label))
             except (ValueError, KeyError, TypeError) as exc:
                 raise RunnerError(
-                    "runner_error", f"JSONL dataset line {lineno}: expected {{\"x\": [...], \"label\": n}} ({exc})"
+                    "runner_error",
+                    f'JSONL dataset line {lineno}: expected {{"x": [...], "label": n}} ({exc})',
                 ) from exc
     return _stack(xs, ys)
 
@@ -129,7 +130,9 @@ def _load_csv(path: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
                 raise RunnerError("runner_error", f"CSV dataset line {lineno}: need features and a label")
             label = values[-1]
             if label != int(label):
-                raise RunnerError("runner_error", f"CSV dataset line {lineno}: label {label} is not an integer")
+                raise RunnerError(
+                    "runner_error", f"CSV dataset line {lineno}: label {label} is not an integer"
+                )
             xs.append(values[:-1])
             ys.append(int(label))
     return _stack(xs, ys)
@@ -207,6 +210,8 @@ class OnnxClassificationRunner(Runner):
         limit = int(config["limit"]) if "limit" in config else None
         batch_size = int(config["batch_size"])
         warmup = int(config["warmup"])
+        # Unsafe formats are refused before any file is opened ...
+        self.refuse_unsafe_inputs(spec)
         if spec.dataset is None:
             raise RunnerError("invalid_config", f"runner {self.key!r} needs a labelled dataset")
         dataset_format = spec.dataset.resolved_format()
@@ -216,8 +221,8 @@ class OnnxClassificationRunner(Runner):
             )
         artifact = self.select_artifact(spec)
 
-        # Unsafe formats are refused before anything is opened; then every sha256 is checked.
-        self.check_inputs(spec)
+        # ... and every sha256 is checked before anything is loaded.
+        self.verify_inputs(spec)
 
         import onnxruntime as ort
 
@@ -234,7 +239,9 @@ class OnnxClassificationRunner(Runner):
         except Exception as exc:
             if _looks_like_oom(str(exc)):
                 raise RunnerError("out_of_memory", f"loading the model ran out of memory: {exc}") from exc
-            raise RunnerError("runner_error", f"onnxruntime cannot load {Path(artifact.path).name!r}: {exc}") from exc
+            raise RunnerError(
+                "runner_error", f"onnxruntime cannot load {Path(artifact.path).name!r}: {exc}"
+            ) from exc
         model_size = os.path.getsize(artifact.path)
         inputs = session.get_inputs()
         outputs = session.get_outputs()
@@ -257,7 +264,9 @@ class OnnxClassificationRunner(Runner):
             note(f"model has {len(inputs)} inputs; feeding {input_name!r}")
         input_dtype = _ORT_FLOAT_TYPES.get(model_input.type)
         if input_dtype is None:
-            raise RunnerError("runner_error", f"input {input_name!r} has type {model_input.type}; expected a float tensor")
+            raise RunnerError(
+                "runner_error", f"input {input_name!r} has type {model_input.type}; expected a float tensor"
+            )
 
         X, y = load_dataset(spec.dataset.path, dataset_format, limit)
         X = _shape_for_input(X, model_input.shape, input_name).astype(input_dtype, copy=False)
@@ -296,7 +305,9 @@ class OnnxClassificationRunner(Runner):
             done += rows
             while next_report <= 4 and done * 4 >= next_report * total:
                 acc_so_far = float(np.mean(predictions[:done] == y[:done]))
-                note(f"progress {next_report * 25}%: {done}/{total} samples, running accuracy {acc_so_far:.4f}")
+                note(
+                    f"progress {next_report * 25}%: {done}/{total} samples, running accuracy {acc_so_far:.4f}"
+                )
                 next_report += 1
             progress(done, total)
 
@@ -334,7 +345,9 @@ class OnnxClassificationRunner(Runner):
 
 def _looks_like_oom(message: str) -> bool:
     text = message.lower()
-    return any(s in text for s in ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory"))
+    return any(
+        s in text for s in ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory")
+    )
 
 
 def _shape_for_input(X: np.ndarray, shape: list[Any], name: str) -> np.ndarray:

@@ -3,7 +3,7 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import REST_FRAMEWORK, env
+from .base import DATABASES, REST_FRAMEWORK, VAR_DIR, env
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DEBUG = False
@@ -19,4 +19,9 @@ REST_FRAMEWORK = {
         "jobs": "100000/min",
     },
 }
+# SQLite tests use a file (not :memory:) so a real worker subprocess can share the test database.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "test-media"))
+MC_JOB_HEARTBEAT_S = env.int("MC_JOB_HEARTBEAT_S", default=1)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -1,0 +1,64 @@
+# Model Commons: `make run` (the embedded demo) and `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PORT ?= 8000
+export PYTHONPATH := $(CURDIR)/platform:$(CURDIR)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+# Extras with torch-based runners; CI installs them all (see .ci/run).
+EXTRAS ?= dev,browser
+STAMP := $(VENV)/.installed-$(shell echo "$(EXTRAS)" | tr ',' '-')-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: venv install run migrate seed test lint typecheck bench fixtures clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || PYTHON=python3; $${PYTHON:-python3} -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel setuptools
+
+$(STAMP): $(PY) pyproject.toml
+	@if echo "$(EXTRAS)" | grep -qE 'hf|lmeval|embeddings'; then \
+	  echo ">> installing torch==2.13.0 (CPU wheel) first"; $(PY) -m pip install -q torch==2.13.0; fi
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+venv install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+run: seed
+	$(PY) manage.py collectstatic --noinput -v 0
+	@echo ""
+	@echo "  Model Commons is starting on http://127.0.0.1:$(PORT)/   (API docs: http://127.0.0.1:$(PORT)/api/docs/)"
+	@echo "  database: $${DATABASE_URL:-sqlite (var/modelcommons.sqlite3)}   broker: $${CELERY_BROKER_URL:-filesystem:// (var/broker)}"
+	@echo "  demo accounts: maintainer, reviewer1, reviewer2, alice, bob   password: $${DEMO_PASSWORD:-commons-demo}"
+	@echo ""
+	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+test: install
+	$(BIN)/ruff check .
+	$(PY) manage.py check
+	DJANGO_SETTINGS_MODULE=modelcommons.settings.test $(PY) manage.py makemigrations --check --dry-run
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || true
+
+typecheck: install
+	$(BIN)/mypy apps workers platform/modelcommons
+
+bench: install
+	$(PY) tests/perf/run_all.py
+
+fixtures: install
+	$(PY) fixtures/digits/build.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

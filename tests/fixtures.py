@@ -1,0 +1,204 @@
+"""Shared pytest fixtures (registered from the root conftest)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def make_user(db):  # type: ignore[no-untyped-def]
+    from apps.accounts.services import user_set_roles
+    from tests.factories import UserFactory
+
+    def make(username: str | None = None, roles: tuple[str, ...] = (), **kw: Any):  # type: ignore[no-untyped-def]
+        user = UserFactory(**({"username": username} if username else {}), **kw)
+        if roles:
+            user_set_roles(user=user, roles=list(roles), actor=None)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):  # type: ignore[no-untyped-def]
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):  # type: ignore[no-untyped-def]
+    return make_user("bob")
+
+
+@pytest.fixture
+def reviewer(make_user):  # type: ignore[no-untyped-def]
+    return make_user("reviewer1", roles=("reviewer",))
+
+
+@pytest.fixture
+def maintainer(make_user):  # type: ignore[no-untyped-def]
+    return make_user("maintainer", roles=("maintainer",))
+
+
+@pytest.fixture
+def client_for():  # type: ignore[no-untyped-def]
+    """An APIClient authenticated with a fresh bearer token of the given scopes."""
+    from apps.accounts.services import token_create
+
+    def make(user, scopes=("read", "write", "jobs", "review")):  # type: ignore[no-untyped-def]
+        scopes = list(scopes)
+        from apps.accounts.roles import is_maintainer
+
+        if is_maintainer(user) and "admin" not in scopes:
+            scopes.append("admin")
+        _, raw = token_create(user=user, name=f"test-{uuid.uuid4().hex[:6]}", scopes=scopes)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        client.raw_token = raw  # type: ignore[attr-defined]
+        return client
+
+    return make
+
+
+@pytest.fixture
+def digits_world(db):  # type: ignore[no-untyped-def]
+    """The demo world: accounts, commons/digits-mlp (published), alice's int8 and bob's pruned drafts."""
+    from apps.core.demo import seed_demo
+
+    seed_demo("commons-demo")
+    from apps.accounts.models import User
+    from apps.benchmarks.models import Benchmark
+    from apps.registry.models import Variant
+
+    return {
+        "users": {u.username: u for u in User.objects.all()},
+        "benchmark": Benchmark.objects.get(slug="digits"),
+        "base": Variant.objects.by_full_name("commons/digits-mlp").get(),
+        "int8": Variant.objects.by_full_name("alice/digits-mlp-int8").get(),
+        "pruned": Variant.objects.by_full_name("bob/digits-mlp-pruned").get(),
+    }
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess on the configured broker, started and stopped by PID."""
+
+    def __init__(self, queues: str = "default,bench.cpu", concurrency: int = 1, name: str | None = None,
+                 extra_env: dict[str, str] | None = None):
+        from django.conf import settings
+
+        self.name = name or f"test-{uuid.uuid4().hex[:6]}"
+        self.log_path = Path(settings.VAR_DIR) / f"worker-{self.name}.log"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
+            "DATABASE_URL": _test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
+            "HF_HUB_OFFLINE": "1",
+            "MC_JOB_HEARTBEAT_S": "1",
+            **(extra_env or {}),
+        }
+        self.log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "modelcommons", "worker", "-Q", queues, "-c", str(concurrency),
+             "-n", f"{self.name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()[-4000:]}")
+            if "ready." in self.log_path.read_text():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log_path.read_text()[-4000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (the worker and its pool children)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+
+def purge_broker() -> None:
+    from modelcommons.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in ("default", "bench.cpu", "bench.gpu"):
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:  # noqa: BLE001 - a queue that does not exist yet has nothing to purge
+                pass
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
+    purge_broker()
+    worker = WorkerProcess()
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

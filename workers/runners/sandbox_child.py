@@ -1,0 +1,210 @@
+"""Child side of :func:`workers.runners.sandbox.run_in_child`.
+
+Run as ``python -m workers.runners.sandbox_child``.
+
+Protocol (JSON lines):
+
+- stdin, one line from the parent: ``{"runner": key, "spec": RunSpec.to_dict(), "memory_mb": int | null}``;
+  stdin then stays open: when it reaches EOF (the parent closed it or died) the child exits at once;
+- stdout, from the child: ``{"type": "progress", "done": n, "total": n}`` per progress call, then exactly
+  one ``{"type": "result", "result": RunResult.to_dict()}`` or
+  ``{"type": "error", "reason": ..., "message": ..., "exception": ..., "traceback": ...}``.
+
+File descriptor 1 is redirected to stderr before the runner is imported, so stray ``print`` calls
+of a runner or its libraries cannot corrupt the protocol; the protocol uses a private duplicate of
+the original stdout. Log records (level INFO and up) go to stderr, which the parent keeps a tail of.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import logging
+import os
+import sys
+import threading
+import traceback
+from typing import Any, TextIO
+
+from workers.runners.base import JobCancelled, Runner, RunnerError, RunSpec, get_runner
+
+#: Exit status when the child ran out of memory and could not even report it.
+EXIT_OUT_OF_MEMORY = 86
+#: Exit status when the parent went away (stdin reached EOF) before the run finished.
+EXIT_PARENT_GONE = 87
+#: Exit status for a request the child could not parse.
+EXIT_BAD_REQUEST = 88
+
+_OOM_HINTS = (
+    "bad_alloc",
+    "failed to allocate",
+    "out of memory",
+    "cannot allocate memory",
+    "memoryerror",
+    "failed to map segment",
+    "memory allocation failed",
+)
+
+
+def looks_like_oom(text: str) -> bool:
+    """Heuristic: does an error text describe an allocation failure?"""
+    lowered = text.lower()
+    return any(hint in lowered for hint in _OOM_HINTS)
+
+
+def resolve_runner(ref: str) -> Runner:
+    """A runner from a registered key, or from ``"package.module:ClassName"`` (a Runner subclass)."""
+    if ":" not in ref:
+        return get_runner(ref)
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise RunnerError("invalid_config", f"cannot import runner {ref!r}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Runner)):
+        raise RunnerError("invalid_config", f"{ref!r} is not a Runner subclass")
+    return cls()
+
+
+def _apply_memory_limit(memory_mb: int | None) -> None:
+    """Lower the soft RLIMIT_AS (address space) to ``memory_mb`` MiB."""
+    if not memory_mb:
+        return
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = int(memory_mb) * 1024 * 1024
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _relax_memory_limit() -> None:
+    """Give the address space back so that an out-of-memory failure can still be reported."""
+    try:
+        import resource
+
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+class _Channel:
+    """Thread-safe JSON-lines writer on the private protocol descriptor."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message, default=str) + "\n"
+        with self._lock:
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except (BrokenPipeError, OSError):
+                os._exit(EXIT_PARENT_GONE)
+
+
+def _watch_parent() -> None:
+    """Exit as soon as stdin reaches EOF: the parent closed it or died."""
+    try:
+        while os.read(sys.stdin.fileno(), 65536):
+            pass
+    except (OSError, ValueError):
+        pass
+    os._exit(EXIT_PARENT_GONE)
+
+
+def _exit(code: int) -> None:
+    for stream in (sys.stderr, sys.stdout):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def main() -> None:
+    """Read one request, run the runner, report, and exit (never returns)."""
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
+    channel = _Channel(protocol)
+
+    line = sys.stdin.buffer.readline()
+    try:
+        request = json.loads(line)
+        runner_ref = str(request["runner"])
+        spec = RunSpec.from_dict(request["spec"])
+        memory_mb = request.get("memory_mb")
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"sandbox child: bad request: {exc}", file=sys.stderr)
+        _exit(EXIT_BAD_REQUEST)
+        return
+    threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+
+    def progress(done: int, total: int) -> None:
+        channel.send({"type": "progress", "done": int(done), "total": int(total)})
+
+    try:
+        runner = resolve_runner(runner_ref)
+        _apply_memory_limit(memory_mb)
+        result = runner.run(spec, progress)
+        message: dict[str, Any] = {"type": "result", "result": result.to_dict()}
+        del result
+        channel.send(message)
+        _exit(0)
+    except MemoryError:
+        _relax_memory_limit()
+        gc.collect()
+        try:
+            channel.send(
+                {
+                    "type": "error",
+                    "reason": "out_of_memory",
+                    "message": (
+                        f"the run exceeded its memory limit of {memory_mb} MiB"
+                        if memory_mb
+                        else "the run ran out of memory"
+                    ),
+                    "exception": "MemoryError",
+                }
+            )
+        except MemoryError:
+            _exit(EXIT_OUT_OF_MEMORY)
+        _exit(0)
+    except RunnerError as exc:
+        _relax_memory_limit()
+        channel.send(
+            {"type": "error", "reason": exc.reason, "message": exc.message, "exception": "RunnerError"}
+        )
+        _exit(0)
+    except JobCancelled as exc:
+        channel.send({"type": "error", "reason": "cancelled", "message": str(exc) or "cancelled"})
+        _exit(0)
+    except BaseException as exc:  # noqa: BLE001 - everything else is a runner error
+        _relax_memory_limit()
+        text = f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc()
+        print(tb, file=sys.stderr)
+        reason = "out_of_memory" if looks_like_oom(text) else "runner_error"
+        channel.send(
+            {
+                "type": "error",
+                "reason": reason,
+                "message": text,
+                "exception": type(exc).__name__,
+                "traceback": tb,
+            }
+        )
+        _exit(0)
+
+
+if __name__ == "__main__":
+    main()

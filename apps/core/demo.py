@@ -177,7 +177,8 @@ def seed_demo(password: str) -> dict[str, Any]:
         artifact="digits-mlp-pruned.onnx", actor=users["bob"],
         fields={"license": "apache-2.0", "parameters": pruned.get("nonzero_parameters", pruned["parameters"]),
                 "precision": "fp32", "architecture": "MLP", "task": "image-classification",
-                "tags": ["onnx", "pruned"], "summary": "50% magnitude pruning of the first layer of commons/digits-mlp.",
+                "tags": ["onnx", "pruned"],
+                "summary": "50% magnitude pruning of the first layer of commons/digits-mlp.",
                 "card": DIGITS_CARD.replace("# digits-mlp", "# digits-mlp-pruned\n\nThe 50% smallest first-layer "
                                             "weights of commons/digits-mlp set to zero.")},
     )

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import jsonschema
+
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "modelcommons.runners"
@@ -311,8 +313,6 @@ class Runner(ABC):
 
         Raises ``RunnerError("invalid_config")`` listing every violation.
         """
-        import jsonschema
-
         if not isinstance(config, Mapping):
             raise RunnerError("invalid_config", "config must be a JSON object")
         validator_cls = jsonschema.validators.validator_for(self.config_schema)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import onnxruntime as ort
 
 from workers.runners.base import (
     ProgressCallback,
@@ -194,6 +195,11 @@ class OnnxClassificationRunner(Runner):
                 "description": "untimed batches run before measuring",
             },
             "input_name": {"type": "string", "minLength": 1, "description": "model input to feed"},
+            "seed": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "accepted for symmetry with other runners; evaluation is deterministic",
+            },
         },
         "additionalProperties": False,
     }
@@ -223,8 +229,6 @@ class OnnxClassificationRunner(Runner):
 
         # ... and every sha256 is checked before anything is loaded.
         self.verify_inputs(spec)
-
-        import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1

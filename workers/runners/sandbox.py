@@ -252,9 +252,15 @@ def run_in_child(
         with contextlib.suppress(OSError):
             proc.stdin.close()
         _kill_group(proc)
+        # The child is gone: the readers hit EOF promptly (unless a grandchild kept the pipes).
+        out_thread.join(timeout=1.0)
+        err_thread.join(timeout=1.0)
+        for stream in (proc.stdout, proc.stderr):
+            if not (out_thread.is_alive() or err_thread.is_alive()):
+                with contextlib.suppress(OSError):
+                    stream.close()
 
-    lines = tail()
-    out_thread.join(timeout=1.0)
+    lines = list(stderr_tail)
     if outcome is not None and outcome.get("type") == "result":
         result = RunResult.from_dict(outcome["result"])
         known = set(result.log)

@@ -193,12 +193,17 @@ def main() -> None:
         text = f"{type(exc).__name__}: {exc}"
         tb = traceback.format_exc()
         print(tb, file=sys.stderr)
-        reason = "out_of_memory" if looks_like_oom(text) else "runner_error"
+        if looks_like_oom(text):
+            reason = "out_of_memory"
+            limit = f"its memory limit of {memory_mb} MiB" if memory_mb else "the available memory"
+            message = f"the run exceeded {limit} ({text})"
+        else:
+            reason, message = "runner_error", text
         channel.send(
             {
                 "type": "error",
                 "reason": reason,
-                "message": text,
+                "message": message,
                 "exception": type(exc).__name__,
                 "traceback": tb,
             }

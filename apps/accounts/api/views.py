@@ -39,6 +39,8 @@ class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destro
     ]
     filter_backends: list[Any] = []
     throttle_scope = "tokens"
+    queryset = PersonalAccessToken.objects.none()
+    lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return PersonalAccessToken.objects.filter(user=self.request.user)

@@ -3,12 +3,13 @@ from rest_framework import mixins, permissions, viewsets
 
 from apps.accounts.permissions import IsMaintainer
 from apps.audit.models import AuditEvent
+from apps.core.filters import StrictFilterSet
 from apps.core.pagination import CursorPagination
 
 from .serializers import AuditEventSerializer
 
 
-class AuditFilterSet(django_filters.FilterSet):
+class AuditFilterSet(StrictFilterSet):
     actor = django_filters.CharFilter(field_name="actor_username")
 
     class Meta:

@@ -131,7 +131,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "apps.core.filters.StrictFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
@@ -167,9 +167,9 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.schema.add_problem_responses",
     ],
-    "SECURITY": [{"bearerAuth": []}],
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "mc_…"}}
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "apps.benchmarks.choices.JobStatus",
+        "RevisionStatusEnum": "apps.registry.choices.RevisionStatus",
     },
 }
 

@@ -277,6 +277,7 @@ def test_no_loadable_artifact_is_invalid_config(digits_spec, digits_dir):
         {"input_name": ""},
         {"unknown": 1},
         {"batch_size": True},
+        {"seed": -1},
     ],
 )
 def test_invalid_config(digits_spec, config):
@@ -292,9 +293,9 @@ def test_unknown_input_name_is_invalid_config(digits_spec):
     assert "pixels" in info.value.message
 
 
-def test_explicit_input_name_and_warmup(digits_spec):
+def test_explicit_input_name_warmup_and_seed(digits_spec):
     result = OnnxClassificationRunner().run(
-        digits_spec(config={"input_name": "input", "warmup": 0, "batch_size": 4096}), noop
+        digits_spec(config={"input_name": "input", "warmup": 0, "batch_size": 4096, "seed": 3}), noop
     )
     assert result.metrics["accuracy"] > 0.9
 

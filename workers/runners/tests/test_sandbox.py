@@ -28,6 +28,14 @@ def fake_spec(**config) -> RunSpec:
     return RunSpec(job_id="fake", artifacts=(), dataset=None, config=config)
 
 
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in fh)
+    except OSError:
+        return False
+
+
 def assert_dead(pid_file: Path) -> None:
     """The child whose pid is in ``pid_file`` no longer exists (or is at most a zombie being reaped)."""
     pid = int(pid_file.read_text())
@@ -36,6 +44,8 @@ def assert_dead(pid_file: Path) -> None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
+            return
+        if _is_zombie(pid):  # exited, waiting for a (possibly non-reaping) init to reap it
             return
         time.sleep(0.05)
     pytest.fail(f"child {pid} is still alive")
@@ -250,3 +260,34 @@ def test_works_from_a_daemonic_process(digits_spec):
             proc.kill()
     assert status == "ok", value
     assert value > 0.9
+
+
+def test_child_exits_when_the_worker_is_killed(tmp_path):
+    """A SIGKILLed worker must not leave its runner child computing: the child sees stdin EOF."""
+    import signal
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "pid"
+    script = (
+        "from workers.runners.base import RunSpec\n"
+        "from workers.runners.sandbox import run_in_child\n"
+        f"spec = RunSpec('x', (), None, {{'seconds': 60, 'steps': 60, 'pid_file': {str(pid_file)!r}}})\n"
+        f"run_in_child('{MODULE}:SlowRunner', spec, lambda d, t: None, timeout_s=120, memory_mb=None)\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONPATH": str(root)}
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert time.monotonic() < deadline, "the runner child never started"
+            assert worker.poll() is None, "the worker script exited early"
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        assert_dead(pid_file)
+    finally:
+        if worker.poll() is None:
+            worker.kill()

@@ -39,7 +39,7 @@ run: seed
 	@echo "  database: $${DATABASE_URL:-sqlite (var/modelcommons.sqlite3)}   broker: $${CELERY_BROKER_URL:-filesystem:// (var/broker)}"
 	@echo "  demo accounts: maintainer, reviewer1, reviewer2, alice, bob   password: $${DEMO_PASSWORD:-commons-demo}"
 	@echo ""
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 test: install
 	$(BIN)/ruff check .

@@ -113,3 +113,14 @@ def user_set_quota(*, user: User, actor: Any, **changes: int | None) -> User:
     user.save(update_fields=list(changes))
     audit_record(actor=actor, verb="user.quota", target=user, before=before, after=changes)
     return user
+
+
+@transaction.atomic
+def user_signup(*, username: str, email: str, password: str) -> User:
+    """Open sign-up (the web form): a contributor with no roles. The form has already checked the password
+    against AUTH_PASSWORD_VALIDATORS; uniqueness is checked again here, ignoring case, as the constraint does."""
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationFailed("Username taken.", errors={"username": ["A user with that username already exists."]})
+    user = User.objects.create_user(username=username, email=email, password=password)
+    audit_record(actor=user, verb="user.signup", target=user, after={"username": username})
+    return user

@@ -1,6 +1,41 @@
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import path, reverse_lazy
 
-from . import views
+from .forms import LoginForm
+from .views import accounts, jobs, leaderboards, pages, variants
 
 app_name = "web"
-urlpatterns = [path("", views.home, name="home")]
+V = "variants/<str:owner>/<str:name>/"
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("dashboard/", pages.dashboard, name="dashboard"),
+    # Accounts
+    path("signup/", accounts.signup, name="signup"),
+    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", auth_views.PasswordResetView.as_view(
+        success_url=reverse_lazy("web:password_reset_done"),
+        email_template_name="registration/password_reset_email.txt"), name="password_reset"),
+    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
+        success_url=reverse_lazy("web:password_reset_complete")), name="password_reset_confirm"),
+    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("tokens/", accounts.tokens, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", accounts.token_revoke_view, name="token-revoke"),
+    # Variants
+    path("variants/", variants.variant_list, name="variant-list"),
+    path("variants/new/", variants.variant_propose, name="variant-propose"),
+    path("variants/parent-suggestions/", variants.parent_suggestions, name="parent-suggestions"),
+    path(V, variants.variant_detail, name="variant"),
+    path(V + "revisions/<int:number>/artifacts/", variants.artifact_upload, name="artifact-upload"),
+    path(V + "revisions/<int:number>/<str:action>/", variants.revision_action, name="revision-action"),
+    path(V + "jobs/new/", jobs.job_submit, name="job-submit"),
+    # Jobs
+    path("jobs/<int:job_id>/", jobs.job_detail, name="job"),
+    path("jobs/<int:job_id>/progress/", jobs.job_progress, name="job-progress"),
+    path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
+    # Leaderboards
+    path("leaderboards/", leaderboards.index, name="leaderboard-index"),
+    path("leaderboards/suites/<slug:slug>/", leaderboards.suite, name="leaderboard-suite"),
+    path("leaderboards/<slug:slug>/", leaderboards.benchmark, name="leaderboard"),
+]

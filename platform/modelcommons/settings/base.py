@@ -236,3 +236,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Web pages (apps/web) -----------------------------------------------------------------------
+# django-htmx gives views `request.htmx`, so one view serves a full page or just the fragment htmx asked for.
+INSTALLED_APPS += ["django_htmx"]
+MIDDLEWARE += ["django_htmx.middleware.HtmxMiddleware"]
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:dashboard"
+LOGOUT_REDIRECT_URL = "web:home"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Model Commons <noreply@modelcommons.local>")

@@ -1,0 +1,256 @@
+"""Django test-client tests of the contributor pages: status codes, 404 for hidden objects, errors in place, CSRF."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+
+from apps.accounts.models import PersonalAccessToken, User
+
+pytestmark = pytest.mark.django_db
+
+DIGITS = Path(__file__).resolve().parents[3] / "fixtures" / "digits"
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+# --- Public pages and navigation ------------------------------------------------------------------
+
+def test_home_links_to_login_and_signup(client):
+    body = client.get("/").content.decode()
+    assert 'href="/login/"' in body and 'href="/signup/"' in body
+    assert 'href="#main"' in body  # skip link
+
+
+def test_static_files_are_vendored_not_cdn(client):
+    body = client.get("/").content.decode()
+    assert "htmx-2.0.11.min.js" in body and "commons.css" in body
+    assert "cdn" not in body.lower() and "unpkg" not in body.lower()
+
+
+def test_anonymous_is_sent_to_login_for_private_pages(client):
+    for url in ("/dashboard/", "/tokens/", "/variants/new/"):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/login/"), url
+
+
+# --- Sign up, log in, log out, password reset ---------------------------------------------------
+
+def test_signup_creates_a_contributor_and_logs_in(client):
+    response = client.post("/signup/", {"username": "newbie", "email": "newbie@example.org",
+                                        "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"})
+    assert response.status_code == 302 and response["Location"] == "/dashboard/"
+    user = User.objects.get(username="newbie")
+    assert not user.groups.exists() and not user.is_staff
+    assert client.get("/dashboard/").status_code == 200
+
+
+def test_signup_errors_are_beside_fields_and_input_is_kept(client, alice):
+    response = client.post("/signup/", {"username": "ALICE", "email": "not-an-email",
+                                        "password1": "short", "password2": "different"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'value="ALICE"' in body and 'value="not-an-email"' in body
+    for field in ("username", "email", "password2"):
+        assert f'id="id_{field}_errors"' in body, field
+    assert User.objects.filter(username__iexact="alice").count() == 1
+
+
+def test_login_and_logout(client, alice):
+    alice.set_password("pw-for-alice-123")
+    alice.save()
+    bad = client.post("/login/", {"username": "alice", "password": "wrong"})
+    assert bad.status_code == 200 and "Please enter a correct username and password" in bad.content.decode()
+    assert 'value="alice"' in bad.content.decode()
+    ok = client.post("/login/", {"username": "alice", "password": "pw-for-alice-123"})
+    assert ok.status_code == 302 and ok["Location"] == "/dashboard/"
+    assert client.post("/logout/").status_code == 302
+    assert client.get("/dashboard/").status_code == 302
+
+
+def test_password_reset_sends_an_email_whose_link_works(client, alice):
+    alice.email = "alice@example.org"
+    alice.save()
+    assert client.post("/password-reset/", {"email": "alice@example.org"}).status_code == 302
+    assert len(mail.outbox) == 1
+    link = re.search(r"http://testserver(/password-reset/\S+/)", mail.outbox[0].body).group(1)
+    form_page = client.get(link, follow=True)
+    assert form_page.status_code == 200
+    set_url = form_page.redirect_chain[-1][0] if form_page.redirect_chain else link
+    done = client.post(set_url, {"new_password1": "another-long-pass-7", "new_password2": "another-long-pass-7"})
+    assert done.status_code == 302
+    alice.refresh_from_db()
+    assert alice.check_password("another-long-pass-7")
+
+
+def test_csrf_is_enforced_on_forms(alice):
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/signup/", {"username": "x"}).status_code == 403
+    client.force_login(alice)
+    assert client.post("/tokens/", {"name": "t", "scopes": ["read"], "expires_in_days": 5}).status_code == 403
+    page = client.get("/tokens/")
+    assert 'name="csrfmiddlewaretoken"' in page.content.decode()
+
+
+# --- Tokens ---------------------------------------------------------------------------------------
+
+def test_token_is_shown_once_listed_and_revocable(alice):
+    client = logged_in(alice)
+    response = client.post("/tokens/", {"name": "ci", "scopes": ["read", "jobs"], "expires_in_days": 30})
+    assert response.status_code == 200
+    raw = re.search(r"(mc_[A-Za-z0-9_\-]+)", response.content.decode()).group(1)
+    token = PersonalAccessToken.objects.get(user=alice, name="ci")
+    assert token.scopes == ["read", "jobs"]
+    listing = client.get("/tokens/").content.decode()
+    assert raw not in listing and token.prefix in listing
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert api.get("/api/v1/me/").status_code == 200
+    assert client.post(f"/tokens/{token.pk}/revoke/").status_code == 302
+    assert api.get("/api/v1/me/").status_code == 401
+
+
+def test_token_form_errors_kept(alice):
+    client = logged_in(alice)
+    response = client.post("/tokens/", {"name": "keep-me", "scopes": ["admin"], "expires_in_days": 5})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'value="keep-me"' in body and 'id="id_scopes_errors"' in body
+    # The service's limit on expiry comes back beside the field it concerns.
+    response = client.post("/tokens/", {"name": "keep-me", "scopes": ["read"], "expires_in_days": 9999})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'id="id_expires_in_days_errors"' in body and 'value="9999"' in body
+    assert not PersonalAccessToken.objects.filter(user=alice).exists()
+
+
+def test_cannot_revoke_someone_elses_token(alice, bob):
+    from apps.accounts.services import token_create
+
+    token, _ = token_create(user=bob, name="bobs", scopes=["read"])
+    assert logged_in(alice).post(f"/tokens/{token.pk}/revoke/").status_code == 404
+    token.refresh_from_db()
+    assert token.revoked_at is None
+
+
+# --- Variants -------------------------------------------------------------------------------------
+
+def test_variant_page_visibility(digits_world, client):
+    users = digits_world["users"]
+    assert client.get("/variants/commons/digits-mlp/").status_code == 200
+    assert client.get("/variants/alice/digits-mlp-int8/").status_code == 404  # a draft
+    assert logged_in(users["bob"]).get("/variants/alice/digits-mlp-int8/").status_code == 404
+    assert logged_in(users["alice"]).get("/variants/alice/digits-mlp-int8/").status_code == 200
+    assert logged_in(users["reviewer1"]).get("/variants/alice/digits-mlp-int8/").status_code == 200
+    assert client.get("/variants/nobody/nothing/").status_code == 404
+
+
+def test_variant_page_shows_lineage_svg(digits_world):
+    body = logged_in(digits_world["users"]["alice"]).get("/variants/alice/digits-mlp-int8/").content.decode()
+    assert "<svg" in body and "commons/digits-mlp" in body and 'class="lineage"' in body
+
+
+def test_parent_suggestions_only_visible_variants(digits_world):
+    bob = logged_in(digits_world["users"]["bob"])
+    body = bob.get("/variants/parent-suggestions/", {"parents": "digits"}).content.decode()
+    assert "commons/digits-mlp" in body and "alice/digits-mlp-int8" not in body
+
+
+def test_propose_variant_errors_kept_in_place(digits_world):
+    client = logged_in(digits_world["users"]["bob"])
+    response = client.post("/variants/new/", {"name": "bad name!", "relation": "quantized",
+                                              "parents": "commons/no-such", "license": "apache-2.0",
+                                              "parameters": "-3", "summary": "kept summary"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'value="bad name!"' in body and "kept summary" in body
+    assert 'id="id_parameters_errors"' in body
+
+
+def test_propose_variant_creates_a_draft(digits_world):
+    client = logged_in(digits_world["users"]["bob"])
+    card = "# mine\n\n" + "A card with enough words. " * 12
+    response = client.post("/variants/new/", {"name": "digits-mine", "relation": "quantized",
+                                              "parents": "commons/digits-mlp", "license": "apache-2.0",
+                                              "parameters": "4810", "precision": "int8",
+                                              "task": "image-classification", "card": card})
+    assert response.status_code == 302 and response["Location"] == "/variants/bob/digits-mine/"
+    page = client.get("/variants/bob/digits-mine/").content.decode()
+    assert "Upload an artifact" in page
+
+
+def test_artifact_upload_by_owner_only(digits_world):
+    onnx = DIGITS / "digits-mlp-int8.onnx"
+    alice = logged_in(digits_world["users"]["alice"])
+    bob = logged_in(digits_world["users"]["bob"])
+    url = "/variants/alice/digits-mlp-int8/revisions/1/artifacts/"
+    with onnx.open("rb") as fh:
+        assert bob.post(url, {"file": fh, "path": "other.onnx"}).status_code == 404
+    with onnx.open("rb") as fh:
+        response = alice.post(url, {"file": fh, "path": "model-copy.onnx"})
+    assert response.status_code == 302
+    assert "model-copy.onnx" in alice.get("/variants/alice/digits-mlp-int8/").content.decode()
+
+
+def test_artifact_upload_without_file_shows_error(digits_world):
+    alice = logged_in(digits_world["users"]["alice"])
+    response = alice.post("/variants/alice/digits-mlp-int8/revisions/1/artifacts/", {"path": "kept.onnx"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'id="id_file_errors"' in body and 'value="kept.onnx"' in body
+
+
+# --- Jobs -----------------------------------------------------------------------------------------
+
+def test_job_submit_form_is_generated_from_schema(digits_world):
+    alice = logged_in(digits_world["users"]["alice"])
+    body = alice.get("/variants/alice/digits-mlp-int8/jobs/new/").content.decode()
+    assert 'name="config-limit"' in body and 'name="config-batch_size"' in body
+
+
+def test_job_submit_bad_config_errors_beside_field(digits_world):
+    alice = logged_in(digits_world["users"]["alice"])
+    response = alice.post("/variants/alice/digits-mlp-int8/jobs/new/",
+                          {"benchmark": "digits", "revision": "1", "config-limit": "-5", "config-batch_size": "abc"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'value="-5"' in body and 'value="abc"' in body
+    assert 'id="id_config-batch_size_errors"' in body
+
+
+def test_job_submit_and_job_page(digits_world):
+    # Not a transactional test: the on-commit dispatch never fires, so the job just stays queued.
+    alice = logged_in(digits_world["users"]["alice"])
+    response = alice.post("/variants/alice/digits-mlp-int8/jobs/new/",
+                          {"benchmark": "digits", "revision": "1", "config-limit": "50"})
+    assert response.status_code == 302
+    job_url = response["Location"]
+    assert re.fullmatch(r"/jobs/\d+/", job_url)
+    page = alice.get(job_url).content.decode()
+    assert 'hx-trigger="every 1s"' in page and 'data-testid="job-progress"' in page
+    fragment = alice.get(job_url + "progress/")
+    assert fragment.status_code == 200 and "<html" not in fragment.content.decode()
+    # The job belongs to a draft: other contributors and anonymous users get 404.
+    assert Client().get(job_url).status_code == 404
+    assert logged_in(digits_world["users"]["bob"]).get(job_url + "progress/").status_code == 404
+
+
+# --- Leaderboards ---------------------------------------------------------------------------------
+
+def test_leaderboard_pages(digits_world, client):
+    assert client.get("/leaderboards/").status_code == 200
+    assert client.get("/leaderboards/digits/").status_code == 200
+    assert client.get("/leaderboards/no-such-benchmark/").status_code == 404
+
+
+def test_dashboard_lists_my_variants(digits_world):
+    body = logged_in(digits_world["users"]["alice"]).get(reverse("web:dashboard")).content.decode()
+    assert "alice/digits-mlp-int8" in body and "bob/digits-mlp-pruned" not in body

@@ -1,0 +1,71 @@
+"""Sign up, log in/out (Django's auth views, our templates) and personal access tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from apps.accounts.models import PersonalAccessToken
+from apps.accounts.roles import is_maintainer
+from apps.accounts.services import token_create, token_revoke, user_signup
+from apps.core.errors import ValidationFailed
+
+from ..forms import SignupForm, TokenCreateForm, add_service_errors
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("web:dashboard")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_signup(username=form.cleaned_data["username"], email=form.cleaned_data["email"],
+                               password=form.cleaned_data["password1"])
+        except ValidationFailed as exc:
+            add_service_errors(form, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome, {user.username}! Your contributor account is ready.")
+            return redirect("web:dashboard")
+    return render(request, "web/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+def tokens(request: HttpRequest) -> HttpResponse:
+    form = TokenCreateForm(request.POST or None)
+    created = None
+    if not is_maintainer(request.user):
+        form.fields["scopes"].choices = [c for c in form.fields["scopes"].choices if c[0] != "admin"]
+    if request.method == "POST" and form.is_valid():
+        try:
+            created, raw = token_create(
+                user=request.user, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
+                expires_at=timezone.now() + timedelta(days=form.cleaned_data["expires_in_days"]),
+            )
+        except ValidationFailed as exc:
+            add_service_errors(form, exc, aliases={"expires_at": "expires_in_days"})
+        else:
+            # Rendered once in this response and never stored: there is no redirect that could show it again.
+            created = {"token": created, "raw": raw}
+            form = TokenCreateForm()
+    rows = PersonalAccessToken.objects.filter(user=request.user).order_by("-created_at")
+    return render(request, "web/tokens.html", {"form": form, "tokens": rows, "created": created},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = PersonalAccessToken.objects.filter(user=request.user, pk=token_id).first()
+    if token is None:
+        raise Http404
+    token_revoke(token=token, actor=request.user)
+    messages.success(request, f"Token “{token.name}” revoked. Anything using it now gets 401.")
+    return redirect("web:tokens")

@@ -1,0 +1,113 @@
+"""Submit a job (config form generated from the benchmark's JSON Schema) and the live job page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.benchmarks import services as job_services
+from apps.benchmarks.api.serializers import JobSerializer
+from apps.benchmarks.choices import TERMINAL_JOB_STATUSES
+from apps.benchmarks.models import Benchmark
+from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to
+from apps.core.errors import DomainError, ValidationFailed
+from apps.registry import selectors as registry_selectors
+
+from ..forms import add_service_errors, config_form_class
+from .variants import _variant_or_404
+
+
+def _benchmarks(user: Any) -> list[Benchmark]:
+    return list(Benchmark.objects.visible_to(user).filter(is_active=True).order_by("name"))
+
+
+@login_required
+def job_submit(request: HttpRequest, owner: str, name: str) -> HttpResponse:
+    variant = _variant_or_404(request, owner, name)
+    benchmarks = _benchmarks(request.user)
+    data = request.POST if request.method == "POST" else None
+    slug = (data or request.GET).get("benchmark") or (benchmarks[0].slug if benchmarks else "")
+    benchmark = next((b for b in benchmarks if b.slug == slug), None)
+    revisions = list(registry_selectors.revisions_for_api(user=request.user, variant=variant))
+    number = (data or request.GET).get("revision") or (
+        next((r.number for r in revisions if r.pk == variant.current_revision_id), ""))
+    config_form = None
+    errors: dict[str, list[str]] = {}
+    if benchmark is not None:
+        config_form = config_form_class(benchmark.config_schema or {}, benchmark.default_config or {})(
+            data, prefix="config")
+    elif data is not None:
+        errors["benchmark"] = ["Choose a benchmark."]
+    if request.htmx and request.method == "GET":
+        # The benchmark select swapped: send only that benchmark's config fields.
+        return render(request, "web/partials/config_fields.html", {"config_form": config_form,
+                                                                  "benchmark": benchmark})
+    if data is not None and benchmark is not None and config_form is not None and config_form.is_valid():
+        revision = next((r for r in revisions if str(r.number) == str(number)), None)
+        if revision is None:
+            errors["revision"] = ["Choose a revision of this variant."]
+        else:
+            config = {k: v for k, v in config_form.cleaned_data.items() if v not in (None, "")}
+            try:
+                job, created = job_services.job_submit(actor=request.user, revision=revision,
+                                                       benchmark=benchmark, config=config)
+            except DomainError as exc:
+                if isinstance(exc, ValidationFailed):
+                    add_service_errors(config_form, exc)
+                    for key, msgs in (exc.errors or {}).items():
+                        if key in ("benchmark", "revision", "variant"):
+                            errors.setdefault(key, []).extend(msgs)
+                else:
+                    config_form.add_error(None, exc.detail)
+            else:
+                messages.success(request, f"Job {job.pk} queued." if created else
+                                 f"The same job already exists (job {job.pk}); here it is.")
+                return redirect("web:job", job_id=job.pk)
+    status = 400 if (errors or (config_form is not None and config_form.errors)) else 200
+    return render(request, "web/job_submit.html", {
+        "variant": variant, "benchmarks": benchmarks, "benchmark": benchmark, "config_form": config_form,
+        "revisions": revisions, "revision_number": str(number), "errors": errors,
+    }, status=status)
+
+
+def _job_or_404(request: HttpRequest, job_id: int) -> dict[str, Any]:
+    job = jobs_for_api(jobs_visible_to(request.user)).filter(pk=job_id).first()
+    if job is None:
+        raise Http404
+    return {"job": JobSerializer(job, context={"request": request}).data, "job_obj": job,
+            "terminal": job.status in TERMINAL_JOB_STATUSES}
+
+
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    ctx = _job_or_404(request, job_id)
+    job = ctx["job_obj"]
+    ctx["can_cancel"] = request.user.is_authenticated and not ctx["terminal"] and (
+        job.submitted_by_id == request.user.pk)
+    return render(request, "web/job_detail.html", ctx)
+
+
+def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The fragment htmx polls: progress bar, ETA, state and log tail. It stops polling once terminal."""
+    return render(request, "web/partials/job_progress.html", _job_or_404(request, job_id))
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = jobs_visible_to(request.user).filter(pk=job_id).first()
+    if job is None:
+        raise Http404
+    try:
+        job_services.job_cancel(job=job, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Job {job.pk}: cancel requested.")
+    return redirect("web:job", job_id=job.pk)
+
+

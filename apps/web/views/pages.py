@@ -1,0 +1,36 @@
+"""The start page and the dashboard."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from apps.accounts.roles import is_reviewer
+from apps.benchmarks.api.serializers import JobSerializer
+from apps.benchmarks.models import Benchmark
+from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to, quota_status
+from apps.registry import selectors as registry_selectors
+
+from . import sections
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    recent = registry_selectors.variants_for_api(request.user).filter(is_public=True).order_by("-updated_at")[:8]
+    benchmarks = Benchmark.objects.visible_to(request.user).filter(is_active=True).order_by("name")
+    return render(request, "web/home.html", {"recent": recent, "benchmarks": benchmarks})
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    my_variants = registry_selectors.variants_for_api(user).filter(owner=user).order_by("-updated_at")[:50]
+    my_jobs = jobs_for_api(jobs_visible_to(user).filter(submitted_by=user)).order_by("-id")[:20]
+    ctx = {
+        "my_variants": my_variants,
+        "my_jobs": JobSerializer(my_jobs, many=True, context={"request": request}).data,
+        "quota": quota_status(user=user),
+        "is_reviewer": is_reviewer(user),
+    }
+    ctx.update(sections.dashboard_sections(request))
+    return render(request, "web/dashboard.html", ctx)

@@ -1,0 +1,153 @@
+"""Variant pages: browse, propose, the variant page and the forms posted from it."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from apps.accounts.roles import is_maintainer, is_reviewer
+from apps.core.errors import DomainError, NotFound
+from apps.registry import selectors as registry_selectors
+from apps.registry.models import Variant
+
+from ..forms import ArtifactUploadForm, VariantProposeForm, add_service_errors, license_choices
+from ..svg import lineage_layout
+from . import sections
+
+
+def _variant_or_404(request: HttpRequest, owner: str, name: str) -> Variant:
+    try:
+        return registry_selectors.variant_get(user=request.user, owner=owner, name=name)
+    except NotFound:
+        raise Http404
+
+
+def variant_list(request: HttpRequest) -> HttpResponse:
+    qs = registry_selectors.variants_for_api(request.user).order_by("-updated_at", "-id")
+    q = request.GET.get("q", "").strip()
+    if q:
+        qs = qs.filter(name__icontains=q) | qs.filter(owner__username__icontains=q)
+    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    return render(request, "web/variant_list.html", {"page": page, "q": q})
+
+
+def parent_suggestions(request: HttpRequest) -> HttpResponse:
+    """htmx fragment: <option>s for the parent datalist, among variants the user may see."""
+    q = request.GET.get("parents", request.GET.get("q", "")).split(",")[-1].strip()
+    qs = registry_selectors.variants_for_api(request.user)
+    if q:
+        owner, sep, name = q.partition("/")
+        qs = qs.filter(owner__username__icontains=owner, name__icontains=name) if sep else (
+            qs.filter(name__icontains=q) | qs.filter(owner__username__icontains=q))
+    return render(request, "web/partials/parent_options.html", {"variants": qs.order_by("name")[:20]})
+
+
+@login_required
+def variant_propose(request: HttpRequest) -> HttpResponse:
+    form = VariantProposeForm(request.POST or None, request.FILES or None,
+                              initial={"parents": request.GET.get("parent", "")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            variant = sections.variant_propose(request.user, form)
+        except DomainError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{variant.full_name} created as a draft. Upload its files next.")
+            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+    return render(request, "web/variant_propose.html",
+                  {"form": form, "licenses": license_choices()}, status=400 if form.errors else 200)
+
+
+def variant_detail(request: HttpRequest, owner: str, name: str) -> HttpResponse:
+    variant = _variant_or_404(request, owner, name)
+    return render(request, "web/variant_detail.html", _variant_context(request, variant))
+
+
+def _variant_context(request: HttpRequest, variant: Variant, **extra: Any) -> dict[str, Any]:
+    user = request.user
+    revisions = list(registry_selectors.revisions_for_api(user=user, variant=variant))
+    current = next((r for r in revisions if r.pk == variant.current_revision_id), revisions[-1] if revisions else None)
+    lineage = registry_selectors.variant_lineage(variant=variant, user=user)
+    is_owner = user.is_authenticated and variant.owner_id == user.pk
+    ctx: dict[str, Any] = {
+        "variant": variant, "revisions": revisions, "current": current, "lineage": lineage,
+        "lineage_svg": lineage_layout(lineage), "is_owner": is_owner,
+        "is_reviewer": is_reviewer(user), "is_maintainer": is_maintainer(user),
+        "upload_form": extra.pop("upload_form", None) or ArtifactUploadForm(),
+    }
+    ctx.update(sections.variant_sections(request, variant, current))
+    ctx.update(extra)
+    return ctx
+
+
+@login_required
+@require_POST
+def artifact_upload(request: HttpRequest, owner: str, name: str, number: int) -> HttpResponse:
+    variant = _variant_or_404(request, owner, name)
+    try:
+        revision = registry_selectors.revision_get(user=request.user, variant=variant, number=number)
+    except NotFound:
+        raise Http404
+    form = ArtifactUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            artifact = sections.artifact_upload(request.user, revision, form)
+        except DomainError as exc:
+            add_service_errors(form, exc)
+        else:
+            msg = f"Uploaded {artifact.path} ({artifact.size_bytes} bytes, sha256 {artifact.sha256[:12]}…)."
+            if request.htmx or request.headers.get("X-Requested-With") == "XMLHttpRequest":
+                return HttpResponse(msg, status=201)
+            messages.success(request, msg)
+            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        return render(request, "web/partials/upload_form.html",
+                      {"upload_form": form, "variant": variant, "current": revision}, status=400)
+    return render(request, "web/variant_detail.html",
+                  _variant_context(request, variant, upload_form=form), status=400)
+
+
+@login_required
+@require_POST
+def revision_action(request: HttpRequest, owner: str, name: str, number: int, action: str) -> HttpResponse:
+    """submit / withdraw / publish / unpublish / reject, each through the registry's transition services."""
+    variant = _variant_or_404(request, owner, name)
+    try:
+        revision = registry_selectors.revision_get(user=request.user, variant=variant, number=number)
+    except NotFound:
+        raise Http404
+    try:
+        sections.revision_action(request.user, revision, action, reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        messages.error(request, _problem_text(exc))
+    else:
+        messages.success(request, f"Revision {revision.number}: {action} done.")
+    return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+
+
+def _problem_text(exc: DomainError) -> str:
+    parts = [exc.detail]
+    for key, msgs in (exc.errors or {}).items():
+        parts.append(f"{key}: {'; '.join(str(m) for m in msgs)}")
+    return " — ".join(parts)
+
+
+def save_upload_to_temp(upload: Any) -> Path:
+    """A path for an upload, whether Django spooled it to disk or kept it in memory."""
+    if hasattr(upload, "temporary_file_path"):
+        return Path(upload.temporary_file_path())
+    tmp = tempfile.NamedTemporaryFile(delete=False, suffix=Path(upload.name).suffix)  # noqa: SIM115
+    for chunk in upload.chunks():
+        tmp.write(chunk)
+    tmp.close()
+    return Path(tmp.name)
+
+

@@ -68,3 +68,67 @@ class ArtifactFormat(models.TextChoices):
 
 SAFE_FORMATS = frozenset({"safetensors", "onnx", "gguf"})
 UNSAFE_FORMATS = frozenset({"pickle", "bin", "pt", "pth", "pkl", "ckpt"})
+
+# File extensions whose format is certain. A pickle-family extension can never be declared as a safe format.
+EXTENSION_FORMATS: dict[str, str] = {
+    ".safetensors": "safetensors",
+    ".onnx": "onnx",
+    ".gguf": "gguf",
+    ".bin": "bin",
+    ".pt": "pt",
+    ".pth": "pth",
+    ".pkl": "pkl",
+    ".pickle": "pickle",
+    ".ckpt": "ckpt",
+    ".json": "json",
+    ".txt": "txt",
+    ".md": "txt",
+}
+
+# A new revision may be opened from these states of the current one: a draft is edited in place, and a
+# submitted revision is under review (withdraw it first).
+NEW_REVISION_FROM: tuple[str, ...] = (
+    S.CHANGES_REQUESTED, S.APPROVED, S.PUBLISHED, S.UNPUBLISHED, S.REJECTED, S.WITHDRAWN,
+)
+
+
+class LicenseFamily(models.TextChoices):
+    PERMISSIVE = "permissive"
+    PUBLIC_DOMAIN = "public-domain"
+    WEAK_COPYLEFT = "weak-copyleft"
+    COPYLEFT = "copyleft"
+    NON_COMMERCIAL = "non-commercial"
+    NO_DERIVATIVES = "no-derivatives"
+    RAIL = "rail"
+    LLAMA = "llama"
+    GEMMA = "gemma"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class CompatStatus(models.TextChoices):
+    COMPATIBLE = "compatible"
+    REVIEW = "review", "Needs a human check"
+    INCOMPATIBLE = "incompatible"
+    UNDECLARED = "undeclared", "Licence not declared"
+
+
+# Hugging Face Hub pipeline tags (the `task` of a variant and `pipeline_tag` of a card).
+PIPELINE_TAGS: tuple[str, ...] = (
+    "text-classification", "token-classification", "table-question-answering", "question-answering",
+    "zero-shot-classification", "translation", "summarization", "feature-extraction", "text-generation",
+    "text2text-generation", "fill-mask", "sentence-similarity", "text-ranking", "text-retrieval",
+    "text-to-speech", "text-to-audio", "automatic-speech-recognition", "audio-to-audio", "audio-classification",
+    "audio-text-to-text", "voice-activity-detection", "depth-estimation", "image-classification",
+    "object-detection", "image-segmentation", "text-to-image", "image-to-text", "image-to-image",
+    "image-to-video", "unconditional-image-generation", "video-classification", "reinforcement-learning",
+    "robotics", "tabular-classification", "tabular-regression", "tabular-to-text", "table-to-text",
+    "multiple-choice", "time-series-forecasting", "text-to-video", "image-text-to-text",
+    "visual-question-answering", "document-question-answering", "zero-shot-image-classification", "graph-ml",
+    "mask-generation", "zero-shot-object-detection", "text-to-3d", "image-to-3d", "image-feature-extraction",
+    "video-text-to-text", "keypoint-detection", "visual-document-retrieval", "any-to-any", "video-to-video",
+    "other",
+)
+
+# The Hub's base_model_relation values; the others of ours are exported as `finetune` plus our own key.
+HUB_RELATIONS = frozenset({"adapter", "merge", "quantized", "finetune"})

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 
-from .querysets import VariantQuerySet
 from .choices import SAFE_FORMATS, TRANSITIONS, Precision, Relation, RevisionStatus
+from .querysets import RevisionQuerySet, VariantQuerySet
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
+HUB_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 
 
 class Variant(models.Model):
@@ -28,7 +31,12 @@ class Variant(models.Model):
     tags = models.JSONField(default=list, blank=True)
     summary = models.CharField(max_length=500, blank=True, default="")
     card = models.TextField(blank=True, default="")
-    card_data = models.JSONField(default=dict, blank=True)
+    card_data = models.JSONField(default=dict, blank=True,
+                                 help_text="Hub card metadata other than the fields above (datasets, language, "
+                                           "library_name, self-reported model-index, ...).")
+    hub_id = models.CharField(max_length=200, blank=True, default="", db_index=True,
+                              validators=[RegexValidator(HUB_ID_RE)],
+                              help_text="The Hugging Face Hub repo this entry describes, e.g. meta-llama/Llama-3.1-8B.")
     current_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL,
                                          related_name="+")
     # Denormalised from the current revision so lists and visibility filters need no join.
@@ -53,13 +61,25 @@ class Variant(models.Model):
     def full_name(self) -> str:
         return f"{self.owner.username}/{self.name}"
 
+    @property
+    def etag(self) -> str:
+        """Changes whenever the row is written: every service saves `updated_at`."""
+        stamp = f"variant:{self.pk}:{self.updated_at.isoformat() if self.updated_at else ''}"
+        return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+
 
 class VariantParent(models.Model):
     child = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="parent_links")
     parent = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="child_links")
+    # Keeps the order the parents were declared in (a card's base_model list round-trips unchanged).
+    position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
+        ordering = ["position", "id"]
         constraints = [models.UniqueConstraint(fields=["child", "parent"], name="variant_parent_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.child_id} <- {self.parent_id}"
 
 
 class Revision(models.Model):
@@ -72,6 +92,11 @@ class Revision(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_reason = models.TextField(blank=True, default="")
+    # What the variant said when this revision was submitted (metadata and card): reviewers judge this.
+    metadata = models.JSONField(default=dict, blank=True)
+
+    objects = RevisionQuerySet.as_manager()
 
     class Meta:
         ordering = ["variant_id", "number"]

@@ -9,9 +9,13 @@ from django.db.models import Q
 
 from apps.accounts.roles import is_reviewer
 
+from .choices import PUBLIC_STATUSES
+
 
 class VariantQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> VariantQuerySet:
+        """Published variants for everyone; drafts and variants under review for their owner, reviewers and
+        maintainers only."""
         if is_reviewer(user):
             return self
         if getattr(user, "is_authenticated", False):
@@ -28,3 +32,13 @@ class VariantQuerySet(models.QuerySet):
     def by_full_name(self, full_name: str) -> VariantQuerySet:
         owner, _, name = full_name.partition("/")
         return self.filter(owner__username__iexact=owner, name__iexact=name)
+
+
+class RevisionQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> RevisionQuerySet:
+        """A published revision is public; every other state only for the owner, reviewers and maintainers."""
+        if is_reviewer(user):
+            return self
+        if getattr(user, "is_authenticated", False):
+            return self.filter(Q(status__in=PUBLIC_STATUSES) | Q(variant__owner=user))
+        return self.filter(status__in=PUBLIC_STATUSES)

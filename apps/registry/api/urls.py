@@ -1,17 +1,29 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
 
-from .views import RevisionViewSet, VariantViewSet
+from .views import (
+    ArtifactCreateView,
+    RevisionSubmitView,
+    RevisionViewSet,
+    RevisionWithdrawView,
+    VariantCardView,
+    VariantImportCardView,
+    VariantLineageView,
+    VariantViewSet,
+)
 
-router = SimpleRouter()
-router.register("variants", VariantViewSet, basename="variant")
-
-V = r"(?P<owner>[A-Za-z0-9][A-Za-z0-9._@+-]*)/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)"
-revision_list = RevisionViewSet.as_view({"get": "list"})
-revision_detail = RevisionViewSet.as_view({"get": "retrieve"})
+V = "variants/<str:owner>/<str:name>"
+R = f"{V}/revisions/<int:number>"
 
 urlpatterns = [
-    path("variants/<str:owner>/<str:name>/revisions/", revision_list, name="revision-list"),
-    path("variants/<str:owner>/<str:name>/revisions/<int:number>/", revision_detail, name="revision-detail"),
-    *router.urls,
+    path("variants/", VariantViewSet.as_view({"get": "list", "post": "create"}), name="variant-list"),
+    path("variants/import-card/", VariantImportCardView.as_view(), name="variant-import-card"),
+    path(f"{V}/", VariantViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+         name="variant-detail"),
+    path(f"{V}/lineage/", VariantLineageView.as_view(), name="variant-lineage"),
+    path(f"{V}/card.md", VariantCardView.as_view(), name="variant-card"),
+    path(f"{V}/revisions/", RevisionViewSet.as_view({"get": "list", "post": "create"}), name="revision-list"),
+    path(f"{R}/", RevisionViewSet.as_view({"get": "retrieve"}), name="revision-detail"),
+    path(f"{R}/artifacts/", ArtifactCreateView.as_view(), name="revision-artifacts"),
+    path(f"{R}/submit/", RevisionSubmitView.as_view(), name="revision-submit"),
+    path(f"{R}/withdraw/", RevisionWithdrawView.as_view(), name="revision-withdraw"),
 ]

@@ -1,43 +1,308 @@
+"""Registry endpoints: validate, call one service, serialize. Visibility comes from the selectors (404)."""
+
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from django.shortcuts import get_object_or_404
-from rest_framework import mixins, permissions, viewsets
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from apps.accounts.models import User
+from apps.core.errors import ValidationFailed
+from apps.registry import selectors, services
+from apps.registry.cards import card_render
 from apps.registry.models import Revision, Variant
+from apps.registry.uploads import HashingUploadHandler
 
-from .serializers import RevisionSerializer, VariantSerializer
+from .filtersets import VariantFilterSet
+from .markdown import MarkdownParser, MarkdownRenderer
+from .serializers import (
+    ArtifactRecordSerializer,
+    ArtifactSerializer,
+    ArtifactUploadSerializer,
+    CardImportSerializer,
+    LineageSerializer,
+    RevisionCreateSerializer,
+    RevisionSerializer,
+    TransitionSerializer,
+    VariantCreateSerializer,
+    VariantDetailSerializer,
+    VariantSerializer,
+    VariantUpdateSerializer,
+)
 
-FULL_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9._@+-]*/[A-Za-z0-9][A-Za-z0-9._-]*"
+ETAG_HEADER = OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                               description="ETag from a previous GET; a stale one gets 412.")
 
 
-class VariantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Model variants; drafts are visible only to their owner, reviewers and maintainers."""
+def _with_etag(response: Response, etag: str) -> Response:
+    response["ETag"] = etag
+    return response
+
+
+def _body_etag(data: Any) -> str:
+    raw = json.dumps(data, sort_keys=True, default=str).encode()
+    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    header = request.headers.get("If-None-Match")
+    return bool(header) and services.etag_matches(header, etag)
+
+
+def _owner_for_create(request: Request, username: str | None) -> User:
+    if not username or username.lower() == request.user.username.lower():
+        return request.user  # type: ignore[return-value]
+    owner = User.objects.filter(username__iexact=username).first()
+    if owner is None:
+        raise ValidationFailed("Unknown owner.", errors={"owner": [f"No user '{username}'."]})
+    return owner
+
+
+class VariantMixin:
+    """Resolves {owner}/{name} from the URL among what the user may see."""
+
+    request: Request
+    kwargs: dict[str, Any]
+
+    def get_variant(self) -> Variant:
+        return selectors.variant_get(user=self.request.user, owner=self.kwargs["owner"], name=self.kwargs["name"])
+
+
+class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Model variants. Drafts and variants under review are visible only to their owner, reviewers and
+    maintainers; everyone else gets 404."""
 
     serializer_class = VariantSerializer
-    permission_classes = [permissions.AllowAny]
-    lookup_field = "full_name"
-    lookup_value_regex = FULL_NAME_RE
-    search_fields = ["name", "summary", "owner__username"]
+    filterset_class = VariantFilterSet
+    search_fields = ["name", "summary", "owner__username", "architecture", "hub_id"]
     ordering_fields = ["created_at", "updated_at", "name", "parameters"]
-    filterset_fields = ["relation", "license", "task", "status", "precision"]
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return Variant.objects.visible_to(self.request.user).with_list_relations()
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        if self.action in ("list", "retrieve"):
+            return [permissions.AllowAny(), *super().get_permissions()]
+        return [permissions.IsAuthenticated(), *super().get_permissions()]
 
-    def get_object(self) -> Variant:
-        return get_object_or_404(self.get_queryset().by_full_name(self.kwargs["full_name"]))
+    def get_queryset(self) -> QuerySet[Variant]:
+        return selectors.variants_for_api(self.request.user)
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        if self.action == "list":
+            return VariantSerializer
+        return VariantDetailSerializer
+
+    def _detail(self, variant: Variant, status_code: int = 200) -> Response:
+        fresh = selectors.variants_for_api(self.request.user).get(pk=variant.pk)
+        data = VariantDetailSerializer(fresh, context=self.get_serializer_context()).data
+        return _with_etag(Response(data, status=status_code), fresh.etag)
+
+    @extend_schema(request=VariantCreateSerializer, responses={201: VariantDetailSerializer})
+    def create(self, request: Request) -> Response:
+        incoming = VariantCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = dict(incoming.validated_data)
+        owner = _owner_for_create(request, data.pop("owner", None))
+        variant = services.variant_create(owner=owner, actor=request.user, name=data.pop("name"),
+                                          relation=data.pop("relation", None), parents=data.pop("parents", ()),
+                                          **data)
+        response = self._detail(variant, status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/variants/{variant.full_name}/"
+        return response
+
+    @extend_schema(responses={200: VariantDetailSerializer, 304: OpenApiResponse(description="Not modified")})
+    def retrieve(self, request: Request, owner: str, name: str) -> Response:
+        variant = self.get_variant()
+        if _not_modified(request, variant.etag):
+            return _with_etag(Response(status=status.HTTP_304_NOT_MODIFIED), variant.etag)
+        data = VariantDetailSerializer(variant, context=self.get_serializer_context()).data
+        return _with_etag(Response(data), variant.etag)
+
+    @extend_schema(request=VariantUpdateSerializer, responses={200: VariantDetailSerializer},
+                   parameters=[ETAG_HEADER])
+    def partial_update(self, request: Request, owner: str, name: str) -> Response:
+        variant = self.get_variant()
+        incoming = VariantUpdateSerializer(data=request.data, partial=True)
+        incoming.is_valid(raise_exception=True)
+        variant = services.variant_update(variant=variant, actor=request.user,  # type: ignore[arg-type]
+                                          if_match=request.headers.get("If-Match"), **incoming.validated_data)
+        return self._detail(variant)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, owner: str, name: str) -> Response:
+        services.variant_delete(variant=self.get_variant(), actor=request.user)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class RevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class VariantImportCardView(APIView):
+    """Create or update a variant from a Hub README.md: JSON `{name, card}`, or the README itself as
+    `text/markdown` with `?name=`."""
+
+    permission_classes = [permissions.IsAuthenticated, *APIView.permission_classes]
+    parser_classes = [JSONParser, MarkdownParser]
+
+    @extend_schema(
+        request={"application/json": CardImportSerializer, "text/markdown": OpenApiTypes.STR},
+        parameters=[OpenApiParameter("name", OpenApiTypes.STR, required=False,
+                                     description="Variant name, for a text/markdown body."),
+                    OpenApiParameter("owner", OpenApiTypes.STR, required=False,
+                                     description="Maintainers only: 'commons'.")],
+        responses={201: VariantDetailSerializer, 200: VariantDetailSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        if isinstance(request.data, str):
+            text, name, owner_name = request.data, request.query_params.get("name"), request.query_params.get("owner")
+        else:
+            incoming = CardImportSerializer(data=request.data)
+            incoming.is_valid(raise_exception=True)
+            text = incoming.validated_data["card"]
+            name = incoming.validated_data.get("name")
+            owner_name = incoming.validated_data.get("owner")
+        owner = _owner_for_create(request, owner_name)
+        variant, created = services.variant_import_card(owner=owner, actor=request.user,  # type: ignore[arg-type]
+                                                        text=text, name=name)
+        fresh = selectors.variants_for_api(request.user).get(pk=variant.pk)
+        data = VariantDetailSerializer(fresh, context={"request": request}).data
+        response = Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        response["Location"] = f"/api/v1/variants/{fresh.full_name}/"
+        return _with_etag(response, fresh.etag)
+
+
+class VariantLineageView(VariantMixin, APIView):
+    """Ancestors and descendants with their relations, in a fixed number of queries."""
+
+    permission_classes = [permissions.AllowAny, *APIView.permission_classes]
+
+    @extend_schema(responses={200: LineageSerializer})
+    def get(self, request: Request, owner: str, name: str) -> Response:
+        return Response(selectors.variant_lineage(variant=self.get_variant(), user=request.user))
+
+
+class VariantCardView(VariantMixin, APIView):
+    """The model card as a Hub README.md; its model-index holds the verified results."""
+
+    permission_classes = [permissions.AllowAny, *APIView.permission_classes]
+    renderer_classes = [MarkdownRenderer]
+
+    @extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR})
+    def get(self, request: Request, owner: str, name: str) -> HttpResponse:
+        variant = self.get_variant()
+        base_url = request.build_absolute_uri("/").rstrip("/")
+        text = card_render(variant, results=selectors.verified_results(variant), base_url=base_url)
+        response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+        response["Content-Disposition"] = 'inline; filename="README.md"'
+        response["ETag"] = _body_etag(text)
+        return response
+
+
+class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Numbered revisions of a variant. Drafts and revisions under review are not public."""
+
     serializer_class = RevisionSerializer
-    permission_classes = [permissions.AllowAny]
-    lookup_field = "number"
-    lookup_value_regex = r"[0-9]+"
     filter_backends: list[Any] = []
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        variant = get_object_or_404(Variant.objects.visible_to(self.request.user).by_full_name(
-            f"{self.kwargs['owner']}/{self.kwargs['name']}"))
-        return Revision.objects.filter(variant=variant).prefetch_related("artifacts").order_by("number")
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        if self.action in ("list", "retrieve"):
+            return [permissions.AllowAny(), *super().get_permissions()]
+        return [permissions.IsAuthenticated(), *super().get_permissions()]
+
+    def get_queryset(self) -> QuerySet[Revision]:
+        return selectors.revisions_for_api(user=self.request.user, variant=self.get_variant())
+
+    @extend_schema(responses={200: RevisionSerializer, 304: OpenApiResponse(description="Not modified")})
+    def retrieve(self, request: Request, owner: str, name: str, number: int) -> Response:
+        revision = selectors.revision_get(user=request.user, variant=self.get_variant(), number=int(number))
+        data = RevisionSerializer(revision).data
+        etag = _body_etag(data)
+        if _not_modified(request, etag):
+            return _with_etag(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
+        return _with_etag(Response(data), etag)
+
+    @extend_schema(request=RevisionCreateSerializer, responses={201: RevisionSerializer})
+    def create(self, request: Request, owner: str, name: str) -> Response:
+        incoming = RevisionCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        revision = services.revision_create(variant=self.get_variant(), actor=request.user,  # type: ignore[arg-type]
+                                            notes=incoming.validated_data.get("notes", ""),
+                                            copy_artifacts=incoming.validated_data["copy_artifacts"])
+        revision = Revision.objects.prefetch_related("artifacts").get(pk=revision.pk)
+        response = Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/variants/{owner}/{name}/revisions/{revision.number}/"
+        return response
+
+
+class RevisionMixin(VariantMixin):
+    def get_revision(self) -> Revision:
+        return selectors.revision_get(user=self.request.user, variant=self.get_variant(),
+                                      number=int(self.kwargs["number"]))
+
+    def revision_response(self, revision: Revision, status_code: int = 200) -> Response:
+        fresh = Revision.objects.prefetch_related("artifacts").get(pk=revision.pk)
+        return Response(RevisionSerializer(fresh).data, status=status_code)
+
+
+class ArtifactCreateView(RevisionMixin, APIView):
+    """Add an artifact to a draft revision: a JSON record `{path, uri, sha256, size_bytes, format}`, or a
+    multipart upload (`file`, `path`, `format`, optional `sha256`) streamed to storage and hashed on the way."""
+
+    permission_classes = [permissions.IsAuthenticated, *APIView.permission_classes]
+    parser_classes = [JSONParser, MultiPartParser]
+
+    @extend_schema(
+        request={"application/json": ArtifactRecordSerializer, "multipart/form-data": ArtifactUploadSerializer},
+        responses={201: ArtifactSerializer},
+    )
+    def post(self, request: Request, owner: str, name: str, number: int) -> Response:
+        # Before anything reads the body: hash while streaming to a temporary file.
+        request.upload_handlers = [HashingUploadHandler(request._request)]
+        revision = self.get_revision()
+        if request.content_type.startswith("multipart/"):
+            incoming: serializers.Serializer = ArtifactUploadSerializer(data=request.data)
+            incoming.is_valid(raise_exception=True)
+            data = incoming.validated_data
+            artifact = services.artifact_add(revision=revision, actor=request.user,  # type: ignore[arg-type]
+                                             upload=data["file"], path=data.get("path"), fmt=data.get("format"),
+                                             sha256=data.get("sha256"))
+        else:
+            incoming = ArtifactRecordSerializer(data=request.data)
+            incoming.is_valid(raise_exception=True)
+            data = incoming.validated_data
+            artifact = services.artifact_add(revision=revision, actor=request.user,  # type: ignore[arg-type]
+                                             path=data["path"], uri=data["uri"], sha256=data["sha256"],
+                                             size_bytes=data["size_bytes"], fmt=data.get("format"))
+        return Response(ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)
+
+
+class RevisionSubmitView(RevisionMixin, APIView):
+    """The owner submits the current draft for review. 409 lists what is missing, or the allowed
+    transitions when the revision is not a draft."""
+
+    permission_classes = [permissions.IsAuthenticated, *APIView.permission_classes]
+
+    @extend_schema(request=None, responses={200: RevisionSerializer})
+    def post(self, request: Request, owner: str, name: str, number: int) -> Response:
+        revision = services.revision_submit(revision=self.get_revision(), actor=request.user)  # type: ignore[arg-type]
+        return self.revision_response(revision)
+
+
+class RevisionWithdrawView(RevisionMixin, APIView):
+    """The owner withdraws a draft, submitted or changes-requested revision (final)."""
+
+    permission_classes = [permissions.IsAuthenticated, *APIView.permission_classes]
+
+    @extend_schema(request=TransitionSerializer, responses={200: RevisionSerializer})
+    def post(self, request: Request, owner: str, name: str, number: int) -> Response:
+        incoming = TransitionSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        revision = services.revision_withdraw(revision=self.get_revision(), actor=request.user,  # type: ignore[arg-type]
+                                              reason=incoming.validated_data.get("reason", ""))
+        return self.revision_response(revision)
+

@@ -245,3 +245,12 @@ LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:dashboard"
 LOGOUT_REDIRECT_URL = "web:home"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Model Commons <noreply@modelcommons.local>")
+
+# --- Registry (issue 3) ---------------------------------------------------------------------------
+# The maintainers' namespace for original models; maintainers act for it (nobody logs in as it).
+MC_COMMONS_USERNAME = env.str("MC_COMMONS_USERNAME", default="commons")
+MC_CARD_MAX_CHARS = env.int("MC_CARD_MAX_CHARS", default=200_000)
+# Artifacts recorded by URI (not stored here) may be as large as real checkpoints.
+MC_ARTIFACT_RECORD_MAX_BYTES = env.int("MC_ARTIFACT_RECORD_MAX_BYTES", default=2 * 1024**4)
+# file:// artifact URIs point workers at their own disk: development only.
+MC_ARTIFACT_ALLOW_FILE_URIS = env.bool("MC_ARTIFACT_ALLOW_FILE_URIS", default=False)

@@ -1,0 +1,34 @@
+"""Explicit extension points for other apps, run after the registry's transaction commits.
+
+Other apps append a callable at import time (in their AppConfig.ready), for example the checklist app:
+
+    from apps.registry.hooks import REVISION_SUBMITTED_HOOKS
+    REVISION_SUBMITTED_HOOKS.append(checklist_instance_create_for_revision)
+
+Each hook receives ids only (keyword arguments), runs after commit, and an exception in one hook is logged
+without affecting the others or the request (`robust=True`). No Django signals: the list is the contract.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+
+Hook = Callable[..., Any]
+
+# fn(revision_id=...) once a revision enters `submitted`.
+REVISION_SUBMITTED_HOOKS: list[Hook] = []
+# fn(revision_id=..., before=..., after=...) after every state change of a revision.
+REVISION_TRANSITIONED_HOOKS: list[Hook] = []
+# fn(revision_id=..., artifact_id=...) after an artifact is added to a revision.
+ARTIFACT_ADDED_HOOKS: list[Hook] = []
+# fn(variant_id=..., fields=[...]) after a variant's metadata or card changed (checklist items re-evaluate).
+VARIANT_UPDATED_HOOKS: list[Hook] = []
+
+
+def run_on_commit(hooks: list[Hook], **kwargs: Any) -> None:
+    for hook in list(hooks):
+        transaction.on_commit(functools.partial(hook, **kwargs), robust=True)

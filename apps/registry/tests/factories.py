@@ -1,0 +1,51 @@
+"""Registry test helpers: variants built through the services, as the API would build them."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from apps.accounts.models import User
+from apps.registry.models import Variant
+from apps.registry.services import artifact_add, revision_transition, variant_create
+
+CARD = (
+    "# A test model\n\nA small model used by the registry tests. It exists only so that reviewers have a card "
+    "long enough to read.\n\n## Intended use\nTests.\n\n## Limitations\nNone worth knowing.\n\n"
+    "## Training data\nNone.\n\n## Evaluation\nNone.\n"
+)
+
+
+def commons_user() -> User:
+    user, _ = User.objects.get_or_create(username="commons", defaults={"email": "commons@example.org"})
+    return user
+
+
+def make_original(maintainer: User, name: str = "base-model", license: str = "apache-2.0", publish: bool = True,
+                  **fields: Any) -> Variant:
+    """An original in the commons namespace, published (as originals are) unless told otherwise."""
+    variant = variant_create(owner=commons_user(), actor=maintainer, name=name, relation="original",
+                             license=license, card=CARD, parameters=fields.pop("parameters", 1000), **fields)
+    if publish:
+        publish_current(variant, maintainer)
+        variant.refresh_from_db()
+    return variant
+
+
+def publish_current(variant: Variant, actor: User) -> None:
+    revision = variant.current_revision
+    for target in ("submitted", "approved", "published"):
+        revision_transition(revision=revision, target=target, actor=actor)
+
+
+def make_variant(owner: User, name: str, parents: list[Variant], relation: str = "finetune",
+                 license: str = "apache-2.0", **fields: Any) -> Variant:
+    fields.setdefault("card", CARD)
+    return variant_create(owner=owner, name=name, relation=relation, parents=parents, license=license, **fields)
+
+
+def record(variant: Variant, actor: User, path: str = "model.safetensors", **kw: Any):  # type: ignore[no-untyped-def]
+    revision = variant.current_revision
+    return artifact_add(revision=revision, actor=actor, path=path, uri=kw.pop("uri", f"hf://org/x@main/{path}"),
+                        sha256=kw.pop("sha256", hashlib.sha256(path.encode()).hexdigest()),
+                        size_bytes=kw.pop("size_bytes", 1234), fmt=kw.pop("fmt", None))

@@ -1,0 +1,118 @@
+"""Artifact uploads: streamed to a temporary file with the sha256 computed on the fly, never held in memory.
+
+`HashingUploadHandler` replaces Django's upload handlers for the artifact endpoint. Each chunk is hashed and
+written to a temporary file as it arrives; the size cap (settings.MC_UPLOAD_MAX_BYTES) is checked against the
+Content-Length before anything is read, and again while the bytes stream in. The resulting file carries
+`sha256`, `size` and `head` (its first bytes, for format sniffing) so the service never reads it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+
+from apps.core.errors import DomainError
+
+HEAD_BYTES = 64
+# Room for the multipart boundaries and the small form fields next to the file.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    title = "Payload too large"
+    slug = "payload-too-large"
+
+
+def upload_limit() -> int:
+    return min(int(settings.MC_UPLOAD_MAX_BYTES), int(settings.MC_ARTIFACT_MAX_BYTES))
+
+
+def too_large(size: int | None = None) -> PayloadTooLarge:
+    limit = upload_limit()
+    got = f" ({size} bytes)" if size is not None else ""
+    return PayloadTooLarge(f"The upload{got} is larger than the {limit}-byte limit.", limit_bytes=limit)
+
+
+class HashingUploadHandler(FileUploadHandler):
+    chunk_size = 1024 * 1024
+
+    def handle_raw_input(self, input_data: Any, META: Any, content_length: int, boundary: Any,
+                         encoding: str | None = None) -> None:
+        if content_length and content_length > upload_limit() + MULTIPART_OVERHEAD:
+            raise too_large(content_length)
+        return None
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        self.file = TemporaryUploadedFile(self.file_name, self.content_type, 0, self.charset,
+                                          self.content_type_extra)
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        self.size += len(raw_data)
+        if self.size > upload_limit():
+            self.file.close()
+            raise too_large()
+        if len(self.head) < HEAD_BYTES:
+            self.head += raw_data[: HEAD_BYTES - len(self.head)]
+        self.digest.update(raw_data)
+        self.file.write(raw_data)
+        return None
+
+    def file_complete(self, file_size: int) -> UploadedFile:
+        self.file.seek(0)
+        self.file.size = file_size
+        self.file.sha256 = self.digest.hexdigest()  # type: ignore[attr-defined]
+        self.file.head = self.head  # type: ignore[attr-defined]
+        return self.file
+
+
+def uploaded_digest(upload: UploadedFile) -> tuple[str, int, bytes]:
+    """(sha256, size, first bytes): from the hashing handler, or by reading the file in chunks (e.g. when
+    session CSRF checks parsed the form with Django's default handlers first)."""
+    sha = getattr(upload, "sha256", None)
+    if sha is not None:
+        return sha, int(upload.size or 0), getattr(upload, "head", b"")
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    upload.seek(0)
+    for chunk in upload.chunks():
+        if len(head) < HEAD_BYTES:
+            head += chunk[: HEAD_BYTES - len(head)]
+        digest.update(chunk)
+        size += len(chunk)
+    upload.seek(0)
+    return digest.hexdigest(), size, head
+
+
+def sniff_format(head: bytes) -> str | None:
+    """What the first bytes say a file is, where that is certain: gguf, safetensors, zip (torch), pickle."""
+    if head.startswith(b"GGUF"):
+        return "gguf"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"
+    if len(head) >= 9 and int.from_bytes(head[:8], "little") < 100_000_000 and head[8:9] == b"{":
+        return "safetensors"
+    return None
+
+
+def content_mismatch(declared: str, head: bytes) -> str | None:
+    """A reason the bytes contradict a declared safe format, or None."""
+    seen = sniff_format(head)
+    if declared == "gguf" and seen != "gguf":
+        return "the file does not start with the GGUF magic bytes"
+    if declared == "safetensors" and seen != "safetensors":
+        return "the file does not start with a safetensors header"
+    if declared == "onnx" and seen in ("pickle", "zip", "gguf", "safetensors"):
+        return f"the file looks like {seen}, not an ONNX protobuf"
+    return None

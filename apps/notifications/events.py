@@ -1,0 +1,156 @@
+"""What the platform announces, to whom: one function per event, each writing in-app notifications, queuing
+e-mails and webhook deliveries. Callers run them inside the transaction of the change they announce."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+
+from apps.accounts.models import User
+from apps.registry.models import Revision, Variant
+
+from .choices import NotificationKind, WebhookEvent
+from .services import notify, webhook_event_publish
+
+logger = logging.getLogger(__name__)
+
+
+def _revision_path(revision: Revision) -> str:
+    return f"/api/v1/variants/{revision.variant.full_name}/revisions/{revision.number}/"
+
+
+def _revision_data(revision: Revision) -> dict[str, Any]:
+    variant = revision.variant
+    return {"variant": variant.full_name, "revision": revision.number, "status": revision.status,
+            "relation": variant.relation, "url": _revision_path(revision)}
+
+
+def _authors(revision: Revision) -> list[User]:
+    people = [revision.variant.owner]
+    if revision.created_by is not None and revision.created_by_id != revision.variant.owner_id:
+        people.append(revision.created_by)
+    return people
+
+
+def announce_revision_submitted(*, revision: Revision, reviewers: Iterable[User], actor: Any) -> None:
+    """A revision waits for review: the (assigned, or all) reviewers hear of it; webhooks get variant.submitted."""
+    variant = revision.variant
+    notify(users=reviewers, kind=NotificationKind.REVIEW_REQUESTED,
+           title=f"Review requested: {variant.full_name} revision {revision.number}",
+           body=f"{getattr(actor, 'username', 'someone')} submitted revision {revision.number} of "
+                f"{variant.full_name} ({variant.relation}) for review.",
+           url=_revision_path(revision), data=_revision_data(revision), exclude=_authors(revision))
+    webhook_event_publish(event=WebhookEvent.VARIANT_SUBMITTED,
+                          data={**_revision_data(revision), "submitted_by": getattr(actor, "username", None)},
+                          owner_ids=[u.pk for u in _authors(revision)], public=variant.is_public)
+
+
+def announce_review_assigned(*, revision: Revision, reviewer: User, actor: Any) -> None:
+    if actor is not None and getattr(actor, "pk", None) == reviewer.pk:
+        return  # self-assignment needs no notice
+    variant = revision.variant
+    notify(users=[reviewer], kind=NotificationKind.REVIEW_REQUESTED,
+           title=f"You were asked to review {variant.full_name} revision {revision.number}",
+           body=f"Assigned by {getattr(actor, 'username', None) or 'auto-assignment'}.",
+           url=_revision_path(revision), data=_revision_data(revision))
+
+
+def announce_review(*, revision: Revision, review_id: int, reviewer: User, decision: str, body: str) -> None:
+    variant = revision.variant
+    verb = {"approve": "approved", "request_changes": "requested changes on", "comment": "commented on"}[decision]
+    notify(users=_authors(revision), kind=NotificationKind.REVIEW_DECIDED,
+           title=f"{reviewer.username} {verb} {variant.full_name} revision {revision.number}",
+           body=body[:4000], url=_revision_path(revision),
+           data={**_revision_data(revision), "review": review_id, "decision": decision}, exclude=[reviewer])
+    webhook_event_publish(event=WebhookEvent.REVIEW_DECIDED,
+                          data={**_revision_data(revision),
+                                "review": {"id": review_id, "reviewer": reviewer.username, "decision": decision}},
+                          owner_ids=[u.pk for u in _authors(revision)], public=variant.is_public)
+
+
+def announce_revision_decided(*, revision: Revision, event: str, actor: Any, reason: str = "") -> None:
+    """published / unpublished / rejected by a maintainer (or automatically)."""
+    variant = revision.variant
+    word = {WebhookEvent.VARIANT_PUBLISHED: "published", WebhookEvent.VARIANT_UNPUBLISHED: "unpublished",
+            WebhookEvent.VARIANT_REJECTED: "rejected"}[event]  # type: ignore[index]
+    by = getattr(actor, "username", None) or "the platform (the publication gate holds)"
+    kind = NotificationKind.REVIEW_DECIDED if event == WebhookEvent.VARIANT_REJECTED else \
+        NotificationKind.VARIANT_PUBLISHED
+    notify(users=_authors(revision), kind=kind,
+           title=f"{variant.full_name} revision {revision.number} was {word}",
+           body=f"{word.capitalize()} by {by}." + (f"\n\nReason: {reason}" if reason else ""),
+           url=_revision_path(revision), data={**_revision_data(revision), "reason": reason},
+           exclude=[actor] if isinstance(actor, User) else ())
+    webhook_event_publish(event=event,
+                          data={**_revision_data(revision), "by": getattr(actor, "username", None),
+                                "reason": reason},
+                          owner_ids=[u.pk for u in _authors(revision)],
+                          public=variant.is_public or event == WebhookEvent.VARIANT_UNPUBLISHED)
+
+
+def announce_flag_resolved(*, flag_id: int, variant: Variant, kind: str, action: str, status: str, reason: str,
+                           reporter: User | None, actor: Any) -> None:
+    """A moderator dismissed, confirmed or unpublished on a flag, or asked the author to answer."""
+    if action == "ask_author":
+        notify(users=[variant.owner], kind=NotificationKind.FLAG_RESOLVED,
+               title=f"A moderator asks you about a {kind.replace('_', ' ')} flag on {variant.full_name}",
+               body=f"{reason}\n\nAnswer with POST /api/v1/flags/{flag_id}/respond/.",
+               url=f"/api/v1/flags/{flag_id}/", data={"flag": flag_id, "variant": variant.full_name,
+                                                      "action": action})
+    else:
+        notify(users=[variant.owner, reporter], kind=NotificationKind.FLAG_RESOLVED,
+               title=f"Flag on {variant.full_name} resolved: {action}",
+               body=f"The {kind.replace('_', ' ')} flag was resolved ({action}).\n\nReason: {reason}",
+               url=f"/api/v1/flags/{flag_id}/", data={"flag": flag_id, "variant": variant.full_name,
+                                                      "action": action},
+               exclude=[actor] if isinstance(actor, User) else ())
+    webhook_event_publish(event=WebhookEvent.FLAG_RESOLVED,
+                          data={"flag": flag_id, "variant": variant.full_name, "kind": kind, "action": action,
+                                "status": status, "reason": reason},
+                          owner_ids=[variant.owner_id], public=variant.is_public)
+
+
+TERMINAL_JOB_STATES = ("succeeded", "failed", "cancelled", "timed_out")
+
+
+def announce_job_finished(job_id: int) -> None:
+    """JOB_FINISHED_HOOKS subscriber: the submitter hears how the job ended; webhooks get job.finished."""
+    from apps.benchmarks.models import BenchmarkJob
+
+    job = (BenchmarkJob.objects.select_related("benchmark", "submitted_by", "revision__variant__owner", "result")
+           .filter(pk=job_id).first())
+    if job is None or job.status not in TERMINAL_JOB_STATES:
+        return
+    variant = job.revision.variant
+    result = getattr(job, "result", None)
+    data: dict[str, Any] = {
+        "job": job.pk, "status": job.status, "variant": variant.full_name, "revision": job.revision.number,
+        "benchmark": job.benchmark.slug, "benchmark_version": job.benchmark_version,
+        "metrics": result.metrics if result is not None else None,
+        "failure": {"reason": job.failure_reason, "message": job.failure_message[:1000]}
+        if job.failure_reason else None,
+        "url": f"/api/v1/jobs/{job.pk}/",
+    }
+    summary = (", ".join(f"{k}={v:.4g}" for k, v in sorted((result.metrics or {}).items())
+                         if isinstance(v, int | float))
+               if result is not None else f"{job.failure_reason}: {job.failure_message[:500]}")
+    with transaction.atomic():
+        notify(users=[job.submitted_by], kind=NotificationKind.JOB_FINISHED,
+               title=f"Job {job.pk} {job.status}: {job.benchmark.slug} on {variant.full_name}@{job.revision.number}",
+               body=summary, url=f"/api/v1/jobs/{job.pk}/", data=data)
+        webhook_event_publish(event=WebhookEvent.JOB_FINISHED, data=data,
+                              owner_ids=[job.submitted_by_id, variant.owner_id], public=variant.is_public)
+
+
+def subscribe_hooks() -> None:
+    """Join the engine's job-finished hook list (a no-op if it is already there)."""
+    try:
+        from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
+    except ImportError:
+        logger.warning("apps.benchmarks.hooks is missing: no job-finished notifications")
+        return
+    if announce_job_finished not in JOB_FINISHED_HOOKS:
+        JOB_FINISHED_HOOKS.append(announce_job_finished)

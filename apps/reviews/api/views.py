@@ -1,0 +1,428 @@
+"""Review workflow API: thin views (validate, call one service, serialize). Visibility comes first, so an object
+you may not see is a 404 whatever you try to do with it; role rules live in the services (403 with a reason)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.models import User
+from apps.accounts.permissions import IsReviewer, TokenScopePermission
+from apps.benchmarks.models import Benchmark
+from apps.core.errors import NotFound, ValidationFailed
+from apps.core.filters import StrictFilterSet
+from apps.registry.api.serializers import RevisionSerializer
+from apps.registry.choices import RevisionStatus
+from apps.registry.models import Revision
+from apps.reviews import selectors, services
+from apps.reviews.choices import REVIEWABLE_STATUSES, FlagKind, FlagStatus
+from apps.reviews.gate import publication_gate_unmet, review_standing
+from apps.reviews.models import Comment, Flag
+
+from .serializers import (
+    AssignSerializer,
+    CommentCreateSerializer,
+    CommentEditSerializer,
+    CommentSerializer,
+    FlagCreateSerializer,
+    FlagResolveSerializer,
+    FlagRespondSerializer,
+    FlagSerializer,
+    GateSerializer,
+    QueueEntrySerializer,
+    ReasonSerializer,
+    ReviewCreateSerializer,
+    ReviewSerializer,
+)
+
+MAX_ID = 2**63 - 1
+MAX_NUMBER = 2**31 - 1
+
+
+def _check_id(value: int, what: str) -> int:
+    if value > MAX_ID:
+        raise NotFound(f"No {what} {value}.")
+    return value
+
+
+class ReadOpenWriteAuthenticated(GenericAPIView):
+    """Reads are open (visibility is the selector's job); writes need a signed-in user. Token scopes always apply."""
+
+    permission_classes = [TokenScopePermission]
+    filter_backends: list[Any] = []
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        checks = [p() for p in self.permission_classes]
+        if self.request.method in permissions.SAFE_METHODS:
+            return checks
+        return [permissions.IsAuthenticated(), *checks]
+
+
+class RevisionScopedView(ReadOpenWriteAuthenticated):
+    """Base for /variants/{owner}/{name}/revisions/{number}/…: resolves the revision the user may see, or 404."""
+
+    def get_revision(self) -> Revision:
+        number = self.kwargs["number"]
+        if number > MAX_NUMBER:
+            raise NotFound(f"No revision {number}.")
+        return selectors.revision_visible_or_404(self.request.user, self.kwargs["owner"], self.kwargs["name"],
+                                                 number)
+
+    def revision_response(self, revision: Revision) -> Response:
+        fresh = Revision.objects.prefetch_related("artifacts").select_related("variant__owner").get(pk=revision.pk)
+        return Response(RevisionSerializer(fresh, context={"request": self.request}).data)
+
+
+class RevisionReviewsView(RevisionScopedView):
+    """A revision's reviews (anyone who may see the revision), and posting one (reviewers, `review` scope)."""
+
+    serializer_class = ReviewSerializer
+    token_scopes = {"POST": "review"}
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        revision = self.get_revision()
+        page = self.paginate_queryset(selectors.reviews_of(revision))
+        for review in page:
+            review.revision = revision  # `stale` compares with the variant we already loaded
+        return self.get_paginated_response(ReviewSerializer(page, many=True).data)
+
+    @extend_schema(request=ReviewCreateSerializer, responses={201: ReviewSerializer})
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        revision = self.get_revision()
+        incoming = ReviewCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        review = services.review_submit(revision=revision, reviewer=request.user, **incoming.validated_data)
+        review = selectors.reviews_of(revision).get(pk=review.pk)
+        review.revision.refresh_from_db()
+        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+class RevisionGateView(RevisionScopedView):
+    """The publication gate of a revision: what is still unmet. Reviewers, maintainers and the author."""
+
+    serializer_class = GateSerializer
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        revision = self.get_revision()
+        unmet = publication_gate_unmet(revision)
+        standing = review_standing(revision)
+        return Response(GateSerializer({"met": not unmet, "unmet": unmet, "approvals": standing.approvals,
+                                        "objections": standing.objections,
+                                        "required_approvals": settings.MC_PUBLISH_MIN_APPROVALS}).data)
+
+
+class RevisionPublishView(RevisionScopedView):
+    """Publish (maintainers, `admin` scope). A refusal is a 409 whose `errors.gate` lists every unmet condition."""
+
+    serializer_class = RevisionSerializer
+    token_scopes = {"POST": "admin"}
+
+    @extend_schema(request=ReasonSerializer, responses={200: RevisionSerializer})
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        revision = self.get_revision()
+        incoming = ReasonSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        revision = services.revision_publish(revision=revision, actor=request.user,
+                                             reason=incoming.validated_data["reason"])
+        return self.revision_response(revision)
+
+
+class RevisionUnpublishView(RevisionScopedView):
+    """Unpublish with a reason (maintainers, `admin` scope)."""
+
+    serializer_class = RevisionSerializer
+    token_scopes = {"POST": "admin"}
+
+    @extend_schema(request=ReasonSerializer, responses={200: RevisionSerializer})
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        revision = self.get_revision()
+        incoming = ReasonSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        revision = services.revision_unpublish(revision=revision, actor=request.user,
+                                               reason=incoming.validated_data["reason"])
+        return self.revision_response(revision)
+
+
+class RevisionRejectView(RevisionScopedView):
+    """Reject with a reason (maintainers, `admin` scope). Final."""
+
+    serializer_class = RevisionSerializer
+    token_scopes = {"POST": "admin"}
+
+    @extend_schema(request=ReasonSerializer, responses={200: RevisionSerializer})
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        revision = self.get_revision()
+        incoming = ReasonSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        revision = services.revision_reject(revision=revision, actor=request.user,
+                                            reason=incoming.validated_data["reason"])
+        return self.revision_response(revision)
+
+
+def _assignee(request: Request, data: dict[str, Any]) -> User:
+    username = data.get("reviewer")
+    if not username:
+        return request.user  # type: ignore[return-value]
+    user = User.objects.filter(username__iexact=username, is_active=True).first()
+    if user is None:
+        raise ValidationFailed("Unknown user.", errors={"reviewer": [f"No user '{username}'."]})
+    return user
+
+
+class RevisionAssignView(RevisionScopedView):
+    """Take a revision from the review queue (or, maintainers, give it to a reviewer). `review` scope."""
+
+    serializer_class = QueueEntrySerializer
+    token_scopes = {"POST": "review"}
+
+    def _entry(self, revision: Revision) -> Response:
+        entry = selectors.review_queue(None, statuses=tuple(RevisionStatus.values)).filter(pk=revision.pk).first()
+        return Response(QueueEntrySerializer(entry).data)
+
+    @extend_schema(request=AssignSerializer, responses={200: QueueEntrySerializer})
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        revision = self.get_revision()
+        incoming = AssignSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        services.review_assign(revision=revision, reviewer=_assignee(request, incoming.validated_data),
+                               actor=request.user)
+        return self._entry(revision)
+
+
+class RevisionUnassignView(RevisionAssignView):
+    """Drop an assignment (your own; maintainers: anyone's)."""
+
+    @extend_schema(request=AssignSerializer, responses={200: QueueEntrySerializer})
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        revision = self.get_revision()
+        incoming = AssignSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        services.review_unassign(revision=revision, reviewer=_assignee(request, incoming.validated_data),
+                                 actor=request.user)
+        return self._entry(revision)
+
+
+class QueueFilterSet(StrictFilterSet):
+    assigned = django_filters.ChoiceFilter(
+        choices=[("me", "me"), ("none", "none"), ("any", "any")], method="filter_assigned",
+        help_text="me: assigned to you; none: nobody assigned; any: everything (default).")
+    status = django_filters.MultipleChoiceFilter(
+        choices=[(s, s) for s in ("submitted", "changes_requested", "approved")],
+        help_text="Default: submitted (waiting for reviews).")
+
+    class Meta:
+        model = Revision
+        fields = ["assigned", "status"]
+
+    def filter_assigned(self, qs: Any, name: str, value: str) -> Any:
+        if value == "me":
+            return qs.filter(review_assignments__reviewer=self.request.user)
+        if value == "none":
+            return qs.filter(review_assignments__isnull=True)
+        return qs
+
+
+class ReviewQueueView(GenericAPIView):
+    """Revisions waiting for review, oldest submission first, without your own work. Reviewers only."""
+
+    serializer_class = QueueEntrySerializer
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission, IsReviewer]
+    filterset_class = QueueFilterSet
+    search_fields: list[str] = []
+    ordering_fields: list[str] = []
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        # Without a status filter the queue is what waits for reviewers; the filterset narrows the rest.
+        statuses = REVIEWABLE_STATUSES if "status" in self.request.query_params else (RevisionStatus.SUBMITTED,)
+        return selectors.review_queue(self.request.user, statuses=tuple(statuses))
+
+    def get(self, request: Request) -> Response:
+        qs = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(qs.distinct())
+        return self.get_paginated_response(QueueEntrySerializer(page, many=True).data)
+
+
+# --- comments ------------------------------------------------------------------------------------------------
+
+class VariantCommentsView(ReadOpenWriteAuthenticated):
+    """Discussion on a variant: top-level comments oldest first, each with its replies. Markdown is rendered
+    and sanitised into `body_html`. Hidden comments keep their place but not their text."""
+
+    serializer_class = CommentSerializer
+
+    def get(self, request: Request, owner: str, name: str) -> Response:
+        variant = selectors.variant_visible_or_404(request.user, owner, name)
+        page = self.paginate_queryset(selectors.comments_of(variant))
+        return self.get_paginated_response(CommentSerializer(page, many=True, context={"request": request}).data)
+
+    @extend_schema(request=CommentCreateSerializer, responses={201: CommentSerializer})
+    def post(self, request: Request, owner: str, name: str) -> Response:
+        variant = selectors.variant_visible_or_404(request.user, owner, name)
+        incoming = CommentCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        parent = None
+        if "parent" in data:
+            parent = Comment.objects.filter(pk=data["parent"], variant=variant).first()
+            if parent is None:
+                raise ValidationFailed("Unknown parent.", errors={"parent": ["No such comment on this variant."]})
+        comment = services.comment_create(variant=variant, author=request.user, body=data["body"], parent=parent)
+        fresh = selectors.comments_of(variant).filter(pk=comment.pk).first() or Comment.objects.get(pk=comment.pk)
+        return Response(CommentSerializer(fresh, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class CommentDetailView(ReadOpenWriteAuthenticated):
+    """One comment. Its author edits it (PATCH) for MC_COMMENT_EDIT_WINDOW_S after posting."""
+
+    serializer_class = CommentSerializer
+
+    def _load(self, pk: int) -> Comment:
+        return selectors.comment_visible_or_404(self.request.user, _check_id(pk, "comment"))
+
+    def _respond(self, comment: Comment) -> Response:
+        fresh = (Comment.objects.select_related("author", "hidden_by")
+                 .prefetch_related("replies__author", "replies__hidden_by").get(pk=comment.pk))
+        return Response(CommentSerializer(fresh, context={"request": self.request}).data)
+
+    def get(self, request: Request, pk: int) -> Response:
+        return self._respond(self._load(pk))
+
+    @extend_schema(request=CommentEditSerializer, responses={200: CommentSerializer})
+    def patch(self, request: Request, pk: int) -> Response:
+        comment = self._load(pk)
+        incoming = CommentEditSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        return self._respond(services.comment_edit(comment=comment, actor=request.user,
+                                                   body=incoming.validated_data["body"]))
+
+
+class CommentHideView(CommentDetailView):
+    """Moderators hide a comment, with a reason (`admin` scope)."""
+
+    token_scopes = {"POST": "admin"}
+
+    @extend_schema(request=ReasonSerializer, responses={200: CommentSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        comment = self._load(pk)
+        incoming = ReasonSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        return self._respond(services.comment_hide(comment=comment, actor=request.user,
+                                                   reason=incoming.validated_data["reason"]))
+
+
+class CommentUnhideView(CommentDetailView):
+    """Moderators show a hidden comment again (`admin` scope)."""
+
+    token_scopes = {"POST": "admin"}
+
+    @extend_schema(request=None, responses={200: CommentSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        return self._respond(services.comment_unhide(comment=self._load(pk), actor=request.user))
+
+
+# --- flags -----------------------------------------------------------------------------------------------------
+
+class VariantFlagsView(GenericAPIView):
+    """Flag a published variant, with evidence (a URL or an excerpt)."""
+
+    serializer_class = FlagSerializer
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+    filter_backends: list[Any] = []
+
+    @extend_schema(request=FlagCreateSerializer, responses={201: FlagSerializer})
+    def post(self, request: Request, owner: str, name: str) -> Response:
+        variant = selectors.variant_visible_or_404(request.user, owner, name)
+        incoming = FlagCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = dict(incoming.validated_data)
+        benchmark = None
+        if data.get("benchmark"):
+            benchmark = Benchmark.objects.filter(slug=data["benchmark"]).first()
+            if benchmark is None:
+                raise ValidationFailed("Unknown benchmark.",
+                                       errors={"benchmark": [f"No benchmark '{data['benchmark']}'."]})
+        data["benchmark"] = benchmark
+        flag = services.flag_create(variant=variant, reporter=request.user, **data)
+        flag = selectors.flags_visible_to(request.user).get(pk=flag.pk)
+        return Response(FlagSerializer(flag, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class FlagFilterSet(StrictFilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=FlagStatus.choices)
+    kind = django_filters.ChoiceFilter(choices=FlagKind.choices)
+    variant = django_filters.CharFilter(method="filter_variant", help_text="owner/name")
+
+    class Meta:
+        model = Flag
+        fields = ["status", "kind", "variant"]
+
+    def filter_variant(self, qs: Any, name: str, value: str) -> Any:
+        owner, _, vname = value.partition("/")
+        return qs.filter(variant__owner__username__iexact=owner, variant__name__iexact=vname)
+
+
+class FlagListView(GenericAPIView):
+    """Flags: moderators see all; others see the flags they raised and the flags on their own variants."""
+
+    serializer_class = FlagSerializer
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+    filterset_class = FlagFilterSet
+    search_fields: list[str] = []
+    ordering_fields: list[str] = []
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.flags_visible_to(self.request.user)
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, many=True)])
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(FlagSerializer(page, many=True, context={"request": request}).data)
+
+
+class FlagDetailView(GenericAPIView):
+    serializer_class = FlagSerializer
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+    filter_backends: list[Any] = []
+
+    def _load(self, pk: int) -> Flag:
+        return selectors.flag_visible_or_404(self.request.user, _check_id(pk, "flag"))
+
+    def _respond(self, flag: Flag) -> Response:
+        fresh = selectors.flags_visible_to(self.request.user).filter(pk=flag.pk).first() or flag
+        return Response(FlagSerializer(fresh, context={"request": self.request}).data)
+
+    def get(self, request: Request, pk: int) -> Response:
+        return self._respond(self._load(pk))
+
+
+class FlagResolveView(FlagDetailView):
+    """Moderators resolve a flag: dismiss, confirm, unpublish (confirm and take the variant down) or ask the
+    author, always with a reason (`admin` scope)."""
+
+    token_scopes = {"POST": "admin"}
+
+    @extend_schema(request=FlagResolveSerializer, responses={200: FlagSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        flag = self._load(pk)
+        incoming = FlagResolveSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        return self._respond(services.flag_resolve(flag=flag, actor=request.user, **incoming.validated_data))
+
+
+class FlagRespondView(FlagDetailView):
+    """The variant's owner answers a flag."""
+
+    @extend_schema(request=FlagRespondSerializer, responses={200: FlagSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        flag = self._load(pk)
+        incoming = FlagRespondSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        return self._respond(services.flag_respond(flag=flag, actor=request.user,
+                                                   body=incoming.validated_data["body"]))

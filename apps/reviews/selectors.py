@@ -1,0 +1,101 @@
+"""Reads for the review workflow, each starting from what the user may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from apps.accounts.roles import is_maintainer
+from apps.core.errors import NotFound
+from apps.registry.choices import RevisionStatus
+from apps.registry.models import Revision, Variant
+
+from .choices import STANDING_DECISIONS, ReviewDecision
+from .models import Comment, Flag, Review, ReviewAssignment
+
+
+def variant_visible_or_404(user: Any, owner: str, name: str) -> Variant:
+    variant = (Variant.objects.visible_to(user).by_full_name(f"{owner}/{name}")
+               .select_related("owner", "current_revision").first())
+    if variant is None:
+        raise NotFound(f"No variant {owner}/{name}.")
+    return variant
+
+
+def revision_visible_or_404(user: Any, owner: str, name: str, number: int) -> Revision:
+    variant = variant_visible_or_404(user, owner, name)
+    revision = Revision.objects.filter(variant=variant, number=number).select_related("created_by").first()
+    if revision is None:
+        raise NotFound(f"{variant.full_name} has no revision {number}.")
+    revision.variant = variant  # reuse the row we already have
+    return revision
+
+
+def _superseded() -> Exists:
+    return Exists(Review.objects.filter(revision=OuterRef("revision"), reviewer=OuterRef("reviewer"),
+                                        decision__in=STANDING_DECISIONS, id__gt=OuterRef("id")))
+
+
+def reviews_of(revision: Revision) -> QuerySet[Review]:
+    """A revision's reviews, oldest first, each marked `superseded` when the same reviewer decided again."""
+    return (Review.objects.filter(revision=revision).select_related("reviewer")
+            .annotate(superseded=Q(decision__in=STANDING_DECISIONS) & _superseded()).order_by("id"))
+
+
+def _standing_count(decision: str) -> Subquery:
+    later = Review.objects.filter(revision=OuterRef("revision"), reviewer=OuterRef("reviewer"),
+                                  decision__in=STANDING_DECISIONS, id__gt=OuterRef("id"))
+    latest = (Review.objects.filter(revision=OuterRef("pk"), decision=decision)
+              .exclude(Exists(later)).order_by().values("revision").annotate(n=Count("reviewer", distinct=True))
+              .values("n"))
+    return Coalesce(Subquery(latest, output_field=IntegerField()), Value(0))
+
+
+def review_queue(user: Any | None, *, statuses: tuple[str, ...] = (RevisionStatus.SUBMITTED,)) -> QuerySet[Revision]:
+    """Current revisions waiting for review, oldest submission first, without the user's own work."""
+    qs = Revision.objects.filter(status__in=statuses).filter(
+        Exists(Variant.objects.filter(pk=OuterRef("variant_id"), current_revision_id=OuterRef("pk"))))
+    if user is not None:
+        qs = qs.exclude(variant__owner=user).exclude(created_by=user)
+    return (
+        qs.select_related("variant__owner", "created_by")
+        .prefetch_related(Prefetch("review_assignments",
+                                   queryset=ReviewAssignment.objects.select_related("reviewer").order_by("id")))
+        .annotate(approvals=_standing_count(ReviewDecision.APPROVE),
+                  objections=_standing_count(ReviewDecision.REQUEST_CHANGES))
+        .order_by("submitted_at", "id")
+    )
+
+
+def comments_of(variant: Variant) -> QuerySet[Comment]:
+    """Top-level comments, oldest first, with their replies prefetched (one query for all replies)."""
+    replies = Comment.objects.filter(parent__isnull=False).select_related("author", "hidden_by").order_by("id")
+    return (Comment.objects.filter(variant=variant, parent__isnull=True).select_related("author", "hidden_by")
+            .prefetch_related(Prefetch("replies", queryset=replies)).order_by("id"))
+
+
+def comment_visible_or_404(user: Any, pk: int) -> Comment:
+    comment = (Comment.objects.filter(pk=pk, variant__in=Variant.objects.visible_to(user))
+               .select_related("author", "hidden_by", "variant__owner").first())
+    if comment is None:
+        raise NotFound(f"No comment {pk}.")
+    return comment
+
+
+def flags_visible_to(user: Any) -> QuerySet[Flag]:
+    """Moderators see every flag; others the flags they raised and the flags on their own variants."""
+    qs = Flag.objects.select_related("variant__owner", "reporter", "resolved_by", "benchmark", "revision")
+    if is_maintainer(user):
+        return qs
+    if not getattr(user, "is_authenticated", False):
+        return qs.none()
+    return qs.filter(Q(reporter=user) | Q(variant__owner=user))
+
+
+def flag_visible_or_404(user: Any, pk: int) -> Flag:
+    flag = flags_visible_to(user).filter(pk=pk).first()
+    if flag is None:
+        raise NotFound(f"No flag {pk}.")
+    return flag

@@ -7,8 +7,6 @@ urlpatterns = [
     path("", include("apps.audit.api.urls")),
     path("", include("apps.registry.api.urls")),
     path("", include("apps.benchmarks.api.urls")),
-    path("", include("apps.checklists.api.urls")),
-    path("", include("apps.leaderboards.api.urls")),
     path("", include("apps.reviews.api.urls")),
     path("", include("apps.notifications.api.urls")),
 ]

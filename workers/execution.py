@@ -1,4 +1,5 @@
-"""Run one claimed job: resolve its inputs, run the runner in a child process, record the outcome.
+"""Run one claimed job: resolve its inputs, run the runner (in a sandbox child process, or in this process for
+runners that load nothing), and record the outcome fenced by the attempt.
 
 This is the only place where the Django world (jobs, artifacts) meets the runner world (RunSpec)."""
 
@@ -8,27 +9,41 @@ import logging
 import os
 import socket
 import threading
+import time
+import traceback
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
 from apps.benchmarks import services
 from apps.benchmarks.choices import FailureReason
-from apps.benchmarks.models import Benchmark, BenchmarkJob
-from apps.registry.choices import UNSAFE_FORMATS
+from apps.benchmarks.models import Benchmark, BenchmarkJob, BenchmarkVersion
+from apps.benchmarks.runner_registry import runner_class
 from apps.registry.models import Artifact
-from workers.runners.base import ArtifactSpec, DatasetSpec, JobCancelled, RunnerError, RunSpec, get_runner
+from workers.runners.base import (
+    ArtifactSpec,
+    DatasetSpec,
+    JobCancelled,
+    RunnerError,
+    RunResult,
+    RunSpec,
+    is_unsafe,
+    verify_sha256,
+)
 from workers.runners.sandbox import run_in_child
 
 logger = logging.getLogger(__name__)
+_ARTIFACT_HAS_NAME = "name" in getattr(ArtifactSpec, "__dataclass_fields__", {})
 
 
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_identity(nodename: str | None = None) -> str:
+    """The Celery node name (``name@host``): stable for a worker's life, shared by its pool processes."""
+    return nodename or f"{socket.gethostname()}:{os.getpid()}"
 
 
-def resolve_dataset(benchmark: Benchmark) -> DatasetSpec | None:
-    uri = benchmark.dataset_uri
+def resolve_dataset(source: Benchmark | BenchmarkVersion) -> DatasetSpec | None:
+    uri = source.dataset_uri
     if not uri:
         return None
     if uri.startswith("file://"):
@@ -38,14 +53,16 @@ def resolve_dataset(benchmark: Benchmark) -> DatasetSpec | None:
                           f"Dataset {uri} is remote; workers never download at run time.")
     else:
         path = Path(uri) if Path(uri).is_absolute() else Path(settings.BASE_DIR) / uri
-    return DatasetSpec(path=str(path), sha256=benchmark.dataset_sha256 or None)
+    return DatasetSpec(path=str(path), sha256=source.dataset_sha256 or None)
 
 
 def resolve_artifacts(job: BenchmarkJob, loadable: frozenset[str]) -> tuple[ArtifactSpec, ...]:
-    artifacts = list(Artifact.objects.filter(revision=job.revision))
-    usable = [a for a in artifacts if a.format in loadable]
+    """The revision's artifacts the runner can load. Pickle-based files are never handed over; each file's
+    sha256 is checked here, before any runner code sees it (runners check again before loading)."""
+    artifacts = list(Artifact.objects.filter(revision_id=job.revision_id))
+    usable = [a for a in artifacts if a.format.lower() in loadable and not is_unsafe(a.path, a.format)]
     if not usable:
-        unsafe = [a.path for a in artifacts if a.format in UNSAFE_FORMATS]
+        unsafe = [a.path for a in artifacts if is_unsafe(a.path, a.format)]
         if unsafe:
             raise RunnerError(FailureReason.UNSAFE_FORMAT,
                               f"Only pickle-based artifacts ({', '.join(unsafe)}); they are never loaded. "
@@ -57,17 +74,20 @@ def resolve_artifacts(job: BenchmarkJob, loadable: frozenset[str]) -> tuple[Arti
         local = artifact.local_path()
         if local is None or not Path(local).exists():
             raise RunnerError(FailureReason.ARTIFACT_UNAVAILABLE,
-                              f"Artifact {artifact.path} is not reachable from this worker ({artifact.uri or 'storage'}).")
+                              f"Artifact {artifact.path} is not reachable from this worker "
+                              f"({artifact.uri or 'storage'}).")
+        verify_sha256(local, artifact.sha256)
+        extra = {"name": artifact.path} if _ARTIFACT_HAS_NAME else {}
         specs.append(ArtifactSpec(path=local, sha256=artifact.sha256, format=artifact.format,
-                                  size_bytes=artifact.size_bytes))
+                                  size_bytes=artifact.size_bytes, **extra))
     return tuple(specs)
 
 
 class _Heartbeat(threading.Thread):
-    """Keeps heartbeat_at fresh while a long batch runs, so the recovery beat does not think we died."""
+    """Keeps the lease (heartbeat_at) fresh while a long batch runs, and notices a cancel or a lost lease."""
 
     def __init__(self, job_id: int, attempt: int, interval_s: float):
-        super().__init__(daemon=True)
+        super().__init__(daemon=True, name=f"mc-heartbeat-{job_id}")
         self.job_id, self.attempt, self.interval_s = job_id, attempt, interval_s
         self.stop_event = threading.Event()
         self.cancel_seen = threading.Event()
@@ -77,56 +97,89 @@ class _Heartbeat(threading.Thread):
 
         try:
             while not self.stop_event.wait(self.interval_s):
-                if services.job_heartbeat(job_id=self.job_id, attempt=self.attempt):
-                    self.cancel_seen.set()
+                try:
+                    if services.job_heartbeat(job_id=self.job_id, attempt=self.attempt):
+                        self.cancel_seen.set()
+                except Exception:  # noqa: BLE001 - a database blip must not kill the job; the next beat retries
+                    logger.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
         finally:
             connection.close()
+
+
+def _run_in_process(runner: Any, spec: RunSpec, progress: Any) -> RunResult:
+    try:
+        runner.check_inputs(spec)
+        result: RunResult = runner.run(spec, progress)
+        return result
+    except (RunnerError, JobCancelled):
+        raise
+    except MemoryError as exc:
+        raise RunnerError(FailureReason.OUT_OF_MEMORY, f"the runner ran out of memory: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a runner bug is the job's failure, not the worker's
+        err = RunnerError(FailureReason.RUNNER_ERROR, f"{type(exc).__name__}: {exc}")
+        err.log_tail = traceback.format_exc().splitlines()[-12:]
+        raise err from exc
 
 
 def execute_job(job: BenchmarkJob) -> BenchmarkJob | None:
     """Run a job this worker has claimed, and record success or failure fenced by its attempt."""
     attempt = job.attempts
-    benchmark = job.benchmark
-    log_lines: list[str] = [f"attempt {attempt} on {job.worker_host}", f"runner {benchmark.runner}"]
+    source: Benchmark | BenchmarkVersion = job.spec if job.spec_id else job.benchmark
+    runner_key = source.runner
+    log_lines: list[str] = [f"attempt {attempt} on {job.worker_host}", f"runner {runner_key}"]
+    seed_value = job.config.get("seed", 0)
+    seed = seed_value if isinstance(seed_value, int) and not isinstance(seed_value, bool) else 0
     try:
-        runner = get_runner(benchmark.runner)
-        spec = RunSpec(
-            job_id=str(job.pk),
-            artifacts=resolve_artifacts(job, frozenset(runner.loadable_formats)),
-            dataset=resolve_dataset(benchmark),
-            config=dict(job.config),
-            seed=int(job.config.get("seed", 0)) if isinstance(job.config.get("seed", 0), int) else 0,
-        )
+        cls = runner_class(runner_key)
+        if cls is None:
+            raise RunnerError(FailureReason.INVALID_CONFIG,
+                              f"The runner '{runner_key}' is not installed on worker {job.worker_host}.")
+        loadable = frozenset(f.lower() for f in getattr(cls, "loadable_formats", frozenset()))
+        spec = RunSpec(job_id=str(job.pk), artifacts=resolve_artifacts(job, loadable) if loadable else (),
+                       dataset=resolve_dataset(source), config=dict(job.config), seed=seed)
     except RunnerError as exc:
         return services.job_fail(job_id=job.pk, attempt=attempt, reason=exc.reason, message=exc.message,
                                  log_tail="\n".join([*log_lines, f"error: {exc.message}"]))
 
-    heartbeat = _Heartbeat(job.pk, attempt, settings.MC_JOB_HEARTBEAT_S)
+    heartbeat = _Heartbeat(job.pk, attempt, float(settings.MC_JOB_HEARTBEAT_S))
     heartbeat.start()
+    min_interval = float(settings.MC_JOB_PROGRESS_MIN_INTERVAL_S)
+    last_write = [0.0]
 
     def progress(done: int, total: int) -> None:
-        if services.job_progress(job_id=job.pk, attempt=attempt, done=done, total=total) or heartbeat.cancel_seen.is_set():
+        # Between batches: stop if a cancel was seen; write progress at most every min_interval (the last
+        # batch always), and stop if the write finds the job cancelled or owned by another attempt.
+        if heartbeat.cancel_seen.is_set():
+            raise JobCancelled()
+        now = time.monotonic()
+        if done < total and now - last_write[0] < min_interval:
+            return
+        last_write[0] = now
+        if services.job_progress(job_id=job.pk, attempt=attempt, done=done, total=total):
             raise JobCancelled()
 
     try:
-        result = run_in_child(benchmark.runner, spec, progress, timeout_s=float(benchmark.timeout_s),
-                              memory_mb=settings.MC_RUNNER_MEMORY_MB or None)
+        if runner_key in settings.MC_IN_PROCESS_RUNNERS:
+            result = _run_in_process(cls(), spec, progress)
+        else:
+            result = run_in_child(runner_key, spec, progress, timeout_s=float(job.benchmark.timeout_s),
+                                  memory_mb=settings.MC_RUNNER_MEMORY_MB or None)
     except JobCancelled:
         return services.job_fail(job_id=job.pk, attempt=attempt, reason=FailureReason.CANCELLED,
                                  message="Cancelled while running; stopped between batches.",
-                                 log_tail="\n".join([*log_lines, "cancelled"]))
+                                 log_tail="\n".join([*log_lines, "cancelled between batches"]))
     except RunnerError as exc:
-        tail = getattr(exc, "log_tail", None) or ""
+        tail = "\n".join(getattr(exc, "log_tail", None) or [])
         return services.job_fail(job_id=job.pk, attempt=attempt, reason=exc.reason, message=exc.message,
-                                 log_tail="\n".join([*log_lines, str(tail), f"error: {exc.message}"]))
+                                 log_tail="\n".join([*log_lines, tail, f"error: {exc.message}"]))
     finally:
         heartbeat.stop_event.set()
         heartbeat.join(timeout=5)
 
     environment = dict(result.environment)
-    environment["worker"] = job.worker_host
+    environment.update(worker=job.worker_host, seed=seed)
     return services.job_complete(
         job_id=job.pk, attempt=attempt, metrics=result.metrics, stderr=result.stderr, samples=result.samples,
         duration_s=result.duration_s, runner=result.runner, runner_version=result.runner_version,
-        environment=environment, log_tail="\n".join([*log_lines, *result.log]),
+        environment=environment, log_tail="\n".join([*log_lines, *result.log]), seed=seed,
     )

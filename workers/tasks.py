@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
-from apps.benchmarks.services import job_claim, jobs_recover as jobs_recover_service
+from apps.benchmarks.dispatch import jobs_dispatch as jobs_dispatch_service
+from apps.benchmarks.dispatch import jobs_recover as jobs_recover_service
+from apps.benchmarks.services import job_claim
+from workers import presence  # noqa: F401 - connects the worker signals (private queue, presence)
 from workers.execution import execute_job, worker_identity
 
 
-@shared_task(name="workers.tasks.run_job", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_job(job_id: int) -> None:
-    """Claim a job (compare-and-set) and run it. A duplicate delivery finds it claimed and does nothing."""
-    job = job_claim(job_id=job_id, worker_host=worker_identity())
+@shared_task(name="workers.tasks.run_job", bind=True, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
+def run_job(self: Any, job_id: int) -> None:
+    """Claim a job (compare-and-set) and run it. A duplicate delivery finds it claimed and does nothing.
+
+    `acks_late` + `reject_on_worker_lost`: the message is acknowledged only after the outcome is written, and
+    goes back to the broker if the pool process dies mid-job. A redelivery that finds its job still `running`
+    with a stale lease takes it over; one that finds it fresh is dropped, and the recovery beat requeues the
+    job once the lease expires. `max_attempts` on the job (not Celery retries) bounds a job that keeps
+    killing its worker."""
+    job = job_claim(job_id=int(job_id), worker=worker_identity(self.request.hostname))
     if job is None:
         return
+    # This claim freed a buffer slot: send the next job in fair-share order before running this one.
+    jobs_dispatch_service(queue=job.queue)
     execute_job(job)
 
 
 @shared_task(name="workers.tasks.jobs_recover", ignore_result=True)
 def jobs_recover() -> dict[str, int]:
-    """Celery beat: re-dispatch undelivered jobs, requeue jobs of dead workers."""
+    """Celery beat: requeue jobs of dead workers, resend lost messages, top up the queues."""
     return jobs_recover_service()
+
+
+@shared_task(name="workers.tasks.jobs_dispatch", ignore_result=True)
+def jobs_dispatch() -> int:
+    """Celery beat: top up every queue's broker buffer in fair-share order (backoffs that came due)."""
+    return jobs_dispatch_service()

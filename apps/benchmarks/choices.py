@@ -1,3 +1,5 @@
+"""Vocabularies and the job state machine of the benchmark engine."""
+
 from django.db import models
 
 
@@ -27,6 +29,8 @@ JOB_TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 ACTIVE_JOB_STATUSES = (J.QUEUED, J.RUNNING)
 TERMINAL_JOB_STATUSES = (J.SUCCEEDED, J.FAILED, J.CANCELLED, J.TIMED_OUT)
+# A new submission with the same key makes a new job only when the earlier one ended without a result.
+DEDUPE_EXCLUDED_STATUSES = (J.FAILED, J.CANCELLED, J.TIMED_OUT)
 
 
 class FailureReason(models.TextChoices):
@@ -46,5 +50,31 @@ INFRASTRUCTURE_FAILURES = (FailureReason.WORKER_LOST, FailureReason.ARTIFACT_UNA
 RETRYABLE_FAILURES = (FailureReason.WORKER_LOST, FailureReason.ARTIFACT_UNAVAILABLE, FailureReason.RUNNER_ERROR)
 
 
+class VerificationStatus(models.TextChoices):
+    UNVERIFIED = "unverified"
+    VERIFIED = "verified"  # an independent re-run agreed within the benchmark's tolerance
+    DISPUTED = "disputed"  # a re-run disagreed: flagged for maintainers
+
+
+class SubmissionCheck(models.TextChoices):
+    """Why a submission was refused before it was queued (the Open LLM Leaderboard's pre-queue checks)."""
+
+    NO_LOADABLE_ARTIFACT = "no_loadable_artifact"
+    CARD_TOO_SHORT = "card_too_short"
+    LICENSE_MISSING = "license_missing"
+    VARIANT_BLOCKED = "variant_blocked"
+    REVISION_CLOSED = "revision_closed"
+
+
+# Benchmark fields whose change alters what a result means; changing one starts a new version.
+VERSIONED_BENCHMARK_FIELDS = ("runner", "dataset_uri", "dataset_sha256", "metrics", "config_schema",
+                              "default_config")
+
+
 def queue_for(resource_class: str) -> str:
     return f"bench.{resource_class}"
+
+
+def worker_queue(worker_name: str) -> str:
+    """The private queue every worker consumes besides its resource-class queues (verification routing)."""
+    return f"mc.worker.{worker_name}"

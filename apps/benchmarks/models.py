@@ -1,20 +1,29 @@
-"""Benchmarks, suites, jobs and results."""
+"""Benchmarks, their versions, jobs, results, verifications, and the bookkeeping rows of fair dispatch."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
-from .choices import FailureReason, JobStatus, ResourceClass, queue_for
+from .choices import (
+    DEDUPE_EXCLUDED_STATUSES,
+    FailureReason,
+    JobStatus,
+    ResourceClass,
+    VerificationStatus,
+    queue_for,
+)
+from .querysets import BenchmarkJobQuerySet, BenchmarkQuerySet
 
 
 class Benchmark(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
-    version = models.CharField(max_length=32, default="1")
+    version = models.CharField(max_length=32, default="1", help_text="Results belong to one version.")
     description = models.TextField(blank=True, default="")
     task = models.CharField(max_length=64, blank=True, default="")
-    runner = models.CharField(max_length=64)
+    runner = models.CharField(max_length=200)
     dataset_uri = models.CharField(max_length=1000, blank=True, default="")
     dataset_sha256 = models.CharField(max_length=64, blank=True, default="")
     dataset_license = models.CharField(max_length=64, blank=True, default="")
@@ -25,10 +34,15 @@ class Benchmark(models.Model):
     resource_class = models.CharField(max_length=8, choices=ResourceClass.choices, default=ResourceClass.CPU)
     timeout_s = models.PositiveIntegerField(default=600)
     max_attempts = models.PositiveSmallIntegerField(default=3)
-    tolerance = models.FloatField(default=0.01)
+    tolerance = models.FloatField(default=0.01, help_text="Largest |difference| of the primary metric "
+                                                          "between two runs that still counts as agreement.")
     is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = BenchmarkQuerySet.as_manager()
 
     class Meta:
         ordering = ["slug"]
@@ -42,16 +56,52 @@ class Benchmark(models.Model):
 
     @property
     def primary_metric(self) -> str | None:
-        for metric in self.metrics:
-            if metric.get("primary"):
-                return str(metric["name"])
-        return str(self.metrics[0]["name"]) if self.metrics else None
+        return primary_metric_of(self.metrics)
+
+
+def primary_metric_of(metrics: list[dict[str, object]]) -> str | None:
+    for metric in metrics or []:
+        if metric.get("primary"):
+            return str(metric["name"])
+    return str(metrics[0]["name"]) if metrics else None
+
+
+class BenchmarkVersion(models.Model):
+    """What a version of a benchmark evaluates, frozen: jobs run (and bundles report) their version's spec
+    even after the benchmark moved on."""
+
+    benchmark = models.ForeignKey(Benchmark, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField(max_length=32)
+    runner = models.CharField(max_length=200)
+    dataset_uri = models.CharField(max_length=1000, blank=True, default="")
+    dataset_sha256 = models.CharField(max_length=64, blank=True, default="")
+    dataset_license = models.CharField(max_length=64, blank=True, default="")
+    dataset_size_bytes = models.BigIntegerField(null=True, blank=True)
+    metrics = models.JSONField(default=list)
+    config_schema = models.JSONField(default=dict)
+    default_config = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["benchmark_id", "-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["benchmark", "version"], name="benchmark_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.benchmark_id} v{self.version}"
+
+    @property
+    def primary_metric(self) -> str | None:
+        return primary_metric_of(self.metrics)
 
 
 class BenchmarkJob(models.Model):
     revision = models.ForeignKey("registry.Revision", on_delete=models.PROTECT, related_name="jobs")
     benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="jobs")
     benchmark_version = models.CharField(max_length=32)
+    spec = models.ForeignKey(BenchmarkVersion, null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="jobs", help_text="The frozen benchmark version this job runs.")
     config = models.JSONField(default=dict)
     config_hash = models.CharField(max_length=64, db_index=True)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
@@ -60,6 +110,7 @@ class BenchmarkJob(models.Model):
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
     verifies = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="verifications")
+    is_spot_check = models.BooleanField(default=False, help_text="Started by the adaptive verification policy.")
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=3)
     cancel_requested = models.BooleanField(default=False)
@@ -68,7 +119,14 @@ class BenchmarkJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     not_before = models.DateTimeField(null=True, blank=True, help_text="Backoff: not dispatched before this.")
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True,
+                                         help_text="When the current message was sent; null while it waits "
+                                                   "for the fair-share dispatcher.")
+    dispatch_count = models.PositiveIntegerField(default=0)
+    exclude_worker = models.CharField(max_length=200, blank=True, default="",
+                                      help_text="Verification: run anywhere but on this worker if possible.")
+    target_worker = models.CharField(max_length=200, blank=True, default="",
+                                     help_text="The worker whose private queue got the current message.")
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -82,16 +140,31 @@ class BenchmarkJob(models.Model):
     failure_message = models.TextField(blank=True, default="")
     log_tail = models.TextField(blank=True, default="")
 
+    objects = BenchmarkJobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["status", "queue", "priority", "id"]),
+            models.Index(fields=["queue", "status", "dispatched_at"], name="job_dispatch_idx"),
             models.Index(fields=["submitted_by", "status"]),
             models.Index(fields=["revision", "benchmark", "config_hash"]),
+        ]
+        constraints = [
+            # Dedupe in the database: at most one live-or-succeeded primary job per key, even under races.
+            models.UniqueConstraint(
+                fields=["revision", "benchmark", "benchmark_version", "config_hash"],
+                condition=Q(verifies__isnull=True) & ~Q(status__in=DEDUPE_EXCLUDED_STATUSES),
+                name="job_dedupe_unique",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"job {self.pk} ({self.status})"
+
+    @property
+    def is_verification(self) -> bool:
+        return self.verifies_id is not None
 
 
 class JobResult(models.Model):
@@ -106,8 +179,122 @@ class JobResult(models.Model):
     runner = models.CharField(max_length=64)
     runner_version = models.CharField(max_length=32)
     environment = models.JSONField(default=dict)
-    verified = models.BooleanField(default=False)
+    seed = models.IntegerField(default=0)
+    verified = models.BooleanField(default=False, db_index=True)
+    verification_status = models.CharField(max_length=16, choices=VerificationStatus.choices,
+                                           default=VerificationStatus.UNVERIFIED, db_index=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"result of job {self.job_id}"
+
+
+class ResultVerification(models.Model):
+    """One independent re-run of a result and what it found (BOINC-style redundancy)."""
+
+    result = models.ForeignKey(JobResult, on_delete=models.CASCADE, related_name="verifications")
+    verifier_job = models.OneToOneField(BenchmarkJob, on_delete=models.CASCADE, related_name="verification_of")
+    agreed = models.BooleanField(null=True, help_text="Null when the re-run itself failed.")
+    metric = models.CharField(max_length=64, blank=True, default="")
+    original_value = models.FloatField(null=True, blank=True)
+    verifier_value = models.FloatField(null=True, blank=True)
+    delta = models.FloatField(null=True, blank=True)
+    tolerance = models.FloatField(default=0.0)
+    original_worker = models.CharField(max_length=200, blank=True, default="")
+    verifier_worker = models.CharField(max_length=200, blank=True, default="")
+    note = models.CharField(max_length=500, blank=True, default="")
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"verification of {self.result_id} by job {self.verifier_job_id}"
+
+    @property
+    def same_worker(self) -> bool:
+        return bool(self.original_worker) and self.original_worker == self.verifier_worker
+
+
+class SubmitterProfile(models.Model):
+    """Per submitter: the row locked to enforce the quota, and the verification record that decides how
+    often their results are spot-checked."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+                                related_name="benchmark_profile")
+    agreements = models.PositiveIntegerField(default=0)
+    disagreements = models.PositiveIntegerField(default=0)
+    consecutive_agreements = models.PositiveIntegerField(default=0)
+    last_disagreement_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user_id}"
+
+
+class WorkerNode(models.Model):
+    """A Celery worker seen recently: where verification re-runs can be routed, and its own record."""
+
+    name = models.CharField(max_length=200, primary_key=True, help_text="Celery node name, e.g. w1@host.")
+    hostname = models.CharField(max_length=200, blank=True, default="")
+    pid = models.IntegerField(null=True, blank=True)
+    queues = models.JSONField(default=list)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    agreements = models.PositiveIntegerField(default=0)
+    disagreements = models.PositiveIntegerField(default=0)
+    consecutive_agreements = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BlockedVariant(models.Model):
+    """The maintainers' blocklist: no new job is queued for these variants."""
+
+    variant = models.OneToOneField("registry.Variant", on_delete=models.CASCADE, related_name="benchmark_block")
+    reason = models.CharField(max_length=500)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"blocked {self.variant_id}: {self.reason[:40]}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying an Idempotency-Key, replayed for retries of that request."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    scope = models.CharField(max_length=64, default="jobs.create")
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "scope", "key"], name="idempotency_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"
+
+
+class DispatchQueue(models.Model):
+    """One row per broker queue, locked while the dispatcher decides what to send next."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    last_dispatch_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -2,45 +2,31 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db import connection
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from apps.accounts.roles import is_reviewer
-from apps.registry.models import Variant
-
 from .choices import ACTIVE_JOB_STATUSES, JobStatus
-from .models import BenchmarkJob
+from .models import Benchmark, BenchmarkJob, JobResult
 
 
 def jobs_visible_to(user: Any) -> QuerySet[BenchmarkJob]:
     """Jobs on variants the user may see, plus the user's own jobs."""
-    qs = BenchmarkJob.objects.all()
-    if is_reviewer(user):
-        return qs
-    visible = Variant.objects.visible_to(user).values("pk")
-    cond = Q(revision__variant__in=visible)
-    if getattr(user, "is_authenticated", False):
-        cond |= Q(submitted_by=user)
-    return qs.filter(cond)
+    return BenchmarkJob.objects.all().visible_to(user)
+
+
+def benchmarks_visible_to(user: Any) -> QuerySet[Benchmark]:
+    return Benchmark.objects.all().visible_to(user)
 
 
 def jobs_for_api(qs: QuerySet[BenchmarkJob]) -> QuerySet[BenchmarkJob]:
-    ahead = (
-        BenchmarkJob.objects.filter(status=JobStatus.QUEUED, queue=OuterRef("queue"))
-        .filter(Q(priority__gt=OuterRef("priority")) | Q(priority=OuterRef("priority"), id__lt=OuterRef("id")))
-        .order_by()
-        .values("queue")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return qs.select_related(
-        "benchmark", "revision__variant__owner", "submitted_by", "result"
-    ).annotate(jobs_ahead=Coalesce(Subquery(ahead, output_field=IntegerField()), Value(0)))
+    return qs.select_related("benchmark", "revision__variant__owner", "submitted_by", "result")
 
 
 def recent_mean_duration_s(queue: str) -> float | None:
@@ -56,20 +42,87 @@ def recent_mean_duration_s(queue: str) -> float | None:
     return sum((end - start).total_seconds() for start, end in rows) / len(rows)
 
 
-def quota_limits(user: Any) -> tuple[int, int]:
-    max_active = user.max_active_jobs if user.max_active_jobs is not None else settings.MC_DEFAULT_MAX_ACTIVE_JOBS
-    daily = (
-        user.daily_compute_seconds
-        if user.daily_compute_seconds is not None
-        else settings.MC_DEFAULT_DAILY_COMPUTE_SECONDS
-    )
-    return int(max_active), int(daily)
+# The fair-share order of apps.benchmarks.dispatch, in SQL: messages already sent first (in the order they
+# were sent), then waiting jobs past their backoff, then those still in backoff; within each, priority,
+# then the share key (the submitter's jobs in flight + the job's rank among the submitter's waiting jobs),
+# then age. Window functions work the same on PostgreSQL and SQLite.
+_POSITIONS_SQL = """
+WITH queued AS (
+    SELECT id, queue, priority, submitted_by_id, dispatched_at,
+           CASE WHEN dispatched_at IS NULL THEN 1 ELSE 0 END AS waiting,
+           CASE WHEN not_before IS NOT NULL AND not_before > %s THEN 1 ELSE 0 END AS backoff
+    FROM {table}
+    WHERE status = 'queued' AND queue IN ({queues})
+),
+ranked_waiting AS (
+    SELECT q.*,
+           ROW_NUMBER() OVER (PARTITION BY queue, priority, submitted_by_id, waiting, backoff ORDER BY id) - 1
+               AS user_rank
+    FROM queued q
+),
+in_flight AS (
+    SELECT queue, submitted_by_id, COUNT(*) AS n
+    FROM {table}
+    WHERE queue IN ({queues})
+      AND (status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL))
+    GROUP BY queue, submitted_by_id
+),
+ordered AS (
+    SELECT r.id,
+           ROW_NUMBER() OVER (
+               PARTITION BY r.queue
+               ORDER BY r.waiting, r.backoff, r.dispatched_at, r.priority DESC,
+                        r.user_rank + COALESCE(f.n, 0), r.id
+           ) AS position
+    FROM ranked_waiting r
+    LEFT JOIN in_flight f ON f.queue = r.queue AND f.submitted_by_id = r.submitted_by_id
+)
+SELECT id, position FROM ordered WHERE id IN ({ids})
+"""
+
+
+def queue_positions(jobs: Iterable[BenchmarkJob]) -> None:
+    """Set `queue_position` and `queue_eta_s` on each queued job of a page, in the dispatcher's fair-share
+    order. A constant number of queries per page, whatever its size."""
+    queued = [j for j in jobs if j.status == JobStatus.QUEUED]
+    for job in jobs:
+        job.queue_position = None  # type: ignore[attr-defined]
+        job.queue_eta_s = None  # type: ignore[attr-defined]
+    if not queued:
+        return
+    queues = sorted({j.queue for j in queued})
+    sql = _POSITIONS_SQL.format(table=connection.ops.quote_name(BenchmarkJob._meta.db_table),
+                                queues=", ".join(["%s"] * len(queues)), ids=", ".join(["%s"] * len(queued)))
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params: list[Any] = [now, *queues, *queues, *[j.pk for j in queued]]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        positions = dict(cursor.fetchall())
+    running = dict(BenchmarkJob.objects.filter(queue__in=queues, status=JobStatus.RUNNING).order_by()
+                   .values("queue").annotate(n=Count("id")).values_list("queue", "n"))
+    means = {q: recent_mean_duration_s(q) for q in queues}
+    for job in queued:
+        position = positions.get(job.pk)
+        job.queue_position = position  # type: ignore[attr-defined]
+        mean = means.get(job.queue)
+        if position is None or mean is None:
+            continue
+        # Jobs run `parallel` at a time (the slots busy now); this one starts after the rounds ahead of it
+        # and then takes one mean run time.
+        parallel = max(1, running.get(job.queue, 0))
+        job.queue_eta_s = round(mean * (math.ceil((position - 1) / parallel) + 1), 1)  # type: ignore[attr-defined]
+
+
+def job_with_results(job_id: int) -> BenchmarkJob:
+    return jobs_for_api(BenchmarkJob.objects.filter(pk=job_id)).get()
 
 
 def quota_status(*, user: Any) -> dict[str, Any]:
+    from .services import quota_limits
+
     max_active, daily = quota_limits(user)
     since = timezone.now() - timedelta(days=1)
-    agg = BenchmarkJob.objects.filter(submitted_by=user, counts_against_quota=True).aggregate(
+    agg = BenchmarkJob.objects.counting_against_quota(user).aggregate(
         active=Count("id", filter=Q(status__in=ACTIVE_JOB_STATUSES)),
         used=Coalesce(Sum("compute_seconds", filter=Q(finished_at__gte=since)), 0.0),
     )
@@ -78,4 +131,51 @@ def quota_status(*, user: Any) -> dict[str, Any]:
         "daily_compute_seconds": daily,
         "active_jobs": agg["active"],
         "compute_seconds_today": round(float(agg["used"]), 3),
+    }
+
+
+def job_bundle(job: BenchmarkJob) -> dict[str, Any]:
+    """The reproducibility bundle bound to a job's score: everything needed to run it again and compare."""
+    from apps.registry.models import Artifact
+
+    result: JobResult = job.result
+    spec = job.spec
+    benchmark = job.benchmark
+    variant = job.revision.variant
+    source = spec if spec is not None else benchmark
+    artifacts = [
+        {"path": a.path, "format": a.format, "sha256": a.sha256, "size_bytes": a.size_bytes, "uri": a.uri}
+        for a in Artifact.objects.filter(revision_id=job.revision_id).order_by("path")
+    ]
+    environment = dict(result.environment or {})
+    verifications = [
+        {"verifier_job": v.verifier_job_id, "agreed": v.agreed, "metric": v.metric, "delta": v.delta,
+         "tolerance": v.tolerance, "worker": v.verifier_worker, "created_at": v.created_at.isoformat()}
+        for v in result.verifications.order_by("id")
+    ]
+    return {
+        "bundle_version": 1,
+        "job": {"id": job.pk, "status": job.status, "attempt": result.attempt, "worker": job.worker_host,
+                "submitted_by": job.submitted_by.username, "created_at": job.created_at.isoformat(),
+                "started_at": job.started_at.isoformat() if job.started_at else None,
+                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+                "verifies": job.verifies_id},
+        "variant": variant.full_name,
+        "revision": job.revision.number,
+        "precision": variant.precision or None,
+        "dtype": variant.precision or None,
+        "benchmark": {"slug": benchmark.slug, "version": job.benchmark_version, "task": benchmark.task,
+                      "metrics": source.metrics, "config_schema": source.config_schema,
+                      "default_config": source.default_config, "tolerance": benchmark.tolerance},
+        "dataset": {"uri": source.dataset_uri, "sha256": source.dataset_sha256 or None,
+                    "license": source.dataset_license, "size_bytes": source.dataset_size_bytes},
+        "runner": {"key": source.runner, "name": result.runner, "version": result.runner_version},
+        "config": job.config,
+        "seed": result.seed,
+        "artifacts": artifacts,
+        "result": {"metrics": result.metrics, "stderr": result.stderr, "samples": result.samples,
+                   "duration_s": result.duration_s, "verified": result.verified,
+                   "verification_status": result.verification_status},
+        "verifications": verifications,
+        "environment": environment,
     }

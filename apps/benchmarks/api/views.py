@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import django_filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -12,32 +14,95 @@ from rest_framework.response import Response
 from apps.accounts.roles import is_maintainer
 from apps.benchmarks import services
 from apps.benchmarks.choices import JobStatus
-from apps.benchmarks.models import Benchmark, BenchmarkJob
-from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to
-from apps.core.errors import ValidationFailed
+from apps.benchmarks.idempotency import HEADER as IDEMPOTENCY_HEADER
+from apps.benchmarks.idempotency import idempotent, request_fingerprint
+from apps.benchmarks.models import Benchmark, BenchmarkJob, BlockedVariant
+from apps.benchmarks.selectors import (
+    benchmarks_visible_to,
+    job_bundle,
+    job_with_results,
+    jobs_for_api,
+    jobs_visible_to,
+)
+from apps.core.errors import Conflict, PermissionDenied, PreconditionFailed, ValidationFailed
+from apps.core.filters import StrictBooleanFilter, StrictFilterSet
 from apps.core.pagination import CursorPagination
 from apps.registry.models import Variant
 
-from .serializers import BenchmarkSerializer, JobCreateSerializer, JobSerializer
+from .serializers import (
+    BenchmarkSerializer,
+    BenchmarkWriteSerializer,
+    BlockedVariantCreateSerializer,
+    BlockedVariantSerializer,
+    JobCreateSerializer,
+    JobSerializer,
+)
+
+
+def _etag(benchmark: Benchmark) -> str:
+    stamp = f"benchmark:{benchmark.pk}:{benchmark.version}:{benchmark.updated_at.isoformat()}"
+    return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
 
 
 class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Benchmarks anyone may read."""
+    """Benchmarks anyone may read; maintainers define and change them (token scope `admin`). A change to the
+    runner, dataset, metrics or config schema/defaults starts a new version: results belong to one version."""
 
-    queryset = Benchmark.objects.all()
     serializer_class = BenchmarkSerializer
     lookup_field = "slug"
-    permission_classes = [permissions.AllowAny]
     search_fields = ["slug", "name", "description"]
     ordering_fields = ["slug", "name", "created_at"]
     filterset_fields = ["task", "runner", "resource_class", "is_active"]
+    token_scopes = {"create": "admin", "partial_update": "admin"}
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        if self.action in ("list", "retrieve"):
+            return [permissions.AllowAny(), *super().get_permissions()]
+        return [permissions.IsAuthenticated(), *super().get_permissions()]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return benchmarks_visible_to(self.request.user).prefetch_related("versions")
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        benchmark = self.get_object()
+        return Response(BenchmarkSerializer(benchmark).data, headers={"ETag": _etag(benchmark)})
+
+    @extend_schema(request=BenchmarkWriteSerializer, responses={201: BenchmarkSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not is_maintainer(request.user):
+            raise PermissionDenied("Only maintainers define benchmarks.")
+        incoming = BenchmarkWriteSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        fields = incoming.to_service_fields()
+        benchmark = services.benchmark_create(actor=request.user, **fields)
+        benchmark = self.get_queryset().get(pk=benchmark.pk)
+        return Response(BenchmarkSerializer(benchmark).data, status=status.HTTP_201_CREATED,
+                        headers={"ETag": _etag(benchmark)})
+
+    @extend_schema(request=BenchmarkWriteSerializer, responses={200: BenchmarkSerializer},
+                   parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)])
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not is_maintainer(request.user):
+            raise PermissionDenied("Only maintainers change benchmarks.")
+        benchmark = self.get_object()
+        if_match = request.headers.get("If-Match")
+        if if_match and if_match.strip() != "*" and _etag(benchmark) not in [t.strip() for t in if_match.split(",")]:
+            raise PreconditionFailed("The benchmark changed since you read it (If-Match does not match its ETag).")
+        incoming = BenchmarkWriteSerializer(data=request.data, partial=True)
+        incoming.is_valid(raise_exception=True)
+        changes = incoming.to_service_fields(current=benchmark)
+        if "slug" in changes and changes.pop("slug") != benchmark.slug:
+            raise ValidationFailed("The slug cannot change.", errors={"slug": ["A benchmark's slug is permanent."]})
+        benchmark = services.benchmark_update(benchmark=benchmark, actor=request.user, changes=changes)
+        benchmark = self.get_queryset().get(pk=benchmark.pk)
+        return Response(BenchmarkSerializer(benchmark).data, headers={"ETag": _etag(benchmark)})
 
 
-class JobFilterSet(django_filters.FilterSet):
+class JobFilterSet(StrictFilterSet):
     variant = django_filters.CharFilter(method="filter_variant", help_text="owner/name")
     benchmark = django_filters.CharFilter(field_name="benchmark__slug")
     status = django_filters.ChoiceFilter(choices=JobStatus.choices)
-    mine = django_filters.BooleanFilter(method="filter_mine")
+    mine = StrictBooleanFilter(method="filter_mine")
 
     class Meta:
         model = BenchmarkJob
@@ -62,25 +127,27 @@ class JobCursorPagination(CursorPagination):
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                  viewsets.GenericViewSet):
-    """Benchmark jobs. Submitting needs the `jobs` token scope."""
+    """Benchmark jobs. Submitting, cancelling, retrying and verifying need the `jobs` token scope.
+
+    A POST with an `Idempotency-Key` header returns the first response again when retried."""
 
     serializer_class = JobSerializer
     pagination_class = JobCursorPagination
     filterset_class = JobFilterSet
     search_fields: list[str] = []
     ordering_fields: list[str] = []
-    token_scopes = {"create": "jobs", "cancel": "jobs"}
+    lookup_value_regex = r"[0-9]+"
+    token_scopes = {"create": "jobs", "cancel": "jobs", "retry": "jobs", "verify": "jobs"}
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
-        if self.action in ("list", "retrieve"):
+        if self.action in ("list", "retrieve", "bundle"):
             return [permissions.AllowAny(), *super().get_permissions()]
         return [permissions.IsAuthenticated(), *super().get_permissions()]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return jobs_for_api(jobs_visible_to(self.request.user))
 
-    @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer, 200: JobSerializer})
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def _submit(self, request: Request) -> tuple[int, dict[str, Any]]:
         incoming = JobCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
@@ -92,19 +159,102 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         else:
             revision = variant.current_revision
         if revision is None:
-            raise ValidationFailed("Unknown revision.",
-                                   errors={"revision": [f"{variant.full_name} has no revision {data.get('revision')}."]})
+            missing = f"{variant.full_name} has no revision {data.get('revision')}."
+            raise ValidationFailed("Unknown revision.", errors={"revision": [missing]})
         benchmark = Benchmark.objects.filter(slug=data["benchmark"]).first()
         if benchmark is None:
             raise ValidationFailed("Unknown benchmark.", errors={"benchmark": [f"No benchmark '{data['benchmark']}'."]})
         priority = data["priority"] if is_maintainer(request.user) else 0
         job, created = services.job_submit(actor=request.user, revision=revision, benchmark=benchmark,
                                            config=data["config"], priority=priority)
-        job = jobs_for_api(BenchmarkJob.objects.filter(pk=job.pk)).get()
-        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        body = JobSerializer(job_with_results(job.pk)).data
+        return (status.HTTP_201_CREATED if created else status.HTTP_200_OK), dict(body)
+
+    @extend_schema(
+        request=JobCreateSerializer,
+        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
+                                     description="Retries with the same key and body get the first response.")],
+        responses={201: JobSerializer, 200: JobSerializer,
+                   422: OpenApiResponse(description="Idempotency-Key reused with a different body")})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            code, body = self._submit(request)
+            return Response(body, status=code)
+        code, body, replayed = idempotent(user=request.user, key=key, scope="jobs.create",
+                                          fingerprint=request_fingerprint(request.data),
+                                          produce=lambda: self._submit(request))
+        return Response(body, status=code, headers={"Idempotent-Replayed": "true" if replayed else "false"})
 
     @extend_schema(request=None, responses={200: JobSerializer, 409: OpenApiResponse(description="Not cancellable")})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel (submitter or maintainer): at once when queued, at the next checkpoint when running."""
         job = services.job_cancel(job=self.get_object(), actor=request.user)
-        return Response(JobSerializer(jobs_for_api(BenchmarkJob.objects.filter(pk=job.pk)).get()).data)
+        return Response(JobSerializer(job_with_results(job.pk)).data)
+
+    @extend_schema(request=None, responses={200: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        """Run a failed job again: maintainers any failed or timed-out job; submitters their own infrastructure
+        failures (worker_lost, artifact_unavailable). Not counted against the quota."""
+        job = services.job_retry(job=self.get_object(), actor=request.user)
+        return Response(JobSerializer(job_with_results(job.pk)).data)
+
+    @extend_schema(request=None, responses={201: JobSerializer, 200: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def verify(self, request: Request, pk: str | None = None) -> Response:
+        """Re-run a succeeded job on another worker where there is one; agreement within the benchmark's
+        tolerance marks its result verified, disagreement flags it. Returns the verification job."""
+        verification, created = services.job_verify(job=self.get_object(), actor=request.user)
+        return Response(JobSerializer(job_with_results(verification.pk)).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(responses={200: OpenApiResponse(description="The reproducibility bundle (JSON)")})
+    @action(detail=True, methods=["get"], url_path="bundle.json", url_name="bundle")
+    def bundle(self, request: Request, pk: str | None = None) -> Response:
+        """The reproducibility bundle bound to the job's score: runner and version, config, dtype, seed, dataset
+        and artifact sha256s, environment, verification record."""
+        job = self.get_object()
+        if job.status != JobStatus.SUCCEEDED or getattr(job, "result", None) is None:
+            raise Conflict(f"Job {job.pk} has no result yet (it is {job.status}).")
+        return Response(job_bundle(job), headers={
+            "Content-Disposition": f'attachment; filename="job-{job.pk}-bundle.json"'})
+
+
+class BlocklistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                       mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The maintainers' blocklist: jobs are not queued for these variants (token scope `admin`)."""
+
+    serializer_class = BlockedVariantSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    lookup_value_regex = r"[0-9]+"
+    filter_backends: list[Any] = []
+    token_scopes = {"list": "admin", "retrieve": "admin", "create": "admin", "destroy": "admin"}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        qs = BlockedVariant.objects.select_related("variant__owner", "created_by")
+        return qs if is_maintainer(self.request.user) else qs.none()
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not is_maintainer(request.user):
+            raise PermissionDenied("Only maintainers read the blocklist.")
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=BlockedVariantCreateSerializer, responses={201: BlockedVariantSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not is_maintainer(request.user):
+            raise PermissionDenied("Only maintainers edit the blocklist.")
+        incoming = BlockedVariantCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        variant = Variant.objects.visible_to(request.user).by_full_name(incoming.validated_data["variant"]).first()
+        if variant is None:
+            raise ValidationFailed("Unknown variant.",
+                                   errors={"variant": [f"No variant '{incoming.validated_data['variant']}'."]})
+        entry = services.blocklist_add(variant=variant, reason=incoming.validated_data["reason"], actor=request.user)
+        entry = get_object_or_404(self.get_queryset(), pk=entry.pk)
+        return Response(BlockedVariantSerializer(entry).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.blocklist_remove(entry=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

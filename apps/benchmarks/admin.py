@@ -1,0 +1,248 @@
+"""The benchmark engine in the moderation console: benchmarks, jobs (bulk cancel and retry through the
+services), results and their verifications (disputes to settle), the blocklist, workers and submitters."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Count, Min, Q, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.core.errors import DomainError
+
+from . import services
+from .choices import JobStatus, VerificationStatus
+from .models import (
+    Benchmark,
+    BenchmarkJob,
+    BenchmarkVersion,
+    BlockedVariant,
+    JobResult,
+    ResultVerification,
+    SubmitterProfile,
+    WorkerNode,
+)
+from .verification import verification_resolve
+
+
+class ReadOnlyAdminMixin:
+    """State changes go through services (audited); the admin shows rows and offers actions."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class BenchmarkVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = BenchmarkVersion
+    extra = 0
+    fields = ["version", "runner", "dataset_uri", "dataset_sha256", "created_by", "created_at"]
+    readonly_fields = fields
+    show_change_link = False
+
+
+@admin.register(Benchmark)
+class BenchmarkAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "version", "runner", "resource_class", "is_active", "updated_at"]
+    list_filter = ["is_active", "resource_class", "runner", "task"]
+    search_fields = ["slug", "name", "description", "runner"]
+    readonly_fields = ["created_by", "created_at", "updated_at"]
+    inlines = [BenchmarkVersionInline]
+
+    def save_model(self, request: HttpRequest, obj: Benchmark, form: Any, change: bool) -> None:
+        fields = {f: form.cleaned_data[f] for f in services.BENCHMARK_FIELDS if f in form.cleaned_data}
+        try:
+            if change:
+                updated = services.benchmark_update(benchmark=obj, actor=request.user, changes=fields)
+            else:
+                fields.pop("version", None)
+                updated = services.benchmark_create(actor=request.user, slug=form.cleaned_data["slug"],
+                                                    version=form.cleaned_data.get("version") or "1", **fields)
+        except DomainError as exc:
+            detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in (exc.errors or {}).items()) or exc.detail
+            self.message_user(request, f"Not saved: {detail}", messages.ERROR)
+            return
+        obj.pk = updated.pk
+
+
+class JobStateFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("primary", "Primary jobs"), ("verification", "Verification re-runs"),
+                ("spot", "Spot checks"), ("stuck", "Running with a stale lease")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob]) -> QuerySet[BenchmarkJob]:
+        from django.conf import settings
+
+        value = self.value()
+        if value == "primary":
+            return queryset.filter(verifies__isnull=True)
+        if value == "verification":
+            return queryset.filter(verifies__isnull=False)
+        if value == "spot":
+            return queryset.filter(is_spot_check=True)
+        if value == "stuck":
+            stale = timezone.now() - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
+            return queryset.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
+        return queryset
+
+
+@admin.register(BenchmarkJob)
+class BenchmarkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "variant_name", "benchmark", "benchmark_version", "status", "queue", "priority",
+                    "submitted_by", "attempts", "failure_reason", "worker_host", "created_at", "finished_at"]
+    list_filter = ["status", "queue", "failure_reason", "benchmark", JobStateFilter, "counts_against_quota",
+                   "created_at"]
+    search_fields = ["=id", "revision__variant__name", "revision__variant__owner__username",
+                     "submitted_by__username", "benchmark__slug", "worker_host", "failure_message"]
+    list_select_related = ["revision__variant__owner", "benchmark", "submitted_by"]
+    readonly_fields = [f.name for f in BenchmarkJob._meta.fields]
+    actions = ["cancel_jobs", "retry_jobs", "verify_jobs"]
+    date_hierarchy = "created_at"
+    change_list_template = "admin/benchmarks/benchmarkjob/change_list.html"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Needed to see the actions; the form itself is all read-only fields.
+        return bool(request.user.has_perm("benchmarks.change_benchmarkjob"))
+
+    @admin.display(description="variant", ordering="revision__variant__name")
+    def variant_name(self, obj: BenchmarkJob) -> str:
+        return f"{obj.revision.variant.full_name}@{obj.revision.number}"
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob], verb: str, call: Any) -> None:
+        done, refused = 0, []
+        for job in queryset:
+            try:
+                call(job)
+                done += 1
+            except DomainError as exc:
+                refused.append(f"#{job.pk}: {exc.detail}")
+        if done:
+            self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Refused: " + "; ".join(refused[:20]), messages.WARNING)
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob]) -> None:
+        self._bulk(request, queryset, "Cancelled", lambda job: services.job_cancel(job=job, actor=request.user))
+
+    @admin.action(description="Retry selected failed jobs")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob]) -> None:
+        self._bulk(request, queryset, "Requeued", lambda job: services.job_retry(job=job, actor=request.user))
+
+    @admin.action(description="Verify selected results (re-run on another worker)")
+    def verify_jobs(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob]) -> None:
+        self._bulk(request, queryset, "Queued verification of",
+                   lambda job: services.job_verify(job=job, actor=request.user))
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        now = timezone.now()
+        per_queue = (BenchmarkJob.objects.order_by().values("queue")
+                     .annotate(queued=Count("id", filter=Q(status=JobStatus.QUEUED)),
+                               sent=Count("id", filter=Q(status=JobStatus.QUEUED, dispatched_at__isnull=False)),
+                               running=Count("id", filter=Q(status=JobStatus.RUNNING)),
+                               oldest_queued=Min("queued_at", filter=Q(status=JobStatus.QUEUED)),
+                               failed_24h=Count("id", filter=Q(status__in=[JobStatus.FAILED, JobStatus.TIMED_OUT],
+                                                               finished_at__gte=now - timedelta(days=1))))
+                     .order_by("queue"))
+        overview = []
+        for row in per_queue:
+            oldest = row["oldest_queued"]
+            overview.append({**row, "oldest_age_s": int((now - oldest).total_seconds()) if oldest else None})
+        context = {"queue_overview": overview, "workers": WorkerNode.objects.filter(stopped_at__isnull=True)
+                   .order_by("-last_seen_at")[:20]}
+        return super().changelist_view(request, extra_context={**(extra_context or {}), **context})
+
+
+@admin.register(JobResult)
+class JobResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["job", "verification_status", "verified", "runner", "runner_version", "samples", "created_at"]
+    list_filter = ["verification_status", "verified", "runner"]
+    search_fields = ["=job__id", "job__revision__variant__name", "job__submitted_by__username"]
+    list_select_related = ["job"]
+    readonly_fields = [f.name for f in JobResult._meta.fields]
+
+
+@admin.register(ResultVerification)
+class ResultVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "result", "verifier_job", "agreed", "metric", "original_value", "verifier_value",
+                    "delta", "tolerance", "original_worker", "verifier_worker", "reviewed_by", "created_at"]
+    list_filter = ["agreed", "result__verification_status", ("reviewed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=result__job__id", "=verifier_job__id", "original_worker", "verifier_worker"]
+    list_select_related = ["result", "verifier_job", "reviewed_by"]
+    readonly_fields = [f.name for f in ResultVerification._meta.fields]
+    actions = ["accept_original", "reject_original"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("benchmarks.change_resultverification"))
+
+    def _resolve(self, request: HttpRequest, queryset: QuerySet[ResultVerification], accept: bool) -> None:
+        count = 0
+        for verification in queryset.filter(result__verification_status=VerificationStatus.DISPUTED):
+            try:
+                verification_resolve(verification=verification, actor=request.user, accept_original=accept)
+                count += 1
+            except DomainError as exc:
+                self.message_user(request, exc.detail, messages.ERROR)
+                return
+        self.message_user(request, f"Resolved {count} disputed result(s).", messages.SUCCESS)
+
+    @admin.action(description="Disputed: accept the original result (verified)")
+    def accept_original(self, request: HttpRequest, queryset: QuerySet[ResultVerification]) -> None:
+        self._resolve(request, queryset, True)
+
+    @admin.action(description="Disputed: do not accept the original result (unverified)")
+    def reject_original(self, request: HttpRequest, queryset: QuerySet[ResultVerification]) -> None:
+        self._resolve(request, queryset, False)
+
+
+@admin.register(BlockedVariant)
+class BlockedVariantAdmin(admin.ModelAdmin):
+    list_display = ["variant", "reason", "created_by", "created_at"]
+    search_fields = ["variant__name", "variant__owner__username", "reason"]
+    list_select_related = ["variant__owner", "created_by"]
+    raw_id_fields = ["variant"]
+    readonly_fields = ["created_by", "created_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: BlockedVariant, form: Any, change: bool) -> None:
+        try:
+            entry = services.blocklist_add(variant=obj.variant, reason=obj.reason, actor=request.user)
+        except DomainError as exc:
+            self.message_user(request, f"Not saved: {exc.detail}", messages.ERROR)
+            return
+        obj.pk = entry.pk
+
+    def delete_model(self, request: HttpRequest, obj: BlockedVariant) -> None:
+        services.blocklist_remove(entry=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[BlockedVariant]) -> None:
+        for entry in queryset:
+            services.blocklist_remove(entry=entry, actor=request.user)
+
+
+@admin.register(WorkerNode)
+class WorkerNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "hostname", "pid", "last_seen_at", "stopped_at", "agreements", "disagreements",
+                    "consecutive_agreements"]
+    list_filter = [("stopped_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "hostname"]
+
+
+@admin.register(SubmitterProfile)
+class SubmitterProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["user", "agreements", "disagreements", "consecutive_agreements", "last_disagreement_at"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]

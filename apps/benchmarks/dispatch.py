@@ -1,0 +1,263 @@
+"""Fair-share dispatch, recovery of lost work, and the registry of live workers.
+
+Why a dispatcher instead of sending every job to the broker at submission: a broker queue is FIFO, so one
+user's 500 jobs sent first would run before anybody else's. Here the database row is the queue; at most
+``MC_DISPATCH_BUFFER`` messages per broker queue are sent and not yet claimed. Each time a slot frees (a claim,
+a cancel, a submission, a beat tick) the dispatcher picks the next jobs by
+
+1. ``priority`` (maintainer-set), highest first;
+2. fair share: the submitter holding the fewest of the queue's slots goes first. A job's *share key* is the
+   number of its submitter's jobs already in flight in that queue (sent or running) plus its rank among the
+   submitter's waiting jobs, so submitters take turns, round robin;
+3. the oldest job.
+
+A single job of a new submitter therefore waits for at most the messages already in the buffer, never for
+another submitter's backlog. The API's queue positions use the same order (:mod:`apps.benchmarks.selectors`).
+
+Messages carry only the job id; a job whose message never reached a worker (broker down, a worker killed with
+prefetched messages) is found by :func:`jobs_recover` and sent again. Duplicates are harmless: the claim is a
+compare-and-set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Max, Q
+from django.db.models.expressions import Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from .choices import FailureReason, JobStatus, ResourceClass, queue_for, worker_queue
+from .models import BenchmarkJob, DispatchQueue, WorkerNode
+
+logger = logging.getLogger(__name__)
+
+RUN_JOB_TASK = "workers.tasks.run_job"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Live workers
+# ---------------------------------------------------------------------------------------------------------
+
+def worker_seen(*, name: str, hostname: str = "", pid: int | None = None, queues: list[str] | None = None,
+                started: bool = False) -> None:
+    """Record that a worker is alive and which queues it consumes (called by the worker's presence thread)."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"last_seen_at": now, "stopped_at": None, "hostname": hostname[:200], "pid": pid}
+    if queues is not None:
+        fields["queues"] = sorted(queues)
+    if started:
+        fields["started_at"] = now
+    if not WorkerNode.objects.filter(name=name).update(**fields):
+        fields.setdefault("started_at", now)
+        WorkerNode.objects.bulk_create([WorkerNode(name=name, **fields)], ignore_conflicts=True)
+
+
+def worker_stopped(*, name: str) -> None:
+    WorkerNode.objects.filter(name=name).update(stopped_at=timezone.now())
+
+
+def live_workers(queue: str | None = None, *, now: datetime | None = None) -> list[WorkerNode]:
+    """Workers seen within MC_WORKER_STALE_S, optionally only those consuming `queue`."""
+    now = now or timezone.now()
+    nodes = list(WorkerNode.objects.filter(last_seen_at__gte=now - timedelta(seconds=settings.MC_WORKER_STALE_S),
+                                           stopped_at__isnull=True))
+    if queue is not None:
+        nodes = [n for n in nodes if queue in (n.queues or [])]
+    return nodes
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dispatch
+# ---------------------------------------------------------------------------------------------------------
+
+def known_queues() -> list[str]:
+    queues = {queue_for(rc) for rc in ResourceClass.values}
+    queues.update(BenchmarkJob.objects.filter(status=JobStatus.QUEUED).order_by().values_list("queue", flat=True)
+                  .distinct())
+    return sorted(queues)
+
+
+def fair_share_pick(queue: str, n: int, now: datetime) -> list[tuple[int, int, int, str]]:
+    """The next `n` waiting jobs of `queue` in dispatch order: (id, submitter id, priority, exclude_worker)."""
+    if n <= 0:
+        return []
+    in_flight = dict(BenchmarkJob.objects.in_flight(queue).order_by().values("submitted_by_id")
+                     .annotate(n=Count("id")).values_list("submitted_by_id", "n"))
+    rows = list(
+        BenchmarkJob.objects.waiting(queue, now)
+        .annotate(rank=Window(RowNumber(), partition_by=[F("submitted_by_id"), F("priority")],
+                              order_by=F("id").asc()))
+        .filter(rank__lte=n)
+        .values_list("id", "submitted_by_id", "priority", "rank", "exclude_worker")
+    )
+    rows.sort(key=lambda r: (-r[2], in_flight.get(r[1], 0) + r[3] - 1, r[0]))
+    return [(r[0], r[1], r[2], r[4]) for r in rows[:n]]
+
+
+def _lock_queue(queue: str) -> None:
+    if DispatchQueue.objects.select_for_update().filter(name=queue).first() is None:
+        DispatchQueue.objects.bulk_create([DispatchQueue(name=queue)], ignore_conflicts=True)
+        DispatchQueue.objects.select_for_update().get(name=queue)
+
+
+def _routes(picks: list[tuple[int, int, int, str]], queue: str, now: datetime) -> dict[int, tuple[str, str]]:
+    """job id -> (broker queue, target worker). Verifications go to the private queue of a live worker other
+    than the one that produced the result; everything else to the resource-class queue."""
+    routes: dict[int, tuple[str, str]] = {}
+    workers: list[WorkerNode] | None = None
+    for job_id, _, _, exclude in picks:
+        if exclude:
+            if workers is None:
+                workers = sorted(live_workers(queue, now=now), key=lambda w: w.name)
+            others = [w for w in workers if w.name != exclude]
+            if others:
+                target = others[job_id % len(others)].name
+                routes[job_id] = (worker_queue(target), target)
+                continue
+        routes[job_id] = (queue, "")
+    return routes
+
+
+def send_run_job(job_id: int, broker_queue: str) -> None:
+    """Publish one run_job message (only the id). Raises when the broker is unreachable."""
+    from celery import current_app
+
+    current_app.send_task(RUN_JOB_TASK, args=[job_id], queue=broker_queue, retry=True,
+                          retry_policy=settings.MC_DISPATCH_RETRY_POLICY)
+
+
+def _dispatch_queue(queue: str, now: datetime) -> int:
+    limit = max(1, int(settings.MC_DISPATCH_BUFFER))
+    refill_at = limit - max(1, limit // 2)
+    # Cheap unlocked look first: most calls (one per claim) find the buffer still full enough.
+    if BenchmarkJob.objects.buffered(queue).count() > refill_at:
+        return 0
+    with transaction.atomic():
+        _lock_queue(queue)
+        room = limit - BenchmarkJob.objects.buffered(queue).count()
+        picks = fair_share_pick(queue, room, now)
+        if not picks:
+            return 0
+        routes = _routes(picks, queue, now)
+        by_target: dict[str, list[int]] = defaultdict(list)
+        for job_id, (_, target) in routes.items():
+            by_target[target].append(job_id)
+        for target, ids in by_target.items():
+            BenchmarkJob.objects.filter(pk__in=ids).update(dispatched_at=now, target_worker=target,
+                                                           dispatch_count=F("dispatch_count") + 1)
+        DispatchQueue.objects.filter(name=queue).update(last_dispatch_at=now)
+    # Sent after the commit, so a worker never sees an id whose row says "not dispatched".
+    sent = 0
+    pending = [job_id for job_id, _, _, _ in picks]
+    try:
+        for job_id in pending:
+            send_run_job(job_id, routes[job_id][0])
+            sent += 1
+    except Exception as exc:  # noqa: BLE001 - broker down: put the rest back; the beat tries again
+        unsent = pending[sent:]
+        BenchmarkJob.objects.filter(pk__in=unsent, status=JobStatus.QUEUED, dispatched_at=now).update(
+            dispatched_at=None, target_worker="")
+        logger.warning("dispatch to %s stopped after %d of %d messages: %s", queue, sent, len(pending), exc)
+    return sent
+
+
+def jobs_dispatch(*, queue: str | None = None, now: datetime | None = None) -> int:
+    """Top up the broker buffer of one queue (or all) in fair-share order. Returns the number of messages sent.
+    Must run outside a transaction (it sends after its own commit); use :func:`jobs_dispatch_on_commit` inside
+    one."""
+    now = now or timezone.now()
+    total = 0
+    for name in [queue] if queue else known_queues():
+        total += _dispatch_queue(name, now)
+    return total
+
+
+def _dispatch_quietly(queue: str | None) -> None:
+    try:
+        jobs_dispatch(queue=queue)
+    except Exception:  # noqa: BLE001 - the write that triggered this is committed; the beat repairs the rest
+        logger.exception("dispatch of %s failed; the recovery beat will retry", queue or "all queues")
+
+
+def jobs_dispatch_on_commit(queue: str | None = None) -> None:
+    transaction.on_commit(lambda: _dispatch_quietly(queue))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Recovery (Celery beat)
+# ---------------------------------------------------------------------------------------------------------
+
+def _release_lost_messages(now: datetime) -> int:
+    """Return to the waiting pool the sent-but-unclaimed jobs whose message is presumed lost:
+    - sent to the private queue of a worker that is gone;
+    - sent to a shared queue before a message that a worker has already claimed (brokers are FIFO per queue);
+    - sent while live consumers sat idle (no running job with a fresh lease) for MC_JOB_UNDELIVERED_AFTER_S;
+    - sent more than MC_JOB_REDISPATCH_MAX_S ago (the broker's visibility timeout) whatever the reason.
+    A queue nobody consumes keeps its messages: sending them again would only pile up duplicates."""
+    undelivered_before = now - timedelta(seconds=settings.MC_JOB_UNDELIVERED_AFTER_S)
+    hard_before = now - timedelta(seconds=settings.MC_JOB_REDISPATCH_MAX_S)
+    stale_before = now - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
+    old = list(BenchmarkJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=undelivered_before)
+               .values_list("pk", "queue", "dispatched_at", "target_worker"))
+    if not old:
+        return 0
+    by_queue: dict[str, list[tuple[int, datetime, str]]] = defaultdict(list)
+    for pk, queue, dispatched_at, target in old:
+        by_queue[queue].append((pk, dispatched_at, target))
+    lost: list[int] = []
+    for queue, rows in by_queue.items():
+        consumers = {w.name for w in live_workers(queue, now=now)}
+        oldest = min(d for _, d, _ in rows)
+        newest_claimed = BenchmarkJob.objects.filter(
+            queue=queue, target_worker="", dispatched_at__gt=oldest, started_at__gte=F("dispatched_at")
+        ).aggregate(m=Max("dispatched_at"))["m"]
+        busy = BenchmarkJob.objects.filter(queue=queue, status=JobStatus.RUNNING,
+                                           heartbeat_at__gte=stale_before).exists()
+        for pk, dispatched_at, target in rows:
+            if target:
+                if target not in consumers or dispatched_at < hard_before:
+                    lost.append(pk)
+            elif consumers and (
+                (newest_claimed is not None and dispatched_at < newest_claimed - timedelta(seconds=1))
+                or not busy or dispatched_at < hard_before
+            ):
+                lost.append(pk)
+    if lost:
+        BenchmarkJob.objects.filter(pk__in=lost, status=JobStatus.QUEUED, dispatched_at__lt=undelivered_before
+                                    ).update(dispatched_at=None, target_worker="")
+        logger.info("released %d jobs whose messages were presumed lost", len(lost))
+    return len(lost)
+
+
+def jobs_recover(*, now: datetime | None = None) -> dict[str, int]:
+    """Periodic repair (Celery beat): requeue (or fail, when attempts are spent) running jobs whose lease went
+    stale because their worker died; release jobs whose message was lost; then top up every queue."""
+    from .services import job_fail
+
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
+    stale = list(BenchmarkJob.objects.filter(status=JobStatus.RUNNING)
+                 .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True))
+                 .values_list("pk", "attempts", "worker_host"))
+    requeued = ended = 0
+    for job_id, attempt, worker in stale:
+        job = job_fail(job_id=job_id, attempt=attempt, reason=FailureReason.WORKER_LOST,
+                       message=f"Attempt {attempt} stopped sending heartbeats (worker {worker or '?'} was killed or "
+                               f"lost); the attempt was abandoned.")
+        if job is None:
+            continue
+        if job.status == JobStatus.QUEUED:
+            requeued += 1
+        else:
+            ended += 1
+    released = _release_lost_messages(now)
+    dispatched = jobs_dispatch(now=now)
+    return {"stale": len(stale), "requeued": requeued, "ended": ended, "released": released,
+            "dispatched": dispatched}

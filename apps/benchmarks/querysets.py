@@ -1,0 +1,54 @@
+"""Visibility and the named slices of the job table the dispatcher and the API share."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+from apps.accounts.roles import is_reviewer
+
+from .choices import ACTIVE_JOB_STATUSES, JobStatus
+
+
+class BenchmarkQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> BenchmarkQuerySet:
+        # Benchmarks are public definitions; retired ones stay readable so old results keep their meaning.
+        return self
+
+
+class BenchmarkJobQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> BenchmarkJobQuerySet:
+        """Jobs on variants the user may see, plus the user's own jobs."""
+        if is_reviewer(user):
+            return self
+        from apps.registry.models import Variant
+
+        visible = Variant.objects.visible_to(user).values("pk")
+        cond = Q(revision__variant__in=visible)
+        if getattr(user, "is_authenticated", False):
+            cond |= Q(submitted_by=user)
+        return self.filter(cond)
+
+    def active(self) -> BenchmarkJobQuerySet:
+        return self.filter(status__in=ACTIVE_JOB_STATUSES)
+
+    def buffered(self, queue: str) -> BenchmarkJobQuerySet:
+        """Sent to the broker and not claimed yet: the messages the dispatcher keeps few of."""
+        return self.filter(queue=queue, status=JobStatus.QUEUED, dispatched_at__isnull=False)
+
+    def in_flight(self, queue: str) -> BenchmarkJobQuerySet:
+        """Buffered or running: what a submitter already holds of a queue's capacity."""
+        return self.filter(queue=queue).filter(
+            Q(status=JobStatus.RUNNING) | Q(status=JobStatus.QUEUED, dispatched_at__isnull=False)
+        )
+
+    def waiting(self, queue: str, now: datetime) -> BenchmarkJobQuerySet:
+        """Queued, not sent yet, and past any retry backoff: what the dispatcher chooses from."""
+        return self.filter(queue=queue, status=JobStatus.QUEUED, dispatched_at__isnull=True,
+                           cancel_requested=False).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+
+    def counting_against_quota(self, user: Any) -> BenchmarkJobQuerySet:
+        return self.filter(submitted_by=user, counts_against_quota=True)

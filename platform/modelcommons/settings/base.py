@@ -260,6 +260,39 @@ MC_ARTIFACT_ALLOW_FILE_URIS = env.bool("MC_ARTIFACT_ALLOW_FILE_URIS", default=Fa
 
 # --- Reviews, notifications, webhooks (issue 5) ------------------------------------------------------------
 # Publish automatically (actor: the platform) as soon as the publication gate holds.
+# --- Benchmark engine (issue 4) -----------------------------------------------------------------------
+# Fair-share dispatch keeps at most this many sent-but-unclaimed messages per broker queue (about the
+# number of worker slots consuming it): more keeps fast workers busier, fewer keeps the queue fairer.
+MC_DISPATCH_BUFFER = env.int("MC_DISPATCH_BUFFER", default=4)
+MC_DISPATCH_EVERY_S = env.float("MC_DISPATCH_EVERY_S", default=5.0)
+# Publishing to a down broker fails fast: the job stays in the database and the beat sends it later.
+MC_DISPATCH_RETRY_POLICY = {"max_retries": env.int("MC_DISPATCH_PUBLISH_RETRIES", default=1),
+                            "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# A sent message not claimed after this long is sent again whatever the reason (the broker's visibility
+# timeout: by then a Redis broker would redeliver it anyway).
+MC_JOB_REDISPATCH_MAX_S = env.int("MC_JOB_REDISPATCH_MAX_S", default=3600)
+MC_JOB_RETRY_BACKOFF_S = env.float("MC_JOB_RETRY_BACKOFF_S", default=5.0)
+MC_JOB_RETRY_BACKOFF_MAX_S = env.float("MC_JOB_RETRY_BACKOFF_MAX_S", default=300.0)
+MC_JOB_PROGRESS_MIN_INTERVAL_S = env.float("MC_JOB_PROGRESS_MIN_INTERVAL_S", default=0.5)
+# Workers report presence so verification re-runs can be routed to a different worker.
+MC_WORKER_PRESENCE_S = env.float("MC_WORKER_PRESENCE_S", default=10.0)
+MC_WORKER_STALE_S = env.float("MC_WORKER_STALE_S", default=35.0)
+# Runners that load nothing run inside the worker process instead of a sandbox child (no interpreter start).
+MC_IN_PROCESS_RUNNERS = env.list("MC_IN_PROCESS_RUNNERS", default=["noop"])
+# "module.path:Class" as a benchmark's runner: tests and development only.
+MC_ALLOW_RUNNER_PATHS = env.bool("MC_ALLOW_RUNNER_PATHS", default=False)
+# Adaptive verification (BOINC): always re-run results of sources with fewer consecutive agreements than
+# MC_VERIFY_TRUST_AFTER, then less often, down to MC_VERIFY_MIN_RATE.
+MC_SPOT_CHECKS = env.bool("MC_SPOT_CHECKS", default=True)
+MC_VERIFY_TRUST_AFTER = env.int("MC_VERIFY_TRUST_AFTER", default=3)
+MC_VERIFY_MIN_RATE = env.float("MC_VERIFY_MIN_RATE", default=0.05)
+MC_VERIFY_MAX_HANDBACKS = env.int("MC_VERIFY_MAX_HANDBACKS", default=5)
+MC_IDEMPOTENCY_TTL_S = env.int("MC_IDEMPOTENCY_TTL_S", default=24 * 3600)
+CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
+    "task": "workers.tasks.jobs_dispatch",
+    "schedule": timedelta(seconds=MC_DISPATCH_EVERY_S),
+}
+
 MC_AUTO_PUBLISH = env.bool("MC_AUTO_PUBLISH", default=False)
 # Assign this many least-loaded reviewers to each submitted revision (0: reviewers self-assign from the queue).
 MC_REVIEW_AUTO_ASSIGN = env.int("MC_REVIEW_AUTO_ASSIGN", default=0)

@@ -1,0 +1,106 @@
+"""What detectives and the openness class read about a revision, loaded lazily and at most once per evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from apps.registry.models import Artifact, Revision, Variant
+
+
+@dataclass(frozen=True)
+class JobFact:
+    id: int
+    status: str
+    benchmark: str
+    failure_reason: str
+    is_verification: bool
+    has_result: bool
+    verified: bool
+    verification_status: str
+
+
+def _job_result_has(field: str) -> bool:
+    from apps.benchmarks.models import JobResult
+
+    try:
+        JobResult._meta.get_field(field)
+    except Exception:  # noqa: BLE001 - FieldDoesNotExist: an older engine without verification statuses
+        return False
+    return True
+
+
+class RevisionFacts:
+    """The inputs of one evaluation. Each property costs at most one query, the first time it is read."""
+
+    def __init__(self, revision: Revision):
+        self.revision = revision
+
+    @classmethod
+    def load(cls, revision_id: int) -> RevisionFacts:
+        return cls(Revision.objects.select_related("variant__owner").get(pk=revision_id))
+
+    @property
+    def variant(self) -> Variant:
+        return self.revision.variant
+
+    def _declared(self, field: str) -> Any:
+        """A field of the variant as this revision declares it.
+
+        The registry snapshots the variant's metadata and card into `Revision.metadata` at submission (what
+        reviewers judge); a draft, or a revision submitted before snapshots existed, reads the live variant."""
+        snapshot = self.revision.metadata if isinstance(getattr(self.revision, "metadata", None), dict) else {}
+        if field in snapshot:
+            return snapshot[field]
+        return getattr(self.variant, field)
+
+    @property
+    def license_id(self) -> str:
+        return str(self._declared("license") or "").strip()
+
+    @property
+    def card(self) -> str:
+        return str(self._declared("card") or "")
+
+    @property
+    def license_compat(self) -> dict[str, Any]:
+        compat = self.variant.license_compat
+        return compat if isinstance(compat, dict) else {}
+
+    @property
+    def relation(self) -> str:
+        return str(self.variant.relation)
+
+    @cached_property
+    def parent_names(self) -> list[str]:
+        return [link.parent.full_name for link in
+                self.variant.parent_links.select_related("parent__owner").all()]
+
+    @cached_property
+    def artifacts(self) -> list[Artifact]:
+        return list(Artifact.objects.filter(revision=self.revision).order_by("path"))
+
+    @cached_property
+    def jobs(self) -> list[JobFact]:
+        from apps.benchmarks.models import BenchmarkJob
+
+        with_status = _job_result_has("verification_status")
+        fields = ["id", "status", "benchmark__slug", "failure_reason", "verifies_id", "result__id",
+                  "result__verified"]
+        if with_status:
+            fields.append("result__verification_status")
+        rows = BenchmarkJob.objects.filter(revision=self.revision).order_by("id").values(*fields)
+        return [
+            JobFact(id=row["id"], status=row["status"], benchmark=row["benchmark__slug"],
+                    failure_reason=row["failure_reason"] or "", is_verification=row["verifies_id"] is not None,
+                    has_result=row["result__id"] is not None, verified=bool(row["result__verified"]),
+                    verification_status=str(row.get("result__verification_status") or ""))
+            for row in rows
+        ]
+
+    @cached_property
+    def components(self) -> list[Any]:
+        from .models import RevisionComponent
+
+        return list(RevisionComponent.objects.filter(revision=self.revision))

@@ -28,6 +28,9 @@ urlpatterns = [
     path("variants/parent-suggestions/", variants.parent_suggestions, name="parent-suggestions"),
     path(V, variants.variant_detail, name="variant"),
     path(V + "revisions/<int:number>/artifacts/", variants.artifact_upload, name="artifact-upload"),
+    path(V + "revisions/<int:number>/checklist/<str:key>/", variants.checklist_answer, name="checklist-answer"),
+    path(V + "revisions/<int:number>/reviews/", variants.review_submit, name="review-submit"),
+    path(V + "comments/", variants.comment_create, name="comment-create"),
     path(V + "revisions/<int:number>/<str:action>/", variants.revision_action, name="revision-action"),
     path(V + "jobs/new/", jobs.job_submit, name="job-submit"),
     # Jobs

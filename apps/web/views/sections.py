@@ -3,72 +3,162 @@ and `variant_sections`, which gathers the read-only parts of the variant page fr
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.http import HttpRequest
 
+from apps.accounts.roles import is_maintainer, is_reviewer
 from apps.benchmarks.api.serializers import JobSerializer
 from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to
-from apps.core.errors import PermissionDenied, ValidationFailed
-from apps.registry import selectors as registry_selectors
+from apps.core.errors import NotFound, ValidationFailed
+from apps.notifications.models import Notification
 from apps.registry import services as registry_services
-from apps.registry.choices import EXTENSION_FORMATS, RevisionStatus
+from apps.registry.choices import RevisionStatus
 from apps.registry.models import Artifact, Revision, Variant
-
-ACTION_TARGETS = {
-    "submit": RevisionStatus.SUBMITTED,
-    "withdraw": RevisionStatus.WITHDRAWN,
-    "publish": RevisionStatus.PUBLISHED,
-    "unpublish": RevisionStatus.UNPUBLISHED,
-    "reject": RevisionStatus.REJECTED,
-}
+from apps.reviews import selectors as review_selectors
+from apps.reviews import services as review_services
+from apps.reviews.choices import ReviewDecision
+from apps.reviews.gate import author_ids, publication_gate_unmet
 
 
 def variant_propose(user: Any, form: Any) -> Variant:
     data = form.cleaned_data
-    parents, missing = registry_selectors.variants_resolve(form.parent_names(), user)
-    if missing:
-        raise ValidationFailed("Unknown parent.",
-                               errors={"parents": [f"No variant {m} that you can see." for m in missing]})
     card = data.get("card_file") or data.get("card") or ""
     fields = {k: data[k] for k in ("license", "parameters", "precision", "task", "architecture", "summary")
               if data.get(k) not in (None, "")}
     return registry_services.variant_create(owner=user, name=data["name"], relation=data["relation"],
-                                            parents=parents, actor=user, card=card, **fields)
+                                            parents=form.parent_names(), actor=user, card=card, **fields)
 
 
 def artifact_upload(user: Any, revision: Revision, form: Any) -> Artifact:
-    from .variants import save_upload_to_temp
+    data = form.cleaned_data
+    return registry_services.artifact_add(revision=revision, actor=user, upload=data["file"],
+                                          path=data.get("path") or None, fmt=data.get("format") or None)
 
-    upload = form.cleaned_data["file"]
-    path = form.cleaned_data.get("path") or upload.name
-    fmt = form.cleaned_data.get("format") or EXTENSION_FORMATS.get("." + path.rsplit(".", 1)[-1].lower(), "other")
-    if revision.variant.owner_id != user.pk:
-        raise PermissionDenied("Only the owner uploads artifacts.")
-    source = save_upload_to_temp(upload)
-    return registry_services.artifact_add_local_file(revision=revision, source=source, path=path, fmt=fmt,
-                                                     actor=user)
+
+def checklist_answer(user: Any, revision: Revision, key: str, data: dict[str, Any]) -> Any:
+    from apps.checklists import services as checklist_services
+
+    changes: dict[str, Any] = {}
+    if "verified" in data:
+        changes["verified"] = data["verified"] in ("1", "true", "on", True)
+    else:
+        changes = {k: data.get(k, "") for k in ("status", "justification", "evidence_url")}
+    return checklist_services.checklist_item_answer(revision=revision, key=key, actor=user, changes=changes)
+
+
+def review_submit(user: Any, revision: Revision, data: dict[str, Any]) -> Any:
+    return review_services.review_submit(revision=revision, reviewer=user, decision=data.get("decision", ""),
+                                         body=data.get("body", ""))
+
+
+def comment_create(user: Any, variant: Variant, data: dict[str, Any]) -> Any:
+    parent = None
+    if data.get("parent"):
+        try:
+            parent = review_selectors.comment_visible_or_404(user, int(data["parent"]))
+        except (ValueError, NotFound):
+            raise ValidationFailed("Bad parent.", errors={"parent": ["No such comment."]})
+    return review_services.comment_create(variant=variant, author=user, body=data.get("body", ""), parent=parent)
 
 
 def revision_action(user: Any, revision: Revision, action: str, *, reason: str = "") -> Revision:
-    target = ACTION_TARGETS.get(action)
-    if target is None:
-        raise ValidationFailed("Unknown action.", errors={"action": [f"Unknown action '{action}'."]})
-    if action in ("submit", "withdraw") and revision.variant.owner_id != user.pk:
-        raise PermissionDenied("Only the owner submits or withdraws a revision.")
-    if action in ("publish", "unpublish", "reject"):
-        raise PermissionDenied("Publishing goes through the publication gate, which is not available yet.")
-    return registry_services.revision_transition(revision=revision, target=target, actor=user, reason=reason)
+    if action == "submit":
+        return registry_services.revision_submit(revision=revision, actor=user)
+    if action == "withdraw":
+        return registry_services.revision_withdraw(revision=revision, actor=user, reason=reason)
+    if action == "publish":
+        return review_services.revision_publish(revision=revision, actor=user, reason=reason)
+    if action == "unpublish":
+        return review_services.revision_unpublish(revision=revision, actor=user, reason=reason)
+    if action == "reject":
+        return review_services.revision_reject(revision=revision, actor=user, reason=reason)
+    raise ValidationFailed("Unknown action.", errors={"action": [f"Unknown action '{action}'."]})
+
+
+def _actions(user: Any, variant: Variant, current: Revision) -> list[dict[str, Any]]:
+    """Buttons for what the state machine allows from here and the user's role; the services still decide."""
+    allowed = current.allowed_transitions()
+    actions = []
+    if user.is_authenticated and variant.owner_id == user.pk:
+        if RevisionStatus.SUBMITTED in allowed:
+            actions.append({"name": "submit", "label": "Submit for review", "style": ""})
+        if RevisionStatus.WITHDRAWN in allowed:
+            actions.append({"name": "withdraw", "label": "Withdraw", "style": "secondary"})
+    if is_maintainer(user):
+        if RevisionStatus.PUBLISHED in allowed or current.status == RevisionStatus.SUBMITTED:
+            actions.append({"name": "publish", "label": "Publish", "style": ""})
+        if RevisionStatus.UNPUBLISHED in allowed:
+            actions.append({"name": "unpublish", "label": "Unpublish", "style": "danger", "reason": True})
+        if RevisionStatus.REJECTED in allowed:
+            actions.append({"name": "reject", "label": "Reject", "style": "danger", "reason": True})
+    return actions
+
+
+def _checklist(user: Any, variant: Variant, current: Revision) -> dict[str, Any] | None:
+    if not django_apps.is_installed("apps.checklists"):
+        return None
+    from apps.checklists import selectors as checklist_selectors
+    from apps.checklists import services as checklist_services
+    from apps.checklists.badge import render_badge
+    from apps.checklists.choices import ItemStatus, Level
+
+    checklist = checklist_selectors.checklist_for_revision(current)
+    if checklist is None:
+        return None
+    rows = list(checklist.items.all())
+    is_owner = user.is_authenticated and variant.owner_id == user.pk
+    reviewer_not_author = is_reviewer(user) and not is_owner and current.created_by_id != user.pk
+    badge = render_badge(level=checklist.level, progress=checklist.progress or {},
+                         title=f"{variant.full_name} checklist")
+    levels = []
+    for level, label in Level.choices:
+        level_rows = [r for r in rows if r.item.level == level]
+        levels.append({"key": level, "label": label, "percent": (checklist.progress or {}).get(level, 0),
+                       "rows": level_rows})
+    return {
+        "checklist": checklist, "levels": levels,
+        "badge_data_uri": "data:image/svg+xml;base64," + base64.b64encode(badge.svg).decode(),
+        "badge_message": badge.message,
+        "can_answer": is_owner and current.status in checklist_services.ANSWERABLE_STATUSES,
+        "can_verify": reviewer_not_author and current.status in checklist_services.VERIFIABLE_STATUSES,
+        "statuses": ItemStatus.choices,
+    }
 
 
 def variant_sections(request: HttpRequest, variant: Variant, current: Revision | None) -> dict[str, Any]:
-    """Jobs and results for the variant; more sections join as the review and checklist apps land."""
+    """The parts of the variant page other apps own: checklist, reviews and comments, jobs, publication gate."""
     user = request.user
     jobs = jobs_for_api(jobs_visible_to(user).filter(revision__variant=variant)).order_by("-id")[:50]
     job_rows = JobSerializer(jobs, many=True, context={"request": request}).data
-    return {"jobs": job_rows}
+    ctx: dict[str, Any] = {"jobs": job_rows, "actions": [], "checklist": None, "gate": None,
+                           "comments": review_selectors.comments_of(variant), "reviews": None}
+    if current is None:
+        return ctx
+    ctx["actions"] = _actions(user, variant, current)
+    ctx["checklist"] = _checklist(user, variant, current)
+    if current.status != RevisionStatus.DRAFT:
+        ctx["reviews"] = list(review_selectors.reviews_of(current))
+        is_author = user.pk in author_ids(current)
+        ctx["can_review"] = (is_reviewer(user) and not is_author
+                             and current.status in (RevisionStatus.SUBMITTED, RevisionStatus.APPROVED))
+        ctx["review_decisions"] = ReviewDecision.choices
+    if current.status in (RevisionStatus.SUBMITTED, RevisionStatus.APPROVED, RevisionStatus.CHANGES_REQUESTED,
+                          RevisionStatus.UNPUBLISHED):
+        unmet = publication_gate_unmet(current)
+        ctx["gate"] = {"ok": not unmet, "missing": unmet}
+    return ctx
 
 
 def dashboard_sections(request: HttpRequest) -> dict[str, Any]:
-    """Notifications and the review queue, from the notifications and reviews apps."""
-    return {}
+    """Notifications and, for reviewers, the review queue."""
+    user = request.user
+    ctx: dict[str, Any] = {
+        "notifications": list(Notification.objects.filter(user=user).order_by("-id")[:10]),
+        "review_queue": None,
+    }
+    if is_reviewer(user):
+        ctx["review_queue"] = list(review_selectors.review_queue(user)[:20])
+    return ctx

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.roles import is_maintainer, is_reviewer
-from apps.core.errors import DomainError, NotFound
+from apps.core.errors import DomainError, NotFound, PermissionDenied
 from apps.registry import selectors as registry_selectors
-from apps.registry.models import Variant
+from apps.registry.models import Revision, Variant
 
 from ..forms import ArtifactUploadForm, VariantProposeForm, add_service_errors, license_choices
 from ..svg import lineage_layout
@@ -100,6 +99,8 @@ def artifact_upload(request: HttpRequest, owner: str, name: str, number: int) ->
     if form.is_valid():
         try:
             artifact = sections.artifact_upload(request.user, revision, form)
+        except PermissionDenied:
+            raise DjangoPermissionDenied
         except DomainError as exc:
             add_service_errors(form, exc)
         else:
@@ -140,14 +141,64 @@ def _problem_text(exc: DomainError) -> str:
     return " — ".join(parts)
 
 
-def save_upload_to_temp(upload: Any) -> Path:
-    """A path for an upload, whether Django spooled it to disk or kept it in memory."""
-    if hasattr(upload, "temporary_file_path"):
-        return Path(upload.temporary_file_path())
-    tmp = tempfile.NamedTemporaryFile(delete=False, suffix=Path(upload.name).suffix)  # noqa: SIM115
-    for chunk in upload.chunks():
-        tmp.write(chunk)
-    tmp.close()
-    return Path(tmp.name)
+def _revision_or_404(request: HttpRequest, owner: str, name: str, number: int) -> tuple[Variant, Revision]:
+    variant = _variant_or_404(request, owner, name)
+    try:
+        return variant, registry_selectors.revision_get(user=request.user, variant=variant, number=number)
+    except NotFound:
+        raise Http404
 
 
+@login_required
+@require_POST
+def checklist_answer(request: HttpRequest, owner: str, name: str, number: int, key: str) -> HttpResponse:
+    """Answer (owner) or verify (reviewer) one item. With htmx only that item's row comes back."""
+    variant, revision = _revision_or_404(request, owner, name, number)
+    error = None
+    try:
+        sections.checklist_answer(request.user, revision, key, request.POST)
+    except NotFound:
+        raise Http404
+    except DomainError as exc:
+        error = exc
+    if request.htmx:
+        ctx = _variant_context(request, variant)
+        row = next((r for level in ctx["checklist"]["levels"] for r in level["rows"] if r.item.key == key), None)
+        if row is None:
+            raise Http404
+        return render(request, "web/partials/checklist_item.html", {
+            **ctx, **ctx["checklist"], "row": row, "error": error, "posted": request.POST if error else None,
+        }, status=400 if error else 200)
+    if error is not None:
+        messages.error(request, _problem_text(error))
+    else:
+        messages.success(request, f"Checklist item “{key}” saved.")
+    return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+
+
+@login_required
+@require_POST
+def review_submit(request: HttpRequest, owner: str, name: str, number: int) -> HttpResponse:
+    variant, revision = _revision_or_404(request, owner, name, number)
+    try:
+        review = sections.review_submit(request.user, revision, request.POST)
+    except DomainError as exc:
+        return render(request, "web/variant_detail.html", _variant_context(
+            request, variant, review_errors=exc.errors or {"body": [exc.detail]}, review_posted=request.POST),
+            status=400 if exc.status < 500 else exc.status)
+    messages.success(request, f"Your review ({review.get_decision_display()}) is recorded.")
+    return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+
+
+@login_required
+@require_POST
+def comment_create(request: HttpRequest, owner: str, name: str) -> HttpResponse:
+    variant = _variant_or_404(request, owner, name)
+    try:
+        sections.comment_create(request.user, variant, request.POST)
+    except DomainError as exc:
+        return render(request, "web/variant_detail.html", _variant_context(
+            request, variant, comment_errors=exc.errors or {"body": [exc.detail]}, comment_posted=request.POST),
+            status=400)
+    messages.success(request, "Comment posted.")
+    return redirect("web:variant", owner=variant.owner.username, name=variant.name)

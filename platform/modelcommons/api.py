@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("apps.audit.api.urls")),
     path("", include("apps.registry.api.urls")),
     path("", include("apps.benchmarks.api.urls")),
+    path("", include("apps.checklists.api.urls")),
     path("", include("apps.reviews.api.urls")),
     path("", include("apps.notifications.api.urls")),
 ]

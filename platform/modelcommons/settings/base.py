@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.registry",
     "apps.benchmarks",
+    "apps.checklists",
     "apps.reviews",
     "apps.notifications",
     "apps.moderation",
@@ -314,3 +315,12 @@ CELERY_BEAT_SCHEDULE["webhooks-recover"] = {
     "task": "notifications.webhooks_recover",
     "schedule": timedelta(seconds=env.int("MC_WEBHOOKS_RECOVER_EVERY_S", default=60)),
 }
+
+# --- Checklists (issue 6) ---------------------------------------------------------------------------
+# The template new revisions get until a maintainer makes another one the default (fixtures/checklists/).
+MC_CHECKLIST_DEFAULT_TEMPLATE_FILE = env.str("MC_CHECKLIST_DEFAULT_TEMPLATE_FILE",
+                                             default="open-model-practices-v1.json")
+# The shortest justification an N/A answer, or a met answer on a justification item, may carry.
+MC_CHECKLIST_MIN_JUSTIFICATION_CHARS = env.int("MC_CHECKLIST_MIN_JUSTIFICATION_CHARS", default=20)
+# How long README image proxies may cache the badge of a published revision.
+MC_CHECKLIST_BADGE_MAX_AGE_S = env.int("MC_CHECKLIST_BADGE_MAX_AGE_S", default=300)

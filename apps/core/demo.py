@@ -75,7 +75,8 @@ def ensure_accounts(password: str) -> dict[str, User]:
     # Maintainers use the Django admin as the moderation console.
     group = Group.objects.get(name="maintainers")
     group.permissions.set(Permission.objects.filter(
-        content_type__app_label__in=["accounts", "audit", "registry", "benchmarks", "reviews", "checklists"]))
+        content_type__app_label__in=["accounts", "audit", "registry", "benchmarks", "leaderboards", "reviews",
+                                     "checklists"]))
     commons, created = ensure_user("commons", password, email="commons@example.org")
     if created:
         commons.set_unusable_password()

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("apps.registry.api.urls")),
     path("", include("apps.benchmarks.api.urls")),
     path("", include("apps.checklists.api.urls")),
+    path("", include("apps.leaderboards.api.urls")),
     path("", include("apps.reviews.api.urls")),
     path("", include("apps.notifications.api.urls")),
 ]

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.registry",
     "apps.benchmarks",
     "apps.checklists",
+    "apps.leaderboards",
     "apps.reviews",
     "apps.notifications",
     "apps.moderation",

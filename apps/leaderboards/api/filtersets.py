@@ -1,0 +1,44 @@
+"""Board filters (SPEC §3): relation, precision, license, task, max_parameters, verified; plus contaminated
+and, on suites, complete. Every filter is a column of the summary table, so no filter adds a join."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+
+from apps.core.filters import StrictBooleanFilter, StrictFilterSet
+from apps.registry.choices import Precision, Relation
+
+from ..models import LeaderboardEntry, SuiteScore
+
+
+class _BoardFilterSet(StrictFilterSet):
+    relation = django_filters.ChoiceFilter(choices=Relation.choices)
+    precision = django_filters.ChoiceFilter(choices=Precision.choices)
+    license = django_filters.CharFilter(method="filter_license", max_length=64,
+                                        help_text="SPDX or Hub license id, case-insensitive.")
+    task = django_filters.CharFilter(max_length=64, help_text="Hub pipeline tag, e.g. image-classification.")
+    max_parameters = django_filters.NumberFilter(field_name="parameters", lookup_expr="lte", min_value=0,
+                                                 max_value=10**15)
+    verified = StrictBooleanFilter()
+    contaminated = StrictBooleanFilter(help_text="false hides rows marked by a confirmed contamination flag.")
+
+    def filter_license(self, qs: Any, name: str, value: str) -> Any:
+        # Entries store the license lower-cased, so this stays an indexable equality.
+        return qs.filter(license=value.lower()) if value else qs
+
+
+class EntryFilterSet(_BoardFilterSet):
+    class Meta:
+        model = LeaderboardEntry
+        fields = ["relation", "precision", "license", "task", "max_parameters", "verified", "contaminated"]
+
+
+class SuiteScoreFilterSet(_BoardFilterSet):
+    complete = StrictBooleanFilter(help_text="true keeps only variants with a result on every suite benchmark.")
+
+    class Meta:
+        model = SuiteScore
+        fields = ["relation", "precision", "license", "task", "max_parameters", "verified", "contaminated",
+                  "complete"]

@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+
+
+class LeaderboardsConfig(AppConfig):
+    name = "apps.leaderboards"
+    label = "leaderboards"
+    verbose_name = "Leaderboards"
+
+    def ready(self) -> None:
+        from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
+
+        from . import receivers
+        from .services import leaderboard_record_job
+
+        # The engine tells us when a result is written or its verification changes; we keep the summary
+        # table (LeaderboardEntry) up to date so that reads never aggregate over jobs.
+        if leaderboard_record_job not in JOB_FINISHED_HOOKS:
+            JOB_FINISHED_HOOKS.append(leaderboard_record_job)
+        receivers.connect()

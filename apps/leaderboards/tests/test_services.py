@@ -1,0 +1,379 @@
+"""Leaderboard rules: summary rows follow results, publication, verification, suites and contamination."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.benchmarks.choices import JobStatus
+from apps.core.errors import NotFound, PreconditionFailed, ValidationFailed
+from apps.leaderboards import selectors, services
+from apps.leaderboards.models import ContaminationMark, LeaderboardEntry, SuiteBenchmark, SuiteScore
+from apps.registry.choices import RevisionStatus
+from apps.registry.models import Revision
+from apps.registry.services import revision_create, revision_transition
+
+from .factories import make_benchmark, make_result, make_variant, publish
+
+pytestmark = pytest.mark.django_db
+
+
+def board(benchmark, version=None):
+    return list(selectors.board_entries(benchmark=benchmark, version=version or benchmark.version)
+                .values_list("variant_name", "score"))
+
+
+@pytest.fixture
+def bench(db):
+    return make_benchmark("bench")
+
+
+@pytest.fixture
+def base(maintainer):
+    return make_variant(maintainer, "base-model", actor=maintainer)
+
+
+@pytest.fixture
+def child(alice, base):
+    return make_variant(alice, "base-int8", relation="quantized", parents=(base,), precision="int8",
+                        parameters=900)
+
+
+# --- summary rows follow results -------------------------------------------------------------------------
+
+def test_a_result_writes_one_summary_row_with_the_variants_filter_columns(bench, child):
+    job = make_result(child, bench, {"accuracy": 0.91, "latency_ms": 3.0})
+    entry = LeaderboardEntry.objects.get()
+    assert (entry.variant_id, entry.revision_id, entry.job_id) == (child.pk, child.current_revision_id, job.pk)
+    assert (entry.score, entry.score_metric, entry.rank_score) == (0.91, "accuracy", 0.91)
+    assert entry.metrics == {"accuracy": 0.91, "latency_ms": 3.0}
+    assert (entry.variant_name, entry.relation, entry.precision, entry.license, entry.parameters) == (
+        "alice/base-int8", "quantized", "int8", "apache-2.0", 900)
+    assert entry.listed and entry.ranked and entry.is_public and not entry.verified
+    assert board(bench) == [("alice/base-int8", 0.91)]
+
+
+def test_the_hook_is_idempotent_and_ignores_failed_jobs_and_results_without_the_primary_metric(bench, child):
+    job = make_result(child, bench, {"accuracy": 0.9})
+    services.leaderboard_record_job(job.pk)
+    services.leaderboard_record_job(job.pk)
+    make_result(child, bench, {}, status=JobStatus.FAILED)
+    make_result(child, bench, {"latency_ms": 1.0})  # no primary metric: not rankable
+    services.leaderboard_record_job(999_999)  # unknown job: nothing happens
+    assert list(LeaderboardEntry.objects.values_list("job_id", "score")) == [(job.pk, 0.9)]
+
+
+def test_a_revision_shows_its_best_verified_result_or_else_its_latest(bench, child):
+    make_result(child, bench, {"accuracy": 0.80})
+    make_result(child, bench, {"accuracy": 0.70})
+    assert board(bench) == [("alice/base-int8", 0.70)]  # none verified: the latest
+    make_result(child, bench, {"accuracy": 0.75}, verified=True)
+    make_result(child, bench, {"accuracy": 0.60})  # newer, but unverified
+    assert board(bench) == [("alice/base-int8", 0.75)]
+    make_result(child, bench, {"accuracy": 0.85}, verified=True)
+    make_result(child, bench, {"accuracy": 0.78}, verified=True)
+    entry = LeaderboardEntry.objects.get()
+    assert (entry.score, entry.verified) == (0.85, True)
+
+
+def test_a_verification_rerun_marks_the_original_result_verified(bench, child):
+    original = make_result(child, bench, {"accuracy": 0.9})
+    assert not LeaderboardEntry.objects.get().verified
+    rerun = make_result(child, bench, {"accuracy": 0.901}, verifies=original, record=False)
+    original.result.verified = True
+    original.result.save(update_fields=["verified"])
+    services.leaderboard_record_job(rerun.pk)  # the hook may name the re-run; it resolves the original
+    entry = LeaderboardEntry.objects.get()
+    assert entry.verified and entry.job_id == original.pk and entry.score == 0.9
+
+
+def test_agreement_recorded_only_on_the_rerun_still_counts(bench, child):
+    original = make_result(child, bench, {"accuracy": 0.9})
+    make_result(child, bench, {"accuracy": 0.9}, verifies=original, verified=True)
+    assert LeaderboardEntry.objects.get().verified
+
+
+def test_lower_is_better_primary_metric_ranks_ascending(maintainer, alice):
+    latency = make_benchmark("latency", metrics=[{"name": "p50_ms", "higher_is_better": False, "primary": True}])
+    fast = make_variant(maintainer, "fast", actor=maintainer)
+    slow = make_variant(maintainer, "slow", actor=maintainer)
+    make_result(slow, latency, {"p50_ms": 9.0})
+    make_result(fast, latency, {"p50_ms": 2.5})
+    assert board(latency) == [("maintainer/fast", 2.5), ("maintainer/slow", 9.0)]
+    # "best verified" also follows the direction: the lowest verified latency wins
+    make_result(fast, latency, {"p50_ms": 2.0}, verified=True)
+    make_result(fast, latency, {"p50_ms": 3.0}, verified=True)
+    assert board(latency)[0] == ("maintainer/fast", 2.0)
+
+
+def test_results_of_unpublished_variants_and_revisions_are_kept_but_never_ranked(bench, alice, base):
+    draft = make_variant(alice, "draft-ft", relation="finetune", parents=(base,), published=False)
+    make_result(draft, bench, {"accuracy": 0.99})
+    entry = LeaderboardEntry.objects.get(variant=draft)
+    assert not entry.listed and not entry.ranked and not entry.is_public
+    assert board(bench) == []
+
+
+def test_publishing_and_unpublishing_update_the_board(bench, alice, base, maintainer,
+                                                     django_capture_on_commit_callbacks):
+    draft = make_variant(alice, "later", relation="finetune", parents=(base,), published=False)
+    make_result(draft, bench, {"accuracy": 0.9})
+    with django_capture_on_commit_callbacks(execute=True):
+        publish(draft.current_revision, maintainer)
+    assert board(bench) == [("alice/later", 0.9)]
+    with django_capture_on_commit_callbacks(execute=True):
+        revision_transition(revision=draft.current_revision, target=RevisionStatus.UNPUBLISHED, actor=maintainer,
+                            reason="test")
+    assert board(bench) == []
+    assert not LeaderboardEntry.objects.get().listed
+
+
+def test_a_variant_is_ranked_once_on_its_published_revisions(bench, alice, base, maintainer,
+                                                            django_capture_on_commit_callbacks):
+    variant = make_variant(alice, "multi", relation="finetune", parents=(base,))
+    first = variant.current_revision
+    make_result(variant, bench, {"accuracy": 0.80})
+    second = revision_create(variant=variant, actor=alice)
+    make_result(variant, bench, {"accuracy": 0.95}, revision=second)
+    assert LeaderboardEntry.objects.count() == 2
+    assert list(LeaderboardEntry.objects.filter(ranked=True).values_list("revision_id", flat=True)) == [first.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        publish(Revision.objects.get(pk=second.pk), maintainer)
+    ranked = LeaderboardEntry.objects.filter(ranked=True)
+    assert [(e.revision_number, e.score) for e in ranked] == [(2, 0.95)]
+    assert board(bench) == [("alice/multi", 0.95)]
+
+
+def test_each_benchmark_version_has_its_own_board(bench, child):
+    make_result(child, bench, {"accuracy": 0.9}, version="1")
+    make_result(child, bench, {"accuracy": 0.7}, version="2")
+    assert board(bench, "1") == [("alice/base-int8", 0.9)]
+    assert board(bench, "2") == [("alice/base-int8", 0.7)]
+
+
+def test_variant_changes_are_copied_onto_its_rows(bench, child, django_capture_on_commit_callbacks):
+    make_result(child, bench, {"accuracy": 0.9})
+    child.license = "MIT"
+    child.parameters = 123
+    child.save()
+    services.leaderboard_refresh_variant(variant_id=child.pk)
+    entry = LeaderboardEntry.objects.get()
+    assert (entry.license, entry.parameters) == ("mit", 123)
+
+
+# --- deltas ----------------------------------------------------------------------------------------------
+
+def test_delta_against_each_parent_on_the_same_benchmark_version(bench, maintainer, alice):
+    a = make_variant(maintainer, "parent-a", actor=maintainer)
+    b = make_variant(maintainer, "parent-b", actor=maintainer)
+    merged = make_variant(alice, "merged", relation="merge", parents=(a, b))
+    make_result(a, bench, {"accuracy": 0.80})
+    make_result(b, bench, {"accuracy": 0.90}, version="1")
+    make_result(merged, bench, {"accuracy": 0.85})
+    make_result(a, bench, {"accuracy": 0.10}, version="2")  # another version never leaks into the delta
+    rows = list(selectors.board_entries(benchmark=bench, version="1").values(*selectors.ENTRY_ROW_FIELDS))
+    rows = selectors.entry_rows_with_deltas(rows, benchmark=bench, version="1")
+    by_name = {r["variant_name"]: r["delta_vs_parents"] for r in rows}
+    assert by_name["alice/merged"] == {"maintainer/parent-a": 0.05, "maintainer/parent-b": -0.05}
+    assert by_name["maintainer/parent-a"] == {}
+
+
+def test_delta_is_null_when_the_parent_has_no_public_result(bench, maintainer, alice):
+    parent = make_variant(maintainer, "hidden-parent", actor=maintainer)
+    kid = make_variant(alice, "kid", relation="finetune", parents=(parent,))
+    make_result(kid, bench, {"accuracy": 0.7})
+    rows = selectors.entry_rows_with_deltas(
+        list(selectors.board_entries(benchmark=bench, version="1").values(*selectors.ENTRY_ROW_FIELDS)),
+        benchmark=bench, version="1")
+    assert rows[0]["delta_vs_parents"] == {"maintainer/hidden-parent": None}
+
+
+# --- normalization and suites ----------------------------------------------------------------------------
+
+def test_normalization_between_baseline_and_best_clipped_and_inverted_for_lower_is_better():
+    higher = SuiteBenchmark(baseline=0.25, best=1.0)
+    assert higher.normalize(0.25) == 0.0
+    assert higher.normalize(1.0) == 100.0
+    assert higher.normalize(0.625) == pytest.approx(50.0)
+    assert higher.normalize(0.10) == 0.0  # below random: clipped at 0
+    lower = SuiteBenchmark(baseline=100.0, best=0.0)  # e.g. latency in ms: 100 is useless, 0 perfect
+    assert lower.normalize(20.0) == pytest.approx(80.0)
+    assert lower.normalize(150.0) == 0.0
+    assert lower.normalize(-1.0) == 100.0
+
+
+def test_suite_score_is_the_weighted_mean_of_normalized_scores(maintainer, alice, base):
+    acc = make_benchmark("acc")
+    lat = make_benchmark("lat", metrics=[{"name": "ms", "higher_is_better": False, "primary": True}])
+    suite = services.suite_create(actor=maintainer, slug="core", name="Core", benchmarks=[
+        {"benchmark": "acc", "weight": 3, "baseline": 0.1, "best": 1.0},
+        {"benchmark": "lat", "weight": 1, "baseline": 100, "best": 0},
+    ])
+    make_result(base, acc, {"accuracy": 0.82})    # (0.82-0.1)/0.9 = 80
+    make_result(base, lat, {"ms": 40.0})           # (40-100)/(0-100) = 60
+    score = SuiteScore.objects.get(suite=suite, variant=base)
+    assert score.score == pytest.approx((3 * 80 + 1 * 60) / 4)
+    assert score.complete and score.missing == [] and not score.verified
+    assert score.components["acc"]["normalized"] == pytest.approx(80.0)
+    assert score.components["lat"] == {"score": 40.0, "normalized": 60.0, "weight": 1.0, "revision": 1,
+                                       "verified": False, "version": "1"}
+
+
+def test_a_missing_benchmark_counts_as_zero_and_is_listed(maintainer, base):
+    acc = make_benchmark("acc")
+    make_benchmark("other")
+    suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[
+        {"benchmark": "acc", "baseline": 0.0, "best": 1.0}, {"benchmark": "other"}])
+    make_result(base, acc, {"accuracy": 0.5})
+    score = SuiteScore.objects.get(suite=suite)
+    assert score.score == pytest.approx(25.0)
+    assert not score.complete and score.missing == ["other"] and not score.verified
+
+
+def test_suite_scores_are_verified_only_when_complete_and_every_component_is(maintainer, base):
+    acc = make_benchmark("acc")
+    two = make_benchmark("two")
+    suite = services.suite_create(actor=maintainer, slug="s", name="S",
+                                  benchmarks=[{"benchmark": "acc"}, {"benchmark": "two"}])
+    make_result(base, acc, {"accuracy": 0.5}, verified=True)
+    assert not SuiteScore.objects.get(suite=suite).verified
+    make_result(base, two, {"accuracy": 0.5}, verified=True)
+    assert SuiteScore.objects.get(suite=suite).verified
+
+
+def test_creating_a_suite_scores_existing_results_and_updating_bumps_the_version(maintainer, base, child, bench):
+    make_result(base, bench, {"accuracy": 0.5, "latency_ms": 10.0})
+    make_result(child, bench, {"accuracy": 0.6, "latency_ms": 5.0})
+    suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
+    assert suite.version == 1
+    assert dict(SuiteScore.objects.values_list("variant_name", "score")) == {
+        "maintainer/base-model": 50.0, "alice/base-int8": 60.0}
+    suite = services.suite_update(suite=suite, actor=maintainer, name="Renamed")
+    assert suite.version == 1  # a name is not a definition change
+    suite = services.suite_update(suite=suite, actor=maintainer, benchmarks=[
+        {"benchmark": "bench", "metric": "latency_ms", "baseline": 20, "best": 0}])
+    assert suite.version == 2
+    assert dict(SuiteScore.objects.values_list("variant_name", "score")) == {
+        "maintainer/base-model": 50.0, "alice/base-int8": 75.0}
+    assert AuditEvent.objects.filter(verb__in=["suite.create", "suite.update"]).count() == 3
+
+
+def test_suite_update_honours_if_match(maintainer, bench):
+    suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
+    with pytest.raises(PreconditionFailed):
+        services.suite_update(suite=suite, actor=maintainer, if_match='"stale"', name="x")
+    suite.refresh_from_db()
+    assert services.suite_update(suite=suite, actor=maintainer, if_match=suite.etag, name="x").name == "x"
+
+
+@pytest.mark.parametrize(("entry", "field", "message"), [
+    ({"benchmark": "nope"}, "benchmarks.0.benchmark", "No benchmark"),
+    ({"benchmark": "bench", "metric": "f1"}, "benchmarks.0.metric", "has no metric"),
+    ({"benchmark": "bench", "baseline": 1.0, "best": 0.5}, "benchmarks.0.best", "higher-is-better"),
+    ({"benchmark": "bench", "metric": "latency_ms", "baseline": 0, "best": 10}, "benchmarks.0.best",
+     "lower-is-better"),
+    ({"benchmark": "bench", "weight": 0}, "benchmarks.0.weight", "positive"),
+])
+def test_suite_definitions_are_validated(maintainer, bench, entry, field, message):
+    with pytest.raises(ValidationFailed) as exc:
+        services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[entry])
+    assert message in " ".join(exc.value.errors[field])
+
+
+def test_a_benchmark_listed_twice_is_refused(maintainer, bench):
+    with pytest.raises(ValidationFailed) as exc:
+        services.suite_create(actor=maintainer, slug="s", name="S",
+                              benchmarks=[{"benchmark": "bench"}, {"benchmark": "bench"}])
+    assert "benchmarks.1.benchmark" in exc.value.errors
+
+
+def test_a_new_benchmark_version_moves_suites_to_its_results(maintainer, base, bench,
+                                                             django_capture_on_commit_callbacks):
+    suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
+    make_result(base, bench, {"accuracy": 0.5})
+    assert SuiteScore.objects.filter(suite=suite).count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        bench.version = "2"
+        bench.save()
+    assert SuiteScore.objects.filter(suite=suite).count() == 0  # no v2 results yet
+    make_result(base, bench, {"accuracy": 0.7})
+    assert SuiteScore.objects.get(suite=suite).components["bench"]["version"] == "2"
+
+
+def test_flipping_a_metric_direction_rescores_the_board(maintainer, bench, django_capture_on_commit_callbacks):
+    a = make_variant(maintainer, "a", actor=maintainer)
+    b = make_variant(maintainer, "b", actor=maintainer)
+    make_result(a, bench, {"accuracy": 0.2})
+    make_result(b, bench, {"accuracy": 0.8})
+    assert [n for n, _ in board(bench)] == ["maintainer/b", "maintainer/a"]
+    with django_capture_on_commit_callbacks(execute=True):
+        bench.metrics = [{"name": "accuracy", "higher_is_better": False, "primary": True}]
+        bench.save()
+    assert [n for n, _ in board(bench)] == ["maintainer/a", "maintainer/b"]
+
+
+# --- contamination ---------------------------------------------------------------------------------------
+
+def test_a_confirmed_contamination_flag_marks_the_results_on_one_benchmark(maintainer, bench, child):
+    other = make_benchmark("other")
+    make_result(child, bench, {"accuracy": 0.9})
+    make_result(child, other, {"accuracy": 0.9})
+    suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
+    mark = services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=41, benchmark_slug="bench",
+                                                  actor=maintainer)
+    assert mark.active
+    marked = LeaderboardEntry.objects.get(benchmark=bench)
+    assert marked.contaminated and marked.flags == [{"kind": "contamination", "flag": 41, "benchmark": "bench"}]
+    assert not LeaderboardEntry.objects.get(benchmark=other).contaminated
+    assert SuiteScore.objects.get(suite=suite).contaminated
+    assert marked.ranked  # marked, not hidden: readers filter with ?contaminated=false
+    # a later result on that benchmark is marked too
+    make_result(child, bench, {"accuracy": 0.95})
+    assert LeaderboardEntry.objects.get(benchmark=bench).contaminated
+    assert AuditEvent.objects.filter(verb="leaderboard.contamination_mark").count() == 1
+
+
+def test_a_flag_without_benchmark_marks_every_board_and_clearing_lifts_it(maintainer, bench, child):
+    other = make_benchmark("other")
+    make_result(child, bench, {"accuracy": 0.9})
+    make_result(child, other, {"accuracy": 0.9})
+    services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=7, benchmark_slug=None, actor=maintainer)
+    services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=7, benchmark_slug=None, actor=maintainer)
+    assert ContaminationMark.objects.count() == 1
+    assert set(LeaderboardEntry.objects.values_list("contaminated", flat=True)) == {True}
+    assert services.leaderboard_clear_contamination(flag_id=7, actor=maintainer) == 1
+    assert set(LeaderboardEntry.objects.values_list("contaminated", flat=True)) == {False}
+    assert LeaderboardEntry.objects.filter(flags=[]).count() == 2
+    assert services.leaderboard_clear_contamination(flag_id=7, actor=maintainer) == 0
+    # confirming the same flag again re-activates its mark
+    services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=7, benchmark_slug=None, actor=maintainer)
+    assert ContaminationMark.objects.get().active
+
+
+def test_contamination_marks_reject_unknown_variants_and_benchmarks(maintainer, child):
+    with pytest.raises(NotFound):
+        services.leaderboard_mark_contaminated(variant_id=10**9, flag_id=1, benchmark_slug=None, actor=maintainer)
+    with pytest.raises(ValidationFailed):
+        services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=1, benchmark_slug="nope",
+                                               actor=maintainer)
+
+
+# --- rebuild ---------------------------------------------------------------------------------------------
+
+def test_rebuild_recomputes_everything_from_jobs(maintainer, bench, base, child):
+    make_result(base, bench, {"accuracy": 0.5})
+    job = make_result(child, bench, {"accuracy": 0.6}, verified=True)
+    suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
+    services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=3, benchmark_slug=None, actor=maintainer)
+    expected = sorted(LeaderboardEntry.objects.values_list("variant_id", "score", "verified", "ranked",
+                                                           "contaminated"))
+    LeaderboardEntry.objects.all().delete()
+    SuiteScore.objects.all().delete()
+    orphan = make_result(base, make_benchmark("other"), {"accuracy": 0.1})
+    orphan.result.delete()  # its entry now has no succeeded job behind it
+    counts = services.leaderboard_rebuild()
+    assert counts == {"removed": 1, "entries": 2, "suites": 1}
+    assert sorted(LeaderboardEntry.objects.values_list("variant_id", "score", "verified", "ranked",
+                                                       "contaminated")) == expected
+    assert SuiteScore.objects.filter(suite=suite).count() == 2
+    assert LeaderboardEntry.objects.get(variant=child).job_id == job.pk

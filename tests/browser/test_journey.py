@@ -44,6 +44,14 @@ def demo(transactional_db):  # type: ignore[no-untyped-def]
 
 
 def test_contributor_journey(new_context, live_server, demo, celery_worker_process):
+    from apps.benchmarks.models import Benchmark
+    from apps.benchmarks.services import job_submit
+    from apps.registry.models import Variant
+
+    # The parent gets a result too (the maintainer ran it), so the new variant's delta has something to compare.
+    base = Variant.objects.by_full_name("commons/digits-mlp").get()
+    job_submit(actor=base.owner.__class__.objects.get(username="maintainer"), revision=base.current_revision,
+               benchmark=Benchmark.objects.get(slug="digits"))
     carol = new_context().new_page()
 
     # 1. Sign up from the start page.
@@ -112,6 +120,14 @@ def test_contributor_journey(new_context, live_server, demo, celery_worker_proce
         "contamination-statement": ("met", "The test split was never seen in training or quantization.", ""),
         "reproducibility-recipe": ("met", "", "https://github.com/example/digits-int8/blob/main/quantize.py"),
     }
+    # A "met" without the evidence URL the item needs is refused in place, keeping what was typed.
+    item = carol.get_by_test_id("checklist-item-reproducibility-recipe")
+    item.get_by_label("Answer", exact=True).select_option("met")
+    item.get_by_label("Justification").fill("typed before the URL")
+    item.get_by_role("button", name=re.compile("^Save answer")).click()
+    item = carol.get_by_test_id("checklist-item-reproducibility-recipe")
+    expect(item.get_by_role("alert")).to_be_visible()
+    assert item.get_by_label("Justification").input_value() == "typed before the URL"
     for key, (status, justification, url) in answers.items():
         item = carol.get_by_test_id(f"checklist-item-{key}")
         item.get_by_label("Answer", exact=True).select_option(status)
@@ -128,8 +144,8 @@ def test_contributor_journey(new_context, live_server, demo, celery_worker_proce
         reviewer = new_context().new_page()
         login(reviewer, name, "commons-demo")
         reviewer.goto("/dashboard/")
-        expect(reviewer.locator("#queue-h + ul, section:has(#queue-h)").first).to_contain_text("carol/digits-mlp-int8")
-        reviewer.goto("/variants/carol/digits-mlp-int8/")
+        reviewer.locator("section:has(#queue-h)").get_by_role("link", name="carol/digits-mlp-int8").click()
+        reviewer.wait_for_url(re.compile(r".*/variants/carol/digits-mlp-int8/$"))
         for key in ("training-data-disclosed", "contamination-statement"):
             item = reviewer.get_by_test_id(f"checklist-item-{key}")
             button = item.get_by_role("button", name=re.compile("^Verify"))
@@ -149,6 +165,7 @@ def test_contributor_journey(new_context, live_server, demo, celery_worker_proce
     expect(maintainer.locator("section.gate")).to_contain_text("The publication gate holds")
     maintainer.get_by_role("button", name="Publish").click()
     expect(maintainer.get_by_test_id("variant-status")).to_have_text("Published")
+    expect(maintainer.get_by_test_id("job-delta").first).to_contain_text("commons/digits-mlp")
     shot(maintainer, "07-published")
 
     # 9. Anyone sees it on the digits leaderboard, with its delta against the parent.
@@ -156,6 +173,16 @@ def test_contributor_journey(new_context, live_server, demo, celery_worker_proce
     anonymous.goto("/leaderboards/digits/")
     board = anonymous.get_by_test_id("leaderboard")
     expect(board).to_contain_text("carol/digits-mlp-int8")
+    row = board.locator("tr", has_text="carol/digits-mlp-int8")
+    expect(row).to_contain_text(re.compile(r"commons/digits-mlp: [+-]\d"))
+    # Filters apply without a reload (htmx) and the URL follows them.
+    anonymous.evaluate("() => { window.__sameDocument = true; }")
+    anonymous.get_by_label("Relation").select_option("pruned")
+    expect(anonymous.get_by_test_id("leaderboard")).not_to_contain_text("carol/digits-mlp-int8")
+    assert "relation=pruned" in anonymous.url
+    anonymous.get_by_label("Relation").select_option("quantized")
+    expect(anonymous.get_by_test_id("leaderboard")).to_contain_text("carol/digits-mlp-int8")
+    assert anonymous.evaluate("() => window.__sameDocument === true")
     assert anonymous.locator("svg.chart").count() == 1
     shot(anonymous, "08-leaderboard")
     assert_accessible(anonymous)

@@ -254,3 +254,129 @@ def test_leaderboard_pages(digits_world, client):
 def test_dashboard_lists_my_variants(digits_world):
     body = logged_in(digits_world["users"]["alice"]).get(reverse("web:dashboard")).content.decode()
     assert "alice/digits-mlp-int8" in body and "bob/digits-mlp-pruned" not in body
+
+
+# --- Checklist, reviews, comments, publication --------------------------------------------------
+
+@pytest.fixture
+def submitted(digits_world, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+    """alice/digits-mlp-int8 revision 1, submitted (its checklist is made by the after-commit hook)."""
+    from apps.registry.services import revision_submit
+
+    variant = digits_world["int8"]
+    with django_capture_on_commit_callbacks(execute=True):
+        revision_submit(revision=variant.current_revision, actor=digits_world["users"]["alice"])
+    return digits_world
+
+
+def test_checklist_answer_inline_with_htmx(submitted):
+    alice = logged_in(submitted["users"]["alice"])
+    page = alice.get("/variants/alice/digits-mlp-int8/").content.decode()
+    assert 'data-testid="checklist-item-reproducibility-recipe"' in page and "hx-post=" in page
+    url = "/variants/alice/digits-mlp-int8/revisions/1/checklist/reproducibility-recipe/"
+    bad = alice.post(url, {"status": "met", "justification": "kept words", "evidence_url": ""}, HTTP_HX_REQUEST="true")
+    assert bad.status_code == 400
+    body = bad.content.decode()
+    assert "<html" not in body and 'role="alert"' in body and 'value="kept words"' in body
+    ok = alice.post(url, {"status": "met", "evidence_url": "https://example.org/recipe"}, HTTP_HX_REQUEST="true")
+    assert ok.status_code == 200
+    assert 'data-testid="item-status">Met<' in ok.content.decode()
+
+
+def test_checklist_hidden_from_others_and_answers_only_by_owner(submitted):
+    url = "/variants/alice/digits-mlp-int8/revisions/1/checklist/reproducibility-recipe/"
+    data = {"status": "met", "evidence_url": "https://example.org/recipe"}
+    assert logged_in(submitted["users"]["bob"]).post(url, data).status_code == 404
+    reviewer = logged_in(submitted["users"]["reviewer1"])
+    response = reviewer.post(url, data, follow=True)
+    assert "Only the owner" in response.content.decode()
+
+
+def test_review_errors_in_place_and_own_work_refused(submitted):
+    reviewer = logged_in(submitted["users"]["reviewer1"])
+    url = "/variants/alice/digits-mlp-int8/revisions/1/reviews/"
+    response = reviewer.post(url, {"body": "kept review text"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "kept review text" in body and 'id="review-decision-errors"' in body
+    # The author sees no review form, and a forged POST is refused by the service.
+    alice = logged_in(submitted["users"]["alice"])
+    assert "Send review" not in alice.get("/variants/alice/digits-mlp-int8/").content.decode()
+    assert alice.post(url, {"decision": "approve"}).status_code in (400, 403)
+    ok = reviewer.post(url, {"decision": "comment", "body": "Looks fine so far."})
+    assert ok.status_code == 302
+
+
+def test_publish_refused_lists_what_the_gate_needs(submitted):
+    maintainer = logged_in(submitted["users"]["maintainer"])
+    page = maintainer.get("/variants/alice/digits-mlp-int8/").content.decode()
+    assert 'data-testid="gate-missing"' in page
+    response = maintainer.post("/variants/alice/digits-mlp-int8/revisions/1/publish/", follow=True)
+    assert response.status_code == 200
+    assert "approval" in response.content.decode().lower()
+    assert submitted["int8"].__class__.objects.get(pk=submitted["int8"].pk).status == "submitted"
+
+
+def test_only_maintainers_get_publish_buttons(submitted):
+    assert "Publish</button>" not in logged_in(submitted["users"]["alice"]).get(
+        "/variants/alice/digits-mlp-int8/").content.decode()
+    response = logged_in(submitted["users"]["alice"]).post(
+        "/variants/alice/digits-mlp-int8/revisions/1/publish/", follow=True)
+    assert "Only maintainers" in response.content.decode()
+
+
+def test_comment_errors_and_post(digits_world):
+    bob = logged_in(digits_world["users"]["bob"])
+    url = "/variants/commons/digits-mlp/comments/"
+    bad = bob.post(url, {"body": "   "})
+    assert bad.status_code == 400 and 'id="comment-body-errors"' in bad.content.decode()
+    assert bob.post(url, {"body": "Nice **baseline**."}).status_code == 302
+    assert "<strong>baseline</strong>" in Client().get("/variants/commons/digits-mlp/").content.decode()
+    assert Client().post(url, {"body": "anonymous"}).status_code == 302  # to the login page
+
+
+def test_reviewer_dashboard_has_queue(submitted):
+    body = logged_in(submitted["users"]["reviewer1"]).get("/dashboard/").content.decode()
+    assert "Review queue" in body and 'href="/variants/alice/digits-mlp-int8/"' in body
+    assert "Review queue" not in logged_in(submitted["users"]["bob"]).get("/dashboard/").content.decode()
+
+
+# --- Jobs: failure details ------------------------------------------------------------------------
+
+def test_failed_job_shows_reason_and_message(digits_world):
+    from apps.benchmarks import services as job_services
+
+    alice = digits_world["users"]["alice"]
+    job, _ = job_services.job_submit(actor=alice, revision=digits_world["int8"].current_revision,
+                                     benchmark=digits_world["benchmark"], config={"limit": 10})
+    claimed = job_services.job_claim(job_id=job.pk, worker="test-host:1")
+    assert claimed is not None
+    job_services.job_fail(job_id=job.pk, attempt=claimed.attempts, reason="unsafe_format",
+                          message="Only pickle-based artifacts.", log_tail="loading...\nrefused")
+    body = logged_in(alice).get(f"/jobs/{job.pk}/progress/").content.decode()
+    assert "unsafe_format" in body and "Only pickle-based artifacts." in body and "refused" in body
+    assert 'hx-trigger="every 1s"' not in body  # terminal: polling stops
+
+
+# --- Leaderboard filters --------------------------------------------------------------------------
+
+def test_leaderboard_bad_filter_shows_error_beside_field(digits_world, client):
+    response = client.get("/leaderboards/digits/", {"verified": "maybe", "task": "kept-task"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'id="id_verified_errors"' in body and 'value="kept-task"' in body
+
+
+def test_leaderboard_sort_links_keep_filters(digits_world, client):
+    body = client.get("/leaderboards/digits/", {"relation": "quantized"}).content.decode()
+    assert "?relation=quantized&amp;sort=variant" in body
+
+
+def test_suite_pages(digits_world, client):
+    from apps.leaderboards.services import suite_create
+
+    suite_create(actor=digits_world["users"]["maintainer"], slug="tiny", name="Tiny suite",
+                 benchmarks=[{"benchmark": "digits", "weight": 1}])
+    assert "Tiny suite" in client.get("/leaderboards/").content.decode()
+    assert client.get("/leaderboards/suites/tiny/").status_code == 200
+    assert client.get("/leaderboards/suites/nope/").status_code == 404

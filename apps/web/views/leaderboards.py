@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -30,6 +31,25 @@ def _sorted(rows: list[dict[str, Any]], sort: str) -> tuple[list[dict[str, Any]]
     if key not in SORTS:
         return rows, "rank"
     return sorted(rows, key=SORTS[key], reverse=sort.startswith("-")), sort
+
+
+YES_NO = [("", "any"), ("true", "yes"), ("false", "no")]
+
+
+def _friendly_filters(form: Any) -> Any:
+    """Presentation only: yes/no selects for the boolean filters and plainer labels; the FilterSet validates."""
+    for name in ("verified", "contaminated", "complete"):
+        if name in form.fields:
+            form.fields[name].widget = forms.Select(choices=YES_NO)
+    labels = {"max_parameters": "Max parameters", "license": "Licence", "relation": "Relation",
+              "precision": "Precision", "task": "Task", "verified": "Verified", "contaminated": "Contaminated",
+              "complete": "Complete"}
+    for name, label in labels.items():
+        if name in form.fields:
+            form.fields[name].label = label
+            form.fields[name].required = False
+            form.fields[name].help_text = ""
+    return form
 
 
 def _filters_query(request: HttpRequest) -> str:
@@ -60,7 +80,7 @@ def benchmark(request: HttpRequest, slug: str) -> HttpResponse:
     rows, sort = _sorted(rows, request.GET.get("sort", "rank"))
     return render(request, "web/leaderboard.html", {
         "benchmark": bench, "version": version, "rows": rows, "chart": chart, "filterset": filterset,
-        "form": filterset.form, "sort": sort, "filters_query": _filters_query(request),
+        "form": _friendly_filters(filterset.form), "sort": sort, "filters_query": _filters_query(request),
         "metric": bench.primary_metric, "higher_is_better": primary_direction(bench),
         "status": 200 if filterset.is_valid() else 400,
     }, status=200 if filterset.is_valid() else 400)
@@ -80,6 +100,6 @@ def suite(request: HttpRequest, slug: str) -> HttpResponse:
     chart = bar_chart(rows, label_key="variant", value_key="score")
     rows, sort = _sorted(rows, request.GET.get("sort", "rank"))
     return render(request, "web/leaderboard_suite.html", {
-        "suite": suite_obj, "rows": rows, "chart": chart, "form": filterset.form, "sort": sort,
+        "suite": suite_obj, "rows": rows, "chart": chart, "form": _friendly_filters(filterset.form), "sort": sort,
         "filters_query": _filters_query(request), "benchmarks": suite_obj.entries.all(),
     }, status=200 if filterset.is_valid() else 400)

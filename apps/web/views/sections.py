@@ -13,6 +13,7 @@ from apps.accounts.roles import is_maintainer, is_reviewer
 from apps.benchmarks.api.serializers import JobSerializer
 from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to
 from apps.core.errors import NotFound, ValidationFailed
+from apps.leaderboards import selectors as leaderboard_selectors
 from apps.notifications.models import Notification
 from apps.registry import services as registry_services
 from apps.registry.choices import RevisionStatus
@@ -128,11 +129,31 @@ def _checklist(user: Any, variant: Variant, current: Revision) -> dict[str, Any]
     }
 
 
+def _add_parent_deltas(variant: Variant, jobs: list[Any], rows: list[dict[str, Any]]) -> None:
+    """Each result's primary metric minus each parent's leaderboard score on the same benchmark version,
+    computed by the leaderboards app's own delta selector (one query per benchmark version shown)."""
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for job, row in zip(jobs, rows, strict=True):
+        metric = job.benchmark.primary_metric
+        value = (row.get("result") or {}).get("metrics", {}).get(metric) if metric else None
+        if isinstance(value, int | float):
+            row["delta_probe"] = {"variant_id": variant.pk, "score": float(value)}
+            groups.setdefault((job.benchmark_id, job.benchmark_version), []).append(row)
+    for (bench_id, version), group in groups.items():
+        benchmark = next(j.benchmark for j in jobs if j.benchmark_id == bench_id)
+        probes = leaderboard_selectors.entry_rows_with_deltas([r["delta_probe"] for r in group],
+                                                              benchmark=benchmark, version=version)
+        for row, probe in zip(group, probes, strict=True):
+            row["deltas"] = [{"parent": name, "delta": d, "metric": benchmark.primary_metric}
+                             for name, d in probe["delta_vs_parents"].items() if d is not None]
+
+
 def variant_sections(request: HttpRequest, variant: Variant, current: Revision | None) -> dict[str, Any]:
     """The parts of the variant page other apps own: checklist, reviews and comments, jobs, publication gate."""
     user = request.user
-    jobs = jobs_for_api(jobs_visible_to(user).filter(revision__variant=variant)).order_by("-id")[:50]
+    jobs = list(jobs_for_api(jobs_visible_to(user).filter(revision__variant=variant)).order_by("-id")[:50])
     job_rows = JobSerializer(jobs, many=True, context={"request": request}).data
+    _add_parent_deltas(variant, jobs, job_rows)
     ctx: dict[str, Any] = {"jobs": job_rows, "actions": [], "checklist": None, "gate": None,
                            "comments": review_selectors.comments_of(variant), "reviews": None}
     if current is None:

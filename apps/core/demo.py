@@ -14,6 +14,7 @@ from apps.accounts.models import User
 from apps.accounts.services import user_set_roles
 from apps.benchmarks.models import Benchmark
 from apps.registry.choices import RevisionStatus
+from apps.registry.demo import seed_registry_demo
 from apps.registry.models import Revision, Variant
 from apps.registry.services import artifact_add_local_file, revision_transition, variant_create
 
@@ -183,4 +184,5 @@ def seed_demo(password: str) -> dict[str, Any]:
                 "card": DIGITS_CARD.replace("# digits-mlp", "# digits-mlp-pruned\n\nThe 50% smallest first-layer "
                                             "weights of commons/digits-mlp set to zero.")},
     )
+    seed_registry_demo(users)
     return {"users": sorted(users), "benchmarks": [benchmark.slug], "variants": Variant.objects.count()}

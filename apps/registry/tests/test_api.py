@@ -99,7 +99,8 @@ def test_anonymous_and_other_users_cannot_see_draft_revisions_of_a_published_var
         services.revision_transition(revision=variant.current_revision, target=target, actor=maintainer)
     services.revision_create(variant=variant, actor=alice)
     for role, numbers in {"anonymous": [1], "other": [1], "owner": [1, 2], "reviewer": [1, 2]}.items():
-        got = [r["number"] for r in world["clients"][role].get("/api/v1/variants/alice/pub/revisions/").json()["results"]]
+        listed = world["clients"][role].get("/api/v1/variants/alice/pub/revisions/").json()["results"]
+        got = [r["number"] for r in listed]
         assert got == numbers, role
     assert world["clients"]["anonymous"].get("/api/v1/variants/alice/pub/revisions/2/").status_code == 404
 

@@ -43,6 +43,9 @@ class AnswerSource(models.TextChoices):
     HUMAN = "human", "Human"
 
 
+# What the API shows as `source` (an unanswered item has none).
+ANSWER_SOURCES = [(AnswerSource.AUTO.value, "Detective"), (AnswerSource.HUMAN.value, "Human")]
+
 # Detectives rate themselves 1..5 as the OpenSSF badge's do; only a 5 may overwrite a human answer.
 MAX_CONFIDENCE = 5
 
@@ -59,6 +62,15 @@ class MofClass(models.TextChoices):
     CLASS_III = "III", "Class III - Open Model"
     CLASS_II = "II", "Class II - Open Tooling"
     CLASS_I = "I", "Class I - Open Science"
+
+
+class MofClassStatus(models.TextChoices):
+    """How far a revision is from a class, as the Model Openness Tool's badges say it."""
+
+    QUALIFIED = "qualified"
+    CONDITIONAL = "conditional"
+    IN_PROGRESS = "in_progress"
+    NOT_MET = "not_met"
 
 
 # Class I is the most open; rank lets filters ask for "at least Class II".

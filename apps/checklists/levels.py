@@ -71,12 +71,12 @@ def unmet_reason(item: ItemDefinition, answer: Answer) -> str:
     """Why a required item does not hold, in words a contributor understands."""
     name = f"'{item.title}' ({item.key})"
     if answer.status == ItemStatus.UNKNOWN:
-        return f"Checklist item {name} is not answered yet."
+        return f"{name} is not answered yet."
     if answer.status == ItemStatus.UNMET:
-        return f"Checklist item {name} is unmet."
+        return f"{name} is unmet."
     if answer.status == ItemStatus.NA and not item.na_allowed:
-        return f"Checklist item {name} is marked N/A, which this item does not allow."
-    return f"Checklist item {name} is {answer.status} but not yet verified by a reviewer."
+        return f"{name} is marked N/A, which this item does not allow."
+    return f"{name} is {answer.status} but not yet verified by a reviewer."
 
 
 __all__ = ["Level", "LevelReport", "item_counts", "item_satisfied", "level_report", "unmet_reason"]

@@ -36,6 +36,7 @@ from .choices import (
     ComponentSpec,
     ContentType,
     MofClass,
+    MofClassStatus,
     MofComponent,
 )
 from .facts import RevisionFacts
@@ -156,14 +157,14 @@ def openness_report(states: list[ComponentState]) -> dict[str, Any]:
         progress = int(100 * len(included) / len(wanted)) if wanted else 100
         qualified[mof_class] = not missing and not invalid
         if qualified[mof_class]:
-            status = "qualified"
+            status = MofClassStatus.QUALIFIED
         elif mof_class == MofClass.CLASS_III and conditional_possible:
-            status = "conditional"
+            status = MofClassStatus.CONDITIONAL
         elif invalid:
-            status = "not_met"
+            status = MofClassStatus.NOT_MET
         else:
-            status = "in_progress"
-        classes.append({"mof_class": mof_class, "label": MofClass(mof_class).label, "status": status,
+            status = MofClassStatus.IN_PROGRESS
+        classes.append({"mof_class": mof_class, "label": MofClass(mof_class).label, "status": status.value,
                         "progress": progress, "missing": missing, "invalid": invalid})
     reached = next((c for c in reversed(MOF_CLASS_ORDER) if qualified[c]), None)
     conditional = False

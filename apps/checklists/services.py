@@ -35,6 +35,7 @@ from .choices import (
 )
 from .detectives import DETECTIVES, Finding
 from .facts import RevisionFacts
+from .hooks import checklist_changed_on_commit
 from .levels import level_report
 from .models import (
     ITEM_KEY_RE,
@@ -351,6 +352,7 @@ def _evaluate(checklist: Checklist, facts: RevisionFacts, inputs: frozenset[str]
         audit_record(actor=None, verb="checklist.evaluate", target=checklist,
                      before={"level": level_before, "items": {k: v[0] for k, v in changes.items()}},
                      after={"level": level_after, "items": {k: v[1] for k, v in changes.items()}})
+        checklist_changed_on_commit(checklist.revision_id)
     return changes
 
 
@@ -465,6 +467,22 @@ def _lock_item(revision: Revision, key: str) -> tuple[Checklist, ChecklistItem]:
     return checklist, row
 
 
+def _check_types(fields: dict[str, Any], verified: Any) -> None:
+    errors: dict[str, list[str]] = {}
+    if "status" in fields and fields["status"] not in ItemStatus.values:
+        _add(errors, "status", f"Must be one of: {', '.join(ItemStatus.values)}.")
+    for field, limit in (("justification", 10_000), ("evidence_url", 1000)):
+        value = fields.get(field, "")
+        if value is not None and not isinstance(value, str):
+            _add(errors, field, "Must be a string.")
+        elif value and len(value) > limit:
+            _add(errors, field, f"At most {limit} characters.")
+    if verified is not None and not isinstance(verified, bool):
+        _add(errors, "verified", "Must be true or false.")
+    if errors:
+        raise ValidationFailed("The answer is not valid: see errors.", errors=errors)
+
+
 def _can_answer(actor: Any, revision: Revision) -> bool:
     from apps.registry.permissions import can_edit_variant
 
@@ -485,6 +503,7 @@ def checklist_item_answer(*, revision: Revision, key: str, actor: Any, changes: 
     if not answer_fields and verified is None:
         raise ValidationFailed("Nothing to change: give status, justification, evidence_url or verified.",
                                errors={"__all__": ["Give status, justification, evidence_url or verified."]})
+    _check_types(answer_fields, verified)
     if answer_fields and not _can_answer(actor, revision):
         raise PermissionDenied(f"Only the owner of {revision.variant.full_name} answers its checklist.")
     if verified is not None and not is_reviewer(actor):
@@ -510,6 +529,7 @@ def checklist_item_answer(*, revision: Revision, key: str, actor: Any, changes: 
                  before=before, after={"status": row.status, "source": row.source,
                                        "verified_by": getattr(row.verified_by, "username", None),
                                        "evidence_url": row.evidence_url or None, "key": key})
+    checklist_changed_on_commit(revision.pk)
     return row
 
 

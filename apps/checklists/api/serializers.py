@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.checklists.choices import (
+    ANSWER_SOURCES,
     LEVEL_REACHED_CHOICES,
-    MOF_COMPONENT_SPECS,
-    AnswerSource,
     ContentType,
     Evidence,
     ItemStatus,
     Kind,
     Level,
     MofClass,
+    MofClassStatus,
+    MofComponent,
 )
 from apps.checklists.levels import item_satisfied
 from apps.checklists.models import ChecklistItem, ChecklistTemplate, TemplateItem
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string and nothing else: 3 or true is a 400, not silently "3" or "True"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(serializers.RegexField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false and nothing else ("perhaps", 1 and "yes" are 400s)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
 
 # --- Checklist -------------------------------------------------------------------------------------------
 
@@ -70,7 +99,7 @@ class ChecklistItemSerializer(serializers.Serializer):
     def get_evidence_url(self, row: ChecklistItem) -> str | None:
         return row.evidence_url or None
 
-    @extend_schema_field(serializers.ChoiceField(choices=[AnswerSource.AUTO, AnswerSource.HUMAN], allow_null=True))
+    @extend_schema_field(serializers.ChoiceField(choices=ANSWER_SOURCES, allow_null=True))
     def get_source(self, row: ChecklistItem) -> str | None:
         return row.source or None
 
@@ -93,13 +122,13 @@ class ChecklistItemSerializer(serializers.Serializer):
         return item_satisfied(row.item, row)
 
 
-class ProgressSerializer(serializers.Serializer):
+class ChecklistProgressSerializer(serializers.Serializer):
     passing = serializers.IntegerField(min_value=0, max_value=100)
     silver = serializers.IntegerField(min_value=0, max_value=100)
     gold = serializers.IntegerField(min_value=0, max_value=100)
 
 
-class GateSerializer(serializers.Serializer):
+class ChecklistGateSerializer(serializers.Serializer):
     holds = serializers.BooleanField(help_text="The checklist's part of the publication gate holds.")
     unmet = serializers.ListField(child=serializers.CharField())
 
@@ -107,14 +136,14 @@ class GateSerializer(serializers.Serializer):
 class MofClassStatusSerializer(serializers.Serializer):
     mof_class = serializers.ChoiceField(choices=MofClass.choices)
     label = serializers.CharField()
-    status = serializers.ChoiceField(choices=["qualified", "conditional", "in_progress", "not_met"])
+    status = serializers.ChoiceField(choices=MofClassStatus.choices)
     progress = serializers.IntegerField(min_value=0, max_value=100)
     missing = serializers.ListField(child=serializers.CharField())
     invalid = serializers.ListField(child=serializers.CharField())
 
 
 class ComponentStateSerializer(serializers.Serializer):
-    component = serializers.ChoiceField(choices=sorted(MOF_COMPONENT_SPECS))
+    component = serializers.ChoiceField(choices=MofComponent.choices)
     label = serializers.CharField()
     mof_class = serializers.ChoiceField(choices=MofClass.choices)
     content_types = serializers.ListField(child=serializers.ChoiceField(choices=ContentType.choices))
@@ -142,8 +171,8 @@ class ChecklistSerializer(serializers.Serializer):
     template_name = serializers.CharField()
     version = serializers.IntegerField()
     level = serializers.ChoiceField(choices=LEVEL_REACHED_CHOICES)
-    progress = ProgressSerializer()
-    gate = GateSerializer()
+    progress = ChecklistProgressSerializer()
+    gate = ChecklistGateSerializer()
     openness = OpennessSerializer()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -152,16 +181,16 @@ class ChecklistSerializer(serializers.Serializer):
 
 class ChecklistAnswerSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ItemStatus.choices, required=False)
-    justification = serializers.CharField(required=False, allow_blank=True, max_length=10_000, trim_whitespace=False)
-    evidence_url = serializers.CharField(required=False, allow_blank=True, max_length=1000)
-    verified = serializers.BooleanField(required=False, help_text="Reviewers: verify (true) or withdraw (false).")
+    justification = StrictCharField(required=False, allow_blank=True, max_length=10_000, trim_whitespace=False)
+    evidence_url = StrictCharField(required=False, allow_blank=True, max_length=1000)
+    verified = StrictBooleanField(required=False, help_text="Reviewers: verify (true) or withdraw (false).")
 
 
 # --- Components ------------------------------------------------------------------------------------------
 
 class ComponentInputSerializer(serializers.Serializer):
-    location = serializers.CharField(max_length=1000, help_text="A URL or an artifact path.")
-    license = serializers.CharField(max_length=64, allow_blank=True, required=False,
+    location = StrictCharField(max_length=1000, help_text="A URL or an artifact path.")
+    license = StrictCharField(max_length=64, allow_blank=True, required=False,
                                     help_text="SPDX or Hub licence id; empty for 'not specified'.")
 
 
@@ -213,29 +242,29 @@ class TemplateSerializer(serializers.ModelSerializer):
 
 
 class TemplateItemInputSerializer(serializers.Serializer):
-    key = serializers.CharField(max_length=64)
-    title = serializers.CharField(max_length=200)
-    guidance = serializers.CharField(max_length=5000, allow_blank=True, required=False)
-    required = serializers.BooleanField(required=False)
+    key = StrictCharField(max_length=64)
+    title = StrictCharField(max_length=200)
+    guidance = StrictCharField(max_length=5000, allow_blank=True, required=False)
+    required = StrictBooleanField(required=False)
     level = serializers.ChoiceField(choices=Level.choices, required=False)
     kind = serializers.ChoiceField(choices=Kind.choices, required=False)
-    detective = serializers.CharField(max_length=64, allow_blank=True, required=False)
+    detective = StrictCharField(max_length=64, allow_blank=True, required=False)
     needs_evidence = serializers.ChoiceField(choices=Evidence.choices, required=False)
-    na_allowed = serializers.BooleanField(required=False)
-    reviewer_verifies = serializers.BooleanField(required=False)
+    na_allowed = StrictBooleanField(required=False)
+    reviewer_verifies = StrictBooleanField(required=False)
 
 
 class TemplateCreateSerializer(serializers.Serializer):
-    slug = serializers.RegexField(r"^[-a-zA-Z0-9_]{1,64}$", max_length=64)
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
-    is_default = serializers.BooleanField(required=False)
+    slug = StrictRegexField(r"^[-a-zA-Z0-9_]{1,64}$", max_length=64)
+    name = StrictCharField(max_length=200)
+    description = StrictCharField(max_length=10_000, allow_blank=True, required=False)
+    is_default = StrictBooleanField(required=False)
     items = TemplateItemInputSerializer(many=True, allow_empty=False, max_length=200)
 
 
 class TemplateUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(max_length=10_000, allow_blank=True, required=False)
-    is_default = serializers.BooleanField(required=False)
+    name = StrictCharField(max_length=200, required=False)
+    description = StrictCharField(max_length=10_000, allow_blank=True, required=False)
+    is_default = StrictBooleanField(required=False)
     items = TemplateItemInputSerializer(many=True, allow_empty=False, max_length=200, required=False,
                                         help_text="The full list of items; replaces the current one.")

@@ -134,12 +134,13 @@ class ChecklistItemView(RevisionMixin, APIView):
             return {"PATCH": "review"}
         return {}
 
-    @extend_schema(responses={200: ChecklistItemSerializer})
+    @extend_schema(responses={200: ChecklistItemSerializer}, operation_id="v1_variants_revisions_checklist_item")
     def get(self, request: Request, owner: str, name: str, number: int, item_key: str) -> Response:
         row = selectors.checklist_item(_load_checklist(self.get_revision()), item_key)
         return Response(ChecklistItemSerializer(row).data, headers={"ETag": services.item_etag(row)})
 
-    @extend_schema(request=ChecklistAnswerSerializer, responses={200: ChecklistItemSerializer}, parameters=[IF_MATCH])
+    @extend_schema(request=ChecklistAnswerSerializer, responses={200: ChecklistItemSerializer}, parameters=[IF_MATCH],
+                   operation_id="v1_variants_revisions_checklist_item_answer")
     def patch(self, request: Request, owner: str, name: str, number: int, item_key: str) -> Response:
         revision = self.get_revision()
         incoming = ChecklistAnswerSerializer(data=request.data)
@@ -198,7 +199,7 @@ class RevisionBadgeView(RevisionMixin, APIView):
     def get_permissions(self) -> list[Any]:
         return _read_permissions()
 
-    @extend_schema(responses=BADGE_RESPONSE)
+    @extend_schema(responses=BADGE_RESPONSE, operation_id="v1_variants_revisions_checklist_badge")
     def get(self, request: Request, owner: str, name: str, number: int) -> HttpResponse:
         revision = self.get_revision()
         checklist = _load_checklist(revision)
@@ -214,7 +215,7 @@ class VariantBadgeView(APIView):
     def get_permissions(self) -> list[Any]:
         return _read_permissions()
 
-    @extend_schema(responses=BADGE_RESPONSE)
+    @extend_schema(responses=BADGE_RESPONSE, operation_id="v1_variants_checklist_badge")
     def get(self, request: Request, owner: str, name: str) -> HttpResponse:
         variant = selectors.variant_visible(user=request.user, owner=owner, name=name)
         revision = selectors.badge_revision_for_variant(user=request.user, variant=variant)
@@ -257,14 +258,15 @@ class ComponentDetailView(RevisionMixin, APIView):
             return _read_permissions()
         return _write_permissions()
 
-    @extend_schema(responses={200: ComponentStateSerializer})
+    @extend_schema(responses={200: ComponentStateSerializer}, operation_id="v1_variants_revisions_component")
     def get(self, request: Request, owner: str, name: str, number: int, component: str) -> Response:
         state = _component_state(self.get_revision(), component)
         if state["location"] is None:
             raise NotFound(f"Component '{component}' is not declared on this revision.")
         return Response(ComponentStateSerializer(state).data)
 
-    @extend_schema(request=ComponentInputSerializer, responses={200: ComponentStateSerializer})
+    @extend_schema(request=ComponentInputSerializer, responses={200: ComponentStateSerializer},
+                   operation_id="v1_variants_revisions_component_set")
     def put(self, request: Request, owner: str, name: str, number: int, component: str) -> Response:
         revision = self.get_revision()
         incoming = ComponentInputSerializer(data=request.data)
@@ -274,7 +276,7 @@ class ComponentDetailView(RevisionMixin, APIView):
                                 license=incoming.validated_data.get("license", ""))
         return Response(ComponentStateSerializer(_component_state(revision, component)).data)
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None}, operation_id="v1_variants_revisions_component_delete")
     def delete(self, request: Request, owner: str, name: str, number: int, component: str) -> Response:
         services.component_delete(revision=self.get_revision(), component=component, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -289,7 +291,7 @@ class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = TemplateSerializer
     lookup_field = "slug"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
-    filterset_fields = ["slug", "is_default"]
+    filterset_fields = ["slug"]
     search_fields = ["slug", "name", "description"]
     ordering_fields = ["slug", "version", "created_at"]
     token_scopes = {"create": "admin", "partial_update": "admin"}

@@ -295,6 +295,9 @@ def test_only_the_owner_answers_and_only_another_reviewer_verifies(int8_submitte
     assert row.verified_by is None
     with pytest.raises(ValidationFailed):
         answer(int8_submitted, "training-data-disclosed", owner)
+    for bad in ({"status": ""}, {"status": "maybe"}, {"justification": 3}, {"verified": "yes"}):
+        with pytest.raises(ValidationFailed):
+            answer(int8_submitted, "training-data-disclosed", owner if "verified" not in bad else reviewer, **bad)
     with pytest.raises(NotFound):
         answer(int8_submitted, "no-such-item", owner, status="met")
 
@@ -353,8 +356,7 @@ def test_levels_progress_and_the_gate_follow_answers_jobs_and_verification(int8_
     assert any("benchmark-succeeded" in u and "not answered yet" in u for u in unmet)
     _answer_manual_items(revision, reviewer)
     assert checklist_gate_unmet(revision) == [
-        "Checklist item 'At least one benchmark job succeeded on this revision' (benchmark-succeeded) is not "
-        "answered yet."]
+        "'At least one benchmark job succeeded on this revision' (benchmark-succeeded) is not answered yet."]
     job = finished_job(revision, digits_world["benchmark"], revision.variant.owner)
     job_finished(job.pk)
     rows = items_of(revision)
@@ -439,6 +441,25 @@ def test_answers_carry_over_to_the_next_revision_unverified(int8_submitted, revi
     assert rows["contamination-statement"].status == "met" and rows["contamination-statement"].verified_by is None
     assert rows["training-data-disclosed"].status == "n/a" and rows["reproducibility-recipe"].status == "met"
     assert rows["safety-evaluation"].status == "unknown"
+
+
+def test_checklist_changes_are_announced_after_commit(digits_world, submit, django_capture_on_commit_callbacks):
+    from apps.checklists.hooks import CHECKLIST_CHANGED_HOOKS
+
+    seen: list[int] = []
+
+    def hook(*, revision_id: int) -> None:
+        seen.append(revision_id)
+
+    CHECKLIST_CHANGED_HOOKS.append(hook)
+    try:
+        revision = submit(digits_world["int8"])
+        assert seen == [revision.pk]  # the detectives' first findings
+        with django_capture_on_commit_callbacks(execute=True):
+            answer(revision, "contamination-statement", revision.variant.owner, status="unmet")
+        assert seen == [revision.pk, revision.pk]
+    finally:
+        CHECKLIST_CHANGED_HOOKS.remove(hook)
 
 
 # --- Hooks from the registry ----------------------------------------------------------------------------

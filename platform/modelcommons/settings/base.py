@@ -325,3 +325,15 @@ MC_CHECKLIST_DEFAULT_TEMPLATE_FILE = env.str("MC_CHECKLIST_DEFAULT_TEMPLATE_FILE
 MC_CHECKLIST_MIN_JUSTIFICATION_CHARS = env.int("MC_CHECKLIST_MIN_JUSTIFICATION_CHARS", default=20)
 # How long README image proxies may cache the badge of a published revision.
 MC_CHECKLIST_BADGE_MAX_AGE_S = env.int("MC_CHECKLIST_BADGE_MAX_AGE_S", default=300)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({
+    "ChecklistItemStatusEnum": "apps.checklists.choices.ItemStatus",
+    "ChecklistLevelEnum": "apps.checklists.choices.Level",
+    "ChecklistLevelReachedEnum": "apps.checklists.choices.LEVEL_REACHED_CHOICES",
+    "ChecklistItemKindEnum": "apps.checklists.choices.Kind",
+    "ChecklistEvidenceEnum": "apps.checklists.choices.Evidence",
+    "ChecklistAnswerSourceEnum": "apps.checklists.choices.ANSWER_SOURCES",
+    "MofClassEnum": "apps.checklists.choices.MofClass",
+    "MofClassStatusEnum": "apps.checklists.choices.MofClassStatus",
+    "MofComponentEnum": "apps.checklists.choices.MofComponent",
+    "MofContentTypeEnum": "apps.checklists.choices.ContentType",
+})

@@ -96,7 +96,9 @@ class VariantProposeForm(forms.Form):
         help_text="An SPDX or Hugging Face Hub licence id, e.g. <code>apache-2.0</code>. Type to search.",
         widget=forms.TextInput(attrs={"list": "license-options", "autocomplete": "off"}),
     )
-    parameters = forms.IntegerField(min_value=1, required=False, help_text="Number of parameters.")
+    # No bounds here: the registry checks them together with the name, parents and licence, so every problem
+    # shows up in one round trip.
+    parameters = forms.IntegerField(required=False, help_text="Number of parameters.")
     precision = forms.ChoiceField(choices=[("", "—")] + list(Precision.choices), required=False)
     task = forms.ChoiceField(choices=[("", "—")] + [(t, t) for t in PIPELINE_TAGS], required=False,
                              help_text="The Hub pipeline tag.")

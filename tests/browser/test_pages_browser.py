@@ -68,7 +68,8 @@ def test_every_form_shows_field_errors_and_keeps_input(page, world):
     page.get_by_label("Parameters").fill("-1")
     page.get_by_label("Summary").fill("typed summary")
     page.get_by_role("button", name="Create the draft").click()
-    assert page.locator("#id_parameters_errors").is_visible()
+    for field in ("name", "parents", "parameters"):
+        assert page.locator(f"#id_{field}_errors").is_visible(), field
     assert page.get_by_label("Summary").input_value() == "typed summary"
     assert page.get_by_label("Parent variant(s)").input_value() == "commons/does-not-exist"
     shot(page, "propose-errors")

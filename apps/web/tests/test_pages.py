@@ -172,7 +172,9 @@ def test_propose_variant_errors_kept_in_place(digits_world):
     assert response.status_code == 400
     body = response.content.decode()
     assert 'value="bad name!"' in body and "kept summary" in body
-    assert 'id="id_parameters_errors"' in body
+    # The registry reports every problem at once, each beside its field.
+    for field in ("name", "parents", "parameters"):
+        assert f'id="id_{field}_errors"' in body, field
 
 
 def test_propose_variant_creates_a_draft(digits_world):

@@ -22,6 +22,7 @@ from apps.reviews import selectors as review_selectors
 from apps.reviews import services as review_services
 from apps.reviews.choices import ReviewDecision
 from apps.reviews.gate import author_ids, publication_gate_unmet
+from apps.reviews.rendering import render_markdown
 
 
 def variant_propose(user: Any, form: Any) -> Variant:
@@ -155,6 +156,7 @@ def variant_sections(request: HttpRequest, variant: Variant, current: Revision |
     job_rows = JobSerializer(jobs, many=True, context={"request": request}).data
     _add_parent_deltas(variant, jobs, job_rows)
     ctx: dict[str, Any] = {"jobs": job_rows, "actions": [], "checklist": None, "gate": None,
+                           "card_html": render_markdown(variant.card) if variant.card else "",
                            "comments": review_selectors.comments_of(variant), "reviews": None}
     if current is None:
         return ctx

@@ -79,7 +79,7 @@ class VariantParent(models.Model):
         constraints = [models.UniqueConstraint(fields=["child", "parent"], name="variant_parent_unique")]
 
     def __str__(self) -> str:
-        return f"{self.child_id} <- {self.parent_id}"
+        return f"{self.child} ← {self.parent}"
 
 
 class Revision(models.Model):

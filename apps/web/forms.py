@@ -83,16 +83,18 @@ def license_choices() -> list[tuple[str, str]]:
 class VariantProposeForm(forms.Form):
     name = forms.CharField(max_length=96, help_text="Letters, digits, “.”, “_” and “-”. It becomes "
                                                     "<em>your-username/name</em>.")
-    relation = forms.ChoiceField(choices=[c for c in Relation.choices if c[0] != Relation.ORIGINAL],
-                                 help_text="How this variant derives from its parent(s).")
+    relation = forms.ChoiceField(choices=[("", "—")] + [c for c in Relation.choices if c[0] != Relation.ORIGINAL],
+                                 required=False,
+                                 help_text="How this variant derives from its parent(s). Leave “—” to take "
+                                           "<code>base_model_relation</code> from an uploaded README.")
     parents = forms.CharField(
-        max_length=1000, label="Parent variant(s)",
+        max_length=1000, label="Parent variant(s)", required=False,
         help_text="Full names like <code>commons/digits-mlp</code>; separate several (for a merge) with commas. "
                   "Suggestions appear as you type.",
         widget=forms.TextInput(attrs={"list": "parent-suggestions", "autocomplete": "off"}),
     )
     license = forms.CharField(
-        max_length=64, label="Licence",
+        max_length=64, label="Licence", required=False,
         help_text="An SPDX or Hugging Face Hub licence id, e.g. <code>apache-2.0</code>. Type to search.",
         widget=forms.TextInput(attrs={"list": "license-options", "autocomplete": "off"}),
     )
@@ -110,7 +112,8 @@ class VariantProposeForm(forms.Form):
                   "limitations, training data, evaluation.",
     )
     card_file = forms.FileField(required=False, label="…or upload a README.md",
-                                help_text="Replaces the text above. Hub front matter is read if present.")
+                                help_text="Replaces the text above. Its Hub front matter (license, base_model, "
+                                          "pipeline_tag, …) fills the fields you leave empty.")
 
     def clean_card_file(self) -> str | None:
         upload = self.cleaned_data.get("card_file")

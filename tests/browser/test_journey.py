@@ -111,7 +111,9 @@ def test_contributor_journey(new_context, live_server, demo, celery_worker_proce
     assert carol.evaluate("() => window.__sameDocument === true"), "the job page reloaded instead of updating"
     assert carol.get_by_test_id("job-progress").get_attribute("aria-valuenow") == "100"
     expect(carol.locator("main")).to_contain_text("accuracy")
+    expect(carol.get_by_role("button", name="Cancel this job")).to_have_count(0)
     shot(carol, "04-job-succeeded")
+    assert_accessible(carol)
 
     # 6. Answer the manual checklist items inline (htmx swaps just the item).
     carol.goto("/variants/carol/digits-mlp-int8/")
@@ -138,6 +140,7 @@ def test_contributor_journey(new_context, live_server, demo, celery_worker_proce
         item.get_by_role("button", name=re.compile("^Save answer")).click()
         expect(carol.get_by_test_id(f"checklist-item-{key}").get_by_test_id("item-status")).to_have_text("Met")
     shot(carol, "05-checklist-answered")
+    assert_accessible(carol)
 
     # 7. Two reviewers, each in their own browser context, verify the evidence and approve.
     for name in ("reviewer1", "reviewer2"):
@@ -167,6 +170,7 @@ def test_contributor_journey(new_context, live_server, demo, celery_worker_proce
     expect(maintainer.get_by_test_id("variant-status")).to_have_text("Published")
     expect(maintainer.get_by_test_id("job-delta").first).to_contain_text("commons/digits-mlp")
     shot(maintainer, "07-published")
+    assert_accessible(maintainer)
 
     # 9. Anyone sees it on the digits leaderboard, with its delta against the parent.
     anonymous = new_context().new_page()

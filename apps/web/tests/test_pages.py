@@ -382,3 +382,58 @@ def test_suite_pages(digits_world, client):
     assert "Tiny suite" in client.get("/leaderboards/").content.decode()
     assert client.get("/leaderboards/suites/tiny/").status_code == 200
     assert client.get("/leaderboards/suites/nope/").status_code == 404
+
+
+def test_propose_from_uploaded_readme_front_matter(digits_world):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.registry.models import Variant
+
+    readme = ("---\nlicense: mit\nbase_model: commons/digits-mlp\nbase_model_relation: quantized\n"
+              "pipeline_tag: image-classification\n---\n# From a README\n\n" + "Words about the model. " * 12)
+    client = logged_in(digits_world["users"]["bob"])
+    response = client.post("/variants/new/", {
+        "name": "from-readme", "relation": "", "parents": "", "license": "",
+        "card_file": SimpleUploadedFile("README.md", readme.encode(), content_type="text/markdown"),
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    variant = Variant.objects.by_full_name("bob/from-readme").get()
+    assert (variant.license, variant.relation, variant.task) == ("mit", "quantized", "image-classification")
+    assert [link.parent.full_name for link in variant.parent_links.all()] == ["commons/digits-mlp"]
+    assert "# From a README" in variant.card
+
+
+def test_propose_readme_must_be_text(digits_world):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = logged_in(digits_world["users"]["bob"])
+    response = client.post("/variants/new/", {"name": "x", "relation": "quantized", "parents": "commons/digits-mlp",
+                                              "card_file": SimpleUploadedFile("README.md", b"\xff\xfe\x00bad")})
+    assert response.status_code == 400 and 'id="id_card_file_errors"' in response.content.decode()
+
+
+# --- Query counts: pages do not grow with the number of rows ------------------------------------------------
+
+def _queries(client: Client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_list_pages_query_count_does_not_grow(digits_world):
+    from apps.registry.services import variant_create
+
+    bob_user = digits_world["users"]["bob"]
+    bob = logged_in(bob_user)
+    urls = ("/variants/", "/dashboard/")
+    for url in urls:
+        bob.get(url)  # warm the session
+    before = {url: _queries(bob, url) for url in urls}
+    for i in range(12):
+        variant_create(owner=bob_user, name=f"many-{i}", relation="quantized", parents=["commons/digits-mlp"],
+                       license="apache-2.0")
+    after = {url: _queries(bob, url) for url in urls}
+    assert after == before

@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from apps.accounts.roles import is_maintainer
 from apps.benchmarks import services as job_services
 from apps.benchmarks.api.serializers import JobSerializer
 from apps.benchmarks.choices import TERMINAL_JOB_STATUSES
@@ -79,16 +80,16 @@ def _job_or_404(request: HttpRequest, job_id: int) -> dict[str, Any]:
     job = jobs_for_api(jobs_visible_to(request.user)).filter(pk=job_id).first()
     if job is None:
         raise Http404
-    return {"job": JobSerializer(job, context={"request": request}).data, "job_obj": job,
-            "terminal": job.status in TERMINAL_JOB_STATUSES}
+    terminal = job.status in TERMINAL_JOB_STATUSES
+    user = request.user
+    # The button is a hint; job_cancel decides who may cancel (the submitter or a maintainer).
+    can_cancel = not terminal and user.is_authenticated and (job.submitted_by_id == user.pk or is_maintainer(user))
+    return {"job": JobSerializer(job, context={"request": request}).data, "job_obj": job, "terminal": terminal,
+            "can_cancel": can_cancel}
 
 
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    ctx = _job_or_404(request, job_id)
-    job = ctx["job_obj"]
-    ctx["can_cancel"] = request.user.is_authenticated and not ctx["terminal"] and (
-        job.submitted_by_id == request.user.pk)
-    return render(request, "web/job_detail.html", ctx)
+    return render(request, "web/job_detail.html", _job_or_404(request, job_id))
 
 
 def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:

@@ -30,7 +30,7 @@ def variant_propose(user: Any, form: Any) -> Variant:
     card = data.get("card_file") or data.get("card") or ""
     fields = {k: data[k] for k in ("license", "parameters", "precision", "task", "architecture", "summary")
               if data.get(k) not in (None, "")}
-    return registry_services.variant_create(owner=user, name=data["name"], relation=data["relation"],
+    return registry_services.variant_create(owner=user, name=data["name"], relation=data["relation"] or None,
                                             parents=form.parent_names(), actor=user, card=card, **fields)
 
 

@@ -130,6 +130,16 @@ class VariantProposeForm(forms.Form):
         return [p.strip() for p in self.cleaned_data.get("parents", "").split(",") if p.strip()]
 
 
+class VariantEditForm(VariantProposeForm):
+    """The propose form without the name (variants are never renamed), plus the ETag it was read at."""
+
+    etag = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["name"]
+
+
 class ArtifactUploadForm(forms.Form):
     file = forms.FileField()
     path = forms.CharField(max_length=500, required=False,

@@ -27,6 +27,7 @@ urlpatterns = [
     path("variants/new/", variants.variant_propose, name="variant-propose"),
     path("variants/parent-suggestions/", variants.parent_suggestions, name="parent-suggestions"),
     path(V, variants.variant_detail, name="variant"),
+    path(V + "edit/", variants.variant_edit, name="variant-edit"),
     path(V + "revisions/<int:number>/artifacts/", variants.artifact_upload, name="artifact-upload"),
     path(V + "revisions/<int:number>/checklist/<str:key>/", variants.checklist_answer, name="checklist-answer"),
     path(V + "revisions/<int:number>/reviews/", variants.review_submit, name="review-submit"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -437,3 +438,35 @@ def test_list_pages_query_count_does_not_grow(digits_world):
                        license="apache-2.0")
     after = {url: _queries(bob, url) for url in urls}
     assert after == before
+
+
+def test_edit_draft_variant_and_stale_etag(digits_world):
+    alice = logged_in(digits_world["users"]["alice"])
+    url = "/variants/alice/digits-mlp-int8/edit/"
+    page = alice.get(url)
+    assert page.status_code == 200
+    etag = html.unescape(re.search(r'name="etag" value="([^"]+)"', page.content.decode()).group(1))
+    data = {"relation": "quantized", "parents": "commons/digits-mlp", "license": "apache-2.0",
+            "parameters": "4810", "precision": "int8", "task": "image-classification",
+            "summary": "edited summary", "card": digits_world["int8"].card, "etag": etag}
+    assert alice.post(url, data).status_code == 302
+    digits_world["int8"].refresh_from_db()
+    assert digits_world["int8"].summary == "edited summary"
+    stale = alice.post(url, {**data, "summary": "second edit"})  # the same, now stale, ETag
+    assert stale.status_code == 400 and "changed since you read it" in stale.content.decode()
+    assert "second edit" in stale.content.decode()
+    assert logged_in(digits_world["users"]["bob"]).get(url).status_code == 404
+
+
+def test_submitted_variant_cannot_be_edited_but_can_get_a_new_revision(submitted):
+    alice = logged_in(submitted["users"]["alice"])
+    page = alice.get("/variants/alice/digits-mlp-int8/").content.decode()
+    assert "Edit details and card" not in page
+    response = alice.post("/variants/alice/digits-mlp-int8/edit/", {"relation": "quantized",
+                                                                      "parents": "commons/digits-mlp",
+                                                                      "summary": "too late"})
+    assert response.status_code == 400 and "new revision" in response.content.decode()
+    alice.post("/variants/alice/digits-mlp-int8/revisions/1/withdraw/")
+    assert alice.post("/variants/alice/digits-mlp-int8/revisions/1/new-revision/").status_code == 302
+    page = alice.get("/variants/alice/digits-mlp-int8/").content.decode()
+    assert "Revision 2" in page and "Edit details and card" in page

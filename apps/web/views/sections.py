@@ -16,7 +16,7 @@ from apps.core.errors import NotFound, ValidationFailed
 from apps.leaderboards import selectors as leaderboard_selectors
 from apps.notifications.models import Notification
 from apps.registry import services as registry_services
-from apps.registry.choices import RevisionStatus
+from apps.registry.choices import NEW_REVISION_FROM, RevisionStatus
 from apps.registry.models import Artifact, Revision, Variant
 from apps.reviews import selectors as review_selectors
 from apps.reviews import services as review_services
@@ -32,6 +32,19 @@ def variant_propose(user: Any, form: Any) -> Variant:
               if data.get(k) not in (None, "")}
     return registry_services.variant_create(owner=user, name=data["name"], relation=data["relation"] or None,
                                             parents=form.parent_names(), actor=user, card=card, **fields)
+
+
+def variant_edit(user: Any, variant: Variant, form: Any) -> Variant:
+    data = form.cleaned_data
+    changes: dict[str, Any] = {k: data.get(k) or "" for k in ("license", "precision", "task", "architecture",
+                                                              "summary")}
+    changes["parameters"] = data.get("parameters")
+    changes["card"] = data.get("card_file") or data.get("card") or ""
+    if data.get("relation"):
+        changes["relation"] = data["relation"]
+    changes["parents"] = form.parent_names()
+    return registry_services.variant_update(variant=variant, actor=user, if_match=data.get("etag") or None,
+                                            **changes)
 
 
 def artifact_upload(user: Any, revision: Revision, form: Any) -> Artifact:
@@ -69,6 +82,8 @@ def comment_create(user: Any, variant: Variant, data: dict[str, Any]) -> Any:
 def revision_action(user: Any, revision: Revision, action: str, *, reason: str = "") -> Revision:
     if action == "submit":
         return registry_services.revision_submit(revision=revision, actor=user)
+    if action == "new-revision":
+        return registry_services.revision_create(variant=revision.variant, actor=user)
     if action == "withdraw":
         return registry_services.revision_withdraw(revision=revision, actor=user, reason=reason)
     if action == "publish":
@@ -89,6 +104,8 @@ def _actions(user: Any, variant: Variant, current: Revision) -> list[dict[str, A
             actions.append({"name": "submit", "label": "Submit for review", "style": ""})
         if RevisionStatus.WITHDRAWN in allowed:
             actions.append({"name": "withdraw", "label": "Withdraw", "style": "secondary"})
+        if current.status in NEW_REVISION_FROM:
+            actions.append({"name": "new-revision", "label": "Open a new revision", "style": "secondary"})
     if is_maintainer(user):
         if RevisionStatus.PUBLISHED in allowed or current.status == RevisionStatus.SUBMITTED:
             actions.append({"name": "publish", "label": "Publish", "style": ""})

@@ -17,7 +17,7 @@ from apps.core.errors import DomainError, NotFound, PermissionDenied
 from apps.registry import selectors as registry_selectors
 from apps.registry.models import Revision, Variant
 
-from ..forms import ArtifactUploadForm, VariantProposeForm, add_service_errors, license_choices
+from ..forms import ArtifactUploadForm, VariantEditForm, VariantProposeForm, add_service_errors, license_choices
 from ..svg import lineage_layout
 from . import sections
 
@@ -63,6 +63,30 @@ def variant_propose(request: HttpRequest) -> HttpResponse:
             return redirect("web:variant", owner=variant.owner.username, name=variant.name)
     return render(request, "web/variant_propose.html",
                   {"form": form, "licenses": license_choices()}, status=400 if form.errors else 200)
+
+
+@login_required
+def variant_edit(request: HttpRequest, owner: str, name: str) -> HttpResponse:
+    variant = _variant_or_404(request, owner, name)
+    initial = {"relation": variant.relation, "parents": ", ".join(
+        link.parent.full_name for link in variant.parent_links.all()), "license": variant.license,
+        "parameters": variant.parameters, "precision": variant.precision, "task": variant.task,
+        "architecture": variant.architecture, "summary": variant.summary, "card": variant.card,
+        "etag": variant.etag}
+    form = VariantEditForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            sections.variant_edit(request.user, variant, form)
+        except PermissionDenied:
+            raise DjangoPermissionDenied
+        except DomainError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{variant.full_name} saved.")
+            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+    return render(request, "web/variant_edit.html", {"form": form, "variant": variant,
+                                                     "licenses": license_choices()},
+                  status=400 if form.errors else 200)
 
 
 def variant_detail(request: HttpRequest, owner: str, name: str) -> HttpResponse:

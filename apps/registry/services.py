@@ -341,7 +341,9 @@ def variant_update(*, variant: Variant, actor: User, if_match: str | None = None
 
     `if_match` is the request's If-Match header: a stale ETag is a 412. A submitted revision is immutable,
     so changes after submission need a new revision first."""
-    variant = Variant.objects.select_for_update().select_related("owner", "current_revision").get(pk=variant.pk)
+    # of=self: PostgreSQL cannot lock the nullable side of the outer join to current_revision.
+    variant = (Variant.objects.select_for_update(of=("self",)).select_related("owner", "current_revision")
+               .get(pk=variant.pk))
     ensure_can_edit(actor, variant)
     if if_match is not None and not etag_matches(if_match, variant.etag):
         raise PreconditionFailed(f"{variant.full_name} changed since you read it (If-Match does not match its "
@@ -429,7 +431,9 @@ def revision_create(*, variant: Variant, actor: User, notes: str = "", copy_arti
     """Open revision n+1 as a draft (the way to change a submitted or published variant).
 
     The artifacts of the previous revision are carried over as records unless `copy_artifacts` is False."""
-    variant = Variant.objects.select_for_update().select_related("owner", "current_revision").get(pk=variant.pk)
+    # of=self: PostgreSQL cannot lock the nullable side of the outer join to current_revision.
+    variant = (Variant.objects.select_for_update(of=("self",)).select_related("owner", "current_revision")
+               .get(pk=variant.pk))
     ensure_can_edit(actor, variant)
     current = variant.current_revision
     if current is not None and current.status not in NEW_REVISION_FROM:

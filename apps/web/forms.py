@@ -163,8 +163,9 @@ def config_form_class(schema: dict[str, Any], defaults: dict[str, Any]) -> type[
             "initial": defaults.get(key, prop.get("default")),
         }
         if "enum" in prop:
-            fields[key] = forms.TypedChoiceField(choices=[("", "default")] + [(v, v) for v in prop["enum"]],
-                                                 coerce=type(prop["enum"][0]) if prop["enum"] else str,
+            by_text = {str(v): v for v in prop["enum"]}
+            fields[key] = forms.TypedChoiceField(choices=[("", "default")] + [(k, k) for k in by_text],
+                                                 coerce=lambda text, by_text=by_text: by_text[text],
                                                  empty_value=None, **{**common, "required": False})
         elif kind == "integer":
             fields[key] = forms.IntegerField(**common)

@@ -11,15 +11,21 @@ urlpatterns = [
     path("dashboard/", pages.dashboard, name="dashboard"),
     # Accounts
     path("signup/", accounts.signup, name="signup"),
-    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
+    # Explicit template names: the admin ships its own registration/* templates, which would win otherwise.
+    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm, template_name="web/auth/login.html"),
+         name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", auth_views.PasswordResetView.as_view(
-        success_url=reverse_lazy("web:password_reset_done"),
-        email_template_name="registration/password_reset_email.txt"), name="password_reset"),
-    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+        success_url=reverse_lazy("web:password_reset_done"), template_name="web/auth/password_reset_form.html",
+        email_template_name="web/auth/password_reset_email.txt",
+        subject_template_name="web/auth/password_reset_subject.txt"), name="password_reset"),
+    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(
+        template_name="web/auth/password_reset_done.html"), name="password_reset_done"),
     path("password-reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
-        success_url=reverse_lazy("web:password_reset_complete")), name="password_reset_confirm"),
-    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+        success_url=reverse_lazy("web:password_reset_complete"),
+        template_name="web/auth/password_reset_confirm.html"), name="password_reset_confirm"),
+    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(
+        template_name="web/auth/password_reset_complete.html"), name="password_reset_complete"),
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", accounts.token_revoke_view, name="token-revoke"),
     # Variants

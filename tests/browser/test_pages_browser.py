@@ -122,3 +122,23 @@ def test_pages_fit_a_phone_screen(new_context, world):
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{url} scrolls sideways by {overflow}px on a phone"
     shot(page, "variant-phone")
+
+
+def test_password_reset_by_email(page, world):
+    from django.core import mail
+
+    from apps.accounts.models import User
+
+    User.objects.filter(username="bob").update(email="bob@example.org")
+    page.goto("/login/")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email").fill("bob@example.org")
+    page.get_by_role("button", name="Send the reset link").click()
+    page.wait_for_url(re.compile(r".*/password-reset/sent/$"))
+    link = re.search(r"(/password-reset/\S+/)", mail.outbox[-1].body).group(1)
+    page.goto(link)
+    page.get_by_label("New password", exact=True).fill("a-brand-new-pass-5")
+    page.get_by_label("New password confirmation").fill("a-brand-new-pass-5")
+    page.get_by_role("button", name="Set the password").click()
+    assert "Password changed" in page.inner_text("main")
+    login(page, "bob", "a-brand-new-pass-5")

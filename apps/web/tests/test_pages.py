@@ -81,11 +81,14 @@ def test_login_and_logout(client, alice):
 def test_password_reset_sends_an_email_whose_link_works(client, alice):
     alice.email = "alice@example.org"
     alice.save()
+    form_page = client.get("/password-reset/").content.decode()
+    assert "Send the reset link" in form_page and "Skip to main content" in form_page  # ours, not the admin's
     assert client.post("/password-reset/", {"email": "alice@example.org"}).status_code == 302
+    assert mail.outbox[0].subject == "Reset your Model Commons password"
     assert len(mail.outbox) == 1
     link = re.search(r"http://testserver(/password-reset/\S+/)", mail.outbox[0].body).group(1)
     form_page = client.get(link, follow=True)
-    assert form_page.status_code == 200
+    assert form_page.status_code == 200 and "Choose a new password" in form_page.content.decode()
     set_url = form_page.redirect_chain[-1][0] if form_page.redirect_chain else link
     done = client.post(set_url, {"new_password1": "another-long-pass-7", "new_password2": "another-long-pass-7"})
     assert done.status_code == 302

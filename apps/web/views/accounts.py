@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from apps.accounts.choices import TokenScope
 from apps.accounts.models import PersonalAccessToken
 from apps.accounts.roles import is_maintainer
 from apps.accounts.services import token_create, token_revoke, user_signup
 from apps.core.errors import ValidationFailed
 
 from ..forms import SignupForm, TokenCreateForm, add_service_errors
+from . import AuthedRequest, WebRequest
 
 
-def signup(request: HttpRequest) -> HttpResponse:
+def signup(request: WebRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("web:dashboard")
     form = SignupForm(request.POST or None)
@@ -38,14 +42,16 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def tokens(request: HttpRequest) -> HttpResponse:
+def tokens(request: AuthedRequest) -> HttpResponse:
     form = TokenCreateForm(request.POST or None)
-    created = None
+    created: dict[str, Any] | None = None
     if not is_maintainer(request.user):
-        form.fields["scopes"].choices = [c for c in form.fields["scopes"].choices if c[0] != "admin"]
+        scopes = form.fields["scopes"]
+        assert isinstance(scopes, forms.MultipleChoiceField)
+        scopes.choices = [c for c in TokenScope.choices if c[0] != TokenScope.ADMIN]
     if request.method == "POST" and form.is_valid():
         try:
-            created, raw = token_create(
+            token, raw = token_create(
                 user=request.user, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
                 expires_at=timezone.now() + timedelta(days=form.cleaned_data["expires_in_days"]),
             )
@@ -53,7 +59,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
             add_service_errors(form, exc, aliases={"expires_at": "expires_in_days"})
         else:
             # Rendered once in this response and never stored: there is no redirect that could show it again.
-            created = {"token": created, "raw": raw}
+            created = {"token": token, "raw": raw}
             form = TokenCreateForm()
     rows = PersonalAccessToken.objects.filter(user=request.user).order_by("-created_at")
     return render(request, "web/tokens.html", {"form": form, "tokens": rows, "created": created},
@@ -62,7 +68,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_revoke_view(request: AuthedRequest, token_id: int) -> HttpResponse:
     token = PersonalAccessToken.objects.filter(user=request.user, pk=token_id).first()
     if token is None:
         raise Http404

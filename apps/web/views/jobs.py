@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -20,6 +20,7 @@ from apps.core.errors import DomainError, ValidationFailed
 from apps.registry import selectors as registry_selectors
 
 from ..forms import add_service_errors, config_form_class
+from . import AuthedRequest, WebRequest
 from .variants import _variant_or_404
 
 
@@ -28,7 +29,7 @@ def _benchmarks(user: Any) -> list[Benchmark]:
 
 
 @login_required
-def job_submit(request: HttpRequest, owner: str, name: str) -> HttpResponse:
+def job_submit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     variant = _variant_or_404(request, owner, name)
     benchmarks = _benchmarks(request.user)
     data = request.POST if request.method == "POST" else None
@@ -76,7 +77,7 @@ def job_submit(request: HttpRequest, owner: str, name: str) -> HttpResponse:
     }, status=status)
 
 
-def _job_or_404(request: HttpRequest, job_id: int) -> dict[str, Any]:
+def _job_or_404(request: WebRequest, job_id: int) -> dict[str, Any]:
     job = jobs_for_api(jobs_visible_to(request.user)).filter(pk=job_id).first()
     if job is None:
         raise Http404
@@ -88,18 +89,18 @@ def _job_or_404(request: HttpRequest, job_id: int) -> dict[str, Any]:
             "can_cancel": can_cancel}
 
 
-def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_detail(request: WebRequest, job_id: int) -> HttpResponse:
     return render(request, "web/job_detail.html", _job_or_404(request, job_id))
 
 
-def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_progress(request: WebRequest, job_id: int) -> HttpResponse:
     """The fragment htmx polls: progress bar, ETA, state and log tail. It stops polling once terminal."""
     return render(request, "web/partials/job_progress.html", _job_or_404(request, job_id))
 
 
 @login_required
 @require_POST
-def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_cancel(request: AuthedRequest, job_id: int) -> HttpResponse:
     job = jobs_visible_to(request.user).filter(pk=job_id).first()
     if job is None:
         raise Http404

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from apps.accounts.roles import is_reviewer
@@ -12,17 +12,17 @@ from apps.benchmarks.models import Benchmark
 from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to, quota_status
 from apps.registry import selectors as registry_selectors
 
-from . import sections
+from . import AuthedRequest, WebRequest, sections
 
 
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: WebRequest) -> HttpResponse:
     recent = registry_selectors.variants_for_api(request.user).filter(is_public=True).order_by("-updated_at")[:8]
     benchmarks = Benchmark.objects.visible_to(request.user).filter(is_active=True).order_by("name")
     return render(request, "web/home.html", {"recent": recent, "benchmarks": benchmarks})
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthedRequest) -> HttpResponse:
     user = request.user
     my_variants = registry_selectors.variants_for_api(user).filter(owner=user).order_by("-updated_at")[:50]
     my_jobs = jobs_for_api(jobs_visible_to(user).filter(submitted_by=user)).order_by("-id")[:20]

@@ -24,6 +24,8 @@ from apps.reviews.choices import ReviewDecision
 from apps.reviews.gate import author_ids, publication_gate_unmet
 from apps.reviews.rendering import render_markdown
 
+from . import AuthedRequest
+
 
 def variant_propose(user: Any, form: Any) -> Variant:
     data = form.cleaned_data
@@ -98,7 +100,7 @@ def revision_action(user: Any, revision: Revision, action: str, *, reason: str =
 def _actions(user: Any, variant: Variant, current: Revision) -> list[dict[str, Any]]:
     """Buttons for what the state machine allows from here and the user's role; the services still decide."""
     allowed = current.allowed_transitions()
-    actions = []
+    actions: list[dict[str, Any]] = []
     if user.is_authenticated and variant.owner_id == user.pk:
         if RevisionStatus.SUBMITTED in allowed:
             actions.append({"name": "submit", "label": "Submit for review", "style": ""})
@@ -170,7 +172,7 @@ def variant_sections(request: HttpRequest, variant: Variant, current: Revision |
     """The parts of the variant page other apps own: checklist, reviews and comments, jobs, publication gate."""
     user = request.user
     jobs = list(jobs_for_api(jobs_visible_to(user).filter(revision__variant=variant)).order_by("-id")[:50])
-    job_rows = JobSerializer(jobs, many=True, context={"request": request}).data
+    job_rows: list[dict[str, Any]] = list(JobSerializer(jobs, many=True, context={"request": request}).data)
     _add_parent_deltas(variant, jobs, job_rows)
     ctx: dict[str, Any] = {"jobs": job_rows, "actions": [], "checklist": None, "gate": None,
                            "card_html": render_markdown(variant.card) if variant.card else "",
@@ -192,7 +194,7 @@ def variant_sections(request: HttpRequest, variant: Variant, current: Revision |
     return ctx
 
 
-def dashboard_sections(request: HttpRequest) -> dict[str, Any]:
+def dashboard_sections(request: AuthedRequest) -> dict[str, Any]:
     """Notifications and, for reviewers, the review queue."""
     user = request.user
     ctx: dict[str, Any] = {

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -19,17 +19,17 @@ from apps.registry.models import Revision, Variant
 
 from ..forms import ArtifactUploadForm, VariantEditForm, VariantProposeForm, add_service_errors, license_choices
 from ..svg import lineage_layout
-from . import sections
+from . import AuthedRequest, WebRequest, sections
 
 
-def _variant_or_404(request: HttpRequest, owner: str, name: str) -> Variant:
+def _variant_or_404(request: WebRequest, owner: str, name: str) -> Variant:
     try:
         return registry_selectors.variant_get(user=request.user, owner=owner, name=name)
     except NotFound:
         raise Http404
 
 
-def variant_list(request: HttpRequest) -> HttpResponse:
+def variant_list(request: WebRequest) -> HttpResponse:
     qs = registry_selectors.variants_for_api(request.user).order_by("-updated_at", "-id")
     q = request.GET.get("q", "").strip()
     if q:
@@ -38,7 +38,7 @@ def variant_list(request: HttpRequest) -> HttpResponse:
     return render(request, "web/variant_list.html", {"page": page, "q": q})
 
 
-def parent_suggestions(request: HttpRequest) -> HttpResponse:
+def parent_suggestions(request: WebRequest) -> HttpResponse:
     """htmx fragment: <option>s for the parent datalist, among variants the user may see."""
     q = request.GET.get("parents", request.GET.get("q", "")).split(",")[-1].strip()
     qs = registry_selectors.variants_for_api(request.user)
@@ -50,7 +50,7 @@ def parent_suggestions(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def variant_propose(request: HttpRequest) -> HttpResponse:
+def variant_propose(request: AuthedRequest) -> HttpResponse:
     form = VariantProposeForm(request.POST or None, request.FILES or None,
                               initial={"parents": request.GET.get("parent", "")})
     if request.method == "POST" and form.is_valid():
@@ -66,7 +66,7 @@ def variant_propose(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def variant_edit(request: HttpRequest, owner: str, name: str) -> HttpResponse:
+def variant_edit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     variant = _variant_or_404(request, owner, name)
     initial = {"relation": variant.relation, "parents": ", ".join(
         link.parent.full_name for link in variant.parent_links.all()), "license": variant.license,
@@ -89,12 +89,12 @@ def variant_edit(request: HttpRequest, owner: str, name: str) -> HttpResponse:
                   status=400 if form.errors else 200)
 
 
-def variant_detail(request: HttpRequest, owner: str, name: str) -> HttpResponse:
+def variant_detail(request: WebRequest, owner: str, name: str) -> HttpResponse:
     variant = _variant_or_404(request, owner, name)
     return render(request, "web/variant_detail.html", _variant_context(request, variant))
 
 
-def _variant_context(request: HttpRequest, variant: Variant, **extra: Any) -> dict[str, Any]:
+def _variant_context(request: WebRequest, variant: Variant, **extra: Any) -> dict[str, Any]:
     user = request.user
     revisions = list(registry_selectors.revisions_for_api(user=user, variant=variant))
     current = next((r for r in revisions if r.pk == variant.current_revision_id), revisions[-1] if revisions else None)
@@ -113,7 +113,7 @@ def _variant_context(request: HttpRequest, variant: Variant, **extra: Any) -> di
 
 @login_required
 @require_POST
-def artifact_upload(request: HttpRequest, owner: str, name: str, number: int) -> HttpResponse:
+def artifact_upload(request: AuthedRequest, owner: str, name: str, number: int) -> HttpResponse:
     variant = _variant_or_404(request, owner, name)
     try:
         revision = registry_selectors.revision_get(user=request.user, variant=variant, number=number)
@@ -142,7 +142,7 @@ def artifact_upload(request: HttpRequest, owner: str, name: str, number: int) ->
 
 @login_required
 @require_POST
-def revision_action(request: HttpRequest, owner: str, name: str, number: int, action: str) -> HttpResponse:
+def revision_action(request: AuthedRequest, owner: str, name: str, number: int, action: str) -> HttpResponse:
     """submit / withdraw / publish / unpublish / reject, each through the registry's transition services."""
     variant = _variant_or_404(request, owner, name)
     try:
@@ -165,7 +165,7 @@ def _problem_text(exc: DomainError) -> str:
     return " — ".join(parts)
 
 
-def _revision_or_404(request: HttpRequest, owner: str, name: str, number: int) -> tuple[Variant, Revision]:
+def _revision_or_404(request: WebRequest, owner: str, name: str, number: int) -> tuple[Variant, Revision]:
     variant = _variant_or_404(request, owner, name)
     try:
         return variant, registry_selectors.revision_get(user=request.user, variant=variant, number=number)
@@ -175,7 +175,7 @@ def _revision_or_404(request: HttpRequest, owner: str, name: str, number: int) -
 
 @login_required
 @require_POST
-def checklist_answer(request: HttpRequest, owner: str, name: str, number: int, key: str) -> HttpResponse:
+def checklist_answer(request: AuthedRequest, owner: str, name: str, number: int, key: str) -> HttpResponse:
     """Answer (owner) or verify (reviewer) one item. With htmx only that item's row comes back."""
     variant, revision = _revision_or_404(request, owner, name, number)
     error = None
@@ -202,7 +202,7 @@ def checklist_answer(request: HttpRequest, owner: str, name: str, number: int, k
 
 @login_required
 @require_POST
-def review_submit(request: HttpRequest, owner: str, name: str, number: int) -> HttpResponse:
+def review_submit(request: AuthedRequest, owner: str, name: str, number: int) -> HttpResponse:
     variant, revision = _revision_or_404(request, owner, name, number)
     try:
         review = sections.review_submit(request.user, revision, request.POST)
@@ -216,7 +216,7 @@ def review_submit(request: HttpRequest, owner: str, name: str, number: int) -> H
 
 @login_required
 @require_POST
-def comment_create(request: HttpRequest, owner: str, name: str) -> HttpResponse:
+def comment_create(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     variant = _variant_or_404(request, owner, name)
     try:
         sections.comment_create(request.user, variant, request.POST)

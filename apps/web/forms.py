@@ -15,6 +15,7 @@ from apps.accounts.choices import TokenScope
 from apps.accounts.models import User
 from apps.core.errors import DomainError
 from apps.registry.choices import PIPELINE_TAGS, ArtifactFormat, Precision, Relation
+from apps.reviews.choices import FlagKind
 
 
 def add_service_errors(form: forms.BaseForm, exc: DomainError, aliases: dict[str, str] | None = None) -> None:
@@ -138,6 +139,15 @@ class VariantEditForm(VariantProposeForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         del self.fields["name"]
+
+
+class FlagForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("", "—")] + list(FlagKind.choices), required=False, label="Problem")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    evidence_url = forms.CharField(required=False, label="Evidence URL", max_length=1000)
+    evidence_excerpt = forms.CharField(required=False, label="Evidence excerpt",
+                                       widget=forms.Textarea(attrs={"rows": 3}),
+                                       help_text="For contamination: benchmark samples found in the training data.")
 
 
 class ArtifactUploadForm(forms.Form):

@@ -38,6 +38,7 @@ urlpatterns = [
     path(V + "revisions/<int:number>/checklist/<str:key>/", variants.checklist_answer, name="checklist-answer"),
     path(V + "revisions/<int:number>/reviews/", variants.review_submit, name="review-submit"),
     path(V + "comments/", variants.comment_create, name="comment-create"),
+    path(V + "flags/", variants.flag_create, name="flag-create"),
     path(V + "revisions/<int:number>/<str:action>/", variants.revision_action, name="revision-action"),
     path(V + "jobs/new/", jobs.job_submit, name="job-submit"),
     # Jobs

@@ -473,3 +473,21 @@ def test_submitted_variant_cannot_be_edited_but_can_get_a_new_revision(submitted
     assert alice.post("/variants/alice/digits-mlp-int8/revisions/1/new-revision/").status_code == 302
     page = alice.get("/variants/alice/digits-mlp-int8/").content.decode()
     assert "Revision 2" in page and "Edit details and card" in page
+
+
+def test_flag_published_variant_errors_in_place(digits_world):
+    from apps.reviews.models import Flag
+
+    bob = logged_in(digits_world["users"]["bob"])
+    page = bob.get("/variants/commons/digits-mlp/").content.decode()
+    assert "Report a problem with this variant" in page
+    bad = bob.post("/variants/commons/digits-mlp/flags/", {"kind": "", "description": "kept flag text"})
+    assert bad.status_code == 400
+    body = bad.content.decode()
+    assert 'id="id_kind_errors"' in body and "kept flag text" in body and "<details" in body and " open>" in body
+    ok = bob.post("/variants/commons/digits-mlp/flags/", {"kind": "misleading_card", "description": "The card "
+                  "claims 99% accuracy.", "evidence_url": "https://example.org/eval"})
+    assert ok.status_code == 302
+    assert Flag.objects.filter(variant=digits_world["base"], reporter=digits_world["users"]["bob"]).count() == 1
+    # Drafts cannot be flagged by people who cannot see them.
+    assert bob.post("/variants/alice/digits-mlp-int8/flags/", {"kind": "spam"}).status_code == 404

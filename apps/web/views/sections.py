@@ -81,6 +81,14 @@ def comment_create(user: Any, variant: Variant, data: dict[str, Any]) -> Any:
     return review_services.comment_create(variant=variant, author=user, body=data.get("body", ""), parent=parent)
 
 
+def flag_create(user: Any, variant: Variant, form: Any) -> Any:
+    data = form.cleaned_data
+    return review_services.flag_create(variant=variant, reporter=user, kind=data.get("kind") or "",
+                                       description=data.get("description") or "",
+                                       evidence_url=data.get("evidence_url") or "",
+                                       evidence_excerpt=data.get("evidence_excerpt") or "")
+
+
 def revision_action(user: Any, revision: Revision, action: str, *, reason: str = "") -> Revision:
     if action == "submit":
         return registry_services.revision_submit(revision=revision, actor=user)

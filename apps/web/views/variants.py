@@ -17,7 +17,14 @@ from apps.core.errors import DomainError, NotFound, PermissionDenied
 from apps.registry import selectors as registry_selectors
 from apps.registry.models import Revision, Variant
 
-from ..forms import ArtifactUploadForm, VariantEditForm, VariantProposeForm, add_service_errors, license_choices
+from ..forms import (
+    ArtifactUploadForm,
+    FlagForm,
+    VariantEditForm,
+    VariantProposeForm,
+    add_service_errors,
+    license_choices,
+)
 from ..svg import lineage_layout
 from . import AuthedRequest, WebRequest, sections
 
@@ -105,6 +112,7 @@ def _variant_context(request: WebRequest, variant: Variant, **extra: Any) -> dic
         "lineage_svg": lineage_layout(lineage), "is_owner": is_owner,
         "is_reviewer": is_reviewer(user), "is_maintainer": is_maintainer(user),
         "upload_form": extra.pop("upload_form", None) or ArtifactUploadForm(),
+        "flag_form": extra.pop("flag_form", None) or FlagForm(),
     }
     ctx.update(sections.variant_sections(request, variant, current))
     ctx.update(extra)
@@ -226,3 +234,21 @@ def comment_create(request: AuthedRequest, owner: str, name: str) -> HttpRespons
             status=400)
     messages.success(request, "Comment posted.")
     return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+
+
+@login_required
+@require_POST
+def flag_create(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
+    """Anyone signed in flags a published variant; moderators resolve flags in the admin."""
+    variant = _variant_or_404(request, owner, name)
+    form = FlagForm(request.POST)
+    if form.is_valid():
+        try:
+            sections.flag_create(request.user, variant, form)
+        except DomainError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "Thank you: the moderators will look at your flag.")
+            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+    return render(request, "web/variant_detail.html", _variant_context(request, variant, flag_form=form,
+                                                                       flag_open=True), status=400)

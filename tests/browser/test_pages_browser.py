@@ -106,6 +106,8 @@ def test_token_created_once_listed_and_revoked(page, world):
     (None, "/leaderboards/digits/"), (None, "/variants/commons/digits-mlp/"),
     ("alice", "/dashboard/"), ("alice", "/variants/new/"), ("alice", "/tokens/"),
     ("alice", "/variants/alice/digits-mlp-int8/"), ("alice", "/variants/alice/digits-mlp-int8/jobs/new/"),
+    ("alice", "/variants/alice/digits-mlp-int8/edit/"), ("bob", "/variants/commons/digits-mlp/"),
+    ("reviewer1", "/dashboard/"), (None, "/password-reset/"),
 ])
 def test_main_pages_have_no_serious_accessibility_violations(page, world, user, url):
     if user:

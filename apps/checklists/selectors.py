@@ -37,6 +37,11 @@ def checklist_for_revision(revision: Revision) -> Checklist | None:
             .filter(revision=revision).first())
 
 
+def checklist_row(revision: Revision) -> Checklist | None:
+    """The checklist without its items (badges, single items)."""
+    return Checklist.objects.select_related("template").filter(revision=revision).first()
+
+
 def checklist_item(checklist: Checklist, key: str) -> ChecklistItem:
     row = (ChecklistItem.objects.select_related("item", "answered_by", "verified_by")
            .filter(checklist=checklist, item__key=key).first())

@@ -88,11 +88,13 @@ def checklist_representation(checklist: Checklist, revision: Revision) -> dict[s
     return ChecklistSerializer(data).data  # type: ignore[return-value]
 
 
-def _load_checklist(revision: Revision) -> Checklist:
-    if selectors.checklist_for_revision(revision) is None:
+def _load_checklist(revision: Revision, *, with_items: bool = True) -> Checklist:
+    load = selectors.checklist_for_revision if with_items else selectors.checklist_row
+    checklist = load(revision)
+    if checklist is None:
         # A revision submitted before this app existed gets its checklist on first read.
         services.checklist_ensure(revision=revision)
-    checklist = selectors.checklist_for_revision(revision)
+        checklist = load(revision)
     if checklist is None:
         raise NotFound(f"Revision {revision.number} has no checklist yet: it is created when the revision is "
                        "submitted.")
@@ -136,7 +138,7 @@ class ChecklistItemView(RevisionMixin, APIView):
 
     @extend_schema(responses={200: ChecklistItemSerializer}, operation_id="v1_variants_revisions_checklist_item")
     def get(self, request: Request, owner: str, name: str, number: int, item_key: str) -> Response:
-        row = selectors.checklist_item(_load_checklist(self.get_revision()), item_key)
+        row = selectors.checklist_item(_load_checklist(self.get_revision(), with_items=False), item_key)
         return Response(ChecklistItemSerializer(row).data, headers={"ETag": services.item_etag(row)})
 
     @extend_schema(request=ChecklistAnswerSerializer, responses={200: ChecklistItemSerializer}, parameters=[IF_MATCH],
@@ -202,7 +204,7 @@ class RevisionBadgeView(RevisionMixin, APIView):
     @extend_schema(responses=BADGE_RESPONSE, operation_id="v1_variants_revisions_checklist_badge")
     def get(self, request: Request, owner: str, name: str, number: int) -> HttpResponse:
         revision = self.get_revision()
-        checklist = _load_checklist(revision)
+        checklist = _load_checklist(revision, with_items=False)
         return _badge_response(request, _badge_for(checklist, revision), revision)
 
 

@@ -132,6 +132,11 @@ def test_a_draft_has_no_checklist(digits_world):
     assert services.checklist_ensure(revision=revision) is None
     assert checklist_gate_unmet(revision) == ["The checklist starts when the revision is submitted; submit it first."]
     assert not Checklist.objects.exists()
+    from apps.registry.services import revision_withdraw
+
+    revision_withdraw(revision=revision, actor=revision.variant.owner)
+    revision.refresh_from_db()
+    assert services.checklist_ensure(revision=revision) is None  # withdrawn before it was ever submitted
 
 
 def test_pickle_artifacts_make_safe_serialization_unmet_and_the_gate_names_it(digits_world, submit, alice):

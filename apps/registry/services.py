@@ -70,11 +70,23 @@ def _revision_target(revision: Revision, variant: Variant) -> tuple[str, int, st
 
 def _lock_lineage() -> None:
     """Serialise parent changes: two concurrent edits could each pass the cycle check and close a cycle
-    together, and row locks on the two variants do not cover every path between them."""
+    together, and row locks on the two variants do not cover every path between them. Transaction-scoped and
+    re-entrant, so taking it twice in one transaction is harmless."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LINEAGE_LOCK_KEY])
     # SQLite runs write transactions one at a time (IMMEDIATE mode), which already serialises them.
+
+
+def _lock_revision(revision_pk: int) -> tuple[Revision, Variant]:
+    """Lock a revision, then its variant: the order every writer that needs both takes them in (the review
+    app too), so two of them never wait on each other. The variant is read after its lock, so a concurrent
+    metadata edit is either fully in or fully out of what a submission snapshots."""
+    revision = Revision.objects.select_for_update(no_key=True).get(pk=revision_pk)
+    variant = (Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner")
+               .get(pk=revision.variant_id))
+    revision.variant = variant
+    return revision, variant
 
 
 def etag_matches(if_match: str, etag: str) -> bool:
@@ -341,8 +353,11 @@ def variant_update(*, variant: Variant, actor: User, if_match: str | None = None
 
     `if_match` is the request's If-Match header: a stale ETag is a 412. A submitted revision is immutable,
     so changes after submission need a new revision first."""
+    if {"parents", "card", "card_data"} & set(changes):
+        # Lineage may change: take the lineage lock before any row lock, the order every writer uses.
+        _lock_lineage()
     # of=self: PostgreSQL cannot lock the nullable side of the outer join to current_revision.
-    variant = (Variant.objects.select_for_update(of=("self",)).select_related("owner", "current_revision")
+    variant = (Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner", "current_revision")
                .get(pk=variant.pk))
     ensure_can_edit(actor, variant)
     if if_match is not None and not etag_matches(if_match, variant.etag):
@@ -362,10 +377,16 @@ def variant_update(*, variant: Variant, actor: User, if_match: str | None = None
         raise Conflict(f"Revision {number} of {variant.full_name} is {status} and cannot change. Open a new "
                        f"revision (POST .../revisions/) to change the variant.", current_status=status)
     cleaned, parents = _clean_variant_input(actor=actor, data=changes, existing=variant, infer=infer)
+    cleaned = {k: v for k, v in cleaned.items() if getattr(variant, k) != v}
+    if parents is not None and [p.pk for p in parents] == list(
+            variant.parent_links.values_list("parent_id", flat=True)):
+        parents = None
+    if not cleaned and parents is None:
+        return variant  # nothing changes: no write, no audit event, the ETag stays valid
     before = {k: getattr(variant, k) for k in cleaned}
     if parents is not None:
         before["parents"] = [link.parent.full_name for link in variant.parent_links.select_related("parent__owner")]
-        _lock_lineage()
+        _lock_lineage()  # already held when parents were asked for; card metadata can bring them too
         below = descendant_ids(variant.pk)
         looping = [p.full_name for p in parents if p.pk in below]
         if looping:
@@ -394,7 +415,7 @@ def variant_update(*, variant: Variant, actor: User, if_match: str | None = None
 @transaction.atomic
 def variant_delete(*, variant: Variant, actor: User) -> None:
     """Delete a variant that never went further than draft (withdrawn and rejected count as that too)."""
-    variant = Variant.objects.select_for_update().select_related("owner").get(pk=variant.pk)
+    variant = Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner").get(pk=variant.pk)
     ensure_can_edit(actor, variant, "delete")
     engaged = list(variant.revisions.exclude(status__in=[S.DRAFT, S.WITHDRAWN, S.REJECTED])
                    .values_list("number", "status"))
@@ -432,7 +453,7 @@ def revision_create(*, variant: Variant, actor: User, notes: str = "", copy_arti
 
     The artifacts of the previous revision are carried over as records unless `copy_artifacts` is False."""
     # of=self: PostgreSQL cannot lock the nullable side of the outer join to current_revision.
-    variant = (Variant.objects.select_for_update(of=("self",)).select_related("owner", "current_revision")
+    variant = (Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner", "current_revision")
                .get(pk=variant.pk))
     ensure_can_edit(actor, variant)
     current = variant.current_revision
@@ -504,7 +525,8 @@ def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any 
 
     For an upload the server's sha256 is the truth; a declared `sha256` that differs is refused, and so is
     content that contradicts a declared safe format."""
-    revision = Revision.objects.select_for_update().select_related("variant__owner").get(pk=revision.pk)
+    revision = Revision.objects.select_for_update(of=("self",), no_key=True).select_related(
+        "variant__owner").get(pk=revision.pk)
     variant = revision.variant
     ensure_can_edit(actor, variant)
     if not revision.is_mutable:
@@ -564,7 +586,7 @@ def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any 
 @transaction.atomic
 def artifact_add_local_file(*, revision: Revision, source: Path, path: str, fmt: str, actor: User) -> Artifact:
     """Copy a local file into platform storage as an artifact (seeding and management commands)."""
-    revision = Revision.objects.select_for_update().get(pk=revision.pk)
+    revision = Revision.objects.select_for_update(no_key=True).get(pk=revision.pk)
     if not revision.is_mutable:
         raise Conflict(f"Revision {revision.number} is {revision.status}; artifacts can only be added to drafts.")
     sha256, size = _sha256_of(source)
@@ -610,8 +632,7 @@ def _snapshot(variant: Variant) -> dict[str, Any]:
 def revision_submit(*, revision: Revision, actor: User) -> Revision:
     """The owner sends the current draft to review. It must hold an artifact, a valid licence and a card;
     from then on the revision is immutable. After commit the REVISION_SUBMITTED_HOOKS run."""
-    revision = Revision.objects.select_for_update().select_related("variant__owner").get(pk=revision.pk)
-    variant = revision.variant
+    revision, variant = _lock_revision(revision.pk)
     ensure_can_edit(actor, variant, "submit")
     if not revision.can_transition_to(S.SUBMITTED):
         raise InvalidTransition(current=revision.status, target=S.SUBMITTED,
@@ -630,8 +651,8 @@ def revision_submit(*, revision: Revision, actor: User) -> Revision:
 @transaction.atomic
 def revision_withdraw(*, revision: Revision, actor: User, reason: str = "") -> Revision:
     """The owner takes a draft, submitted or changes-requested revision out of the workflow for good."""
-    revision = Revision.objects.select_for_update().select_related("variant__owner").get(pk=revision.pk)
-    ensure_can_edit(actor, revision.variant, "withdraw")
+    revision, variant = _lock_revision(revision.pk)
+    ensure_can_edit(actor, variant, "withdraw")
     return revision_transition(revision=revision, target=S.WITHDRAWN, actor=actor, reason=reason[:1000],
                                verb="revision.withdraw")
 
@@ -644,7 +665,7 @@ def revision_transition(*, revision: Revision, target: str, actor: User | None, 
     The generic step under every lifecycle action (submit, withdraw, and the review app's approve, reject,
     publish, unpublish): it checks only the table; callers check who may act. The variant's denormalised
     `status` (of its current revision) and `is_public` (some revision published) follow."""
-    revision = Revision.objects.select_for_update().select_related("variant__owner").get(pk=revision.pk)
+    revision, variant = _lock_revision(revision.pk)
     if not revision.can_transition_to(target):
         raise InvalidTransition(current=revision.status, target=target, allowed=list(revision.allowed_transitions()))
     before = revision.status
@@ -655,7 +676,6 @@ def revision_transition(*, revision: Revision, target: str, actor: User | None, 
     if target == S.SUBMITTED:
         revision.submitted_at = now
     revision.save(update_fields=["status", "status_changed_at", "status_reason", "submitted_at"])
-    variant = Variant.objects.select_for_update().select_related("owner").get(pk=revision.variant_id)
     if variant.current_revision_id == revision.pk:
         variant.status = target
     variant.is_public = variant.revisions.filter(status=S.PUBLISHED).exists()

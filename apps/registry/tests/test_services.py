@@ -483,3 +483,41 @@ def test_delete_rules(alice, maintainer):
     assert not Variant.objects.filter(owner=alice).exists()
     assert not Artifact.objects.filter(revision__variant__owner=alice).exists()
     assert AuditEvent.objects.filter(verb="variant.delete").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_transitions_leave_one_consistent_outcome(alice, maintainer):
+    """Owners double-clicking submit and withdraw at once: the row lock lets exactly one move happen per state."""
+    variant = make_variant(alice, "racy", [make_original(maintainer)])
+    record(variant, alice)
+    revision = variant.current_revision
+    barrier = threading.Barrier(8)
+    outcomes = []
+
+    def act(i):
+        barrier.wait()
+        try:
+            if i % 2:
+                services.revision_submit(revision=revision, actor=alice)
+                outcomes.append("submitted")
+            else:
+                services.revision_withdraw(revision=revision, actor=alice)
+                outcomes.append("withdrawn")
+        except (InvalidTransition, Conflict):
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=act, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    revision.refresh_from_db()
+    variant.refresh_from_db()
+    assert revision.status == "withdrawn" and variant.status == "withdrawn"
+    # at most one submit got in before a withdraw; exactly one withdraw ended it
+    assert outcomes.count("withdrawn") == 1 and outcomes.count("submitted") <= 1
+    assert outcomes.count("refused") == 8 - 1 - outcomes.count("submitted")
+    moves = AuditEvent.objects.filter(target_type="registry.revision", target_id=str(revision.pk)).count()
+    assert moves == 1 + outcomes.count("submitted")

@@ -65,15 +65,18 @@ class RevisionFacts:
 
     @property
     def license_compat(self) -> dict[str, Any]:
-        compat = self.variant.license_compat
+        compat = self._declared("license_compat")
         return compat if isinstance(compat, dict) else {}
 
     @property
     def relation(self) -> str:
-        return str(self.variant.relation)
+        return str(self._declared("relation"))
 
     @cached_property
     def parent_names(self) -> list[str]:
+        snapshot = self.revision.metadata if isinstance(getattr(self.revision, "metadata", None), dict) else {}
+        if isinstance(snapshot.get("parents"), list):
+            return [str(p) for p in snapshot["parents"]]
         return [link.parent.full_name for link in
                 self.variant.parent_links.select_related("parent__owner").all()]
 

@@ -63,13 +63,17 @@ class ArtifactSpec:
 
     ``path`` is a local filesystem path (the worker has already fetched the artifact);
     ``sha256`` is the expected lowercase hex digest; ``format`` is the declared serialization
-    (``"onnx"``, ``"safetensors"``, ...).
+    (``"onnx"``, ``"safetensors"``, ...). ``name`` is the file's path inside the model as the registry
+    knows it (``Artifact.path``, e.g. ``"1_Pooling/config.json"``): runners that load a model folder
+    lay the files out by it, since storage may keep each file elsewhere; ``None`` means the file
+    name of ``path``.
     """
 
     path: str
     sha256: str
     format: str
     size_bytes: int | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,13 @@ class RunSpec:
         return {
             "job_id": self.job_id,
             "artifacts": [
-                {"path": a.path, "sha256": a.sha256, "format": a.format, "size_bytes": a.size_bytes}
+                {
+                    "path": a.path,
+                    "sha256": a.sha256,
+                    "format": a.format,
+                    "size_bytes": a.size_bytes,
+                    "name": a.name,
+                }
                 for a in self.artifacts
             ],
             "dataset": (
@@ -371,10 +381,45 @@ class Runner(ABC):
         )
 
 
-def _builtin_runners() -> dict[str, type[Runner]]:
-    from workers.runners.onnx_classification import OnnxClassificationRunner
+#: The built-in runners: key -> ("module:Class", modules the runner's extra provides). Resolved on
+#: demand, so that a missing extra (or a broken one) only removes its own runner. The runner modules
+#: import their heavy dependencies (torch, ...) inside ``run``; importing them here costs little.
+BUILTIN_RUNNERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "onnx-classification": ("workers.runners.onnx_classification:OnnxClassificationRunner", ("onnxruntime",)),
+    "noop": ("workers.runners.noop:NoopRunner", ()),
+    "perplexity": ("workers.runners.perplexity:PerplexityRunner", ("torch", "transformers", "safetensors")),
+    "lm-eval": ("workers.runners.lm_eval:LmEvalRunner", ("torch", "transformers", "lm_eval", "datasets")),
+    "sentence-similarity": (
+        "workers.runners.sentence_similarity:SentenceSimilarityRunner",
+        ("torch", "sentence_transformers", "scipy"),
+    ),
+}
+_skipped_builtins: set[str] = set()
 
-    return {OnnxClassificationRunner.key: OnnxClassificationRunner}
+
+def _builtin_runners() -> dict[str, type[Runner]]:
+    """The built-in runners whose extra is installed; the others are skipped (logged once per process)."""
+    import importlib
+    import importlib.util
+
+    runners: dict[str, type[Runner]] = {}
+    for key, (ref, needs) in BUILTIN_RUNNERS.items():
+        missing = [name for name in needs if importlib.util.find_spec(name) is None]
+        if missing:
+            if key not in _skipped_builtins:
+                _skipped_builtins.add(key)
+                logger.info("runner %r is not available: %s not installed", key, ", ".join(missing))
+            continue
+        module_name, _, attr = ref.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except Exception as exc:  # a broken extra must not take the other runners down
+            if key not in _skipped_builtins:
+                _skipped_builtins.add(key)
+                logger.warning("runner %r is not available: cannot import %s: %s", key, ref, exc)
+            continue
+        runners[key] = cls
+    return runners
 
 
 def available_runners() -> dict[str, type[Runner]]:

@@ -9,6 +9,7 @@ affects the others or the change."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -19,4 +20,4 @@ CHECKLIST_CHANGED_HOOKS: list[Callable[..., Any]] = []
 
 def checklist_changed_on_commit(revision_id: int) -> None:
     for hook in list(CHECKLIST_CHANGED_HOOKS):
-        transaction.on_commit(lambda hook=hook: hook(revision_id=revision_id), robust=True)
+        transaction.on_commit(functools.partial(hook, revision_id=revision_id), robust=True)

@@ -73,7 +73,7 @@ def licence_open_for(license_id: str, content_types: Iterable[str]) -> tuple[boo
             return True, ""
         if content_type == ContentType.DOCUMENT and ids & lists["document"]:
             return True, ""
-    wanted = {ContentType.CODE: "an OSI-approved licence", ContentType.DATA: "an open data licence",
+    wanted: dict[str, str] = {ContentType.CODE: "an OSI-approved licence", ContentType.DATA: "an open data licence",
               ContentType.DOCUMENT: "an open content licence"}
     return False, f"{licence.id} is not open for this component (it needs {' or '.join(wanted[t] for t in types)})"
 

@@ -498,7 +498,8 @@ def checklist_item_answer(*, revision: Revision, key: str, actor: Any, changes: 
     An answer that changes what was verified drops the verification. On an automatic item a person may answer
     where the detective is unsure; where it is certain, a contradicting answer is refused."""
     revision = Revision.objects.select_related("variant__owner").get(pk=revision.pk)
-    answer_fields = {k: changes[k] for k in ("status", "justification", "evidence_url") if k in changes}
+    answer_fields: dict[str, Any] = {k: changes[k] for k in ("status", "justification", "evidence_url")
+                                     if k in changes}
     verified = changes.get("verified")
     if not answer_fields and verified is None:
         raise ValidationFailed("Nothing to change: give status, justification, evidence_url or verified.",

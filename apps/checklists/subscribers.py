@@ -94,12 +94,13 @@ def register() -> None:
     from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
     from apps.registry import hooks
 
-    for hook_list, fn in (
+    subscriptions: list[tuple[list[Any], Any]] = [
         (hooks.REVISION_SUBMITTED_HOOKS, on_revision_submitted),
         (hooks.REVISION_TRANSITIONED_HOOKS, on_revision_transitioned),
         (hooks.ARTIFACT_ADDED_HOOKS, on_artifact_added),
         (hooks.VARIANT_UPDATED_HOOKS, on_variant_updated),
-        (JOB_FINISHED_HOOKS, on_job_finished),
-    ):
+        (JOB_FINISHED_HOOKS, on_job_finished),  # type: ignore[list-item]
+    ]
+    for hook_list, fn in subscriptions:
         if fn not in hook_list:
             hook_list.append(fn)

@@ -63,7 +63,7 @@ class ChecklistItemSerializer(serializers.Serializer):
     key = serializers.CharField(source="item.key")
     title = serializers.CharField(source="item.title")
     guidance = serializers.CharField(source="item.guidance")
-    required = serializers.BooleanField(source="item.required")
+    required = serializers.BooleanField(source="item.required")  # type: ignore[assignment]
     level = serializers.ChoiceField(source="item.level", choices=Level.choices)
     kind = serializers.ChoiceField(source="item.kind", choices=Kind.choices)
     detective = serializers.SerializerMethodField()
@@ -76,7 +76,8 @@ class ChecklistItemSerializer(serializers.Serializer):
     human_justification = serializers.CharField(source="justification",
                                                 help_text="The owner's words only (what a form edits).")
     evidence_url = serializers.SerializerMethodField()
-    source = serializers.SerializerMethodField(help_text="Who gave the current status: auto, human or null.")
+    source = serializers.SerializerMethodField(  # type: ignore[assignment]
+        help_text="Who gave the current status: auto, human or null.")
     answered_by = serializers.SerializerMethodField(help_text="Username, or null for the detective.")
     answered_at = serializers.DateTimeField(allow_null=True)
     confidence = serializers.IntegerField(allow_null=True, help_text="The detective's confidence, 1..5.")
@@ -135,7 +136,7 @@ class ChecklistGateSerializer(serializers.Serializer):
 
 class MofClassStatusSerializer(serializers.Serializer):
     mof_class = serializers.ChoiceField(choices=MofClass.choices)
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     status = serializers.ChoiceField(choices=MofClassStatus.choices)
     progress = serializers.IntegerField(min_value=0, max_value=100)
     missing = serializers.ListField(child=serializers.CharField())
@@ -144,10 +145,10 @@ class MofClassStatusSerializer(serializers.Serializer):
 
 class ComponentStateSerializer(serializers.Serializer):
     component = serializers.ChoiceField(choices=MofComponent.choices)
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     mof_class = serializers.ChoiceField(choices=MofClass.choices)
     content_types = serializers.ListField(child=serializers.ChoiceField(choices=ContentType.choices))
-    required = serializers.BooleanField()
+    required = serializers.BooleanField()  # type: ignore[assignment]
     location = serializers.CharField(allow_null=True)
     license = serializers.CharField(allow_null=True, allow_blank=True)
     derived = serializers.BooleanField(help_text="Inferred from the revision's artifacts and licence.")
@@ -157,7 +158,7 @@ class ComponentStateSerializer(serializers.Serializer):
 
 class OpennessSerializer(serializers.Serializer):
     mof_class = serializers.ChoiceField(choices=MofClass.choices, allow_null=True)
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     conditional = serializers.BooleanField()
     rank = serializers.IntegerField(min_value=0, max_value=3)
     classes = MofClassStatusSerializer(many=True)
@@ -209,7 +210,7 @@ class TemplateItemSerializer(serializers.ModelSerializer):
         model = TemplateItem
         fields = ["key", "title", "guidance", "required", "level", "kind", "detective", "needs_evidence",
                   "na_allowed", "reviewer_verifies"]
-        extra_kwargs = {"key": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, object]] = {"key": {"validators": []}}
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -245,7 +246,7 @@ class TemplateItemInputSerializer(serializers.Serializer):
     key = StrictCharField(max_length=64)
     title = StrictCharField(max_length=200)
     guidance = StrictCharField(max_length=5000, allow_blank=True, required=False)
-    required = StrictBooleanField(required=False)
+    required = StrictBooleanField(required=False)  # type: ignore[assignment]
     level = serializers.ChoiceField(choices=Level.choices, required=False)
     kind = serializers.ChoiceField(choices=Kind.choices, required=False)
     detective = StrictCharField(max_length=64, allow_blank=True, required=False)
@@ -259,12 +260,13 @@ class TemplateCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=200)
     description = StrictCharField(max_length=10_000, allow_blank=True, required=False)
     is_default = StrictBooleanField(required=False)
-    items = TemplateItemInputSerializer(many=True, allow_empty=False, max_length=200)
+    items = TemplateItemInputSerializer(many=True, allow_empty=False, max_length=200)  # type: ignore[call-arg]
 
 
 class TemplateUpdateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=200, required=False)
     description = StrictCharField(max_length=10_000, allow_blank=True, required=False)
     is_default = StrictBooleanField(required=False)
-    items = TemplateItemInputSerializer(many=True, allow_empty=False, max_length=200, required=False,
-                                        help_text="The full list of items; replaces the current one.")
+    items = TemplateItemInputSerializer(  # type: ignore[call-arg]
+        many=True, allow_empty=False, max_length=200, required=False,
+        help_text="The full list of items; replaces the current one.")

@@ -49,7 +49,7 @@ def _body_etag(data: Any) -> str:
 
 def _not_modified(request: Request, etag: str) -> bool:
     header = request.headers.get("If-None-Match")
-    return bool(header) and services.etag_matches(header, etag)
+    return header is not None and services.etag_matches(header, etag)
 
 
 def _read_permissions() -> list[Any]:
@@ -61,8 +61,8 @@ def _write_permissions() -> list[Any]:
 
 
 class RevisionMixin:
-    request: Request
-    kwargs: dict[str, Any]
+    request: Any
+    kwargs: Any
 
     def get_revision(self) -> Revision:
         return selectors.revision_visible(user=self.request.user, owner=self.kwargs["owner"],

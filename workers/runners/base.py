@@ -397,14 +397,22 @@ BUILTIN_RUNNERS: dict[str, tuple[str, tuple[str, ...]]] = {
 _skipped_builtins: set[str] = set()
 
 
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken install, or a module half-imported
+        return False
+
+
 def _builtin_runners() -> dict[str, type[Runner]]:
     """The built-in runners whose extra is installed; the others are skipped (logged once per process)."""
     import importlib
-    import importlib.util
 
     runners: dict[str, type[Runner]] = {}
     for key, (ref, needs) in BUILTIN_RUNNERS.items():
-        missing = [name for name in needs if importlib.util.find_spec(name) is None]
+        missing = [name for name in needs if not _installed(name)]
         if missing:
             if key not in _skipped_builtins:
                 _skipped_builtins.add(key)

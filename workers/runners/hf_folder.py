@@ -66,7 +66,13 @@ def require_extra(extra: str, *modules: str) -> None:
     """
     import importlib.util
 
-    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    def installed(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            return False
+
+    missing = [name for name in modules if not installed(name)]
     if missing:
         raise ImportError(
             f"the [{extra}] extra is not installed (missing: {', '.join(missing)}); "

@@ -21,6 +21,13 @@ per token), ``bits_per_byte`` (total NLL in bits over the UTF-8 bytes of the sco
 across tokenizers), ``tokens`` (scored tokens) and ``windows``. ``stderr`` of ``nll`` is the standard
 error of the mean of the per-token NLLs (tokens treated as independent, so it is optimistic), and
 those of ``perplexity`` and ``bits_per_byte`` follow from it by the delta method.
+
+Memory: the sandbox's ``memory_mb`` is an address-space limit and must hold torch and transformers
+themselves. Measured on the tiny LM (torch 2.13 CPU, transformers 5.24): peak 0.99 GiB of address
+space, 0.53 GiB resident; runs in ``run_in_child`` passed at ``memory_mb=1024`` (3 of 3) and failed
+(``out_of_memory``) at 832. Give it at least 1536 plus twice the model's weights. Just above the
+threshold (896), scipy's OpenBLAS was once seen to hang while loading under the limit instead of
+failing; the job's wall-clock timeout ends such a run.
 """
 
 from __future__ import annotations

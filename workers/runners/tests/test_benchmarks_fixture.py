@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import json
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from workers.runners import base
 from workers.runners.base import BUILTIN_RUNNERS
 
 REPO = Path(__file__).resolve().parents[3]
@@ -25,7 +25,7 @@ FIELDS = {
 def runner_class(key: str):
     """The runner class, or None when its extra is not installed."""
     ref, needs = BUILTIN_RUNNERS[key]
-    if any(importlib.util.find_spec(name) is None for name in needs):
+    if not all(base._installed(name) for name in needs):
         return None
     module_name, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module_name), attr)

@@ -207,9 +207,7 @@ def test_is_oom_follows_the_exception_chain():
 
 
 def installed(needs) -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(name) is not None for name in needs)
+    return all(base._installed(name) for name in needs)
 
 
 def test_runner_modules_import_without_their_heavy_dependencies():

@@ -158,22 +158,26 @@ def _checklist(user: Any, variant: Variant, current: Revision) -> dict[str, Any]
 
 
 def _add_parent_deltas(variant: Variant, jobs: list[Any], rows: list[dict[str, Any]]) -> None:
-    """Each result's primary metric minus each parent's leaderboard score on the same benchmark version,
-    computed by the leaderboards app's own delta selector (one query per benchmark version shown)."""
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    """Each result's primary metric minus each parent's leaderboard score on the same benchmark version
+    (the parents' ranked rows, read through the leaderboards app's board selector: one query per version)."""
+    parents = {link.parent_id: link.parent.full_name for link in variant.parent_links.all()}
+    if not parents:
+        return
+    groups: dict[tuple[int, str], list[tuple[dict[str, Any], float]]] = {}
+    benchmarks = {}
     for job, row in zip(jobs, rows, strict=True):
         metric = job.benchmark.primary_metric
         value = (row.get("result") or {}).get("metrics", {}).get(metric) if metric else None
         if isinstance(value, int | float):
-            row["delta_probe"] = {"variant_id": variant.pk, "score": float(value)}
-            groups.setdefault((job.benchmark_id, job.benchmark_version), []).append(row)
+            groups.setdefault((job.benchmark_id, job.benchmark_version), []).append((row, float(value)))
+            benchmarks[job.benchmark_id] = job.benchmark
     for (bench_id, version), group in groups.items():
-        benchmark = next(j.benchmark for j in jobs if j.benchmark_id == bench_id)
-        probes = leaderboard_selectors.entry_rows_with_deltas([r["delta_probe"] for r in group],
-                                                              benchmark=benchmark, version=version)
-        for row, probe in zip(group, probes, strict=True):
-            row["deltas"] = [{"parent": name, "delta": d, "metric": benchmark.primary_metric}
-                             for name, d in probe["delta_vs_parents"].items() if d is not None]
+        benchmark = benchmarks[bench_id]
+        scores = dict(leaderboard_selectors.board_entries(benchmark=benchmark, version=version)
+                      .filter(variant_id__in=list(parents)).values_list("variant_id", "score"))
+        for row, value in group:
+            row["deltas"] = [{"parent": parents[pid], "delta": round(value - scores[pid], 6),
+                              "metric": benchmark.primary_metric} for pid in parents if pid in scores]
 
 
 def variant_sections(request: HttpRequest, variant: Variant, current: Revision | None) -> dict[str, Any]:

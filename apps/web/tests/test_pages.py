@@ -491,3 +491,26 @@ def test_flag_published_variant_errors_in_place(digits_world):
     assert Flag.objects.filter(variant=digits_world["base"], reporter=digits_world["users"]["bob"]).count() == 1
     # Drafts cannot be flagged by people who cannot see them.
     assert bob.post("/variants/alice/digits-mlp-int8/flags/", {"kind": "spam"}).status_code == 404
+
+
+def _run_job(actor, revision, benchmark, accuracy):  # type: ignore[no-untyped-def]
+    from apps.benchmarks import services as job_services
+
+    job, _ = job_services.job_submit(actor=actor, revision=revision, benchmark=benchmark)
+    claimed = job_services.job_claim(job_id=job.pk, worker="test-host:1")
+    job_services.job_complete(job_id=job.pk, attempt=claimed.attempts, metrics={"accuracy": accuracy, "macro_f1": 0.9},
+                              stderr={}, samples=450, duration_s=0.1, runner="onnx-classification",
+                              runner_version="1.0.0", environment={})
+    return job
+
+
+def test_variant_page_shows_delta_against_parent_results(digits_world, django_capture_on_commit_callbacks):
+    users = digits_world["users"]
+    with django_capture_on_commit_callbacks(execute=True):
+        _run_job(users["maintainer"], digits_world["base"].current_revision, digits_world["benchmark"], 0.97)
+    with django_capture_on_commit_callbacks(execute=True):
+        _run_job(users["alice"], digits_world["int8"].current_revision, digits_world["benchmark"], 0.95)
+    body = logged_in(users["alice"]).get("/variants/alice/digits-mlp-int8/").content.decode()
+    assert 'data-testid="job-delta"' in body and "commons/digits-mlp -0.0200" in body
+    board = Client().get("/leaderboards/digits/").content.decode()
+    assert "commons/digits-mlp" in board and "0.9700" in board

@@ -7,12 +7,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from apps.accounts.models import User
 from apps.registry.models import Revision, Variant
 
 from .choices import NotificationKind, WebhookEvent
+from .models import JobAnnouncement
 from .services import notify, webhook_event_publish
 
 logger = logging.getLogger(__name__)
@@ -122,8 +123,10 @@ def announce_job_finished(job_id: int) -> None:
 
     job = (BenchmarkJob.objects.select_related("benchmark", "submitted_by", "revision__variant__owner", "result")
            .filter(pk=job_id).first())
-    if job is None or job.status not in TERMINAL_JOB_STATES:
+    if job is None or job.status not in TERMINAL_JOB_STATES or job.finished_at is None:
         return
+    if job.verifies_id is not None:
+        return  # a verification re-run: its outcome shows on the original result, not as a job of its own
     variant = job.revision.variant
     result = getattr(job, "result", None)
     data: dict[str, Any] = {
@@ -138,6 +141,11 @@ def announce_job_finished(job_id: int) -> None:
                          if isinstance(v, int | float))
                if result is not None else f"{job.failure_reason}: {job.failure_message[:500]}")
     with transaction.atomic():
+        try:
+            with transaction.atomic():
+                JobAnnouncement.objects.create(job_id=job.pk, finished_at=job.finished_at, status=job.status)
+        except IntegrityError:
+            return  # this finish was announced already (hooks may run more than once)
         notify(users=[job.submitted_by], kind=NotificationKind.JOB_FINISHED,
                title=f"Job {job.pk} {job.status}: {job.benchmark.slug} on {variant.full_name}@{job.revision.number}",
                body=summary, url=f"/api/v1/jobs/{job.pk}/", data=data)

@@ -114,3 +114,19 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}: {self.status_code or self.error[:40]}"
+
+
+class JobAnnouncement(models.Model):
+    """Marks a job's finish as announced: the engine's hooks may run more than once for a job (and again when
+    its result's verification changes), but its submitter hears of each finish once."""
+
+    job_id = models.BigIntegerField()
+    finished_at = models.DateTimeField()
+    status = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job_id", "finished_at"], name="job_announcement_unique")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} {self.status} announced"

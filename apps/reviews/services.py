@@ -431,7 +431,8 @@ def flag_resolve(*, flag: Flag, actor: User, action: str, reason: str) -> Flag:
     if action not in FlagAction.values:
         raise ValidationFailed("Unknown action.", errors={"action": [f"One of: {', '.join(FlagAction.values)}."]})
     reason = _clean_body(reason, field="reason", required=True, what="A reason")
-    flag = Flag.objects.select_for_update().select_related("variant__owner", "reporter", "benchmark").get(pk=flag.pk)
+    flag = (Flag.objects.select_for_update(of=("self",)).select_related("variant__owner", "reporter", "benchmark")
+            .get(pk=flag.pk))
     target = ACTION_TARGET[FlagAction(action)]
     if not flag.can_transition_to(target):
         raise InvalidTransition(current=flag.status, target=target, allowed=list(flag.allowed_transitions()))
@@ -459,7 +460,7 @@ def flag_resolve(*, flag: Flag, actor: User, action: str, reason: str) -> Flag:
 def flag_respond(*, flag: Flag, actor: User, body: str) -> Flag:
     """The variant's owner answers a flag; the flag goes back to the moderators."""
     body = _clean_body(body, required=True, what="An answer")
-    flag = Flag.objects.select_for_update().select_related("variant__owner", "resolved_by").get(pk=flag.pk)
+    flag = Flag.objects.select_for_update(of=("self",)).select_related("variant__owner", "resolved_by").get(pk=flag.pk)
     if flag.variant.owner_id != actor.pk:
         raise PermissionDenied("Only the variant's owner answers a flag on it.")
     if flag.status not in (FlagStatus.OPEN, FlagStatus.AWAITING_AUTHOR):

@@ -7,6 +7,16 @@ from apps.notifications.choices import ALL_EVENTS, WebhookEvent, WebhookScope
 from apps.notifications.models import Notification, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true/false only: DRF's BooleanField also takes 0, 1, "yes" and "off", which the schema does not say."""
+
+    def to_internal_value(self, data: object) -> bool:
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+        raise AssertionError  # unreachable: fail() raises
+
+
 class NotificationSerializer(serializers.ModelSerializer):
     read = serializers.SerializerMethodField()
 
@@ -42,8 +52,8 @@ class PreferencesSerializer(serializers.Serializer):
 
 
 class PartialChannelsSerializer(serializers.Serializer):
-    in_app = serializers.BooleanField(required=False)
-    email = serializers.BooleanField(required=False)
+    in_app = StrictBooleanField(required=False)
+    email = StrictBooleanField(required=False)
 
 
 class PreferencesUpdateSerializer(serializers.Serializer):
@@ -91,7 +101,7 @@ class WebhookCreateSerializer(serializers.Serializer):
                                    max_length=20)
     scope = serializers.ChoiceField(choices=WebhookScope.choices, default=WebhookScope.OWN)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    is_active = serializers.BooleanField(default=True)
+    is_active = StrictBooleanField(default=True)
 
 
 class WebhookUpdateSerializer(serializers.Serializer):
@@ -100,7 +110,7 @@ class WebhookUpdateSerializer(serializers.Serializer):
                                    max_length=20, required=False)
     scope = serializers.ChoiceField(choices=WebhookScope.choices, required=False)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    is_active = serializers.BooleanField(required=False)
+    is_active = StrictBooleanField(required=False)
 
 
 class WebhookAttemptSerializer(serializers.ModelSerializer):

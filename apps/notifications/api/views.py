@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -35,6 +36,7 @@ from .serializers import (
 )
 
 AUTHENTICATED = [permissions.IsAuthenticated, TokenScopePermission]
+JSON_ONLY = [JSONParser]
 
 
 class NotificationFilterSet(StrictFilterSet):
@@ -51,12 +53,15 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
     serializer_class = NotificationSerializer
     permission_classes = AUTHENTICATED
+    parser_classes = JSON_ONLY
     filterset_class = NotificationFilterSet
     search_fields: list[str] = []
     ordering_fields: list[str] = []
     lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return Notification.objects.none()
         return Notification.objects.filter(user=self.request.user).order_by("-id")
 
     @extend_schema(request=None, responses={200: NotificationSerializer})
@@ -81,6 +86,7 @@ class NotificationPreferencesView(GenericAPIView):
 
     serializer_class = PreferencesSerializer
     permission_classes = AUTHENTICATED
+    parser_classes = JSON_ONLY
     filter_backends: list[Any] = []
 
     def get(self, request: Request) -> Response:
@@ -101,10 +107,13 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
 
     serializer_class = WebhookSerializer
     permission_classes = AUTHENTICATED
+    parser_classes = JSON_ONLY
     filter_backends: list[Any] = []
     lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return WebhookSubscription.objects.none()
         return WebhookSubscription.objects.filter(owner=self.request.user).order_by("-id")
 
     @extend_schema(request=WebhookCreateSerializer, responses={201: WebhookWithSecretSerializer})
@@ -156,6 +165,7 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
     serializer_class = WebhookDeliverySerializer
     permission_classes = AUTHENTICATED
+    parser_classes = JSON_ONLY
     pagination_class = DeliveryCursorPagination
     filterset_class = DeliveryFilterSet
     search_fields: list[str] = []
@@ -167,6 +177,8 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
             WebhookDeliverySerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):
+            return WebhookDelivery.objects.none()
         sub_id = self.kwargs["webhook_pk"]
         sub = get_object_or_404(WebhookSubscription.objects.filter(owner=self.request.user),
                                 pk=sub_id if sub_id < 2**63 else 0)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from apps.accounts.roles import is_maintainer
@@ -130,6 +130,7 @@ class CommentEditSerializer(serializers.Serializer):
     body = serializers.CharField(max_length=20_000)
 
 
+@extend_schema_serializer(component_name="VariantFlag")  # "Flag" is the leaderboard row's flag summary
 class FlagSerializer(serializers.ModelSerializer):
     variant = serializers.CharField(source="variant.full_name", read_only=True)
     revision = serializers.SerializerMethodField()

@@ -59,6 +59,13 @@ class WebhookSubscription(models.Model):
     def __str__(self) -> str:
         return f"webhook {self.pk} → {self.url}"
 
+    @property
+    def etag(self) -> str:
+        import hashlib
+
+        stamp = f"webhook:{self.pk}:{self.updated_at.isoformat() if self.updated_at else ''}"
+        return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+
     def wants(self, event: str) -> bool:
         from .choices import ALL_EVENTS, WebhookEvent
 

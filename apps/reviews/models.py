@@ -66,6 +66,14 @@ class Comment(models.Model):
     def __str__(self) -> str:
         return f"comment {self.pk} by {self.author_id} on variant {self.variant_id}"
 
+    @property
+    def etag(self) -> str:
+        """Changes with every edit, hide and unhide."""
+        import hashlib
+
+        stamp = f"comment:{self.pk}:{self.edited_at}:{self.is_hidden}:{self.hidden_at}"
+        return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+
 
 class Flag(models.Model):
     """A report against a published variant, with evidence; moderators resolve it, the author may answer."""

@@ -124,12 +124,17 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         return Response(WebhookWithSecretSerializer(sub).data, status=status.HTTP_201_CREATED,
                         headers={"Cache-Control": "no-store"})
 
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        sub = self.get_object()
+        return Response(WebhookSerializer(sub).data, headers={"ETag": sub.etag})
+
     @extend_schema(request=WebhookUpdateSerializer, responses={200: WebhookSerializer})
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         incoming = WebhookUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        sub = services.webhook_update(subscription=self.get_object(), actor=request.user, **incoming.validated_data)
-        return Response(WebhookSerializer(sub).data)
+        sub = services.webhook_update(subscription=self.get_object(), actor=request.user,
+                                      if_match=request.headers.get("If-Match"), **incoming.validated_data)
+        return Response(WebhookSerializer(sub).data, headers={"ETag": sub.etag})
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.webhook_delete(subscription=self.get_object(), actor=request.user)

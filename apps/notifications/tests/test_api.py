@@ -133,3 +133,15 @@ def test_webhook_list_query_count_is_flat(alice, client_for):
     _flat(client, "/api/v1/webhooks/",
           lambda: [services.webhook_create(owner=alice, url=f"http://127.0.0.1/{i}", events=["*"])
                    for i in range(1, 12)], 12)
+
+
+def test_webhook_detail_etag_and_if_match(alice, client_for):
+    client = client_for(alice)
+    hook = client.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/", "events": ["*"]}, format="json").json()
+    url = f"/api/v1/webhooks/{hook['id']}/"
+    etag = client.get(url)["ETag"]
+    stale = client.patch(url, {"is_active": False}, format="json", HTTP_IF_MATCH='"old"')
+    assert stale.status_code == 412 and stale.json()["etag"] == etag
+    ok = client.patch(url, {"is_active": False}, format="json", HTTP_IF_MATCH=etag)
+    assert ok.status_code == 200 and ok.json()["is_active"] is False and ok["ETag"] != etag
+    assert client.patch(url, {"is_active": 1}, format="json").status_code == 400  # JSON booleans only

@@ -294,7 +294,8 @@ class CommentDetailView(ReadOpenWriteAuthenticated):
     def _respond(self, comment: Comment) -> Response:
         fresh = (Comment.objects.select_related("author", "hidden_by")
                  .prefetch_related("replies__author", "replies__hidden_by").get(pk=comment.pk))
-        return Response(CommentSerializer(fresh, context={"request": self.request}).data)
+        return Response(CommentSerializer(fresh, context={"request": self.request}).data,
+                        headers={"ETag": fresh.etag})
 
     def get(self, request: Request, pk: int) -> Response:
         return self._respond(self._load(pk))
@@ -305,7 +306,8 @@ class CommentDetailView(ReadOpenWriteAuthenticated):
         incoming = CommentEditSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         return self._respond(services.comment_edit(comment=comment, actor=request.user,
-                                                   body=incoming.validated_data["body"]))
+                                                   body=incoming.validated_data["body"],
+                                                   if_match=request.headers.get("If-Match")))
 
 
 class CommentHideView(CommentDetailView):

@@ -330,3 +330,15 @@ def test_comment_and_review_models_store_sanitised_html(world, submitted):
     assert "javascript" not in review.body_html and "onclick" not in review.body_html and "bad()" not in \
         review.body_html
     assert Comment.objects.count() == 0
+
+
+def test_comment_detail_etag_and_if_match(world, clients):
+    comment = services.comment_create(variant=world["base"], author=world["users"]["bob"], body="v1")
+    url = f"/api/v1/comments/{comment.pk}/"
+    etag = clients["bob"].get(url)["ETag"]
+    assert etag
+    stale = clients["bob"].patch(url, {"body": "v2"}, format="json", HTTP_IF_MATCH='"nope"')
+    assert _problem(stale, 412)["etag"] == etag
+    fresh = clients["bob"].patch(url, {"body": "v2"}, format="json", HTTP_IF_MATCH=etag)
+    assert fresh.status_code == 200 and fresh["ETag"] != etag
+    _problem(clients["bob"].patch(url, {"body": "v3"}, format="json", HTTP_IF_MATCH=etag), 412)

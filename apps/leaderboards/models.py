@@ -126,6 +126,13 @@ class LeaderboardEntry(models.Model):
     task = models.CharField(max_length=64, blank=True, default="")
     parameters = models.BigIntegerField(null=True, blank=True)
     is_public = models.BooleanField(default=False)
+    # [[parent variant id, "owner/name", the parent's ranked score on this board or null], ...]: kept up to
+    # date by the services (both ways: a parent's new score is written into its children's rows), so a board
+    # page computes delta_vs_parents without a join or a second query.
+    parents = models.JSONField(default=list, blank=True)
+    # The row as the API shows it, minus its rank (rows.entry_document), rewritten with every change above:
+    # a board page is then one indexed read of 100 short texts that the API passes through undecoded.
+    document = models.TextField(default="{}")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -170,6 +177,8 @@ class SuiteScore(models.Model):
     license = models.CharField(max_length=64, blank=True, default="")
     task = models.CharField(max_length=64, blank=True, default="")
     parameters = models.BigIntegerField(null=True, blank=True)
+    parents = models.JSONField(default=list, blank=True)
+    document = models.TextField(default="{}", help_text="The row as the API shows it, minus its rank.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

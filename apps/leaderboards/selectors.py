@@ -5,24 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Prefetch, QuerySet
 
 from apps.benchmarks.models import Benchmark
 from apps.core.errors import NotFound
-from apps.registry.models import VariantParent
 
 from .models import LeaderboardEntry, Suite, SuiteBenchmark, SuiteScore
 
 ENTRY_ROW_FIELDS = ("id", "variant_id", "variant_name", "revision_number", "score", "metrics", "verified",
                     "contaminated", "flags", "relation", "precision", "license", "task", "parameters",
-                    "result_at", "job_id")
+                    "result_at", "job_id", "parents")
 SUITE_ROW_FIELDS = ("id", "variant_id", "variant_name", "revision_number", "score", "components", "verified",
                     "contaminated", "flags", "complete", "missing", "relation", "precision", "license", "task",
-                    "parameters")
+                    "parameters", "parents")
 
 
 def benchmark_by_slug(slug: str) -> Benchmark:
-    benchmark = Benchmark.objects.filter(slug=slug).first()
+    benchmark = Benchmark.objects.filter(slug=slug).only("id", "slug", "name", "version", "metrics").first()
     if benchmark is None:
         raise NotFound(f"No benchmark '{slug}'.")
     return benchmark
@@ -52,43 +51,22 @@ def suite_board_scores(*, suite: Suite) -> QuerySet[SuiteScore]:
     return SuiteScore.objects.filter(suite=suite, listed=True).order_by("-score", "id")
 
 
-def _parent_scores(child_ids: list[int], score_of_parent: Subquery) -> dict[int, dict[str, float | None]]:
-    """{child_id: {parent_full_name: parent_score or None}} in one query."""
-    out: dict[int, dict[str, float | None]] = {cid: {} for cid in child_ids}
-    links = (VariantParent.objects.filter(child_id__in=child_ids)
-             .annotate(parent_score=score_of_parent)
-             .order_by("child_id", "parent__owner__username", "parent__name")
-             .values_list("child_id", "parent__owner__username", "parent__name", "parent_score"))
-    for child_id, owner, name, score in links:
-        out[child_id][f"{owner}/{name}"] = score
-    return out
-
-
-def _deltas(rows: list[dict[str, Any]], parents: dict[int, dict[str, float | None]]) -> None:
+def _deltas(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         row["delta_vs_parents"] = {
-            name: (None if score is None else round(row["score"] - score, 6))
-            for name, score in parents.get(row["variant_id"], {}).items()
+            name: None if parent_score is None else round(row["score"] - parent_score, 6)
+            for _, name, parent_score in row["parents"]
         }
+    return rows
 
 
 def entry_rows_with_deltas(rows: list[dict[str, Any]], *, benchmark: Benchmark, version: str) -> list[dict[str, Any]]:
     """Add `delta_vs_parents` to board rows: this row's score minus each parent's ranked score on the same
-    benchmark version (None when the parent has no public result there). One query for any number of rows."""
-    if rows:
-        parent_score = Subquery(
-            LeaderboardEntry.objects.filter(variant_id=OuterRef("parent_id"), benchmark=benchmark,
-                                            benchmark_version=version, ranked=True).values("score")[:1]
-        )
-        _deltas(rows, _parent_scores([r["variant_id"] for r in rows], parent_score))
-    return rows
+    benchmark version (None when the parent has no public result there). The parents' scores are kept on
+    the row by the services, so this costs no query."""
+    return _deltas(rows)
 
 
 def suite_rows_with_deltas(rows: list[dict[str, Any]], *, suite: Suite) -> list[dict[str, Any]]:
     """Same as entry_rows_with_deltas, on suite scores."""
-    if rows:
-        parent_score = Subquery(
-            SuiteScore.objects.filter(variant_id=OuterRef("parent_id"), suite=suite, listed=True).values("score")[:1]
-        )
-        _deltas(rows, _parent_scores([r["variant_id"] for r in rows], parent_score))
-    return rows
+    return _deltas(rows)

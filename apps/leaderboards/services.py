@@ -29,8 +29,9 @@ from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.models import Benchmark, BenchmarkJob, JobResult
 from apps.core.errors import NotFound, PreconditionFailed, ValidationFailed
 from apps.registry.choices import RevisionStatus
-from apps.registry.models import Revision, Variant
+from apps.registry.models import Revision, Variant, VariantParent
 
+from . import rows
 from .models import (
     ContaminationMark,
     LeaderboardEntry,
@@ -49,7 +50,7 @@ DISPUTED_FLAG = {"kind": "verification_disputed", "flag": None, "benchmark": Non
 
 ENTRY_SYNC_FIELDS = [
     "variant_name", "revision_number", "owner", "relation", "precision", "license", "task", "parameters",
-    "is_public", "listed", "ranked", "contaminated", "flags",
+    "is_public", "parents", "listed", "ranked", "contaminated", "flags", "document",
 ]
 
 
@@ -89,6 +90,13 @@ def _lock_variant(variant_id: int) -> Variant | None:
     return Variant.objects.select_for_update().select_related("owner").filter(pk=variant_id).first()
 
 
+def _variant_parents(variant: Variant) -> list[list[Any]]:
+    """[[parent id, "owner/name"], ...] sorted by name."""
+    links = VariantParent.objects.filter(child=variant).select_related("parent__owner")
+    return sorted(([link.parent_id, f"{link.parent.owner.username}/{link.parent.name}"] for link in links),
+                  key=lambda p: p[1])
+
+
 def _variant_columns(variant: Variant) -> dict[str, Any]:
     return {
         "variant_name": f"{variant.owner.username}/{variant.name}",
@@ -102,8 +110,8 @@ def _variant_columns(variant: Variant) -> dict[str, Any]:
     }
 
 
-def _entry_recompute(*, variant: Variant, revision: Revision, benchmark: Benchmark,
-                     version: str) -> LeaderboardEntry | None:
+def _entry_recompute(*, variant: Variant, revision: Revision, benchmark: Benchmark, version: str,
+                     columns: dict[str, Any] | None = None) -> LeaderboardEntry | None:
     """Write (or delete) the entry of one revision on one benchmark version from its succeeded jobs."""
     metric = benchmark.primary_metric or ""
     higher = primary_direction(benchmark)
@@ -148,26 +156,39 @@ def _entry_recompute(*, variant: Variant, revision: Revision, benchmark: Benchma
             "disputed": getattr(job.result, "verification_status", "") == DISPUTED,
             "result_at": chosen.at,
             "revision_number": revision.number,
-            **_variant_columns(variant),
+            **(columns if columns is not None else _variant_columns(variant)),
         },
     )
     return entry
 
 
-def _refresh_variant(variant: Variant, *, benchmark_ids: set[int] | None = None, suites: bool = True) -> None:
-    """Copy the variant's columns onto its entries, apply contamination marks, pick the ranked entry per
-    benchmark version, then recompute the variant's suite scores. The caller holds the variant's lock."""
+def _refresh_variant(variant: Variant, *, benchmark_ids: set[int] | None = None, suites: bool = True,
+                     columns: dict[str, Any] | None = None) -> None:
+    """Copy the variant's columns and its parents' scores onto its entries, apply contamination marks, pick
+    the ranked entry per benchmark version, recompute the variant's suite scores, then give its children
+    its new scores (their `delta_vs_parents`). The caller holds the variant's lock."""
     entries = list(LeaderboardEntry.objects.filter(variant=variant))
     statuses = dict(Revision.objects.filter(variant=variant).values_list("pk", "status"))
     marks = list(ContaminationMark.objects.filter(variant=variant, cleared_at__isnull=True)
                  .select_related("benchmark").order_by("flag_id", "id"))
-    columns = _variant_columns(variant)
+    columns = columns if columns is not None else _variant_columns(variant)
+    parents = _variant_parents(variant)
+    parent_scores: dict[tuple[int, int, str], float] = {}
+    if parents and entries:
+        parent_scores = {
+            (variant_id, bench_id, version): score for variant_id, bench_id, version, score in
+            LeaderboardEntry.objects.filter(variant_id__in=[p[0] for p in parents], ranked=True,
+                                            benchmark_id__in={e.benchmark_id for e in entries})
+            .values_list("variant_id", "benchmark_id", "benchmark_version", "score")
+        }
     groups: dict[tuple[int, str], list[LeaderboardEntry]] = defaultdict(list)
     changed: list[LeaderboardEntry] = []
     for entry in entries:
         before = {name: getattr(entry, name if name != "owner" else "owner_id") for name in ENTRY_SYNC_FIELDS}
         for name, value in columns.items():
             setattr(entry, name, value)
+        entry.parents = [[pid, name, parent_scores.get((pid, entry.benchmark_id, entry.benchmark_version))]
+                         for pid, name in parents]
         entry.listed = bool(variant.is_public and statuses.get(entry.revision_id) == RevisionStatus.PUBLISHED)
         hits = [m for m in marks if m.benchmark_id is None or m.benchmark_id == entry.benchmark_id]
         entry.flags = [m.flag_payload() for m in hits]
@@ -183,14 +204,56 @@ def _refresh_variant(variant: Variant, *, benchmark_ids: set[int] | None = None,
         )
         for entry in group:
             entry.ranked = chosen is not None and entry is chosen.obj
+    now = timezone.now()
     for entry in entries:
+        entry.document = rows.entry_text(entry)
         after = {name: getattr(entry, name if name != "owner" else "owner_id") for name in ENTRY_SYNC_FIELDS}
         if after != entry._lb_before:  # type: ignore[attr-defined]
+            entry.updated_at = now
             changed.append(entry)
     if changed:
         LeaderboardEntry.objects.bulk_update(changed, ENTRY_SYNC_FIELDS + ["updated_at"])
+    suite_scores: dict[int, float | None] | None = None
     if suites:
-        _suite_scores_for_variant(variant, entries, benchmark_ids=benchmark_ids)
+        suite_scores = _suite_scores_for_variant(variant, entries, benchmark_ids=benchmark_ids, columns=columns,
+                                                 parents=parents)
+    _propagate_to_children(variant, entries, benchmark_ids=benchmark_ids, suite_scores=suite_scores)
+
+
+def _with_parent_score(items: list[list[Any]], parent_id: int, score: float | None) -> list[list[Any]]:
+    return [[pid, name, score if pid == parent_id else old] for pid, name, old in items]
+
+
+def _propagate_to_children(variant: Variant, entries: list[LeaderboardEntry], *, benchmark_ids: set[int] | None,
+                           suite_scores: dict[int, float | None] | None) -> None:
+    """Write this variant's ranked scores (and suite scores) into its children's rows, where the boards read
+    them for `delta_vs_parents` without a join. Locks go parent -> child, along the DAG, so they never cycle."""
+    child_ids = list(VariantParent.objects.filter(parent=variant).values_list("child_id", flat=True))
+    if not child_ids:
+        return
+    list(Variant.objects.select_for_update().filter(pk__in=child_ids).order_by("pk").values_list("pk"))
+    ranked = {(e.benchmark_id, e.benchmark_version): e.score for e in entries if e.ranked}
+    children = LeaderboardEntry.objects.filter(variant_id__in=child_ids)
+    if benchmark_ids is not None:
+        children = children.filter(benchmark_id__in=benchmark_ids | {e.benchmark_id for e in entries})
+    now = timezone.now()
+    changed = []
+    for row in children:
+        parents = _with_parent_score(row.parents, variant.pk, ranked.get((row.benchmark_id, row.benchmark_version)))
+        if parents != row.parents:
+            row.parents, row.updated_at = parents, now
+            row.document = rows.entry_text(row)
+            changed.append(row)
+    LeaderboardEntry.objects.bulk_update(changed, ["parents", "document", "updated_at"], batch_size=1000)
+    if suite_scores:
+        changed_scores = []
+        for score in SuiteScore.objects.filter(variant_id__in=child_ids, suite_id__in=list(suite_scores)):
+            parents = _with_parent_score(score.parents, variant.pk, suite_scores[score.suite_id])
+            if parents != score.parents:
+                score.parents, score.updated_at = parents, now
+                score.document = rows.suite_text(score)
+                changed_scores.append(score)
+        SuiteScore.objects.bulk_update(changed_scores, ["parents", "document", "updated_at"], batch_size=1000)
 
 
 def leaderboard_record_job(job_id: int) -> None:
@@ -212,9 +275,10 @@ def leaderboard_record_job(job_id: int) -> None:
             return
         revision = Revision.objects.get(pk=job["revision_id"])
         benchmark = Benchmark.objects.get(pk=job["benchmark_id"])
+        columns = _variant_columns(variant)
         _entry_recompute(variant=variant, revision=revision, benchmark=benchmark,
-                         version=job["benchmark_version"])
-        _refresh_variant(variant, benchmark_ids={benchmark.pk})
+                         version=job["benchmark_version"], columns=columns)
+        _refresh_variant(variant, benchmark_ids={benchmark.pk}, columns=columns)
 
 
 @transaction.atomic
@@ -259,10 +323,11 @@ def _recompute_triples(triples: set[tuple[int, int, str]]) -> int:
             variant = _lock_variant(variant_id)
             if variant is None:
                 continue
+            columns = _variant_columns(variant)
             for rev_id, bench_id, version in items:
                 _entry_recompute(variant=variant, revision=revisions[rev_id], benchmark=benchmarks[bench_id],
-                                 version=version)
-            _refresh_variant(variant, suites=False)
+                                 version=version, columns=columns)
+            _refresh_variant(variant, suites=False, columns=columns)
     return sum(len(items) for items in by_variant.values())
 
 
@@ -352,22 +417,34 @@ def _suite_items(suite: Suite) -> list[SuiteBenchmark]:
     return list(suite.entries.select_related("benchmark").order_by("position", "id"))
 
 
-def _score_row(suite: Suite, variant_id: int, agg: dict[str, Any], columns: dict[str, Any]) -> SuiteScore:
-    return SuiteScore(
+def _score_row(suite: Suite, variant_id: int, agg: dict[str, Any], columns: dict[str, Any],
+               parents: list[list[Any]]) -> SuiteScore:
+    score = SuiteScore(
         suite=suite, variant_id=variant_id, listed=True,
         variant_name=columns["variant_name"], owner_id=columns["owner_id"], relation=columns["relation"],
         precision=columns["precision"], license=columns["license"], task=columns["task"],
-        parameters=columns["parameters"], **agg,
+        parameters=columns["parameters"], parents=parents, **agg,
     )
+    score.document = rows.suite_text(score)
+    return score
 
 
 def _suite_scores_for_variant(variant: Variant, entries: list[LeaderboardEntry], *,
-                              benchmark_ids: set[int] | None) -> None:
-    suites = Suite.objects.all()
-    if benchmark_ids is not None:
-        suites = suites.filter(entries__benchmark_id__in=benchmark_ids).distinct()
+                              benchmark_ids: set[int] | None, columns: dict[str, Any],
+                              parents: list[list[Any]]) -> dict[int, float | None]:
+    """Recompute the variant's score in every suite touching `benchmark_ids` (all suites when None).
+    Returns {suite id: new score, or None when the variant left that suite's board}."""
+    suites = list(Suite.objects.all() if benchmark_ids is None
+                  else Suite.objects.filter(entries__benchmark_id__in=benchmark_ids).distinct())
     ranked = {(e.benchmark_id, e.benchmark_version): e for e in entries if e.ranked}
-    columns = _variant_columns(variant)
+    parent_scores: dict[tuple[int, int], float] = {}
+    if parents and suites:
+        parent_scores = {
+            (suite_id, variant_id): score for suite_id, variant_id, score in
+            SuiteScore.objects.filter(suite__in=suites, variant_id__in=[p[0] for p in parents])
+            .values_list("suite_id", "variant_id", "score")
+        }
+    result: dict[int, float | None] = {}
 
     def lookup(item: SuiteBenchmark) -> _Component | None:
         entry = ranked.get((item.benchmark_id, item.benchmark.version))
@@ -381,11 +458,15 @@ def _suite_scores_for_variant(variant: Variant, entries: list[LeaderboardEntry],
         agg = suite_aggregate(_suite_items(suite), lookup)
         if agg is None:
             SuiteScore.objects.filter(suite=suite, variant=variant).delete()
+            result[suite.pk] = None
             continue
-        row = _score_row(suite, variant.pk, agg, columns)
+        row = _score_row(suite, variant.pk, agg, columns,
+                         [[pid, name, parent_scores.get((suite.pk, pid))] for pid, name in parents])
         defaults = {f.attname: getattr(row, f.attname) for f in SuiteScore._meta.concrete_fields
                     if f.attname not in ("id", "suite_id", "variant_id", "updated_at")}
         SuiteScore.objects.update_or_create(suite=suite, variant=variant, defaults=defaults)
+        result[suite.pk] = agg["score"]
+    return result
 
 
 def _suite_rebuild(suite: Suite) -> int:
@@ -396,21 +477,28 @@ def _suite_rebuild(suite: Suite) -> int:
         keys |= Q(benchmark_id=item.benchmark_id, benchmark_version=item.benchmark.version)
     per_variant: dict[int, dict[int, _Component]] = defaultdict(dict)
     columns: dict[int, dict[str, Any]] = {}
-    rows = (LeaderboardEntry.objects.filter(keys, ranked=True)
-            .values_list("variant_id", "benchmark_id", "score", "metrics", "verified", "contaminated", "flags",
-                         "revision_number", "score_metric", "variant_name", "owner_id", "relation", "precision",
-                         "license", "task", "parameters"))
+    ranked_rows = LeaderboardEntry.objects.filter(keys, ranked=True).values_list(
+        "variant_id", "benchmark_id", "score", "metrics", "verified", "contaminated", "flags", "revision_number",
+        "score_metric", "variant_name", "owner_id", "relation", "precision", "license", "task", "parameters",
+        "parents")
     for (variant_id, bench_id, score, metrics, verified, contaminated, flags, rev, metric, name, owner_id,
-         relation, precision, license_, task, parameters) in rows.iterator(chunk_size=5000):
+         relation, precision, license_, task, parameters, parents) in ranked_rows.iterator(chunk_size=5000):
         per_variant[variant_id][bench_id] = _Component(score, metrics, verified, contaminated, flags, rev, metric)
         columns[variant_id] = {"variant_name": name, "owner_id": owner_id, "relation": relation,
-                               "precision": precision, "license": license_, "task": task, "parameters": parameters}
+                               "precision": precision, "license": license_, "task": task, "parameters": parameters,
+                               "parents": parents}
     SuiteScore.objects.filter(suite=suite).delete()
-    batch: list[SuiteScore] = []
+    aggregates = {}
     for variant_id, comps in per_variant.items():
         agg = suite_aggregate(items, lambda item, comps=comps: comps.get(item.benchmark_id))
         if agg is not None:
-            batch.append(_score_row(suite, variant_id, agg, columns[variant_id]))
+            aggregates[variant_id] = agg
+    batch = []
+    for variant_id, agg in aggregates.items():
+        cols = columns[variant_id]
+        parents = [[pid, name, aggregates[pid]["score"] if pid in aggregates else None]
+                   for pid, name, *_ in cols["parents"]]
+        batch.append(_score_row(suite, variant_id, agg, cols, parents))
     SuiteScore.objects.bulk_create(batch, batch_size=2000)
     return len(batch)
 
@@ -557,7 +645,7 @@ def leaderboard_mark_contaminated(*, variant_id: int, flag_id: int, benchmark_sl
 @transaction.atomic
 def leaderboard_clear_contamination(*, flag_id: int, actor: Any) -> int:
     """A confirmed contamination flag was reversed: lift its marks. Returns how many marks were cleared."""
-    marks = list(ContaminationMark.objects.select_for_update()
+    marks = list(ContaminationMark.objects.select_for_update(of=("self",))
                  .filter(flag_id=flag_id, cleared_at__isnull=True).select_related("benchmark"))
     now = timezone.now()
     for variant_id in sorted({m.variant_id for m in marks}):

@@ -1,9 +1,9 @@
 """Suite representations, and the leaderboard row (SPEC §3: rank, variant, revision, score, metrics, verified,
 delta_vs_parents, flags).
 
-Board rows are built by plain functions (`entry_row`, `suite_row`) from `.values()` dicts: a board page is
-the hottest read of the platform and a Serializer per row would cost more than the query. The Serializer
-classes below describe the same shape for the OpenAPI schema; a test keeps both in step."""
+Board rows are built once, when they change, by `..rows` and stored as JSON documents in the summary tables:
+a board page is the hottest read of the platform. The Serializer classes below describe the same shape for
+the OpenAPI schema; a test keeps both in step."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from typing import Any
 from rest_framework import serializers
 
 from ..models import Suite, SuiteBenchmark, metric_direction
+from ..rows import entry_row, suite_row
+
+__all__ = ["entry_row", "suite_row"]  # the row builders live in ..rows; the web pages import them from here
 
 
 class SuiteBenchmarkSerializer(serializers.Serializer):
@@ -138,39 +141,3 @@ class SuiteBoardInfoSerializer(serializers.Serializer):
 class SuiteBoardPageSerializer(_BoardPageSerializer):
     suite = SuiteBoardInfoSerializer()
     results = SuiteRowSerializer(many=True)
-
-
-def _common(rank: int, row: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "rank": rank,
-        "variant": row["variant_name"],
-        "revision": row["revision_number"],
-        "score": row["score"],
-        "metrics": metrics,
-        "verified": row["verified"],
-        "delta_vs_parents": row["delta_vs_parents"],
-        "flags": row["flags"],
-        "contaminated": row["contaminated"],
-        "relation": row["relation"],
-        "precision": row["precision"],
-        "license": row["license"],
-        "task": row["task"],
-        "parameters": row["parameters"],
-    }
-
-
-def entry_row(rank: int, row: dict[str, Any]) -> dict[str, Any]:
-    out = _common(rank, row, row["metrics"])
-    out["job"] = row["job_id"]
-    out["result_at"] = row["result_at"]
-    return out
-
-
-def suite_row(rank: int, row: dict[str, Any]) -> dict[str, Any]:
-    out = _common(rank, row, {slug: comp["normalized"] for slug, comp in row["components"].items()})
-    out["components"] = row["components"]
-    out["complete"] = row["complete"]
-    out["missing"] = row["missing"]
-    return out
-
-

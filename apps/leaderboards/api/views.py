@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.generics import GenericAPIView
@@ -14,7 +15,7 @@ from apps.accounts.permissions import IsMaintainer, TokenScopePermission
 from apps.core.errors import ValidationFailed
 from apps.core.filters import StrictFilterBackend
 
-from .. import selectors, services
+from .. import rows, selectors, services
 from ..models import LeaderboardEntry, SuiteScore, primary_direction
 from .filtersets import EntryFilterSet, SuiteScoreFilterSet
 from .pagination import BoardPagination
@@ -25,8 +26,6 @@ from .serializers import (
     SuiteCreateSerializer,
     SuiteSerializer,
     SuiteUpdateSerializer,
-    entry_row,
-    suite_row,
 )
 
 VERSION_PARAM = OpenApiParameter(
@@ -50,11 +49,16 @@ class _BoardView(GenericAPIView):
     filter_backends = [StrictFilterBackend]
     pagination_class = BoardPagination
 
-    def page_response(self, header: dict[str, Any], rows: list[dict[str, Any]]) -> Response:
+    def board_response(self, header: dict[str, Any], queryset: Any) -> HttpResponse:
+        """Page through stored row documents and splice them into the response without decoding them."""
+        documents = self.paginate_queryset(queryset.values_list("document", flat=True)) or []
         paginator = self.paginator
         assert isinstance(paginator, BoardPagination)
-        return Response({**header, "next": paginator.next_link(), "previous": paginator.previous_link(),
-                         "results": rows})
+        head = rows.dump({**header, "next": paginator.next_link(), "previous": paginator.previous_link()})
+        first = paginator.offset + 1
+        body = "".join([head[:-1], ',"results":[',
+                        ",".join(rows.with_rank(first + i, doc) for i, doc in enumerate(documents)), "]}"])
+        return HttpResponse(body, content_type="application/json")
 
 
 class BenchmarkLeaderboardView(_BoardView):
@@ -66,18 +70,14 @@ class BenchmarkLeaderboardView(_BoardView):
 
     @extend_schema(parameters=[VERSION_PARAM], responses={200: LeaderboardPageSerializer},
                    operation_id="leaderboards_benchmark")
-    def get(self, request: Request, benchmark_slug: str) -> Response:
+    def get(self, request: Request, benchmark_slug: str) -> HttpResponse:
         benchmark = selectors.benchmark_by_slug(benchmark_slug)
         version = _version_param(request, benchmark.version)
         queryset = self.filter_queryset(selectors.board_entries(benchmark=benchmark, version=version))
-        rows = self.paginate_queryset(queryset.values(*selectors.ENTRY_ROW_FIELDS)) or []
-        rows = selectors.entry_rows_with_deltas(rows, benchmark=benchmark, version=version)
-        assert isinstance(self.paginator, BoardPagination)
-        first = self.paginator.offset + 1
         header = {"benchmark": {"slug": benchmark.slug, "name": benchmark.name, "version": version,
                                 "metric": benchmark.primary_metric,
                                 "higher_is_better": primary_direction(benchmark)}}
-        return self.page_response(header, [entry_row(first + i, row) for i, row in enumerate(rows)])
+        return self.board_response(header, queryset)
 
 
 class SuiteLeaderboardView(_BoardView):
@@ -89,16 +89,12 @@ class SuiteLeaderboardView(_BoardView):
     filterset_class = SuiteScoreFilterSet
 
     @extend_schema(responses={200: SuiteBoardPageSerializer}, operation_id="leaderboards_suite")
-    def get(self, request: Request, suite_slug: str) -> Response:
+    def get(self, request: Request, suite_slug: str) -> HttpResponse:
         suite = selectors.suite_by_slug(suite_slug)
         queryset = self.filter_queryset(selectors.suite_board_scores(suite=suite))
-        rows = self.paginate_queryset(queryset.values(*selectors.SUITE_ROW_FIELDS)) or []
-        rows = selectors.suite_rows_with_deltas(rows, suite=suite)
-        assert isinstance(self.paginator, BoardPagination)
-        first = self.paginator.offset + 1
         header = {"suite": {"slug": suite.slug, "name": suite.name, "version": suite.version,
                             "benchmarks": SuiteBenchmarkSerializer(suite.entries.all(), many=True).data}}
-        return self.page_response(header, [suite_row(first + i, row) for i, row in enumerate(rows)])
+        return self.board_response(header, queryset)
 
 
 class SuiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

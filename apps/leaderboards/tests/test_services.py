@@ -10,8 +10,8 @@ from apps.core.errors import NotFound, PreconditionFailed, ValidationFailed
 from apps.leaderboards import selectors, services
 from apps.leaderboards.models import ContaminationMark, LeaderboardEntry, SuiteBenchmark, SuiteScore
 from apps.registry.choices import RevisionStatus
-from apps.registry.models import Revision
-from apps.registry.services import revision_create, revision_transition
+from apps.registry.models import Revision, VariantParent
+from apps.registry.services import revision_transition
 
 from .factories import make_benchmark, make_result, make_variant, publish
 
@@ -133,7 +133,12 @@ def test_a_variant_is_ranked_once_on_its_published_revisions(bench, alice, base,
     variant = make_variant(alice, "multi", relation="finetune", parents=(base,))
     first = variant.current_revision
     make_result(variant, bench, {"accuracy": 0.80})
-    second = revision_create(variant=variant, actor=alice)
+    # Revision n+1 as the registry opens it (a draft that becomes current); built directly so this test
+    # is about the board's rule only.
+    second = Revision.objects.create(variant=variant, number=2, created_by=alice)
+    variant.current_revision = second
+    variant.status = second.status
+    variant.save(update_fields=["current_revision", "status"])
     make_result(variant, bench, {"accuracy": 0.95}, revision=second)
     assert LeaderboardEntry.objects.count() == 2
     assert list(LeaderboardEntry.objects.filter(ranked=True).values_list("revision_id", flat=True)) == [first.pk]
@@ -186,6 +191,29 @@ def test_delta_is_null_when_the_parent_has_no_public_result(bench, maintainer, a
         list(selectors.board_entries(benchmark=bench, version="1").values(*selectors.ENTRY_ROW_FIELDS)),
         benchmark=bench, version="1")
     assert rows[0]["delta_vs_parents"] == {"maintainer/hidden-parent": None}
+
+
+def test_lineage_is_copied_onto_rows_and_follows_changes(bench, maintainer, alice, child, base):
+    make_result(child, bench, {"accuracy": 0.9})
+    assert LeaderboardEntry.objects.get().parents == [[base.pk, "maintainer/base-model", None]]
+    make_result(base, bench, {"accuracy": 0.8})  # the parent's new score reaches the child's row
+    assert LeaderboardEntry.objects.get(variant=child).parents == [[base.pk, "maintainer/base-model", 0.8]]
+    other = make_variant(maintainer, "another-base", actor=maintainer)
+    make_result(other, bench, {"accuracy": 0.7})
+    VariantParent.objects.filter(child=child).update(parent=other)
+    services.leaderboard_refresh_variant(variant_id=child.pk)
+    assert LeaderboardEntry.objects.get(variant=child).parents == [[other.pk, "maintainer/another-base", 0.7]]
+
+
+def test_a_parent_leaving_the_board_nulls_its_childrens_deltas(bench, maintainer, base, child,
+                                                               django_capture_on_commit_callbacks):
+    make_result(base, bench, {"accuracy": 0.8})
+    make_result(child, bench, {"accuracy": 0.9})
+    assert LeaderboardEntry.objects.get(variant=child).parents[0][2] == 0.8
+    with django_capture_on_commit_callbacks(execute=True):
+        revision_transition(revision=base.current_revision, target=RevisionStatus.UNPUBLISHED, actor=maintainer,
+                            reason="test")
+    assert LeaderboardEntry.objects.get(variant=child).parents[0][2] is None
 
 
 # --- normalization and suites ----------------------------------------------------------------------------

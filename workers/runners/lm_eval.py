@@ -352,9 +352,8 @@ class LmEvalRunner(Runner):
         """The task manager and the task list for ``simple_evaluate`` (local YAML tasks as config dicts)."""
         local = task_manager_cls(include_path=str(include_path), include_defaults=False) if include_path else None
         local_names = set(local.all_tasks) if local is not None else set()
-        if all(name in local_names for name in names):
-            task_manager = local
-        else:
+        task_manager: Any = local
+        if local is None or not all(name in local_names for name in names):
             # Scanning lm-eval's thousands of built-in YAMLs takes seconds: only when needed.
             task_manager = task_manager_cls(include_path=str(include_path) if include_path else None)
         unknown = [n for n in names if n not in set(task_manager.all_tasks) and not any(c in n for c in "*?[")]

@@ -244,7 +244,7 @@ class PerplexityRunner(Runner):
         mean_nll = float(nll.mean())
         se_nll = float(nll.std(unbiased=True)) / math.sqrt(n) if n > 1 else 0.0
         first_scored = len(ids) - n
-        scored_bytes = len(tokenizer.decode(ids[first_scored:], skip_special_tokens=True).encode("utf-8"))
+        scored_bytes = len(str(tokenizer.decode(ids[first_scored:], skip_special_tokens=True)).encode("utf-8"))
         perplexity = math.exp(mean_nll)
         metrics = {
             "perplexity": perplexity,

@@ -81,10 +81,12 @@ def _seed_originals(users: dict[str, User]) -> None:
             card=_original_card(model), card_data={"language": model["language"]},
         )
         uri = f"hf://{model['hub_id']}@main"
-        artifact_add(revision=variant.current_revision, actor=maintainer, path="model.safetensors", uri=uri,
+        revision = variant.current_revision
+        assert revision is not None
+        artifact_add(revision=revision, actor=maintainer, path="model.safetensors", uri=uri,
                      sha256=_placeholder_sha256(uri),
                      size_bytes=int(model["parameters"] * BYTES_PER_PARAMETER[model["precision"]]))
-        _advance(variant.current_revision, owner=maintainer, maintainer=maintainer, state=RevisionStatus.PUBLISHED)
+        _advance(revision, owner=maintainer, maintainer=maintainer, state=RevisionStatus.PUBLISHED)
 
 
 def _seed_community(users: dict[str, User]) -> None:

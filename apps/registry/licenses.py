@@ -42,6 +42,14 @@ SHARE_ALIKE_SUCCESSORS: dict[str, frozenset[str]] = {
 }
 
 
+# Families whose terms every derivative must carry: (issue code, what must be carried).
+CARRIED_TERMS: dict[str, tuple[str, str]] = {
+    F.RAIL.value: ("use_restrictions_dropped", "its use-based restrictions"),
+    F.LLAMA.value: ("llama_terms_required", "the Llama licence and acceptable-use policy"),
+    F.GEMMA.value: ("gemma_terms_required", "the Gemma Terms of Use and prohibited-use policy"),
+}
+
+
 @dataclass(frozen=True)
 class License:
     id: str
@@ -154,10 +162,8 @@ def _check_against(child: License, child_name: str, anc: dict[str, Any], parent:
                              "covers only new work."))
     if parent.family in (F.RAIL, F.LLAMA, F.GEMMA):
         carried = child.family == parent.family
-        code = {F.RAIL: "use_restrictions_dropped", F.LLAMA: "llama_terms_required",
-                F.GEMMA: "gemma_terms_required"}[parent.family]
-        what = {F.RAIL: "its use-based restrictions", F.LLAMA: "the Llama licence and acceptable-use policy",
-                F.GEMMA: "the Gemma Terms of Use and prohibited-use policy"}[parent.family]
+        code = CARRIED_TERMS[parent.family][0]
+        what = CARRIED_TERMS[parent.family][1]
         if not carried:
             issues.append(_issue("warning" if child_unclear else "error", code, anc,
                                  f"{who}: derivatives must carry {what}; {child.id} does not."))

@@ -13,9 +13,10 @@ from apps.accounts.roles import is_reviewer
 from apps.core.errors import NotFound
 
 from .models import Revision, Variant, VariantParent
+from .querysets import VariantQuerySet
 
 
-def variants_for_api(user: Any) -> QuerySet[Variant]:
+def variants_for_api(user: Any) -> VariantQuerySet:
     return Variant.objects.visible_to(user).with_list_relations()
 
 

@@ -427,7 +427,7 @@ def variant_delete(*, variant: Variant, actor: User) -> None:
     if children:
         raise Conflict(f"{variant.full_name} cannot be deleted: "
                        f"{', '.join(c.full_name for c in children)} derive(s) from it.")
-    files = sorted({a.file.name for a in Artifact.objects.filter(revision__variant=variant) if a.file})
+    files = sorted({a.file.name for a in Artifact.objects.filter(revision__variant=variant) if a.file and a.file.name})
     audit_record(actor=actor, verb="variant.delete", target=variant,
                  before={"full_name": variant.full_name, "relation": variant.relation, "license": variant.license})
     try:

@@ -49,7 +49,7 @@ class HashingUploadHandler(FileUploadHandler):
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
-        self.file = TemporaryUploadedFile(self.file_name, self.content_type, 0, self.charset,
+        self.file = TemporaryUploadedFile(self.file_name or "upload", self.content_type, 0, self.charset,
                                           self.content_type_extra)
         self.digest = hashlib.sha256()
         self.size = 0

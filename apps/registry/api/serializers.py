@@ -164,7 +164,7 @@ class LineageNodeSerializer(serializers.Serializer):
 
 class LineageEdgeSerializer(serializers.Serializer):
     child = serializers.CharField()
-    parent = serializers.CharField()
+    parent = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.parent
     relation = serializers.CharField()
 
 

@@ -55,7 +55,7 @@ def _body_etag(data: Any) -> str:
 
 
 def _not_modified(request: Request, etag: str) -> bool:
-    header = request.headers.get("If-None-Match")
+    header = request.headers.get("If-None-Match") or ""
     return bool(header) and services.etag_matches(header, etag)
 
 
@@ -71,10 +71,7 @@ def _owner_for_create(request: Request, username: str | None) -> User:
 class VariantMixin:
     """Resolves {owner}/{name} from the URL among what the user may see."""
 
-    request: Request
-    kwargs: dict[str, Any]
-
-    def get_variant(self) -> Variant:
+    def get_variant(self: Any) -> Variant:
         return selectors.variant_get(user=self.request.user, owner=self.kwargs["owner"], name=self.kwargs["name"])
 
 
@@ -111,7 +108,8 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         incoming.is_valid(raise_exception=True)
         data = dict(incoming.validated_data)
         owner = _owner_for_create(request, data.pop("owner", None))
-        variant = services.variant_create(owner=owner, actor=request.user, name=data.pop("name"),
+        variant = services.variant_create(owner=owner, actor=request.user,  # type: ignore[arg-type]
+                                          name=data.pop("name"),
                                           relation=data.pop("relation", None), parents=data.pop("parents", ()),
                                           **data)
         response = self._detail(variant, status.HTTP_201_CREATED)
@@ -240,7 +238,7 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
 
 
 class RevisionMixin(VariantMixin):
-    def get_revision(self) -> Revision:
+    def get_revision(self: Any) -> Revision:
         return selectors.revision_get(user=self.request.user, variant=self.get_variant(),
                                       number=int(self.kwargs["number"]))
 

@@ -202,3 +202,121 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+# --- Benchmark engine drills (issue 4): beat, a private Redis, several workers -------------------------------
+
+class BeatProcess:
+    """A real `celery beat` subprocess (recovery and dispatch ticks), started and stopped by PID."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None, broker_url: str | None = None):
+        from django.conf import settings
+
+        self.name = f"beat-{uuid.uuid4().hex[:6]}"
+        self.log_path = Path(settings.VAR_DIR) / f"{self.name}.log"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
+            "DATABASE_URL": _test_database_url(),
+            "CELERY_BROKER_URL": broker_url or settings.CELERY_BROKER_URL,
+            "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
+            **(extra_env or {}),
+        }
+        self.log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "modelcommons", "beat", "--loglevel", "INFO",
+             "--schedule", str(Path(settings.VAR_DIR) / f"{self.name}-schedule")],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateRedis:
+    """A throw-away `redis-server` on a free loopback port (no persistence), stopped and restarted by PID."""
+
+    def __init__(self) -> None:
+        import shutil
+
+        self.binary = shutil.which("redis-server")
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert self.binary, "redis-server is not installed"
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        wait_for(self.is_up, timeout=15, message="the private redis-server to accept connections")
+
+    def is_up(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+
+@pytest.fixture
+def engine_processes(transactional_db) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """Start workers and beats for a drill; everything started is stopped (by PID) at the end."""
+    started: list[Any] = []
+
+    class Processes:
+        def worker(self, queues: str = "default,bench.cpu", concurrency: int = 1, env: dict[str, str] | None = None,
+                   broker_url: str | None = None, ready: bool = True) -> WorkerProcess:
+            extra = dict(env or {})
+            if broker_url:
+                extra["CELERY_BROKER_URL"] = broker_url
+            worker = WorkerProcess(queues=queues, concurrency=concurrency, extra_env=extra)
+            started.append(worker)
+            if ready:
+                worker.wait_ready()
+            return worker
+
+        def beat(self, env: dict[str, str] | None = None, broker_url: str | None = None) -> BeatProcess:
+            beat = BeatProcess(extra_env=env, broker_url=broker_url)
+            started.append(beat)
+            return beat
+
+    try:
+        yield Processes()
+    finally:
+        for process in reversed(started):
+            try:
+                process.stop()
+            except Exception:  # noqa: BLE001 - stop the others anyway
+                pass

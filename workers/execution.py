@@ -144,15 +144,18 @@ def execute_job(job: BenchmarkJob) -> BenchmarkJob | None:
     heartbeat = _Heartbeat(job.pk, attempt, float(settings.MC_JOB_HEARTBEAT_S))
     heartbeat.start()
     min_interval = float(settings.MC_JOB_PROGRESS_MIN_INTERVAL_S)
-    last_write = [0.0]
+    last_write = [time.monotonic()]
+    reported: list[tuple[int, int]] = []
 
     def progress(done: int, total: int) -> None:
-        # Between batches: stop if a cancel was seen; write progress at most every min_interval (the last
-        # batch always), and stop if the write finds the job cancelled or owned by another attempt.
+        # Between batches: stop if a cancel was seen; write progress at most every min_interval (a run shorter
+        # than that writes none: job_complete records the last report), and stop if the write finds the job
+        # cancelled or owned by another attempt. The heartbeat thread sees a cancel within a heartbeat.
         if heartbeat.cancel_seen.is_set():
             raise JobCancelled()
+        reported[:] = [(done, total)]
         now = time.monotonic()
-        if done < total and now - last_write[0] < min_interval:
+        if now - last_write[0] < min_interval:
             return
         last_write[0] = now
         if services.job_progress(job_id=job.pk, attempt=attempt, done=done, total=total):
@@ -182,4 +185,5 @@ def execute_job(job: BenchmarkJob) -> BenchmarkJob | None:
         job_id=job.pk, attempt=attempt, metrics=result.metrics, stderr=result.stderr, samples=result.samples,
         duration_s=result.duration_s, runner=result.runner, runner_version=result.runner_version,
         environment=environment, log_tail="\n".join([*log_lines, *result.log]), seed=seed,
+        progress=reported[0] if reported else None,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.db import close_old_connections
 
 from apps.benchmarks.dispatch import jobs_dispatch as jobs_dispatch_service
 from apps.benchmarks.dispatch import jobs_recover as jobs_recover_service
@@ -23,11 +24,13 @@ def run_job(self: Any, job_id: int) -> None:
     with a stale lease takes it over; one that finds it fresh is dropped, and the recovery beat requeues the
     job once the lease expires. `max_attempts` on the job (not Celery retries) bounds a job that keeps
     killing its worker."""
+    # Connections live across tasks (CELERY_DB_REUSE_MAX); drop one that broke or aged out before using it.
+    close_old_connections()
     job = job_claim(job_id=int(job_id), worker=worker_identity(self.request.hostname))
     if job is None:
         return
     # This claim freed a buffer slot: send the next job in fair-share order before running this one.
-    jobs_dispatch_service(queue=job.queue)
+    jobs_dispatch_service(queue=job.queue, force=False)
     execute_job(job)
 
 

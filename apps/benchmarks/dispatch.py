@@ -22,6 +22,7 @@ compare-and-set.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,9 +103,9 @@ def fair_share_pick(queue: str, n: int, now: datetime) -> list[tuple[int, int, i
 
 
 def _lock_queue(queue: str) -> None:
-    if DispatchQueue.objects.select_for_update().filter(name=queue).first() is None:
+    if DispatchQueue.objects.select_for_update(no_key=True).filter(name=queue).first() is None:
         DispatchQueue.objects.bulk_create([DispatchQueue(name=queue)], ignore_conflicts=True)
-        DispatchQueue.objects.select_for_update().get(name=queue)
+        DispatchQueue.objects.select_for_update(no_key=True).get(name=queue)
 
 
 def _routes(picks: list[tuple[int, int, int, str]], queue: str, now: datetime) -> dict[int, tuple[str, str]]:
@@ -131,6 +132,11 @@ def send_run_job(job_id: int, broker_queue: str) -> None:
 
     current_app.send_task(RUN_JOB_TASK, args=[job_id], queue=broker_queue, retry=True,
                           retry_policy=settings.MC_DISPATCH_RETRY_POLICY)
+
+
+# After a failed publish this process leaves the broker alone for a few seconds: submissions stay fast while the
+# broker is down (their jobs wait in the database), and the beat's dispatch, which ignores this, retries.
+_broker_down_until = [0.0]
 
 
 def _dispatch_queue(queue: str, now: datetime) -> int:
@@ -161,6 +167,7 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
             send_run_job(job_id, routes[job_id][0])
             sent += 1
     except Exception as exc:  # noqa: BLE001 - broker down: put the rest back; the beat tries again
+        _broker_down_until[0] = time.monotonic() + float(settings.MC_DISPATCH_BROKER_BACKOFF_S)
         unsent = pending[sent:]
         BenchmarkJob.objects.filter(pk__in=unsent, status=JobStatus.QUEUED, dispatched_at=now).update(
             dispatched_at=None, target_worker="")
@@ -168,10 +175,12 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
     return sent
 
 
-def jobs_dispatch(*, queue: str | None = None, now: datetime | None = None) -> int:
+def jobs_dispatch(*, queue: str | None = None, now: datetime | None = None, force: bool = True) -> int:
     """Top up the broker buffer of one queue (or all) in fair-share order. Returns the number of messages sent.
     Must run outside a transaction (it sends after its own commit); use :func:`jobs_dispatch_on_commit` inside
-    one."""
+    one. With force=False, a process that just failed to reach the broker does not try again yet."""
+    if not force and time.monotonic() < _broker_down_until[0]:
+        return 0
     now = now or timezone.now()
     total = 0
     for name in [queue] if queue else known_queues():
@@ -181,7 +190,7 @@ def jobs_dispatch(*, queue: str | None = None, now: datetime | None = None) -> i
 
 def _dispatch_quietly(queue: str | None) -> None:
     try:
-        jobs_dispatch(queue=queue)
+        jobs_dispatch(queue=queue, force=False)
     except Exception:  # noqa: BLE001 - the write that triggered this is committed; the beat repairs the rest
         logger.exception("dispatch of %s failed; the recovery beat will retry", queue or "all queues")
 

@@ -215,7 +215,7 @@ def benchmark_update(*, benchmark: Benchmark, actor: Any, changes: dict[str, Any
     schema or defaults) starts a new version: results belong to one version, so old results stay with the old
     one. Numeric versions are bumped automatically; others need an explicit new `version`."""
     _require_maintainer(actor, "change benchmarks")
-    benchmark = Benchmark.objects.select_for_update().get(pk=benchmark.pk)
+    benchmark = Benchmark.objects.select_for_update(no_key=True).get(pk=benchmark.pk)
     unknown = set(changes) - set(BENCHMARK_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", errors={f: ["Not a benchmark field."] for f in sorted(unknown)})
@@ -364,11 +364,14 @@ def quota_limits(user: Any) -> tuple[int, int]:
 
 def _lock_submitter(user: Any) -> SubmitterProfile:
     """Lock the submitter's own row: concurrent submissions of one user queue up here, so the quota count
-    below sees every job admitted before it (50 parallel submissions against a quota of 5 admit exactly 5)."""
-    profile = SubmitterProfile.objects.select_for_update().filter(user=user).first()
+    below sees every job admitted before it (50 parallel submissions against a quota of 5 admit exactly 5).
+
+    Locks here are FOR NO KEY UPDATE: they serialize writers of the row without blocking other transactions'
+    inserts that merely reference it (PostgreSQL checks foreign keys with FOR KEY SHARE)."""
+    profile = SubmitterProfile.objects.select_for_update(no_key=True).filter(user=user).first()
     if profile is None:
         SubmitterProfile.objects.bulk_create([SubmitterProfile(user=user)], ignore_conflicts=True)
-        profile = SubmitterProfile.objects.select_for_update().get(user=user)
+        profile = SubmitterProfile.objects.select_for_update(no_key=True).get(user=user)
     return profile
 
 
@@ -451,29 +454,29 @@ def job_submit(*, actor: Any, revision: Revision, benchmark: Benchmark, config: 
         raise ValidationFailed("The submission checks refused this revision.", errors=problems,
                                checks=sorted({m.split(":", 1)[0] for ms in problems.values() for m in ms}))
     now = timezone.now()
-    with transaction.atomic():
-        _lock_submitter(actor)
-        existing = _dedupe_match(revision, benchmark, config_hash)
-        if existing is not None:
-            return existing, False
-        quota_enforce(actor, now)
-        spec = benchmark_current_spec(benchmark)
-        try:
-            with transaction.atomic():
-                job = BenchmarkJob.objects.create(
-                    revision=revision, benchmark=benchmark, benchmark_version=benchmark.version, spec=spec,
-                    config=merged, config_hash=config_hash, queue=benchmark.queue, priority=priority,
-                    submitted_by=actor, max_attempts=benchmark.max_attempts, queued_at=now)
-        except IntegrityError:
-            # Someone else submitted the same key a moment ago (the dedupe constraint caught the race).
+    try:
+        with transaction.atomic():
+            _lock_submitter(actor)
             existing = _dedupe_match(revision, benchmark, config_hash)
-            if existing is None:
-                raise
-            return existing, False
-        audit_record(actor=actor, verb="job.submit", target=job,
-                     after={"status": job.status, "benchmark": benchmark.slug, "version": benchmark.version,
-                            "revision": revision.pk, "config": merged, "priority": priority})
-        jobs_dispatch_on_commit(job.queue)
+            if existing is not None:
+                return existing, False
+            quota_enforce(actor, now)
+            job = BenchmarkJob.objects.create(
+                revision=revision, benchmark=benchmark, benchmark_version=benchmark.version,
+                spec=benchmark_current_spec(benchmark), config=merged, config_hash=config_hash,
+                queue=benchmark.queue, priority=priority, submitted_by=actor, max_attempts=benchmark.max_attempts,
+                queued_at=now)
+            audit_record(actor=actor, verb="job.submit", target=job,
+                         after={"status": job.status, "benchmark": benchmark.slug, "version": benchmark.version,
+                                "revision": revision.pk, "config": merged, "priority": priority})
+            jobs_dispatch_on_commit(job.queue)
+    except IntegrityError:
+        # Another submitter made the same key a moment ago: the dedupe constraint caught the race, this
+        # transaction (or savepoint) was rolled back, and their job is the answer.
+        existing = _dedupe_match(revision, benchmark, config_hash)
+        if existing is None:
+            raise
+        return existing, False
     return job, True
 
 
@@ -514,7 +517,7 @@ def job_claim(*, job_id: int, worker: str) -> BenchmarkJob | None:
 def _claim_contended(job_id: int, worker: str, now: datetime) -> BenchmarkJob | None:
     from .dispatch import live_workers
 
-    job = BenchmarkJob.objects.select_for_update().filter(pk=job_id).first()
+    job = BenchmarkJob.objects.select_for_update(no_key=True).filter(pk=job_id).first()
     if job is None:
         return None
     if job.status == JobStatus.QUEUED and not job.cancel_requested:
@@ -561,7 +564,7 @@ def job_heartbeat(*, job_id: int, attempt: int) -> bool:
 
 
 def _fenced(job_id: int, attempt: int) -> BenchmarkJob | None:
-    job = (BenchmarkJob.objects.select_for_update(of=("self",)).select_related("benchmark", "spec")
+    job = (BenchmarkJob.objects.select_for_update(no_key=True, of=("self",)).select_related("benchmark", "spec")
            .filter(pk=job_id).first())
     if job is None or job.status != JobStatus.RUNNING or job.attempts != attempt:
         return None
@@ -575,9 +578,11 @@ def _elapsed(job: BenchmarkJob, now: datetime) -> float:
 @transaction.atomic
 def job_complete(*, job_id: int, attempt: int, metrics: dict[str, float], stderr: dict[str, float],
                  samples: int, duration_s: float, runner: str, runner_version: str,
-                 environment: dict[str, Any], log_tail: str = "", seed: int = 0) -> BenchmarkJob | None:
+                 environment: dict[str, Any], log_tail: str = "", seed: int = 0,
+                 progress: tuple[int, int] | None = None) -> BenchmarkJob | None:
     """Write the result exactly once. A late or duplicate attempt writes nothing and returns None; a job
-    cancelled while its last batch ran ends cancelled, without a result."""
+    cancelled while its last batch ran ends cancelled, without a result. `progress` is the last (done, total)
+    the runner reported (written here rather than by a separate update)."""
     job = _fenced(job_id, attempt)
     if job is None:
         return None
@@ -590,10 +595,13 @@ def job_complete(*, job_id: int, attempt: int, metrics: dict[str, float], stderr
                                       environment=environment, seed=seed)
     job.status = JobStatus.SUCCEEDED
     job.finished_at = now
-    job.progress_done = max(job.progress_done, job.progress_total)
+    if progress is not None:
+        job.progress_total = max(0, progress[1])
+    job.progress_done = max(job.progress_done, job.progress_total, progress[0] if progress else 0)
     job.compute_seconds += _elapsed(job, now)
     job.log_tail = log_tail[-8000:]
-    job.save(update_fields=["status", "finished_at", "progress_done", "compute_seconds", "log_tail"])
+    job.save(update_fields=["status", "finished_at", "progress_done", "progress_total", "compute_seconds",
+                            "log_tail"])
     audit_record(actor=None, verb="job.succeed", target=job, before={"status": JobStatus.RUNNING},
                  after={"status": JobStatus.SUCCEEDED, "attempt": attempt, "metrics": metrics})
     from .verification import result_recorded
@@ -666,7 +674,7 @@ def job_fail(*, job_id: int, attempt: int, reason: str, message: str, log_tail: 
 def job_cancel(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
     """Owner or maintainer: a queued job is cancelled at once, a running one at its next checkpoint (and it
     writes nothing after that)."""
-    job = BenchmarkJob.objects.select_for_update().get(pk=job.pk)
+    job = BenchmarkJob.objects.select_for_update(no_key=True).get(pk=job.pk)
     if job.submitted_by_id != actor.pk and not is_maintainer(actor):
         raise PermissionDenied("Only the submitter or a maintainer may cancel this job.")
     if job.status not in ACTIVE_JOB_STATUSES or job.cancel_requested:
@@ -697,20 +705,19 @@ def job_retry(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
     """Run a failed or timed-out job again with a fresh attempt budget. Maintainers may retry any such job; a
     submitter may re-run their own job when it failed for an infrastructure reason (worker_lost,
     artifact_unavailable). Neither counts against the submitter's quota."""
-    job = BenchmarkJob.objects.select_for_update().select_related("benchmark").get(pk=job.pk)
+    job = BenchmarkJob.objects.select_for_update(no_key=True).select_related("benchmark").get(pk=job.pk)
     maintainer = is_maintainer(actor)
-    if not maintainer:
-        if job.submitted_by_id != actor.pk:
-            raise PermissionDenied("Only maintainers may retry other people's jobs.")
-        if job.status != JobStatus.FAILED or job.failure_reason not in INFRASTRUCTURE_FAILURES:
-            raise PermissionDenied(
-                "You may re-run a job that failed for an infrastructure reason "
-                f"({', '.join(INFRASTRUCTURE_FAILURES)}); this one "
-                f"{'failed with ' + job.failure_reason if job.failure_reason else 'is ' + job.status}. "
-                "Ask a maintainer, or fix the cause and submit again.")
-    if JobStatus.QUEUED not in JOB_TRANSITIONS.get(job.status, ()) or job.status == JobStatus.RUNNING:
+    if not maintainer and job.submitted_by_id != actor.pk:
+        raise PermissionDenied("Only maintainers may retry other people's jobs.")
+    if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
         raise InvalidTransition(current=job.status, target=JobStatus.QUEUED,
                                 allowed=list(JOB_TRANSITIONS.get(job.status, ())))
+    if not maintainer and (job.status != JobStatus.FAILED or job.failure_reason not in INFRASTRUCTURE_FAILURES):
+        raise PermissionDenied(
+            "You may re-run a job that failed for an infrastructure reason "
+            f"({', '.join(INFRASTRUCTURE_FAILURES)}); this one ended {job.status}"
+            f"{' with ' + job.failure_reason if job.failure_reason else ''}. "
+            "Ask a maintainer, or fix the cause and submit again.")
     if job.verifies_id is None:
         newer = (BenchmarkJob.objects.filter(revision_id=job.revision_id, benchmark_id=job.benchmark_id,
                                              benchmark_version=job.benchmark_version, config_hash=job.config_hash,

@@ -101,7 +101,7 @@ def _bump_record(model: Any, filters: dict[str, Any], agreed: bool) -> None:
 
 def _judge(*, verifier: BenchmarkJob, verifier_result: JobResult) -> None:
     original = BenchmarkJob.objects.select_related("benchmark", "spec").get(pk=verifier.verifies_id)
-    result = JobResult.objects.select_for_update().filter(job=original).first()
+    result = JobResult.objects.select_for_update(no_key=True).filter(job=original).first()
     if result is None:
         return
     metric = _primary(original) or ""
@@ -171,7 +171,8 @@ def verification_request(*, job: BenchmarkJob, actor: Any) -> tuple[BenchmarkJob
     with transaction.atomic():
         if not staff:
             _lock_submitter(actor)
-        original = BenchmarkJob.objects.select_for_update(of=("self",)).select_related("benchmark").get(pk=job.pk)
+        original = (BenchmarkJob.objects.select_for_update(no_key=True, of=("self",)).select_related("benchmark")
+                    .get(pk=job.pk))
         if original.status != JobStatus.SUCCEEDED:
             raise InvalidTransition(current=original.status, target="verified", allowed=[])
         running = (BenchmarkJob.objects.filter(verifies=original, status__in=ACTIVE_JOB_STATUSES)
@@ -193,7 +194,7 @@ def verification_resolve(*, verification: ResultVerification, actor: Any, accept
     """Maintainers settle a disputed result: accept the original (verified) or leave it unverified."""
     if not is_maintainer(actor):
         raise PermissionDenied("Only maintainers resolve disputed results.")
-    result = JobResult.objects.select_for_update().get(pk=verification.result_id)
+    result = JobResult.objects.select_for_update(no_key=True).get(pk=verification.result_id)
     before = result.verification_status
     now = timezone.now()
     if accept_original:

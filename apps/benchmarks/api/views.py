@@ -211,7 +211,6 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(responses={200: OpenApiResponse(description="The reproducibility bundle (JSON)")})
-    @action(detail=True, methods=["get"], url_path="bundle.json", url_name="bundle")
     def bundle(self, request: Request, pk: str | None = None) -> Response:
         """The reproducibility bundle bound to the job's score: runner and version, config, dtype, seed, dataset
         and artifact sha256s, environment, verification record."""

@@ -26,8 +26,11 @@ def engine_settings(settings):  # type: ignore[no-untyped-def]
 @pytest.fixture(autouse=True)
 def sent(monkeypatch) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
     """Unit tests talk to no broker: run_job messages are recorded as (job id, broker queue)."""
+    from apps.benchmarks import dispatch
+
     calls: list[tuple[int, str]] = []
-    monkeypatch.setattr("apps.benchmarks.dispatch.send_run_job", lambda job_id, queue: calls.append((job_id, queue)))
+    monkeypatch.setattr(dispatch, "send_run_job", lambda job_id, queue: calls.append((job_id, queue)))
+    monkeypatch.setattr(dispatch, "_broker_down_until", [0.0])
     return calls
 
 

@@ -463,6 +463,23 @@ class TestRecovery:
         job.refresh_from_db()
         assert job.dispatched_at is None
 
+    def test_after_a_failed_publish_submissions_leave_the_broker_alone_for_a_while(
+            self, alice, alice_variant, noop, monkeypatch, sent):
+        attempts: list[int] = []
+
+        def broker_down(job_id, queue):  # type: ignore[no-untyped-def]
+            attempts.append(job_id)
+            raise ConnectionError("broker down")
+
+        monkeypatch.setattr("apps.benchmarks.dispatch.send_run_job", broker_down)
+        submit(alice, alice_variant, noop, steps=1)
+        assert dispatch.jobs_dispatch(queue="bench.cpu", force=False) == 0 and len(attempts) == 1
+        assert dispatch.jobs_dispatch(queue="bench.cpu", force=False) == 0 and len(attempts) == 1
+        dispatch.jobs_recover()  # the beat always tries
+        assert len(attempts) == 2
+        monkeypatch.setattr("apps.benchmarks.dispatch.send_run_job", lambda job_id, queue: sent.append(job_id))
+        assert dispatch.jobs_recover()["dispatched"] == 1
+
     def test_lost_messages_are_released_and_sent_again(self, alice, alice_variant, noop, sent, settings):
         dispatch.worker_seen(name="w1@h", queues=["bench.cpu"])
         first, _ = submit(alice, alice_variant, noop, steps=1)

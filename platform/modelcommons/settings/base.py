@@ -260,8 +260,6 @@ MC_ARTIFACT_RECORD_MAX_BYTES = env.int("MC_ARTIFACT_RECORD_MAX_BYTES", default=2
 # file:// artifact URIs point workers at their own disk: development only.
 MC_ARTIFACT_ALLOW_FILE_URIS = env.bool("MC_ARTIFACT_ALLOW_FILE_URIS", default=False)
 
-# --- Reviews, notifications, webhooks (issue 5) ------------------------------------------------------------
-# Publish automatically (actor: the platform) as soon as the publication gate holds.
 # --- Benchmark engine (issue 4) -----------------------------------------------------------------------
 # Fair-share dispatch keeps at most this many sent-but-unclaimed messages per broker queue (about the
 # number of worker slots consuming it): more keeps fast workers busier, fewer keeps the queue fairer.
@@ -270,6 +268,11 @@ MC_DISPATCH_EVERY_S = env.float("MC_DISPATCH_EVERY_S", default=5.0)
 # Publishing to a down broker fails fast: the job stays in the database and the beat sends it later.
 MC_DISPATCH_RETRY_POLICY = {"max_retries": env.int("MC_DISPATCH_PUBLISH_RETRIES", default=1),
                             "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+MC_DISPATCH_BROKER_BACKOFF_S = env.float("MC_DISPATCH_BROKER_BACKOFF_S", default=5.0)
+# Celery's Django fixup closes every database connection before and after each task unless this is set: a
+# new PostgreSQL connection per job costs more than the whole no-op job. Workers keep their connection for
+# this many tasks (CONN_MAX_AGE and CONN_HEALTH_CHECKS still apply: run_job checks it first).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # A sent message not claimed after this long is sent again whatever the reason (the broker's visibility
 # timeout: by then a Redis broker would redeliver it anyway).
 MC_JOB_REDISPATCH_MAX_S = env.int("MC_JOB_REDISPATCH_MAX_S", default=3600)
@@ -295,6 +298,8 @@ CELERY_BEAT_SCHEDULE["jobs-dispatch"] = {
     "schedule": timedelta(seconds=MC_DISPATCH_EVERY_S),
 }
 
+# --- Reviews, notifications, webhooks (issue 5) ------------------------------------------------------------
+# Publish automatically (actor: the platform) as soon as the publication gate holds.
 MC_AUTO_PUBLISH = env.bool("MC_AUTO_PUBLISH", default=False)
 # Assign this many least-loaded reviewers to each submitted revision (0: reviewers self-assign from the queue).
 MC_REVIEW_AUTO_ASSIGN = env.int("MC_REVIEW_AUTO_ASSIGN", default=0)

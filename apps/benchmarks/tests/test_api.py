@@ -1,0 +1,336 @@
+"""HTTP: benchmarks, jobs, blocklist — auth, roles, scopes, 404-not-403, problems, idempotency, query counts."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.benchmarks import services
+from apps.benchmarks.choices import JobStatus
+from apps.benchmarks.models import BenchmarkJob, JobResult
+
+pytestmark = pytest.mark.django_db
+
+NEW_BENCHMARK = {
+    "slug": "tiny", "name": "Tiny", "runner": "noop", "task": "text-classification",
+    "metrics": [{"name": "ok", "higher_is_better": True, "primary": True}],
+    "config_schema": {"type": "object", "properties": {"steps": {"type": "integer", "minimum": 1}}},
+    "default_config": {"steps": 1},
+    "dataset": {"uri": "fixtures/none.jsonl", "sha256": "a" * 64, "license": "cc-by-4.0", "size_bytes": 10},
+    "resource_class": "cpu", "timeout_s": 60, "max_attempts": 2, "tolerance": 0.02,
+}
+
+
+def post_job(client, variant, benchmark="noop", headers=None, **extra):  # type: ignore[no-untyped-def]
+    return client.post("/api/v1/jobs/", {"variant": variant.full_name, "benchmark": benchmark, **extra},
+                       format="json", headers=headers)
+
+
+def finish(job, metrics=None, worker="w1@h"):  # type: ignore[no-untyped-def]
+    claimed = services.job_claim(job_id=job["id"] if isinstance(job, dict) else job.pk, worker=worker)
+    return services.job_complete(job_id=claimed.pk, attempt=claimed.attempts, metrics=metrics or {"ok": 1.0},
+                                 stderr={"ok": 0.0}, samples=1, duration_s=0.1, runner="noop",
+                                 runner_version="1.0.0", environment={"python": "3.11.9"})
+
+
+# --- benchmarks -------------------------------------------------------------------------------------------
+
+class TestBenchmarksApi:
+    def test_anyone_reads_benchmarks(self, api, noop):
+        body = api.get("/api/v1/benchmarks/").json()
+        assert [b["slug"] for b in body["results"]] == ["noop"]
+        detail = api.get("/api/v1/benchmarks/noop/")
+        assert detail.status_code == 200 and detail["ETag"]
+        data = detail.json()
+        assert data["versions"] == ["1"] and data["queue"] == "bench.cpu"
+        assert set(data["dataset"]) == {"uri", "sha256", "license", "size_bytes"}
+        assert api.get("/api/v1/benchmarks/nope/").status_code == 404
+
+    def test_maintainer_creates_with_every_field(self, maintainer, client_for):
+        resp = client_for(maintainer).post("/api/v1/benchmarks/", NEW_BENCHMARK, format="json")
+        assert resp.status_code == 201, resp.json()
+        body = resp.json()
+        assert body["version"] == "1" and body["dataset"]["sha256"] == "a" * 64 and body["tolerance"] == 0.02
+        assert body["default_config"] == {"steps": 1} and body["max_attempts"] == 2
+
+    @pytest.mark.parametrize(("change", "field"), [
+        ({"runner": "missing-runner"}, "runner"),
+        ({"config_schema": {"type": "object", "properties": {"x": {"type": 5}}}}, "config_schema"),
+        ({"config_schema": "not a schema"}, "config_schema"),
+        ({"default_config": {"steps": 0}}, "default_config"),
+        ({"metrics": []}, "metrics"),
+        ({"resource_class": "tpu"}, "resource_class"),
+        ({"tolerance": -0.1}, "tolerance"),
+        ({"slug": "Not A Slug"}, "slug"),
+    ])
+    def test_invalid_definitions_are_400_with_the_field(self, maintainer, client_for, change, field):
+        resp = client_for(maintainer).post("/api/v1/benchmarks/", {**NEW_BENCHMARK, **change}, format="json")
+        assert resp.status_code == 400, resp.json()
+        assert resp["Content-Type"].startswith("application/problem+json")
+        assert any(key.startswith(field) for key in resp.json()["errors"])
+
+    def test_contributors_and_anonymous_cannot_write(self, api, alice, client_for, noop):
+        assert api.post("/api/v1/benchmarks/", NEW_BENCHMARK, format="json").status_code == 401
+        assert client_for(alice).post("/api/v1/benchmarks/", NEW_BENCHMARK, format="json").status_code == 403
+        assert client_for(alice).patch("/api/v1/benchmarks/noop/", {"name": "x"}, format="json").status_code == 403
+
+    def test_maintainer_token_needs_the_admin_scope(self, maintainer, client_for):
+        client = client_for(maintainer, scopes=("read", "write"))
+        # client_for adds `admin` for maintainers; take it away again
+        from apps.accounts.models import PersonalAccessToken
+
+        PersonalAccessToken.objects.filter(user=maintainer).update(scopes=["read", "write"])
+        assert client.post("/api/v1/benchmarks/", NEW_BENCHMARK, format="json").status_code == 403
+
+    def test_patch_bumps_the_version_and_honours_if_match(self, maintainer, client_for, noop):
+        client = client_for(maintainer)
+        etag = client.get("/api/v1/benchmarks/noop/")["ETag"]
+        stale = client.patch("/api/v1/benchmarks/noop/", {"description": "x"}, format="json",
+                             HTTP_IF_MATCH='"stale"')
+        assert stale.status_code == 412
+        resp = client.patch("/api/v1/benchmarks/noop/", {"default_config": {"steps": 2}}, format="json",
+                            HTTP_IF_MATCH=etag)
+        assert resp.status_code == 200, resp.json()
+        assert resp.json()["version"] == "2" and resp.json()["versions"] == ["2", "1"]
+        assert resp["ETag"] != etag
+        cosmetic = client.patch("/api/v1/benchmarks/noop/", {"description": "better words"}, format="json")
+        assert cosmetic.json()["version"] == "2"
+        assert client.patch("/api/v1/benchmarks/noop/", {"slug": "other"}, format="json").status_code == 400
+
+    def test_patch_dataset_keeps_the_fields_not_given(self, maintainer, client_for):
+        client = client_for(maintainer)
+        client.post("/api/v1/benchmarks/", NEW_BENCHMARK, format="json")
+        resp = client.patch("/api/v1/benchmarks/tiny/", {"dataset": {"license": "mit"}}, format="json")
+        assert resp.status_code == 200
+        assert resp.json()["dataset"] == {**NEW_BENCHMARK["dataset"], "license": "mit"}
+        assert resp.json()["version"] == "1"
+
+    def test_list_query_count_is_flat(self, api, make_benchmark):
+        make_benchmark(slug="b0")
+        with CaptureQueriesContext(connection) as one:
+            api.get("/api/v1/benchmarks/")
+        for i in range(1, 12):
+            make_benchmark(slug=f"b{i}")
+        with CaptureQueriesContext(connection) as many:
+            assert len(api.get("/api/v1/benchmarks/").json()["results"]) == 12
+        assert len(one) == len(many)
+
+
+# --- jobs -------------------------------------------------------------------------------------------------
+
+class TestJobsApi:
+    def test_submit_returns_the_job_and_dedupes(self, alice, client_for, alice_variant, noop):
+        client = client_for(alice)
+        resp = post_job(client, alice_variant, config={"steps": 2})
+        assert resp.status_code == 201, resp.json()
+        job = resp.json()
+        assert job["status"] == "queued" and job["variant"] == "alice/alice-model" and job["revision"] == 1
+        assert job["progress"] == {"done": 0, "total": 0, "percent": 0.0, "eta_s": None}
+        assert job["queue_position"] == 1 and job["attempts"] == 0 and job["result"] is None
+        assert job["submitted_by"] == "alice" and job["benchmark_version"] == "1"
+        again = post_job(client, alice_variant, config={"steps": 2})
+        assert again.status_code == 200 and again.json()["id"] == job["id"]
+
+    def test_submission_needs_the_jobs_scope(self, alice, client_for, alice_variant, noop, api):
+        assert post_job(api, alice_variant).status_code == 401
+        assert post_job(client_for(alice, scopes=("read", "write")), alice_variant).status_code == 403
+
+    @pytest.mark.parametrize(("body", "field"), [
+        ({"variant": "alice/nope", "benchmark": "noop"}, "variant"),
+        ({"variant": "alice/alice-model", "benchmark": "nope"}, "benchmark"),
+        ({"variant": "alice/alice-model", "benchmark": "noop", "revision": 7}, "revision"),
+        ({"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": "two"}}, "config"),
+        ({"variant": "alice/alice-model", "benchmark": "noop", "config": []}, "config"),
+        ({"variant": "alice/alice-model"}, "benchmark"),
+    ])
+    def test_bad_submissions_are_400_with_errors(self, alice, client_for, alice_variant, noop, body, field):
+        resp = client_for(alice).post("/api/v1/jobs/", body, format="json")
+        assert resp.status_code == 400, resp.json()
+        assert any(key.startswith(field) for key in resp.json()["errors"])
+
+    def test_someone_elses_draft_is_unknown(self, bob, client_for, make_variant, alice, noop):
+        draft = make_variant(alice, "secret", public=False)
+        resp = post_job(client_for(bob), draft)
+        assert resp.status_code == 400 and resp.json()["errors"]["variant"] == ["No variant 'alice/secret'."]
+
+    def test_submission_checks_give_each_reason(self, alice, client_for, make_variant, maintainer, noop):
+        bad = make_variant(alice, "bad", card="short", license="")
+        services.blocklist_add(variant=bad, reason="spam", actor=maintainer)
+        resp = post_job(client_for(alice), bad)
+        assert resp.status_code == 400
+        body = resp.json()
+        assert set(body["errors"]) == {"card", "license", "variant"}
+        assert body["checks"] == ["card_too_short", "license_missing", "variant_blocked"]
+
+    def test_over_quota_is_429_naming_the_limit_with_retry_after(self, alice, client_for, alice_variant, noop,
+                                                               settings):
+        settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 1
+        client = client_for(alice)
+        assert post_job(client, alice_variant, config={"steps": 1}).status_code == 201
+        resp = post_job(client, alice_variant, config={"steps": 2})
+        assert resp.status_code == 429
+        assert int(resp["Retry-After"]) >= 1
+        body = resp.json()
+        assert body["limit"] == "max_active_jobs" and body["retry_after"] == int(resp["Retry-After"])
+
+    def test_priority_is_ignored_for_contributors(self, alice, maintainer, client_for, alice_variant, noop):
+        assert post_job(client_for(alice), alice_variant, priority=50).json()["priority"] == 0
+        resp = post_job(client_for(maintainer), alice_variant, priority=50, config={"steps": 3})
+        assert resp.json()["priority"] == 50
+
+    def test_mass_assignment_of_status_and_owner_is_ignored(self, alice, client_for, alice_variant, noop):
+        resp = post_job(client_for(alice), alice_variant, status="succeeded", submitted_by="bob", attempts=9,
+                        result={"metrics": {"ok": 1}})
+        assert resp.status_code == 201
+        job = BenchmarkJob.objects.get(pk=resp.json()["id"])
+        assert job.status == JobStatus.QUEUED and job.submitted_by == alice and job.attempts == 0
+        assert not JobResult.objects.filter(job=job).exists()
+
+    def test_idempotency_key_replays_the_first_response(self, alice, client_for, alice_variant, noop):
+        client = client_for(alice)
+        first = post_job(client, alice_variant, config={"steps": 4}, headers={"Idempotency-Key": "k-1"})
+        assert first.status_code == 201 and first["Idempotent-Replayed"] == "false"
+        BenchmarkJob.objects.filter(pk=first.json()["id"]).update(status=JobStatus.CANCELLED)
+        replay = post_job(client, alice_variant, config={"steps": 4}, headers={"Idempotency-Key": "k-1"})
+        # the first response, not a new job (without the key, a new job would be made: the old one is cancelled)
+        assert replay.status_code == 201 and replay.json() == first.json() and replay["Idempotent-Replayed"] == "true"
+        assert BenchmarkJob.objects.count() == 1
+        other_body = post_job(client, alice_variant, config={"steps": 5}, headers={"Idempotency-Key": "k-1"})
+        assert other_body.status_code == 422 and other_body.json()["type"].endswith("idempotency-key-reused")
+
+    def test_idempotency_keys_belong_to_their_user_and_errors_are_not_stored(self, alice, bob, client_for,
+                                                                            alice_variant, make_variant, noop):
+        bad = post_job(client_for(alice), alice_variant, config={"steps": 0}, headers={"Idempotency-Key": "k"})
+        assert bad.status_code == 400
+        good = post_job(client_for(alice), alice_variant, config={"steps": 1}, headers={"Idempotency-Key": "k"})
+        assert good.status_code == 201
+        bobs = post_job(client_for(bob), make_variant(bob, "bobs"), headers={"Idempotency-Key": "k"})
+        assert bobs.status_code == 201 and bobs.json()["id"] != good.json()["id"]
+        too_long = post_job(client_for(alice), alice_variant, headers={"Idempotency-Key": "x" * 300})
+        assert too_long.status_code == 400
+
+    def test_visibility_of_jobs_404_not_403(self, alice, bob, reviewer, api, client_for, make_variant, noop):
+        draft = make_variant(alice, "secret", public=False)
+        job, _ = services.job_submit(actor=alice, revision=draft.current_revision, benchmark=noop)
+        url = f"/api/v1/jobs/{job.pk}/"
+        assert api.get(url).status_code == 404
+        assert client_for(bob).get(url).status_code == 404
+        assert client_for(bob).post(url + "cancel/").status_code == 404
+        assert client_for(alice).get(url).status_code == 200
+        assert client_for(reviewer).get(url).status_code == 200
+        assert api.get("/api/v1/jobs/abc/").status_code == 404
+
+    def test_cancel_by_owner_or_maintainer_only(self, alice, bob, maintainer, client_for, alice_variant, noop):
+        job = post_job(client_for(alice), alice_variant).json()
+        assert client_for(bob).post(f"/api/v1/jobs/{job['id']}/cancel/").status_code == 403
+        resp = client_for(alice).post(f"/api/v1/jobs/{job['id']}/cancel/")
+        assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+        assert resp.json()["failure"]["reason"] == "cancelled"
+        again = client_for(maintainer).post(f"/api/v1/jobs/{job['id']}/cancel/")
+        assert again.status_code == 409 and "allowed" in again.json()
+
+    def test_retry_rules(self, alice, maintainer, client_for, alice_variant, noop):
+        job = post_job(client_for(alice), alice_variant).json()
+        claimed = services.job_claim(job_id=job["id"], worker="w1@h")
+        BenchmarkJob.objects.filter(pk=job["id"]).update(max_attempts=1)
+        services.job_fail(job_id=job["id"], attempt=claimed.attempts, reason="worker_lost", message="gone")
+        failed = client_for(alice).get(f"/api/v1/jobs/{job['id']}/").json()
+        assert failed["failure"] == {"reason": "worker_lost", "message": "gone", "infrastructure": True}
+        resp = client_for(alice).post(f"/api/v1/jobs/{job['id']}/retry/")
+        assert resp.status_code == 200 and resp.json()["status"] == "queued"
+        assert resp.json()["counts_against_quota"] is False
+        assert client_for(alice).post(f"/api/v1/jobs/{job['id']}/retry/").status_code == 409
+
+    def test_verify_and_bundle(self, alice, bob, api, client_for, alice_variant, noop):
+        client = client_for(alice)
+        job = post_job(client, alice_variant, config={"steps": 1, "seed": 7}).json()
+        assert api.get(f"/api/v1/jobs/{job['id']}/bundle.json").status_code == 409
+        assert client.post(f"/api/v1/jobs/{job['id']}/verify/").status_code == 409
+        finish(job)
+        done = api.get(f"/api/v1/jobs/{job['id']}/").json()
+        assert done["result"]["metrics"] == {"ok": 1.0} and done["result"]["verified"] is False
+        assert done["result"]["bundle"] == f"/api/v1/jobs/{job['id']}/bundle.json"
+        bundle = api.get(done["result"]["bundle"])
+        assert bundle.status_code == 200 and "attachment" in bundle["Content-Disposition"]
+        data = bundle.json()
+        assert data["runner"] == {"key": "noop", "name": "noop", "version": "1.0.0"}
+        assert data["config"] == {"steps": 1, "seed": 7} and data["seed"] == 0
+        assert data["dataset"]["sha256"] is None and data["benchmark"]["version"] == "1"
+        assert data["artifacts"] == [{"path": "model.onnx", "format": "onnx", "sha256": "0" * 64, "size_bytes": 1,
+                                      "uri": ""}]
+        assert data["environment"] == {"python": "3.11.9"} and data["variant"] == "alice/alice-model"
+        assert client_for(bob).post(f"/api/v1/jobs/{job['id']}/verify/").status_code == 403
+        check = client.post(f"/api/v1/jobs/{job['id']}/verify/")
+        assert check.status_code == 201 and check.json()["verifies"] == job["id"]
+        assert client.post(f"/api/v1/jobs/{job['id']}/verify/").status_code == 200
+        finish(check.json(), worker="w2@h")
+        verified = api.get(f"/api/v1/jobs/{job['id']}/").json()["result"]
+        assert verified["verified"] is True and verified["verification_status"] == "verified"
+        assert api.get(f"/api/v1/jobs/{job['id']}/bundle.json").json()["verifications"][0]["agreed"] is True
+
+    def test_filters(self, alice, bob, client_for, alice_variant, make_variant, noop):
+        post_job(client_for(alice), alice_variant)
+        post_job(client_for(bob), make_variant(bob, "bobs"))
+        client = client_for(alice)
+        assert len(client.get("/api/v1/jobs/?mine=true").json()["results"]) == 1
+        assert len(client.get("/api/v1/jobs/?variant=bob/bobs").json()["results"]) == 1
+        assert len(client.get("/api/v1/jobs/?status=queued&benchmark=noop").json()["results"]) == 2
+        assert client.get("/api/v1/jobs/?status=bogus").status_code == 400
+
+    def test_list_query_count_is_flat_and_positions_follow_fair_share(self, alice, bob, api, client_for,
+                                                                      alice_variant, make_variant, noop):
+        alice.max_active_jobs = 100
+        alice.save()
+        services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop,
+                            config={"steps": 1})
+        client = client_for(alice)
+        client.get("/api/v1/jobs/")  # warm the token (first use writes last_used_at)
+        with CaptureQueriesContext(connection) as one:
+            assert len(client.get("/api/v1/jobs/").json()["results"]) == 1
+        for i in range(2, 13):
+            services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop,
+                                config={"steps": i})
+        bobs, _ = services.job_submit(actor=bob, revision=make_variant(bob, "bobs").current_revision,
+                                      benchmark=noop)
+        finish(BenchmarkJob.objects.get(config={"steps": 12}))
+        with CaptureQueriesContext(connection) as many:
+            results = client.get("/api/v1/jobs/").json()["results"]
+        assert len(results) == 13
+        assert len(one) == len(many)
+        positions = {r["id"]: r["queue_position"] for r in results}
+        # Bob's single job is second in line: after Alice's first, before the rest of her backlog
+        assert positions[bobs.pk] == 2 and sorted(p for p in positions.values() if p) == list(range(1, 13))
+        eta = [r["progress"]["eta_s"] for r in results if r["status"] == "queued"]
+        assert eta and all(e is not None and e >= 0 for e in eta)
+
+
+# --- blocklist --------------------------------------------------------------------------------------------
+
+class TestBlocklistApi:
+    def test_maintainers_manage_the_blocklist(self, maintainer, alice, client_for, alice_variant):
+        client = client_for(maintainer)
+        resp = client.post("/api/v1/blocklist/", {"variant": "alice/alice-model", "reason": "spam"}, format="json")
+        assert resp.status_code == 201 and resp.json()["variant"] == "alice/alice-model"
+        entry = resp.json()["id"]
+        assert client.post("/api/v1/blocklist/", {"variant": "alice/alice-model", "reason": "x"},
+                           format="json").status_code == 409
+        assert client.post("/api/v1/blocklist/", {"variant": "alice/none", "reason": "x"},
+                           format="json").status_code == 400
+        assert client_for(alice).get("/api/v1/blocklist/").status_code == 403
+        assert client_for(alice).get(f"/api/v1/blocklist/{entry}/").status_code == 404
+        assert client_for(alice).delete(f"/api/v1/blocklist/{entry}/").status_code == 404
+        assert client.get(f"/api/v1/blocklist/{entry}/").status_code == 200
+        assert client.delete(f"/api/v1/blocklist/{entry}/").status_code == 204
+
+    def test_list_query_count_is_flat(self, maintainer, alice, client_for, make_variant):
+        client = client_for(maintainer)
+        services.blocklist_add(variant=make_variant(alice, "v0"), reason="r", actor=maintainer)
+        client.get("/api/v1/blocklist/")
+        with CaptureQueriesContext(connection) as one:
+            client.get("/api/v1/blocklist/")
+        for i in range(1, 12):
+            services.blocklist_add(variant=make_variant(alice, f"v{i}"), reason="r", actor=maintainer)
+        with CaptureQueriesContext(connection) as many:
+            assert len(client.get("/api/v1/blocklist/").json()["results"]) == 12
+        assert len(one) == len(many)

@@ -1,0 +1,306 @@
+"""Job pipeline throughput (SPEC §6). Run by `make bench`; it prints numbers, it asserts nothing.
+
+    DATABASE_URL=postgres://root@127.0.0.1:5432/<db> CELERY_BROKER_URL=redis://127.0.0.1:6379/<n> \\
+        python tests/perf/bench_pipeline.py [--jobs 2000] [--workers 2] [--concurrency 1] [--rounds 2]
+
+1. Creates a throw-away database (`test_<db>`, destroyed at the end), migrates it, and makes a `noop` benchmark,
+   a variant and a submitter whose quota allows every job.
+2. Starts `--workers` real `celery worker` processes (each `--concurrency` pool processes) on the configured
+   broker, consuming both the engine's queue (`bench.cpu`) and a raw queue.
+3. Each round measures, on the same workers, Redis and PostgreSQL:
+   - raw Celery: `--jobs` no-op tasks published with `apply_async` and drained (each task only INCRs a Redis
+     counter, so completion can be seen); end to end, from the first publish to the last task done;
+   - the pipeline: `--jobs` jobs submitted one by one through the service layer (`job_submit`: validation,
+     submission checks, dedupe, quota with the submitter row locked, audit, fair-share dispatch after commit),
+     each claimed, run by the `noop` runner and its result written by a worker; end to end, from the first
+     submission to the last result.
+   It prints both throughputs, their ratio (target >= 0.5), and the time each job spent from commit to claim
+   (p50/p95) in that burst.
+4. Then the idle latency: single jobs submitted one at a time into an empty queue, commit -> claim p50/p95.
+
+Adaptive spot checks are off here (MC_SPOT_CHECKS=0): with them, every job of a new submitter is run twice,
+which is a policy, not pipeline overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelcommons.settings.test")
+os.environ.setdefault("MC_VAR_DIR", "/tmp/mc-bench-pipeline")
+
+RAW_QUEUE = "bench.raw"
+COUNTER_KEY = "mc-bench-pipeline-done"
+WORKER_ENV = {
+    "MC_SPOT_CHECKS": "0",
+    "MC_JOB_HEARTBEAT_S": "5",
+    "LOG_LEVEL": "WARNING",
+}
+
+try:  # the raw no-op task, imported by the workers with `-I tests.perf.bench_pipeline`
+    from celery import shared_task
+
+    @shared_task(name="bench.raw_noop", ignore_result=True, acks_late=True)
+    def raw_noop(i: int) -> None:
+        """No work at all, except telling the bench it ran."""
+        from modelcommons.celery import app
+
+        with app.connection_for_write() as conn:
+            conn.default_channel.client.incr(COUNTER_KEY)
+except ImportError:  # pragma: no cover - celery is a core dependency
+    pass
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def setup() -> Any:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        print(f"note: running on {connection.vendor}; the SPEC target is measured on PostgreSQL (set DATABASE_URL)")
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        print(f"note: broker {settings.CELERY_BROKER_URL}; the SPEC target is measured on Redis "
+              f"(set CELERY_BROKER_URL)")
+    settings.DEBUG = False
+    settings.MC_SPOT_CHECKS = False
+    return connection.creation.create_test_db(verbosity=0, autoclobber=True)
+
+
+def teardown(old_name: Any) -> None:
+    from django.db import connection
+
+    connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def make_world(variants: int) -> dict[str, Any]:
+    """A maintainer, a submitter whose quota allows everything, the `noop` benchmark, and `variants` published
+    variants with one revision each (jobs are spread over them, as a real queue's would be)."""
+    from apps.accounts.models import User
+    from apps.accounts.services import user_set_roles
+    from apps.benchmarks.services import benchmark_create
+    from apps.registry.models import Revision, Variant
+
+    maintainer = User.objects.create_user("bench-maintainer", password="x")
+    user_set_roles(user=maintainer, roles=["maintainer"], actor=None)
+    submitter = User.objects.create_user("bench-submitter", password="x", max_active_jobs=10**6,
+                                         daily_compute_seconds=10**9)
+    benchmark = benchmark_create(actor=maintainer, slug="noop", name="No-op", runner="noop",
+                                 metrics=[{"name": "ok", "primary": True}])
+    card = "# bench\n\n" + "A card long enough. " * 20
+    rows = Variant.objects.bulk_create([
+        Variant(owner=submitter, name=f"bench-model-{i}", relation="original", license="apache-2.0", card=card,
+                status="published", is_public=True) for i in range(variants)])
+    revisions = Revision.objects.bulk_create([
+        Revision(variant=v, number=1, created_by=submitter, status="published") for v in rows])
+    for variant, revision in zip(rows, revisions, strict=True):
+        variant.current_revision = revision
+    Variant.objects.bulk_update(rows, ["current_revision"])
+    revisions = list(Revision.objects.select_related("variant").filter(variant__in=rows).order_by("id"))
+    return {"submitter": submitter, "benchmark": benchmark, "revisions": revisions}
+
+
+def database_url() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = s.get("USER") or ""
+    if s.get("PASSWORD"):
+        auth += f":{s['PASSWORD']}"
+    return f"postgres://{auth + '@' if auth else ''}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+class Worker:
+    def __init__(self, index: int, concurrency: int, buffer: int):
+        from django.conf import settings
+
+        self.name = f"bench{index}-{uuid.uuid4().hex[:4]}"
+        self.log_path = Path(settings.VAR_DIR) / f"{self.name}.log"
+        env = {**os.environ, **WORKER_ENV, "DATABASE_URL": database_url(),
+               "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "MC_DISPATCH_BUFFER": str(buffer),
+               "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}", "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test"}
+        self.log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "modelcommons", "worker", "-Q", f"bench.cpu,{RAW_QUEUE}",
+             "-c", str(concurrency), "-n", f"{self.name}@%h", "-I", "tests.perf.bench_pipeline",
+             "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self) -> None:
+        from apps.benchmarks.models import WorkerNode
+
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.log_path.read_text()[-3000:])
+            if WorkerNode.objects.filter(name__startswith=self.name + "@").exists():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker {self.name} not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def purge() -> None:
+    from modelcommons.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in ("bench.cpu", RAW_QUEUE):
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:  # noqa: BLE001 - not declared yet
+                pass
+
+
+def raw_round(n: int) -> float:
+    from modelcommons.celery import app
+
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        client.set(COUNTER_KEY, 0)
+        started = time.perf_counter()
+        with app.producer_or_acquire() as producer:
+            for i in range(n):
+                raw_noop.apply_async(args=[i], queue=RAW_QUEUE, producer=producer)
+        while int(client.get(COUNTER_KEY) or 0) < n:
+            time.sleep(0.005)
+        return time.perf_counter() - started
+
+
+_seed = [0]
+
+
+def next_seed() -> int:
+    """A fresh config per job: the same config would be deduplicated into the existing job."""
+    _seed[0] += 1
+    return _seed[0]
+
+
+def pipeline_round(world: dict[str, Any], n: int) -> tuple[float, list[float]]:
+    from django.db import connection
+
+    from apps.benchmarks.models import BenchmarkJob
+    from apps.benchmarks.services import job_submit
+
+    ids: list[int] = []
+    started = time.perf_counter()
+    for _ in range(n):
+        seed = next_seed()
+        revision = world["revisions"][seed % len(world["revisions"])]
+        job, created = job_submit(actor=world["submitter"], revision=revision, benchmark=world["benchmark"],
+                                  config={"seed": seed})
+        assert created
+        ids.append(job.pk)
+    done_query = BenchmarkJob.objects.filter(pk__gte=ids[0], pk__lte=ids[-1], status="succeeded")
+    while done_query.count() < n:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    connection.close()
+    rows = BenchmarkJob.objects.filter(pk__in=ids).values_list("queued_at", "started_at")
+    latencies = [(start - queued).total_seconds() for queued, start in rows]
+    return elapsed, latencies
+
+
+def idle_latency(world: dict[str, Any], n: int) -> list[float]:
+    from apps.benchmarks.models import BenchmarkJob
+    from apps.benchmarks.services import job_submit
+
+    latencies = []
+    for _ in range(n):
+        seed = next_seed()
+        job, _ = job_submit(actor=world["submitter"], revision=world["revisions"][seed % len(world["revisions"])],
+                            benchmark=world["benchmark"], config={"seed": seed})
+        query = BenchmarkJob.objects.filter(pk=job.pk, started_at__isnull=False).values_list("queued_at",
+                                                                                            "started_at")
+        while not (row := query.first()):
+            time.sleep(0.002)
+        latencies.append((row[1] - row[0]).total_seconds())
+        while BenchmarkJob.objects.filter(pk=job.pk, status="running").exists():
+            time.sleep(0.002)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=1, help="pool processes per worker")
+    parser.add_argument("--buffer", type=int, default=8, help="MC_DISPATCH_BUFFER (messages sent ahead)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--idle", type=int, default=50, help="single jobs for the idle commit->claim latency")
+    parser.add_argument("--variants", type=int, default=500, help="variants the jobs are spread over")
+    args = parser.parse_args()
+    # `timeout`/CI send SIGTERM: turn it into an exception so the workers are stopped and the database dropped.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    old_name = setup()
+    workers: list[Worker] = []
+    try:
+        from django.conf import settings
+
+        settings.MC_DISPATCH_BUFFER = args.buffer
+        world = make_world(args.variants)
+        purge()
+        workers = [Worker(i, args.concurrency, args.buffer) for i in range(args.workers)]
+        for worker in workers:
+            worker.wait_ready()
+        # warm both paths (imports, connections, pools) before timing
+        raw_round(50)
+        pipeline_round(world, 50)
+        from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
+
+        engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        print(f"{args.jobs} jobs over {args.variants} variants, {args.workers} workers x {args.concurrency} pool "
+              f"processes, {len(JOB_FINISHED_HOOKS)} job-finished hooks subscribed, dispatch buffer {args.buffer}, "
+              f"{engine}, broker {settings.CELERY_BROKER_URL.split('://')[0]}")
+        results = []
+        for r in range(args.rounds):
+            raw_s = raw_round(args.jobs)
+            ours_s, latencies = pipeline_round(world, args.jobs)
+            raw_tps, ours_tps = args.jobs / raw_s, args.jobs / ours_s
+            results.append((raw_tps, ours_tps))
+            print(f"round {r + 1}: raw celery {raw_tps:7.1f} tasks/s ({raw_s:5.2f} s) | pipeline {ours_tps:7.1f} "
+                  f"jobs/s ({ours_s:5.2f} s) | ratio {ours_tps / raw_tps:.2f} | commit->claim in the burst "
+                  f"p50 {percentile(latencies, 0.5) * 1000:.0f} ms p95 {percentile(latencies, 0.95) * 1000:.0f} ms")
+        ratios = [o / r for r, o in results]
+        print(f"pipeline / raw celery throughput: median ratio {statistics.median(ratios):.2f} "
+              f"(target >= 0.50)")
+        idle = idle_latency(world, args.idle)
+        print(f"idle commit->claim latency ({args.idle} single jobs): p50 {percentile(idle, 0.5) * 1000:.1f} ms, "
+              f"p95 {percentile(idle, 0.95) * 1000:.1f} ms")
+    finally:
+        for worker in workers:
+            worker.stop()
+        teardown(old_name)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,18 +3,24 @@ each calls a service per row (role checks, gate, row lock and audit happen there
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.accounts.models import User
 from apps.registry.models import Revision, Variant
 from apps.reviews import services as review_services
 from apps.reviews.choices import FlagAction
 from apps.reviews.models import Comment, Flag
 
 from .console import action_reason, run_bulk
+
+
+def me(request: Any) -> User:
+    """The signed-in user: these endpoints run only after IsAuthenticated (or as maintainer-only actions)."""
+    return cast(User, request.user)
 
 
 def _revisions(queryset: QuerySet[Any]) -> list[Revision]:
@@ -27,21 +33,21 @@ def _revisions(queryset: QuerySet[Any]) -> list[Revision]:
 @admin.action(description="Publish (checks the publication gate)")
 def publish_revisions(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     run_bulk(modeladmin, request, _revisions(queryset), "Published",  # type: ignore[arg-type]
-             lambda r: review_services.revision_publish(revision=r, actor=request.user,
+             lambda r: review_services.revision_publish(revision=r, actor=me(request),
                                                         reason=action_reason(request)))
 
 
 @admin.action(description="Unpublish (give a reason)")
 def unpublish_revisions(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     run_bulk(modeladmin, request, _revisions(queryset), "Unpublished",  # type: ignore[arg-type]
-             lambda r: review_services.revision_unpublish(revision=r, actor=request.user,
+             lambda r: review_services.revision_unpublish(revision=r, actor=me(request),
                                                           reason=action_reason(request)))
 
 
 @admin.action(description="Reject (give a reason)")
 def reject_revisions(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     run_bulk(modeladmin, request, _revisions(queryset), "Rejected",  # type: ignore[arg-type]
-             lambda r: review_services.revision_reject(revision=r, actor=request.user,
+             lambda r: review_services.revision_reject(revision=r, actor=me(request),
                                                        reason=action_reason(request)))
 
 
@@ -51,7 +57,7 @@ REVISION_ACTIONS = [publish_revisions, unpublish_revisions, reject_revisions]
 def _resolve(action: str, verb: str) -> Any:
     def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         run_bulk(modeladmin, request, queryset, verb,
-                 lambda f: review_services.flag_resolve(flag=f, actor=request.user, action=action,
+                 lambda f: review_services.flag_resolve(flag=f, actor=me(request), action=action,
                                                         reason=action_reason(request)))
     run.__name__ = f"flags_{action}"
     return run
@@ -71,13 +77,13 @@ FLAG_ACTIONS = [dismiss_flags, confirm_flags, unpublish_flags, ask_author_flags]
 @admin.action(description="Hide comments (give a reason)")
 def hide_comments(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Comment]) -> None:
     run_bulk(modeladmin, request, queryset, "Hid",
-             lambda c: review_services.comment_hide(comment=c, actor=request.user, reason=action_reason(request)))
+             lambda c: review_services.comment_hide(comment=c, actor=me(request), reason=action_reason(request)))
 
 
 @admin.action(description="Unhide comments")
 def unhide_comments(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Comment]) -> None:
     run_bulk(modeladmin, request, queryset, "Unhid",
-             lambda c: review_services.comment_unhide(comment=c, actor=request.user))
+             lambda c: review_services.comment_unhide(comment=c, actor=me(request)))
 
 
 COMMENT_ACTIONS = [hide_comments, unhide_comments]

@@ -41,32 +41,32 @@ class ModerationOverviewAdmin(MaintainerConsoleMixin, admin.ModelAdmin):
 class ArtifactInline(ReadOnlyInline):
     model = Artifact
     fields = ["path", "format", "size_bytes", "sha256", "uri", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
 
 
 class ReviewInline(ReadOnlyInline):
     model = Review
     fields = ["reviewer", "decision", "body", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
 
 
 class ReviewAssignmentInline(ReadOnlyInline):
     model = ReviewAssignment
     fields = ["reviewer", "assigned_by", "auto", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
 
 
 class JobInline(ReadOnlyInline):
     model = BenchmarkJob
     fields = ["benchmark", "status", "queue", "attempts", "submitted_by", "created_at", "finished_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
     ordering = ["-id"]
 
 
 class RevisionInline(ReadOnlyInline):
     model = Revision
     fields = ["number", "status", "created_by", "submitted_at", "status_changed_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
     fk_name = "variant"
 
 
@@ -74,7 +74,7 @@ class ParentInline(ReadOnlyInline):
     model = VariantParent
     fk_name = "child"
     fields = ["parent"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
     verbose_name = "parent"
     verbose_name_plural = "parents"
 
@@ -82,13 +82,13 @@ class ParentInline(ReadOnlyInline):
 class CommentInline(ReadOnlyInline):
     model = Comment
     fields = ["author", "body", "parent", "is_hidden", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
 
 
 class FlagInline(ReadOnlyInline):
     model = Flag
     fields = ["kind", "status", "resolution", "reporter", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
 
 
 def checklist_inline() -> type[admin.TabularInline] | None:
@@ -105,7 +105,7 @@ def checklist_inline() -> type[admin.TabularInline] | None:
     class ChecklistInline(ReadOnlyInline):
         model = checklist_model
         fields = ["level", "items_summary"]
-        readonly_fields = fields
+        readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
         verbose_name = "checklist"
         verbose_name_plural = "checklist items"
 

@@ -44,9 +44,9 @@ def _attach(model_admin: admin.ModelAdmin, *, actions: list[Any], inlines: list[
     names = {getattr(a, "__name__", a) for a in present}
     model_admin.actions = [*present, *[a for a in actions if a.__name__ not in names]]
     have = set(model_admin.inlines or [])
-    model_admin.inlines = [*list(model_admin.inlines or []), *[i for i in inlines if i not in have]]
+    model_admin.inlines = [*list(model_admin.inlines or []), *[i for i in inlines if i not in have]]  # type: ignore[misc]  # per-instance, on purpose
     if model_admin.action_form is admin.helpers.ActionForm:
-        model_admin.action_form = ReasonActionForm
+        model_admin.action_form = ReasonActionForm  # type: ignore[misc]
 
 
 def complete_admin(site: admin.AdminSite | None = None) -> None:

@@ -30,7 +30,8 @@ def moderation_overview(now: Any = None) -> dict[str, Any]:
                            failed_24h=Count("id", filter=Q(status__in=FAILED_STATES, finished_at__gte=since)))
                  .order_by("queue"))
     queues = []
-    for row in per_queue:
+    for values in per_queue:
+        row: dict[str, Any] = dict(values)  # values() rows with keys made per state
         oldest = row["oldest_queued"]
         queues.append({
             "queue": row["queue"],

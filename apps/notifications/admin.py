@@ -28,7 +28,7 @@ class NotificationPreferenceAdmin(MaintainerConsoleMixin, admin.ModelAdmin):
 class DeliveryInline(ReadOnlyInline):
     model = WebhookDelivery
     fields = ["message_id", "event", "status", "attempts", "last_status_code", "created_at", "delivered_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
     ordering = ["-id"]
 
 
@@ -45,7 +45,7 @@ class WebhookSubscriptionAdmin(MaintainerConsoleMixin, admin.ModelAdmin):
 class AttemptInline(ReadOnlyInline):
     model = WebhookAttempt
     fields = ["number", "started_at", "duration_ms", "status_code", "error", "response_excerpt"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
     show_change_link = False
 
 

@@ -43,7 +43,8 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hooks"
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{name}:{port}/hooks"
 
     def start(self) -> str:
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)

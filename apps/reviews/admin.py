@@ -44,7 +44,7 @@ class ReplyInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
     fields = ["author", "body", "is_hidden", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs widen `fields`
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False

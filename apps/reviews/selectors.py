@@ -44,7 +44,7 @@ def reviews_of(revision: Revision) -> QuerySet[Review]:
             .annotate(superseded=Q(decision__in=STANDING_DECISIONS) & _superseded()).order_by("id"))
 
 
-def _standing_count(decision: str) -> Subquery:
+def _standing_count(decision: str) -> Coalesce:
     later = Review.objects.filter(revision=OuterRef("revision"), reviewer=OuterRef("reviewer"),
                                   decision__in=STANDING_DECISIONS, id__gt=OuterRef("id"))
     latest = (Review.objects.filter(revision=OuterRef("pk"), decision=decision)

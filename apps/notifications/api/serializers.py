@@ -121,7 +121,7 @@ class WebhookAttemptSerializer(serializers.ModelSerializer):
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):
-    redelivery_of = serializers.PrimaryKeyRelatedField(read_only=True)
+    redelivery_of: serializers.Field = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
         model = WebhookDelivery

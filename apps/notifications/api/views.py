@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django.shortcuts import get_object_or_404
@@ -14,6 +14,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.accounts.models import User
 from apps.accounts.permissions import TokenScopePermission
 from apps.core.filters import StrictBooleanFilter, StrictFilterSet
 from apps.core.pagination import CursorPagination
@@ -36,6 +37,11 @@ from .serializers import (
 )
 
 AUTHENTICATED = [permissions.IsAuthenticated, TokenScopePermission]
+def me(request: Any) -> User:
+    """The signed-in user: these endpoints run only after IsAuthenticated (or as maintainer-only actions)."""
+    return cast(User, request.user)
+
+
 JSON_ONLY = [JSONParser]
 
 
@@ -62,13 +68,13 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return Notification.objects.none()
-        return Notification.objects.filter(user=self.request.user).order_by("-id")
+        return Notification.objects.filter(user=me(self.request)).order_by("-id")
 
     @extend_schema(request=None, responses={200: NotificationSerializer})
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str | None = None) -> Response:
         notification = self.get_object()
-        services.notifications_mark_read(user=request.user, ids=[notification.pk])
+        services.notifications_mark_read(user=me(request), ids=[notification.pk])
         notification.refresh_from_db()
         return Response(NotificationSerializer(notification).data)
 
@@ -77,7 +83,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def read_all(self, request: Request) -> Response:
         incoming = MarkReadSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        marked = services.notifications_mark_read(user=request.user, ids=incoming.validated_data.get("ids"))
+        marked = services.notifications_mark_read(user=me(request), ids=incoming.validated_data.get("ids"))
         return Response({"marked": marked})
 
 
@@ -90,13 +96,13 @@ class NotificationPreferencesView(GenericAPIView):
     filter_backends: list[Any] = []
 
     def get(self, request: Request) -> Response:
-        return Response(services.notification_preferences(request.user))
+        return Response(services.notification_preferences(me(request)))
 
     @extend_schema(request=PreferencesUpdateSerializer, responses={200: PreferencesSerializer})
     def patch(self, request: Request) -> Response:
         incoming = PreferencesUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return Response(services.notification_preferences_set(user=request.user,
+        return Response(services.notification_preferences_set(user=me(request),
                                                               changes=dict(incoming.validated_data)))
 
 
@@ -114,13 +120,13 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return WebhookSubscription.objects.none()
-        return WebhookSubscription.objects.filter(owner=self.request.user).order_by("-id")
+        return WebhookSubscription.objects.filter(owner=me(self.request)).order_by("-id")
 
     @extend_schema(request=WebhookCreateSerializer, responses={201: WebhookWithSecretSerializer})
     def create(self, request: Request) -> Response:
         incoming = WebhookCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        sub = services.webhook_create(owner=request.user, **incoming.validated_data)
+        sub = services.webhook_create(owner=me(request), **incoming.validated_data)
         return Response(WebhookWithSecretSerializer(sub).data, status=status.HTTP_201_CREATED,
                         headers={"Cache-Control": "no-store"})
 
@@ -132,24 +138,24 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         incoming = WebhookUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        sub = services.webhook_update(subscription=self.get_object(), actor=request.user,
+        sub = services.webhook_update(subscription=self.get_object(), actor=me(request),
                                       if_match=request.headers.get("If-Match"), **incoming.validated_data)
         return Response(WebhookSerializer(sub).data, headers={"ETag": sub.etag})
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.webhook_delete(subscription=self.get_object(), actor=request.user)
+        services.webhook_delete(subscription=self.get_object(), actor=me(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={200: WebhookWithSecretSerializer})
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
-        sub = services.webhook_rotate_secret(subscription=self.get_object(), actor=request.user)
+        sub = services.webhook_rotate_secret(subscription=self.get_object(), actor=me(request))
         return Response(WebhookWithSecretSerializer(sub).data, headers={"Cache-Control": "no-store"})
 
     @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
     @action(detail=True, methods=["post"])
     def ping(self, request: Request, pk: str | None = None) -> Response:
-        delivery = services.webhook_ping(subscription=self.get_object(), actor=request.user)
+        delivery = services.webhook_ping(subscription=self.get_object(), actor=me(request))
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -185,7 +191,7 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         if getattr(self, "swagger_fake_view", False):
             return WebhookDelivery.objects.none()
         sub_id = self.kwargs["webhook_pk"]
-        sub = get_object_or_404(WebhookSubscription.objects.filter(owner=self.request.user),
+        sub = get_object_or_404(WebhookSubscription.objects.filter(owner=me(self.request)),
                                 pk=sub_id if sub_id < 2**63 else 0)
         qs = WebhookDelivery.objects.filter(subscription=sub)
         if self.action in ("retrieve", "redeliver"):
@@ -195,6 +201,6 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     @extend_schema(request=None, responses={202: WebhookDeliveryDetailSerializer})
     @action(detail=True, methods=["post"], filter_backends=[])
     def redeliver(self, request: Request, webhook_pk: int, pk: str | None = None) -> Response:
-        delivery = services.webhook_redeliver(delivery=self.get_object(), actor=request.user)
+        delivery = services.webhook_redeliver(delivery=self.get_object(), actor=me(request))
         fresh = WebhookDelivery.objects.prefetch_related("attempt_log").get(pk=delivery.pk)
         return Response(WebhookDeliveryDetailSerializer(fresh).data, status=status.HTTP_202_ACCEPTED)

@@ -122,7 +122,7 @@ class CommentSerializer(ReplySerializer):
 
 class CommentCreateSerializer(serializers.Serializer):
     body = serializers.CharField(max_length=20_000)
-    parent = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,
+    parent = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,  # type: ignore[assignment]
                                       help_text="Id of a top-level comment to reply to.")
 
 

@@ -3,7 +3,7 @@ you may not see is a 404 whatever you try to do with it; role rules live in the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django.conf import settings
@@ -45,6 +45,11 @@ from .serializers import (
 
 MAX_ID = 2**63 - 1
 MAX_NUMBER = 2**31 - 1
+
+
+def me(request: Any) -> User:
+    """The signed-in user: these endpoints run only after IsAuthenticated (or as maintainer-only actions)."""
+    return cast(User, request.user)
 
 
 def _check_id(value: int, what: str) -> int:
@@ -90,7 +95,7 @@ class RevisionReviewsView(mixins.ListModelMixin, RevisionScopedView):
 
     def get(self, request: Request, **kwargs: Any) -> Response:
         revision = self.get_revision()
-        page = self.paginate_queryset(selectors.reviews_of(revision))
+        page = self.paginate_queryset(selectors.reviews_of(revision)) or []
         for review in page:
             review.revision = revision  # `stale` compares with the variant we already loaded
         return self.get_paginated_response(ReviewSerializer(page, many=True).data)
@@ -100,7 +105,7 @@ class RevisionReviewsView(mixins.ListModelMixin, RevisionScopedView):
         revision = self.get_revision()
         incoming = ReviewCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        review = services.review_submit(revision=revision, reviewer=request.user, **incoming.validated_data)
+        review = services.review_submit(revision=revision, reviewer=me(request), **incoming.validated_data)
         review = selectors.reviews_of(revision).get(pk=review.pk)
         review.revision.refresh_from_db()
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
@@ -131,7 +136,7 @@ class RevisionPublishView(RevisionScopedView):
         revision = self.get_revision()
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        revision = services.revision_publish(revision=revision, actor=request.user,
+        revision = services.revision_publish(revision=revision, actor=me(request),
                                              reason=incoming.validated_data["reason"])
         return self.revision_response(revision)
 
@@ -147,7 +152,7 @@ class RevisionUnpublishView(RevisionScopedView):
         revision = self.get_revision()
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        revision = services.revision_unpublish(revision=revision, actor=request.user,
+        revision = services.revision_unpublish(revision=revision, actor=me(request),
                                                reason=incoming.validated_data["reason"])
         return self.revision_response(revision)
 
@@ -163,7 +168,7 @@ class RevisionRejectView(RevisionScopedView):
         revision = self.get_revision()
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        revision = services.revision_reject(revision=revision, actor=request.user,
+        revision = services.revision_reject(revision=revision, actor=me(request),
                                             reason=incoming.validated_data["reason"])
         return self.revision_response(revision)
 
@@ -171,7 +176,7 @@ class RevisionRejectView(RevisionScopedView):
 def _assignee(request: Request, data: dict[str, Any]) -> User:
     username = data.get("reviewer")
     if not username:
-        return request.user  # type: ignore[return-value]
+        return me(request)
     user = User.objects.filter(username__iexact=username, is_active=True).first()
     if user is None:
         raise ValidationFailed("Unknown user.", errors={"reviewer": [f"No user '{username}'."]})
@@ -194,7 +199,7 @@ class RevisionAssignView(RevisionScopedView):
         incoming = AssignSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         services.review_assign(revision=revision, reviewer=_assignee(request, incoming.validated_data),
-                               actor=request.user)
+                               actor=me(request))
         return self._entry(revision)
 
 
@@ -207,7 +212,7 @@ class RevisionUnassignView(RevisionAssignView):
         incoming = AssignSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         services.review_unassign(revision=revision, reviewer=_assignee(request, incoming.validated_data),
-                                 actor=request.user)
+                                 actor=me(request))
         return self._entry(revision)
 
 
@@ -278,7 +283,7 @@ class VariantCommentsView(mixins.ListModelMixin, ReadOpenWriteAuthenticated):
             parent = Comment.objects.filter(pk=data["parent"], variant=variant).first()
             if parent is None:
                 raise ValidationFailed("Unknown parent.", errors={"parent": ["No such comment on this variant."]})
-        comment = services.comment_create(variant=variant, author=request.user, body=data["body"], parent=parent)
+        comment = services.comment_create(variant=variant, author=me(request), body=data["body"], parent=parent)
         fresh = selectors.comments_of(variant).filter(pk=comment.pk).first() or Comment.objects.get(pk=comment.pk)
         return Response(CommentSerializer(fresh, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
@@ -305,7 +310,7 @@ class CommentDetailView(ReadOpenWriteAuthenticated):
         comment = self._load(pk)
         incoming = CommentEditSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return self._respond(services.comment_edit(comment=comment, actor=request.user,
+        return self._respond(services.comment_edit(comment=comment, actor=me(request),
                                                    body=incoming.validated_data["body"],
                                                    if_match=request.headers.get("If-Match")))
 
@@ -320,7 +325,7 @@ class CommentHideView(CommentDetailView):
         comment = self._load(pk)
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return self._respond(services.comment_hide(comment=comment, actor=request.user,
+        return self._respond(services.comment_hide(comment=comment, actor=me(request),
                                                    reason=incoming.validated_data["reason"]))
 
 
@@ -331,7 +336,7 @@ class CommentUnhideView(CommentDetailView):
 
     @extend_schema(request=None, responses={200: CommentSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        return self._respond(services.comment_unhide(comment=self._load(pk), actor=request.user))
+        return self._respond(services.comment_unhide(comment=self._load(pk), actor=me(request)))
 
 
 # --- flags -----------------------------------------------------------------------------------------------------
@@ -357,7 +362,7 @@ class VariantFlagsView(GenericAPIView):
                 raise ValidationFailed("Unknown benchmark.",
                                        errors={"benchmark": [f"No benchmark '{data['benchmark']}'."]})
         data["benchmark"] = benchmark
-        flag = services.flag_create(variant=variant, reporter=request.user, **data)
+        flag = services.flag_create(variant=variant, reporter=me(request), **data)
         flag = selectors.flags_visible_to(request.user).get(pk=flag.pk)
         return Response(FlagSerializer(flag, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
@@ -424,7 +429,7 @@ class FlagResolveView(FlagDetailView):
         flag = self._load(pk)
         incoming = FlagResolveSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return self._respond(services.flag_resolve(flag=flag, actor=request.user, **incoming.validated_data))
+        return self._respond(services.flag_resolve(flag=flag, actor=me(request), **incoming.validated_data))
 
 
 class FlagRespondView(FlagDetailView):
@@ -435,5 +440,5 @@ class FlagRespondView(FlagDetailView):
         flag = self._load(pk)
         incoming = FlagRespondSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return self._respond(services.flag_respond(flag=flag, actor=request.user,
+        return self._respond(services.flag_respond(flag=flag, actor=me(request),
                                                    body=incoming.validated_data["body"]))

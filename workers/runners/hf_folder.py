@@ -264,6 +264,9 @@ def configure_torch(threads: int) -> Any:
     """Import torch for a CPU evaluation with ``threads`` intra-op threads; returns the module."""
     _cap_malloc_arenas()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Progress bars would crowd the log tail the sandbox keeps (they take effect in a fresh process).
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
 
     torch.set_num_threads(int(threads))

@@ -16,14 +16,9 @@ def test_readyz_checks_database_and_broker(client):
 
 
 def test_readyz_reports_unreachable_broker(client, settings):
-    from modelcommons.celery import app
-
-    original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    try:
-        resp = client.get("/readyz")
-    finally:
-        app.conf.broker_url = original
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    resp = client.get("/readyz")
     assert resp.status_code == 503
     assert resp.json()["checks"]["database"] == "ok"
     assert resp.json()["checks"]["broker"] != "ok"

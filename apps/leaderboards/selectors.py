@@ -21,7 +21,8 @@ SUITE_ROW_FIELDS = ("id", "variant_id", "variant_name", "revision_number", "scor
 
 
 def benchmark_by_slug(slug: str) -> Benchmark:
-    benchmark = Benchmark.objects.filter(slug=slug).only("id", "slug", "name", "version", "metrics").first()
+    found = list(Benchmark.objects.filter(slug=slug).only("id", "slug", "name", "version", "metrics").order_by()[:1])
+    benchmark = found[0] if found else None
     if benchmark is None:
         raise NotFound(f"No benchmark '{slug}'.")
     return benchmark

@@ -24,6 +24,16 @@ class _BoardFilterSet(StrictFilterSet):
     verified = StrictBooleanFilter()
     contaminated = StrictBooleanFilter(help_text="false hides rows marked by a confirmed contamination flag.")
 
+    def get_form_class(self) -> Any:
+        # The form's fields depend only on the declared filters, so build the class once per FilterSet class
+        # rather than on every request (boards are the hottest reads; Django copies the fields per form).
+        cls = type(self)
+        form_class = cls.__dict__.get("_board_form_class")
+        if form_class is None:
+            form_class = super().get_form_class()
+            cls._board_form_class = form_class  # type: ignore[attr-defined]
+        return form_class
+
     def filter_license(self, qs: Any, name: str, value: str) -> Any:
         # Entries store the license lower-cased, so this stays an indexable equality.
         return qs.filter(license=value.lower()) if value else qs

@@ -37,7 +37,7 @@ class SuiteAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         # Inline edits bypass the API's service: bump the version, rescore and audit through the service.
         if not change or any(fs.has_changed() for fs in formsets):
-            suite_definition_changed(suite=form.instance, actor=request.user)
+            suite_definition_changed(suite=form.instance, actor=request.user, created=not change)
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):

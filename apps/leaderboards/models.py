@@ -224,4 +224,4 @@ class ContaminationMark(models.Model):
 
     def flag_payload(self) -> dict[str, Any]:
         return {"kind": "contamination", "flag": self.flag_id,
-                "benchmark": self.benchmark.slug if self.benchmark_id else None}
+                "benchmark": self.benchmark.slug if self.benchmark is not None else None}

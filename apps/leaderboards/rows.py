@@ -2,7 +2,8 @@
 
 One builder for every consumer: the services store each row's JSON document (everything but `rank`, which
 depends on the filters) in the summary table, the API splices stored documents into its response without
-decoding them, and the web pages build the same dicts from `.values()` rows."""
+decoding them, and the web pages build the same dicts from `.values()` rows. After changing the representation,
+run `manage.py leaderboard_rebuild` to rewrite the stored documents."""
 
 from __future__ import annotations
 

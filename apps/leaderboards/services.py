@@ -138,7 +138,7 @@ def _entry_recompute(*, variant: Variant, revision: Revision, benchmark: Benchma
             obj=job,
         ))
     chosen = choose_representative(candidates)
-    key = {"revision": revision, "benchmark": benchmark, "benchmark_version": version}
+    key: dict[str, Any] = {"revision": revision, "benchmark": benchmark, "benchmark_version": version}
     if chosen is None:
         LeaderboardEntry.objects.filter(**key).delete()
         return None
@@ -488,9 +488,12 @@ def _suite_rebuild(suite: Suite) -> int:
                                "precision": precision, "license": license_, "task": task, "parameters": parameters,
                                "parents": parents}
     SuiteScore.objects.filter(suite=suite).delete()
-    aggregates = {}
+    aggregates: dict[int, dict[str, Any]] = {}
     for variant_id, comps in per_variant.items():
-        agg = suite_aggregate(items, lambda item, comps=comps: comps.get(item.benchmark_id))
+        def lookup(item: SuiteBenchmark, comps: dict[int, _Component] = comps) -> _Component | None:
+            return comps.get(item.benchmark_id)
+
+        agg = suite_aggregate(items, lookup)
         if agg is not None:
             aggregates[variant_id] = agg
     batch = []
@@ -605,13 +608,16 @@ def suite_update(*, suite: Suite, actor: Any, if_match: str | None = None, name:
 
 
 @transaction.atomic
-def suite_definition_changed(*, suite: Suite, actor: Any) -> Suite:
-    """The Django admin edited a suite's benchmarks in place: bump the version, rescore, audit."""
+def suite_definition_changed(*, suite: Suite, actor: Any, created: bool = False) -> Suite:
+    """The Django admin created a suite or edited its benchmarks in place: score it (bumping the version of
+    an existing suite) and audit."""
     suite = Suite.objects.select_for_update().get(pk=suite.pk)
-    suite.version += 1
-    suite.save(update_fields=["version", "updated_at"])
+    if not created:
+        suite.version += 1
+        suite.save(update_fields=["version", "updated_at"])
     _suite_rebuild(suite)
-    audit_record(actor=actor, verb="suite.update", target=suite, after=_suite_snapshot(suite))
+    audit_record(actor=actor, verb="suite.create" if created else "suite.update", target=suite,
+                 after=_suite_snapshot(suite))
     return suite
 
 

@@ -405,3 +405,13 @@ def test_rebuild_recomputes_everything_from_jobs(maintainer, bench, base, child)
                                                        "contaminated")) == expected
     assert SuiteScore.objects.filter(suite=suite).count() == 2
     assert LeaderboardEntry.objects.get(variant=child).job_id == job.pk
+
+
+def test_leaderboard_rebuild_command(bench, child, capsys):
+    from django.core.management import call_command
+
+    make_result(child, bench, {"accuracy": 0.9})
+    LeaderboardEntry.objects.all().delete()
+    call_command("leaderboard_rebuild")
+    assert "leaderboards rebuilt: 1 entries" in capsys.readouterr().out
+    assert LeaderboardEntry.objects.get().ranked

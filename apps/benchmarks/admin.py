@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Min, Q, QuerySet
 from django.http import HttpRequest
@@ -49,8 +50,46 @@ class BenchmarkVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     show_change_link = False
 
 
+class BenchmarkAdminForm(forms.ModelForm):
+    """Runs the services' rules in the form, so a bad definition comes back with its field errors."""
+
+    class Meta:
+        model = Benchmark
+        fields = ["slug", "name", "version", "description", "task", "runner", "dataset_uri", "dataset_sha256",
+                  "dataset_license", "dataset_size_bytes", "metrics", "config_schema", "default_config",
+                  "resource_class", "timeout_s", "max_attempts", "tolerance", "is_active"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("default_config", "dataset_uri", "dataset_sha256", "dataset_license", "description", "task"):
+            self.fields[name].required = False
+
+    def clean_default_config(self) -> Any:
+        return self.cleaned_data.get("default_config") or {}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        merged = {f: data.get(f, getattr(self.instance, f, None)) for f in services.BENCHMARK_FIELDS}
+        for field, messages_ in services.benchmark_definition_errors(merged).items():
+            if field in self.fields:
+                for message in messages_:
+                    self.add_error(field, message)
+            else:
+                self.add_error(None, f"{field}: {' '.join(messages_)}")
+        if self.instance.pk:
+            from .choices import VERSIONED_BENCHMARK_FIELDS
+
+            changed = [f for f in VERSIONED_BENCHMARK_FIELDS if merged.get(f) != getattr(self.instance, f)]
+            same_version = merged.get("version") == self.instance.version
+            if changed and same_version and not str(self.instance.version).isdigit():
+                self.add_error("version", f"Changing {', '.join(changed)} changes what results mean: give a new "
+                                          f"version.")
+        return data
+
+
 @admin.register(Benchmark)
 class BenchmarkAdmin(admin.ModelAdmin):
+    form = BenchmarkAdminForm
     list_display = ["slug", "name", "version", "runner", "resource_class", "is_active", "updated_at"]
     list_filter = ["is_active", "resource_class", "runner", "task"]
     search_fields = ["slug", "name", "description", "runner"]
@@ -58,19 +97,14 @@ class BenchmarkAdmin(admin.ModelAdmin):
     inlines = [BenchmarkVersionInline]
 
     def save_model(self, request: HttpRequest, obj: Benchmark, form: Any, change: bool) -> None:
+        # Through the services: audit, version bump, frozen spec. The form already ran their rules.
         fields = {f: form.cleaned_data[f] for f in services.BENCHMARK_FIELDS if f in form.cleaned_data}
-        try:
-            if change:
-                updated = services.benchmark_update(benchmark=obj, actor=request.user, changes=fields)
-            else:
-                fields.pop("version", None)
-                updated = services.benchmark_create(actor=request.user, slug=form.cleaned_data["slug"],
-                                                    version=form.cleaned_data.get("version") or "1", **fields)
-        except DomainError as exc:
-            detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in (exc.errors or {}).items()) or exc.detail
-            self.message_user(request, f"Not saved: {detail}", messages.ERROR)
-            return
-        obj.pk = updated.pk
+        if change:
+            saved = services.benchmark_update(benchmark=Benchmark.objects.get(pk=obj.pk), actor=request.user,
+                                              changes=fields)
+        else:
+            saved = services.benchmark_create(actor=request.user, slug=form.cleaned_data["slug"], **fields)
+        obj.pk, obj.version = saved.pk, saved.version
 
 
 class JobStateFilter(admin.SimpleListFilter):

@@ -136,6 +136,11 @@ def _validate_benchmark(data: dict[str, Any]) -> dict[str, list[str]]:
     return errors
 
 
+def benchmark_definition_errors(data: dict[str, Any]) -> dict[str, list[str]]:
+    """The field rules of a benchmark definition, for forms that want to show them before saving."""
+    return _validate_benchmark(data)
+
+
 def _normalize_metrics(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = [{"name": m["name"], "higher_is_better": bool(m.get("higher_is_better", True)),
             "primary": bool(m.get("primary", False))} for m in metrics]

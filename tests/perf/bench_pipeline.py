@@ -19,7 +19,8 @@
 4. Then the idle latency: single jobs submitted one at a time into an empty queue, commit -> claim p50/p95.
 
 Adaptive spot checks are off here (MC_SPOT_CHECKS=0): with them, every job of a new submitter is run twice,
-which is a policy, not pipeline overhead.
+which is a policy, not pipeline overhead. `--without-hooks` also drops the other apps' job-finished
+subscribers in the workers, to tell the engine's own cost from theirs.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ WORKER_ENV = {
 
 try:  # the raw no-op task, imported by the workers with `-I tests.perf.bench_pipeline`
     from celery import shared_task
+    from celery.signals import worker_process_init
+
+    @worker_process_init.connect
+    def _without_subscribers(**_: Any) -> None:
+        """--without-hooks: measure the engine alone, without the apps subscribed to finished jobs."""
+        if os.environ.get("MC_BENCH_WITHOUT_HOOKS") == "1":
+            from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
+
+            JOB_FINISHED_HOOKS.clear()
 
     @shared_task(name="bench.raw_noop", ignore_result=True, acks_late=True)
     def raw_noop(i: int) -> None:
@@ -132,14 +142,15 @@ def database_url() -> str:
 
 
 class Worker:
-    def __init__(self, index: int, concurrency: int, buffer: int):
+    def __init__(self, index: int, concurrency: int, buffer: int, without_hooks: bool = False):
         from django.conf import settings
 
         self.name = f"bench{index}-{uuid.uuid4().hex[:4]}"
         self.log_path = Path(settings.VAR_DIR) / f"{self.name}.log"
         env = {**os.environ, **WORKER_ENV, "DATABASE_URL": database_url(),
                "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "MC_DISPATCH_BUFFER": str(buffer),
-               "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}", "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test"}
+               "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}", "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
+               "MC_BENCH_WITHOUT_HOOKS": "1" if without_hooks else "0"}
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "modelcommons", "worker", "-Q", f"bench.cpu,{RAW_QUEUE}",
@@ -257,6 +268,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--idle", type=int, default=50, help="single jobs for the idle commit->claim latency")
     parser.add_argument("--variants", type=int, default=500, help="variants the jobs are spread over")
+    parser.add_argument("--without-hooks", action="store_true",
+                        help="workers drop the job-finished subscribers (leaderboards, notifications, ...): "
+                             "the engine alone")
     args = parser.parse_args()
     # `timeout`/CI send SIGTERM: turn it into an exception so the workers are stopped and the database dropped.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -269,7 +283,7 @@ def main() -> None:
         settings.MC_DISPATCH_BUFFER = args.buffer
         world = make_world(args.variants)
         purge()
-        workers = [Worker(i, args.concurrency, args.buffer) for i in range(args.workers)]
+        workers = [Worker(i, args.concurrency, args.buffer, args.without_hooks) for i in range(args.workers)]
         for worker in workers:
             worker.wait_ready()
         # warm both paths (imports, connections, pools) before timing
@@ -279,7 +293,8 @@ def main() -> None:
 
         engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         print(f"{args.jobs} jobs over {args.variants} variants, {args.workers} workers x {args.concurrency} pool "
-              f"processes, {len(JOB_FINISHED_HOOKS)} job-finished hooks subscribed, dispatch buffer {args.buffer}, "
+              f"processes, {0 if args.without_hooks else len(JOB_FINISHED_HOOKS)} job-finished hooks subscribed, "
+              f"dispatch buffer {args.buffer}, "
               f"{engine}, broker {settings.CELERY_BROKER_URL.split('://')[0]}")
         results = []
         for r in range(args.rounds):

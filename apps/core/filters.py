@@ -31,6 +31,12 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
+class IntegerFilter(django_filters.NumberFilter):
+    """A numeric filter that refuses fractions (NumberFilter's DecimalField would accept 0.5 for an integer)."""
+
+    field_class = forms.IntegerField
+
+
 class StrictFilterSet(django_filters.FilterSet):
     """Base FilterSet: booleans accept only true/false/1/0, and a single-valued filter given twice is a 400."""
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import django_filters
 
-from apps.core.filters import StrictBooleanFilter, StrictFilterSet
+from apps.core.filters import IntegerFilter, StrictBooleanFilter, StrictFilterSet
 from apps.registry.choices import Precision, Relation
 
 from ..models import LeaderboardEntry, SuiteScore
@@ -19,8 +19,7 @@ class _BoardFilterSet(StrictFilterSet):
     license = django_filters.CharFilter(method="filter_license", max_length=64,
                                         help_text="SPDX or Hub license id, case-insensitive.")
     task = django_filters.CharFilter(max_length=64, help_text="Hub pipeline tag, e.g. image-classification.")
-    max_parameters = django_filters.NumberFilter(field_name="parameters", lookup_expr="lte", min_value=0,
-                                                 max_value=10**15)
+    max_parameters = IntegerFilter(field_name="parameters", lookup_expr="lte", min_value=0, max_value=10**15)
     verified = StrictBooleanFilter()
     contaminated = StrictBooleanFilter(help_text="false hides rows marked by a confirmed contamination flag.")
 

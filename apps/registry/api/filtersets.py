@@ -6,6 +6,7 @@ from typing import Any
 
 import django_filters
 
+from apps.core.filters import IntegerFilter
 from apps.registry.choices import Precision, Relation, RevisionStatus
 from apps.registry.models import Variant
 
@@ -23,8 +24,8 @@ class VariantFilterSet(django_filters.FilterSet):
     precision = django_filters.ChoiceFilter(choices=Precision.choices)
     architecture = django_filters.CharFilter(field_name="architecture", lookup_expr="iexact")
     hub_id = django_filters.CharFilter(field_name="hub_id", lookup_expr="iexact")
-    min_parameters = django_filters.NumberFilter(field_name="parameters", lookup_expr="gte")
-    max_parameters = django_filters.NumberFilter(field_name="parameters", lookup_expr="lte")
+    min_parameters = IntegerFilter(field_name="parameters", lookup_expr="gte", min_value=0)
+    max_parameters = IntegerFilter(field_name="parameters", lookup_expr="lte", min_value=0)
 
     class Meta:
         model = Variant

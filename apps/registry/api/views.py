@@ -80,6 +80,8 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
     maintainers; everyone else gets 404."""
 
     serializer_class = VariantSerializer
+    # JSON only: DRF's form parsing treats an empty form value as "not sent", which hides bad input.
+    parser_classes = [JSONParser]
     filterset_class = VariantFilterSet
     search_fields = ["name", "summary", "owner__username", "architecture", "hub_id"]
     ordering_fields = ["created_at", "updated_at", "name", "parameters"]

@@ -175,6 +175,13 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "apps.benchmarks.choices.JobStatus",
         "RevisionStatusEnum": "apps.registry.choices.RevisionStatus",
+        "NotificationKindEnum": "apps.notifications.choices.NotificationKind",
+        "DeliveryStatusEnum": "apps.notifications.choices.DeliveryStatus",
+        "FlagKindEnum": "apps.reviews.choices.FlagKind",
+        "FlagStatusEnum": "apps.reviews.choices.FlagStatus",
+        "FlagActionEnum": "apps.reviews.choices.FlagAction",
+        "VerificationStatusEnum": "apps.benchmarks.choices.VerificationStatus",
+        "CompatStatusEnum": "apps.registry.choices.CompatStatus",
     },
 }
 

@@ -50,6 +50,8 @@ class VariantSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     parents = serializers.SerializerMethodField()
     current_revision = serializers.SerializerMethodField()
+    # A plain string in the schema: empty means "not declared", which an enum of precisions cannot say.
+    precision = serializers.CharField(read_only=True, help_text="fp32 fp16 bf16 fp8 int8 int4 mixed, or empty.")
 
     class Meta:
         model = Variant

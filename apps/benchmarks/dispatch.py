@@ -268,5 +268,14 @@ def jobs_recover(*, now: datetime | None = None) -> dict[str, int]:
             ended += 1
     released = _release_lost_messages(now)
     dispatched = jobs_dispatch(now=now)
+    _forget_old_records(now)
     return {"stale": len(stale), "requeued": requeued, "ended": ended, "released": released,
             "dispatched": dispatched}
+
+
+def _forget_old_records(now: datetime) -> None:
+    """Expired idempotency keys, and workers gone for a week that left no verification record."""
+    from .models import IdempotencyRecord
+
+    IdempotencyRecord.objects.filter(created_at__lt=now - timedelta(seconds=settings.MC_IDEMPOTENCY_TTL_S)).delete()
+    WorkerNode.objects.filter(last_seen_at__lt=now - timedelta(days=7), agreements=0, disagreements=0).delete()

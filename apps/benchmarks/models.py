@@ -148,6 +148,7 @@ class BenchmarkJob(models.Model):
             models.Index(fields=["status", "queue", "priority", "id"]),
             models.Index(fields=["queue", "status", "dispatched_at"], name="job_dispatch_idx"),
             models.Index(fields=["submitted_by", "status"]),
+            models.Index(fields=["submitted_by", "finished_at"], name="job_compute_window_idx"),
             models.Index(fields=["revision", "benchmark", "config_hash"]),
         ]
         constraints = [

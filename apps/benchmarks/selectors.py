@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -122,15 +122,13 @@ def quota_status(*, user: Any) -> dict[str, Any]:
 
     max_active, daily = quota_limits(user)
     since = timezone.now() - timedelta(days=1)
-    agg = BenchmarkJob.objects.counting_against_quota(user).aggregate(
-        active=Count("id", filter=Q(status__in=ACTIVE_JOB_STATUSES)),
-        used=Coalesce(Sum("compute_seconds", filter=Q(finished_at__gte=since)), 0.0),
-    )
+    mine = BenchmarkJob.objects.counting_against_quota(user)
+    used = mine.filter(finished_at__gte=since).aggregate(used=Coalesce(Sum("compute_seconds"), 0.0))["used"]
     return {
         "max_active_jobs": max_active,
         "daily_compute_seconds": daily,
-        "active_jobs": agg["active"],
-        "compute_seconds_today": round(float(agg["used"]), 3),
+        "active_jobs": mine.filter(status__in=ACTIVE_JOB_STATUSES).count(),
+        "compute_seconds_today": round(float(used), 3),
     }
 
 

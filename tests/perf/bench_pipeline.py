@@ -10,10 +10,10 @@
 3. Each round measures, on the same workers, Redis and PostgreSQL:
    - raw Celery: `--jobs` no-op tasks published with `apply_async` and drained (each task only INCRs a Redis
      counter, so completion can be seen); end to end, from the first publish to the last task done;
-   - the pipeline: `--jobs` jobs submitted one by one through the service layer (`job_submit`: validation,
-     submission checks, dedupe, quota with the submitter row locked, audit, fair-share dispatch after commit),
-     each claimed, run by the `noop` runner and its result written by a worker; end to end, from the first
-     submission to the last result.
+   - the pipeline: `--jobs` jobs submitted through the service layer (`job_submit` one by one, or
+     `jobs_submit_batch` with `--batch N`: validation, submission checks, dedupe, quota with the submitter row
+     locked, audit, fair-share dispatch after commit), each claimed, run by the `noop` runner and its result
+     written by a worker; end to end, from the first submission to the last result.
    It prints both throughputs, their ratio (target >= 0.5), and the time each job spent from commit to claim
    (p50/p95) in that burst.
 4. Then the idle latency: single jobs submitted one at a time into an empty queue, commit -> claim p50/p95.
@@ -215,21 +215,29 @@ def next_seed() -> int:
     return _seed[0]
 
 
-def pipeline_round(world: dict[str, Any], n: int) -> tuple[float, list[float]]:
+def pipeline_round(world: dict[str, Any], n: int, batch: int = 1) -> tuple[float, list[float]]:
     from django.db import connection
 
     from apps.benchmarks.models import BenchmarkJob
-    from apps.benchmarks.services import job_submit
+    from apps.benchmarks.services import job_submit, jobs_submit_batch
 
     ids: list[int] = []
+    revisions = world["revisions"]
     started = time.perf_counter()
-    for _ in range(n):
-        seed = next_seed()
-        revision = world["revisions"][seed % len(world["revisions"])]
-        job, created = job_submit(actor=world["submitter"], revision=revision, benchmark=world["benchmark"],
-                                  config={"seed": seed})
-        assert created
-        ids.append(job.pk)
+    if batch <= 1:
+        for _ in range(n):
+            seed = next_seed()
+            job, created = job_submit(actor=world["submitter"], revision=revisions[seed % len(revisions)],
+                                      benchmark=world["benchmark"], config={"seed": seed})
+            assert created
+            ids.append(job.pk)
+    else:
+        for start in range(0, n, batch):
+            seeds = [next_seed() for _ in range(min(batch, n - start))]
+            outcome = jobs_submit_batch(actor=world["submitter"], items=[
+                (revisions[seed % len(revisions)], world["benchmark"], {"seed": seed}) for seed in seeds])
+            assert all(created for _, created in outcome)
+            ids.extend(job.pk for job, _ in outcome)
     done_query = BenchmarkJob.objects.filter(pk__gte=ids[0], pk__lte=ids[-1], status="succeeded")
     while done_query.count() < n:
         time.sleep(0.01)
@@ -268,6 +276,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--idle", type=int, default=50, help="single jobs for the idle commit->claim latency")
     parser.add_argument("--variants", type=int, default=500, help="variants the jobs are spread over")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="submit with jobs_submit_batch in batches of this size (1: job_submit per job)")
     parser.add_argument("--without-hooks", action="store_true",
                         help="workers drop the job-finished subscribers (leaderboards, notifications, ...): "
                              "the engine alone")
@@ -295,11 +305,12 @@ def main() -> None:
         print(f"{args.jobs} jobs over {args.variants} variants, {args.workers} workers x {args.concurrency} pool "
               f"processes, {0 if args.without_hooks else len(JOB_FINISHED_HOOKS)} job-finished hooks subscribed, "
               f"dispatch buffer {args.buffer}, "
+              f"{'job_submit per job' if args.batch <= 1 else f'jobs_submit_batch of {args.batch}'}, "
               f"{engine}, broker {settings.CELERY_BROKER_URL.split('://')[0]}")
         results = []
         for r in range(args.rounds):
             raw_s = raw_round(args.jobs)
-            ours_s, latencies = pipeline_round(world, args.jobs)
+            ours_s, latencies = pipeline_round(world, args.jobs, args.batch)
             raw_tps, ours_tps = args.jobs / raw_s, args.jobs / ours_s
             results.append((raw_tps, ours_tps))
             print(f"round {r + 1}: raw celery {raw_tps:7.1f} tasks/s ({raw_s:5.2f} s) | pipeline {ours_tps:7.1f} "

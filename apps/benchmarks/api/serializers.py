@@ -228,3 +228,23 @@ class BlockedVariantSerializer(serializers.ModelSerializer):
 class BlockedVariantCreateSerializer(serializers.Serializer):
     variant = serializers.CharField(max_length=200, help_text="owner/name")
     reason = serializers.CharField(max_length=500)
+
+
+class JobBatchItemSerializer(serializers.Serializer):
+    variant = serializers.CharField(max_length=200, help_text="owner/name")
+    revision = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1,
+                                        help_text="Defaults to the current revision.")
+    benchmark = serializers.SlugField(max_length=64)
+    config = serializers.DictField(required=False, default=dict)
+
+
+class JobBatchSerializer(serializers.Serializer):
+    jobs = JobBatchItemSerializer(many=True, allow_empty=False, max_length=500)
+    priority = serializers.IntegerField(required=False, default=0, min_value=-100, max_value=100,
+                                        help_text="Maintainers only; ignored for others.")
+
+
+class JobBatchResultSerializer(serializers.Serializer):
+    created = serializers.ListField(child=serializers.BooleanField(),
+                                    help_text="Per item: a new job (true) or an existing one (false).")
+    jobs = JobSerializer(many=True)

@@ -34,6 +34,8 @@ from .serializers import (
     BenchmarkWriteSerializer,
     BlockedVariantCreateSerializer,
     BlockedVariantSerializer,
+    JobBatchResultSerializer,
+    JobBatchSerializer,
     JobCreateSerializer,
     JobSerializer,
 )
@@ -137,7 +139,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     search_fields: list[str] = []
     ordering_fields: list[str] = []
     lookup_value_regex = r"[0-9]+"
-    token_scopes = {"create": "jobs", "cancel": "jobs", "retry": "jobs", "verify": "jobs"}
+    token_scopes = {"create": "jobs", "batch": "jobs", "cancel": "jobs", "retry": "jobs", "verify": "jobs"}
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         if self.action in ("list", "retrieve", "bundle"):
@@ -147,23 +149,41 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return jobs_for_api(jobs_visible_to(self.request.user))
 
-    def _submit(self, request: Request) -> tuple[int, dict[str, Any]]:
-        incoming = JobCreateSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        data = incoming.validated_data
-        variant = Variant.objects.visible_to(request.user).by_full_name(data["variant"]).first()
+    def _resolve(self, request: Request, data: dict[str, Any], prefix: str = "",
+                 cache: dict[Any, Any] | None = None) -> tuple[Any, Benchmark]:
+        """The revision and benchmark an item names; an unknown (or invisible) one is a 400 on its field."""
+        cache = {} if cache is None else cache
+        key = ("variant", data["variant"].lower())
+        if key not in cache:
+            cache[key] = Variant.objects.visible_to(request.user).by_full_name(data["variant"]).first()
+        variant = cache[key]
         if variant is None:
-            raise ValidationFailed("Unknown variant.", errors={"variant": [f"No variant '{data['variant']}'."]})
+            raise ValidationFailed("Unknown variant.",
+                                   errors={f"{prefix}variant": [f"No variant '{data['variant']}'."]})
         if "revision" in data:
-            revision = variant.revisions.filter(number=data["revision"]).first()
+            key = ("revision", variant.pk, data["revision"])
+            if key not in cache:
+                cache[key] = variant.revisions.filter(number=data["revision"]).first()
+            revision = cache[key]
         else:
             revision = variant.current_revision
         if revision is None:
             missing = f"{variant.full_name} has no revision {data.get('revision')}."
-            raise ValidationFailed("Unknown revision.", errors={"revision": [missing]})
-        benchmark = Benchmark.objects.filter(slug=data["benchmark"]).first()
+            raise ValidationFailed("Unknown revision.", errors={f"{prefix}revision": [missing]})
+        key = ("benchmark", data["benchmark"])
+        if key not in cache:
+            cache[key] = Benchmark.objects.filter(slug=data["benchmark"]).first()
+        benchmark = cache[key]
         if benchmark is None:
-            raise ValidationFailed("Unknown benchmark.", errors={"benchmark": [f"No benchmark '{data['benchmark']}'."]})
+            raise ValidationFailed("Unknown benchmark.",
+                                   errors={f"{prefix}benchmark": [f"No benchmark '{data['benchmark']}'."]})
+        return revision, benchmark
+
+    def _submit(self, request: Request) -> tuple[int, dict[str, Any]]:
+        incoming = JobCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        revision, benchmark = self._resolve(request, data)
         priority = data["priority"] if is_maintainer(request.user) else 0
         job, created = services.job_submit(actor=request.user, revision=revision, benchmark=benchmark,
                                            config=data["config"], priority=priority)
@@ -184,6 +204,41 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         code, body, replayed = idempotent(user=request.user, key=key, scope="jobs.create",
                                           fingerprint=request_fingerprint(request.data),
                                           produce=lambda: self._submit(request))
+        return Response(body, status=code, headers={"Idempotent-Replayed": "true" if replayed else "false"})
+
+    def _submit_batch(self, request: Request) -> tuple[int, dict[str, Any]]:
+        incoming = JobBatchSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        cache: dict[Any, Any] = {}
+        items = []
+        for index, item in enumerate(data["jobs"]):
+            revision, benchmark = self._resolve(request, item, prefix=f"jobs.{index}.", cache=cache)
+            items.append((revision, benchmark, item["config"]))
+        priority = data["priority"] if is_maintainer(request.user) else 0
+        outcome = services.jobs_submit_batch(actor=request.user, items=items, priority=priority)
+        ids = [job.pk for job, _ in outcome]
+        by_id = {job.pk: job for job in jobs_for_api(BenchmarkJob.objects.filter(pk__in=set(ids)))}
+        body = {"created": [created for _, created in outcome],
+                "jobs": JobSerializer([by_id[pk] for pk in ids], many=True).data}
+        return (status.HTTP_201_CREATED if any(body["created"]) else status.HTTP_200_OK), body
+
+    @extend_schema(
+        request=JobBatchSerializer,
+        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
+        responses={201: JobBatchResultSerializer, 200: JobBatchResultSerializer,
+                   422: OpenApiResponse(description="Idempotency-Key reused with a different body")})
+    @action(detail=False, methods=["post"])
+    def batch(self, request: Request) -> Response:
+        """Submit up to 500 jobs at once (a config sweep, many variants): every rule of a single submission,
+        all or nothing, one transaction. Items matching existing jobs get them back (`created: false`)."""
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            code, body = self._submit_batch(request)
+            return Response(body, status=code)
+        code, body, replayed = idempotent(user=request.user, key=key, scope="jobs.batch",
+                                          fingerprint=request_fingerprint(request.data),
+                                          produce=lambda: self._submit_batch(request))
         return Response(body, status=code, headers={"Idempotent-Replayed": "true" if replayed else "false"})
 
     @extend_schema(request=None, responses={200: JobSerializer, 409: OpenApiResponse(description="Not cancellable")})

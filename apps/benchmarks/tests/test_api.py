@@ -334,3 +334,67 @@ class TestBlocklistApi:
         with CaptureQueriesContext(connection) as many:
             assert len(client.get("/api/v1/blocklist/").json()["results"]) == 12
         assert len(one) == len(many)
+
+
+# --- batch submission -------------------------------------------------------------------------------------
+
+class TestBatchApi:
+    def test_a_batch_queues_every_job_with_the_single_submission_rules(self, alice, client_for, alice_variant,
+                                                                      make_variant, noop, settings):
+        settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 10
+        client = client_for(alice)
+        existing = post_job(client, alice_variant, config={"steps": 1}).json()
+        second = make_variant(alice, "second")
+        items = [{"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 1}},
+                 {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 2}},
+                 {"variant": "alice/second", "benchmark": "noop"},
+                 {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 2}}]
+        resp = client.post("/api/v1/jobs/batch/", {"jobs": items}, format="json")
+        assert resp.status_code == 201, resp.json()
+        body = resp.json()
+        assert body["created"] == [False, True, True, False]
+        ids = [job["id"] for job in body["jobs"]]
+        assert ids[0] == existing["id"] and ids[1] == ids[3] and len(set(ids)) == 3
+        assert body["jobs"][2]["variant"] == second.full_name and body["jobs"][1]["queue_position"] >= 1
+        again = client.post("/api/v1/jobs/batch/", {"jobs": items}, format="json")
+        assert again.status_code == 200 and again.json()["created"] == [False] * 4
+        assert BenchmarkJob.objects.count() == 3
+
+    def test_one_bad_item_refuses_the_whole_batch_naming_it(self, alice, client_for, alice_variant, make_variant,
+                                                           noop):
+        make_variant(alice, "short", card="short")
+        client = client_for(alice)
+        resp = client.post("/api/v1/jobs/batch/", {"jobs": [
+            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 1}},
+            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": "x"}},
+            {"variant": "alice/short", "benchmark": "noop"}]}, format="json")
+        assert resp.status_code == 400
+        errors = resp.json()["errors"]
+        assert "jobs.1.config.steps" in errors and errors["jobs.2.card"][0].startswith("card_too_short")
+        unknown = client.post("/api/v1/jobs/batch/", {"jobs": [{"variant": "alice/none", "benchmark": "noop"}]},
+                              format="json")
+        assert unknown.status_code == 400 and "jobs.0.variant" in unknown.json()["errors"]
+        assert client.post("/api/v1/jobs/batch/", {"jobs": []}, format="json").status_code == 400
+        assert not BenchmarkJob.objects.exists()
+
+    def test_the_quota_holds_for_the_whole_batch(self, alice, client_for, alice_variant, noop, settings):
+        settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 3
+        client = client_for(alice)
+        post_job(client, alice_variant, config={"steps": 9})
+        resp = client.post("/api/v1/jobs/batch/", {"jobs": [
+            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": i}} for i in range(1, 4)]},
+            format="json")
+        assert resp.status_code == 429 and resp.json()["limit"] == "max_active_jobs" and resp["Retry-After"]
+        assert "2 would fit" in resp.json()["detail"]
+        assert BenchmarkJob.objects.count() == 1
+
+    def test_batch_needs_the_jobs_scope_and_is_idempotent(self, alice, client_for, alice_variant, noop):
+        items = {"jobs": [{"variant": "alice/alice-model", "benchmark": "noop"}]}
+        assert client_for(alice, scopes=("read", "write")).post("/api/v1/jobs/batch/", items,
+                                                                format="json").status_code == 403
+        client = client_for(alice)
+        first = client.post("/api/v1/jobs/batch/", items, format="json", headers={"Idempotency-Key": "b1"})
+        BenchmarkJob.objects.update(status=JobStatus.CANCELLED)
+        replay = client.post("/api/v1/jobs/batch/", items, format="json", headers={"Idempotency-Key": "b1"})
+        assert replay.json() == first.json() and replay["Idempotent-Replayed"] == "true"
+        assert BenchmarkJob.objects.count() == 1

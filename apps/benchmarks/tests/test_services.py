@@ -512,6 +512,21 @@ class TestRecovery:
         assert dispatch.jobs_recover()["released"] == 1
 
 
+    def test_the_beat_forgets_expired_idempotency_keys_and_long_gone_workers(self, alice, settings):
+        from apps.benchmarks.models import IdempotencyRecord
+
+        now = timezone.now()
+        old = IdempotencyRecord.objects.create(user=alice, key="old", request_hash="h", status_code=201, body={})
+        IdempotencyRecord.objects.filter(pk=old.pk).update(
+            created_at=now - timedelta(seconds=settings.MC_IDEMPOTENCY_TTL_S + 1))
+        IdempotencyRecord.objects.create(user=alice, key="new", request_hash="h", status_code=201, body={})
+        WorkerNode.objects.create(name="gone@h", last_seen_at=now - timedelta(days=8))
+        WorkerNode.objects.create(name="trusted@h", last_seen_at=now - timedelta(days=8), agreements=3)
+        dispatch.jobs_recover()
+        assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+        assert list(WorkerNode.objects.values_list("name", flat=True)) == ["trusted@h"]
+
+
 # --- fair share -------------------------------------------------------------------------------------------
 
 class TestFairShare:

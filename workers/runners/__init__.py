@@ -5,40 +5,8 @@ Built-in runners and the ``modelcommons.runners`` entry-point group are listed b
 with a wall-clock timeout and a memory limit.
 """
 
-from workers.runners.base import (
-    ENTRY_POINT_GROUP,
-    FAILURE_REASONS,
-    SAFE_FORMATS,
-    UNSAFE_FORMATS,
-    ArtifactSpec,
-    DatasetSpec,
-    JobCancelled,
-    ProgressCallback,
-    Runner,
-    RunnerError,
-    RunResult,
-    RunSpec,
-    available_runners,
-    environment_fingerprint,
-    get_runner,
-    verify_sha256,
-)
+from workers.runners import base
+from workers.runners.base import *  # noqa: F403  (the package re-exports the runner interface)
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "FAILURE_REASONS",
-    "SAFE_FORMATS",
-    "UNSAFE_FORMATS",
-    "ArtifactSpec",
-    "DatasetSpec",
-    "JobCancelled",
-    "ProgressCallback",
-    "RunResult",
-    "RunSpec",
-    "Runner",
-    "RunnerError",
-    "available_runners",
-    "environment_fingerprint",
-    "get_runner",
-    "verify_sha256",
-]
+# One list of the public names: the interface module's.
+__all__ = list(base.__all__)

@@ -22,6 +22,7 @@ import logging
 import os
 import platform
 import socket
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -296,6 +297,27 @@ def environment_fingerprint(packages: Iterable[str] = ()) -> dict[str, Any]:
     }
 
 
+class RunLog:
+    """The clock and the human-readable log of one run.
+
+    Every line goes to the result's ``log`` and to ``logger`` at INFO.
+    """
+
+    def __init__(self, logger: logging.Logger):
+        self.started = time.perf_counter()
+        self.lines: list[str] = []
+        self._logger = logger
+
+    def note(self, line: str) -> None:
+        """Record one log line."""
+        self.lines.append(line)
+        self._logger.info("%s", line)
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.started
+
+
 class Runner(ABC):
     """Base class of all runners.
 
@@ -317,6 +339,35 @@ class Runner(ABC):
         """Evaluate ``spec``; call ``progress(done, total)`` between batches."""
 
     # -- helpers shared by runners -------------------------------------------------------------
+
+    def begin(self, spec: RunSpec) -> tuple[RunLog, dict[str, Any]]:
+        """Start the clock and the log of a run (logged under the runner's module), then validate the config.
+
+        Returns the :class:`RunLog` and :meth:`validate_config`'s resolved config.
+        """
+        run_log = RunLog(logging.getLogger(type(self).__module__))
+        return run_log, self.validate_config(spec.config)
+
+    def result(
+        self,
+        run_log: RunLog,
+        *,
+        metrics: dict[str, float],
+        stderr: dict[str, float],
+        samples: int,
+        environment: dict[str, Any],
+    ) -> RunResult:
+        """The :class:`RunResult` of a successful run, timed and logged by ``run_log``."""
+        return RunResult(
+            metrics=metrics,
+            stderr=stderr,
+            samples=samples,
+            duration_s=run_log.elapsed(),
+            runner=self.key,
+            runner_version=self.version,
+            environment=environment,
+            log=run_log.lines,
+        )
 
     def validate_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Validate ``config`` against :attr:`config_schema` and return it with schema defaults filled in.
@@ -479,6 +530,7 @@ __all__ = [
     "DatasetSpec",
     "JobCancelled",
     "ProgressCallback",
+    "RunLog",
     "RunResult",
     "RunSpec",
     "Runner",

@@ -19,8 +19,11 @@ convention:
 :func:`folder_artifacts` builds the artifact list of an existing folder (for tests, seeding and
 the fixtures).
 
-No Django here, and torch only inside :func:`configure_torch`: this module is imported by the runners
-before their heavy imports.
+:class:`FolderRunner` is the base of the torch runners: input screening, torch set-up and the
+environment fingerprint they share.
+
+No Django here, and torch only inside :func:`configure_torch` (transformers inside the functions that
+load a model): this module is imported by the runners before their heavy imports.
 """
 
 from __future__ import annotations
@@ -31,11 +34,20 @@ import hashlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
-from workers.runners.base import ArtifactSpec, RunnerError, RunSpec, is_unsafe, verify_sha256
+from workers.runners.base import (
+    ArtifactSpec,
+    Runner,
+    RunnerError,
+    RunSpec,
+    environment_fingerprint,
+    is_unsafe,
+    verify_sha256,
+)
 from workers.runners.sandbox_child import looks_like_oom
 
 #: File formats a folder runner accepts, besides the weights themselves.
@@ -288,8 +300,93 @@ def quiet_hf_logging() -> None:
         pass
 
 
+@contextmanager
+def model_loading(what: str = "model folder") -> Iterator[None]:
+    """Map a failure to load the model to ``RunnerError``: ``out_of_memory`` when it is one, else ``runner_error``.
+
+    A bare ``MemoryError`` passes through (the sandbox reports it as ``out_of_memory``).
+    """
+    try:
+        yield
+    except MemoryError:
+        raise
+    except Exception as exc:
+        if is_oom(exc):
+            raise RunnerError("out_of_memory", f"loading the model ran out of memory: {exc}") from exc
+        raise RunnerError("runner_error", f"cannot load the {what}: {type(exc).__name__}: {exc}") from exc
+
+
+@contextmanager
+def out_of_memory_during(doing: str) -> Iterator[None]:
+    """Map a ``RuntimeError`` that reports an allocation failure while ``doing`` to ``RunnerError("out_of_memory")``.
+
+    Other errors pass through unchanged.
+    """
+    try:
+        yield
+    except MemoryError:
+        raise
+    except RuntimeError as exc:
+        if is_oom(exc):
+            raise RunnerError("out_of_memory", f"{doing} ran out of memory: {exc}") from exc
+        raise
+
+
+def load_causal_lm(files: list[tuple[str, ArtifactSpec]], torch: Any) -> tuple[Any, Any]:
+    """``(tokenizer, model)`` of a causal LM folder, staged from verified files, in eval mode (float32, CPU).
+
+    Safetensors weights only, local files only, no remote code.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with StagedFolder(files) as folder, model_loading():
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder,
+            trust_remote_code=False,
+            local_files_only=True,
+            use_safetensors=True,
+            dtype=torch.float32,
+        )
+    model.eval()
+    return tokenizer, model
+
+
+class FolderRunner(Runner):
+    """Base of the runners that evaluate a model folder with torch on CPU.
+
+    Subclasses set :attr:`packages` and give their ``config_schema`` a ``threads`` property.
+    """
+
+    loadable_formats: ClassVar[frozenset[str]] = FOLDER_FORMATS
+    #: Packages recorded in the environment fingerprint.
+    packages: ClassVar[tuple[str, ...]]
+
+    def check_folder(self, spec: RunSpec) -> list[tuple[str, ArtifactSpec]]:
+        """Refuse unsafe inputs before any file is read, then :func:`check_folder_inputs`."""
+        self.refuse_unsafe_inputs(spec)
+        return check_folder_inputs(spec, runner_key=self.key)
+
+    def start_torch(self, config: Mapping[str, Any]) -> Any:
+        """:func:`configure_torch` with the config's ``threads``, and quiet Hugging Face logging; returns torch."""
+        torch = configure_torch(int(config["threads"]))
+        quiet_hf_logging()
+        return torch
+
+    def torch_environment(self, config: Mapping[str, Any], *, seed: int, dtype: str | None = None) -> dict[str, Any]:
+        """The environment fingerprint of a CPU torch run (``dtype`` recorded when given)."""
+        environment = environment_fingerprint(self.packages)
+        environment["seed"] = seed
+        environment["torch_threads"] = int(config["threads"])
+        environment["device"] = "cpu"
+        if dtype is not None:
+            environment["dtype"] = dtype
+        return environment
+
+
 __all__ = [
     "FOLDER_FORMATS",
+    "FolderRunner",
     "StagedFolder",
     "artifact_name",
     "check_dataset",
@@ -298,6 +395,9 @@ __all__ = [
     "folder_artifacts",
     "format_for",
     "is_oom",
+    "load_causal_lm",
+    "model_loading",
+    "out_of_memory_during",
     "quiet_hf_logging",
     "require_extra",
     "sha256_of",

@@ -38,39 +38,18 @@ and failed at 1536. Give it at least 3072 plus twice the model's weights.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from workers.runners.base import (
-    JobCancelled,
-    ProgressCallback,
-    Runner,
-    RunnerError,
-    RunResult,
-    RunSpec,
-    environment_fingerprint,
-)
-from workers.runners.hf_folder import (
-    FOLDER_FORMATS,
-    StagedFolder,
-    check_dataset,
-    check_folder_inputs,
-    configure_torch,
-    is_oom,
-    quiet_hf_logging,
-    require_extra,
-)
+from workers.runners.base import JobCancelled, ProgressCallback, RunnerError, RunResult, RunSpec
+from workers.runners.hf_folder import FolderRunner, check_dataset, is_oom, load_causal_lm, require_extra
 
 require_extra("lmeval", "torch", "transformers", "lm_eval", "datasets")
-
-logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Packages recorded in the environment fingerprint.
@@ -172,12 +151,12 @@ def extract_metrics(results: dict[str, Any]) -> tuple[dict[str, float], dict[str
     return metrics, stderr, samples
 
 
-class LmEvalRunner(Runner):
+class LmEvalRunner(FolderRunner):
     """lm-evaluation-harness on a local causal LM folder, with local-YAML or cached built-in tasks."""
 
     key: ClassVar[str] = "lm-eval"
     version: ClassVar[str] = "1.0.0"
-    loadable_formats: ClassVar[frozenset[str]] = FOLDER_FORMATS
+    packages: ClassVar[tuple[str, ...]] = PACKAGES
     config_schema: ClassVar[dict[str, Any]] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "lm-eval config",
@@ -209,16 +188,9 @@ class LmEvalRunner(Runner):
     }
 
     def run(self, spec: RunSpec, progress: ProgressCallback) -> RunResult:
-        started = time.perf_counter()
-        log: list[str] = []
-
-        def note(line: str) -> None:
-            log.append(line)
-            logger.info("%s", line)
-
-        config = self.validate_config(spec.config)
-        self.refuse_unsafe_inputs(spec)  # before any file is read
-        files = check_folder_inputs(spec, runner_key=self.key)
+        run_log, config = self.begin(spec)
+        note = run_log.note
+        files = self.check_folder(spec)
         include_path = _resolve_include_path(config["include_path"]) if "include_path" in config else None
         dataset_path = None
         if spec.dataset is not None:
@@ -228,9 +200,7 @@ class LmEvalRunner(Runner):
 
         for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
             os.environ[name] = "1"  # whatever the caller's environment says: never download
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        torch = configure_torch(int(config["threads"]))
-        quiet_hf_logging()
+        torch = self.start_torch(config)
         try:
             import datasets
 
@@ -239,7 +209,6 @@ class LmEvalRunner(Runner):
             from lm_eval.models.huggingface import HFLM
             from lm_eval.tasks import TaskManager
             from lm_eval.tasks._yaml_loader import load_yaml
-            from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:
             raise RunnerError("runner_error", f"the [lmeval] extra is not installed: {exc}") from exc
 
@@ -257,25 +226,7 @@ class LmEvalRunner(Runner):
 
             task_manager.load = load
 
-            with StagedFolder(files) as folder:
-                try:
-                    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
-                    model = AutoModelForCausalLM.from_pretrained(
-                        folder,
-                        trust_remote_code=False,
-                        local_files_only=True,
-                        use_safetensors=True,
-                        dtype=torch.float32,
-                    )
-                except MemoryError:
-                    raise
-                except Exception as exc:
-                    if is_oom(exc):
-                        raise RunnerError("out_of_memory", f"loading the model ran out of memory: {exc}") from exc
-                    raise RunnerError(
-                        "runner_error", f"cannot load the model folder: {type(exc).__name__}: {exc}"
-                    ) from exc
-            model.eval()
+            tokenizer, model = load_causal_lm(files, torch)
             lm_kwargs: dict[str, Any] = {"batch_size": int(config["batch_size"]), "trust_remote_code": False}
             if "max_length" in config:
                 lm_kwargs["max_length"] = int(config["max_length"])
@@ -319,25 +270,12 @@ class LmEvalRunner(Runner):
                 f"version {(results.get('versions') or {}).get(task)})"
             )
         note(f"{counter.done} requests answered; {samples} documents")
-        environment = environment_fingerprint(PACKAGES)
-        environment["seed"] = seed
-        environment["torch_threads"] = int(config["threads"])
-        environment["device"] = "cpu"
-        environment["dtype"] = "float32"
+        environment = self.torch_environment(config, seed=seed, dtype="float32")
         versions, n_shot = results.get("versions") or {}, results.get("n-shot") or {}
         environment["lm_eval_tasks"] = {
             task: {"version": versions.get(task), "n_shot": n_shot.get(task)} for task in results.get("results") or {}
         }
-        return RunResult(
-            metrics=metrics,
-            stderr=stderr,
-            samples=samples,
-            duration_s=time.perf_counter() - started,
-            runner=self.key,
-            runner_version=self.version,
-            environment=environment,
-            log=log,
-        )
+        return self.result(run_log, metrics=metrics, stderr=stderr, samples=samples, environment=environment)
 
     def _tasks(
         self,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 import os
 import time
@@ -36,8 +35,6 @@ from workers.runners.base import (
     RunSpec,
     environment_fingerprint,
 )
-
-logger = logging.getLogger(__name__)
 
 _ORT_FLOAT_TYPES = {
     "tensor(float)": np.float32,
@@ -205,14 +202,8 @@ class OnnxClassificationRunner(Runner):
     }
 
     def run(self, spec: RunSpec, progress: ProgressCallback) -> RunResult:
-        started = time.perf_counter()
-        log: list[str] = []
-
-        def note(line: str) -> None:
-            log.append(line)
-            logger.info("%s", line)
-
-        config = self.validate_config(spec.config)
+        run_log, config = self.begin(spec)
+        note = run_log.note
         limit = int(config["limit"]) if "limit" in config else None
         batch_size = int(config["batch_size"])
         warmup = int(config["warmup"])
@@ -335,16 +326,7 @@ class OnnxClassificationRunner(Runner):
         environment["seed"] = spec.seed
         environment["onnxruntime_providers"] = ["CPUExecutionProvider"]
         environment["intra_op_num_threads"] = 1
-        return RunResult(
-            metrics=metrics,
-            stderr=stderr,
-            samples=total,
-            duration_s=time.perf_counter() - started,
-            runner=self.key,
-            runner_version=self.version,
-            environment=environment,
-            log=log,
-        )
+        return self.result(run_log, metrics=metrics, stderr=stderr, samples=total, environment=environment)
 
 
 def _looks_like_oom(message: str) -> bool:

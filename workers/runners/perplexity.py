@@ -33,34 +33,14 @@ failing; the job's wall-clock timeout ends such a run.
 from __future__ import annotations
 
 import json
-import logging
 import math
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from workers.runners.base import (
-    ProgressCallback,
-    Runner,
-    RunnerError,
-    RunResult,
-    RunSpec,
-    environment_fingerprint,
-)
-from workers.runners.hf_folder import (
-    FOLDER_FORMATS,
-    StagedFolder,
-    check_dataset,
-    check_folder_inputs,
-    configure_torch,
-    is_oom,
-    quiet_hf_logging,
-    require_extra,
-)
+from workers.runners.base import ProgressCallback, RunnerError, RunResult, RunSpec
+from workers.runners.hf_folder import FolderRunner, check_dataset, load_causal_lm, out_of_memory_during, require_extra
 
 require_extra("hf", "torch", "transformers", "safetensors")
-
-logger = logging.getLogger(__name__)
 
 #: Packages recorded in the environment fingerprint.
 PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "numpy")
@@ -105,12 +85,12 @@ def sliding_windows(n_tokens: int, max_length: int, stride: int) -> list[tuple[i
     return windows
 
 
-class PerplexityRunner(Runner):
+class PerplexityRunner(FolderRunner):
     """Sliding-window perplexity of a causal LM (safetensors, Hugging Face folder) on CPU."""
 
     key: ClassVar[str] = "perplexity"
     version: ClassVar[str] = "1.0.0"
-    loadable_formats: ClassVar[frozenset[str]] = FOLDER_FORMATS
+    packages: ClassVar[tuple[str, ...]] = PACKAGES
     config_schema: ClassVar[dict[str, Any]] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "perplexity config",
@@ -142,43 +122,17 @@ class PerplexityRunner(Runner):
     }
 
     def run(self, spec: RunSpec, progress: ProgressCallback) -> RunResult:
-        started = time.perf_counter()
-        log: list[str] = []
-
-        def note(line: str) -> None:
-            log.append(line)
-            logger.info("%s", line)
-
-        config = self.validate_config(spec.config)
-        self.refuse_unsafe_inputs(spec)  # before any file is read
-        files = check_folder_inputs(spec, runner_key=self.key)
+        run_log, config = self.begin(spec)
+        note = run_log.note
+        files = self.check_folder(spec)
         dataset_path, dataset_format = check_dataset(spec, runner_key=self.key, formats=("txt", "jsonl"))
         text = read_text(dataset_path, dataset_format)
         if not text.strip():
             raise RunnerError("runner_error", "the dataset text is empty")
 
-        torch = configure_torch(int(config["threads"]))
-        quiet_hf_logging()
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
+        torch = self.start_torch(config)
         torch.manual_seed(spec.seed)
-        with StagedFolder(files) as folder:
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
-                model = AutoModelForCausalLM.from_pretrained(
-                    folder,
-                    trust_remote_code=False,
-                    local_files_only=True,
-                    use_safetensors=True,
-                    dtype=torch.float32,
-                )
-            except MemoryError:
-                raise
-            except Exception as exc:
-                if is_oom(exc):
-                    raise RunnerError("out_of_memory", f"loading the model ran out of memory: {exc}") from exc
-                raise RunnerError("runner_error", f"cannot load the model folder: {type(exc).__name__}: {exc}") from exc
-        model.eval()
+        tokenizer, model = load_causal_lm(files, torch)
         parameters = sum(p.numel() for p in model.parameters())
         note(
             f"loaded {type(model).__name__} ({parameters} parameters) from {len(files)} verified files; "
@@ -226,15 +180,8 @@ class PerplexityRunner(Runner):
                 and windows[i + len(batch)][1] - windows[i + len(batch)][0] == length
             ):
                 batch.append(windows[i + len(batch)])
-            try:
-                with torch.inference_mode():
-                    token_nll.extend(_score_batch(torch, model, input_ids, batch))
-            except MemoryError:
-                raise
-            except RuntimeError as exc:
-                if is_oom(exc):
-                    raise RunnerError("out_of_memory", f"the forward pass ran out of memory: {exc}") from exc
-                raise
+            with out_of_memory_during("the forward pass"), torch.inference_mode():
+                token_nll.extend(_score_batch(torch, model, input_ids, batch))
             i += len(batch)
             done += len(batch)
             progress(done, total)
@@ -264,21 +211,8 @@ class PerplexityRunner(Runner):
             + ", ".join(f"{k}={v:.6g}" for k, v in metrics.items())
             + f" (nll stderr {se_nll:.4g}, {scored_bytes} bytes scored)"
         )
-        environment = environment_fingerprint(PACKAGES)
-        environment["seed"] = spec.seed
-        environment["torch_threads"] = int(config["threads"])
-        environment["device"] = "cpu"
-        environment["dtype"] = "float32"
-        return RunResult(
-            metrics=metrics,
-            stderr=stderr,
-            samples=n,
-            duration_s=time.perf_counter() - started,
-            runner=self.key,
-            runner_version=self.version,
-            environment=environment,
-            log=log,
-        )
+        environment = self.torch_environment(config, seed=spec.seed, dtype="float32")
+        return self.result(run_log, metrics=metrics, stderr=stderr, samples=n, environment=environment)
 
 
 def _model_context(model: Any, tokenizer: Any) -> int | None:

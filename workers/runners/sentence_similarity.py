@@ -27,33 +27,20 @@ it at least 3072 plus twice the model's weights.
 from __future__ import annotations
 
 import json
-import logging
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from workers.runners.base import (
-    ProgressCallback,
-    Runner,
-    RunnerError,
-    RunResult,
-    RunSpec,
-    environment_fingerprint,
-)
+from workers.runners.base import ProgressCallback, RunnerError, RunResult, RunSpec
 from workers.runners.hf_folder import (
-    FOLDER_FORMATS,
+    FolderRunner,
     StagedFolder,
     check_dataset,
-    check_folder_inputs,
-    configure_torch,
-    is_oom,
-    quiet_hf_logging,
+    model_loading,
+    out_of_memory_during,
     require_extra,
 )
 
 require_extra("embeddings", "torch", "sentence_transformers", "scipy")
-
-logger = logging.getLogger(__name__)
 
 #: Packages recorded in the environment fingerprint.
 PACKAGES = ("sentence-transformers", "torch", "transformers", "tokenizers", "safetensors", "scipy", "numpy")
@@ -153,12 +140,12 @@ def check_modules(folder: Path) -> None:
             )
 
 
-class SentenceSimilarityRunner(Runner):
+class SentenceSimilarityRunner(FolderRunner):
     """STS evaluation of a sentence-transformers model folder on CPU."""
 
     key: ClassVar[str] = "sentence-similarity"
     version: ClassVar[str] = "1.0.0"
-    loadable_formats: ClassVar[frozenset[str]] = FOLDER_FORMATS
+    packages: ClassVar[tuple[str, ...]] = PACKAGES
     config_schema: ClassVar[dict[str, Any]] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "sentence-similarity config",
@@ -175,29 +162,21 @@ class SentenceSimilarityRunner(Runner):
     }
 
     def run(self, spec: RunSpec, progress: ProgressCallback) -> RunResult:
-        started = time.perf_counter()
-        log: list[str] = []
-
-        def note(line: str) -> None:
-            log.append(line)
-            logger.info("%s", line)
-
-        config = self.validate_config(spec.config)
-        self.refuse_unsafe_inputs(spec)  # before any file is read
-        files = check_folder_inputs(spec, runner_key=self.key)
+        run_log, config = self.begin(spec)
+        note = run_log.note
+        files = self.check_folder(spec)
         dataset_path, _ = check_dataset(spec, runner_key=self.key, formats=("jsonl",))
         first, second, gold = load_pairs(dataset_path, config.get("limit"))
         total = len(gold)
 
-        torch = configure_torch(int(config["threads"]))
-        quiet_hf_logging()
+        torch = self.start_torch(config)
         import numpy as np
         from sentence_transformers import SentenceTransformer
 
         torch.manual_seed(spec.seed)
         with StagedFolder(files) as folder:
             check_modules(folder)
-            try:
+            with model_loading("sentence-transformers folder"):
                 model = SentenceTransformer(
                     str(folder),
                     device="cpu",
@@ -205,14 +184,6 @@ class SentenceSimilarityRunner(Runner):
                     local_files_only=True,
                     model_kwargs={"use_safetensors": True},
                 )
-            except MemoryError:
-                raise
-            except Exception as exc:
-                if is_oom(exc):
-                    raise RunnerError("out_of_memory", f"loading the model ran out of memory: {exc}") from exc
-                raise RunnerError(
-                    "runner_error", f"cannot load the sentence-transformers folder: {type(exc).__name__}: {exc}"
-                ) from exc
         model.eval()
         if "max_seq_length" in config:
             model.max_seq_length = int(config["max_seq_length"])
@@ -228,7 +199,7 @@ class SentenceSimilarityRunner(Runner):
         done = 0
         while done < total:
             end = min(done + batch_size, total)
-            try:
+            with out_of_memory_during("encoding"):
                 emb = model.encode(
                     first[done:end] + second[done:end],
                     batch_size=2 * (end - done),
@@ -236,12 +207,6 @@ class SentenceSimilarityRunner(Runner):
                     normalize_embeddings=True,
                     show_progress_bar=False,
                 )
-            except MemoryError:
-                raise
-            except RuntimeError as exc:
-                if is_oom(exc):
-                    raise RunnerError("out_of_memory", f"encoding ran out of memory: {exc}") from exc
-                raise
             n = end - done
             similarities[done:end] = np.sum(emb[:n].astype(np.float64) * emb[n:].astype(np.float64), axis=1)
             done = end
@@ -259,20 +224,8 @@ class SentenceSimilarityRunner(Runner):
             + (f" (bootstrap stderr over {iters} resamples: " + ", ".join(f"{k} {v:.3g}" for k, v in stderr.items())
                + ")" if stderr else "")
         )
-        environment = environment_fingerprint(PACKAGES)
-        environment["seed"] = spec.seed
-        environment["torch_threads"] = int(config["threads"])
-        environment["device"] = "cpu"
-        return RunResult(
-            metrics=metrics,
-            stderr=stderr,
-            samples=total,
-            duration_s=time.perf_counter() - started,
-            runner=self.key,
-            runner_version=self.version,
-            environment=environment,
-            log=log,
-        )
+        environment = self.torch_environment(config, seed=spec.seed)
+        return self.result(run_log, metrics=metrics, stderr=stderr, samples=total, environment=environment)
 
 
 __all__ = ["SentenceSimilarityRunner", "bootstrap_stderr", "check_modules", "correlations", "load_pairs"]

@@ -3,6 +3,7 @@ you may not see is a 404 whatever you try to do with it; role rules live in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import django_filters
@@ -125,52 +126,40 @@ class RevisionGateView(RevisionScopedView):
                                         "required_approvals": settings.MC_PUBLISH_MIN_APPROVALS}).data)
 
 
-class RevisionPublishView(RevisionScopedView):
+class RevisionDecisionView(RevisionScopedView):
+    """Base of the maintainer decisions taken with a reason (`admin` scope): POST calls :attr:`decide`."""
+
+    serializer_class = RevisionSerializer
+    token_scopes = {"POST": "admin"}
+    #: The service that takes the decision: ``decide(*, revision, actor, reason) -> Revision``.
+    decide: Callable[..., Revision]
+
+    # No docstring here: the schema describes each endpoint with its view's docstring.
+    @extend_schema(request=ReasonSerializer, responses={200: RevisionSerializer})
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        revision = self.get_revision()
+        incoming = ReasonSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        revision = self.decide(revision=revision, actor=me(request), reason=incoming.validated_data["reason"])
+        return self.revision_response(revision)
+
+
+class RevisionPublishView(RevisionDecisionView):
     """Publish (maintainers, `admin` scope). A refusal is a 409 whose `errors.gate` lists every unmet condition."""
 
-    serializer_class = RevisionSerializer
-    token_scopes = {"POST": "admin"}
-
-    @extend_schema(request=ReasonSerializer, responses={200: RevisionSerializer})
-    def post(self, request: Request, **kwargs: Any) -> Response:
-        revision = self.get_revision()
-        incoming = ReasonSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        revision = services.revision_publish(revision=revision, actor=me(request),
-                                             reason=incoming.validated_data["reason"])
-        return self.revision_response(revision)
+    decide = staticmethod(services.revision_publish)
 
 
-class RevisionUnpublishView(RevisionScopedView):
+class RevisionUnpublishView(RevisionDecisionView):
     """Unpublish with a reason (maintainers, `admin` scope)."""
 
-    serializer_class = RevisionSerializer
-    token_scopes = {"POST": "admin"}
-
-    @extend_schema(request=ReasonSerializer, responses={200: RevisionSerializer})
-    def post(self, request: Request, **kwargs: Any) -> Response:
-        revision = self.get_revision()
-        incoming = ReasonSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        revision = services.revision_unpublish(revision=revision, actor=me(request),
-                                               reason=incoming.validated_data["reason"])
-        return self.revision_response(revision)
+    decide = staticmethod(services.revision_unpublish)
 
 
-class RevisionRejectView(RevisionScopedView):
+class RevisionRejectView(RevisionDecisionView):
     """Reject with a reason (maintainers, `admin` scope). Final."""
 
-    serializer_class = RevisionSerializer
-    token_scopes = {"POST": "admin"}
-
-    @extend_schema(request=ReasonSerializer, responses={200: RevisionSerializer})
-    def post(self, request: Request, **kwargs: Any) -> Response:
-        revision = self.get_revision()
-        incoming = ReasonSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        revision = services.revision_reject(revision=revision, actor=me(request),
-                                            reason=incoming.validated_data["reason"])
-        return self.revision_response(revision)
+    decide = staticmethod(services.revision_reject)
 
 
 def _assignee(request: Request, data: dict[str, Any]) -> User:

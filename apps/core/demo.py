@@ -1,4 +1,5 @@
-"""The demo world `seed_demo` builds: accounts, the digits loop, and benchmarks. Idempotent."""
+"""The demo world `seed_demo` builds: accounts, the digits loop, the registry demo and (apps.core.demo_runs) the
+benchmarks with their local models and queued jobs. Idempotent."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.accounts.services import user_set_roles
-from apps.benchmarks.models import Benchmark
+from apps.core.demo_runs import ensure_benchmarks, seed_demo_runs, tinylm_folder
 from apps.registry.choices import RevisionStatus
 from apps.registry.demo import seed_registry_demo
 from apps.registry.models import Revision, Variant
@@ -86,45 +87,6 @@ def ensure_accounts(password: str) -> dict[str, User]:
     return users
 
 
-def ensure_digits_benchmark() -> Benchmark:
-    from workers.runners.onnx_classification import OnnxClassificationRunner
-
-    manifest = _manifest()
-    dataset = _file_entry(manifest, "digits-test.npz")
-    schema = dict(OnnxClassificationRunner.config_schema)
-    schema["properties"] = {k: v for k, v in schema["properties"].items() if k in ("limit", "batch_size", "warmup")}
-    benchmark, _ = Benchmark.objects.update_or_create(
-        slug="digits",
-        defaults={
-            "name": "Digits (8x8) classification",
-            "version": "1",
-            "description": "Accuracy, macro-F1, latency and throughput of an ONNX classifier on the 450 held-out "
-                           "scikit-learn digits.",
-            "task": "image-classification",
-            "runner": "onnx-classification",
-            "dataset_uri": "fixtures/digits/digits-test.npz",
-            "dataset_sha256": dataset["sha256"],
-            "dataset_license": "CC-BY-4.0",
-            "dataset_size_bytes": dataset["size_bytes"],
-            "metrics": [
-                {"name": "accuracy", "higher_is_better": True, "primary": True},
-                {"name": "macro_f1", "higher_is_better": True, "primary": False},
-                {"name": "latency_p50_ms", "higher_is_better": False, "primary": False},
-                {"name": "latency_p95_ms", "higher_is_better": False, "primary": False},
-                {"name": "throughput_sps", "higher_is_better": True, "primary": False},
-                {"name": "model_size_bytes", "higher_is_better": False, "primary": False},
-            ],
-            "config_schema": schema,
-            "default_config": {"batch_size": 64},
-            "resource_class": "cpu",
-            "timeout_s": 300,
-            "max_attempts": 3,
-            "tolerance": 0.005,
-        },
-    )
-    return benchmark
-
-
 def _ensure_variant(*, owner: User, name: str, relation: str, parents: list[Variant], artifact: str,
                     actor: User, fields: dict[str, Any]) -> Variant:
     existing = Variant.objects.by_full_name(f"{owner.username}/{name}").first()
@@ -147,10 +109,29 @@ def _publish(revision: Revision, actor: User) -> None:
             revision_transition(revision=revision, target=target, actor=actor, reason="demo seed")
 
 
+def seed_demo(password: str, *, runs: bool = False, queue_jobs: bool = False,
+              tinylm_dir: Path | None = None) -> dict[str, Any]:
+    """The demo world. `runs` adds every fixture benchmark whose runner is installed with its local models
+    (the tiny LMs are built before the transaction opens: about 30 s of CPU); `queue_jobs` also queues one job
+    per demo model and benchmark (the `seed_demo` command does both; tests opt in)."""
+    if runs:
+        tinylm_dir = tinylm_dir_if_needed(tinylm_dir)
+    return _seed(password, runs=runs, queue_jobs=queue_jobs, tinylm_dir=tinylm_dir)
+
+
+def tinylm_dir_if_needed(tinylm_dir: Path | None) -> Path | None:
+    from workers.runners.base import available_runners
+
+    if not {"perplexity", "lm-eval"} & set(available_runners()):
+        return None
+    return tinylm_folder(tinylm_dir)
+
+
 @transaction.atomic
-def seed_demo(password: str) -> dict[str, Any]:
+def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm_dir: Path | None) -> dict[str, Any]:
     users = ensure_accounts(password)
-    benchmark = ensure_digits_benchmark()
+    benchmarks, _ = ensure_benchmarks(users["maintainer"], only={"digits"})
+    benchmark = benchmarks["digits"]
     manifest = _manifest()
     base_entry = _file_entry(manifest, "digits-mlp.onnx")
     base = _ensure_variant(
@@ -164,7 +145,7 @@ def seed_demo(password: str) -> dict[str, Any]:
     assert base.current_revision is not None
     _publish(base.current_revision, users["maintainer"])
     int8 = _file_entry(manifest, "digits-mlp-int8.onnx")
-    _ensure_variant(
+    int8_variant = _ensure_variant(
         owner=users["alice"], name="digits-mlp-int8", relation="quantized", parents=[base],
         artifact="digits-mlp-int8.onnx", actor=users["alice"],
         fields={"license": "apache-2.0", "parameters": int8["parameters"], "precision": "int8",
@@ -174,7 +155,7 @@ def seed_demo(password: str) -> dict[str, Any]:
                                             "(onnxruntime quantize_dynamic) of commons/digits-mlp.")},
     )
     pruned = _file_entry(manifest, "digits-mlp-pruned.onnx")
-    _ensure_variant(
+    pruned_variant = _ensure_variant(
         owner=users["bob"], name="digits-mlp-pruned", relation="pruned", parents=[base],
         artifact="digits-mlp-pruned.onnx", actor=users["bob"],
         fields={"license": "apache-2.0", "parameters": pruned.get("nonzero_parameters", pruned["parameters"]),
@@ -185,4 +166,11 @@ def seed_demo(password: str) -> dict[str, Any]:
                                             "weights of commons/digits-mlp set to zero.")},
     )
     seed_registry_demo(users)
-    return {"users": sorted(users), "benchmarks": [benchmark.slug], "variants": Variant.objects.count()}
+    summary: dict[str, Any] = {"users": sorted(users), "benchmarks": [benchmark.slug], "skipped": {}, "jobs": [],
+                               "new_jobs": 0}
+    if runs:
+        done = seed_demo_runs(users, [base, int8_variant, pruned_variant], queue_jobs=queue_jobs,
+                              tinylm_dir=tinylm_dir)
+        summary.update(benchmarks=done.benchmarks, skipped=done.skipped, jobs=done.jobs, new_jobs=done.new_jobs)
+    summary["variants"] = Variant.objects.count()
+    return summary

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import django_filters
 from django import forms
 from django.db import models
+from django.http import QueryDict
 from django_filters.rest_framework import DjangoFilterBackend
 
 TRUE_VALUES = {"true", "1"}
@@ -47,6 +49,25 @@ class StrictFilterSet(django_filters.FilterSet):
             "filter_class": StrictBooleanFilter
         },
     }
+
+    def __init__(self, data: Any = None, queryset: Any = None, *, request: Any = None, prefix: Any = None) -> None:
+        # FilterSet.__init__, but with a shallow copy of each Filter instead of copy.deepcopy(base_filters), which
+        # costs about half a millisecond per request for a dozen filters. What a request sets on a filter (model,
+        # parent, the lazily built form field) is set on its own copy; the shared parts are never mutated.
+        if queryset is None:
+            queryset = self._meta.model._default_manager.all()
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = queryset
+        self.request = request
+        self.form_prefix = prefix
+        self.filters = {name: copy.copy(flt) for name, flt in self.base_filters.items()}
+        for flt in self.filters.values():
+            flt.__dict__.pop("_field", None)
+            if getattr(flt, "_method", None) is not None:
+                flt.method = flt._method  # a FilterMethod bound to this copy, not to the class's filter
+            flt.model = queryset.model
+            flt.parent = self
 
     def is_valid(self) -> bool:
         valid = super().is_valid()

@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SCRIPTS = [
     ("job pipeline vs raw Celery (SPEC §6)", "bench_pipeline.py", []),
+    ("where a job's time goes, step by step", "breakdown_pipeline.py", []),
     ("leaderboard API vs bare SQL, and 10x growth (SPEC §6)", "bench_leaderboard.py", []),
 ]
 

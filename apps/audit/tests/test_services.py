@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 from django.db import connection, connections, transaction
 
 from apps.audit.models import GENESIS_HASH, AppendOnlyError, AuditEvent
-from apps.audit.services import audit_chain_verify, audit_record, chain_hash
+from apps.audit.services import audit_chain_verify, audit_record, audit_record_many, chain_hash
 
 
 @pytest.mark.django_db
@@ -20,6 +20,26 @@ def test_events_chain_from_genesis(alice):
     assert second.hash == chain_hash(first.hash, second.canonical_payload())
     assert second.target_type == "accounts.user" and second.target_id == str(alice.pk)
     assert first.actor_username == "alice" and second.actor_username == ""
+    report = audit_chain_verify()
+    assert report.ok and report.checked == AuditEvent.objects.count()
+
+
+@pytest.mark.django_db
+def test_many_events_chain_in_order_with_one_lock_of_the_head(alice):
+    from django.test.utils import CaptureQueriesContext
+
+    first = audit_record(actor=alice, verb="x.one", target=("thing", 1))
+    with CaptureQueriesContext(connection) as queries:
+        events = audit_record_many(actor=alice, verb="x.many", events=[
+            (("thing", i), None, {"i": i}) for i in range(2, 12)])
+    assert len(queries) == 3  # lock + read the head, insert the ten events, move the head
+    assert [e.seq for e in events] == list(range(first.seq + 1, first.seq + 11))
+    assert events[0].prev_hash == first.hash
+    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    stored = list(AuditEvent.objects.filter(verb="x.many").order_by("seq"))
+    assert [(e.seq, e.hash, e.after) for e in stored] == [(e.seq, e.hash, {"i": i}) for i, e in
+                                                          enumerate(events, start=2)]
+    assert audit_record_many(actor=alice, verb="x.none", events=[]) == []
     report = audit_chain_verify()
     assert report.ok and report.checked == AuditEvent.objects.count()
 

@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.roles import is_maintainer
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audit_record_many
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, QuotaExceeded, ValidationFailed
 from apps.registry.models import Revision, Variant
 
@@ -596,11 +596,11 @@ def _submit_batch_locked(actor: Any, prepared: list[tuple[Revision, Benchmark, d
                 active_jobs=active)
         quota_enforce_compute(actor, now)
         created = BenchmarkJob.objects.bulk_create(list(new.values()))
-        for job in created:
-            audit_record(actor=actor, verb="job.submit", target=job,
-                         after={"status": job.status, "benchmark": job.benchmark.slug,
-                                "version": job.benchmark_version, "revision": job.revision_id,
-                                "config": job.config, "priority": priority, "batch": len(created)})
+        audit_record_many(actor=actor, verb="job.submit", events=[
+            (job, None, {"status": job.status, "benchmark": job.benchmark.slug, "version": job.benchmark_version,
+                         "revision": job.revision_id, "config": job.config, "priority": priority,
+                         "batch": len(created)})
+            for job in created])
         for queue in {job.queue for job in created}:
             jobs_dispatch_on_commit(queue)
     return existing, new

@@ -156,7 +156,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         cache = {} if cache is None else cache
         key = ("variant", data["variant"].lower())
         if key not in cache:
-            cache[key] = Variant.objects.visible_to(request.user).by_full_name(data["variant"]).first()
+            cache[key] = (Variant.objects.visible_to(request.user).by_full_name(data["variant"])
+                          .select_related("current_revision").first())
         variant = cache[key]
         if variant is None:
             raise ValidationFailed("Unknown variant.",
@@ -168,6 +169,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             revision = cache[key]
         else:
             revision = variant.current_revision
+        if revision is not None:
+            revision.variant = variant  # the submission checks read it: no second query for the same row
         if revision is None:
             missing = f"{variant.full_name} has no revision {data.get('revision')}."
             raise ValidationFailed("Unknown revision.", errors={f"{prefix}revision": [missing]})

@@ -6,6 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.audit.models import AuditEvent
+from apps.audit.services import audit_chain_verify
 from apps.benchmarks import services
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.models import BenchmarkJob, JobResult
@@ -388,8 +390,30 @@ class TestBatchApi:
         assert "2 would fit" in resp.json()["detail"]
         assert BenchmarkJob.objects.count() == 1
 
-    def test_batch_needs_the_jobs_scope_and_is_idempotent(self, alice, client_for, alice_variant, noop):
+    def test_batch_queries_grow_by_two_per_variant_and_the_audit_is_one_append(self, alice, client_for,
+                                                                                make_variant, noop, settings):
+        settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 100
+        client = client_for(alice)
+        names = [make_variant(alice, f"m{i}").full_name for i in range(21)]
+
+        def batch(variants, steps):  # type: ignore[no-untyped-def]
+            return {"jobs": [{"variant": v, "benchmark": "noop", "config": {"steps": steps}} for v in variants]}
+
+        assert client.post("/api/v1/jobs/batch/", batch(names[:1], 50), format="json").status_code == 201  # warm
+        with CaptureQueriesContext(connection) as one:
+            assert client.post("/api/v1/jobs/batch/", batch(names[1:2], 1), format="json").status_code == 201
+        with CaptureQueriesContext(connection) as many:
+            assert client.post("/api/v1/jobs/batch/", batch(names[1:21], 2), format="json").status_code == 201
+        # per further variant: its lookup and its blocklist check; the 20 audit events are one append
+        assert len(many) == len(one) + 2 * 19
+        audit_inserts = [q for q in many.captured_queries if q["sql"].startswith('INSERT INTO "audit_auditevent"')]
+        assert len(audit_inserts) == 1
+        assert AuditEvent.objects.filter(verb="job.submit").count() == 22
+        assert audit_chain_verify().ok
+
+    def test_batch_needs_the_jobs_scope_and_is_idempotent(self, alice, api, client_for, alice_variant, noop):
         items = {"jobs": [{"variant": "alice/alice-model", "benchmark": "noop"}]}
+        assert api.post("/api/v1/jobs/batch/", items, format="json").status_code == 401
         assert client_for(alice, scopes=("read", "write")).post("/api/v1/jobs/batch/", items,
                                                                 format="json").status_code == 403
         client = client_for(alice)

@@ -271,6 +271,25 @@ class TestJobsApi:
         assert verified["verified"] is True and verified["verification_status"] == "verified"
         assert api.get(f"/api/v1/jobs/{job['id']}/bundle.json").json()["verifications"][0]["agreed"] is True
 
+    def test_bundle_of_a_private_job_is_hidden_and_its_query_count_is_flat(self, alice, bob, api, client_for,
+                                                                          make_variant, noop):
+        one = make_variant(alice, "private-one", public=False)
+        many = make_variant(alice, "private-many", public=False,
+                            artifacts=tuple((f"shard-{i}.safetensors", "safetensors") for i in range(12)))
+        client = client_for(alice)
+        jobs = [post_job(client, variant).json() for variant in (one, many)]
+        for job in jobs:
+            finish(job)
+        url = f"/api/v1/jobs/{jobs[0]['id']}/bundle.json"
+        assert api.get(url).status_code == 404 and client_for(bob).get(url).status_code == 404
+        assert api.get("/api/v1/jobs/999999/bundle.json").status_code == 404
+        client.get(url)  # warm the token (first use writes last_used_at)
+        with CaptureQueriesContext(connection) as few:
+            assert len(client.get(url).json()["artifacts"]) == 1
+        with CaptureQueriesContext(connection) as lots:
+            assert len(client.get(f"/api/v1/jobs/{jobs[1]['id']}/bundle.json").json()["artifacts"]) == 12
+        assert len(few) == len(lots)
+
     def test_filters(self, alice, bob, client_for, alice_variant, make_variant, noop):
         post_job(client_for(alice), alice_variant)
         post_job(client_for(bob), make_variant(bob, "bobs"))

@@ -84,24 +84,38 @@ def resolve_artifacts(job: BenchmarkJob, loadable: frozenset[str]) -> tuple[Arti
 
 
 class _Heartbeat(threading.Thread):
-    """Keeps the lease (heartbeat_at) fresh while a long batch runs, and notices a cancel or a lost lease."""
+    """Keeps the leases (heartbeat_at) of the attempts this worker runs fresh while they run, and notices a cancel
+    or a lost lease. One thread per message: a chunk of short jobs shares one, renewing every lease in one
+    statement."""
 
-    def __init__(self, job_id: int, attempt: int, interval_s: float):
-        super().__init__(daemon=True, name=f"mc-heartbeat-{job_id}")
-        self.job_id, self.attempt, self.interval_s = job_id, attempt, interval_s
+    def __init__(self, attempts: dict[int, int], interval_s: float):
+        super().__init__(daemon=True, name=f"mc-heartbeat-{min(attempts)}")
+        self.attempts = dict(attempts)
+        self.interval_s = interval_s
+        self.lock = threading.Lock()
         self.stop_event = threading.Event()
-        self.cancel_seen = threading.Event()
+        self.stopped: set[int] = set()
+
+    def must_stop(self, job_id: int) -> bool:
+        return job_id in self.stopped
+
+    def release(self, job_ids: list[int]) -> None:
+        """These attempts are recorded: stop renewing their leases."""
+        with self.lock:
+            for job_id in job_ids:
+                self.attempts.pop(job_id, None)
 
     def run(self) -> None:
         from django.db import connection
 
         try:
             while not self.stop_event.wait(self.interval_s):
+                with self.lock:
+                    attempts = dict(self.attempts)
                 try:
-                    if services.job_heartbeat(job_id=self.job_id, attempt=self.attempt):
-                        self.cancel_seen.set()
+                    self.stopped |= services.jobs_heartbeat(attempts=attempts)
                 except Exception:  # noqa: BLE001 - a database blip must not kill the job; the next beat retries
-                    logger.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+                    logger.warning("heartbeat of jobs %s failed", sorted(attempts)[:10], exc_info=True)
         finally:
             connection.close()
 
@@ -121,15 +135,22 @@ def _run_in_process(runner: Any, spec: RunSpec, progress: Any) -> RunResult:
         raise err from exc
 
 
-def execute_job(job: BenchmarkJob) -> BenchmarkJob | None:
-    """Run a job this worker has claimed, and record success or failure fenced by its attempt."""
+def _seed(job: BenchmarkJob) -> int:
+    value = job.config.get("seed", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _run(job: BenchmarkJob, heartbeat: _Heartbeat) -> services.Completion | BenchmarkJob | None:
+    """Run one claimed attempt. Returns what to record when it ran to the end; a failure is recorded here (and
+    the job, or None when fenced off, is returned)."""
     attempt = job.attempts
     source: Benchmark | BenchmarkVersion = job.spec if job.spec_id else job.benchmark
     runner_key = source.runner
     log_lines: list[str] = [f"attempt {attempt} on {job.worker_host}", f"runner {runner_key}"]
-    seed_value = job.config.get("seed", 0)
-    seed = seed_value if isinstance(seed_value, int) and not isinstance(seed_value, bool) else 0
+    seed = _seed(job)
     try:
+        if heartbeat.must_stop(job.pk):
+            raise JobCancelled()
         cls = runner_class(runner_key)
         if cls is None:
             raise RunnerError(FailureReason.INVALID_CONFIG,
@@ -137,21 +158,23 @@ def execute_job(job: BenchmarkJob) -> BenchmarkJob | None:
         loadable = frozenset(f.lower() for f in getattr(cls, "loadable_formats", frozenset()))
         spec = RunSpec(job_id=str(job.pk), artifacts=resolve_artifacts(job, loadable) if loadable else (),
                        dataset=resolve_dataset(source), config=dict(job.config), seed=seed)
+    except JobCancelled:
+        return services.job_fail(job_id=job.pk, attempt=attempt, reason=FailureReason.CANCELLED,
+                                 message="Cancelled before it started.",
+                                 log_tail="\n".join([*log_lines, "cancelled before it started"]))
     except RunnerError as exc:
         return services.job_fail(job_id=job.pk, attempt=attempt, reason=exc.reason, message=exc.message,
                                  log_tail="\n".join([*log_lines, f"error: {exc.message}"]))
 
-    heartbeat = _Heartbeat(job.pk, attempt, float(settings.MC_JOB_HEARTBEAT_S))
-    heartbeat.start()
     min_interval = float(settings.MC_JOB_PROGRESS_MIN_INTERVAL_S)
     last_write = [time.monotonic()]
     reported: list[tuple[int, int]] = []
 
     def progress(done: int, total: int) -> None:
         # Between batches: stop if a cancel was seen; write progress at most every min_interval (a run shorter
-        # than that writes none: job_complete records the last report), and stop if the write finds the job
+        # than that writes none: the completion records the last report), and stop if the write finds the job
         # cancelled or owned by another attempt. The heartbeat thread sees a cancel within a heartbeat.
-        if heartbeat.cancel_seen.is_set():
+        if heartbeat.must_stop(job.pk):
             raise JobCancelled()
         reported[:] = [(done, total)]
         now = time.monotonic()
@@ -175,15 +198,57 @@ def execute_job(job: BenchmarkJob) -> BenchmarkJob | None:
         tail = "\n".join(getattr(exc, "log_tail", None) or [])
         return services.job_fail(job_id=job.pk, attempt=attempt, reason=exc.reason, message=exc.message,
                                  log_tail="\n".join([*log_lines, tail, f"error: {exc.message}"]))
-    finally:
-        heartbeat.stop_event.set()
-        heartbeat.join(timeout=5)
 
     environment = dict(result.environment)
     environment.update(worker=job.worker_host, seed=seed)
-    return services.job_complete(
+    return services.Completion(
         job_id=job.pk, attempt=attempt, metrics=result.metrics, stderr=result.stderr, samples=result.samples,
         duration_s=result.duration_s, runner=result.runner, runner_version=result.runner_version,
         environment=environment, log_tail="\n".join([*log_lines, *result.log]), seed=seed,
         progress=reported[0] if reported else None,
     )
+
+
+def execute_job(job: BenchmarkJob) -> BenchmarkJob | None:
+    """Run a job this worker has claimed, and record success or failure fenced by its attempt."""
+    return execute_jobs([job]).get(job.pk)
+
+
+def execute_jobs(jobs: list[BenchmarkJob]) -> dict[int, BenchmarkJob | None]:
+    """Run claimed jobs one after the other (a chunk of short jobs, or a single job) under one heartbeat, and
+    record each outcome fenced by its attempt: failures at once, results in bulk, at least every
+    MC_RESULT_FLUSH_S and at the end. Returns {job id: the job as recorded, or None when fenced off}."""
+    outcomes: dict[int, BenchmarkJob | None] = {}
+    if not jobs:
+        return outcomes
+    heartbeat = _Heartbeat({job.pk: job.attempts for job in jobs}, float(settings.MC_JOB_HEARTBEAT_S))
+    heartbeat.start()
+    flush_every = float(settings.MC_RESULT_FLUSH_S)
+    pending: list[services.Completion] = []
+    pending_since = 0.0
+
+    def flush() -> None:
+        recorded = services.jobs_complete(pending)
+        for completion in pending:
+            outcomes[completion.job_id] = recorded.get(completion.job_id)
+        heartbeat.release([c.job_id for c in pending])
+        pending.clear()
+
+    try:
+        for job in jobs:
+            outcome = _run(job, heartbeat)
+            if isinstance(outcome, services.Completion):
+                if not pending:
+                    pending_since = time.monotonic()
+                pending.append(outcome)
+            else:
+                outcomes[job.pk] = outcome
+                heartbeat.release([job.pk])
+            if pending and time.monotonic() - pending_since >= flush_every:
+                flush()
+        if pending:
+            flush()
+    finally:
+        heartbeat.stop_event.set()
+        heartbeat.join(timeout=5)
+    return outcomes

@@ -9,9 +9,9 @@ from django.db import close_old_connections
 
 from apps.benchmarks.dispatch import jobs_dispatch as jobs_dispatch_service
 from apps.benchmarks.dispatch import jobs_recover as jobs_recover_service
-from apps.benchmarks.services import job_claim
+from apps.benchmarks.services import job_claim, jobs_claim
 from workers import presence  # noqa: F401 - connects the worker signals (private queue, presence)
-from workers.execution import execute_job, worker_identity
+from workers.execution import execute_job, execute_jobs, worker_identity
 
 
 @shared_task(name="workers.tasks.run_job", bind=True, acks_late=True, reject_on_worker_lost=True,
@@ -32,6 +32,20 @@ def run_job(self: Any, job_id: int) -> None:
     # This claim freed a buffer slot: send the next job in fair-share order before running this one.
     jobs_dispatch_service(queue=job.queue, force=False)
     execute_job(job)
+
+
+@shared_task(name="workers.tasks.run_jobs", bind=True, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
+def run_jobs(self: Any, job_ids: list[int]) -> None:
+    """A chunk of short jobs (in-process runners) sent in one message: claim them in one compare-and-set
+    statement, run them one after the other, and write their results in bulk. Redelivery, takeover and fencing
+    work per job exactly as in :func:`run_job`."""
+    close_old_connections()
+    jobs = jobs_claim(job_ids=[int(i) for i in job_ids], worker=worker_identity(self.request.hostname))
+    if not jobs:
+        return
+    jobs_dispatch_service(queue=jobs[0].queue, force=False)
+    execute_jobs(jobs)
 
 
 @shared_task(name="workers.tasks.jobs_recover", ignore_result=True)

@@ -11,11 +11,16 @@ a cancel, a submission, a beat tick) the dispatcher picks the next jobs by
    submitter's waiting jobs, so submitters take turns, round robin;
 3. the oldest job.
 
-A single job of a new submitter therefore waits for at most the messages already in the buffer, never for
+A single job of a new submitter therefore waits for at most the jobs already in the buffer, never for
 another submitter's backlog. The API's queue positions use the same order (:mod:`apps.benchmarks.selectors`).
 
-Messages carry only the job id; a job whose message never reached a worker (broker down, a worker killed with
-prefetched messages) is found by :func:`jobs_recover` and sent again. Duplicates are harmless: the claim is a
+Messages carry only job ids: one id, or for jobs of in-process runners (``MC_IN_PROCESS_RUNNERS``: a few
+milliseconds each, where the per-message cost would dominate) a chunk of up to ``MC_DISPATCH_CHUNK`` consecutive
+ids of the dispatch order, which a worker claims in one statement and whose results it writes in bulk
+(:func:`apps.benchmarks.services.jobs_claim`, :func:`~apps.benchmarks.services.jobs_complete`). The buffer
+counts jobs either way, so a chunk never lets a backlog further ahead of a newcomer. A job whose message never
+reached a worker (broker down, a worker killed with prefetched messages) is found by :func:`jobs_recover` and sent
+again. Duplicates are harmless: the claim is a
 compare-and-set.
 """
 
@@ -40,6 +45,7 @@ from .models import BenchmarkJob, DispatchQueue, WorkerNode
 logger = logging.getLogger(__name__)
 
 RUN_JOB_TASK = "workers.tasks.run_job"
+RUN_JOBS_TASK = "workers.tasks.run_jobs"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -87,6 +93,11 @@ def known_queues() -> list[str]:
 
 def fair_share_pick(queue: str, n: int, now: datetime) -> list[tuple[int, int, int, str]]:
     """The next `n` waiting jobs of `queue` in dispatch order: (id, submitter id, priority, exclude_worker)."""
+    return [pick[:4] for pick in _pick(queue, n, now)]
+
+
+def _pick(queue: str, n: int, now: datetime) -> list[tuple[int, int, int, str, str]]:
+    """:func:`fair_share_pick`, with each job's runner as a fifth item (the frozen spec's, else the benchmark's)."""
     if n <= 0:
         return []
     in_flight = dict(BenchmarkJob.objects.in_flight(queue).order_by().values("submitted_by_id")
@@ -96,10 +107,31 @@ def fair_share_pick(queue: str, n: int, now: datetime) -> list[tuple[int, int, i
         .annotate(rank=Window(RowNumber(), partition_by=[F("submitted_by_id"), F("priority")],
                               order_by=F("id").asc()))
         .filter(rank__lte=n)
-        .values_list("id", "submitted_by_id", "priority", "rank", "exclude_worker")
+        .values_list("id", "submitted_by_id", "priority", "rank", "exclude_worker", "spec__runner",
+                     "benchmark__runner")
     )
     rows.sort(key=lambda r: (-r[2], in_flight.get(r[1], 0) + r[3] - 1, r[0]))
-    return [(r[0], r[1], r[2], r[4]) for r in rows[:n]]
+    return [(r[0], r[1], r[2], r[4], r[5] or r[6] or "") for r in rows[:n]]
+
+
+def _messages(picks: list[tuple[int, int, int, str, str]], routes: dict[int, tuple[str, str]], room: int
+              ) -> list[tuple[str, list[int]]]:
+    """Group the picks, in dispatch order, into messages: (broker queue, job ids). Consecutive jobs of in-process
+    runners (milliseconds each) bound for a shared queue travel together, up to MC_DISPATCH_CHUNK ids and half of
+    the room (so at least two messages are out for two consumers); every other job gets a message of its own."""
+    chunk = max(1, min(int(settings.MC_DISPATCH_CHUNK), -(-room // 2)))
+    quick = set(settings.MC_IN_PROCESS_RUNNERS)
+    messages: list[tuple[str, list[int]]] = []
+    open_chunk = False
+    for job_id, _, _, _, runner in picks:
+        broker_queue, target = routes[job_id]
+        batchable = chunk > 1 and not target and runner in quick
+        if batchable and open_chunk and messages[-1][0] == broker_queue and len(messages[-1][1]) < chunk:
+            messages[-1][1].append(job_id)
+        else:
+            messages.append((broker_queue, [job_id]))
+        open_chunk = batchable
+    return messages
 
 
 def _lock_queue(queue: str) -> None:
@@ -108,12 +140,12 @@ def _lock_queue(queue: str) -> None:
         DispatchQueue.objects.select_for_update(no_key=True).get(name=queue)
 
 
-def _routes(picks: list[tuple[int, int, int, str]], queue: str, now: datetime) -> dict[int, tuple[str, str]]:
+def _routes(picks: list[tuple[int, int, int, str, str]], queue: str, now: datetime) -> dict[int, tuple[str, str]]:
     """job id -> (broker queue, target worker). Verifications go to the private queue of a live worker other
     than the one that produced the result; everything else to the resource-class queue."""
     routes: dict[int, tuple[str, str]] = {}
     workers: list[WorkerNode] | None = None
-    for job_id, _, _, exclude in picks:
+    for job_id, _, _, exclude, _ in picks:
         if exclude:
             if workers is None:
                 workers = sorted(live_workers(queue, now=now), key=lambda w: w.name)
@@ -134,6 +166,22 @@ def send_run_job(job_id: int, broker_queue: str) -> None:
                           retry_policy=settings.MC_DISPATCH_RETRY_POLICY)
 
 
+def send_run_chunk(job_ids: list[int], broker_queue: str) -> None:
+    """Publish one run_jobs message carrying several ids (a chunk of short jobs). Raises when the broker is
+    unreachable."""
+    from celery import current_app
+
+    current_app.send_task(RUN_JOBS_TASK, args=[list(job_ids)], queue=broker_queue, retry=True,
+                          retry_policy=settings.MC_DISPATCH_RETRY_POLICY)
+
+
+def send_run_jobs(job_ids: list[int], broker_queue: str) -> None:
+    if len(job_ids) == 1:
+        send_run_job(job_ids[0], broker_queue)
+    else:
+        send_run_chunk(job_ids, broker_queue)
+
+
 # After a failed publish this process leaves the broker alone for a few seconds: submissions stay fast while the
 # broker is down (their jobs wait in the database), and the beat's dispatch, which ignores this, retries.
 _broker_down_until = [0.0]
@@ -148,7 +196,7 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
     with transaction.atomic():
         _lock_queue(queue)
         room = limit - BenchmarkJob.objects.buffered(queue).count()
-        picks = fair_share_pick(queue, room, now)
+        picks = _pick(queue, room, now)
         if not picks:
             return 0
         routes = _routes(picks, queue, now)
@@ -161,17 +209,17 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
         DispatchQueue.objects.filter(name=queue).update(last_dispatch_at=now)
     # Sent after the commit, so a worker never sees an id whose row says "not dispatched".
     sent = 0
-    pending = [job_id for job_id, _, _, _ in picks]
+    messages = _messages(picks, routes, room)
     try:
-        for job_id in pending:
-            send_run_job(job_id, routes[job_id][0])
-            sent += 1
+        for broker_queue, ids in messages:
+            send_run_jobs(ids, broker_queue)
+            sent += len(ids)
     except Exception as exc:  # noqa: BLE001 - broker down: put the rest back; the beat tries again
         _broker_down_until[0] = time.monotonic() + float(settings.MC_DISPATCH_BROKER_BACKOFF_S)
-        unsent = pending[sent:]
+        unsent = [job_id for job_id, *_ in picks][sent:]
         BenchmarkJob.objects.filter(pk__in=unsent, status=JobStatus.QUEUED, dispatched_at=now).update(
             dispatched_at=None, target_worker="")
-        logger.warning("dispatch to %s stopped after %d of %d messages: %s", queue, sent, len(pending), exc)
+        logger.warning("dispatch to %s stopped after %d of %d jobs: %s", queue, sent, len(picks), exc)
     return sent
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -628,15 +629,38 @@ def job_claim(*, job_id: int, worker: str) -> BenchmarkJob | None:
     the job is not this worker's to run: already claimed (a duplicate delivery), cancelled, in backoff, or a
     verification that another live worker should run. A redelivered message for a job still marked running by a
     dead attempt (stale heartbeat) takes the job over rather than being dropped."""
+    claimed = jobs_claim(job_ids=[job_id], worker=worker)
+    return claimed[0] if claimed else None
+
+
+def jobs_claim(*, job_ids: list[int], worker: str) -> list[BenchmarkJob]:
+    """Claim several jobs at once (a chunk of short jobs sent in one message), each as :func:`job_claim` would:
+    the plain case (queued, due, not a verification, not cancelled) in one compare-and-set statement and one audit
+    append for the lot; the others (verifications, redeliveries of running jobs) one by one. Returns the jobs
+    this worker now owns, in the order given."""
+    ids = list(dict.fromkeys(int(i) for i in job_ids))
+    if not ids:
+        return []
     now = timezone.now()
+    worker = worker[:200]
     with transaction.atomic():
-        claimed = (BenchmarkJob.objects.filter(pk=job_id, status=JobStatus.QUEUED, cancel_requested=False,
-                                               exclude_worker="")
-                   .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-                   .update(**_claim_fields(now, worker)))
-        if claimed:
-            return _claimed(job_id, "job.start", JobStatus.QUEUED)
-    return _claim_contended(job_id, worker, now)
+        (BenchmarkJob.objects.filter(pk__in=ids, status=JobStatus.QUEUED, cancel_requested=False, exclude_worker="")
+         .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+         .update(**_claim_fields(now, worker)))
+        # The rows this statement moved: they stay locked by this transaction until it commits, and carry this
+        # claim's instant and worker (a row claimed by someone else carries another instant or worker).
+        claimed = {job.pk: job for job in BenchmarkJob.objects.select_related("benchmark", "spec").filter(
+            pk__in=ids, status=JobStatus.RUNNING, started_at=now, worker_host=worker)}
+        audit_record_many(actor=None, verb="job.start", events=[
+            (job, {"status": JobStatus.QUEUED},
+             {"status": JobStatus.RUNNING, "attempt": job.attempts, "worker": job.worker_host})
+            for job in claimed.values()])
+    for job_id in ids:
+        if job_id not in claimed:
+            job = _claim_contended(job_id, worker, now)
+            if job is not None:
+                claimed[job_id] = job
+    return [claimed[i] for i in ids if i in claimed]
 
 
 @transaction.atomic
@@ -684,9 +708,21 @@ def job_progress(*, job_id: int, attempt: int, done: int, total: int) -> bool:
 
 def job_heartbeat(*, job_id: int, attempt: int) -> bool:
     """Refresh the lease of a running attempt. Returns True when the job must stop."""
-    updated = BenchmarkJob.objects.filter(pk=job_id, attempts=attempt, status=JobStatus.RUNNING,
-                                          cancel_requested=False).update(heartbeat_at=timezone.now())
-    return not updated
+    return job_id in jobs_heartbeat(attempts={job_id: attempt})
+
+
+def jobs_heartbeat(*, attempts: dict[int, int]) -> set[int]:
+    """Refresh the leases of several running attempts ({job id: attempt}) in one statement. Returns the ids that
+    must stop: cancelled, or fenced off (another attempt owns the job now)."""
+    if not attempts:
+        return set()
+    owned = Q(pk__in=[])
+    for job_id, attempt in attempts.items():
+        owned |= Q(pk=job_id, attempts=attempt)
+    live = BenchmarkJob.objects.filter(owned, status=JobStatus.RUNNING, cancel_requested=False)
+    if live.update(heartbeat_at=timezone.now()) == len(attempts):
+        return set()
+    return set(attempts) - set(live.values_list("pk", flat=True))
 
 
 def _fenced(job_id: int, attempt: int) -> BenchmarkJob | None:
@@ -700,7 +736,24 @@ def _elapsed(job: BenchmarkJob, now: datetime) -> float:
     return max(0.0, (now - job.started_at).total_seconds()) if job.started_at else 0.0
 
 
-@transaction.atomic
+@dataclass(frozen=True)
+class Completion:
+    """What a worker reports for one attempt that ran to the end (see :func:`jobs_complete`)."""
+
+    job_id: int
+    attempt: int
+    metrics: dict[str, float]
+    stderr: dict[str, float]
+    samples: int
+    duration_s: float
+    runner: str
+    runner_version: str
+    environment: dict[str, Any]
+    log_tail: str = ""
+    seed: int = 0
+    progress: tuple[int, int] | None = None
+
+
 def job_complete(*, job_id: int, attempt: int, metrics: dict[str, float], stderr: dict[str, float],
                  samples: int, duration_s: float, runner: str, runner_version: str,
                  environment: dict[str, Any], log_tail: str = "", seed: int = 0,
@@ -708,32 +761,62 @@ def job_complete(*, job_id: int, attempt: int, metrics: dict[str, float], stderr
     """Write the result exactly once. A late or duplicate attempt writes nothing and returns None; a job
     cancelled while its last batch ran ends cancelled, without a result. `progress` is the last (done, total)
     the runner reported (written here rather than by a separate update)."""
-    job = _fenced(job_id, attempt)
-    if job is None:
-        return None
-    now = timezone.now()
-    if job.cancel_requested:
-        return _fail_locked(job, attempt=attempt, reason=FailureReason.CANCELLED, now=now,
-                            message="Cancelled while running; the result was discarded.", log_tail=log_tail)
-    result = JobResult.objects.create(job=job, attempt=attempt, metrics=metrics, stderr=stderr, samples=samples,
-                                      duration_s=duration_s, runner=runner, runner_version=runner_version,
-                                      environment=environment, seed=seed)
-    job.status = JobStatus.SUCCEEDED
-    job.finished_at = now
-    if progress is not None:
-        job.progress_total = max(0, progress[1])
-    job.progress_done = max(job.progress_done, job.progress_total, progress[0] if progress else 0)
-    job.compute_seconds += _elapsed(job, now)
-    job.log_tail = log_tail[-8000:]
-    job.save(update_fields=["status", "finished_at", "progress_done", "progress_total", "compute_seconds",
-                            "log_tail"])
-    audit_record(actor=None, verb="job.succeed", target=job, before={"status": JobStatus.RUNNING},
-                 after={"status": JobStatus.SUCCEEDED, "attempt": attempt, "metrics": metrics})
-    from .verification import result_recorded
+    done = jobs_complete([Completion(
+        job_id=job_id, attempt=attempt, metrics=metrics, stderr=stderr, samples=samples, duration_s=duration_s,
+        runner=runner, runner_version=runner_version, environment=environment, log_tail=log_tail, seed=seed,
+        progress=progress)])
+    return done.get(job_id)
 
-    result_recorded(job=job, result=result)
-    hooks.job_finished_on_commit(job.pk)
-    return job
+
+@transaction.atomic
+def jobs_complete(completions: list[Completion]) -> dict[int, BenchmarkJob]:
+    """Write the results of several attempts in one transaction, each exactly once as :func:`job_complete`
+    does: the rows are locked and fenced by attempt together, results, statuses and audit events are written in
+    bulk, and the job-finished subscribers get the whole set after the commit. Returns {job id: job} for the
+    attempts that were still current (succeeded, or cancelled when a cancel arrived during the last batch)."""
+    by_id = {c.job_id: c for c in completions}
+    if not by_id:
+        return {}
+    now = timezone.now()
+    locked = BenchmarkJob.objects.select_for_update(no_key=True).filter(pk__in=list(by_id)).order_by("pk")
+    current = [job for job in locked if job.status == JobStatus.RUNNING and job.attempts == by_id[job.pk].attempt]
+    out: dict[int, BenchmarkJob] = {}
+    succeeded: list[BenchmarkJob] = []
+    for job in current:
+        c = by_id[job.pk]
+        if job.cancel_requested:
+            out[job.pk] = _fail_locked(job, attempt=c.attempt, reason=FailureReason.CANCELLED, now=now,
+                                       message="Cancelled while running; the result was discarded.",
+                                       log_tail=c.log_tail)
+            continue
+        job.status = JobStatus.SUCCEEDED
+        job.finished_at = now
+        if c.progress is not None:
+            job.progress_total = max(0, c.progress[1])
+        job.progress_done = max(job.progress_done, job.progress_total, c.progress[0] if c.progress else 0)
+        job.compute_seconds += _elapsed(job, now)
+        job.log_tail = c.log_tail[-8000:]
+        succeeded.append(job)
+        out[job.pk] = job
+    if not succeeded:
+        return out
+    results = JobResult.objects.bulk_create([
+        JobResult(job=job, attempt=by_id[job.pk].attempt, metrics=by_id[job.pk].metrics,
+                  stderr=by_id[job.pk].stderr, samples=by_id[job.pk].samples, duration_s=by_id[job.pk].duration_s,
+                  runner=by_id[job.pk].runner, runner_version=by_id[job.pk].runner_version,
+                  environment=by_id[job.pk].environment, seed=by_id[job.pk].seed)
+        for job in succeeded])
+    BenchmarkJob.objects.bulk_update(succeeded, ["status", "finished_at", "progress_done", "progress_total",
+                                                 "compute_seconds", "log_tail"])
+    audit_record_many(actor=None, verb="job.succeed", events=[
+        (job, {"status": JobStatus.RUNNING},
+         {"status": JobStatus.SUCCEEDED, "attempt": by_id[job.pk].attempt, "metrics": by_id[job.pk].metrics})
+        for job in succeeded])
+    from .verification import results_recorded
+
+    results_recorded(list(zip(succeeded, results, strict=True)))
+    hooks.job_finished_on_commit([job.pk for job in succeeded])
+    return out
 
 
 def _backoff(attempt: int) -> timedelta:

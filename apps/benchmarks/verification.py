@@ -52,14 +52,14 @@ def spot_check_rate(*, submitter_streak: int | None, worker_streak: int | None) 
     return max(float(settings.MC_VERIFY_MIN_RATE), trust_after / streak)
 
 
-def _create_verification(*, original: BenchmarkJob, submitted_by: Any, counts: bool, spot_check: bool
+def _create_verification(*, original: BenchmarkJob, submitted_by_id: int, counts: bool, spot_check: bool
                          ) -> BenchmarkJob:
     now = timezone.now()
     return BenchmarkJob.objects.create(
         revision_id=original.revision_id, benchmark_id=original.benchmark_id,
         benchmark_version=original.benchmark_version, spec_id=original.spec_id, config=original.config,
         config_hash=original.config_hash, queue=original.queue, priority=original.priority,
-        submitted_by=submitted_by, verifies=original, is_spot_check=spot_check,
+        submitted_by_id=submitted_by_id, verifies=original, is_spot_check=spot_check,
         max_attempts=original.benchmark.max_attempts, counts_against_quota=counts, queued_at=now,
         exclude_worker=original.worker_host,
     )
@@ -67,21 +67,34 @@ def _create_verification(*, original: BenchmarkJob, submitted_by: Any, counts: b
 
 def result_recorded(*, job: BenchmarkJob, result: JobResult) -> None:
     """Called inside job_complete's transaction: judge a verification, or decide on a spot check."""
-    if job.verifies_id:
-        _judge(verifier=job, verifier_result=result)
+    results_recorded([(job, result)])
+
+
+def results_recorded(recorded: list[tuple[BenchmarkJob, JobResult]]) -> None:
+    """Called inside jobs_complete's transaction with the jobs that just succeeded and their results: judge the
+    verifications; for the others, decide on spot checks (the submitters' and workers' records read once)."""
+    originals = []
+    for job, result in recorded:
+        if job.verifies_id:
+            _judge(verifier=job, verifier_result=result)
+        else:
+            originals.append(job)
+    if not originals or not settings.MC_SPOT_CHECKS:
         return
-    if not settings.MC_SPOT_CHECKS:
-        return
-    submitter = SubmitterProfile.objects.filter(user_id=job.submitted_by_id).values_list(
-        "consecutive_agreements", flat=True).first()
-    worker = WorkerNode.objects.filter(name=job.worker_host).values_list("consecutive_agreements", flat=True).first()
-    rate = spot_check_rate(submitter_streak=submitter, worker_streak=worker)
-    if rate < 1.0 and spot_check_random() >= rate:
-        return
-    verification = _create_verification(original=job, submitted_by=job.submitted_by, counts=False, spot_check=True)
-    audit_record(actor=None, verb="job.spot_check", target=verification,
-                 after={"verifies": job.pk, "rate": round(rate, 4)})
-    jobs_dispatch_on_commit(verification.queue)
+    submitters = dict(SubmitterProfile.objects.filter(user_id__in={j.submitted_by_id for j in originals})
+                      .values_list("user_id", "consecutive_agreements"))
+    workers = dict(WorkerNode.objects.filter(name__in={j.worker_host for j in originals})
+                   .values_list("name", "consecutive_agreements"))
+    for job in originals:
+        rate = spot_check_rate(submitter_streak=submitters.get(job.submitted_by_id),
+                               worker_streak=workers.get(job.worker_host))
+        if rate < 1.0 and spot_check_random() >= rate:
+            continue
+        verification = _create_verification(original=job, submitted_by_id=job.submitted_by_id, counts=False,
+                                            spot_check=True)
+        audit_record(actor=None, verb="job.spot_check", target=verification,
+                     after={"verifies": job.pk, "rate": round(rate, 4)})
+        jobs_dispatch_on_commit(verification.queue)
 
 
 def _primary(job: BenchmarkJob) -> str | None:
@@ -181,7 +194,7 @@ def verification_request(*, job: BenchmarkJob, actor: Any) -> tuple[BenchmarkJob
             return running, False
         if not staff:
             quota_enforce(actor)
-        verification = _create_verification(original=original, submitted_by=actor, counts=not staff,
+        verification = _create_verification(original=original, submitted_by_id=actor.pk, counts=not staff,
                                             spot_check=False)
         audit_record(actor=actor, verb="job.verify", target=verification,
                      after={"verifies": original.pk, "exclude_worker": original.worker_host})

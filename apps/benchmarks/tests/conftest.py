@@ -24,12 +24,21 @@ def engine_settings(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def sent(monkeypatch) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
-    """Unit tests talk to no broker: run_job messages are recorded as (job id, broker queue)."""
+def chunks() -> list[tuple[list[int], str]]:
+    return []
+
+
+@pytest.fixture(autouse=True)
+def sent(monkeypatch, chunks) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    """Unit tests talk to no broker: run_job messages are recorded as (job id, broker queue), and so is each id of a
+    chunk (run_jobs); `chunks` records the chunks themselves."""
     from apps.benchmarks import dispatch
 
     calls: list[tuple[int, str]] = []
     monkeypatch.setattr(dispatch, "send_run_job", lambda job_id, queue: calls.append((job_id, queue)))
+    monkeypatch.setattr(dispatch, "send_run_chunk",
+                        lambda job_ids, queue: (calls.extend((i, queue) for i in job_ids),
+                                                chunks.append((list(job_ids), queue))))
     monkeypatch.setattr(dispatch, "_broker_down_until", [0.0])
     return calls
 

@@ -693,7 +693,7 @@ class TestHooks:
     def test_finished_hooks_run_after_commit_with_the_job_id(self, alice, alice_variant, noop, monkeypatch,
                                                              django_capture_on_commit_callbacks):
         seen: list[int] = []
-        monkeypatch.setattr(hooks, "JOB_FINISHED_HOOKS", [seen.append, lambda job_id: 1 / 0])
+        monkeypatch.setattr(hooks, "JOB_FINISHED_HOOKS", [seen.extend, lambda job_ids: 1 / 0])
         job, _ = submit(alice, alice_variant, noop)
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             run_to_success(job)
@@ -705,7 +705,7 @@ class TestHooks:
     def test_cancel_of_a_queued_job_runs_the_hooks(self, alice, alice_variant, noop, monkeypatch,
                                                    django_capture_on_commit_callbacks):
         seen: list[int] = []
-        monkeypatch.setattr(hooks, "JOB_FINISHED_HOOKS", [seen.append])
+        monkeypatch.setattr(hooks, "JOB_FINISHED_HOOKS", [seen.extend])
         job, _ = submit(alice, alice_variant, noop)
         with django_capture_on_commit_callbacks(execute=True):
             services.job_cancel(job=job, actor=alice)

@@ -1,0 +1,255 @@
+"""Chunks of short jobs: dispatched several ids per message, claimed in one statement, recorded in bulk."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.audit.services import audit_chain_verify
+from apps.benchmarks import dispatch, hooks, services
+from apps.benchmarks.choices import FailureReason, JobStatus
+from apps.benchmarks.models import BenchmarkJob, JobResult
+from apps.benchmarks.tests import runners
+from workers import execution
+
+pytestmark = pytest.mark.django_db
+
+
+def submit_many(user, make_variant, benchmark, n, prefix="m"):  # type: ignore[no-untyped-def]
+    """n jobs of `user`, each on its own variant (as a real queue's would be spread)."""
+    jobs = []
+    for i in range(n):
+        variant = make_variant(user, f"{prefix}-{i}")
+        job, created = services.job_submit(actor=user, revision=variant.current_revision, benchmark=benchmark,
+                                           config={"steps": 1})
+        assert created
+        jobs.append(job)
+    return jobs
+
+
+def completion(job, **overrides):  # type: ignore[no-untyped-def]
+    fields = {"job_id": job.pk, "attempt": job.attempts, "metrics": {"ok": 1.0}, "stderr": {}, "samples": 1,
+              "duration_s": 0.01, "runner": "noop", "runner_version": "1", "environment": {"python": "3.11"}}
+    fields.update(overrides)
+    return services.Completion(**fields)
+
+
+class TestDispatchChunks:
+    def test_short_jobs_go_out_in_chunks_of_half_the_room(self, alice, make_variant, noop, sent, chunks, settings):
+        settings.MC_DISPATCH_BUFFER = 8
+        settings.MC_DISPATCH_CHUNK = 16
+        alice.max_active_jobs = 50
+        alice.save()
+        jobs = submit_many(alice, make_variant, noop, 12)
+        sent.clear()
+        chunks.clear()
+        BenchmarkJob.objects.update(dispatched_at=None)
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 8
+        # the buffer counts jobs: 8 of them, in two messages of 4 (half the room), in dispatch order
+        assert [ids for ids, _ in chunks] == [[j.pk for j in jobs[:4]], [j.pk for j in jobs[4:8]]]
+        assert [job_id for job_id, _ in sent] == [j.pk for j in jobs[:8]]
+        assert BenchmarkJob.objects.buffered("bench.cpu").count() == 8
+
+    def test_chunk_size_is_capped_by_the_setting(self, alice, make_variant, noop, sent, chunks, settings):
+        settings.MC_DISPATCH_BUFFER = 8
+        settings.MC_DISPATCH_CHUNK = 3
+        alice.max_active_jobs = 50
+        alice.save()
+        submit_many(alice, make_variant, noop, 8)
+        BenchmarkJob.objects.update(dispatched_at=None)
+        sent.clear()
+        chunks.clear()
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        assert [len(ids) for ids, _ in chunks] == [3, 3, 2]
+        assert len(sent) == 8
+
+    def test_chunk_of_one_means_one_message_per_job(self, alice, make_variant, noop, sent, chunks, settings):
+        settings.MC_DISPATCH_BUFFER = 8
+        settings.MC_DISPATCH_CHUNK = 1
+        submit_many(alice, make_variant, noop, 4)
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        assert chunks == [] and len(sent) == 4
+
+    def test_sandboxed_runners_get_a_message_per_job(self, alice, make_variant, make_benchmark, sent, chunks,
+                                                     settings):
+        settings.MC_DISPATCH_BUFFER = 8
+        slow = make_benchmark(slug="slow", runner=f"{runners.MODULE}:ConstantRunner")
+        jobs = submit_many(alice, make_variant, slow, 4)
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        assert chunks == []
+        assert [job_id for job_id, _ in sent] == [j.pk for j in jobs]
+
+    def test_a_newcomer_waits_for_the_buffered_jobs_only(self, alice, bob, make_variant, noop, sent, settings):
+        settings.MC_DISPATCH_BUFFER = 4
+        alice.max_active_jobs = 50
+        alice.save()
+        submit_many(alice, make_variant, noop, 20)
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        buffered_before = BenchmarkJob.objects.buffered("bench.cpu").count()
+        assert buffered_before == 4
+        [bobs] = submit_many(bob, make_variant, noop, 1, prefix="b")
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        # the buffer is full: Bob's job is the next one sent when a slot frees, whatever Alice's backlog
+        assert BenchmarkJob.objects.get(pk=bobs.pk).dispatched_at is None
+        claimed = services.jobs_claim(job_ids=[j for j, _ in sent[:2]], worker="w1@h")
+        assert len(claimed) == 2
+        sent.clear()
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        assert sent[0][0] == bobs.pk
+
+    def test_a_failed_chunk_publish_puts_its_jobs_back(self, alice, make_variant, noop, monkeypatch, settings):
+        settings.MC_DISPATCH_BUFFER = 8
+
+        def broker_down(job_ids, queue):  # type: ignore[no-untyped-def]
+            raise ConnectionError("broker down")
+
+        monkeypatch.setattr(dispatch, "send_run_chunk", broker_down)
+        alice.max_active_jobs = 50
+        alice.save()
+        jobs = submit_many(alice, make_variant, noop, 6)
+        BenchmarkJob.objects.update(dispatched_at=None)
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 0
+        assert not BenchmarkJob.objects.filter(pk__in=[j.pk for j in jobs], dispatched_at__isnull=False).exists()
+
+
+class TestClaimMany:
+    def test_claims_the_queued_ones_in_one_statement_and_one_audit_append(self, alice, make_variant, noop):
+        alice.max_active_jobs = 50
+        alice.save()
+        jobs = submit_many(alice, make_variant, noop, 6)
+        services.job_cancel(job=jobs[1], actor=alice)  # cancelled: not claimable
+        taken = services.job_claim(job_id=jobs[2].pk, worker="other@h")  # already someone else's
+        assert taken is not None
+        claimed = services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")
+        assert [j.pk for j in claimed] == [jobs[0].pk, jobs[3].pk, jobs[4].pk, jobs[5].pk]
+        assert all(j.status == JobStatus.RUNNING and j.attempts == 1 and j.worker_host == "w1@h" for j in claimed)
+        assert claimed[0].benchmark.slug == "noop"  # loaded with the job
+        assert AuditEvent.objects.filter(verb="job.start", target_id__in=[str(j.pk) for j in claimed]).count() == 4
+        assert BenchmarkJob.objects.get(pk=jobs[2].pk).worker_host == "other@h"
+        assert audit_chain_verify().ok
+
+    def test_query_count_does_not_grow_with_the_chunk(self, alice, make_variant, noop):
+        alice.max_active_jobs = 50
+        alice.save()
+        counts = []
+        for n, prefix in ((2, "a"), (12, "b")):
+            jobs = submit_many(alice, make_variant, noop, n, prefix=prefix)
+            with CaptureQueriesContext(connection) as ctx:
+                assert len(services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")) == n
+            counts.append(len(ctx.captured_queries))
+        assert counts[0] == counts[1], counts
+
+    def test_a_stale_running_job_in_a_chunk_is_taken_over(self, alice, make_variant, noop, settings):
+        jobs = submit_many(alice, make_variant, noop, 2)
+        services.job_claim(job_id=jobs[0].pk, worker="dead@h")
+        BenchmarkJob.objects.filter(pk=jobs[0].pk).update(
+            heartbeat_at=timezone.now() - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 5))
+        claimed = services.jobs_claim(job_ids=[jobs[0].pk, jobs[1].pk], worker="w1@h")
+        assert [(j.pk, j.attempts) for j in claimed] == [(jobs[0].pk, 2), (jobs[1].pk, 1)]
+        assert AuditEvent.objects.filter(verb="job.takeover", target_id=str(jobs[0].pk)).exists()
+
+    def test_duplicate_delivery_of_a_chunk_claims_nothing(self, alice, make_variant, noop):
+        jobs = submit_many(alice, make_variant, noop, 3)
+        ids = [j.pk for j in jobs]
+        assert len(services.jobs_claim(job_ids=ids, worker="w1@h")) == 3
+        assert services.jobs_claim(job_ids=ids, worker="w2@h") == []
+        assert set(BenchmarkJob.objects.filter(pk__in=ids).values_list("attempts", flat=True)) == {1}
+
+
+class TestCompleteMany:
+    def test_results_statuses_and_audit_in_bulk_then_one_hook_call(self, alice, make_variant, noop, monkeypatch,
+                                                                    django_capture_on_commit_callbacks):
+        calls: list[list[int]] = []
+        monkeypatch.setattr(hooks, "JOB_FINISHED_HOOKS", [calls.append])
+        alice.max_active_jobs = 50
+        alice.save()
+        jobs = submit_many(alice, make_variant, noop, 5)
+        claimed = services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")
+        services.job_cancel(job=claimed[3], actor=alice)  # cancel arrives during the last batch
+        stale = completion(claimed[4], attempt=claimed[4].attempts + 7)  # not the current attempt: fenced off
+        with django_capture_on_commit_callbacks(execute=True):
+            done = services.jobs_complete([completion(j, progress=(3, 3)) for j in claimed[:4]] + [stale])
+        assert {pk: j.status for pk, j in done.items()} == {
+            claimed[0].pk: JobStatus.SUCCEEDED, claimed[1].pk: JobStatus.SUCCEEDED,
+            claimed[2].pk: JobStatus.SUCCEEDED, claimed[3].pk: JobStatus.CANCELLED}
+        rows = {j.pk: j for j in BenchmarkJob.objects.filter(pk__in=[j.pk for j in jobs])}
+        assert rows[claimed[0].pk].progress_done == 3 and rows[claimed[0].pk].finished_at is not None
+        assert rows[claimed[4].pk].status == JobStatus.RUNNING
+        assert JobResult.objects.filter(job__in=jobs).count() == 3
+        assert AuditEvent.objects.filter(verb="job.succeed").count() == 3
+        assert audit_chain_verify().ok
+        # the cancelled one when it ended, then the three results in one call
+        assert calls == [[claimed[3].pk], sorted(j.pk for j in claimed[:3])]
+
+    def test_a_second_completion_writes_nothing(self, alice, make_variant, noop):
+        jobs = submit_many(alice, make_variant, noop, 2)
+        claimed = services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")
+        first = services.jobs_complete([completion(j) for j in claimed])
+        assert len(first) == 2
+        assert services.jobs_complete([completion(j, metrics={"ok": 0.0}) for j in claimed]) == {}
+        assert list(JobResult.objects.filter(job__in=jobs).values_list("metrics", flat=True)) == [{"ok": 1.0}] * 2
+
+    def test_query_count_does_not_grow_with_the_chunk(self, alice, make_variant, noop, monkeypatch):
+        monkeypatch.setattr(hooks, "JOB_FINISHED_HOOKS", [])
+        alice.max_active_jobs = 50
+        alice.save()
+        counts = []
+        for n, prefix in ((2, "a"), (12, "b")):
+            jobs = submit_many(alice, make_variant, noop, n, prefix=prefix)
+            claimed = services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")
+            with CaptureQueriesContext(connection) as ctx:
+                assert len(services.jobs_complete([completion(j) for j in claimed])) == n
+            counts.append(len(ctx.captured_queries))
+        assert counts[0] == counts[1], counts
+
+    def test_spot_checks_are_decided_per_job(self, alice, make_variant, noop, settings):
+        settings.MC_SPOT_CHECKS = True  # a new submitter: every result is re-run
+        jobs = submit_many(alice, make_variant, noop, 3)
+        claimed = services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")
+        services.jobs_complete([completion(j) for j in claimed])
+        assert BenchmarkJob.objects.filter(verifies__in=jobs, is_spot_check=True).count() == 3
+
+
+class TestHeartbeatMany:
+    def test_returns_the_jobs_that_must_stop(self, alice, make_variant, noop):
+        jobs = submit_many(alice, make_variant, noop, 3)
+        claimed = services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")
+        services.job_cancel(job=claimed[0], actor=alice)
+        attempts = {j.pk: j.attempts for j in claimed}
+        attempts[claimed[1].pk] += 1  # fenced off
+        before = BenchmarkJob.objects.get(pk=claimed[2].pk).heartbeat_at
+        assert services.jobs_heartbeat(attempts=attempts) == {claimed[0].pk, claimed[1].pk}
+        assert BenchmarkJob.objects.get(pk=claimed[2].pk).heartbeat_at > before
+
+
+class TestExecuteChunk:
+    def test_a_chunk_runs_in_process_and_records_every_outcome(self, alice, make_variant, noop, settings):
+        settings.MC_RESULT_FLUSH_S = 0  # a write after every job: still one result each
+        alice.max_active_jobs = 50
+        alice.save()
+        jobs = submit_many(alice, make_variant, noop, 3)
+        failing, _ = services.job_submit(actor=alice, revision=jobs[0].revision, benchmark=noop,
+                                         config={"fail": True})
+        claimed = services.jobs_claim(job_ids=[j.pk for j in jobs] + [failing.pk], worker="w1@h")
+        outcomes = execution.execute_jobs(claimed)
+        assert {pk: j.status for pk, j in outcomes.items()} == {
+            **{j.pk: JobStatus.SUCCEEDED for j in jobs}, failing.pk: JobStatus.QUEUED}
+        # the failure was recorded at once (and the job requeued with a backoff: attempts remain)
+        failed = BenchmarkJob.objects.get(pk=failing.pk)
+        assert failed.failure_reason == FailureReason.RUNNER_ERROR and failed.not_before is not None
+        assert JobResult.objects.filter(job__in=jobs).count() == 3
+
+    def test_a_job_cancelled_before_its_turn_does_not_run(self, alice, make_variant, noop):
+        jobs = submit_many(alice, make_variant, noop, 2)
+        claimed = services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")
+        heartbeat = execution._Heartbeat({j.pk: j.attempts for j in claimed}, 60)
+        services.job_cancel(job=claimed[1], actor=alice)
+        heartbeat.stopped |= services.jobs_heartbeat(attempts=heartbeat.attempts)
+        outcome = execution._run(claimed[1], heartbeat)
+        assert outcome is not None and outcome.status == JobStatus.CANCELLED
+        assert not JobResult.objects.filter(job=claimed[1]).exists()

@@ -243,3 +243,34 @@ def test_one_users_backlog_does_not_starve_another(digits_world, engine_processe
     # Alice's backlog got ahead of Bob's job by at most the one message already in the broker buffer
     assert started_between <= 1, started_between
     assert BenchmarkJob.objects.filter(pk__in=ids, status="queued").exists()
+
+
+def test_a_burst_of_short_jobs_runs_in_chunks(digits_world, engine_processes, client_for, settings):
+    """40 no-op jobs sent through the batch API go out several ids per message; the worker claims each chunk
+    at once, writes the results in bulk, and the subscribers (leaderboard, notifications) see every job."""
+    from apps.benchmarks.models import BenchmarkJob, JobResult
+    from apps.leaderboards.models import LeaderboardEntry
+    from apps.notifications.models import JobAnnouncement
+
+    settings.MC_DISPATCH_BUFFER = 16
+    worker = engine_processes.worker(env={**ENGINE_ENV, "MC_DISPATCH_BUFFER": "16", "MC_DISPATCH_CHUNK": "8"})
+    digits_world["users"]["alice"].max_active_jobs = 100
+    digits_world["users"]["alice"].save()
+    noop_benchmark(digits_world["users"]["maintainer"])
+    alice = client_for(digits_world["users"]["alice"])
+    resp = alice.post("/api/v1/jobs/batch/", {"jobs": [
+        {"variant": "alice/digits-mlp-int8", "benchmark": "noop", "config": {"steps": i + 1}} for i in range(40)]},
+        format="json")
+    assert resp.status_code == 201, resp.content
+    ids = [job["id"] for job in resp.json()["jobs"]]
+    wait_for(lambda: BenchmarkJob.objects.filter(pk__in=ids, status="succeeded").count() == 40, timeout=90,
+             message="the 40 short jobs to succeed")
+    assert JobResult.objects.filter(job_id__in=ids).count() == 40  # exactly one result each
+    chunked = worker.output().count("workers.tasks.run_jobs[")
+    assert chunked >= 3, worker.output()[-3000:]  # several ids per message (a job per message would be 40)
+    assert len(set(BenchmarkJob.objects.filter(pk__in=ids).values_list("started_at", flat=True))) < 40
+    # the job-finished subscribers got the whole set
+    entry = LeaderboardEntry.objects.get(benchmark__slug="noop", variant__name="digits-mlp-int8")
+    assert entry.job_id in ids
+    wait_for(lambda: JobAnnouncement.objects.filter(job_id__in=ids).count() == 40, timeout=30,
+             message="every job announced")

@@ -45,6 +45,8 @@ urlpatterns = [
     path("jobs/<int:job_id>/", jobs.job_detail, name="job"),
     path("jobs/<int:job_id>/progress/", jobs.job_progress, name="job-progress"),
     path("jobs/<int:job_id>/cancel/", jobs.job_cancel, name="job-cancel"),
+    path("jobs/<int:job_id>/verify/", jobs.job_verify, name="job-verify"),
+    path("jobs/<int:job_id>/retry/", jobs.job_retry, name="job-retry"),
     # Leaderboards
     path("leaderboards/", leaderboards.index, name="leaderboard-index"),
     path("leaderboards/suites/<slug:slug>/", leaderboards.suite, name="leaderboard-suite"),

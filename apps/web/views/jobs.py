@@ -10,11 +10,11 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from apps.accounts.roles import is_maintainer
+from apps.accounts.roles import is_maintainer, is_reviewer
 from apps.benchmarks import services as job_services
 from apps.benchmarks.api.serializers import JobSerializer
-from apps.benchmarks.choices import TERMINAL_JOB_STATUSES
-from apps.benchmarks.models import Benchmark
+from apps.benchmarks.choices import INFRASTRUCTURE_FAILURES, TERMINAL_JOB_STATUSES, JobStatus
+from apps.benchmarks.models import Benchmark, BenchmarkJob
 from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to
 from apps.core.errors import DomainError, ValidationFailed
 from apps.registry import selectors as registry_selectors
@@ -77,16 +77,35 @@ def job_submit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     }, status=status)
 
 
+def _may_verify(job: BenchmarkJob, user: Any) -> bool:
+    """Hint for the button; verification_request decides (the submitter, reviewers and maintainers may ask)."""
+    return bool(user.is_authenticated and job.status == JobStatus.SUCCEEDED and not job.is_verification
+                and (job.submitted_by_id == user.pk or is_reviewer(user)))
+
+
+def _retry_label(job: BenchmarkJob, user: Any) -> str:
+    """The retry button's label: Retry for a maintainer, Re-run for the submitter of a job that failed for an
+    infrastructure reason, empty when job_retry would refuse (the hint mirrors it; the service decides)."""
+    if not user.is_authenticated or job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+        return ""
+    if is_maintainer(user):
+        return "Retry"
+    if (job.submitted_by_id == user.pk and job.status == JobStatus.FAILED
+            and job.failure_reason in INFRASTRUCTURE_FAILURES):
+        return "Re-run"
+    return ""
+
+
 def _job_or_404(request: WebRequest, job_id: int) -> dict[str, Any]:
     job = jobs_for_api(jobs_visible_to(request.user)).filter(pk=job_id).first()
     if job is None:
         raise Http404
     terminal = job.status in TERMINAL_JOB_STATUSES
     user = request.user
-    # The button is a hint; job_cancel decides who may cancel (the submitter or a maintainer).
+    # The buttons are hints; the services decide. job_cancel: the submitter or a maintainer.
     can_cancel = not terminal and user.is_authenticated and (job.submitted_by_id == user.pk or is_maintainer(user))
     return {"job": JobSerializer(job, context={"request": request}).data, "job_obj": job, "terminal": terminal,
-            "can_cancel": can_cancel}
+            "can_cancel": can_cancel, "can_verify": _may_verify(job, user), "retry_label": _retry_label(job, user)}
 
 
 def job_detail(request: WebRequest, job_id: int) -> HttpResponse:
@@ -98,12 +117,18 @@ def job_progress(request: WebRequest, job_id: int) -> HttpResponse:
     return render(request, "web/partials/job_progress.html", _job_or_404(request, job_id))
 
 
-@login_required
-@require_POST
-def job_cancel(request: AuthedRequest, job_id: int) -> HttpResponse:
+def _visible_job_or_404(request: AuthedRequest, job_id: int) -> BenchmarkJob:
+    """A job the user may not see is a 404, as on the job page; what they may do with it is the service's call."""
     job = jobs_visible_to(request.user).filter(pk=job_id).first()
     if job is None:
         raise Http404
+    return job
+
+
+@login_required
+@require_POST
+def job_cancel(request: AuthedRequest, job_id: int) -> HttpResponse:
+    job = _visible_job_or_404(request, job_id)
     try:
         job_services.job_cancel(job=job, actor=request.user)
     except DomainError as exc:
@@ -113,3 +138,30 @@ def job_cancel(request: AuthedRequest, job_id: int) -> HttpResponse:
     return redirect("web:job", job_id=job.pk)
 
 
+@login_required
+@require_POST
+def job_verify(request: AuthedRequest, job_id: int) -> HttpResponse:
+    """Ask for an independent re-run of a succeeded job; lands on the verification job's page."""
+    job = _visible_job_or_404(request, job_id)
+    try:
+        verification, created = job_services.job_verify(job=job, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("web:job", job_id=job.pk)
+    messages.success(request, f"Verification job {verification.pk} queued: it re-runs job {job.pk}." if created
+                     else f"A verification of job {job.pk} is already under way (job {verification.pk}); here it is.")
+    return redirect("web:job", job_id=verification.pk)
+
+
+@login_required
+@require_POST
+def job_retry(request: AuthedRequest, job_id: int) -> HttpResponse:
+    """Queue a failed or timed-out job again (maintainers; submitters for infrastructure failures)."""
+    job = _visible_job_or_404(request, job_id)
+    try:
+        job_services.job_retry(job=job, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Job {job.pk} queued again.")
+    return redirect("web:job", job_id=job.pk)

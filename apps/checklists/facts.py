@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -31,8 +32,44 @@ def _job_result_has(field: str) -> bool:
     return True
 
 
+def _jobs_of(revision_ids: list[int]) -> Iterable[tuple[int, JobFact]]:
+    from apps.benchmarks.models import BenchmarkJob
+
+    with_status = _job_result_has("verification_status")
+    fields = ["id", "revision_id", "status", "benchmark__slug", "failure_reason", "verifies_id", "result__id",
+              "result__verified"]
+    if with_status:
+        fields.append("result__verification_status")
+    rows = BenchmarkJob.objects.filter(revision_id__in=revision_ids).order_by("id").values(*fields)
+    for row in rows:
+        yield row["revision_id"], JobFact(
+            id=row["id"], status=row["status"], benchmark=row["benchmark__slug"],
+            failure_reason=row["failure_reason"] or "", is_verification=row["verifies_id"] is not None,
+            has_result=row["result__id"] is not None, verified=bool(row["result__verified"]),
+            verification_status=str(row.get("result__verification_status") or ""))
+
+
+def _artifacts_of(revision_ids: list[int]) -> Iterable[tuple[int, Artifact]]:
+    for artifact in Artifact.objects.filter(revision_id__in=revision_ids).order_by("path"):
+        yield artifact.revision_id, artifact
+
+
+def _components_of(revision_ids: list[int]) -> Iterable[tuple[int, Any]]:
+    from .models import RevisionComponent
+
+    for component in RevisionComponent.objects.filter(revision_id__in=revision_ids):
+        yield component.revision_id, component
+
+
+# The list-valued facts, by property name, and how to read them for several revisions in one query.
+LIST_FACTS: dict[str, Callable[[list[int]], Iterable[tuple[int, Any]]]] = {
+    "jobs": _jobs_of, "artifacts": _artifacts_of, "components": _components_of,
+}
+
+
 class RevisionFacts:
-    """The inputs of one evaluation. Each property costs at most one query, the first time it is read."""
+    """The inputs of one evaluation. Each property costs at most one query, the first time it is read; for
+    several revisions, `prefetch` reads a list-valued fact of them all in one query."""
 
     def __init__(self, revision: Revision):
         self.revision = revision
@@ -40,6 +77,24 @@ class RevisionFacts:
     @classmethod
     def load(cls, revision_id: int) -> RevisionFacts:
         return cls(Revision.objects.select_related("variant__owner").get(pk=revision_id))
+
+    @staticmethod
+    def prefetch(facts: Iterable[RevisionFacts], names: Iterable[str]) -> None:
+        """Read the named list-valued facts (`jobs`, `artifacts`, `components`) of these revisions with one query
+        per name, for those that have not read them yet."""
+        facts = list(facts)
+        for name in names:
+            pending = {f.revision.pk: f for f in facts if name not in f.__dict__}
+            if not pending:
+                continue
+            found: dict[int, list[Any]] = {pk: [] for pk in pending}
+            for revision_id, value in LIST_FACTS[name](list(pending)):
+                found[revision_id].append(value)
+            for pk, f in pending.items():
+                f.__dict__[name] = found[pk]  # what the cached_property would have stored
+
+    def _list_fact(self, name: str) -> list[Any]:
+        return [value for _, value in LIST_FACTS[name]([self.revision.pk])]
 
     @property
     def variant(self) -> Variant:
@@ -82,28 +137,12 @@ class RevisionFacts:
 
     @cached_property
     def artifacts(self) -> list[Artifact]:
-        return list(Artifact.objects.filter(revision=self.revision).order_by("path"))
+        return self._list_fact("artifacts")
 
     @cached_property
     def jobs(self) -> list[JobFact]:
-        from apps.benchmarks.models import BenchmarkJob
-
-        with_status = _job_result_has("verification_status")
-        fields = ["id", "status", "benchmark__slug", "failure_reason", "verifies_id", "result__id",
-                  "result__verified"]
-        if with_status:
-            fields.append("result__verification_status")
-        rows = BenchmarkJob.objects.filter(revision=self.revision).order_by("id").values(*fields)
-        return [
-            JobFact(id=row["id"], status=row["status"], benchmark=row["benchmark__slug"],
-                    failure_reason=row["failure_reason"] or "", is_verification=row["verifies_id"] is not None,
-                    has_result=row["result__id"] is not None, verified=bool(row["result__verified"]),
-                    verification_status=str(row.get("result__verification_status") or ""))
-            for row in rows
-        ]
+        return self._list_fact("jobs")
 
     @cached_property
     def components(self) -> list[Any]:
-        from .models import RevisionComponent
-
-        return list(RevisionComponent.objects.filter(revision=self.revision))
+        return self._list_fact("components")

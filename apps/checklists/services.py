@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.roles import is_reviewer
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, audit_record_many
 from apps.core.errors import Conflict, NotFound, PermissionDenied, PreconditionFailed, ValidationFailed
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision
@@ -34,7 +34,7 @@ from .choices import (
     Level,
 )
 from .detectives import DETECTIVES, Finding
-from .facts import RevisionFacts
+from .facts import LIST_FACTS, RevisionFacts
 from .hooks import checklist_changed_on_commit
 from .levels import level_report
 from .models import (
@@ -310,49 +310,98 @@ def _apply_finding(row: ChecklistItem, finding: Finding, now: Any) -> None:
 
 def _refresh_level(checklist: Checklist, rows: Iterable[ChecklistItem] | None = None) -> tuple[str, str]:
     rows = list(rows) if rows is not None else list(checklist.items.select_related("item"))
-    report = level_report((row.item, row) for row in rows)
-    before = checklist.level
-    if report.level != checklist.level or report.progress != checklist.progress:
-        checklist.level, checklist.progress = report.level, report.progress
-    checklist.updated_at = timezone.now()
-    Checklist.objects.filter(pk=checklist.pk).update(level=checklist.level, progress=checklist.progress,
-                                                     updated_at=checklist.updated_at)
-    return before, checklist.level
+    return _refresh_levels([(checklist, rows)])[checklist.pk]
+
+
+def _refresh_levels(checklists: list[tuple[Checklist, list[ChecklistItem]]]) -> dict[int, tuple[str, str]]:
+    """Store each checklist's level and progress as its items say (one update for them all); returns
+    {checklist id: (level before, level after)}."""
+    now = timezone.now()
+    levels: dict[int, tuple[str, str]] = {}
+    for checklist, rows in checklists:
+        report = level_report((row.item, row) for row in rows)
+        before = checklist.level
+        if report.level != checklist.level or report.progress != checklist.progress:
+            checklist.level, checklist.progress = report.level, report.progress
+        checklist.updated_at = now
+        levels[checklist.pk] = (before, checklist.level)
+    if len(checklists) == 1:
+        checklist = checklists[0][0]
+        Checklist.objects.filter(pk=checklist.pk).update(level=checklist.level, progress=checklist.progress,
+                                                         updated_at=checklist.updated_at)
+    elif checklists:
+        Checklist.objects.bulk_update([checklist for checklist, _ in checklists], ["level", "progress", "updated_at"])
+    return levels
 
 
 def _evaluate(checklist: Checklist, facts: RevisionFacts, inputs: frozenset[str] | None) -> dict[str, Any]:
     """Run the detectives concerned by `inputs` (all when None) and store what they found."""
+    return _evaluate_many([(checklist, facts)], inputs)[checklist.pk]
+
+
+ITEM_FINDING_FIELDS = ["status", "source", "answered_by", "answered_at", "confidence", "explanation",
+                       "detective_status", "evaluated_at", "verified_by", "verified_at"]
+
+
+def _evaluate_many(pairs: list[tuple[Checklist, RevisionFacts]], inputs: frozenset[str] | None
+                   ) -> dict[int, dict[str, Any]]:
+    """`_evaluate` for several checklists at once (each paired with its revision's facts), in a few queries
+    whatever their number: the items of them all in one, each list-valued fact the detectives read (jobs,
+    artifacts, components) in one, the findings in one update, the levels in one, and the audit events in one
+    append. Per revision remain only the facts that are not lists, read lazily by the detectives that need
+    them (a variant's parents when its revision has no snapshot), and the after-commit change hooks.
+
+    Returns {checklist id: {item key: [status before, status after]}} for the items whose status changed."""
+    if not pairs:
+        return {}
     now = timezone.now()
-    rows = list(checklist.items.select_related("item"))
+    rows_of: dict[int, list[ChecklistItem]] = {checklist.pk: [] for checklist, _ in pairs}
+    for row in ChecklistItem.objects.filter(checklist_id__in=list(rows_of)).select_related("item"):
+        rows_of[row.checklist_id].append(row)
+    runs: dict[int, list[tuple[ChecklistItem, Any]]] = {}
+    wanted: dict[str, list[RevisionFacts]] = {}
+    for checklist, facts in pairs:
+        runs[checklist.pk] = []
+        for row in rows_of[checklist.pk]:
+            found = DETECTIVES.get(row.item.detective) if row.item.kind == Kind.AUTO else None
+            if found is None or (inputs is not None and not found.inputs & inputs):
+                continue
+            runs[checklist.pk].append((row, found))
+            for name in found.inputs & LIST_FACTS.keys():
+                wanted.setdefault(name, []).append(facts)
+    if len(pairs) > 1:  # one revision reads its facts lazily, only those its detectives really look at
+        for name, of in wanted.items():
+            RevisionFacts.prefetch(of, [name])
     dirty: list[ChecklistItem] = []
-    changes: dict[str, list[str]] = {}
-    for row in rows:
-        if row.item.kind != Kind.AUTO:
-            continue
-        found = DETECTIVES.get(row.item.detective)
-        if found is None or (inputs is not None and not found.inputs & inputs):
-            continue
-        try:
-            finding = found.run(facts)
-        except Exception:  # noqa: BLE001 - one broken detective must not block the others or the caller
-            logger.exception("detective %s failed on revision %s", found.key, checklist.revision_id)
-            finding = Finding(ItemStatus.UNKNOWN, 1, "The automatic check failed; it runs again when its inputs "
-                                                     "change.")
-        before = row.status
-        _apply_finding(row, finding, now)
-        dirty.append(row)
-        if row.status != before:
-            changes[row.item.key] = [before, row.status]
+    changes: dict[int, dict[str, list[str]]] = {}
+    for checklist, facts in pairs:
+        changed = changes[checklist.pk] = {}
+        for row, found in runs[checklist.pk]:
+            try:
+                finding = found.run(facts)
+            except Exception:  # noqa: BLE001 - one broken detective must not block the others or the caller
+                logger.exception("detective %s failed on revision %s", found.key, checklist.revision_id)
+                finding = Finding(ItemStatus.UNKNOWN, 1, "The automatic check failed; it runs again when its "
+                                                         "inputs change.")
+            before = row.status
+            _apply_finding(row, finding, now)
+            dirty.append(row)
+            if row.status != before:
+                changed[row.item.key] = [before, row.status]
     if dirty:
-        ChecklistItem.objects.bulk_update(dirty, ["status", "source", "answered_by", "answered_at", "confidence",
-                                                  "explanation", "detective_status", "evaluated_at", "verified_by",
-                                                  "verified_at"])
-    level_before, level_after = _refresh_level(checklist, rows)
-    if changes or level_before != level_after:
-        audit_record(actor=None, verb="checklist.evaluate", target=checklist,
-                     before={"level": level_before, "items": {k: v[0] for k, v in changes.items()}},
-                     after={"level": level_after, "items": {k: v[1] for k, v in changes.items()}})
-        checklist_changed_on_commit(checklist.revision_id)
+        ChecklistItem.objects.bulk_update(dirty, ITEM_FINDING_FIELDS)
+    levels = _refresh_levels([(checklist, rows_of[checklist.pk]) for checklist, _ in pairs])
+    audited = []
+    for checklist, _ in pairs:
+        changed = changes[checklist.pk]
+        level_before, level_after = levels[checklist.pk]
+        if changed or level_before != level_after:
+            audited.append((checklist, {"level": level_before, "items": {k: v[0] for k, v in changed.items()}},
+                            {"level": level_after, "items": {k: v[1] for k, v in changed.items()}}))
+    if audited:
+        audit_record_many(actor=None, verb="checklist.evaluate", events=audited)
+        for checklist, _, _ in audited:
+            checklist_changed_on_commit(checklist.revision_id)
     return changes
 
 
@@ -406,22 +455,44 @@ def checklist_ensure(*, revision: Revision | int) -> Checklist | None:
     return checklist
 
 
-@transaction.atomic
 def checklist_reevaluate(*, revision_id: int, inputs: Iterable[str] | None = None) -> Checklist | None:
     """Run again the detectives whose inputs changed (all when `inputs` is None), and the stored openness class.
     Called after commit by the registry's and the engine's hooks; safe to call any number of times."""
+    return checklists_reevaluate(revision_ids=[revision_id], inputs=inputs).get(revision_id)
+
+
+OPENNESS_INPUTS = frozenset({"artifacts", "variant", "components"})
+
+
+@transaction.atomic
+def checklists_reevaluate(*, revision_ids: Iterable[int], inputs: Iterable[str] | None = None
+                          ) -> dict[int, Checklist]:
+    """`checklist_reevaluate` for several revisions in one transaction: their checklists are locked (in id
+    order) and read with their revisions in one query, and evaluated together (`_evaluate_many`), so re-running
+    the job detectives of a worker's batch costs a few queries, not a few per revision. The openness class, when
+    its inputs changed, is still stored per revision. Returns {revision id: checklist} for those that have one."""
     wanted = frozenset(inputs) if inputs is not None else None
-    checklist = Checklist.objects.select_for_update().filter(revision_id=revision_id).first()
-    try:
-        facts = RevisionFacts.load(revision_id)
-    except Revision.DoesNotExist:
-        return None
-    if wanted is None or wanted & {"artifacts", "variant", "components"}:
-        openness_store(facts)
-    if checklist is None:
-        return None
-    _evaluate(checklist, facts, wanted)
-    return checklist
+    ids = sorted({int(pk) for pk in revision_ids})
+    if not ids:
+        return {}
+    checklists = {
+        checklist.revision_id: checklist for checklist in
+        Checklist.objects.select_for_update(of=("self",)).select_related("revision__variant__owner")
+        .filter(revision_id__in=ids).order_by("pk")
+    }
+    facts = {revision_id: RevisionFacts(checklist.revision) for revision_id, checklist in checklists.items()}
+    if wanted is None or wanted & OPENNESS_INPUTS:
+        missing = [pk for pk in ids if pk not in facts]
+        if missing:
+            facts.update((revision.pk, RevisionFacts(revision)) for revision in
+                         Revision.objects.select_related("variant__owner").filter(pk__in=missing))
+        if len(facts) > 1:
+            RevisionFacts.prefetch(facts.values(), ["artifacts", "components"])
+        for pk in ids:
+            if pk in facts:
+                openness_store(facts[pk])
+    _evaluate_many([(checklists[pk], facts[pk]) for pk in ids if pk in checklists], wanted)
+    return checklists
 
 
 # --- Answers --------------------------------------------------------------------------------------------

@@ -76,17 +76,28 @@ def on_variant_updated(*, variant_id: int, fields: list[str] | None = None, **_:
                 revision_id=revision_id, inputs=inputs)
 
 
-def on_job_finished(job_id: int) -> None:
-    """A job ended or a result's verification changed: the benchmark and verification items look again."""
+def on_jobs_finished(job_ids: list[int]) -> None:
+    """Jobs ended or results' verifications changed: the benchmark and verification items of their revisions
+    look again, all revisions in one pass (one query finds them, `checklists_reevaluate` does the rest in a few).
+
+    If the pass fails, each revision is tried on its own, so one bad revision does not hold back the others."""
     from apps.benchmarks.models import BenchmarkJob
 
-    from .services import checklist_reevaluate
+    from .services import checklist_reevaluate, checklists_reevaluate
 
-    revision_id = BenchmarkJob.objects.filter(pk=job_id).values_list("revision_id", flat=True).first()
-    if revision_id is None:
+    revision_ids = sorted(set(BenchmarkJob.objects.filter(pk__in=list(job_ids))
+                              .values_list("revision_id", flat=True)))
+    if not revision_ids:
         return
-    _safely(f"re-evaluation after job {job_id}", checklist_reevaluate, revision_id=revision_id,
-            inputs={INPUT_JOBS})
+    try:
+        checklists_reevaluate(revision_ids=revision_ids, inputs={INPUT_JOBS})
+    except Exception:  # noqa: BLE001 - a checklist problem must never fail the engine
+        logger.exception("checklists: re-evaluation of revisions %s after jobs finished failed", revision_ids[:20])
+        if len(revision_ids) == 1:
+            return
+        for revision_id in revision_ids:
+            _safely(f"re-evaluation of revision {revision_id} after jobs finished", checklist_reevaluate,
+                    revision_id=revision_id, inputs={INPUT_JOBS})
 
 
 def register() -> None:
@@ -99,7 +110,7 @@ def register() -> None:
         (hooks.REVISION_TRANSITIONED_HOOKS, on_revision_transitioned),
         (hooks.ARTIFACT_ADDED_HOOKS, on_artifact_added),
         (hooks.VARIANT_UPDATED_HOOKS, on_variant_updated),
-        (JOB_FINISHED_HOOKS, on_job_finished),  # type: ignore[list-item]
+        (JOB_FINISHED_HOOKS, on_jobs_finished),
     ]
     for hook_list, fn in subscriptions:
         if fn not in hook_list:

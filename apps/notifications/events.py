@@ -7,14 +7,15 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connections, router, transaction
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.registry.models import Revision, Variant
 
 from .choices import NotificationKind, WebhookEvent
 from .models import JobAnnouncement
-from .services import notify, webhook_event_publish
+from .services import EventToPublish, Notice, notify, notify_many, webhook_event_publish, webhook_events_publish
 
 logger = logging.getLogger(__name__)
 
@@ -117,16 +118,33 @@ def announce_flag_resolved(*, flag_id: int, variant: Variant, kind: str, action:
 TERMINAL_JOB_STATES = ("succeeded", "failed", "cancelled", "timed_out")
 
 
-def announce_job_finished(job_id: int) -> None:
-    """JOB_FINISHED_HOOKS subscriber: the submitter hears how the job ended; webhooks get job.finished."""
-    from apps.benchmarks.models import BenchmarkJob
+def _announce_once(jobs: list[Any]) -> set[int]:
+    """Mark these jobs' finishes announced; return the ids of those not announced before.
 
-    job = (BenchmarkJob.objects.select_related("benchmark", "submitted_by", "revision__variant__owner", "result")
-           .filter(pk=job_id).first())
-    if job is None or job.status not in TERMINAL_JOB_STATES or job.finished_at is None:
-        return
-    if job.verifies_id is not None:
-        return  # a verification re-run: its outcome shows on the original result, not as a job of its own
+    One `INSERT ... ON CONFLICT DO NOTHING RETURNING` per 200 jobs (PostgreSQL, SQLite >= 3.35): the unique
+    constraint on (job, finished_at) decides, so a hook that runs twice at the same moment announces once (the
+    second insert waits for the first transaction and then inserts nothing)."""
+    meta = JobAnnouncement._meta
+    by_name = {field.name: field for field in meta.concrete_fields}
+    fields = [by_name[name] for name in ("job_id", "finished_at", "status", "created_at")]
+    connection = connections[router.db_for_write(JobAnnouncement)]
+    job_column, finished_column, *_ = columns = [connection.ops.quote_name(str(field.column)) for field in fields]
+    now = timezone.now()
+    # Only quoted identifiers from the model's meta are formatted in; every value is a parameter.
+    sql = (f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({', '.join(columns)}) VALUES {{rows}} "  # noqa: S608
+           f"ON CONFLICT ({job_column}, {finished_column}) DO NOTHING RETURNING {job_column}")
+    fresh: set[int] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(jobs), 200):
+            chunk = jobs[start:start + 200]
+            params = [field.get_db_prep_save(value, connection) for job in chunk
+                      for field, value in zip(fields, (job.pk, job.finished_at, job.status, now), strict=True)]
+            cursor.execute(sql.format(rows=", ".join(["(%s, %s, %s, %s)"] * len(chunk))), params)
+            fresh.update(int(row[0]) for row in cursor.fetchall())
+    return fresh
+
+
+def _job_finished_messages(job: Any) -> tuple[Notice, EventToPublish]:
     variant = job.revision.variant
     result = getattr(job, "result", None)
     data: dict[str, Any] = {
@@ -140,17 +158,41 @@ def announce_job_finished(job_id: int) -> None:
     summary = (", ".join(f"{k}={v:.4g}" for k, v in sorted((result.metrics or {}).items())
                          if isinstance(v, int | float))
                if result is not None else f"{job.failure_reason}: {job.failure_message[:500]}")
+    notice = Notice(users=(job.submitted_by,), kind=NotificationKind.JOB_FINISHED,
+                    title=f"Job {job.pk} {job.status}: {job.benchmark.slug} on {variant.full_name}@"
+                          f"{job.revision.number}",
+                    body=summary, url=f"/api/v1/jobs/{job.pk}/", data=data)
+    event = EventToPublish(event=WebhookEvent.JOB_FINISHED, data=data,
+                           owner_ids=(job.submitted_by_id, variant.owner_id), public=variant.is_public)
+    return notice, event
+
+
+def announce_jobs_finished(job_ids: list[int]) -> None:
+    """JOB_FINISHED_HOOKS subscriber: each submitter hears how their job ended; webhooks get job.finished.
+
+    Set-based: a batch costs the same few queries whatever its size (the jobs with what the messages need, the
+    announcement marks, the preferences, the notifications, the subscriptions, the deliveries). Each finish is
+    announced once however often the hooks run; verification re-runs and unknown or unfinished jobs are skipped."""
+    from apps.benchmarks.models import BenchmarkJob
+
+    ids = sorted({int(pk) for pk in job_ids})
+    if not ids:
+        return
+    jobs = [
+        job for job in BenchmarkJob.objects.select_related("benchmark", "submitted_by", "revision__variant__owner",
+                                                           "result").filter(pk__in=ids).order_by("pk")
+        # A verification re-run's outcome shows on the original result, not as a job of its own.
+        if job.status in TERMINAL_JOB_STATES and job.finished_at is not None and job.verifies_id is None
+    ]
+    if not jobs:
+        return
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                JobAnnouncement.objects.create(job_id=job.pk, finished_at=job.finished_at, status=job.status)
-        except IntegrityError:
-            return  # this finish was announced already (hooks may run more than once)
-        notify(users=[job.submitted_by], kind=NotificationKind.JOB_FINISHED,
-               title=f"Job {job.pk} {job.status}: {job.benchmark.slug} on {variant.full_name}@{job.revision.number}",
-               body=summary, url=f"/api/v1/jobs/{job.pk}/", data=data)
-        webhook_event_publish(event=WebhookEvent.JOB_FINISHED, data=data,
-                              owner_ids=[job.submitted_by_id, variant.owner_id], public=variant.is_public)
+        fresh = _announce_once(jobs)
+        messages = [_job_finished_messages(job) for job in jobs if job.pk in fresh]
+        if not messages:
+            return  # every finish was announced already (hooks may run more than once)
+        notify_many(notice for notice, _ in messages)
+        webhook_events_publish(event for _, event in messages)
 
 
 def subscribe_hooks() -> None:
@@ -160,5 +202,5 @@ def subscribe_hooks() -> None:
     except ImportError:
         logger.warning("apps.benchmarks.hooks is missing: no job-finished notifications")
         return
-    if announce_job_finished not in JOB_FINISHED_HOOKS:
-        JOB_FINISHED_HOOKS.append(announce_job_finished)
+    if announce_jobs_finished not in JOB_FINISHED_HOOKS:
+        JOB_FINISHED_HOOKS.append(announce_jobs_finished)

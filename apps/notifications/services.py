@@ -48,25 +48,56 @@ def _send_emails(messages: list[tuple[str, str, str]]) -> None:
         logger.exception("sending %d notification e-mails failed", len(messages))
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One message to some users: what a `notify` call says, so several can be written at once."""
+
+    users: tuple[User | None, ...]
+    kind: str
+    title: str
+    body: str = ""
+    url: str = ""
+    data: dict[str, Any] | None = None
+    exclude: tuple[User | None, ...] = ()
+
+
 def notify(*, users: Iterable[User | None], kind: str, title: str, body: str = "", url: str = "",
            data: dict[str, Any] | None = None, exclude: Iterable[User | None] = ()) -> list[Notification]:
     """Tell users something happened: an in-app notification and an e-mail, each unless turned off."""
-    excluded = {u.pk for u in exclude if u is not None}
-    recipients = {u.pk: u for u in users if u is not None and u.is_active and u.pk not in excluded}
-    if not recipients:
+    return notify_many([Notice(users=tuple(users), kind=kind, title=title, body=body, url=url, data=data,
+                               exclude=tuple(exclude))])
+
+
+def notify_many(notices: Iterable[Notice]) -> list[Notification]:
+    """`notify` for several notices at once: one query for the recipients' preferences, one insert for every
+    in-app notification, and one after-commit batch of e-mails, however many notices. Each notice reaches its
+    active, not excluded users once, on the channels each has not turned off for its kind. Returns the
+    notifications in notice order."""
+    planned: list[tuple[Notice, dict[int, User]]] = []
+    for notice in notices:
+        excluded = {u.pk for u in notice.exclude if u is not None}
+        recipients = {u.pk: u for u in notice.users if u is not None and u.is_active and u.pk not in excluded}
+        if recipients:
+            planned.append((notice, recipients))
+    if not planned:
         return []
-    prefs = {p.user_id: p for p in NotificationPreference.objects.filter(user_id__in=recipients, kind=kind)}
+    prefs = {(p.user_id, p.kind): p for p in NotificationPreference.objects.filter(
+        user_id__in={pk for _, recipients in planned for pk in recipients},
+        kind__in={notice.kind for notice, _ in planned})}
     rows: list[Notification] = []
     emails: list[tuple[str, str, str]] = []
-    for pk, user in recipients.items():
-        pref = prefs.get(pk)
-        if pref is None or pref.in_app:
-            rows.append(Notification(user=user, kind=kind, title=title[:200], body=body, url=url, data=data or {}))
-        if (pref is None or pref.email) and user.email:
-            link = f"\n\n{settings.MC_SITE_URL.rstrip('/')}{url}" if url else ""
-            footer = ("\n\n--\nYou get this because of your Model Commons notification settings "
-                      f"({kind}); turn it off at /api/v1/notifications/preferences/.")
-            emails.append((f"[Model Commons] {title}"[:200], body + link + footer, user.email))
+    for notice, recipients in planned:
+        kind, title, body, url = notice.kind, notice.title, notice.body, notice.url
+        for pk, user in recipients.items():
+            pref = prefs.get((pk, kind))
+            if pref is None or pref.in_app:
+                rows.append(Notification(user=user, kind=kind, title=title[:200], body=body, url=url,
+                                         data=notice.data or {}))
+            if (pref is None or pref.email) and user.email:
+                link = f"\n\n{settings.MC_SITE_URL.rstrip('/')}{url}" if url else ""
+                footer = ("\n\n--\nYou get this because of your Model Commons notification settings "
+                          f"({kind}); turn it off at /api/v1/notifications/preferences/.")
+                emails.append((f"[Model Commons] {title}"[:200], body + link + footer, user.email))
     created = Notification.objects.bulk_create(rows)
     if emails:
         transaction.on_commit(lambda: _send_emails(emails))
@@ -235,6 +266,16 @@ def _privileged_ids(user_ids: Iterable[int]) -> set[int]:
     )
 
 
+@dataclass(frozen=True)
+class EventToPublish:
+    """One webhook event: what a `webhook_event_publish` call sends, so several can be queued at once."""
+
+    event: str
+    data: dict[str, Any]
+    owner_ids: tuple[int | None, ...]
+    public: bool
+
+
 def webhook_event_publish(*, event: str, data: dict[str, Any], owner_ids: Iterable[int | None],
                           public: bool) -> list[WebhookDelivery]:
     """Queue one delivery per active subscription that wants this event and may know about it.
@@ -242,22 +283,37 @@ def webhook_event_publish(*, event: str, data: dict[str, Any], owner_ids: Iterab
     `owner_ids` are the users the event is about (variant owner, job submitter): `own`-scoped subscriptions
     get only those. `public` says whether anyone may see the subject; otherwise `visible`-scoped
     subscriptions of reviewers and maintainers get it too."""
-    owners = {pk for pk in owner_ids if pk is not None}
-    subs = [s for s in WebhookSubscription.objects.filter(is_active=True).only(
-        "id", "owner_id", "events", "scope") if s.wants(event)]
-    if not subs:
+    return webhook_events_publish([EventToPublish(event=event, data=data, owner_ids=tuple(owner_ids), public=public)])
+
+
+def webhook_events_publish(events: Iterable[EventToPublish]) -> list[WebhookDelivery]:
+    """`webhook_event_publish` for several events at once: the active subscriptions are read once, the
+    privileged owners among them looked up once, and every delivery inserted in one statement and dispatched
+    after commit. Returns the deliveries in event order."""
+    events = list(events)
+    if not events:
         return []
-    privileged = _privileged_ids({s.owner_id for s in subs if s.scope == WebhookScope.VISIBLE} - owners)
-    targets = [
-        s for s in subs
-        if s.owner_id in owners or (s.scope == WebhookScope.VISIBLE and (public or s.owner_id in privileged))
-    ]
-    payload = {"type": event, "timestamp": timezone.now().isoformat(), "data": data}
-    deliveries = WebhookDelivery.objects.bulk_create([
-        WebhookDelivery(subscription=s, message_id=_new_message_id(), event=event, payload=payload,
-                        max_attempts=settings.MC_WEBHOOK_MAX_ATTEMPTS)
-        for s in targets
-    ])
+    active = list(WebhookSubscription.objects.filter(is_active=True).only("id", "owner_id", "events", "scope"))
+    planned: list[tuple[EventToPublish, set[int], list[WebhookSubscription]]] = []
+    for item in events:
+        subs = [s for s in active if s.wants(item.event)]
+        if subs:
+            planned.append((item, {pk for pk in item.owner_ids if pk is not None}, subs))
+    if not planned:
+        return []
+    privileged = _privileged_ids(set().union(*(
+        {s.owner_id for s in subs if s.scope == WebhookScope.VISIBLE} - owners for _, owners, subs in planned)))
+    rows: list[WebhookDelivery] = []
+    for item, owners, subs in planned:
+        targets = [
+            s for s in subs
+            if s.owner_id in owners or (s.scope == WebhookScope.VISIBLE and (item.public or s.owner_id in privileged))
+        ]
+        payload = {"type": item.event, "timestamp": timezone.now().isoformat(), "data": item.data}
+        rows.extend(WebhookDelivery(subscription=s, message_id=_new_message_id(), event=item.event, payload=payload,
+                                    max_attempts=settings.MC_WEBHOOK_MAX_ATTEMPTS)
+                    for s in targets)
+    deliveries = WebhookDelivery.objects.bulk_create(rows)
     # bulk_create returns primary keys on PostgreSQL and SQLite >= 3.35.
     _dispatch_on_commit([d.pk for d in deliveries])
     return deliveries

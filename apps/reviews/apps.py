@@ -11,7 +11,7 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews, comments and flags"
 
     def ready(self) -> None:
-        from .services import on_job_finished, on_revision_submitted
+        from .services import on_jobs_finished, on_revision_submitted
 
         try:
             from apps.registry.hooks import REVISION_SUBMITTED_HOOKS
@@ -25,5 +25,5 @@ class ReviewsConfig(AppConfig):
         except ImportError:
             logger.warning("apps.benchmarks.hooks is missing: no auto-publish after a job")
         else:
-            if on_job_finished not in JOB_FINISHED_HOOKS:
-                JOB_FINISHED_HOOKS.append(on_job_finished)
+            if on_jobs_finished not in JOB_FINISHED_HOOKS:
+                JOB_FINISHED_HOOKS.append(on_jobs_finished)

@@ -293,16 +293,24 @@ def on_revision_submitted(*, revision_id: int, **_: Any) -> None:
             _auto_publish_locked(revision)
 
 
-def on_job_finished(job_id: int) -> None:
-    """JOB_FINISHED_HOOKS subscriber: a succeeded job may complete the gate (with MC_AUTO_PUBLISH)."""
+def on_jobs_finished(job_ids: list[int]) -> None:
+    """JOB_FINISHED_HOOKS subscriber: succeeded jobs may complete the gate of their revisions (with
+    MC_AUTO_PUBLISH). Off, it reads nothing. On, one query finds the revisions under review (submitted or
+    approved: no other may publish itself) with a succeeded job among these; each is then tried as before, under
+    its row lock (a publication is rare), and a failure on one does not stop the others."""
     if not settings.MC_AUTO_PUBLISH:
         return
     from apps.benchmarks.models import BenchmarkJob
 
-    revision_id = (BenchmarkJob.objects.filter(pk=job_id, status="succeeded")
-                   .values_list("revision_id", flat=True).first())
-    if revision_id is not None:
-        revision_try_auto_publish(revision_id=revision_id)
+    revision_ids = sorted(set(
+        BenchmarkJob.objects.filter(pk__in=list(job_ids), status="succeeded",
+                                    revision__status__in=(RS.SUBMITTED, RS.APPROVED))
+        .values_list("revision_id", flat=True)))
+    for revision_id in revision_ids:
+        try:
+            revision_try_auto_publish(revision_id=revision_id)
+        except Exception:  # noqa: BLE001 - the others still get their chance; the engine never sees it
+            logger.exception("auto-publish of revision %s after its job succeeded failed", revision_id)
 
 
 # --- comments ------------------------------------------------------------------------------------------------

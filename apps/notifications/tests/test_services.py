@@ -305,7 +305,7 @@ def test_backoff_grows_exponentially_and_is_capped(settings):
 
 @pytestmark_db
 def test_a_job_finish_is_announced_once_however_often_the_hooks_run(digits_world):
-    from apps.notifications.events import announce_job_finished
+    from apps.notifications.events import announce_jobs_finished
     from apps.notifications.models import Notification
     from apps.reviews.tests.conftest import succeed_job
 
@@ -313,7 +313,7 @@ def test_a_job_finish_is_announced_once_however_often_the_hooks_run(digits_world
     services.webhook_create(owner=alice, url="http://127.0.0.1:9/", events=["job.finished"])
     job = succeed_job(digits_world["int8"].current_revision, digits_world["benchmark"], alice)
     for _ in range(3):
-        announce_job_finished(job.pk)
+        announce_jobs_finished([job.pk])
     [note] = Notification.objects.filter(user=alice, kind="job_finished")
     assert note.data["job"] == job.pk and note.data["metrics"] == {"accuracy": 0.97}
     assert WebhookDelivery.objects.filter(event="job.finished").count() == 1

@@ -1,0 +1,206 @@
+"""The job-finished hook on batches: one call for a worker's batch writes exactly what one call per job wrote
+(announcement marks, notifications and e-mails as each user's preferences say, webhook deliveries), announces each
+finish once however often it runs, and costs the same few queries for 5 jobs as for 20."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.core import mail
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from apps.checklists.tests.factories import finished_job, finished_jobs, make_users, submitted_revisions
+from apps.notifications import services
+from apps.notifications.events import announce_jobs_finished
+from apps.notifications.models import JobAnnouncement, Notification, WebhookDelivery
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dispatched(monkeypatch):  # type: ignore[no-untyped-def]
+    """Delivery ids handed to Celery after commit (no broker in these tests)."""
+    from celery import current_app
+
+    sent: list[int] = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, args=None, **kw: sent.append(args[0]))
+    return sent
+
+
+def _snapshot(sent: list[int]) -> dict[str, list[tuple]]:  # type: ignore[type-arg]
+    """What the hook wrote, without ids, clocks or message ids (they differ between two runs by nature)."""
+    deliveries = list(WebhookDelivery.objects.all())
+    return {
+        "announcements": sorted(JobAnnouncement.objects.values_list("job_id", "finished_at", "status")),
+        "notifications": sorted((n.user_id, n.kind, n.title, n.body, n.url, repr(sorted(n.data.items())))
+                                for n in Notification.objects.all()),
+        "deliveries": sorted((d.subscription_id, d.event, d.status, d.max_attempts, d.payload["type"],
+                              repr(sorted(d.payload["data"].items()))) for d in deliveries),
+        "dispatched": [(len(sent), sorted(sent) == sorted(d.pk for d in deliveries))],
+        "emails": sorted((m.subject, m.body, tuple(m.to)) for m in mail.outbox),
+    }
+
+
+@pytest.fixture
+def mixed_batch(digits_world, make_user):  # type: ignore[no-untyped-def]
+    """Jobs of every kind the engine hands over, and subscribers of every scope."""
+    benchmark, reviewer = digits_world["benchmark"], digits_world["users"]["reviewer1"]
+    owners = make_users(3, prefix="owner")
+    quiet, mute, gone = make_user("quiet"), make_user("mute"), make_user("gone", is_active=False)
+    services.notification_preferences_set(user=quiet, changes={"job_finished": {"email": False}})
+    services.notification_preferences_set(user=mute, changes={"job_finished": {"in_app": False}})
+    revisions = submitted_revisions(6, owners=owners)
+    revisions[0].variant.is_public = True
+    revisions[0].variant.save(update_fields=["is_public"])
+    ok = finished_job(revisions[0], benchmark, owners[0])
+    jobs = [
+        ok,
+        finished_job(revisions[1], benchmark, owners[1], status="failed"),
+        finished_job(revisions[2], benchmark, quiet, status="timed_out"),  # not the owner: both hear of it
+        finished_job(revisions[3], benchmark, mute),
+        finished_job(revisions[4], benchmark, gone, status="cancelled"),
+        finished_job(revisions[5], benchmark, owners[2]),
+        finished_job(revisions[0], benchmark, reviewer, verifies=ok),  # a verification re-run: not announced
+        finished_job(revisions[1], benchmark, owners[1], status="running"),  # not finished: not announced
+    ]
+    services.webhook_create(owner=owners[0], url="http://127.0.0.1:9/own", events=["job.finished"])
+    services.webhook_create(owner=owners[1], url="http://127.0.0.1:9/all", events=["*"])
+    services.webhook_create(owner=owners[2], url="http://127.0.0.1:9/other", events=["variant.submitted"])
+    services.webhook_create(owner=quiet, url="http://127.0.0.1:9/visible", events=["*"], scope="visible")
+    services.webhook_create(owner=reviewer, url="http://127.0.0.1:9/reviewer", events=["job.finished"],
+                            scope="visible")
+    return [job.pk for job in jobs] + [max(job.pk for job in jobs) + 1000]  # and an id nobody knows
+
+
+def test_a_batch_writes_what_one_call_per_job_wrote(mixed_batch, dispatched, django_capture_on_commit_callbacks):
+    mail.outbox.clear()
+    point = transaction.savepoint()
+    with django_capture_on_commit_callbacks(execute=True):
+        for job_id in mixed_batch:
+            announce_jobs_finished([job_id])
+    one_by_one = _snapshot(dispatched)
+    transaction.savepoint_rollback(point)
+    mail.outbox.clear()
+    dispatched.clear()
+    assert not JobAnnouncement.objects.exists() and not Notification.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        announce_jobs_finished(list(reversed(mixed_batch)))
+    batched = _snapshot(dispatched)
+    assert batched == one_by_one
+    # Six finishes announced; the re-run, the running job and the unknown id are not.
+    assert len(batched["announcements"]) == 6
+    assert len(batched["notifications"]) == 4  # `mute` turned in-app off, `gone` is inactive
+    assert len(batched["emails"]) == 4  # `quiet` turned e-mail off, `gone` is inactive
+    assert batched["dispatched"] == [(len(batched["deliveries"]), True)] and len(batched["deliveries"]) == 12
+
+
+def test_deliveries_go_to_the_subscriptions_that_may_know(mixed_batch, dispatched):
+    announce_jobs_finished(mixed_batch)
+    got = {}
+    for d in WebhookDelivery.objects.select_related("subscription"):
+        got.setdefault(d.subscription.url.rsplit("/", 1)[1], set()).add(d.payload["data"]["job"])
+    jobs = sorted(JobAnnouncement.objects.values_list("job_id", flat=True))
+    # own: the owner's jobs only; visible (not privileged): the public variant's job and the one it submitted;
+    # a reviewer's visible subscription: every job.
+    assert got["own"] == {jobs[0], jobs[3]} and got["all"] == {jobs[1], jobs[4]}
+    assert got["visible"] == {jobs[0], jobs[2]} and got["reviewer"] == set(jobs)
+    assert "other" not in got
+
+
+def test_each_finish_is_announced_once_however_often_the_hooks_run(mixed_batch, dispatched):
+    announce_jobs_finished(mixed_batch[:2])
+    announce_jobs_finished(mixed_batch)
+    announce_jobs_finished(mixed_batch)
+    counts = (JobAnnouncement.objects.count(), Notification.objects.count(), WebhookDelivery.objects.count())
+    assert counts[0] == 6
+    announce_jobs_finished(mixed_batch[:1])
+    assert (JobAnnouncement.objects.count(), Notification.objects.count(),
+            WebhookDelivery.objects.count()) == counts
+    # A job that finishes again (a new finish time) is announced again, once.
+    from django.utils import timezone
+
+    from apps.benchmarks.models import BenchmarkJob
+
+    BenchmarkJob.objects.filter(pk=mixed_batch[0]).update(finished_at=timezone.now())
+    announce_jobs_finished(mixed_batch)
+    announce_jobs_finished(mixed_batch)
+    assert JobAnnouncement.objects.count() == 7 and Notification.objects.count() == counts[1] + 1
+
+
+def test_nothing_to_announce_costs_one_query(digits_world, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        announce_jobs_finished([10_000_001, 10_000_002])
+    with django_assert_num_queries(0):
+        announce_jobs_finished([])
+
+
+@pytest.mark.parametrize("one_submitter", [False, True], ids=["distinct submitters", "one submitter"])
+def test_a_batch_costs_the_same_queries_for_5_and_20_jobs(digits_world, dispatched, one_submitter):
+    owners = make_users(1 if one_submitter else 20)
+    for owner in owners[:3]:
+        services.webhook_create(owner=owner, url="http://127.0.0.1:9/", events=["job.finished"])
+    services.webhook_create(owner=digits_world["users"]["reviewer1"], url="http://127.0.0.1:9/r",
+                            events=["*"], scope="visible")
+    services.notification_preferences_set(user=owners[0], changes={"job_finished": {"email": False}})
+    cost = {}
+    for n in (5, 20):
+        jobs = finished_jobs(n, benchmark=digits_world["benchmark"], owners=owners, prefix=f"q{n}")
+        before = Notification.objects.count()
+        with CaptureQueriesContext(connection) as queries:
+            announce_jobs_finished([job.pk for job in jobs])
+        assert Notification.objects.count() == before + n
+        cost[n] = len(queries)
+    # The jobs, the announcement marks, preferences, notifications, subscriptions, privileged owners, deliveries
+    # (and the savepoint around them).
+    assert cost[5] == cost[20] == 9, cost
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent transactions (PostgreSQL)")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_of_the_hook_announce_once(digits_world, dispatched, monkeypatch):
+    """Two processes run the hook for the same batch at the same moment: the second one's insert waits for the
+    first transaction, then finds every finish announced and writes nothing."""
+    from apps.notifications import events
+
+    owners = make_users(3)
+    ids = [job.pk for job in finished_jobs(3, benchmark=digits_world["benchmark"], owners=owners)]
+    first_inserted, second_started = threading.Event(), threading.Event()
+    real = events.notify_many
+
+    def slow_notify_many(notices):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name == "first":
+            first_inserted.set()
+            second_started.wait(5)
+            threading.Event().wait(0.5)  # the second run is now blocked on our uncommitted marks
+        return real(notices)
+
+    monkeypatch.setattr(events, "notify_many", slow_notify_many)
+    errors: list[BaseException] = []
+    took: dict[str, float] = {}
+
+    def run(wait_for: threading.Event | None) -> None:
+        try:
+            if wait_for is not None:
+                wait_for.wait(5)
+                second_started.set()
+            start = time.monotonic()
+            announce_jobs_finished(ids)
+            took[threading.current_thread().name] = time.monotonic() - start
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(None,), name="first"),
+               threading.Thread(target=run, args=(first_inserted,), name="second")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert took["second"] >= 0.4, took  # it waited for the first run's commit
+    assert JobAnnouncement.objects.filter(job_id__in=ids).count() == 3
+    assert Notification.objects.filter(kind="job_finished").count() == 3

@@ -2,7 +2,9 @@
 
 Everything here is derived data: `leaderboard_rebuild()` recomputes it all from jobs and results, and every
 incremental update recomputes the affected rows from the source of truth instead of patching them, so that
-running an update twice (hooks may fire more than once) changes nothing.
+running an update twice (hooks may fire more than once) changes nothing. The updates are set-based: a batch of
+finished jobs (`leaderboard_record_jobs`) costs the same number of queries as one job, and writes only the
+rows that changed. Writers lock the variants whose rows they write, all at once (`_lock_variants`).
 
 Which result a board shows (SPEC: "best verified (or latest) result"):
 - per revision, among its succeeded jobs on a benchmark version (verification re-runs excluded): the best
@@ -15,13 +17,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -83,18 +85,49 @@ def _as_score(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-# --- entries ---------------------------------------------------------------------------------------------
+# --- locks -----------------------------------------------------------------------------------------------
+
+# What the services read from a locked variant: its board columns and its full name, never its card.
+_VARIANT_FIELDS = ("id", "owner", "owner__username", "name", "relation", "precision", "license", "task",
+                   "parameters", "is_public")
+
+
+def _lock_variants(variant_ids: Iterable[int]) -> dict[int, Variant]:
+    """Lock the variants together with their children, in one statement ordered by pk; return the variants.
+
+    Every leaderboards write serializes on the row locks of the variants whose rows it writes: a variant's
+    own (its entries and suite scores) and its children's (their `parents` columns carry its scores). All of
+    them are taken at once, in one global order, so two writers can never wait on each other in a cycle.
+    Locking a batch first and its children afterwards would not be safe once a writer holds several unrelated
+    variants: batch A = {1, 5} and batch B = {3, 4}, with the links 5 -> 3 and 4 -> 5, would each hold the row
+    the other's child step waits for. (With one variant per transaction that order was safe: it follows the
+    DAG.) The one lock taken later is a child linked after this statement (`_propagate_to_children`), a rare
+    case in which PostgreSQL may report a deadlock and roll one writer back instead of hanging; hooks are
+    idempotent and `leaderboard_rebuild` repairs anything lost. The same holds when a caller already holds a
+    variant's lock: `reviews.flag_resolve` (unpublish) locks the variant before `leaderboard_mark_contaminated`
+    locks it with its children, so only a child with a smaller pk than that variant could invert the order.
+
+    `of=("self",)`: the owner row joined for the name stays unlocked (owners are shared by many variants and
+    would be locked in join order); `no_key`: like the registry's, the lock does not block inserts that only
+    reference the variant (revisions, marks, child links)."""
+    ids = sorted(set(variant_ids))
+    if not ids:
+        return {}
+    children = VariantParent.objects.filter(parent_id__in=ids).values("child_id")
+    locked = (Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner")
+              .only(*_VARIANT_FIELDS).filter(Q(pk__in=ids) | Q(pk__in=children)).order_by("pk"))
+    wanted = set(ids)
+    return {variant.pk: variant for variant in locked if variant.pk in wanted}
+
 
 def _lock_variant(variant_id: int) -> Variant | None:
-    # One lock per variant serializes concurrent hooks, publications and marks touching its rows.
-    return Variant.objects.select_for_update().select_related("owner").filter(pk=variant_id).first()
+    return _lock_variants([variant_id]).get(variant_id)
 
 
-def _variant_parents(variant: Variant) -> list[list[Any]]:
-    """[[parent id, "owner/name"], ...] sorted by name."""
-    links = VariantParent.objects.filter(child=variant).select_related("parent__owner")
-    return sorted(([link.parent_id, f"{link.parent.owner.username}/{link.parent.name}"] for link in links),
-                  key=lambda p: p[1])
+# --- entries ---------------------------------------------------------------------------------------------
+
+# (revision id, benchmark id, benchmark version): the key of one LeaderboardEntry.
+EntryKey = tuple[int, int, str]
 
 
 def _variant_columns(variant: Variant) -> dict[str, Any]:
@@ -110,21 +143,37 @@ def _variant_columns(variant: Variant) -> dict[str, Any]:
     }
 
 
-def _entry_recompute(*, variant: Variant, revision: Revision, benchmark: Benchmark, version: str,
-                     columns: dict[str, Any] | None = None) -> LeaderboardEntry | None:
-    """Write (or delete) the entry of one revision on one benchmark version from its succeeded jobs."""
-    metric = benchmark.primary_metric or ""
-    higher = primary_direction(benchmark)
-    jobs = list(
-        BenchmarkJob.objects.filter(revision=revision, benchmark=benchmark, benchmark_version=version,
-                                    status=JobStatus.SUCCEEDED, verifies__isnull=True, result__isnull=False)
-        .select_related("result")
-    )
-    # A verification re-run that agreed may be recorded on the re-run's result rather than the original's.
-    confirmed = set(
-        JobResult.objects.filter(job__verifies__in=[j.pk for j in jobs], verified=True)
-        .values_list("job__verifies_id", flat=True)
-    ) if jobs else set()
+def _variant_links(variant_ids: Iterable[int]) -> tuple[dict[int, list[list[Any]]], dict[int, list[int]]]:
+    """One read of the lineage of several variants: ({variant: [[parent id, "owner/name"], ...] sorted by
+    name}, {variant: [child ids]})."""
+    ids = set(variant_ids)
+    parents: dict[int, list[list[Any]]] = defaultdict(list)
+    children: dict[int, list[int]] = defaultdict(list)
+    links = (VariantParent.objects.filter(Q(child_id__in=ids) | Q(parent_id__in=ids))
+             .values_list("child_id", "parent_id", "parent__owner__username", "parent__name"))
+    for child_id, parent_id, owner, name in links:
+        if child_id in ids:
+            parents[child_id].append([parent_id, f"{owner}/{name}"])
+        if parent_id in ids:
+            children[parent_id].append(child_id)
+    for items in parents.values():
+        items.sort(key=lambda p: p[1])
+    return parents, children
+
+
+def _where_keys(keys: Iterable[EntryKey]) -> Q:
+    """Rows of BenchmarkJob or LeaderboardEntry (same field names) on exactly these keys: one condition per
+    benchmark version, which holds few distinct values in a batch."""
+    revisions: dict[tuple[int, str], set[int]] = defaultdict(set)
+    for revision_id, benchmark_id, version in keys:
+        revisions[(benchmark_id, version)].add(revision_id)
+    where = Q(pk__in=[])
+    for (benchmark_id, version), ids in sorted(revisions.items()):
+        where |= Q(benchmark_id=benchmark_id, benchmark_version=version, revision_id__in=sorted(ids))
+    return where
+
+
+def _job_candidates(jobs: list[BenchmarkJob], *, metric: str, higher: bool, confirmed: set[int]) -> list[_Candidate]:
     candidates = []
     for job in jobs:
         score = _as_score(job.result.metrics.get(metric)) if isinstance(job.result.metrics, dict) else None
@@ -137,17 +186,60 @@ def _entry_recompute(*, variant: Variant, revision: Revision, benchmark: Benchma
             pk=job.pk,
             obj=job,
         ))
-    chosen = choose_representative(candidates)
-    key: dict[str, Any] = {"revision": revision, "benchmark": benchmark, "benchmark_version": version}
-    if chosen is None:
-        LeaderboardEntry.objects.filter(**key).delete()
-        return None
-    job = chosen.obj
-    entry, _ = LeaderboardEntry.objects.update_or_create(
-        **key,
-        defaults={
-            "variant": variant,
-            "job": job,
+    return candidates
+
+
+def _entries_recompute(keys: Iterable[EntryKey], *, variants: Mapping[int, Variant],
+                       revisions: Mapping[int, Revision], benchmarks: Mapping[int, Benchmark]) -> None:
+    """Write, update or delete the entries of (revision, benchmark, version) keys from their succeeded jobs.
+
+    Set-based: one read of the jobs and results of all keys, one of the re-runs that confirmed them, one of
+    the existing entries, then at most one delete, one insert and one update, however many keys. Only keys of
+    `variants` (locked by the caller) are written; an entry's other columns are `_refresh_variants`'s job."""
+    todo = sorted(k for k in set(keys)
+                  if k[0] in revisions and k[1] in benchmarks and revisions[k[0]].variant_id in variants)
+    if not todo:
+        return
+    where = _where_keys(todo)
+    jobs: dict[EntryKey, list[BenchmarkJob]] = defaultdict(list)
+    succeeded = (BenchmarkJob.objects.filter(where, status=JobStatus.SUCCEEDED, verifies__isnull=True,
+                                             result__isnull=False)
+                 .select_related("result")
+                 .only("id", "revision", "benchmark", "benchmark_version", "finished_at", "result__id",
+                       "result__job", "result__metrics", "result__verified", "result__verification_status",
+                       "result__created_at")
+                 .order_by())
+    for job in succeeded:
+        jobs[(job.revision_id, job.benchmark_id, job.benchmark_version)].append(job)
+    job_ids = [job.pk for items in jobs.values() for job in items]
+    # A verification re-run that agreed may be recorded on the re-run's result rather than the original's.
+    confirmed = {
+        pk for pk in JobResult.objects.filter(job__verifies__in=job_ids, verified=True)
+        .values_list("job__verifies_id", flat=True) if pk is not None
+    } if job_ids else set()
+    existing = {(e.revision_id, e.benchmark_id, e.benchmark_version): e
+                for e in LeaderboardEntry.objects.filter(where)}
+    columns = {pk: _variant_columns(variant) for pk, variant in variants.items()}
+    now = timezone.now()
+    created: list[LeaderboardEntry] = []
+    changed: list[LeaderboardEntry] = []
+    vanished: list[int] = []
+    written: set[str] = set()
+    for key in todo:
+        revision_id, benchmark_id, version = key
+        benchmark, revision = benchmarks[benchmark_id], revisions[revision_id]
+        metric = benchmark.primary_metric or ""
+        chosen = choose_representative(_job_candidates(jobs.get(key, []), metric=metric,
+                                                       higher=primary_direction(benchmark), confirmed=confirmed))
+        entry = existing.get(key)
+        if chosen is None:
+            if entry is not None:
+                vanished.append(entry.pk)
+            continue
+        job = chosen.obj
+        values = {
+            "variant_id": revision.variant_id,
+            "job_id": job.pk,
             "score": job.result.metrics[metric],
             "score_metric": metric,
             "rank_score": chosen.rank_score,
@@ -156,47 +248,72 @@ def _entry_recompute(*, variant: Variant, revision: Revision, benchmark: Benchma
             "disputed": getattr(job.result, "verification_status", "") == DISPUTED,
             "result_at": chosen.at,
             "revision_number": revision.number,
-            **(columns if columns is not None else _variant_columns(variant)),
-        },
-    )
-    return entry
-
-
-def _refresh_variant(variant: Variant, *, benchmark_ids: set[int] | None = None, suites: bool = True,
-                     columns: dict[str, Any] | None = None) -> None:
-    """Copy the variant's columns and its parents' scores onto its entries, apply contamination marks, pick
-    the ranked entry per benchmark version, recompute the variant's suite scores, then give its children
-    its new scores (their `delta_vs_parents`). The caller holds the variant's lock."""
-    entries = list(LeaderboardEntry.objects.filter(variant=variant))
-    statuses = dict(Revision.objects.filter(variant=variant).values_list("pk", "status"))
-    marks = list(ContaminationMark.objects.filter(variant=variant, cleared_at__isnull=True)
-                 .select_related("benchmark").order_by("flag_id", "id"))
-    columns = columns if columns is not None else _variant_columns(variant)
-    parents = _variant_parents(variant)
-    parent_scores: dict[tuple[int, int, str], float] = {}
-    if parents and entries:
-        parent_scores = {
-            (variant_id, bench_id, version): score for variant_id, bench_id, version, score in
-            LeaderboardEntry.objects.filter(variant_id__in=[p[0] for p in parents], ranked=True,
-                                            benchmark_id__in={e.benchmark_id for e in entries})
-            .values_list("variant_id", "benchmark_id", "benchmark_version", "score")
+            **columns[revision.variant_id],
         }
-    groups: dict[tuple[int, str], list[LeaderboardEntry]] = defaultdict(list)
-    changed: list[LeaderboardEntry] = []
+        if entry is None:
+            created.append(LeaderboardEntry(revision_id=revision_id, benchmark_id=benchmark_id,
+                                            benchmark_version=version, **values))
+            continue
+        diff = {name for name, value in values.items() if getattr(entry, name) != value}
+        if diff:
+            for name in diff:
+                setattr(entry, name, values[name])
+            entry.updated_at = now
+            written |= diff
+            changed.append(entry)
+    if vanished:
+        LeaderboardEntry.objects.filter(pk__in=vanished).delete()
+    if created:
+        LeaderboardEntry.objects.bulk_create(created, batch_size=1000)
+    if changed:
+        LeaderboardEntry.objects.bulk_update(changed, sorted(written) + ["updated_at"], batch_size=1000)
+
+
+def _refresh_variant(variant: Variant, *, benchmark_ids: set[int] | None = None, suites: bool = True) -> None:
+    """`_refresh_variants` for one variant."""
+    _refresh_variants([variant], benchmark_ids=None if benchmark_ids is None else {variant.pk: benchmark_ids},
+                      suites=suites)
+
+
+def _refresh_variants(variants: Iterable[Variant], *, benchmark_ids: Mapping[int, set[int]] | None = None,
+                      suites: bool = True) -> None:
+    """Copy each variant's columns and its parents' scores onto its entries, apply contamination marks, pick
+    the ranked entry per benchmark version, recompute the variant's suite scores, then give its children its
+    new scores (their `delta_vs_parents`). The caller holds the variants' locks (`_lock_variants`).
+
+    `benchmark_ids` maps a variant to the benchmarks whose results changed: only the suites containing them
+    are recomputed (None: every suite). A constant number of queries however many variants: the variants'
+    entries, revision statuses, marks and links are each read once, a parent refreshed in the same call
+    passes its new scores in memory, and each table is written with one bulk statement."""
+    by_id = {variant.pk: variant for variant in variants}
+    if not by_id:
+        return
+    ids = sorted(by_id)
+    columns = {pk: _variant_columns(variant) for pk, variant in by_id.items()}
+    parents, children = _variant_links(ids)
+    entries = list(LeaderboardEntry.objects.filter(variant_id__in=ids).order_by("pk"))
+    statuses = dict(Revision.objects.filter(variant_id__in=ids).values_list("pk", "status"))
+    marks: dict[int, list[ContaminationMark]] = defaultdict(list)
+    for mark in (ContaminationMark.objects.filter(variant_id__in=ids, cleared_at__isnull=True)
+                 .select_related("benchmark").order_by("flag_id", "id")):
+        marks[mark.variant_id].append(mark)
+    # First what does not depend on the parents: columns, listing, flags, and so the ranked entries.
+    groups: dict[tuple[int, int, str], list[LeaderboardEntry]] = defaultdict(list)
+    by_variant: dict[int, list[LeaderboardEntry]] = defaultdict(list)
     for entry in entries:
-        before = {name: getattr(entry, name if name != "owner" else "owner_id") for name in ENTRY_SYNC_FIELDS}
-        for name, value in columns.items():
+        variant = by_id[entry.variant_id]
+        entry._lb_before = {  # type: ignore[attr-defined]
+            name: getattr(entry, name if name != "owner" else "owner_id") for name in ENTRY_SYNC_FIELDS}
+        for name, value in columns[variant.pk].items():
             setattr(entry, name, value)
-        entry.parents = [[pid, name, parent_scores.get((pid, entry.benchmark_id, entry.benchmark_version))]
-                         for pid, name in parents]
         entry.listed = bool(variant.is_public and statuses.get(entry.revision_id) == RevisionStatus.PUBLISHED)
-        hits = [m for m in marks if m.benchmark_id is None or m.benchmark_id == entry.benchmark_id]
+        hits = [m for m in marks[variant.pk] if m.benchmark_id is None or m.benchmark_id == entry.benchmark_id]
         entry.flags = [m.flag_payload() for m in hits]
         if entry.disputed:
             entry.flags.append(DISPUTED_FLAG)
         entry.contaminated = bool(hits)
-        groups[(entry.benchmark_id, entry.benchmark_version)].append(entry)
-        entry._lb_before = before  # type: ignore[attr-defined]
+        groups[(variant.pk, entry.benchmark_id, entry.benchmark_version)].append(entry)
+        by_variant[variant.pk].append(entry)
     for group in groups.values():
         chosen = choose_representative(
             _Candidate(rank_score=e.rank_score, verified=e.verified, at=e.result_at, pk=e.pk, obj=e)
@@ -204,51 +321,92 @@ def _refresh_variant(variant: Variant, *, benchmark_ids: set[int] | None = None,
         )
         for entry in group:
             entry.ranked = chosen is not None and entry is chosen.obj
+    # Then the parents' ranked scores: a parent refreshed here gives its new ones, any other its stored ones.
+    ranked = {(e.variant_id, e.benchmark_id, e.benchmark_version): e.score for e in entries if e.ranked}
+    stored = {pid for pk in by_variant for pid, _ in parents.get(pk, []) if pid not in by_id}
+    if stored:
+        ranked.update({
+            (variant_id, bench_id, version): score for variant_id, bench_id, version, score in
+            LeaderboardEntry.objects.filter(variant_id__in=stored, ranked=True,
+                                            benchmark_id__in={e.benchmark_id for e in entries})
+            .values_list("variant_id", "benchmark_id", "benchmark_version", "score")
+        })
     now = timezone.now()
+    changed: list[LeaderboardEntry] = []
     for entry in entries:
+        entry.parents = [[pid, name, ranked.get((pid, entry.benchmark_id, entry.benchmark_version))]
+                         for pid, name in parents.get(entry.variant_id, [])]
         entry.document = rows.entry_text(entry)
         after = {name: getattr(entry, name if name != "owner" else "owner_id") for name in ENTRY_SYNC_FIELDS}
         if after != entry._lb_before:  # type: ignore[attr-defined]
             entry.updated_at = now
             changed.append(entry)
     if changed:
-        LeaderboardEntry.objects.bulk_update(changed, ENTRY_SYNC_FIELDS + ["updated_at"])
-    suite_scores: dict[int, float | None] | None = None
+        LeaderboardEntry.objects.bulk_update(changed, ENTRY_SYNC_FIELDS + ["updated_at"], batch_size=1000)
+    suite_scores: dict[int, dict[int, float | None]] | None = None
     if suites:
-        suite_scores = _suite_scores_for_variant(variant, entries, benchmark_ids=benchmark_ids, columns=columns,
-                                                 parents=parents)
-    _propagate_to_children(variant, entries, benchmark_ids=benchmark_ids, suite_scores=suite_scores)
+        suite_scores = _suite_scores_for_variants(ids, by_variant, benchmark_ids=benchmark_ids, columns=columns,
+                                                  parents=parents)
+    _propagate_to_children(ids, by_variant, children=children, benchmark_ids=benchmark_ids,
+                           suite_scores=suite_scores)
 
 
 def _with_parent_score(items: list[list[Any]], parent_id: int, score: float | None) -> list[list[Any]]:
     return [[pid, name, score if pid == parent_id else old] for pid, name, old in items]
 
 
-def _propagate_to_children(variant: Variant, entries: list[LeaderboardEntry], *, benchmark_ids: set[int] | None,
-                           suite_scores: dict[int, float | None] | None) -> None:
-    """Write this variant's ranked scores (and suite scores) into its children's rows, where the boards read
-    them for `delta_vs_parents` without a join. Locks go parent -> child, along the DAG, so they never cycle."""
-    child_ids = list(VariantParent.objects.filter(parent=variant).values_list("child_id", flat=True))
-    if not child_ids:
+def _propagate_to_children(variant_ids: list[int], entries: Mapping[int, list[LeaderboardEntry]], *,
+                           children: Mapping[int, list[int]], benchmark_ids: Mapping[int, set[int]] | None,
+                           suite_scores: Mapping[int, dict[int, float | None]] | None) -> None:
+    """Write the variants' ranked scores (and new suite scores) into their children's rows, where the boards
+    read them for `delta_vs_parents` without a join.
+
+    A child refreshed in the same call already has its parents' new scores on its entries; its suite scores
+    outside the suites recomputed for it still get them here. Per parent, children's entries are rewritten on
+    the benchmarks the parent has entries on or whose results changed (all of them in a full refresh)."""
+    refreshed = set(variant_ids)
+    parents_of: dict[int, list[int]] = defaultdict(list)
+    for pid in variant_ids:
+        for child_id in children.get(pid, []):
+            parents_of[child_id].append(pid)
+    if not parents_of:
         return
-    list(Variant.objects.select_for_update().filter(pk__in=child_ids).order_by("pk").values_list("pk"))
-    ranked = {(e.benchmark_id, e.benchmark_version): e.score for e in entries if e.ranked}
-    children = LeaderboardEntry.objects.filter(variant_id__in=child_ids)
-    if benchmark_ids is not None:
-        children = children.filter(benchmark_id__in=benchmark_ids | {e.benchmark_id for e in entries})
+    others = sorted(set(parents_of) - refreshed)
     now = timezone.now()
-    changed = []
-    for row in children:
-        parents = _with_parent_score(row.parents, variant.pk, ranked.get((row.benchmark_id, row.benchmark_version)))
-        if parents != row.parents:
-            row.parents, row.updated_at = parents, now
-            row.document = rows.entry_text(row)
-            changed.append(row)
-    LeaderboardEntry.objects.bulk_update(changed, ["parents", "document", "updated_at"], batch_size=1000)
-    if suite_scores:
+    if others:
+        # Already held (`_lock_variants` locks the children with the variants) unless linked since then.
+        list(Variant.objects.select_for_update(of=("self",), no_key=True).filter(pk__in=others).order_by("pk")
+             .values_list("pk"))
+        ranked = {pid: {(e.benchmark_id, e.benchmark_version): e.score for e in entries.get(pid, []) if e.ranked}
+                  for pid in variant_ids}
+        # None: every board (a full refresh).
+        scope: dict[int, set[int]] | None = None if benchmark_ids is None else {
+            pid: benchmark_ids.get(pid, set()) | {e.benchmark_id for e in entries.get(pid, [])}
+            for pid in variant_ids}
+        rows_qs = LeaderboardEntry.objects.filter(variant_id__in=others)
+        if scope is not None:
+            rows_qs = rows_qs.filter(benchmark_id__in=set().union(*scope.values()))
+        changed = []
+        for row in rows_qs.order_by("pk"):
+            parents = row.parents
+            for pid in parents_of[row.variant_id]:
+                if scope is None or row.benchmark_id in scope[pid]:
+                    parents = _with_parent_score(parents, pid,
+                                                 ranked[pid].get((row.benchmark_id, row.benchmark_version)))
+            if parents != row.parents:
+                row.parents, row.updated_at = parents, now
+                row.document = rows.entry_text(row)
+                changed.append(row)
+        LeaderboardEntry.objects.bulk_update(changed, ["parents", "document", "updated_at"], batch_size=1000)
+    suite_ids = {sid for pid in variant_ids for sid in (suite_scores or {}).get(pid, {})}
+    if suite_scores and suite_ids:
         changed_scores = []
-        for score in SuiteScore.objects.filter(variant_id__in=child_ids, suite_id__in=list(suite_scores)):
-            parents = _with_parent_score(score.parents, variant.pk, suite_scores[score.suite_id])
+        for score in (SuiteScore.objects.filter(variant_id__in=list(parents_of), suite_id__in=suite_ids)
+                      .order_by("pk")):
+            parents = score.parents
+            for pid in parents_of[score.variant_id]:
+                if score.suite_id in suite_scores.get(pid, {}):
+                    parents = _with_parent_score(parents, pid, suite_scores[pid][score.suite_id])
             if parents != score.parents:
                 score.parents, score.updated_at = parents, now
                 score.document = rows.suite_text(score)
@@ -256,29 +414,40 @@ def _propagate_to_children(variant: Variant, entries: list[LeaderboardEntry], *,
         SuiteScore.objects.bulk_update(changed_scores, ["parents", "document", "updated_at"], batch_size=1000)
 
 
-def leaderboard_record_job(job_id: int) -> None:
-    """JOB_FINISHED_HOOKS entry: a job finished or its verification changed; update its summary row.
+def leaderboard_record_jobs(job_ids: Iterable[int]) -> None:
+    """JOB_FINISHED_HOOKS entry: jobs finished or their verification changed; update their summary rows.
 
-    Recomputes the revision's entry for the job's benchmark version from every succeeded job, so it is
-    idempotent and also correct for failed or cancelled jobs (which simply change nothing)."""
-    row = BenchmarkJob.objects.filter(pk=job_id).values("verifies_id").first()
-    if row is None:
+    For each job (a verification re-run stands for the job it verifies; unknown ids are ignored) recomputes
+    its revision's entry on its benchmark version from every succeeded job, so it is idempotent and also
+    correct for failed or cancelled jobs (which simply change nothing). Set-based: one transaction and a
+    constant number of queries for the whole batch, whatever its size."""
+    ids = sorted({int(i) for i in job_ids})
+    if not ids:
         return
-    target_id = row["verifies_id"] or job_id
-    job = (BenchmarkJob.objects.filter(pk=target_id)
-           .values("revision_id", "benchmark_id", "benchmark_version", "revision__variant_id").first())
-    if job is None:
+    originals = BenchmarkJob.objects.filter(pk__in=ids, verifies__isnull=False).values("verifies_id")
+    jobs = list(BenchmarkJob.objects.filter(Q(pk__in=ids, verifies__isnull=True) | Q(pk__in=originals))
+                .select_related("revision")
+                .only("id", "revision", "benchmark", "benchmark_version", "revision__variant", "revision__number")
+                .order_by())
+    if not jobs:
         return
+    revisions = {job.revision_id: job.revision for job in jobs}
+    keys = {(job.revision_id, job.benchmark_id, job.benchmark_version) for job in jobs}
+    changed: dict[int, set[int]] = defaultdict(set)
+    for revision_id, benchmark_id, _ in keys:
+        changed[revisions[revision_id].variant_id].add(benchmark_id)
     with transaction.atomic():
-        variant = _lock_variant(job["revision__variant_id"])
-        if variant is None:
+        variants = _lock_variants(changed.keys())
+        if not variants:
             return
-        revision = Revision.objects.get(pk=job["revision_id"])
-        benchmark = Benchmark.objects.get(pk=job["benchmark_id"])
-        columns = _variant_columns(variant)
-        _entry_recompute(variant=variant, revision=revision, benchmark=benchmark,
-                         version=job["benchmark_version"], columns=columns)
-        _refresh_variant(variant, benchmark_ids={benchmark.pk}, columns=columns)
+        benchmarks = Benchmark.objects.in_bulk({key[1] for key in keys})
+        _entries_recompute(keys, variants=variants, revisions=revisions, benchmarks=benchmarks)
+        _refresh_variants(variants.values(), benchmark_ids=changed)
+
+
+def leaderboard_record_job(job_id: int) -> None:
+    """`leaderboard_record_jobs` for one job."""
+    leaderboard_record_jobs([job_id])
 
 
 @transaction.atomic
@@ -310,11 +479,11 @@ def leaderboard_refresh_benchmark(*, benchmark_id: int) -> None:
             _suite_rebuild(suite)
 
 
-def _recompute_triples(triples: set[tuple[int, int, str]]) -> int:
+def _recompute_triples(triples: set[EntryKey]) -> int:
     """Recompute the entries of (revision, benchmark, version) triples, one variant transaction at a time."""
     revisions = {r.pk: r for r in Revision.objects.filter(pk__in={t[0] for t in triples})}
     benchmarks = {b.pk: b for b in Benchmark.objects.filter(pk__in={t[1] for t in triples})}
-    by_variant: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
+    by_variant: dict[int, list[EntryKey]] = defaultdict(list)
     for triple in triples:
         if triple[0] in revisions and triple[1] in benchmarks:
             by_variant[revisions[triple[0]].variant_id].append(triple)
@@ -323,11 +492,8 @@ def _recompute_triples(triples: set[tuple[int, int, str]]) -> int:
             variant = _lock_variant(variant_id)
             if variant is None:
                 continue
-            columns = _variant_columns(variant)
-            for rev_id, bench_id, version in items:
-                _entry_recompute(variant=variant, revision=revisions[rev_id], benchmark=benchmarks[bench_id],
-                                 version=version, columns=columns)
-            _refresh_variant(variant, suites=False, columns=columns)
+            _entries_recompute(items, variants={variant.pk: variant}, revisions=revisions, benchmarks=benchmarks)
+            _refresh_variant(variant, suites=False)
     return sum(len(items) for items in by_variant.values())
 
 
@@ -429,43 +595,94 @@ def _score_row(suite: Suite, variant_id: int, agg: dict[str, Any], columns: dict
     return score
 
 
-def _suite_scores_for_variant(variant: Variant, entries: list[LeaderboardEntry], *,
-                              benchmark_ids: set[int] | None, columns: dict[str, Any],
-                              parents: list[list[Any]]) -> dict[int, float | None]:
-    """Recompute the variant's score in every suite touching `benchmark_ids` (all suites when None).
-    Returns {suite id: new score, or None when the variant left that suite's board}."""
-    suites = list(Suite.objects.all() if benchmark_ids is None
-                  else Suite.objects.filter(entries__benchmark_id__in=benchmark_ids).distinct())
-    ranked = {(e.benchmark_id, e.benchmark_version): e for e in entries if e.ranked}
-    parent_scores: dict[tuple[int, int], float] = {}
-    if parents and suites:
+# SuiteScore columns a recompute writes (the key, the pk and the timestamp aside).
+_SUITE_SCORE_FIELDS = [f.attname for f in SuiteScore._meta.concrete_fields
+                       if f.attname not in ("id", "suite_id", "variant_id", "updated_at")]
+
+
+def _suite_scores_for_variants(variant_ids: list[int], entries: Mapping[int, list[LeaderboardEntry]], *,
+                               benchmark_ids: Mapping[int, set[int]] | None, columns: Mapping[int, dict[str, Any]],
+                               parents: Mapping[int, list[list[Any]]]) -> dict[int, dict[int, float | None]]:
+    """Recompute each variant's score in every suite touching its `benchmark_ids` (all suites when None).
+    Returns {variant id: {suite id: new score, or None when the variant left that suite's board}}.
+
+    One read of the suites with their benchmarks, one of the variants' current scores, one of their parents'
+    scores (a parent recomputed here gives its new one), then at most one delete, one insert, one update."""
+    touching: set[int] = set() if benchmark_ids is None else set().union(*benchmark_ids.values())
+    if benchmark_ids is not None and not touching:
+        return {pk: {} for pk in variant_ids}
+    suites_qs = (Suite.objects.all() if benchmark_ids is None
+                 else Suite.objects.filter(entries__benchmark_id__in=touching).distinct())
+    suites = list(suites_qs.prefetch_related(Prefetch(
+        "entries", queryset=SuiteBenchmark.objects.select_related("benchmark").order_by("position", "id"),
+        to_attr="lb_items")))
+    plan: dict[int, list[Suite]] = {
+        pk: [s for s in suites if benchmark_ids is None
+             or any(item.benchmark_id in benchmark_ids.get(pk, ()) for item in s.lb_items)]  # type: ignore[attr-defined]
+        for pk in variant_ids}
+    suite_ids = {s.pk for items in plan.values() for s in items}
+    if not suite_ids:
+        return {pk: {} for pk in variant_ids}
+
+    aggregates: dict[int, dict[int, dict[str, Any] | None]] = {}
+    for pk, planned in plan.items():
+        ranked = {(e.benchmark_id, e.benchmark_version): e for e in entries.get(pk, []) if e.ranked}
+
+        def lookup(item: SuiteBenchmark, ranked: dict[tuple[int, str], LeaderboardEntry] = ranked,
+                   ) -> _Component | None:
+            entry = ranked.get((item.benchmark_id, item.benchmark.version))
+            if entry is None:
+                return None
+            return _Component(score=entry.score, metrics=entry.metrics, verified=entry.verified,
+                              contaminated=entry.contaminated, flags=entry.flags,
+                              revision_number=entry.revision_number, score_metric=entry.score_metric)
+
+        aggregates[pk] = {suite.pk: suite_aggregate(suite.lb_items, lookup)  # type: ignore[attr-defined]
+                          for suite in planned}
+    parent_ids = {pid for pk, planned in plan.items() if planned for pid, _ in parents.get(pk, [])}
+    parent_scores: dict[tuple[int, int], float | None] = {}
+    if parent_ids:
         parent_scores = {
             (suite_id, variant_id): score for suite_id, variant_id, score in
-            SuiteScore.objects.filter(suite__in=suites, variant_id__in=[p[0] for p in parents])
+            SuiteScore.objects.filter(suite_id__in=suite_ids, variant_id__in=parent_ids)
             .values_list("suite_id", "variant_id", "score")
         }
-    result: dict[int, float | None] = {}
-
-    def lookup(item: SuiteBenchmark) -> _Component | None:
-        entry = ranked.get((item.benchmark_id, item.benchmark.version))
-        if entry is None:
-            return None
-        return _Component(score=entry.score, metrics=entry.metrics, verified=entry.verified,
-                          contaminated=entry.contaminated, flags=entry.flags,
-                          revision_number=entry.revision_number, score_metric=entry.score_metric)
-
-    for suite in suites:
-        agg = suite_aggregate(_suite_items(suite), lookup)
-        if agg is None:
-            SuiteScore.objects.filter(suite=suite, variant=variant).delete()
-            result[suite.pk] = None
-            continue
-        row = _score_row(suite, variant.pk, agg, columns,
-                         [[pid, name, parent_scores.get((suite.pk, pid))] for pid, name in parents])
-        defaults = {f.attname: getattr(row, f.attname) for f in SuiteScore._meta.concrete_fields
-                    if f.attname not in ("id", "suite_id", "variant_id", "updated_at")}
-        SuiteScore.objects.update_or_create(suite=suite, variant=variant, defaults=defaults)
-        result[suite.pk] = agg["score"]
+        for pid in parent_ids & set(aggregates):
+            for suite_id, agg in aggregates[pid].items():
+                parent_scores[(suite_id, pid)] = None if agg is None else agg["score"]
+    existing = {(s.suite_id, s.variant_id): s for s in
+                SuiteScore.objects.filter(suite_id__in=suite_ids, variant_id__in=variant_ids).order_by("pk")}
+    result: dict[int, dict[int, float | None]] = {}
+    created: list[SuiteScore] = []
+    changed: list[SuiteScore] = []
+    vanished: list[int] = []
+    now = timezone.now()
+    for pk, planned in plan.items():
+        result[pk] = {}
+        for suite in planned:
+            agg = aggregates[pk][suite.pk]
+            current = existing.get((suite.pk, pk))
+            if agg is None:
+                if current is not None:
+                    vanished.append(current.pk)
+                result[pk][suite.pk] = None
+                continue
+            row = _score_row(suite, pk, agg, columns[pk],
+                             [[pid, name, parent_scores.get((suite.pk, pid))] for pid, name in parents.get(pk, [])])
+            result[pk][suite.pk] = agg["score"]
+            if current is None:
+                created.append(row)
+            elif any(getattr(current, name) != getattr(row, name) for name in _SUITE_SCORE_FIELDS):
+                for name in _SUITE_SCORE_FIELDS:
+                    setattr(current, name, getattr(row, name))
+                current.updated_at = now
+                changed.append(current)
+    if vanished:
+        SuiteScore.objects.filter(pk__in=vanished).delete()
+    if created:
+        SuiteScore.objects.bulk_create(created, batch_size=1000)
+    if changed:
+        SuiteScore.objects.bulk_update(changed, _SUITE_SCORE_FIELDS + ["updated_at"], batch_size=1000)
     return result
 
 
@@ -654,17 +871,16 @@ def leaderboard_clear_contamination(*, flag_id: int, actor: Any) -> int:
     marks = list(ContaminationMark.objects.select_for_update(of=("self",))
                  .filter(flag_id=flag_id, cleared_at__isnull=True).select_related("benchmark"))
     now = timezone.now()
-    for variant_id in sorted({m.variant_id for m in marks}):
-        variant = _lock_variant(variant_id)
-        for mark in (m for m in marks if m.variant_id == variant_id):
-            mark.cleared_at = now
-            mark.cleared_by = actor_or_none(actor)
-            mark.save(update_fields=["cleared_at", "cleared_by"])
-            audit_record(actor=actor, verb="leaderboard.contamination_clear", target=mark,
-                         before={"flag": flag_id, "benchmark": mark.benchmark.slug if mark.benchmark else None},
-                         after={"cleared": True})
-        if variant is not None:
-            _refresh_variant(variant)
+    # All the variants (and their children) at once, in one statement: see `_lock_variants`.
+    variants = _lock_variants(m.variant_id for m in marks)
+    for mark in sorted(marks, key=lambda m: m.variant_id):
+        mark.cleared_at = now
+        mark.cleared_by = actor_or_none(actor)
+        mark.save(update_fields=["cleared_at", "cleared_by"])
+        audit_record(actor=actor, verb="leaderboard.contamination_clear", target=mark,
+                     before={"flag": flag_id, "benchmark": mark.benchmark.slug if mark.benchmark else None},
+                     after={"cleared": True})
+    _refresh_variants(variants.values())
     return len(marks)
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from typing import Any
+
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
 from apps.benchmarks.choices import JobStatus
@@ -415,3 +421,194 @@ def test_leaderboard_rebuild_command(bench, child, capsys):
     call_command("leaderboard_rebuild")
     assert "leaderboards rebuilt: 1 entries" in capsys.readouterr().out
     assert LeaderboardEntry.objects.get().ranked
+
+
+# --- the job-finished hook on batches --------------------------------------------------------------------
+
+def _rows() -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """Every summary row by its natural key, without the columns that depend on write order or time (the
+    pk, updated_at); stored documents decoded (PostgreSQL's jsonb may hand back the same object with its keys
+    in another order, and a document rewritten from a row read back carries that order)."""
+    def row(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: json.loads(v) if k == "document" else v for k, v in values.items() if k not in ("id", "updated_at")}
+
+    entries = {(r["revision_id"], r["benchmark_id"], r["benchmark_version"]): row(r)
+               for r in LeaderboardEntry.objects.values()}
+    scores = {(r["suite_id"], r["variant_id"]): row(r) for r in SuiteScore.objects.values()}
+    return entries, scores
+
+
+def _writes(queries: list[dict[str, Any]]) -> list[str]:
+    return [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+
+
+@pytest.fixture
+def batch_world(maintainer, alice, base, child, bench):
+    """Variants with lineage (a child, a merge of two parents), a suite over two benchmarks, a contamination
+    mark, results already on the boards, and a batch of finished jobs not yet recorded: verified and
+    unverified results, a verification re-run, a failed job, a result without the primary metric, a job
+    on an old benchmark version, and an unknown id."""
+    lat = make_benchmark("lat", metrics=[{"name": "ms", "higher_is_better": False, "primary": True}])
+    services.suite_create(actor=maintainer, slug="core", name="Core", benchmarks=[
+        {"benchmark": "bench", "weight": 2}, {"benchmark": "lat", "baseline": 100, "best": 0}])
+    other = make_variant(maintainer, "other-base", actor=maintainer)
+    merged = make_variant(alice, "merged", relation="merge", parents=(base, other))
+    services.leaderboard_mark_contaminated(variant_id=other.pk, flag_id=5, benchmark_slug="lat", actor=maintainer)
+    original = make_result(base, bench, {"accuracy": 0.70})  # already on the board
+    make_result(other, lat, {"ms": 30.0})
+    jobs = [
+        make_result(base, bench, {"accuracy": 0.80}, record=False),
+        make_result(base, lat, {"ms": 40.0}, verified=True, record=False),
+        make_result(child, bench, {"accuracy": 0.90}, verified=True, record=False),
+        make_result(child, bench, {"accuracy": 0.95}, record=False),  # newer, unverified: the verified one stays
+        make_result(merged, bench, {"accuracy": 0.85}, record=False),
+        make_result(merged, lat, {"ms": 20.0}, record=False),
+        make_result(other, bench, {"accuracy": 0.60}, record=False),
+        make_result(other, lat, {}, status=JobStatus.FAILED, record=False),
+        make_result(other, bench, {"latency_ms": 1.0}, record=False),  # no primary metric
+        make_result(merged, bench, {"accuracy": 0.50}, version="0", record=False),
+    ]
+    # Confirms the original: verified, it beats the newer unverified 0.80 of the batch.
+    rerun = make_result(base, bench, {"accuracy": 0.701}, verifies=original, verified=True, record=False)
+    return {"ids": [j.pk for j in jobs] + [rerun.pk, 999_999], "base": base, "child": child, "merged": merged,
+            "other": other, "original": original, "lat": lat}
+
+
+def test_a_batch_gives_the_same_rows_as_one_call_per_job(batch_world, bench, django_assert_max_num_queries):
+    ids = batch_world["ids"]
+    before = _rows()
+    savepoint = transaction.savepoint()
+    for job_id in ids:
+        services.leaderboard_record_job(job_id)
+    one_by_one = _rows()
+    transaction.savepoint_rollback(savepoint)
+    assert _rows() == before
+
+    with django_assert_max_num_queries(25):
+        services.leaderboard_record_jobs(list(reversed(ids)))
+    assert _rows() == one_by_one
+    assert _rows() != before
+    # ...and the same as recomputing everything from jobs and results.
+    batched = _rows()
+    services.leaderboard_rebuild()
+    assert _rows() == batched
+
+    child, merged, base, other = (batch_world[k] for k in ("child", "merged", "base", "other"))
+    entry = LeaderboardEntry.objects.get(variant=child, benchmark=bench)
+    assert (entry.score, entry.verified) == (0.9, True)
+    assert entry.parents == [[base.pk, "maintainer/base-model", 0.7]]
+    confirmed = LeaderboardEntry.objects.get(variant=base, benchmark=bench)
+    assert (confirmed.job_id, confirmed.verified) == (batch_world["original"].pk, True)
+    assert sorted(LeaderboardEntry.objects.get(variant=merged, benchmark=batch_world["lat"]).parents) == sorted(
+        [[base.pk, "maintainer/base-model", 40.0], [other.pk, "maintainer/other-base", 30.0]])
+    assert LeaderboardEntry.objects.filter(variant=merged, benchmark_version="0").exists()
+    assert SuiteScore.objects.get(variant=other).contaminated
+    assert SuiteScore.objects.count() == 4
+
+
+def test_recording_a_batch_twice_changes_nothing(batch_world):
+    services.leaderboard_record_jobs(batch_world["ids"])
+    entries = list(LeaderboardEntry.objects.order_by("pk").values())
+    scores = list(SuiteScore.objects.order_by("pk").values())
+    with CaptureQueriesContext(connection) as again:
+        services.leaderboard_record_jobs(batch_world["ids"])
+    assert _writes(again.captured_queries) == []
+    assert list(LeaderboardEntry.objects.order_by("pk").values()) == entries  # updated_at included
+    assert list(SuiteScore.objects.order_by("pk").values()) == scores
+
+
+def _finished_jobs(owner, bench, names, **kw):
+    return [make_result(make_variant(owner, name, actor=owner), bench, {"accuracy": 0.5}, record=False, **kw).pk
+            for name in names]
+
+
+def test_a_batch_costs_the_same_queries_for_5_and_25_jobs_on_distinct_variants(maintainer, bench):
+    cost = {}
+    for n in (5, 25):
+        ids = _finished_jobs(maintainer, bench, [f"m{n}-{i}" for i in range(n)])
+        with CaptureQueriesContext(connection) as queries:
+            services.leaderboard_record_jobs(ids)
+        cost[n] = len(queries)
+        assert LeaderboardEntry.objects.filter(job_id__in=ids, ranked=True).count() == n
+    # The jobs (re-runs resolved), the savepoint, the locks, the benchmarks, succeeded jobs with results,
+    # confirmations, existing entries, one insert; then links, entries, statuses, marks, one update, suites.
+    # One call per job cost 22 queries per job (110 and 550).
+    assert cost[5] == cost[25] <= 15, cost
+
+
+def test_a_batch_with_lineage_and_suites_costs_the_same_queries_for_5_and_25_variants(maintainer, alice, bench):
+    services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
+    cost = {}
+    for n in (5, 25):
+        bases = [make_variant(maintainer, f"b{n}-{i}", actor=maintainer) for i in range(n)]
+        kids = [make_variant(alice, f"k{n}-{i}", relation="finetune", parents=(b,)) for i, b in enumerate(bases)]
+        for kid in kids:
+            make_result(kid, bench, {"accuracy": 0.6})  # on the boards; the batch gives them new parent scores
+        ids = [make_result(b, bench, {"accuracy": 0.5}, record=False).pk for b in bases]
+        with CaptureQueriesContext(connection) as queries:
+            services.leaderboard_record_jobs(ids)
+        cost[n] = len(queries)
+        assert {tuple(e.parents[0][1:]) for e in LeaderboardEntry.objects.filter(variant__in=kids)} == {
+            (f"maintainer/b{n}-{i}", 0.5) for i in range(n)}
+        assert {tuple(s.parents[0][1:]) for s in SuiteScore.objects.filter(variant__in=kids)} == {
+            (f"maintainer/b{n}-{i}", 50.0) for i in range(n)}
+    # The flat case plus the suites (2), suite scores (2), and the children: lock, entries, suite scores, and
+    # one update of each.
+    assert cost[5] == cost[25] <= 23, cost
+
+
+def test_the_engine_calls_the_batch_hook():
+    from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
+
+    assert services.leaderboard_record_jobs in JOB_FINISHED_HOOKS
+    assert services.leaderboard_record_job not in JOB_FINISHED_HOOKS
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent transactions (PostgreSQL)")
+@pytest.mark.django_db(transaction=True)
+def test_two_batches_crossing_a_lineage_wait_for_each_other_instead_of_deadlocking(maintainer, alice, bench,
+                                                                                  monkeypatch):
+    """top -> middle -> bottom, and an unrelated variant. Batch one names {middle, unrelated}, batch two
+    {bottom, top}: had each locked its own variants first and their children afterwards, one would hold
+    middle and wait for bottom while the other held bottom and waited for middle. Both take their variants
+    and the children in one statement ordered by pk, so the second simply waits for the first."""
+    top = make_variant(maintainer, "top", actor=maintainer)
+    middle = make_variant(alice, "middle", relation="finetune", parents=(top,))
+    bottom = make_variant(alice, "bottom", relation="finetune", parents=(middle,))
+    unrelated = make_variant(maintainer, "unrelated", actor=maintainer)
+    one = [make_result(v, bench, {"accuracy": 0.5}, record=False).pk for v in (middle, unrelated)]
+    two = [make_result(v, bench, {"accuracy": s}, record=False).pk for v, s in ((bottom, 0.7), (top, 0.3))]
+    first_locked, second_started = threading.Event(), threading.Event()
+    real = services._entries_recompute
+
+    def slow_recompute(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name == "first":
+            first_locked.set()
+            second_started.wait(5)
+            threading.Event().wait(0.5)  # the second batch is now waiting for our locks
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_entries_recompute", slow_recompute)
+    errors: list[BaseException] = []
+
+    def run(ids: list[int], wait_for: threading.Event | None) -> None:
+        try:
+            if wait_for is not None:
+                wait_for.wait(5)
+                second_started.set()
+            services.leaderboard_record_jobs(ids)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(one, None), name="first"),
+               threading.Thread(target=run, args=(two, first_locked), name="second")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    parents = dict(LeaderboardEntry.objects.values_list("variant_id", "parents"))
+    assert parents[middle.pk] == [[top.pk, "maintainer/top", 0.3]]
+    assert parents[bottom.pk] == [[middle.pk, "alice/middle", 0.5]]

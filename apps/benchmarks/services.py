@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from apps.accounts.roles import is_maintainer
 from apps.audit.services import audit_record, audit_record_many
+from apps.core.bulk import bulk_update_rows
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, QuotaExceeded, ValidationFailed
 from apps.registry.models import Revision, Variant
 
@@ -806,7 +807,7 @@ def jobs_complete(completions: list[Completion]) -> dict[int, BenchmarkJob]:
                   runner=by_id[job.pk].runner, runner_version=by_id[job.pk].runner_version,
                   environment=by_id[job.pk].environment, seed=by_id[job.pk].seed)
         for job in succeeded])
-    BenchmarkJob.objects.bulk_update(succeeded, ["status", "finished_at", "progress_done", "progress_total",
+    bulk_update_rows(BenchmarkJob, succeeded, ["status", "finished_at", "progress_done", "progress_total",
                                                  "compute_seconds", "log_tail"])
     audit_record_many(actor=None, verb="job.succeed", events=[
         (job, {"status": JobStatus.RUNNING},

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.accounts.roles import is_reviewer
 from apps.audit.services import audit_record, audit_record_many
+from apps.core.bulk import bulk_update_rows
 from apps.core.errors import Conflict, NotFound, PermissionDenied, PreconditionFailed, ValidationFailed
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision
@@ -330,7 +331,7 @@ def _refresh_levels(checklists: list[tuple[Checklist, list[ChecklistItem]]]) -> 
         Checklist.objects.filter(pk=checklist.pk).update(level=checklist.level, progress=checklist.progress,
                                                          updated_at=checklist.updated_at)
     elif checklists:
-        Checklist.objects.bulk_update([checklist for checklist, _ in checklists], ["level", "progress", "updated_at"])
+        bulk_update_rows(Checklist, [checklist for checklist, _ in checklists], ["level", "progress", "updated_at"])
     return levels
 
 
@@ -389,7 +390,7 @@ def _evaluate_many(pairs: list[tuple[Checklist, RevisionFacts]], inputs: frozens
             if row.status != before:
                 changed[row.item.key] = [before, row.status]
     if dirty:
-        ChecklistItem.objects.bulk_update(dirty, ITEM_FINDING_FIELDS)
+        bulk_update_rows(ChecklistItem, dirty, ITEM_FINDING_FIELDS)
     levels = _refresh_levels([(checklist, rows_of[checklist.pk]) for checklist, _ in pairs])
     audited = []
     for checklist, _ in pairs:

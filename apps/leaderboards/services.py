@@ -29,6 +29,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.models import Benchmark, BenchmarkJob, JobResult
+from apps.core.bulk import bulk_update_rows
 from apps.core.errors import NotFound, PreconditionFailed, ValidationFailed
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision, Variant, VariantParent
@@ -266,7 +267,7 @@ def _entries_recompute(keys: Iterable[EntryKey], *, variants: Mapping[int, Varia
     if created:
         LeaderboardEntry.objects.bulk_create(created, batch_size=1000)
     if changed:
-        LeaderboardEntry.objects.bulk_update(changed, sorted(written) + ["updated_at"], batch_size=1000)
+        bulk_update_rows(LeaderboardEntry, changed, sorted(written) + ["updated_at"])
 
 
 def _refresh_variant(variant: Variant, *, benchmark_ids: set[int] | None = None, suites: bool = True) -> None:
@@ -342,7 +343,7 @@ def _refresh_variants(variants: Iterable[Variant], *, benchmark_ids: Mapping[int
             entry.updated_at = now
             changed.append(entry)
     if changed:
-        LeaderboardEntry.objects.bulk_update(changed, ENTRY_SYNC_FIELDS + ["updated_at"], batch_size=1000)
+        bulk_update_rows(LeaderboardEntry, changed, ENTRY_SYNC_FIELDS + ["updated_at"])
     suite_scores: dict[int, dict[int, float | None]] | None = None
     if suites:
         suite_scores = _suite_scores_for_variants(ids, by_variant, benchmark_ids=benchmark_ids, columns=columns,
@@ -397,7 +398,7 @@ def _propagate_to_children(variant_ids: list[int], entries: Mapping[int, list[Le
                 row.parents, row.updated_at = parents, now
                 row.document = rows.entry_text(row)
                 changed.append(row)
-        LeaderboardEntry.objects.bulk_update(changed, ["parents", "document", "updated_at"], batch_size=1000)
+        bulk_update_rows(LeaderboardEntry, changed, ["parents", "document", "updated_at"])
     suite_ids = {sid for pid in variant_ids for sid in (suite_scores or {}).get(pid, {})}
     if suite_scores and suite_ids:
         changed_scores = []
@@ -411,7 +412,7 @@ def _propagate_to_children(variant_ids: list[int], entries: Mapping[int, list[Le
                 score.parents, score.updated_at = parents, now
                 score.document = rows.suite_text(score)
                 changed_scores.append(score)
-        SuiteScore.objects.bulk_update(changed_scores, ["parents", "document", "updated_at"], batch_size=1000)
+        bulk_update_rows(SuiteScore, changed_scores, ["parents", "document", "updated_at"])
 
 
 def leaderboard_record_jobs(job_ids: Iterable[int]) -> None:
@@ -682,7 +683,7 @@ def _suite_scores_for_variants(variant_ids: list[int], entries: Mapping[int, lis
     if created:
         SuiteScore.objects.bulk_create(created, batch_size=1000)
     if changed:
-        SuiteScore.objects.bulk_update(changed, _SUITE_SCORE_FIELDS + ["updated_at"], batch_size=1000)
+        bulk_update_rows(SuiteScore, changed, _SUITE_SCORE_FIELDS + ["updated_at"])
     return result
 
 

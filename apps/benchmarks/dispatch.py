@@ -1,9 +1,9 @@
 """Fair-share dispatch, recovery of lost work, and the registry of live workers.
 
 Why a dispatcher instead of sending every job to the broker at submission: a broker queue is FIFO, so one
-user's 500 jobs sent first would run before anybody else's. Here the database row is the queue; at most
-``MC_DISPATCH_BUFFER`` messages per broker queue are sent and not yet claimed. Each time a slot frees (a claim,
-a cancel, a submission, a beat tick) the dispatcher picks the next jobs by
+user's 500 jobs sent first would run before anybody else's. Here the database row is the queue, and only a few
+jobs per broker queue are sent ahead and not yet claimed (the buffer). Each time a slot frees (a claim, a
+cancel, a submission, a beat tick) the dispatcher picks the next jobs by
 
 1. ``priority`` (maintainer-set), highest first;
 2. fair share: the submitter holding the fewest of the queue's slots goes first. A job's *share key* is the
@@ -14,13 +14,18 @@ a cancel, a submission, a beat tick) the dispatcher picks the next jobs by
 A single job of a new submitter therefore waits for at most the jobs already in the buffer, never for
 another submitter's backlog. The API's queue positions use the same order (:mod:`apps.benchmarks.selectors`).
 
-Messages carry only job ids: one id, or for jobs of in-process runners (``MC_IN_PROCESS_RUNNERS``: a few
-milliseconds each, where the per-message cost would dominate) a chunk of up to ``MC_DISPATCH_CHUNK`` consecutive
-ids of the dispatch order, which a worker claims in one statement and whose results it writes in bulk
-(:func:`apps.benchmarks.services.jobs_claim`, :func:`~apps.benchmarks.services.jobs_complete`). The buffer
-counts jobs either way, so a chunk never lets a backlog further ahead of a newcomer. A job whose message never
-reached a worker (broker down, a worker killed with prefetched messages) is found by :func:`jobs_recover` and sent
-again. Duplicates are harmless: the claim is a
+The buffer has two lanes, each in fair-share order:
+- jobs of sandboxed runners (seconds to hours each): at most ``MC_DISPATCH_BUFFER`` sent ahead, one id per
+  message;
+- jobs of in-process runners (``MC_IN_PROCESS_RUNNERS``, such as ``noop``: milliseconds each, where the cost of
+  a message per job would dominate): at most ``MC_DISPATCH_QUICK_BUFFER`` sent ahead, in chunks of up to
+  ``MC_DISPATCH_CHUNK`` consecutive ids per message, which a worker claims in one statement and whose results
+  it writes in bulk (:func:`apps.benchmarks.services.jobs_claim`, :func:`~apps.benchmarks.services.jobs_complete`).
+So a newcomer's sandboxed job waits behind at most ``MC_DISPATCH_BUFFER`` sandboxed jobs of others (and a few
+milliseconds of short ones), and a short job behind at most ``MC_DISPATCH_QUICK_BUFFER`` short ones.
+
+Messages carry only job ids. A job whose message never reached a worker (broker down, a worker killed with
+prefetched messages) is found by :func:`jobs_recover` and sent again. Duplicates are harmless: the claim is a
 compare-and-set.
 """
 
@@ -36,7 +41,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Max, Q
 from django.db.models.expressions import Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from .choices import FailureReason, JobStatus, ResourceClass, queue_for, worker_queue
@@ -96,22 +101,37 @@ def fair_share_pick(queue: str, n: int, now: datetime) -> list[tuple[int, int, i
     return [pick[:4] for pick in _pick(queue, n, now)]
 
 
-def _pick(queue: str, n: int, now: datetime) -> list[tuple[int, int, int, str, str]]:
-    """:func:`fair_share_pick`, with each job's runner as a fifth item (the frozen spec's, else the benchmark's)."""
+def _runner_of_job() -> Coalesce:
+    return Coalesce(F("spec__runner"), F("benchmark__runner"))
+
+
+def _pick(queue: str, n: int, now: datetime, quick: bool | None = None) -> list[tuple[int, int, int, str, str]]:
+    """:func:`fair_share_pick`, with each job's runner as a fifth item (the frozen spec's, else the benchmark's);
+    `quick` True/False keeps only the jobs of in-process runners / of the others (the two lanes)."""
     if n <= 0:
         return []
     in_flight = dict(BenchmarkJob.objects.in_flight(queue).order_by().values("submitted_by_id")
                      .annotate(n=Count("id")).values_list("submitted_by_id", "n"))
+    waiting = BenchmarkJob.objects.waiting(queue, now).annotate(runner_key=_runner_of_job())
+    if quick is not None:
+        in_lane = Q(runner_key__in=list(settings.MC_IN_PROCESS_RUNNERS))
+        waiting = waiting.filter(in_lane) if quick else waiting.exclude(in_lane)
     rows = list(
-        BenchmarkJob.objects.waiting(queue, now)
-        .annotate(rank=Window(RowNumber(), partition_by=[F("submitted_by_id"), F("priority")],
-                              order_by=F("id").asc()))
+        waiting.annotate(rank=Window(RowNumber(), partition_by=[F("submitted_by_id"), F("priority")],
+                                     order_by=F("id").asc()))
         .filter(rank__lte=n)
-        .values_list("id", "submitted_by_id", "priority", "rank", "exclude_worker", "spec__runner",
-                     "benchmark__runner")
+        .values_list("id", "submitted_by_id", "priority", "rank", "exclude_worker", "runner_key")
     )
     rows.sort(key=lambda r: (-r[2], in_flight.get(r[1], 0) + r[3] - 1, r[0]))
-    return [(r[0], r[1], r[2], r[4], r[5] or r[6] or "") for r in rows[:n]]
+    return [(r[0], r[1], r[2], r[4], r[5] or "") for r in rows[:n]]
+
+
+def _buffered_by_lane(queue: str) -> tuple[int, int]:
+    """(jobs of other runners, jobs of in-process runners) sent to `queue` and not claimed yet."""
+    quick = Q(runner_key__in=list(settings.MC_IN_PROCESS_RUNNERS))
+    counts = (BenchmarkJob.objects.buffered(queue).annotate(runner_key=_runner_of_job())
+              .aggregate(total=Count("id"), quick=Count("id", filter=quick)))
+    return counts["total"] - counts["quick"], counts["quick"]
 
 
 def _messages(picks: list[tuple[int, int, int, str, str]], routes: dict[int, tuple[str, str]], room: int
@@ -187,16 +207,31 @@ def send_run_jobs(job_ids: list[int], broker_queue: str) -> None:
 _broker_down_until = [0.0]
 
 
+def _lanes() -> tuple[int, int]:
+    """The buffer sizes, in jobs: (other runners, in-process runners)."""
+    return max(1, int(settings.MC_DISPATCH_BUFFER)), max(1, int(settings.MC_DISPATCH_QUICK_BUFFER))
+
+
+def _refill_at(limit: int) -> int:
+    return limit - max(1, limit // 2)
+
+
 def _dispatch_queue(queue: str, now: datetime) -> int:
-    limit = max(1, int(settings.MC_DISPATCH_BUFFER))
-    refill_at = limit - max(1, limit // 2)
-    # Cheap unlocked look first: most calls (one per claim) find the buffer still full enough.
-    if BenchmarkJob.objects.buffered(queue).count() > refill_at:
+    slow_limit, quick_limit = _lanes()
+    # Cheap unlocked look first: most calls (one per claim) find both lanes still full enough.
+    slow, quick = _buffered_by_lane(queue)
+    need_slow, need_quick = slow <= _refill_at(slow_limit), quick <= _refill_at(quick_limit)
+    if need_quick and not need_slow:
+        need_quick = BenchmarkJob.objects.waiting(queue, now).annotate(runner_key=_runner_of_job()).filter(
+            runner_key__in=list(settings.MC_IN_PROCESS_RUNNERS)).exists()
+    if not (need_slow or need_quick):
         return 0
     with transaction.atomic():
         _lock_queue(queue)
-        room = limit - BenchmarkJob.objects.buffered(queue).count()
-        picks = _pick(queue, room, now)
+        slow, quick = _buffered_by_lane(queue)
+        slow_picks = _pick(queue, slow_limit - slow, now, quick=False)
+        quick_picks = _pick(queue, quick_limit - quick, now, quick=True)
+        picks = slow_picks + quick_picks
         if not picks:
             return 0
         routes = _routes(picks, queue, now)
@@ -209,7 +244,7 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
         DispatchQueue.objects.filter(name=queue).update(last_dispatch_at=now)
     # Sent after the commit, so a worker never sees an id whose row says "not dispatched".
     sent = 0
-    messages = _messages(picks, routes, room)
+    messages = _messages(slow_picks, routes, 1) + _messages(quick_picks, routes, quick_limit - quick)
     try:
         for broker_queue, ids in messages:
             send_run_jobs(ids, broker_queue)

@@ -2,7 +2,7 @@
 
     DATABASE_URL=postgres://root@127.0.0.1:5432/<db> CELERY_BROKER_URL=redis://127.0.0.1:6379/<n> \\
         python tests/perf/bench_pipeline.py [--jobs 2000] [--workers 2] [--concurrency 1] [--rounds 2] \\
-            [--batch 500] [--buffer 32] [--chunk 16]
+            [--batch 500] [--quick-buffer N] [--chunk N]
 
 1. Creates a throw-away database (`test_<db>`, destroyed at the end), migrates it, and makes a `noop` benchmark,
    a variant and a submitter whose quota allows every job.
@@ -14,7 +14,9 @@
    - the pipeline: `--jobs` jobs submitted through the service layer (`jobs_submit_batch` in batches of
      `--batch`, what `POST /api/v1/jobs/batch/` calls, or `job_submit` one by one with `--batch 1`: validation,
      submission checks, dedupe, quota with the submitter row locked, audit, fair-share dispatch after commit),
-     sent to the broker by the dispatcher (up to `--chunk` ids per message, `--buffer` jobs sent ahead), each
+     sent to the broker by the dispatcher (no-op jobs take the in-process lane: up to `--chunk` ids per message,
+     `--quick-buffer` jobs sent ahead; both default to the settings, MC_DISPATCH_CHUNK and
+     MC_DISPATCH_QUICK_BUFFER), each
      claimed, run by the `noop` runner and its result written by a worker, and the job-finished subscribers
      (leaderboards, notifications, checklists) run on it; end to end, from the first submission to the last
      result.
@@ -146,14 +148,14 @@ def database_url() -> str:
 
 
 class Worker:
-    def __init__(self, index: int, concurrency: int, buffer: int, without_hooks: bool = False, chunk: int = 16):
+    def __init__(self, index: int, concurrency: int, quick_buffer: int, chunk: int, without_hooks: bool = False):
         from django.conf import settings
 
         self.name = f"bench{index}-{uuid.uuid4().hex[:4]}"
         self.log_path = Path(settings.VAR_DIR) / f"{self.name}.log"
         env = {**os.environ, **WORKER_ENV, "DATABASE_URL": database_url(),
-               "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "MC_DISPATCH_BUFFER": str(buffer),
-               "MC_DISPATCH_CHUNK": str(chunk),
+               "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+               "MC_DISPATCH_QUICK_BUFFER": str(quick_buffer), "MC_DISPATCH_CHUNK": str(chunk),
                "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}", "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
                "MC_BENCH_WITHOUT_HOOKS": "1" if without_hooks else "0"}
         self.log = self.log_path.open("w")
@@ -277,8 +279,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=1, help="pool processes per worker")
-    parser.add_argument("--buffer", type=int, default=32, help="MC_DISPATCH_BUFFER (jobs sent ahead)")
-    parser.add_argument("--chunk", type=int, default=16, help="MC_DISPATCH_CHUNK (job ids per message at most)")
+    parser.add_argument("--quick-buffer", type=int, default=None,
+                        help="MC_DISPATCH_QUICK_BUFFER: in-process jobs sent ahead (default: the setting's)")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="MC_DISPATCH_CHUNK: job ids per message at most (default: the setting's)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--idle", type=int, default=50, help="single jobs for the idle commit->claim latency")
     parser.add_argument("--variants", type=int, default=500, help="variants the jobs are spread over")
@@ -296,11 +300,14 @@ def main() -> None:
     try:
         from django.conf import settings
 
-        settings.MC_DISPATCH_BUFFER = args.buffer
-        settings.MC_DISPATCH_CHUNK = args.chunk
+        if args.quick_buffer is not None:
+            settings.MC_DISPATCH_QUICK_BUFFER = args.quick_buffer
+        if args.chunk is not None:
+            settings.MC_DISPATCH_CHUNK = args.chunk
+        quick_buffer, chunk = settings.MC_DISPATCH_QUICK_BUFFER, settings.MC_DISPATCH_CHUNK
         world = make_world(args.variants)
         purge()
-        workers = [Worker(i, args.concurrency, args.buffer, args.without_hooks, args.chunk)
+        workers = [Worker(i, args.concurrency, quick_buffer, chunk, args.without_hooks)
                    for i in range(args.workers)]
         for worker in workers:
             worker.wait_ready()
@@ -312,7 +319,7 @@ def main() -> None:
         engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         print(f"{args.jobs} jobs over {args.variants} variants, {args.workers} workers x {args.concurrency} pool "
               f"processes, {0 if args.without_hooks else len(JOB_FINISHED_HOOKS)} job-finished hooks subscribed, "
-              f"dispatch buffer {args.buffer} jobs, chunks of <= {args.chunk}, "
+              f"in-process lane: {quick_buffer} jobs sent ahead, <= {chunk} ids per message, "
               f"{'job_submit per job' if args.batch <= 1 else f'jobs_submit_batch of {args.batch}'}, "
               f"{engine}, broker {settings.CELERY_BROKER_URL.split('://')[0]}")
         results = []

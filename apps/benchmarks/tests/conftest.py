@@ -18,6 +18,7 @@ def engine_settings(settings):  # type: ignore[no-untyped-def]
     settings.MC_ALLOW_RUNNER_PATHS = True
     settings.MC_SPOT_CHECKS = False
     settings.MC_DISPATCH_BUFFER = 4
+    settings.MC_DISPATCH_QUICK_BUFFER = 4
     forget_runners()
     yield settings
     forget_runners()

@@ -41,7 +41,7 @@ def completion(job, **overrides):  # type: ignore[no-untyped-def]
 
 class TestDispatchChunks:
     def test_short_jobs_go_out_in_chunks_of_half_the_room(self, alice, make_variant, noop, sent, chunks, settings):
-        settings.MC_DISPATCH_BUFFER = 8
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
         settings.MC_DISPATCH_CHUNK = 16
         alice.max_active_jobs = 50
         alice.save()
@@ -56,7 +56,7 @@ class TestDispatchChunks:
         assert BenchmarkJob.objects.buffered("bench.cpu").count() == 8
 
     def test_chunk_size_is_capped_by_the_setting(self, alice, make_variant, noop, sent, chunks, settings):
-        settings.MC_DISPATCH_BUFFER = 8
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
         settings.MC_DISPATCH_CHUNK = 3
         alice.max_active_jobs = 50
         alice.save()
@@ -69,7 +69,7 @@ class TestDispatchChunks:
         assert len(sent) == 8
 
     def test_chunk_of_one_means_one_message_per_job(self, alice, make_variant, noop, sent, chunks, settings):
-        settings.MC_DISPATCH_BUFFER = 8
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
         settings.MC_DISPATCH_CHUNK = 1
         submit_many(alice, make_variant, noop, 4)
         dispatch.jobs_dispatch(queue="bench.cpu")
@@ -77,15 +77,41 @@ class TestDispatchChunks:
 
     def test_sandboxed_runners_get_a_message_per_job(self, alice, make_variant, make_benchmark, sent, chunks,
                                                      settings):
-        settings.MC_DISPATCH_BUFFER = 8
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
         slow = make_benchmark(slug="slow", runner=f"{runners.MODULE}:ConstantRunner")
         jobs = submit_many(alice, make_variant, slow, 4)
         dispatch.jobs_dispatch(queue="bench.cpu")
         assert chunks == []
         assert [job_id for job_id, _ in sent] == [j.pk for j in jobs]
 
+    def test_the_two_lanes_have_their_own_buffers(self, alice, make_variant, make_benchmark, noop, sent, chunks,
+                                                  settings):
+        settings.MC_DISPATCH_BUFFER = 2
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
+        alice.max_active_jobs = 50
+        alice.save()
+        slow = make_benchmark(slug="slow", runner=f"{runners.MODULE}:ConstantRunner")
+        slow_jobs = submit_many(alice, make_variant, slow, 5, prefix="s")
+        quick_jobs = submit_many(alice, make_variant, noop, 10, prefix="q")
+        BenchmarkJob.objects.update(dispatched_at=None)
+        sent.clear()
+        chunks.clear()
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 10
+        # two sandboxed jobs, one per message; eight short ones in two chunks; each lane in fair-share order
+        assert [job_id for job_id, _ in sent] == [j.pk for j in slow_jobs[:2]] + [j.pk for j in quick_jobs[:8]]
+        assert [ids for ids, _ in chunks] == [[j.pk for j in quick_jobs[:4]], [j.pk for j in quick_jobs[4:8]]]
+        # a claim in one lane refills that lane only
+        services.jobs_claim(job_ids=[j.pk for j in quick_jobs[:4]], worker="w1@h")
+        sent.clear()
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        assert [job_id for job_id, _ in sent] == [j.pk for j in quick_jobs[8:]]
+        services.job_claim(job_id=slow_jobs[0].pk, worker="w1@h")
+        sent.clear()
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        assert [job_id for job_id, _ in sent] == [slow_jobs[2].pk]
+
     def test_a_newcomer_waits_for_the_buffered_jobs_only(self, alice, bob, make_variant, noop, sent, settings):
-        settings.MC_DISPATCH_BUFFER = 4
+        settings.MC_DISPATCH_QUICK_BUFFER = 4
         alice.max_active_jobs = 50
         alice.save()
         submit_many(alice, make_variant, noop, 20)
@@ -103,7 +129,7 @@ class TestDispatchChunks:
         assert sent[0][0] == bobs.pk
 
     def test_a_failed_chunk_publish_puts_its_jobs_back(self, alice, make_variant, noop, monkeypatch, settings):
-        settings.MC_DISPATCH_BUFFER = 8
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
 
         def broker_down(job_ids, queue):  # type: ignore[no-untyped-def]
             raise ConnectionError("broker down")

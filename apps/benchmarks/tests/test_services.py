@@ -534,7 +534,7 @@ class TestFairShare:
                                                                  noop, sent, settings):
         from apps.benchmarks.selectors import queue_positions
 
-        settings.MC_DISPATCH_BUFFER = 2
+        settings.MC_DISPATCH_BUFFER = settings.MC_DISPATCH_QUICK_BUFFER = 2  # noop jobs: the in-process lane
         alice.max_active_jobs = 1000
         alice.save()
         backlog = [submit(alice, alice_variant, noop, steps=i + 1)[0] for i in range(500)]
@@ -556,7 +556,8 @@ class TestFairShare:
                                                             make_variant, noop, sent, settings):
         from apps.benchmarks.selectors import queue_positions
 
-        settings.MC_DISPATCH_BUFFER = 100
+        settings.MC_DISPATCH_BUFFER = settings.MC_DISPATCH_QUICK_BUFFER = 100
+        settings.MC_DISPATCH_CHUNK = 1
         bob_variant = make_variant(bob, "bobs")
         a = [submit(alice, alice_variant, noop, steps=i + 1)[0] for i in range(3)]
         b = [submit(bob, bob_variant, noop, steps=i + 1)[0] for i in range(2)]

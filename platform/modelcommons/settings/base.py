@@ -268,13 +268,14 @@ MC_ARTIFACT_RECORD_MAX_BYTES = env.int("MC_ARTIFACT_RECORD_MAX_BYTES", default=2
 MC_ARTIFACT_ALLOW_FILE_URIS = env.bool("MC_ARTIFACT_ALLOW_FILE_URIS", default=False)
 
 # --- Benchmark engine (issue 4) -----------------------------------------------------------------------
-# Fair-share dispatch keeps at most this many sent-but-unclaimed messages per broker queue (about the
-# number of worker slots consuming it): more keeps fast workers busier, fewer keeps the queue fairer.
+# Fair-share dispatch keeps at most this many sent-but-unclaimed jobs of sandboxed runners per broker queue
+# (about the number of worker slots consuming it): more keeps fast workers busier, fewer keeps the queue fairer.
 MC_DISPATCH_BUFFER = env.int("MC_DISPATCH_BUFFER", default=4)
-# Jobs of in-process runners (MC_IN_PROCESS_RUNNERS) go out up to this many ids per message; a worker claims
-# them in one statement, runs them one after the other, and writes their results in bulk at least every
-# MC_RESULT_FLUSH_S (and at the end of the chunk). 1 sends one message per job.
-MC_DISPATCH_CHUNK = env.int("MC_DISPATCH_CHUNK", default=16)
+# Jobs of in-process runners (MC_IN_PROCESS_RUNNERS: milliseconds each) have a lane of their own: this many sent
+# ahead, up to MC_DISPATCH_CHUNK ids per message. A worker claims a chunk in one statement, runs its jobs one
+# after the other, and writes their results in bulk at least every MC_RESULT_FLUSH_S (and at the chunk's end).
+MC_DISPATCH_QUICK_BUFFER = env.int("MC_DISPATCH_QUICK_BUFFER", default=64)
+MC_DISPATCH_CHUNK = env.int("MC_DISPATCH_CHUNK", default=32)
 MC_RESULT_FLUSH_S = env.float("MC_RESULT_FLUSH_S", default=0.25)
 MC_DISPATCH_EVERY_S = env.float("MC_DISPATCH_EVERY_S", default=5.0)
 # Publishing to a down broker fails fast: the job stays in the database and the beat sends it later.

@@ -216,21 +216,26 @@ def _refill_at(limit: int) -> int:
     return limit - max(1, limit // 2)
 
 
+def _waiting_in_lane(queue: str, now: datetime, quick: bool) -> bool:
+    in_lane = Q(runner_key__in=list(settings.MC_IN_PROCESS_RUNNERS))
+    waiting = BenchmarkJob.objects.waiting(queue, now).annotate(runner_key=_runner_of_job())
+    return (waiting.filter(in_lane) if quick else waiting.exclude(in_lane)).exists()
+
+
 def _dispatch_queue(queue: str, now: datetime) -> int:
     slow_limit, quick_limit = _lanes()
-    # Cheap unlocked look first: most calls (one per claim) find both lanes still full enough.
+    # Cheap unlocked look first: most calls (one per claim) find each lane still full enough, or nothing waiting
+    # for it. A lane is refilled only once it has drained to half (so chunks stay large).
     slow, quick = _buffered_by_lane(queue)
-    need_slow, need_quick = slow <= _refill_at(slow_limit), quick <= _refill_at(quick_limit)
-    if need_quick and not need_slow:
-        need_quick = BenchmarkJob.objects.waiting(queue, now).annotate(runner_key=_runner_of_job()).filter(
-            runner_key__in=list(settings.MC_IN_PROCESS_RUNNERS)).exists()
+    need_slow = slow <= _refill_at(slow_limit) and _waiting_in_lane(queue, now, quick=False)
+    need_quick = quick <= _refill_at(quick_limit) and _waiting_in_lane(queue, now, quick=True)
     if not (need_slow or need_quick):
         return 0
     with transaction.atomic():
         _lock_queue(queue)
         slow, quick = _buffered_by_lane(queue)
-        slow_picks = _pick(queue, slow_limit - slow, now, quick=False)
-        quick_picks = _pick(queue, quick_limit - quick, now, quick=True)
+        slow_picks = _pick(queue, slow_limit - slow, now, quick=False) if need_slow else []
+        quick_picks = _pick(queue, quick_limit - quick, now, quick=True) if need_quick else []
         picks = slow_picks + quick_picks
         if not picks:
             return 0

@@ -110,6 +110,22 @@ class TestDispatchChunks:
         dispatch.jobs_dispatch(queue="bench.cpu")
         assert [job_id for job_id, _ in sent] == [slow_jobs[2].pk]
 
+    def test_a_lane_is_refilled_only_once_drained_to_half(self, alice, make_variant, noop, sent, chunks, settings):
+        # Regression: the empty sandboxed lane always "needed" a refill, and the short lane was topped up after
+        # every claim, so its chunks halved each time down to single ids.
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
+        alice.max_active_jobs = 50
+        alice.save()
+        submit_many(alice, make_variant, noop, 30)
+        BenchmarkJob.objects.update(dispatched_at=None)
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        assert [len(ids) for ids, _ in chunks] == [4, 4]
+        chunks.clear()
+        services.jobs_claim(job_ids=[job_id for job_id, _ in sent[:2]], worker="w1@h")  # 6 left: more than half
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 0 and chunks == []
+        services.jobs_claim(job_ids=[job_id for job_id, _ in sent[2:4]], worker="w1@h")  # 4 left: half
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 4 and [len(ids) for ids, _ in chunks] == [2, 2]
+
     def test_a_newcomer_waits_for_the_buffered_jobs_only(self, alice, bob, make_variant, noop, sent, settings):
         settings.MC_DISPATCH_QUICK_BUFFER = 4
         alice.max_active_jobs = 50

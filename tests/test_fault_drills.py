@@ -208,8 +208,9 @@ def test_duplicate_delivery_runs_once(world, engine_processes):
     job = BenchmarkJob.objects.get(pk=job_id)
     assert job.status == "succeeded" and job.attempts == 1
     assert_one_result_each([job_id])
-    assert AuditEvent.objects.filter(target_type="benchmarks.benchmarkjob", target_id=str(job_id),
-                                     verb="job.start").count() == 1
+    starts = AuditEvent.objects.filter(target_type="benchmarks.benchmarkjob", target_id=str(job_id),
+                                       verb="job.start")
+    assert starts.count() == 1, [(e.seq, e.created_at, e.after) for e in starts]
     wait_for(lambda: worker.output().count("workers.tasks.run_job") >= 3 * 2, timeout=20,
              message="all three deliveries to be received and finished")
 

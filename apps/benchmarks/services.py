@@ -645,13 +645,19 @@ def jobs_claim(*, job_ids: list[int], worker: str) -> list[BenchmarkJob]:
     now = timezone.now()
     worker = worker[:200]
     with transaction.atomic():
-        (BenchmarkJob.objects.filter(pk__in=ids, status=JobStatus.QUEUED, cancel_requested=False, exclude_worker="")
-         .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-         .update(**_claim_fields(now, worker)))
-        # The rows this statement moved: they stay locked by this transaction until it commits, and carry this
-        # claim's instant and worker (a row claimed by someone else carries another instant or worker).
-        claimed = {job.pk: job for job in BenchmarkJob.objects.select_related("benchmark", "spec").filter(
-            pk__in=ids, status=JobStatus.RUNNING, started_at=now, worker_host=worker)}
+        # Lock the plainly claimable rows first: on PostgreSQL a row another claimer holds is waited for and
+        # looked at again once it commits, so exactly the rows still claimable come back, and stay ours.
+        plain = list(BenchmarkJob.objects.select_for_update(no_key=True)
+                     .filter(pk__in=ids, status=JobStatus.QUEUED, cancel_requested=False, exclude_worker="")
+                     .filter(Q(not_before__isnull=True) | Q(not_before__lte=now)).values_list("pk", flat=True))
+        moved = BenchmarkJob.objects.filter(pk__in=plain, status=JobStatus.QUEUED).update(
+            **_claim_fields(now, worker)) if plain else 0
+        mine = BenchmarkJob.objects.select_related("benchmark", "spec").filter(pk__in=plain)
+        if moved != len(plain):
+            # Only where SELECT .. FOR UPDATE locks nothing (SQLite): the rows this UPDATE moved carry this
+            # claim's instant and worker.
+            mine = mine.filter(status=JobStatus.RUNNING, started_at=now, worker_host=worker)
+        claimed = {job.pk: job for job in mine} if moved else {}
         audit_record_many(actor=None, verb="job.start", events=[
             (job, {"status": JobStatus.QUEUED},
              {"status": JobStatus.RUNNING, "attempt": job.attempts, "worker": job.worker_host})

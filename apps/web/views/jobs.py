@@ -125,17 +125,22 @@ def _visible_job_or_404(request: AuthedRequest, job_id: int) -> BenchmarkJob:
     return job
 
 
-@login_required
-@require_POST
-def job_cancel(request: AuthedRequest, job_id: int) -> HttpResponse:
+def _job_action(request: AuthedRequest, job_id: int, action: Any, done: str) -> HttpResponse:
+    """Run one service action on a visible job, then back to its page with `done` or the service's refusal."""
     job = _visible_job_or_404(request, job_id)
     try:
-        job_services.job_cancel(job=job, actor=request.user)
+        action(job=job, actor=request.user)
     except DomainError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, f"Job {job.pk}: cancel requested.")
+        messages.success(request, done.format(job=job.pk))
     return redirect("web:job", job_id=job.pk)
+
+
+@login_required
+@require_POST
+def job_cancel(request: AuthedRequest, job_id: int) -> HttpResponse:
+    return _job_action(request, job_id, job_services.job_cancel, "Job {job}: cancel requested.")
 
 
 @login_required
@@ -157,11 +162,4 @@ def job_verify(request: AuthedRequest, job_id: int) -> HttpResponse:
 @require_POST
 def job_retry(request: AuthedRequest, job_id: int) -> HttpResponse:
     """Queue a failed or timed-out job again (maintainers; submitters for infrastructure failures)."""
-    job = _visible_job_or_404(request, job_id)
-    try:
-        job_services.job_retry(job=job, actor=request.user)
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    else:
-        messages.success(request, f"Job {job.pk} queued again.")
-    return redirect("web:job", job_id=job.pk)
+    return _job_action(request, job_id, job_services.job_retry, "Job {job} queued again.")

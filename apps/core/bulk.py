@@ -14,10 +14,10 @@ development) it is ``bulk_update``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import Field, Model
 
 # Rows per statement: PostgreSQL takes 65,535 parameters; stay far below with wide rows.
 _ROWS_PER_STATEMENT = 500
@@ -35,12 +35,12 @@ def bulk_update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence
     meta = model._meta
     pk = meta.pk
     assert pk is not None
-    columns = [meta.get_field(name) for name in fields]
+    columns = [cast(Field, meta.get_field(name)) for name in fields]
     quote = connection.ops.quote_name
-    casts = [pk.db_type(connection)] + [field.db_type(connection) for field in columns]
-    names = [quote(pk.column)] + [quote(field.column) for field in columns]
+    casts = [str(pk.db_type(connection))] + [str(field.db_type(connection)) for field in columns]
+    names = [quote(str(pk.column))] + [quote(str(field.column)) for field in columns]
     row_sql = "(" + ", ".join(f"%s::{cast}" for cast in casts) + ")"
-    assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in columns)
+    assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
     updated = 0
     with connection.cursor() as cursor:
         for start in range(0, len(objs), _ROWS_PER_STATEMENT):
@@ -52,7 +52,7 @@ def bulk_update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence
             # Identifiers come from the model's metadata, quoted; every value is a parameter.
             sql = (f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608
                    f"FROM (VALUES {', '.join([row_sql] * len(batch))}) AS v({', '.join(names)}) "
-                   f"WHERE t.{quote(pk.column)} = v.{quote(pk.column)}")
+                   f"WHERE t.{names[0]} = v.{names[0]}")
             cursor.execute(sql, params)
             updated += cursor.rowcount
     return updated

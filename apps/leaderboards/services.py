@@ -262,12 +262,21 @@ def _entries_recompute(keys: Iterable[EntryKey], *, variants: Mapping[int, Varia
             entry.updated_at = now
             written |= diff
             changed.append(entry)
+    _write_rows(LeaderboardEntry, vanished=vanished, created=created, changed=changed,
+                fields=sorted(written) + ["updated_at"])
+
+
+def _write_rows(model: Any, *, vanished: Iterable[int], created: list[Any], changed: list[Any],
+                fields: list[str]) -> None:
+    """The bulk writes of a recomputation: delete the rows that vanished, insert the new ones, update the
+    changed ones (only `fields`)."""
+    vanished = list(vanished)
     if vanished:
-        LeaderboardEntry.objects.filter(pk__in=vanished).delete()
+        model.objects.filter(pk__in=vanished).delete()
     if created:
-        LeaderboardEntry.objects.bulk_create(created, batch_size=1000)
+        model.objects.bulk_create(created, batch_size=1000)
     if changed:
-        bulk_update_rows(LeaderboardEntry, changed, sorted(written) + ["updated_at"])
+        bulk_update_rows(model, changed, fields)
 
 
 def _refresh_variant(variant: Variant, *, benchmark_ids: set[int] | None = None, suites: bool = True) -> None:
@@ -678,12 +687,8 @@ def _suite_scores_for_variants(variant_ids: list[int], entries: Mapping[int, lis
                     setattr(current, name, getattr(row, name))
                 current.updated_at = now
                 changed.append(current)
-    if vanished:
-        SuiteScore.objects.filter(pk__in=vanished).delete()
-    if created:
-        SuiteScore.objects.bulk_create(created, batch_size=1000)
-    if changed:
-        bulk_update_rows(SuiteScore, changed, _SUITE_SCORE_FIELDS + ["updated_at"])
+    _write_rows(SuiteScore, vanished=vanished, created=created, changed=changed,
+                fields=_SUITE_SCORE_FIELDS + ["updated_at"])
     return result
 
 

@@ -96,34 +96,27 @@ def known_queues() -> list[str]:
     return sorted(queues)
 
 
-def fair_share_pick(queue: str, n: int, now: datetime) -> list[tuple[int, int, int, str]]:
-    """The next `n` waiting jobs of `queue` in dispatch order: (id, submitter id, priority, exclude_worker)."""
-    return [pick[:4] for pick in _pick(queue, n, now)]
-
-
-def _runner_of_job() -> Coalesce:
-    return Coalesce(F("spec__runner"), F("benchmark__runner"))
-
-
-def _pick(queue: str, n: int, now: datetime, quick: bool | None = None) -> list[tuple[int, int, int, str, str]]:
-    """:func:`fair_share_pick`, with each job's runner as a fifth item (the frozen spec's, else the benchmark's);
+def fair_share_pick(queue: str, n: int, now: datetime, quick: bool | None = None) -> list[tuple[int, int, int, str]]:
+    """The next `n` waiting jobs of `queue` in dispatch order: (id, submitter id, priority, exclude_worker).
     `quick` True/False keeps only the jobs of in-process runners / of the others (the two lanes)."""
     if n <= 0:
         return []
     in_flight = dict(BenchmarkJob.objects.in_flight(queue).order_by().values("submitted_by_id")
                      .annotate(n=Count("id")).values_list("submitted_by_id", "n"))
-    waiting = BenchmarkJob.objects.waiting(queue, now).annotate(runner_key=_runner_of_job())
+    waiting = BenchmarkJob.objects.waiting(queue, now)
     if quick is not None:
+        # The frozen spec's runner, else the benchmark's.
+        waiting = waiting.annotate(runner_key=Coalesce(F("spec__runner"), F("benchmark__runner")))
         in_lane = Q(runner_key__in=list(settings.MC_IN_PROCESS_RUNNERS))
         waiting = waiting.filter(in_lane) if quick else waiting.exclude(in_lane)
     rows = list(
         waiting.annotate(rank=Window(RowNumber(), partition_by=[F("submitted_by_id"), F("priority")],
                                      order_by=F("id").asc()))
         .filter(rank__lte=n)
-        .values_list("id", "submitted_by_id", "priority", "rank", "exclude_worker", "runner_key")
+        .values_list("id", "submitted_by_id", "priority", "rank", "exclude_worker")
     )
     rows.sort(key=lambda r: (-r[2], in_flight.get(r[1], 0) + r[3] - 1, r[0]))
-    return [(r[0], r[1], r[2], r[4], r[5] or "") for r in rows[:n]]
+    return [(r[0], r[1], r[2], r[4]) for r in rows[:n]]
 
 
 def _lanes_now(queue: str, now: datetime) -> dict[str, int]:
@@ -153,18 +146,16 @@ def _lanes_now(queue: str, now: datetime) -> dict[str, int]:
                     (int(v or 0) for v in row), strict=True))
 
 
-def _messages(picks: list[tuple[int, int, int, str, str]], routes: dict[int, tuple[str, str]], room: int
+def _messages(picks: list[tuple[int, int, int, str]], routes: dict[int, tuple[str, str]], chunk: int
               ) -> list[tuple[str, list[int]]]:
-    """Group the picks, in dispatch order, into messages: (broker queue, job ids). Consecutive jobs of in-process
-    runners (milliseconds each) bound for a shared queue travel together, up to MC_DISPATCH_CHUNK ids and half of
-    the room (so at least two messages are out for two consumers); every other job gets a message of its own."""
-    chunk = max(1, min(int(settings.MC_DISPATCH_CHUNK), -(-room // 2)))
-    quick = set(settings.MC_IN_PROCESS_RUNNERS)
+    """Group the picks, in dispatch order, into messages: (broker queue, job ids). Consecutive jobs bound for a
+    shared queue travel together, up to `chunk` ids; a job routed to one worker's private queue (a verification)
+    gets a message of its own."""
     messages: list[tuple[str, list[int]]] = []
     open_chunk = False
-    for job_id, _, _, _, runner in picks:
+    for job_id, *_ in picks:
         broker_queue, target = routes[job_id]
-        batchable = chunk > 1 and not target and runner in quick
+        batchable = chunk > 1 and not target
         if batchable and open_chunk and messages[-1][0] == broker_queue and len(messages[-1][1]) < chunk:
             messages[-1][1].append(job_id)
         else:
@@ -179,12 +170,12 @@ def _lock_queue(queue: str) -> None:
         DispatchQueue.objects.select_for_update(no_key=True).get(name=queue)
 
 
-def _routes(picks: list[tuple[int, int, int, str, str]], queue: str, now: datetime) -> dict[int, tuple[str, str]]:
+def _routes(picks: list[tuple[int, int, int, str]], queue: str, now: datetime) -> dict[int, tuple[str, str]]:
     """job id -> (broker queue, target worker). Verifications go to the private queue of a live worker other
     than the one that produced the result; everything else to the resource-class queue."""
     routes: dict[int, tuple[str, str]] = {}
     workers: list[WorkerNode] | None = None
-    for job_id, _, _, exclude, _ in picks:
+    for job_id, _, _, exclude in picks:
         if exclude:
             if workers is None:
                 workers = sorted(live_workers(queue, now=now), key=lambda w: w.name)
@@ -247,8 +238,9 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
     with transaction.atomic():
         _lock_queue(queue)
         look = _lanes_now(queue, now)
-        slow_picks = _pick(queue, slow_limit - look["slow_sent"], now, quick=False) if need_slow else []
-        quick_picks = _pick(queue, quick_limit - look["quick_sent"], now, quick=True) if need_quick else []
+        slow_picks = fair_share_pick(queue, slow_limit - look["slow_sent"], now, quick=False) if need_slow else []
+        quick_room = quick_limit - look["quick_sent"]
+        quick_picks = fair_share_pick(queue, quick_room, now, quick=True) if need_quick else []
         picks = slow_picks + quick_picks
         if not picks:
             return 0
@@ -262,14 +254,17 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
         DispatchQueue.objects.filter(name=queue).update(last_dispatch_at=now)
     # Sent after the commit, so a worker never sees an id whose row says "not dispatched".
     sent = 0
-    messages = _messages(slow_picks, routes, 1) + _messages(quick_picks, routes, quick_limit - look["quick_sent"])
+    # Short jobs go up to MC_DISPATCH_CHUNK ids and half the room per message, so at least two messages are out
+    # for two consumers; every sandboxed job gets a message of its own.
+    chunk = max(1, min(int(settings.MC_DISPATCH_CHUNK), -(-quick_room // 2)))
+    messages = _messages(slow_picks, routes, 1) + _messages(quick_picks, routes, chunk)
     try:
         for broker_queue, ids in messages:
             send_run_jobs(ids, broker_queue)
             sent += len(ids)
     except Exception as exc:  # noqa: BLE001 - broker down: put the rest back; the beat tries again
         _broker_down_until[0] = time.monotonic() + float(settings.MC_DISPATCH_BROKER_BACKOFF_S)
-        unsent = [job_id for job_id, *_ in picks][sent:]
+        unsent = [job_id for job_id, _, _, _ in picks][sent:]
         BenchmarkJob.objects.filter(pk__in=unsent, status=JobStatus.QUEUED, dispatched_at=now).update(
             dispatched_at=None, target_worker="")
         logger.warning("dispatch to %s stopped after %d of %d jobs: %s", queue, sent, len(picks), exc)

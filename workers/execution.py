@@ -209,11 +209,6 @@ def _run(job: BenchmarkJob, heartbeat: _Heartbeat) -> services.Completion | Benc
     )
 
 
-def execute_job(job: BenchmarkJob) -> BenchmarkJob | None:
-    """Run a job this worker has claimed, and record success or failure fenced by its attempt."""
-    return execute_jobs([job]).get(job.pk)
-
-
 def execute_jobs(jobs: list[BenchmarkJob]) -> dict[int, BenchmarkJob | None]:
     """Run claimed jobs one after the other (a chunk of short jobs, or a single job) under one heartbeat, and
     record each outcome fenced by its attempt: failures at once, results in bulk, at least every

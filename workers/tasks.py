@@ -9,9 +9,20 @@ from django.db import close_old_connections
 
 from apps.benchmarks.dispatch import jobs_dispatch as jobs_dispatch_service
 from apps.benchmarks.dispatch import jobs_recover as jobs_recover_service
-from apps.benchmarks.services import job_claim, jobs_claim
+from apps.benchmarks.services import jobs_claim
 from workers import presence  # noqa: F401 - connects the worker signals (private queue, presence)
-from workers.execution import execute_job, execute_jobs, worker_identity
+from workers.execution import execute_jobs, worker_identity
+
+
+def _claim_and_run(hostname: str | None, job_ids: list[int]) -> None:
+    # Connections live across tasks (CELERY_DB_REUSE_MAX); drop one that broke or aged out before using it.
+    close_old_connections()
+    jobs = jobs_claim(job_ids=[int(i) for i in job_ids], worker=worker_identity(hostname))
+    if not jobs:
+        return
+    # This claim freed buffer slots: send the next jobs in fair-share order before running these.
+    jobs_dispatch_service(queue=jobs[0].queue, force=False)
+    execute_jobs(jobs)
 
 
 @shared_task(name="workers.tasks.run_job", bind=True, acks_late=True, reject_on_worker_lost=True,
@@ -24,14 +35,7 @@ def run_job(self: Any, job_id: int) -> None:
     with a stale lease takes it over; one that finds it fresh is dropped, and the recovery beat requeues the
     job once the lease expires. `max_attempts` on the job (not Celery retries) bounds a job that keeps
     killing its worker."""
-    # Connections live across tasks (CELERY_DB_REUSE_MAX); drop one that broke or aged out before using it.
-    close_old_connections()
-    job = job_claim(job_id=int(job_id), worker=worker_identity(self.request.hostname))
-    if job is None:
-        return
-    # This claim freed a buffer slot: send the next job in fair-share order before running this one.
-    jobs_dispatch_service(queue=job.queue, force=False)
-    execute_job(job)
+    _claim_and_run(self.request.hostname, [job_id])
 
 
 @shared_task(name="workers.tasks.run_jobs", bind=True, acks_late=True, reject_on_worker_lost=True,
@@ -40,12 +44,7 @@ def run_jobs(self: Any, job_ids: list[int]) -> None:
     """A chunk of short jobs (in-process runners) sent in one message: claim them in one compare-and-set
     statement, run them one after the other, and write their results in bulk. Redelivery, takeover and fencing
     work per job exactly as in :func:`run_job`."""
-    close_old_connections()
-    jobs = jobs_claim(job_ids=[int(i) for i in job_ids], worker=worker_identity(self.request.hostname))
-    if not jobs:
-        return
-    jobs_dispatch_service(queue=jobs[0].queue, force=False)
-    execute_jobs(jobs)
+    _claim_and_run(self.request.hostname, job_ids)
 
 
 @shared_task(name="workers.tasks.jobs_recover", ignore_result=True)

@@ -713,11 +713,6 @@ def job_progress(*, job_id: int, attempt: int, done: int, total: int) -> bool:
     return not updated
 
 
-def job_heartbeat(*, job_id: int, attempt: int) -> bool:
-    """Refresh the lease of a running attempt. Returns True when the job must stop."""
-    return job_id in jobs_heartbeat(attempts={job_id: attempt})
-
-
 def jobs_heartbeat(*, attempts: dict[int, int]) -> set[int]:
     """Refresh the leases of several running attempts ({job id: attempt}) in one statement. Returns the ids that
     must stop: cancelled, or fenced off (another attempt owns the job now)."""

@@ -65,11 +65,6 @@ def _create_verification(*, original: BenchmarkJob, submitted_by_id: int, counts
     )
 
 
-def result_recorded(*, job: BenchmarkJob, result: JobResult) -> None:
-    """Called inside job_complete's transaction: judge a verification, or decide on a spot check."""
-    results_recorded([(job, result)])
-
-
 def results_recorded(recorded: list[tuple[BenchmarkJob, JobResult]]) -> None:
     """Called inside jobs_complete's transaction with the jobs that just succeeded and their results: judge the
     verifications; for the others, decide on spot checks (the submitters' and workers' records read once)."""

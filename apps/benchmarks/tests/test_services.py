@@ -328,7 +328,7 @@ class TestExecution:
         job.refresh_from_db()
         assert job.status == JobStatus.RUNNING and job.cancel_requested
         assert services.job_progress(job_id=job.pk, attempt=claimed.attempts, done=4, total=10) is True
-        assert services.job_heartbeat(job_id=job.pk, attempt=claimed.attempts) is True
+        assert services.jobs_heartbeat(attempts={job.pk: claimed.attempts}) == {job.pk}
         # a running job that was cancelled writes no result, even when its last batch finished
         ended = services.job_complete(job_id=job.pk, attempt=1, metrics={"ok": 1}, stderr={}, samples=1,
                                       duration_s=0, runner="noop", runner_version="1", environment={})

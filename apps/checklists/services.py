@@ -326,12 +326,7 @@ def _refresh_levels(checklists: list[tuple[Checklist, list[ChecklistItem]]]) -> 
             checklist.level, checklist.progress = report.level, report.progress
         checklist.updated_at = now
         levels[checklist.pk] = (before, checklist.level)
-    if len(checklists) == 1:
-        checklist = checklists[0][0]
-        Checklist.objects.filter(pk=checklist.pk).update(level=checklist.level, progress=checklist.progress,
-                                                         updated_at=checklist.updated_at)
-    elif checklists:
-        bulk_update_rows(Checklist, [checklist for checklist, _ in checklists], ["level", "progress", "updated_at"])
+    bulk_update_rows(Checklist, [checklist for checklist, _ in checklists], ["level", "progress", "updated_at"])
     return levels
 
 

@@ -36,6 +36,13 @@ Accuracy and macro-F1 on the 450 held-out digits with the `digits` benchmark.
 """
 
 
+def htmx_settled(page):  # type: ignore[no-untyped-def]
+    """Wait until htmx has settled the last swap: it binds the swapped-in elements (here the filter form itself)
+    only when it settles, about 20 ms later, and a change made before that sends no request."""
+    page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling, .htmx-swapping, "
+                           ".htmx-request')")
+
+
 @pytest.fixture
 def demo(transactional_db):  # type: ignore[no-untyped-def]
     from apps.core.demo import seed_demo
@@ -184,6 +191,7 @@ def test_contributor_journey(new_context, live_server, demo, celery_worker_proce
     anonymous.get_by_label("Relation").select_option("pruned")
     expect(anonymous.get_by_test_id("leaderboard")).not_to_contain_text("carol/digits-mlp-int8")
     assert "relation=pruned" in anonymous.url
+    htmx_settled(anonymous)
     anonymous.get_by_label("Relation").select_option("quantized")
     expect(anonymous.get_by_test_id("leaderboard")).to_contain_text("carol/digits-mlp-int8")
     assert anonymous.evaluate("() => window.__sameDocument === true")

@@ -43,6 +43,10 @@ class Variant(models.Model):
     status = models.CharField(max_length=20, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT,
                               db_index=True)
     is_public = models.BooleanField(default=False, db_index=True)
+    # The last published revision: what everyone but the variant's insiders sees (its `metadata` snapshot, files,
+    # jobs and results). Written with `is_public` by the registry's revision_transition (publish, unpublish).
+    published_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL,
+                                           related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

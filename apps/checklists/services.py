@@ -52,8 +52,11 @@ from .openness import openness_for_facts
 logger = logging.getLogger(__name__)
 S = RevisionStatus
 
-# The owner answers while the revision is under review; reviewers may still verify once it is approved.
-ANSWERABLE_STATUSES = (S.SUBMITTED, S.CHANGES_REQUESTED)
+# The checklist stays open until the revision is published: reviewers may approve before the owner has finished
+# it, and closing it at approval would leave a revision that can neither be completed nor published (only a new
+# revision, losing the approvals, would get out). Answers do not touch the reviews, so approvals stand; an answer
+# that changes what a reviewer verified still drops that verification.
+ANSWERABLE_STATUSES = (S.SUBMITTED, S.CHANGES_REQUESTED, S.APPROVED)
 VERIFIABLE_STATUSES = (S.SUBMITTED, S.CHANGES_REQUESTED, S.APPROVED)
 # Components describe what is released; they may change until the revision is approved.
 COMPONENT_EDITABLE_STATUSES = (S.DRAFT, S.SUBMITTED, S.CHANGES_REQUESTED)

@@ -197,10 +197,7 @@ def announce_jobs_finished(job_ids: list[int]) -> None:
 
 def subscribe_hooks() -> None:
     """Join the engine's job-finished hook list (a no-op if it is already there)."""
-    try:
-        from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
-    except ImportError:
-        logger.warning("apps.benchmarks.hooks is missing: no job-finished notifications")
-        return
+    from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
+
     if announce_jobs_finished not in JOB_FINISHED_HOOKS:
         JOB_FINISHED_HOOKS.append(announce_jobs_finished)

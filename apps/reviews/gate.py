@@ -4,19 +4,17 @@ Reads only; `services.revision_publish` calls it under the revision's row lock."
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.models import BenchmarkJob
+from apps.checklists.gate import checklist_gate_unmet as checklist_gate
 from apps.registry.models import Revision
 
 from .choices import STANDING_DECISIONS, ReviewDecision
 from .models import Review
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,14 +51,7 @@ def review_standing(revision: Revision) -> Standing:
 
 
 def checklist_gate_unmet(revision: Revision) -> list[str]:
-    """The checklist app's verdict: required items not met (or not verified). Until that app exists, met."""
-    try:
-        from apps.checklists.gate import checklist_gate_unmet as checklist_gate
-    except ImportError as exc:
-        if isinstance(exc, ModuleNotFoundError) and exc.name not in ("apps.checklists", "apps.checklists.gate"):
-            raise  # the checklist app is there but broken: do not publish on a guess
-        logger.warning("checklist gate unavailable (%s): treating the checklist as met", exc)
-        return []
+    """The checklist app's verdict: required items not met (or not verified)."""
     return [str(item) for item in checklist_gate(revision)]
 
 

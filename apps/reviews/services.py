@@ -426,21 +426,15 @@ def flag_create(*, variant: Variant, reporter: User, kind: str, description: str
 
 
 def _leaderboard_mark(flag: Flag, actor: Any) -> None:
-    try:
-        from apps.leaderboards.services import leaderboard_mark_contaminated
-    except ImportError:
-        logger.warning("leaderboards app missing: contamination flag %s not marked on leaderboards", flag.pk)
-        return
+    from apps.leaderboards.services import leaderboard_mark_contaminated
+
     leaderboard_mark_contaminated(variant_id=flag.variant_id, flag_id=flag.pk,
                                   benchmark_slug=flag.benchmark.slug if flag.benchmark else None, actor=actor)
 
 
 def _leaderboard_clear(flag: Flag, actor: Any) -> None:
-    try:
-        from apps.leaderboards.services import leaderboard_clear_contamination
-    except ImportError:
-        logger.warning("leaderboards app missing: contamination flag %s not cleared on leaderboards", flag.pk)
-        return
+    from apps.leaderboards.services import leaderboard_clear_contamination
+
     leaderboard_clear_contamination(flag_id=flag.pk, actor=actor)
 
 

@@ -424,17 +424,85 @@ def test_confirmed_contamination_reaches_the_real_leaderboard_service(world):
     services.flag_resolve(flag=flag, actor=maintainer, action="dismiss", reason="reversed")
 
 
-def test_checklist_gate_is_met_until_the_checklist_app_exists(world, monkeypatch):
-    import builtins
+# --- the checklist after approval (issue 12, finding 12) ---------------------------------------------------
 
-    from apps.reviews import gate
+MANUAL_ANSWERS = {
+    "training-data-disclosed": {"status": "n/a", "justification":
+                                "A dynamic int8 quantization of commons/digits-mlp: no new training data."},
+    "contamination-statement": {"status": "met", "justification":
+                                "The digits benchmark scores the held-out 25% split the parent never saw."},
+    "reproducibility-recipe": {"status": "met", "evidence_url": "https://example.org/digits/build.py"},
+}
 
-    real_import = builtins.__import__
 
-    def no_checklists(name, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if name == "apps.checklists.gate":
-            raise ModuleNotFoundError("No module named 'apps.checklists.gate'", name="apps.checklists.gate")
-        return real_import(name, *args, **kwargs)
+def _answer(revision, key, actor, **changes):  # type: ignore[no-untyped-def]
+    from apps.checklists.services import checklist_item_answer
 
-    monkeypatch.setattr(builtins, "__import__", no_checklists)
-    assert gate.checklist_gate_unmet(world["int8"].current_revision) == []
+    return checklist_item_answer(revision=revision, key=key, actor=actor, changes=changes)
+
+
+def test_the_gate_reads_the_real_checklist(world):
+    """No fallback: an unanswered checklist blocks publication, whatever else holds."""
+    revision = submit(world["int8"].current_revision, users(world)["alice"])
+    unmet = publication_gate_unmet(revision)
+    assert [u for u in unmet if u.startswith("Checklist: ")] and \
+        any("training-data-disclosed" in u for u in unmet), unmet
+
+
+def test_approved_before_the_checklist_is_finished_then_finished_and_published(world):
+    alice, maintainer = users(world)["alice"], users(world)["maintainer"]
+    revision = submit(world["int8"].current_revision, alice)
+    succeed_job(revision, world["benchmark"], alice)
+    approve(revision, users(world)["reviewer1"], users(world)["reviewer2"])
+    assert revision.status == "approved"
+    with pytest.raises(services.PublicationGateUnmet) as refused:
+        services.revision_publish(revision=revision, actor=maintainer)
+    assert all(u.startswith("Checklist: ") for u in refused.value.errors["gate"])
+
+    # The author finishes the checklist on the approved revision: answers are taken, the approvals stand.
+    for key, changes in MANUAL_ANSWERS.items():
+        row = _answer(revision, key, alice, **changes)
+        assert row.answered_by == alice
+    revision.refresh_from_db()
+    assert revision.status == "approved" and revision.number == 1
+    assert review_standing(revision).approvals == ["reviewer1", "reviewer2"]
+    # Items that need a reviewer's verification still need it.
+    unmet = publication_gate_unmet(revision)
+    assert len(unmet) == 2 and all("verif" in u for u in unmet), unmet
+    with pytest.raises(services.PublicationGateUnmet):
+        services.revision_publish(revision=revision, actor=maintainer)
+    for key in ("training-data-disclosed", "contamination-statement"):
+        _answer(revision, key, users(world)["reviewer3"], verified=True)
+    # An answer that changes a verified item drops its verification, even now.
+    _answer(revision, "contamination-statement", alice, status="met",
+            justification="Trained on the 75% train split only; the 450 test digits were never seen.")
+    assert any("contamination-statement" in u for u in publication_gate_unmet(revision))
+    _answer(revision, "contamination-statement", users(world)["reviewer3"], verified=True)
+    assert publication_gate_unmet(revision) == []
+
+    published = services.revision_publish(revision=revision, actor=maintainer, reason="gate holds")
+    assert published.status == "published" and published.number == 1
+    # Published, the checklist is closed.
+    with pytest.raises(Conflict, match="published"):
+        _answer(revision, "compute-energy", alice, status="met",
+                justification="Quantization took 2 CPU-seconds on a laptop: about 0.00002 kWh.")
+
+
+def test_finishing_the_checklist_of_an_approved_revision_auto_publishes(world, settings,
+                                                                        django_capture_on_commit_callbacks):
+    settings.MC_AUTO_PUBLISH = True
+    alice, reviewer3 = users(world)["alice"], users(world)["reviewer3"]
+    revision = submit(world["int8"].current_revision, alice)
+    succeed_job(revision, world["benchmark"], alice)
+    approve(revision, users(world)["reviewer1"], users(world)["reviewer2"])
+    assert revision.status == "approved"
+    with django_capture_on_commit_callbacks(execute=True):
+        for key, changes in MANUAL_ANSWERS.items():
+            _answer(revision, key, alice, **changes)
+        _answer(revision, "training-data-disclosed", reviewer3, verified=True)
+    revision.refresh_from_db()
+    assert revision.status == "approved"
+    with django_capture_on_commit_callbacks(execute=True):
+        _answer(revision, "contamination-statement", reviewer3, verified=True)
+    revision.refresh_from_db()
+    assert revision.status == "published"

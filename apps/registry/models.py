@@ -47,6 +47,9 @@ class Variant(models.Model):
     # jobs and results). Written with `is_public` by the registry's revision_transition (publish, unpublish).
     published_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL,
                                            related_name="+")
+    # Downloads of its files, written in bulk by apps.transfers.downloads (never one write per download); an
+    # update() that leaves `updated_at`, and so the variant's ETag, alone.
+    downloads = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

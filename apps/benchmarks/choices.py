@@ -43,11 +43,17 @@ class FailureReason(models.TextChoices):
     RUNNER_ERROR = "runner_error"
     WORKER_LOST = "worker_lost"
     CANCELLED = "cancelled"
+    # The run ended on an operation the runner sandbox blocked (network, a file outside it, a process limit).
+    SANDBOX_VIOLATION = "sandbox_violation"
+    # The worker could not set up the sandbox its policy asks for (MC_SANDBOX), and refused the run.
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"
 
 
-INFRASTRUCTURE_FAILURES = (FailureReason.WORKER_LOST, FailureReason.ARTIFACT_UNAVAILABLE)
+INFRASTRUCTURE_FAILURES = (FailureReason.WORKER_LOST, FailureReason.ARTIFACT_UNAVAILABLE,
+                           FailureReason.SANDBOX_UNAVAILABLE)
 # Failures that another attempt could fix; the rest are deterministic and end the job at once.
-RETRYABLE_FAILURES = (FailureReason.WORKER_LOST, FailureReason.ARTIFACT_UNAVAILABLE, FailureReason.RUNNER_ERROR)
+RETRYABLE_FAILURES = (FailureReason.WORKER_LOST, FailureReason.ARTIFACT_UNAVAILABLE, FailureReason.RUNNER_ERROR,
+                      FailureReason.SANDBOX_UNAVAILABLE)
 
 
 class VerificationStatus(models.TextChoices):

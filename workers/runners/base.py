@@ -52,6 +52,10 @@ FAILURE_REASONS: frozenset[str] = frozenset(
         "runner_error",
         "worker_lost",
         "cancelled",
+        # The run ended on an operation the sandbox blocked (network, a file outside it, a process limit).
+        "sandbox_violation",
+        # This worker cannot set up the sandbox its policy asks for, and refuses the run.
+        "sandbox_unavailable",
     }
 )
 

@@ -8,8 +8,6 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
-from apps.accounts.roles import is_reviewer
-
 from .choices import ACTIVE_JOB_STATUSES, JobStatus
 
 
@@ -21,16 +19,12 @@ class BenchmarkQuerySet(models.QuerySet):
 
 class BenchmarkJobQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> BenchmarkJobQuerySet:
-        """Jobs on variants the user may see, plus the user's own jobs."""
-        if is_reviewer(user):
-            return self
-        from apps.registry.models import Variant
+        """A job (its result, bundle and log tail) is visible iff its revision is (apps.registry.querysets):
+        jobs on published revisions for everyone, jobs on any other revision for the variant's insiders only."""
+        from apps.registry.querysets import revision_visibility_q
 
-        visible = Variant.objects.visible_to(user).values("pk")
-        cond = Q(revision__variant__in=visible)
-        if getattr(user, "is_authenticated", False):
-            cond |= Q(submitted_by=user)
-        return self.filter(cond)
+        condition = revision_visibility_q(user, "revision__")
+        return self if condition is None else self.filter(condition)
 
     def active(self) -> BenchmarkJobQuerySet:
         return self.filter(status__in=ACTIVE_JOB_STATUSES)

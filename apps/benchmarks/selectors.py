@@ -12,13 +12,25 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from apps.core.errors import NotFound
+
 from .choices import ACTIVE_JOB_STATUSES, JobStatus
 from .models import Benchmark, BenchmarkJob, JobResult
 
 
 def jobs_visible_to(user: Any) -> QuerySet[BenchmarkJob]:
-    """Jobs on variants the user may see, plus the user's own jobs."""
+    """Jobs on revisions the user may see (published ones; every revision for the variant's insiders)."""
     return BenchmarkJob.objects.all().visible_to(user)
+
+
+def job_for_user_or_404(user: Any, job_id: int, *, for_display: bool = False) -> BenchmarkJob:
+    """The job if the user may see its revision; NotFound otherwise (no one learns it exists). With
+    `for_display`, with what its representation reads."""
+    qs = jobs_visible_to(user)
+    job = (jobs_for_api(qs) if for_display else qs).filter(pk=job_id).first() if 0 < job_id < 2**63 else None
+    if job is None:
+        raise NotFound(f"No job {job_id}.")
+    return job
 
 
 def benchmarks_visible_to(user: Any) -> QuerySet[Benchmark]:

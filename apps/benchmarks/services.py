@@ -26,8 +26,16 @@ from django.utils import timezone
 from apps.accounts.roles import is_maintainer
 from apps.audit.services import audit_record, audit_record_many
 from apps.core.bulk import bulk_update_rows
-from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, QuotaExceeded, ValidationFailed
+from apps.core.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    ValidationFailed,
+)
 from apps.registry.models import Revision, Variant
+from apps.registry.querysets import revision_is_visible_to
 
 from . import hooks
 from .choices import (
@@ -458,6 +466,19 @@ def _compute_refusal(user: Any, now: datetime, used: float, budget: int) -> None
             compute_seconds_used=round(used, 3))
 
 
+def _ensure_visible(actor: Any, revision: Revision) -> None:
+    """Queuing a job needs sight of the revision: a draft of a published variant is its insiders' alone."""
+    if not revision_is_visible_to(actor, revision):
+        raise NotFound(f"{revision.variant.full_name} has no revision {revision.number}.")
+
+
+def _ensure_runner_open(actor: Any, benchmark: Benchmark) -> None:
+    """Some runners are maintainers' tools (MC_MAINTAINER_ONLY_RUNNERS: noop, for pipeline drills)."""
+    if benchmark.runner in settings.MC_MAINTAINER_ONLY_RUNNERS and not is_maintainer(actor):
+        raise PermissionDenied(f"Jobs on the benchmark '{benchmark.slug}' (runner {benchmark.runner}) are for "
+                               f"maintainers only.")
+
+
 def _dedupe_match(revision: Revision, benchmark: Benchmark, config_hash: str) -> BenchmarkJob | None:
     # No ORDER BY: the dedupe constraint allows one match at most, and "ORDER BY id LIMIT 1" tempts
     # PostgreSQL into walking the primary key backwards through every job when there is no match.
@@ -478,8 +499,10 @@ def job_submit(*, actor: Any, revision: Revision, benchmark: Benchmark, config: 
     dispatcher."""
     if priority and not is_maintainer(actor):
         raise PermissionDenied("Only maintainers set a job's priority.")
+    _ensure_visible(actor, revision)
     if not benchmark.is_active:
         raise ValidationFailed("Benchmark is retired.", errors={"benchmark": ["This benchmark is not active."]})
+    _ensure_runner_open(actor, benchmark)
     merged = config_validate(benchmark, config or {})
     _, config_hash = canonical_config(benchmark, merged)
     problems = submission_problems(revision=revision, benchmark=benchmark)
@@ -528,6 +551,10 @@ def jobs_submit_batch(*, actor: Any, items: list[tuple[Revision, Benchmark, dict
         raise PermissionDenied("Only maintainers set a job's priority.")
     if not 1 <= len(items) <= BATCH_MAX:
         raise ValidationFailed("Bad batch.", errors={"jobs": [f"Give between 1 and {BATCH_MAX} jobs."]})
+    for revision in {id(r): r for r, _, _ in items}.values():
+        _ensure_visible(actor, revision)
+    for benchmark in {b.pk: b for _, b, _ in items}.values():
+        _ensure_runner_open(actor, benchmark)
     errors: dict[str, list[str]] = {}
     checked: dict[tuple[int, int], dict[str, list[str]]] = {}
     prepared: list[tuple[Revision, Benchmark, dict[str, Any], str]] = []
@@ -919,6 +946,7 @@ def job_retry(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
     maintainer = is_maintainer(actor)
     if not maintainer and job.submitted_by_id != actor.pk:
         raise PermissionDenied("Only maintainers may retry other people's jobs.")
+    _ensure_runner_open(actor, job.benchmark)
     if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
         raise InvalidTransition(current=job.status, target=JobStatus.QUEUED,
                                 allowed=list(JOB_TRANSITIONS.get(job.status, ())))

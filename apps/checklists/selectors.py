@@ -1,4 +1,6 @@
-"""Checklist reads. Each starts from what the user may see: a revision the user may not see is NotFound (404)."""
+"""Checklist reads. A checklist is seen by whoever may see its revision: callers resolve the revision with
+apps.registry.selectors.revision_for_user_or_404 (a 404 for a revision the user may not see) and read its
+checklist here."""
 
 from __future__ import annotations
 
@@ -10,24 +12,6 @@ from apps.core.errors import NotFound
 from apps.registry.models import Revision, Variant
 
 from .models import Checklist, ChecklistItem, ChecklistTemplate, TemplateItem
-
-
-def variant_visible(*, user: Any, owner: str, name: str) -> Variant:
-    variant = Variant.objects.visible_to(user).by_full_name(f"{owner}/{name}").select_related("owner").first()
-    if variant is None:
-        raise NotFound(f"No variant '{owner}/{name}'.")
-    return variant
-
-
-def revision_visible(*, user: Any, owner: str, name: str, number: int) -> Revision:
-    """The revision if the user may see both the variant and this revision of it (a draft of a published
-    variant stays private to its owner, reviewers and maintainers)."""
-    variant = variant_visible(user=user, owner=owner, name=name)
-    revision = (Revision.objects.visible_to(user).filter(variant=variant, number=number)
-                .select_related("variant__owner").first())
-    if revision is None:
-        raise NotFound(f"{variant.full_name} has no revision {number}.")
-    return revision
 
 
 def checklist_for_revision(revision: Revision) -> Checklist | None:

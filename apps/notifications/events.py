@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.registry.models import Revision, Variant
+from apps.registry.querysets import revision_is_public
 
 from .choices import NotificationKind, WebhookEvent
 from .models import JobAnnouncement
@@ -47,7 +48,8 @@ def announce_revision_submitted(*, revision: Revision, reviewers: Iterable[User]
            url=_revision_path(revision), data=_revision_data(revision), exclude=_authors(revision))
     webhook_event_publish(event=WebhookEvent.VARIANT_SUBMITTED,
                           data={**_revision_data(revision), "submitted_by": getattr(actor, "username", None)},
-                          owner_ids=[u.pk for u in _authors(revision)], public=variant.is_public)
+                          owner_ids=[u.pk for u in _authors(revision)], public=revision_is_public(revision),
+                          insider_ids=[variant.owner_id])
 
 
 def announce_review_assigned(*, revision: Revision, reviewer: User, actor: Any) -> None:
@@ -70,7 +72,8 @@ def announce_review(*, revision: Revision, review_id: int, reviewer: User, decis
     webhook_event_publish(event=WebhookEvent.REVIEW_DECIDED,
                           data={**_revision_data(revision),
                                 "review": {"id": review_id, "reviewer": reviewer.username, "decision": decision}},
-                          owner_ids=[u.pk for u in _authors(revision)], public=variant.is_public)
+                          owner_ids=[u.pk for u in _authors(revision)], public=revision_is_public(revision),
+                          insider_ids=[variant.owner_id])
 
 
 def announce_revision_decided(*, revision: Revision, event: str, actor: Any, reason: str = "") -> None:
@@ -90,7 +93,9 @@ def announce_revision_decided(*, revision: Revision, event: str, actor: Any, rea
                           data={**_revision_data(revision), "by": getattr(actor, "username", None),
                                 "reason": reason},
                           owner_ids=[u.pk for u in _authors(revision)],
-                          public=variant.is_public or event == WebhookEvent.VARIANT_UNPUBLISHED)
+                          # An unpublished revision was public until now: its subscribers hear it went away.
+                          public=revision_is_public(revision) or event == WebhookEvent.VARIANT_UNPUBLISHED,
+                          insider_ids=[variant.owner_id])
 
 
 def announce_flag_resolved(*, flag_id: int, variant: Variant, kind: str, action: str, status: str, reason: str,
@@ -162,8 +167,11 @@ def _job_finished_messages(job: Any) -> tuple[Notice, EventToPublish]:
                     title=f"Job {job.pk} {job.status}: {job.benchmark.slug} on {variant.full_name}@"
                           f"{job.revision.number}",
                     body=summary, url=f"/api/v1/jobs/{job.pk}/", data=data)
+    # A job is visible iff its revision is: on a draft, only the variant's insiders (and staff) hear of it, even
+    # when someone else submitted it while the revision was public.
     event = EventToPublish(event=WebhookEvent.JOB_FINISHED, data=data,
-                           owner_ids=(job.submitted_by_id, variant.owner_id), public=variant.is_public)
+                           owner_ids=(job.submitted_by_id, variant.owner_id), public=revision_is_public(job.revision),
+                           insider_ids=(variant.owner_id,))
     return notice, event
 
 

@@ -274,16 +274,22 @@ class EventToPublish:
     data: dict[str, Any]
     owner_ids: tuple[int | None, ...]
     public: bool
+    #: Who, besides reviewers and maintainers, may see a subject that is not public: the variant's insiders
+    #: (its owner). None: the `owner_ids` are.
+    insider_ids: tuple[int | None, ...] | None = None
 
 
 def webhook_event_publish(*, event: str, data: dict[str, Any], owner_ids: Iterable[int | None],
-                          public: bool) -> list[WebhookDelivery]:
-    """Queue one delivery per active subscription that wants this event and may know about it.
+                          public: bool, insider_ids: Iterable[int | None] | None = None) -> list[WebhookDelivery]:
+    """Queue one delivery per active subscription that wants this event and whose owner may see its subject.
 
     `owner_ids` are the users the event is about (variant owner, job submitter): `own`-scoped subscriptions
-    get only those. `public` says whether anyone may see the subject; otherwise `visible`-scoped
-    subscriptions of reviewers and maintainers get it too."""
-    return webhook_events_publish([EventToPublish(event=event, data=data, owner_ids=tuple(owner_ids), public=public)])
+    get only those. `public` says whether anyone may see the subject (a published revision, or a job on one);
+    otherwise only its insiders (`insider_ids`, default the `owner_ids`), reviewers and maintainers get it,
+    whatever their subscription's scope."""
+    return webhook_events_publish([EventToPublish(
+        event=event, data=data, owner_ids=tuple(owner_ids), public=public,
+        insider_ids=None if insider_ids is None else tuple(insider_ids))])
 
 
 def webhook_events_publish(events: Iterable[EventToPublish]) -> list[WebhookDelivery]:
@@ -294,20 +300,23 @@ def webhook_events_publish(events: Iterable[EventToPublish]) -> list[WebhookDeli
     if not events:
         return []
     active = list(WebhookSubscription.objects.filter(is_active=True).only("id", "owner_id", "events", "scope"))
-    planned: list[tuple[EventToPublish, set[int], list[WebhookSubscription]]] = []
+    planned: list[tuple[EventToPublish, set[int], set[int], list[WebhookSubscription]]] = []
     for item in events:
         subs = [s for s in active if s.wants(item.event)]
         if subs:
-            planned.append((item, {pk for pk in item.owner_ids if pk is not None}, subs))
+            owners = {pk for pk in item.owner_ids if pk is not None}
+            insiders = owners if item.insider_ids is None else {pk for pk in item.insider_ids if pk is not None}
+            planned.append((item, owners, insiders, subs))
     if not planned:
         return []
     privileged = _privileged_ids(set().union(*(
-        {s.owner_id for s in subs if s.scope == WebhookScope.VISIBLE} - owners for _, owners, subs in planned)))
+        {s.owner_id for s in subs} - insiders for item, _, insiders, subs in planned if not item.public)))
     rows: list[WebhookDelivery] = []
-    for item, owners, subs in planned:
+    for item, owners, insiders, subs in planned:
         targets = [
             s for s in subs
-            if s.owner_id in owners or (s.scope == WebhookScope.VISIBLE and (item.public or s.owner_id in privileged))
+            if (item.public or s.owner_id in insiders or s.owner_id in privileged)
+            and (s.owner_id in owners or s.scope == WebhookScope.VISIBLE)
         ]
         payload = {"type": item.event, "timestamp": timezone.now().isoformat(), "data": item.data}
         rows.extend(WebhookDelivery(subscription=s, message_id=_new_message_id(), event=item.event, payload=payload,

@@ -2,49 +2,151 @@
 
 from __future__ import annotations
 
+import copy
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from apps.accounts.roles import is_reviewer
 from apps.core.errors import NotFound
 
 from .models import Revision, Variant, VariantParent
-from .querysets import VariantQuerySet
+from .querysets import (
+    RevisionQuerySet,
+    VariantQuerySet,
+    revision_visibility_q,
+    sees_unpublished,
+)
+
+# Postgres integers: a larger revision number in a URL cannot exist (and must not reach the database).
+MAX_REVISION_NUMBER = 2**31 - 1
+
+# The variant fields a revision's snapshot (`Revision.metadata`, taken at submission) holds.
+SNAPSHOT_FIELDS = ("relation", "license", "license_compat", "parameters", "precision", "architecture", "task",
+                   "tags", "summary", "hub_id", "card", "card_data")
 
 
-def variants_for_api(user: Any) -> VariantQuerySet:
+# --- The access helpers: one per object, each starting from what the user may see -----------------------
+
+def variants_visible_to(user: Any) -> VariantQuerySet:
+    """Variants the user may see, with what lists and representations read (owner, revisions, parents)."""
     return Variant.objects.visible_to(user).with_list_relations()
 
 
-def variant_get(*, user: Any, owner: str, name: str) -> Variant:
-    """The variant `owner/name` if the user may see it; NotFound otherwise (no one learns it exists)."""
-    variant = variants_for_api(user).by_full_name(f"{owner}/{name}").first()
+def variant_for_user_or_404(user: Any, owner: str, name: str) -> Variant:
+    """The variant `owner/name` as stored, if the user may see it; NotFound otherwise (no one learns it exists).
+
+    Writes start from this row; to show it, pass it through `variant_as_seen_by`."""
+    variant = variants_visible_to(user).by_full_name(f"{owner}/{name}").first()
     if variant is None:
         raise NotFound(f"No variant '{owner}/{name}'.")
     return variant
 
 
-def revisions_for_api(*, user: Any, variant: Variant) -> QuerySet[Revision]:
-    return (Revision.objects.visible_to(user).filter(variant=variant)
-            .prefetch_related("artifacts").order_by("number"))
+def revisions_visible_to(user: Any, variant: Variant | None = None) -> RevisionQuerySet:
+    """Revisions the user may see (published ones, and every state for the variant's insiders), by number."""
+    qs = Revision.objects.visible_to(user)
+    if variant is not None:
+        qs = qs.filter(variant=variant)
+    return qs.prefetch_related("artifacts").order_by("number")
 
 
-def revision_get(*, user: Any, variant: Variant, number: int) -> Revision:
-    revision = revisions_for_api(user=user, variant=variant).filter(number=number).first()
+def revision_for_user_or_404(user: Any, *, number: int, variant: Variant | None = None, owner: str | None = None,
+                             name: str | None = None) -> Revision:
+    """Revision `number` of a variant (given, or named `owner/name`) if the user may see both; NotFound otherwise.
+    A draft of a published variant is a 404 to everyone but its insiders."""
+    if variant is None:
+        variant = variant_for_user_or_404(user, str(owner), str(name))
+    revision = None
+    if 0 < number <= MAX_REVISION_NUMBER:
+        revision = (revisions_visible_to(user, variant).filter(number=number)
+                    .select_related("created_by").first())
     if revision is None:
         raise NotFound(f"{variant.full_name} has no revision {number}.")
+    revision.variant = variant  # the row we already have
     return revision
+
+
+def revision_current_for_user(user: Any, variant: Variant) -> Revision | None:
+    """The revision a user means by "the current one": the newest for insiders, the last published for others."""
+    if sees_unpublished(user, variant):
+        return variant.current_revision
+    return variant.published_revision
 
 
 def parent_visible(user: Any, parent: Variant) -> bool:
     """For serializers: name a parent only if the user could open it (no extra query: owner_id is loaded)."""
-    if parent.is_public or is_reviewer(user):
-        return True
-    return bool(getattr(user, "is_authenticated", False) and parent.owner_id == user.pk)
+    return bool(parent.is_public or sees_unpublished(user, parent))
+
+
+# --- What a reader sees of a variant: the public snapshot ---------------------------------------------------
+
+def snapshot_parent_ids(user: Any, variant: Variant) -> list[int] | None:
+    """The parents the user sees declared, when that is the published snapshot's list; None when the user sees
+    the variant as it stands (an insider, or a snapshot from before parent ids were recorded)."""
+    if sees_unpublished(user, variant) or variant.published_revision_id is None:
+        return None
+    ids = (variant.published_revision.metadata or {}).get("parent_ids")
+    return [int(i) for i in ids] if isinstance(ids, list) else None
+
+
+def _prefetched(links: list[VariantParent]) -> QuerySet[VariantParent]:
+    """A queryset already evaluated to `links`, as prefetch_related leaves one (so `parent_links.all()` reads it)."""
+    qs = VariantParent.objects.none()
+    qs._result_cache = links  # type: ignore[attr-defined]
+    qs._prefetch_done = True  # type: ignore[attr-defined]
+    return qs
+
+
+def _public_view(variant: Variant, parents: dict[int, Variant]) -> Variant:
+    """An unsaved copy of `variant` that says what its last published revision says: the snapshot's fields and
+    parents, `status` and `current_revision` of that revision, and its publication time as `updated_at`."""
+    published = variant.published_revision
+    assert published is not None
+    meta = published.metadata or {}
+    view = copy.copy(variant)  # Model.__getstate__ copies _state and its related-object cache
+    view._prefetched_objects_cache = dict(getattr(variant, "_prefetched_objects_cache", {}))  # type: ignore[attr-defined]
+    for field in SNAPSHOT_FIELDS:
+        if field in meta:
+            setattr(view, field, meta[field])
+    view.status = published.status
+    view.current_revision = published
+    view.updated_at = published.status_changed_at or variant.updated_at
+    ids = meta.get("parent_ids")
+    if isinstance(ids, list):
+        view._prefetched_objects_cache["parent_links"] = _prefetched(  # type: ignore[attr-defined]
+            [VariantParent(child_id=variant.pk, parent=parents[int(pid)], position=i)
+             for i, pid in enumerate(ids) if int(pid) in parents])
+    view.is_snapshot = True  # type: ignore[attr-defined]
+    return view
+
+
+def variants_as_seen_by(user: Any, variants: Sequence[Variant]) -> list[Variant]:
+    """Each variant as the user may see it: as it stands for its insiders (owner, reviewers, maintainers), and
+    for everyone else as its last published revision's snapshot (card, licence, parents, metadata), so that
+    edits to a newer draft stay private until that draft is published.
+
+    Needs `published_revision` loaded (`with_list_relations()` does it). Costs at most one query (the snapshot
+    parents that are not among the live parents already prefetched), whatever the number of variants."""
+    public = {v.pk: v for v in variants if v.published_revision_id is not None and not sees_unpublished(user, v)}
+    known: dict[int, Variant] = {}
+    wanted: set[int] = set()
+    for variant in public.values():
+        ids = snapshot_parent_ids(user, variant)
+        if ids:
+            wanted.update(ids)
+            for link in getattr(variant, "_prefetched_objects_cache", {}).get("parent_links", ()):
+                known[link.parent_id] = link.parent
+    missing = wanted - set(known)
+    if missing:
+        known.update({v.pk: v for v in Variant.objects.filter(pk__in=missing).select_related("owner")})
+    return [_public_view(v, known) if v.pk in public else v for v in variants]
+
+
+def variant_as_seen_by(user: Any, variant: Variant) -> Variant:
+    return variants_as_seen_by(user, [variant])[0]
 
 
 def variants_resolve(refs: Iterable[str], user: Any) -> tuple[list[Variant], list[str]]:
@@ -139,19 +241,48 @@ def _node(v: Variant, depth: int, parents: list[str]) -> dict[str, Any]:
 
 
 def variant_lineage(*, variant: Variant, user: Any) -> dict[str, Any]:
-    """Ancestors and descendants with their relations, in three queries whatever the depth.
+    """Ancestors and descendants with their relations, in three queries whatever the depth (more only when a
+    variant the user sees as its published snapshot names parents its current draft has dropped).
 
-    Variants the user may not see are left out, with the links that touch them."""
+    Each variant is shown as the user may see it (`variants_as_seen_by`): its published snapshot's relation,
+    licence and parents unless the user is an insider. Variants the user may not see are left out, with the
+    links that touch them."""
     up, down = lineage_edges(variant.pk)
-    anc_depth = _depths(variant.pk, up, upward=True)
-    desc_depth = _depths(variant.pk, down, upward=False)
-    ids = set(anc_depth) | set(desc_depth)
-    visible = {v.pk: v for v in Variant.objects.visible_to(user).filter(pk__in=ids).select_related("owner")}
-    visible[variant.pk] = variant
-    edges = sorted(set(up) | set(down))
+    live = set(up) | set(down)
+    loaded: dict[int, Variant] = {variant.pk: variant}
+    rows = Variant.objects.visible_to(user).select_related("owner", "published_revision")
+    declared: dict[int, list[int]] = {}  # snapshot parents, for the variants shown as their snapshot
+
+    def nodes() -> set[int]:
+        return {i for edge in live for i in edge}
+
+    explored: set[int] = set(loaded)
+    pending = nodes() - explored
+    for _ in range(8):  # each round follows snapshot parents the live walk did not reach; lineages are shallow
+        if pending:
+            loaded.update({v.pk: v for v in rows.filter(pk__in=pending)})
+            explored |= pending
+        for node in loaded.values():
+            if node.pk not in declared:
+                ids = snapshot_parent_ids(user, node)
+                if ids is not None:
+                    declared[node.pk] = ids
+        reached = {p for ids in declared.values() for p in ids} - nodes() - explored
+        if not reached:
+            break
+        for parent_id in sorted(reached):
+            live.update(lineage_edges(parent_id, down=False)[0])
+        pending = (nodes() | reached) - explored
+    edges = {(c, p) for c, p in live if c not in declared}
+    edges.update((c, p) for c, ids in declared.items() for p in ids)
+    anc_depth = _depths(variant.pk, sorted(edges), upward=True)
+    desc_depth = _depths(variant.pk, sorted(edges), upward=False)
+    visible = {v.pk: v for v in variants_as_seen_by(user, list(loaded.values()))}
+    variant = visible[variant.pk]
+    ordered = sorted(edges)
 
     def parents_of(node_id: int) -> list[str]:
-        return [visible[p].full_name for c, p in edges if c == node_id and p in visible]
+        return [visible[p].full_name for c, p in ordered if c == node_id and p in visible]
 
     ancestors = [_node(visible[i], d, parents_of(i)) for i, d in anc_depth.items() if i in visible]
     descendants = [_node(visible[i], d, parents_of(i)) for i, d in desc_depth.items() if i in visible]
@@ -164,14 +295,14 @@ def variant_lineage(*, variant: Variant, user: Any) -> dict[str, Any]:
         "ancestors": ancestors,
         "descendants": descendants,
         "edges": [{"child": visible[c].full_name, "parent": visible[p].full_name, "relation": visible[c].relation}
-                  for c, p in edges if c in visible and p in visible],
+                  for c, p in ordered if c in visible and p in visible],
     }
 
 
 # --- Results for card export ------------------------------------------------------------------
 
-def verified_results(variant: Variant) -> list[dict[str, Any]]:
-    """Verified benchmark results of the variant, newest first, one per benchmark.
+def verified_results(variant: Variant, user: Any) -> list[dict[str, Any]]:
+    """Verified benchmark results of the variant on revisions the user may see, newest first, one per benchmark.
 
     The one place the registry reads the benchmark engine's tables, so the engine can change its models
     and adjust only this function. Returns [] when there is none (or no engine installed)."""
@@ -181,8 +312,11 @@ def verified_results(variant: Variant) -> list[dict[str, Any]]:
         job_result = django_apps.get_model("benchmarks", "JobResult")
     except LookupError:
         return []
-    rows = (job_result.objects
-            .filter(verified=True, job__status="succeeded", job__revision__variant=variant)
+    rows = job_result.objects.filter(verified=True, job__status="succeeded", job__revision__variant=variant)
+    visible = revision_visibility_q(user, "job__revision__")
+    if visible is not None:
+        rows = rows.filter(visible)
+    rows = (rows
             .select_related("job__benchmark", "job__revision")
             .order_by("-job__revision__number", "-job__finished_at", "-id"))
     seen: set[tuple[str, str]] = set()

@@ -37,11 +37,12 @@ from .choices import (
     Relation,
     RevisionStatus,
 )
+from .formats import format_mismatch
 from .licenses import license_compat, license_lookup, license_suggestions
 from .models import HUB_ID_RE, NAME_RE, Artifact, Revision, Variant, VariantParent
 from .permissions import can_create_in, ensure_can_edit
 from .selectors import ancestor_depths, descendant_ids, variants_resolve
-from .uploads import content_mismatch, too_large, upload_limit, uploaded_digest
+from .uploads import too_large, upload_limit, uploaded_digest
 
 S = RevisionStatus
 EDITABLE_FIELDS = ("license", "parameters", "precision", "architecture", "task", "tags", "summary", "card",
@@ -518,13 +519,30 @@ def _clean_uri(uri: Any, errors: dict[str, list[str]]) -> str:
     return value
 
 
+def _file_uri_mismatch(uri: str, fmt: str) -> str | None:
+    """A file:// record (development only) names a file this server can read: its bytes must match a declared
+    safe format like an upload's. Other URIs point elsewhere; workers check what they fetch."""
+    if not uri.startswith("file://"):
+        return None
+    path = Path(uri[len("file://"):])
+    try:
+        if not path.is_file():  # not a FIFO or a device, which would block or never end
+            return None
+        with path.open("rb") as fh:
+            return format_mismatch(fmt, fh, path.stat().st_size)
+    except OSError:
+        return None
+
+
 @transaction.atomic
 def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any = None, sha256: Any = None,
-                 size_bytes: Any = None, uri: Any = None, upload: UploadedFile | None = None) -> Artifact:
+                 size_bytes: Any = None, uri: Any = None, upload: UploadedFile | None = None,
+                 max_bytes: int | None = None) -> Artifact:
     """Add an artifact to a draft revision: a record (`uri`, `sha256`, `size_bytes`) or an uploaded file.
 
     For an upload the server's sha256 is the truth; a declared `sha256` that differs is refused, and so is
-    content that contradicts a declared safe format."""
+    content that contradicts a declared safe format. `max_bytes` caps the upload (default: the one-shot upload
+    limit; a completed resumable upload passes MC_ARTIFACT_MAX_BYTES)."""
     revision = Revision.objects.select_for_update(of=("self",), no_key=True).select_related(
         "variant__owner").get(pk=revision.pk)
     variant = revision.variant
@@ -541,12 +559,12 @@ def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any 
     if declared is not None and not SHA256_RE.match(declared):
         _add(errors, "sha256", "Must be 64 hexadecimal characters.")
     if upload is not None:
-        computed, size, head = uploaded_digest(upload)
-        if size > upload_limit():
+        computed, size, _head = uploaded_digest(upload)
+        if size > (upload_limit() if max_bytes is None else max_bytes):
             raise too_large(size)
         if declared and SHA256_RE.match(declared) and declared != computed:
             _add(errors, "sha256", f"The uploaded file's sha256 is {computed}, not {declared}.")
-        mismatch = content_mismatch(clean_fmt, head) if clean_fmt else None
+        mismatch = format_mismatch(clean_fmt, upload, size) if clean_fmt else None
         if mismatch:
             _add(errors, "format", f"Declared {clean_fmt}, but {mismatch}.")
         digest, clean_uri = computed, ""
@@ -559,6 +577,9 @@ def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any 
         elif size_bytes > settings.MC_ARTIFACT_RECORD_MAX_BYTES:
             _add(errors, "size_bytes", f"At most {settings.MC_ARTIFACT_RECORD_MAX_BYTES} bytes.")
         digest, size = declared or "", size_bytes if isinstance(size_bytes, int) else 0
+        mismatch = _file_uri_mismatch(clean_uri, clean_fmt) if clean_fmt and "uri" not in errors else None
+        if mismatch:
+            _add(errors, "format", f"Declared {clean_fmt}, but {mismatch}.")
     if errors:
         raise ValidationFailed("The artifact is not valid: see errors.", errors=errors)
     if revision.artifacts.filter(path=clean_path).exists():
@@ -618,9 +639,14 @@ def _submission_problems(revision: Revision, variant: Variant) -> dict[str, list
 
 
 def _snapshot(variant: Variant) -> dict[str, Any]:
+    """What the variant says now, stored in `Revision.metadata` when the revision is submitted: what reviewers
+    judge, and what the public sees once that revision is published (apps.registry.selectors
+    `variants_as_seen_by`)."""
+    links = list(variant.parent_links.select_related("parent__owner"))
     return {
         "relation": variant.relation,
-        "parents": [link.parent.full_name for link in variant.parent_links.select_related("parent__owner")],
+        "parents": [link.parent.full_name for link in links],
+        "parent_ids": [link.parent_id for link in links],
         "license": variant.license, "license_compat": variant.license_compat,
         "parameters": variant.parameters, "precision": variant.precision, "architecture": variant.architecture,
         "task": variant.task, "tags": variant.tags, "summary": variant.summary, "hub_id": variant.hub_id,
@@ -643,8 +669,6 @@ def revision_submit(*, revision: Revision, actor: User) -> Revision:
     if problems:
         raise Conflict(f"Revision {revision.number} of {variant.full_name} is not ready to submit: see errors.",
                        errors=problems)
-    revision.metadata = _snapshot(variant)
-    revision.save(update_fields=["metadata"])
     return revision_transition(revision=revision, target=S.SUBMITTED, actor=actor, verb="revision.submit")
 
 
@@ -663,8 +687,11 @@ def revision_transition(*, revision: Revision, target: str, actor: User | None, 
     """Move a revision through the state machine (choices.TRANSITIONS), row-locked and audited.
 
     The generic step under every lifecycle action (submit, withdraw, and the review app's approve, reject,
-    publish, unpublish): it checks only the table; callers check who may act. The variant's denormalised
-    `status` (of its current revision) and `is_public` (some revision published) follow."""
+    publish, unpublish): it checks only the table; callers check who may act. Entering `submitted` snapshots
+    the variant into `Revision.metadata` (the revision is immutable from then on). The variant's denormalised
+    `status` (of its current revision), `is_public` (some revision published) and `published_revision` (the
+    last published one: the snapshot the public sees) follow, and the audit event records a change of the
+    public revision."""
     revision, variant = _lock_revision(revision.pk)
     if not revision.can_transition_to(target):
         raise InvalidTransition(current=revision.status, target=target, allowed=list(revision.allowed_transitions()))
@@ -673,15 +700,28 @@ def revision_transition(*, revision: Revision, target: str, actor: User | None, 
     revision.status = target
     revision.status_changed_at = now
     revision.status_reason = reason
+    fields = ["status", "status_changed_at", "status_reason", "submitted_at"]
     if target == S.SUBMITTED:
         revision.submitted_at = now
-    revision.save(update_fields=["status", "status_changed_at", "status_reason", "submitted_at"])
+        revision.metadata = _snapshot(variant)
+        fields.append("metadata")
+    elif target == S.PUBLISHED and not revision.metadata and variant.current_revision_id == revision.pk:
+        # A revision submitted before snapshots existed: the variant still says what it said then.
+        revision.metadata = _snapshot(variant)
+        fields.append("metadata")
+    revision.save(update_fields=fields)
     if variant.current_revision_id == revision.pk:
         variant.status = target
-    variant.is_public = variant.revisions.filter(status=S.PUBLISHED).exists()
-    variant.save(update_fields=["status", "is_public", "updated_at"])
+    public_before = variant.published_revision_id
+    published = variant.revisions.filter(status=S.PUBLISHED).order_by("-number").only("pk", "number").first()
+    variant.is_public = published is not None
+    variant.published_revision_id = published.pk if published is not None else None
+    variant.save(update_fields=["status", "is_public", "published_revision", "updated_at"])
+    after: dict[str, Any] = {"status": target, "reason": reason or None}
+    if variant.published_revision_id != public_before:
+        after["public_revision"] = published.number if published is not None else None
     audit_record(actor=actor, verb=verb or f"revision.{target}", target=_revision_target(revision, variant),
-                 before={"status": before}, after={"status": target, "reason": reason or None})
+                 before={"status": before}, after=after)
     hooks.run_on_commit(hooks.REVISION_TRANSITIONED_HOOKS, revision_id=revision.pk, before=before, after=target)
     if target == S.SUBMITTED:
         hooks.run_on_commit(hooks.REVISION_SUBMITTED_HOOKS, revision_id=revision.pk)
@@ -692,7 +732,12 @@ def variant_import_card(*, owner: User, actor: User, text: str, name: str | None
                         ) -> tuple[Variant, bool]:
     """Create or update `owner/name` from a Hub README.md (YAML front matter + markdown body).
 
-    Returns (variant, created). Without a name, the card's model-index name is used if it is a valid one."""
+    Returns (variant, created). Without a name, the card's model-index name is used if it is a valid one.
+    Someone who may not write in `owner`'s namespace gets one answer whether or not the name exists there
+    (creating and updating would refuse with different messages, telling a stranger which drafts exist)."""
+    if not can_create_in(actor, owner):
+        raise PermissionDenied(f"You may not import cards into {owner.username}'s namespace.",
+                               errors={"owner": ["Import into your own namespace (maintainers: also commons)."]})
     front, body = card_split(text)
     if front is None:
         raise ValidationFailed("The card has no YAML front matter.", errors={

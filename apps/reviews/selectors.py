@@ -11,26 +11,16 @@ from apps.accounts.roles import is_maintainer
 from apps.core.errors import NotFound
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision, Variant
+from apps.registry.querysets import revision_visibility_q
 
 from .choices import STANDING_DECISIONS, ReviewDecision
 from .models import Comment, Flag, Review, ReviewAssignment
 
 
-def variant_visible_or_404(user: Any, owner: str, name: str) -> Variant:
-    variant = (Variant.objects.visible_to(user).by_full_name(f"{owner}/{name}")
-               .select_related("owner", "current_revision").first())
-    if variant is None:
-        raise NotFound(f"No variant {owner}/{name}.")
-    return variant
-
-
-def revision_visible_or_404(user: Any, owner: str, name: str, number: int) -> Revision:
-    variant = variant_visible_or_404(user, owner, name)
-    revision = Revision.objects.filter(variant=variant, number=number).select_related("created_by").first()
-    if revision is None:
-        raise NotFound(f"{variant.full_name} has no revision {number}.")
-    revision.variant = variant  # reuse the row we already have
-    return revision
+def reviews_visible_to(user: Any) -> QuerySet[Review]:
+    """Reviews on revisions the user may see (a draft's or submitted revision's reviews: its insiders only)."""
+    condition = revision_visibility_q(user, "revision__")
+    return Review.objects.all() if condition is None else Review.objects.filter(condition)
 
 
 def _superseded() -> Exists:
@@ -76,9 +66,16 @@ def comments_of(variant: Variant) -> QuerySet[Comment]:
             .prefetch_related(Prefetch("replies", queryset=replies)).order_by("id"))
 
 
-def comment_visible_or_404(user: Any, pk: int) -> Comment:
-    comment = (Comment.objects.filter(pk=pk, variant__in=Variant.objects.visible_to(user))
-               .select_related("author", "hidden_by", "variant__owner").first())
+def comments_visible_to(user: Any) -> QuerySet[Comment]:
+    """Comments on variants the user may see."""
+    return Comment.objects.filter(variant__in=Variant.objects.visible_to(user))
+
+
+def comment_for_user_or_404(user: Any, pk: int) -> Comment:
+    comment = None
+    if 0 < pk < 2**63:
+        comment = (comments_visible_to(user).filter(pk=pk)
+                   .select_related("author", "hidden_by", "variant__owner").first())
     if comment is None:
         raise NotFound(f"No comment {pk}.")
     return comment
@@ -94,8 +91,8 @@ def flags_visible_to(user: Any) -> QuerySet[Flag]:
     return qs.filter(Q(reporter=user) | Q(variant__owner=user))
 
 
-def flag_visible_or_404(user: Any, pk: int) -> Flag:
-    flag = flags_visible_to(user).filter(pk=pk).first()
+def flag_for_user_or_404(user: Any, pk: int) -> Flag:
+    flag = flags_visible_to(user).filter(pk=pk).first() if 0 < pk < 2**63 else None
     if flag is None:
         raise NotFound(f"No flag {pk}.")
     return flag

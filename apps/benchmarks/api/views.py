@@ -12,10 +12,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.accounts.permissions import TokenScopePermission
 from apps.accounts.roles import is_maintainer
 from apps.benchmarks import services
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.idempotency import HEADER as IDEMPOTENCY_HEADER
+from apps.benchmarks.idempotency import KEY_SCHEMA as IDEMPOTENCY_KEY_SCHEMA
 from apps.benchmarks.idempotency import idempotent, request_fingerprint
 from apps.benchmarks.models import Benchmark, BenchmarkJob, BlockedVariant
 from apps.benchmarks.selectors import (
@@ -28,7 +30,8 @@ from apps.benchmarks.selectors import (
 from apps.core.errors import Conflict, PermissionDenied, PreconditionFailed, ValidationFailed
 from apps.core.filters import StrictBooleanFilter, StrictFilterSet
 from apps.core.pagination import CursorPagination
-from apps.registry.models import Variant
+from apps.registry.models import Revision, Variant
+from apps.registry.selectors import revision_current_for_user
 
 from .serializers import (
     BenchmarkSerializer,
@@ -56,7 +59,7 @@ class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     search_fields = ["slug", "name", "description"]
     ordering_fields = ["slug", "name", "created_at"]
     filterset_fields = ["task", "runner", "resource_class", "is_active"]
-    token_scopes = {"create": "admin", "partial_update": "admin"}
+    token_scopes = {"list": "read", "retrieve": "read", "create": "admin", "partial_update": "admin"}
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         if self.action in ("list", "retrieve"):
@@ -124,6 +127,11 @@ class JobFilterSet(StrictFilterSet):
         return qs
 
 
+IDEMPOTENCY_PARAMETER = OpenApiParameter(IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_SCHEMA, OpenApiParameter.HEADER,
+                                         required=False,
+                                         description="Retries with the same key and body get the first response.")
+
+
 class JobCursorPagination(CursorPagination):
     ordering = "-id"
 
@@ -140,7 +148,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     search_fields: list[str] = []
     ordering_fields: list[str] = []
     lookup_value_regex = r"[0-9]+"
-    token_scopes = {"create": "jobs", "batch": "jobs", "cancel": "jobs", "retry": "jobs", "verify": "jobs"}
+    token_scopes = {"list": "read", "retrieve": "read", "bundle": "read",
+                    "create": "jobs", "batch": "jobs", "cancel": "jobs", "retry": "jobs", "verify": "jobs"}
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         if self.action in ("list", "retrieve", "bundle"):
@@ -157,18 +166,20 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         key = ("variant", data["variant"].lower())
         if key not in cache:
             cache[key] = (Variant.objects.visible_to(request.user).by_full_name(data["variant"])
-                          .select_related("current_revision").first())
+                          .select_related("owner", "current_revision", "published_revision").first())
         variant = cache[key]
         if variant is None:
             raise ValidationFailed("Unknown variant.",
                                    errors={f"{prefix}variant": [f"No variant '{data['variant']}'."]})
+        # A revision the user may not see answers exactly as one that does not exist.
         if "revision" in data:
             key = ("revision", variant.pk, data["revision"])
             if key not in cache:
-                cache[key] = variant.revisions.filter(number=data["revision"]).first()
+                cache[key] = Revision.objects.visible_to(request.user).filter(
+                    variant=variant, number=data["revision"]).first()
             revision = cache[key]
         else:
-            revision = variant.current_revision
+            revision = revision_current_for_user(request.user, variant)
         if revision is not None:
             revision.variant = variant  # the submission checks read it: no second query for the same row
         if revision is None:
@@ -196,8 +207,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
 
     @extend_schema(
         request=JobCreateSerializer,
-        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
-                                     description="Retries with the same key and body get the first response.")],
+        parameters=[IDEMPOTENCY_PARAMETER],
         responses={201: JobSerializer, 200: JobSerializer,
                    422: OpenApiResponse(description="Idempotency-Key reused with a different body")})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -235,7 +245,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
 
     @extend_schema(
         request=JobBatchSerializer,
-        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
+        parameters=[IDEMPOTENCY_PARAMETER],
         responses={201: JobBatchResultSerializer, 200: JobBatchResultSerializer,
                    422: OpenApiResponse(description="Idempotency-Key reused with a different body")})
     @action(detail=False, methods=["post"])
@@ -284,7 +294,7 @@ class BlocklistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     """The maintainers' blocklist: jobs are not queued for these variants (token scope `admin`)."""
 
     serializer_class = BlockedVariantSerializer
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
     lookup_value_regex = r"[0-9]+"
     filter_backends: list[Any] = []
     token_scopes = {"list": "admin", "retrieve": "admin", "create": "admin", "destroy": "admin"}

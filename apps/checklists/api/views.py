@@ -23,6 +23,7 @@ from apps.checklists.gate import gate_reasons
 from apps.checklists.models import Checklist
 from apps.checklists.openness import openness_class_for
 from apps.core.errors import NotFound, ValidationFailed
+from apps.registry import selectors as registry_selectors
 from apps.registry.choices import PUBLIC_STATUSES
 from apps.registry.models import Revision
 
@@ -65,8 +66,8 @@ class RevisionMixin:
     kwargs: Any
 
     def get_revision(self) -> Revision:
-        return selectors.revision_visible(user=self.request.user, owner=self.kwargs["owner"],
-                                          name=self.kwargs["name"], number=self.kwargs["number"])
+        return registry_selectors.revision_for_user_or_404(self.request.user, owner=self.kwargs["owner"],
+                                                           name=self.kwargs["name"], number=self.kwargs["number"])
 
 
 def checklist_representation(checklist: Checklist, revision: Revision) -> dict[str, Any]:
@@ -104,6 +105,8 @@ def _load_checklist(revision: Revision, *, with_items: bool = True) -> Checklist
 class ChecklistView(RevisionMixin, APIView):
     """The best-practice checklist of a submitted revision: level, progress, items, gate and openness class."""
 
+    token_scopes = {"GET": "read"}
+
     def get_permissions(self) -> list[Any]:
         return _read_permissions()
 
@@ -127,14 +130,15 @@ class ChecklistItemView(RevisionMixin, APIView):
         return _write_permissions()
 
     @property
-    def token_scopes(self) -> dict[str, str]:
-        # Verifying is a review act: a token needs the `review` scope for it, `write` for answering.
+    def token_scopes(self) -> dict[str, str | tuple[str, ...]]:
+        # Verifying is a review act: a token needs the `review` scope for it, `write` for answering, both for both.
         request = getattr(self, "request", None)
         data = getattr(request, "data", None) if request is not None and request.method == "PATCH" else None
         answering = {"status", "justification", "evidence_url"}
-        if isinstance(data, dict) and "verified" in data and not answering & set(data):
-            return {"PATCH": "review"}
-        return {}
+        patch: str | tuple[str, ...] = "write"
+        if isinstance(data, dict) and "verified" in data:
+            patch = ("write", "review") if answering & set(data) else "review"
+        return {"GET": "read", "PATCH": patch}
 
     @extend_schema(responses={200: ChecklistItemSerializer}, operation_id="v1_variants_revisions_checklist_item")
     def get(self, request: Request, owner: str, name: str, number: int, item_key: str) -> Response:
@@ -197,6 +201,7 @@ class RevisionBadgeView(RevisionMixin, APIView):
     """An SVG badge with the checklist level and percentage of a revision, cacheable with an ETag."""
 
     renderer_classes = [SVGRenderer]
+    token_scopes = {"GET": "read"}
 
     def get_permissions(self) -> list[Any]:
         return _read_permissions()
@@ -213,13 +218,14 @@ class VariantBadgeView(APIView):
     see that revision, the newest one they may see)."""
 
     renderer_classes = [SVGRenderer]
+    token_scopes = {"GET": "read"}
 
     def get_permissions(self) -> list[Any]:
         return _read_permissions()
 
     @extend_schema(responses=BADGE_RESPONSE, operation_id="v1_variants_checklist_badge")
     def get(self, request: Request, owner: str, name: str) -> HttpResponse:
-        variant = selectors.variant_visible(user=request.user, owner=owner, name=name)
+        variant = registry_selectors.variant_for_user_or_404(request.user, owner, name)
         revision = selectors.badge_revision_for_variant(user=request.user, variant=variant)
         if revision is None:
             badge = render_placeholder("not submitted", f"{variant.full_name}: no submitted revision yet")
@@ -232,6 +238,8 @@ class VariantBadgeView(APIView):
 
 class ComponentsView(RevisionMixin, APIView):
     """The revision's MOF components (declared, or derived from its artifacts) and its openness class."""
+
+    token_scopes = {"GET": "read"}
 
     def get_permissions(self) -> list[Any]:
         return _read_permissions()
@@ -254,6 +262,8 @@ def _component_state(revision: Revision, component: str) -> dict[str, Any]:
 
 class ComponentDetailView(RevisionMixin, APIView):
     """One MOF component: where it is released and its licence. The owner declares it (PUT) or removes it."""
+
+    token_scopes = {"GET": "read", "PUT": "write", "DELETE": "write"}
 
     def get_permissions(self) -> list[Any]:
         if self.request.method in permissions.SAFE_METHODS:
@@ -296,7 +306,8 @@ class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filterset_fields = ["slug"]
     search_fields = ["slug", "name", "description"]
     ordering_fields = ["slug", "version", "created_at"]
-    token_scopes = {"create": "admin", "partial_update": "admin"}
+    token_scopes = {"list": "read", "retrieve": "read", "version": "read", "create": "admin",
+                    "partial_update": "admin"}
 
     def get_permissions(self) -> list[Any]:
         if self.action in ("list", "retrieve", "version"):

@@ -11,17 +11,18 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import User
+from apps.accounts.roles import is_reviewer
 from apps.core.errors import ValidationFailed
+from apps.core.parsers import JSONParser
 from apps.registry import selectors, services
 from apps.registry.cards import card_render
 from apps.registry.models import Revision, Variant
-from apps.registry.uploads import HashingUploadHandler
 
 from .filtersets import VariantFilterSet
 from .markdown import MarkdownParser, MarkdownRenderer
@@ -72,19 +73,35 @@ class VariantMixin:
     """Resolves {owner}/{name} from the URL among what the user may see."""
 
     def get_variant(self: Any) -> Variant:
-        return selectors.variant_get(user=self.request.user, owner=self.kwargs["owner"], name=self.kwargs["name"])
+        return selectors.variant_for_user_or_404(self.request.user, self.kwargs["owner"], self.kwargs["name"])
+
+    def get_variant_as_seen(self: Any) -> Variant:
+        """The variant as this user may see it: the last published snapshot unless they are an insider."""
+        return selectors.variant_as_seen_by(self.request.user, self.get_variant())
 
 
 class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Model variants. Drafts and variants under review are visible only to their owner, reviewers and
-    maintainers; everyone else gets 404."""
+    maintainers; everyone else gets 404. Everyone else sees a published variant as its last published revision
+    says it (card, licence, parents, metadata): edits in a newer draft show once that draft is published."""
 
     serializer_class = VariantSerializer
     # JSON only: DRF's form parsing treats an empty form value as "not sent", which hides bad input.
     parser_classes = [JSONParser]
     filterset_class = VariantFilterSet
-    search_fields = ["name", "summary", "owner__username", "architecture", "hub_id"]
     ordering_fields = ["created_at", "updated_at", "name", "parameters"]
+    token_scopes = {"list": "read", "retrieve": "read", "create": "write", "partial_update": "write",
+                    "destroy": "write"}
+
+    @property
+    def search_fields(self) -> list[str]:
+        """`?search=` looks at what the reader may see: the live fields for reviewers and maintainers, the last
+        published snapshot's for everyone else (so a draft's unpublished summary finds nothing)."""
+        request = getattr(self, "request", None)
+        if request is not None and is_reviewer(request.user):
+            return ["name", "summary", "owner__username", "architecture", "hub_id"]
+        return ["name", "owner__username", *(f"published_revision__metadata__{f}"
+                                             for f in ("summary", "architecture", "hub_id"))]
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         if self.action in ("list", "retrieve"):
@@ -92,7 +109,13 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         return [permissions.IsAuthenticated(), *super().get_permissions()]
 
     def get_queryset(self) -> QuerySet[Variant]:
-        return selectors.variants_for_api(self.request.user)
+        return selectors.variants_visible_to(self.request.user)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        shown = selectors.variants_as_seen_by(request.user, list(page or []))
+        return self.get_paginated_response(VariantSerializer(shown, many=True,
+                                                             context=self.get_serializer_context()).data)
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         if self.action == "list":
@@ -100,7 +123,8 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         return VariantDetailSerializer
 
     def _detail(self, variant: Variant, status_code: int = 200) -> Response:
-        fresh = selectors.variants_for_api(self.request.user).get(pk=variant.pk)
+        fresh = selectors.variant_as_seen_by(self.request.user,
+                                             selectors.variants_visible_to(self.request.user).get(pk=variant.pk))
         data = VariantDetailSerializer(fresh, context=self.get_serializer_context()).data
         return _with_etag(Response(data, status=status_code), fresh.etag)
 
@@ -120,7 +144,7 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
 
     @extend_schema(responses={200: VariantDetailSerializer, 304: OpenApiResponse(description="Not modified")})
     def retrieve(self, request: Request, owner: str, name: str) -> Response:
-        variant = self.get_variant()
+        variant = self.get_variant_as_seen()
         if _not_modified(request, variant.etag):
             return _with_etag(Response(status=status.HTTP_304_NOT_MODIFIED), variant.etag)
         data = VariantDetailSerializer(variant, context=self.get_serializer_context()).data
@@ -147,6 +171,7 @@ class VariantImportCardView(APIView):
     `text/markdown` with `?name=`."""
 
     permission_classes = [permissions.IsAuthenticated, *APIView.permission_classes]
+    token_scopes = {"POST": "write"}
     parser_classes = [JSONParser, MarkdownParser]
 
     @extend_schema(
@@ -169,7 +194,8 @@ class VariantImportCardView(APIView):
         owner = _owner_for_create(request, owner_name)
         variant, created = services.variant_import_card(owner=owner, actor=request.user,  # type: ignore[arg-type]
                                                         text=text, name=name)
-        fresh = selectors.variants_for_api(request.user).get(pk=variant.pk)
+        fresh = selectors.variant_as_seen_by(request.user,
+                                             selectors.variants_visible_to(request.user).get(pk=variant.pk))
         data = VariantDetailSerializer(fresh, context={"request": request}).data
         response = Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
         response["Location"] = f"/api/v1/variants/{fresh.full_name}/"
@@ -180,6 +206,7 @@ class VariantLineageView(VariantMixin, APIView):
     """Ancestors and descendants with their relations, in a fixed number of queries."""
 
     permission_classes = [permissions.AllowAny, *APIView.permission_classes]
+    token_scopes = {"GET": "read"}
 
     @extend_schema(responses={200: LineageSerializer})
     def get(self, request: Request, owner: str, name: str) -> Response:
@@ -190,13 +217,14 @@ class VariantCardView(VariantMixin, APIView):
     """The model card as a Hub README.md; its model-index holds the verified results."""
 
     permission_classes = [permissions.AllowAny, *APIView.permission_classes]
+    token_scopes = {"GET": "read"}
     renderer_classes = [MarkdownRenderer]
 
     @extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR})
     def get(self, request: Request, owner: str, name: str) -> HttpResponse:
-        variant = self.get_variant()
+        variant = self.get_variant_as_seen()
         base_url = request.build_absolute_uri("/").rstrip("/")
-        text = card_render(variant, results=selectors.verified_results(variant), base_url=base_url)
+        text = card_render(variant, results=selectors.verified_results(variant, request.user), base_url=base_url)
         response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
         response["Content-Disposition"] = 'inline; filename="README.md"'
         response["ETag"] = _body_etag(text)
@@ -208,6 +236,7 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
 
     serializer_class = RevisionSerializer
     filter_backends: list[Any] = []
+    token_scopes = {"list": "read", "retrieve": "read", "create": "write"}
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         if self.action in ("list", "retrieve"):
@@ -215,11 +244,11 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
         return [permissions.IsAuthenticated(), *super().get_permissions()]
 
     def get_queryset(self) -> QuerySet[Revision]:
-        return selectors.revisions_for_api(user=self.request.user, variant=self.get_variant())
+        return selectors.revisions_visible_to(self.request.user, self.get_variant())
 
     @extend_schema(responses={200: RevisionSerializer, 304: OpenApiResponse(description="Not modified")})
     def retrieve(self, request: Request, owner: str, name: str, number: int) -> Response:
-        revision = selectors.revision_get(user=request.user, variant=self.get_variant(), number=int(number))
+        revision = selectors.revision_for_user_or_404(request.user, variant=self.get_variant(), number=int(number))
         data = RevisionSerializer(revision).data
         etag = _body_etag(data)
         if _not_modified(request, etag):
@@ -241,8 +270,8 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
 
 class RevisionMixin(VariantMixin):
     def get_revision(self: Any) -> Revision:
-        return selectors.revision_get(user=self.request.user, variant=self.get_variant(),
-                                      number=int(self.kwargs["number"]))
+        return selectors.revision_for_user_or_404(self.request.user, variant=self.get_variant(),
+                                                  number=int(self.kwargs["number"]))
 
     def revision_response(self, revision: Revision, status_code: int = 200) -> Response:
         fresh = Revision.objects.prefetch_related("artifacts").get(pk=revision.pk)
@@ -254,6 +283,7 @@ class ArtifactCreateView(RevisionMixin, APIView):
     multipart upload (`file`, `path`, `format`, optional `sha256`) streamed to storage and hashed on the way."""
 
     permission_classes = [permissions.IsAuthenticated, *APIView.permission_classes]
+    token_scopes = {"POST": "write"}
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
@@ -261,8 +291,6 @@ class ArtifactCreateView(RevisionMixin, APIView):
         responses={201: ArtifactSerializer},
     )
     def post(self, request: Request, owner: str, name: str, number: int) -> Response:
-        # Before anything reads the body: hash while streaming to a temporary file.
-        request.upload_handlers = [HashingUploadHandler(request._request)]
         revision = self.get_revision()
         if request.content_type.startswith("multipart/"):
             incoming: serializers.Serializer = ArtifactUploadSerializer(data=request.data)
@@ -286,6 +314,7 @@ class RevisionSubmitView(RevisionMixin, APIView):
     transitions when the revision is not a draft."""
 
     permission_classes = [permissions.IsAuthenticated, *APIView.permission_classes]
+    token_scopes = {"POST": "write"}
 
     @extend_schema(request=None, responses={200: RevisionSerializer})
     def post(self, request: Request, owner: str, name: str, number: int) -> Response:
@@ -297,6 +326,7 @@ class RevisionWithdrawView(RevisionMixin, APIView):
     """The owner withdraws a draft, submitted or changes-requested revision (final)."""
 
     permission_classes = [permissions.IsAuthenticated, *APIView.permission_classes]
+    token_scopes = {"POST": "write"}
 
     @extend_schema(request=TransitionSerializer, responses={200: RevisionSerializer})
     def post(self, request: Request, owner: str, name: str, number: int) -> Response:

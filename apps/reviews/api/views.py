@@ -11,15 +11,16 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.models import User
 from apps.accounts.permissions import IsReviewer, TokenScopePermission
 from apps.benchmarks.models import Benchmark
-from apps.core.errors import NotFound, ValidationFailed
+from apps.core.errors import ValidationFailed
 from apps.core.filters import StrictFilterSet
+from apps.core.parsers import JSONParser
+from apps.registry import selectors as registry_selectors
 from apps.registry.api.serializers import RevisionSerializer
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision
@@ -44,19 +45,10 @@ from .serializers import (
     ReviewSerializer,
 )
 
-MAX_ID = 2**63 - 1
-MAX_NUMBER = 2**31 - 1
-
 
 def me(request: Any) -> User:
     """The signed-in user: these endpoints run only after IsAuthenticated (or as maintainer-only actions)."""
     return cast(User, request.user)
-
-
-def _check_id(value: int, what: str) -> int:
-    if value > MAX_ID:
-        raise NotFound(f"No {what} {value}.")
-    return value
 
 
 class ReadOpenWriteAuthenticated(GenericAPIView):
@@ -77,11 +69,8 @@ class RevisionScopedView(ReadOpenWriteAuthenticated):
     """Base for /variants/{owner}/{name}/revisions/{number}/…: resolves the revision the user may see, or 404."""
 
     def get_revision(self) -> Revision:
-        number = self.kwargs["number"]
-        if number > MAX_NUMBER:
-            raise NotFound(f"No revision {number}.")
-        return selectors.revision_visible_or_404(self.request.user, self.kwargs["owner"], self.kwargs["name"],
-                                                 number)
+        return registry_selectors.revision_for_user_or_404(self.request.user, owner=self.kwargs["owner"],
+                                                           name=self.kwargs["name"], number=self.kwargs["number"])
 
     def revision_response(self, revision: Revision) -> Response:
         fresh = Revision.objects.prefetch_related("artifacts").select_related("variant__owner").get(pk=revision.pk)
@@ -92,7 +81,7 @@ class RevisionReviewsView(mixins.ListModelMixin, RevisionScopedView):
     """A revision's reviews (anyone who may see the revision), and posting one (reviewers, `review` scope)."""
 
     serializer_class = ReviewSerializer
-    token_scopes = {"POST": "review"}
+    token_scopes = {"GET": "read", "POST": "review"}
 
     def get(self, request: Request, **kwargs: Any) -> Response:
         revision = self.get_revision()
@@ -116,6 +105,7 @@ class RevisionGateView(RevisionScopedView):
     """The publication gate of a revision: what is still unmet. Reviewers, maintainers and the author."""
 
     serializer_class = GateSerializer
+    token_scopes = {"GET": "read"}
 
     def get(self, request: Request, **kwargs: Any) -> Response:
         revision = self.get_revision()
@@ -231,6 +221,7 @@ class ReviewQueueView(mixins.ListModelMixin, GenericAPIView):
     serializer_class = QueueEntrySerializer
     queryset = Revision.objects.none()  # for the schema generator; get_queryset() is what runs
     permission_classes = [permissions.IsAuthenticated, TokenScopePermission, IsReviewer]
+    token_scopes = {"GET": "read"}
     filterset_class = QueueFilterSet
     search_fields: list[str] = []
     ordering_fields: list[str] = []
@@ -255,15 +246,16 @@ class VariantCommentsView(mixins.ListModelMixin, ReadOpenWriteAuthenticated):
     and sanitised into `body_html`. Hidden comments keep their place but not their text."""
 
     serializer_class = CommentSerializer
+    token_scopes = {"GET": "read", "POST": "write"}
 
     def get(self, request: Request, owner: str, name: str) -> Response:
-        variant = selectors.variant_visible_or_404(request.user, owner, name)
+        variant = registry_selectors.variant_for_user_or_404(request.user, owner, name)
         page = self.paginate_queryset(selectors.comments_of(variant))
         return self.get_paginated_response(CommentSerializer(page, many=True, context={"request": request}).data)
 
     @extend_schema(request=CommentCreateSerializer, responses={201: CommentSerializer})
     def post(self, request: Request, owner: str, name: str) -> Response:
-        variant = selectors.variant_visible_or_404(request.user, owner, name)
+        variant = registry_selectors.variant_for_user_or_404(request.user, owner, name)
         incoming = CommentCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
@@ -281,9 +273,10 @@ class CommentDetailView(ReadOpenWriteAuthenticated):
     """One comment. Its author edits it (PATCH) for MC_COMMENT_EDIT_WINDOW_S after posting."""
 
     serializer_class = CommentSerializer
+    token_scopes: dict[str, str] = {"GET": "read", "PATCH": "write"}
 
     def _load(self, pk: int) -> Comment:
-        return selectors.comment_visible_or_404(self.request.user, _check_id(pk, "comment"))
+        return selectors.comment_for_user_or_404(self.request.user, pk)
 
     def _respond(self, comment: Comment) -> Response:
         fresh = (Comment.objects.select_related("author", "hidden_by")
@@ -307,7 +300,7 @@ class CommentDetailView(ReadOpenWriteAuthenticated):
 class CommentHideView(CommentDetailView):
     """Moderators hide a comment, with a reason (`admin` scope)."""
 
-    token_scopes = {"POST": "admin"}
+    token_scopes = {**CommentDetailView.token_scopes, "POST": "admin"}
 
     @extend_schema(request=ReasonSerializer, responses={200: CommentSerializer})
     def post(self, request: Request, pk: int) -> Response:
@@ -321,7 +314,7 @@ class CommentHideView(CommentDetailView):
 class CommentUnhideView(CommentDetailView):
     """Moderators show a hidden comment again (`admin` scope)."""
 
-    token_scopes = {"POST": "admin"}
+    token_scopes = {**CommentDetailView.token_scopes, "POST": "admin"}
 
     @extend_schema(request=None, responses={200: CommentSerializer})
     def post(self, request: Request, pk: int) -> Response:
@@ -336,11 +329,12 @@ class VariantFlagsView(GenericAPIView):
     serializer_class = FlagSerializer
     parser_classes = [JSONParser]
     permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+    token_scopes = {"POST": "write"}
     filter_backends: list[Any] = []
 
     @extend_schema(request=FlagCreateSerializer, responses={201: FlagSerializer})
     def post(self, request: Request, owner: str, name: str) -> Response:
-        variant = selectors.variant_visible_or_404(request.user, owner, name)
+        variant = registry_selectors.variant_for_user_or_404(request.user, owner, name)
         incoming = FlagCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = dict(incoming.validated_data)
@@ -376,6 +370,7 @@ class FlagListView(mixins.ListModelMixin, GenericAPIView):
     serializer_class = FlagSerializer
     parser_classes = [JSONParser]
     permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+    token_scopes = {"GET": "read"}
     filterset_class = FlagFilterSet
     search_fields: list[str] = []
     ordering_fields: list[str] = []
@@ -394,10 +389,11 @@ class FlagDetailView(GenericAPIView):
     serializer_class = FlagSerializer
     parser_classes = [JSONParser]
     permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+    token_scopes: dict[str, str] = {"GET": "read"}
     filter_backends: list[Any] = []
 
     def _load(self, pk: int) -> Flag:
-        return selectors.flag_visible_or_404(self.request.user, _check_id(pk, "flag"))
+        return selectors.flag_for_user_or_404(self.request.user, pk)
 
     def _respond(self, flag: Flag) -> Response:
         fresh = selectors.flags_visible_to(self.request.user).filter(pk=flag.pk).first() or flag
@@ -411,7 +407,7 @@ class FlagResolveView(FlagDetailView):
     """Moderators resolve a flag: dismiss, confirm, unpublish (confirm and take the variant down) or ask the
     author, always with a reason (`admin` scope)."""
 
-    token_scopes = {"POST": "admin"}
+    token_scopes = {**FlagDetailView.token_scopes, "POST": "admin"}
 
     @extend_schema(request=FlagResolveSerializer, responses={200: FlagSerializer})
     def post(self, request: Request, pk: int) -> Response:
@@ -423,6 +419,8 @@ class FlagResolveView(FlagDetailView):
 
 class FlagRespondView(FlagDetailView):
     """The variant's owner answers a flag."""
+
+    token_scopes = {**FlagDetailView.token_scopes, "POST": "write"}
 
     @extend_schema(request=FlagRespondSerializer, responses={200: FlagSerializer})
     def post(self, request: Request, pk: int) -> Response:

@@ -15,8 +15,8 @@ from apps.benchmarks import services as job_services
 from apps.benchmarks.api.serializers import JobSerializer
 from apps.benchmarks.choices import INFRASTRUCTURE_FAILURES, TERMINAL_JOB_STATUSES, JobStatus
 from apps.benchmarks.models import Benchmark, BenchmarkJob
-from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to
-from apps.core.errors import DomainError, ValidationFailed
+from apps.benchmarks.selectors import job_for_user_or_404
+from apps.core.errors import DomainError, NotFound, ValidationFailed
 from apps.registry import selectors as registry_selectors
 
 from ..forms import add_service_errors, config_form_class
@@ -35,9 +35,9 @@ def job_submit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
     slug = (data or request.GET).get("benchmark") or (benchmarks[0].slug if benchmarks else "")
     benchmark = next((b for b in benchmarks if b.slug == slug), None)
-    revisions = list(registry_selectors.revisions_for_api(user=request.user, variant=variant))
-    number = (data or request.GET).get("revision") or (
-        next((r.number for r in revisions if r.pk == variant.current_revision_id), ""))
+    revisions = list(registry_selectors.revisions_visible_to(request.user, variant))
+    current = registry_selectors.revision_current_for_user(request.user, variant)
+    number = (data or request.GET).get("revision") or (current.number if current is not None else "")
     config_form = None
     errors: dict[str, list[str]] = {}
     if benchmark is not None:
@@ -96,10 +96,17 @@ def _retry_label(job: BenchmarkJob, user: Any) -> str:
     return ""
 
 
-def _job_or_404(request: WebRequest, job_id: int) -> dict[str, Any]:
-    job = jobs_for_api(jobs_visible_to(request.user)).filter(pk=job_id).first()
-    if job is None:
+def _visible_job_or_404(request: WebRequest, job_id: int, *, for_display: bool = False) -> BenchmarkJob:
+    """A job the user may not see (its revision is not visible to them) is a 404; what they may do with one they
+    see is the service's call."""
+    try:
+        return job_for_user_or_404(request.user, job_id, for_display=for_display)
+    except NotFound:
         raise Http404
+
+
+def _job_or_404(request: WebRequest, job_id: int) -> dict[str, Any]:
+    job = _visible_job_or_404(request, job_id, for_display=True)
     terminal = job.status in TERMINAL_JOB_STATUSES
     user = request.user
     # The buttons are hints; the services decide. job_cancel: the submitter or a maintainer.
@@ -115,14 +122,6 @@ def job_detail(request: WebRequest, job_id: int) -> HttpResponse:
 def job_progress(request: WebRequest, job_id: int) -> HttpResponse:
     """The fragment htmx polls: progress bar, ETA, state and log tail. It stops polling once terminal."""
     return render(request, "web/partials/job_progress.html", _job_or_404(request, job_id))
-
-
-def _visible_job_or_404(request: AuthedRequest, job_id: int) -> BenchmarkJob:
-    """A job the user may not see is a 404, as on the job page; what they may do with it is the service's call."""
-    job = jobs_visible_to(request.user).filter(pk=job_id).first()
-    if job is None:
-        raise Http404
-    return job
 
 
 def _job_action(request: AuthedRequest, job_id: int, action: Any, done: str) -> HttpResponse:

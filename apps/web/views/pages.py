@@ -16,7 +16,8 @@ from . import AuthedRequest, WebRequest, sections
 
 
 def home(request: WebRequest) -> HttpResponse:
-    recent = registry_selectors.variants_for_api(request.user).filter(is_public=True).order_by("-updated_at")[:8]
+    recent = registry_selectors.variants_as_seen_by(request.user, list(
+        registry_selectors.variants_visible_to(request.user).filter(is_public=True).order_by("-updated_at")[:8]))
     benchmarks = Benchmark.objects.visible_to(request.user).filter(is_active=True).order_by("name")
     return render(request, "web/home.html", {"recent": recent, "benchmarks": benchmarks})
 
@@ -24,7 +25,7 @@ def home(request: WebRequest) -> HttpResponse:
 @login_required
 def dashboard(request: AuthedRequest) -> HttpResponse:
     user = request.user
-    my_variants = registry_selectors.variants_for_api(user).filter(owner=user).order_by("-updated_at")[:50]
+    my_variants = registry_selectors.variants_visible_to(user).filter(owner=user).order_by("-updated_at")[:50]
     my_jobs = jobs_for_api(jobs_visible_to(user).filter(submitted_by=user)).order_by("-id")[:20]
     ctx = {
         "my_variants": my_variants,

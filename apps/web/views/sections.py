@@ -75,7 +75,7 @@ def comment_create(user: Any, variant: Variant, data: dict[str, Any]) -> Any:
     parent = None
     if data.get("parent"):
         try:
-            parent = review_selectors.comment_visible_or_404(user, int(data["parent"]))
+            parent = review_selectors.comment_for_user_or_404(user, int(data["parent"]))
         except (ValueError, NotFound):
             raise ValidationFailed("Bad parent.", errors={"parent": ["No such comment."]})
     return review_services.comment_create(variant=variant, author=user, body=data.get("body", ""), parent=parent)

@@ -16,6 +16,7 @@ from apps.accounts.roles import is_maintainer, is_reviewer
 from apps.core.errors import DomainError, NotFound, PermissionDenied
 from apps.registry import selectors as registry_selectors
 from apps.registry.models import Revision, Variant
+from apps.registry.permissions import can_edit_variant
 
 from ..forms import (
     ArtifactUploadForm,
@@ -30,25 +31,27 @@ from . import AuthedRequest, WebRequest, sections
 
 
 def _variant_or_404(request: WebRequest, owner: str, name: str) -> Variant:
+    """The variant as stored (writes start from it); pages show it through `variant_as_seen_by`."""
     try:
-        return registry_selectors.variant_get(user=request.user, owner=owner, name=name)
+        return registry_selectors.variant_for_user_or_404(request.user, owner, name)
     except NotFound:
         raise Http404
 
 
 def variant_list(request: WebRequest) -> HttpResponse:
-    qs = registry_selectors.variants_for_api(request.user).order_by("-updated_at", "-id")
+    qs = registry_selectors.variants_visible_to(request.user).order_by("-updated_at", "-id")
     q = request.GET.get("q", "").strip()
     if q:
         qs = qs.filter(name__icontains=q) | qs.filter(owner__username__icontains=q)
     page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    page.object_list = registry_selectors.variants_as_seen_by(request.user, list(page.object_list))
     return render(request, "web/variant_list.html", {"page": page, "q": q})
 
 
 def parent_suggestions(request: WebRequest) -> HttpResponse:
     """htmx fragment: <option>s for the parent datalist, among variants the user may see."""
     q = request.GET.get("parents", request.GET.get("q", "")).split(",")[-1].strip()
-    qs = registry_selectors.variants_for_api(request.user)
+    qs = registry_selectors.variants_visible_to(request.user)
     if q:
         owner, sep, name = q.partition("/")
         qs = qs.filter(owner__username__icontains=owner, name__icontains=name) if sep else (
@@ -75,6 +78,9 @@ def variant_propose(request: AuthedRequest) -> HttpResponse:
 @login_required
 def variant_edit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     variant = _variant_or_404(request, owner, name)
+    if not can_edit_variant(request.user, variant):
+        # Seeing a published variant is not editing it, and the form would show its unpublished draft.
+        raise DjangoPermissionDenied
     initial = {"relation": variant.relation, "parents": ", ".join(
         link.parent.full_name for link in variant.parent_links.all()), "license": variant.license,
         "parameters": variant.parameters, "precision": variant.precision, "task": variant.task,
@@ -103,7 +109,8 @@ def variant_detail(request: WebRequest, owner: str, name: str) -> HttpResponse:
 
 def _variant_context(request: WebRequest, variant: Variant, **extra: Any) -> dict[str, Any]:
     user = request.user
-    revisions = list(registry_selectors.revisions_for_api(user=user, variant=variant))
+    variant = registry_selectors.variant_as_seen_by(user, variant)
+    revisions = list(registry_selectors.revisions_visible_to(user, variant))
     current = next((r for r in revisions if r.pk == variant.current_revision_id), revisions[-1] if revisions else None)
     lineage = registry_selectors.variant_lineage(variant=variant, user=user)
     is_owner = user.is_authenticated and variant.owner_id == user.pk
@@ -124,7 +131,7 @@ def _variant_context(request: WebRequest, variant: Variant, **extra: Any) -> dic
 def artifact_upload(request: AuthedRequest, owner: str, name: str, number: int) -> HttpResponse:
     variant = _variant_or_404(request, owner, name)
     try:
-        revision = registry_selectors.revision_get(user=request.user, variant=variant, number=number)
+        revision = registry_selectors.revision_for_user_or_404(request.user, variant=variant, number=number)
     except NotFound:
         raise Http404
     form = ArtifactUploadForm(request.POST, request.FILES)
@@ -154,7 +161,7 @@ def revision_action(request: AuthedRequest, owner: str, name: str, number: int, 
     """submit / withdraw / publish / unpublish / reject, each through the registry's transition services."""
     variant = _variant_or_404(request, owner, name)
     try:
-        revision = registry_selectors.revision_get(user=request.user, variant=variant, number=number)
+        revision = registry_selectors.revision_for_user_or_404(request.user, variant=variant, number=number)
     except NotFound:
         raise Http404
     try:
@@ -176,7 +183,7 @@ def _problem_text(exc: DomainError) -> str:
 def _revision_or_404(request: WebRequest, owner: str, name: str, number: int) -> tuple[Variant, Revision]:
     variant = _variant_or_404(request, owner, name)
     try:
-        return variant, registry_selectors.revision_get(user=request.user, variant=variant, number=number)
+        return variant, registry_selectors.revision_for_user_or_404(request.user, variant=variant, number=number)
     except NotFound:
         raise Http404
 

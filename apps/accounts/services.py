@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 
@@ -56,6 +57,9 @@ def token_create(*, user: User, name: str, scopes: list[str] | None = None,
 
 @transaction.atomic
 def token_revoke(*, token: PersonalAccessToken, actor: User) -> PersonalAccessToken:
+    """Revoke a token: its owner, or a maintainer (the moderation console revokes a leaked token)."""
+    if actor.pk != token.user_id and not is_maintainer(actor):
+        raise PermissionDenied("Only the token's owner or a maintainer may revoke it.")
     token = PersonalAccessToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
@@ -123,4 +127,75 @@ def user_signup(*, username: str, email: str, password: str) -> User:
         raise ValidationFailed("Username taken.", errors={"username": ["A user with that username already exists."]})
     user = User.objects.create_user(username=username, email=email, password=password)
     audit_record(actor=user, verb="user.signup", target=user, after={"username": username})
+    return user
+
+
+# --- the Django admin: what only superusers may do ------------------------------------------------------------
+
+#: Account fields a superuser may change in the admin. Roles go through user_set_roles (maintainers may too),
+#: quotas through user_set_quota, passwords through user_password_set.
+ADMIN_ACCOUNT_FIELDS = ("username", "first_name", "last_name", "email", "is_active", "is_staff", "is_superuser")
+
+
+def _require_superuser(actor: Any, what: str) -> None:
+    if not (getattr(actor, "is_authenticated", False) and actor.is_active and actor.is_superuser):
+        raise PermissionDenied(f"Only superusers {what}.")
+
+
+def _permission_names(permissions: Iterable[Permission]) -> list[str]:
+    return sorted(f"{p.content_type.app_label}.{p.codename}" for p in permissions)
+
+
+@transaction.atomic
+def user_admin_update(*, user: User, actor: Any, changes: dict[str, Any],
+                      permissions: Iterable[Permission] | None = None) -> User:
+    """A superuser changes an account in the admin: its profile, `is_active`, `is_staff`, `is_superuser` and its
+    direct permissions. Everything that changed is audited (`user.update`, before and after)."""
+    _require_superuser(actor, "change accounts, staff status, superuser status and permissions")
+    unknown = sorted(set(changes) - set(ADMIN_ACCOUNT_FIELDS))
+    if unknown:
+        raise ValidationFailed("Unknown account field.", errors={f: ["Not an account field."] for f in unknown})
+    user = User.objects.select_for_update().get(pk=user.pk)
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for field, value in changes.items():
+        if getattr(user, field) != value:
+            before[field], after[field] = getattr(user, field), value
+            setattr(user, field, value)
+    if before:
+        user.save(update_fields=list(before))
+    if permissions is not None:
+        wanted = list(permissions)
+        current = _permission_names(user.user_permissions.select_related("content_type"))
+        if current != _permission_names(wanted):
+            user.user_permissions.set(wanted)
+            before["permissions"], after["permissions"] = current, _permission_names(wanted)
+    forget_roles(user)
+    if before:
+        audit_record(actor=actor, verb="user.update", target=user, before=before, after=after)
+    return user
+
+
+@transaction.atomic
+def user_admin_create(*, user: User, actor: Any) -> User:
+    """A superuser adds an account in the admin (the add form has set its username and password): it starts as
+    a contributor, with no staff or superuser status."""
+    _require_superuser(actor, "add accounts")
+    user.is_staff = user.is_superuser = False
+    user.save()
+    audit_record(actor=actor, verb="user.create", target=user, after={"username": user.username})
+    return user
+
+
+@transaction.atomic
+def user_password_set(*, user: User, actor: Any, password: str | None) -> User:
+    """A superuser sets (or, with None, disables) someone's password in the admin. Audited without the secret."""
+    _require_superuser(actor, "set passwords")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_record(actor=actor, verb="user.password", target=user, after={"usable": password is not None})
     return user

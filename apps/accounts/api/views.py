@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from apps.accounts import services
 from apps.accounts.authentication import BearerTokenAuthentication
 from apps.accounts.models import PersonalAccessToken, User
+from apps.accounts.permissions import NO_TOKEN, TokenScopePermission
 from apps.accounts.roles import is_maintainer
 from apps.core.errors import PermissionDenied
 
@@ -28,10 +29,15 @@ from .serializers import (
 
 class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
                    viewsets.GenericViewSet):
-    """Your personal access tokens. Create with a session or HTTP Basic; the token is shown once."""
+    """Your personal access tokens. Create and revoke them with your password (HTTP Basic) or a browser session;
+    the token is shown once. A token cannot mint or revoke tokens, whatever its scopes; it may only revoke itself."""
 
     serializer_class = TokenSerializer
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+    # A stolen token must not be able to lock its owner out or give itself a longer life: token management
+    # needs the password or a session (GitHub's and the Hub's fine-grained tokens cannot manage tokens either).
+    # Revoking itself only gives up access, so a token with `read` may do that (the view checks it is itself).
+    token_scopes = {"list": "read", "create": NO_TOKEN, "destroy": "read"}
     authentication_classes = [
         BearerTokenAuthentication,
         authentication.BasicAuthentication,
@@ -47,8 +53,6 @@ class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destro
 
     @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if isinstance(request.auth, PersonalAccessToken):
-            raise PermissionDenied("A token cannot mint tokens: use your password (HTTP Basic) or a session.")
         incoming = TokenCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         token, raw = services.token_create(user=request.user, **incoming.validated_data)
@@ -56,7 +60,11 @@ class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destro
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.token_revoke(token=self.get_object(), actor=request.user)
+        token = self.get_object()
+        if isinstance(request.auth, PersonalAccessToken) and request.auth.pk != token.pk:
+            raise PermissionDenied("A token may revoke only itself: revoke other tokens with your password "
+                                   "(HTTP Basic) or in a browser session.")
+        services.token_revoke(token=token, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -64,7 +72,8 @@ class MeView(GenericAPIView):
     """Who am I: username, roles and quota."""
 
     serializer_class = MeSerializer
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+    token_scopes = {"GET": "read"}
 
     def get(self, request: Request) -> Response:
         return Response(MeSerializer(request.user).data)
@@ -77,7 +86,7 @@ class UserViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_field = "username"
     lookup_value_regex = r"[\w.@+-]+"
     filter_backends: list[Any] = []
-    token_scopes = {"partial_update": "admin"}
+    token_scopes = {"retrieve": "read", "partial_update": "admin"}
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         return UserStaffSerializer if is_maintainer(self.request.user) else UserSerializer

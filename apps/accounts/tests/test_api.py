@@ -140,3 +140,58 @@ def test_public_profile_hides_email(alice, bob, client_for):
     body = client_for(bob).get("/api/v1/users/alice/").json()
     assert body["username"] == "alice" and "email" not in body
     assert APIClient().get("/api/v1/users/ghost/").status_code == 404
+
+
+# --- token management needs a password or a session (issue 12, finding 3) ----------------------------------------
+
+def bearer(raw):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def test_read_only_token_cannot_revoke_the_users_other_tokens(alice):
+    _, raw = token_create(user=alice, name="ro", scopes=["read"])
+    other, _ = token_create(user=alice, name="ci", scopes=["read", "write", "jobs"])
+    resp = bearer(raw).delete(f"/api/v1/auth/tokens/{other.pk}/")
+    assert resp.status_code == 403 and resp["Content-Type"].startswith("application/problem+json")
+    assert PersonalAccessToken.objects.get(pk=other.pk).revoked_at is None
+
+
+@pytest.mark.parametrize("scopes", [["read", "write", "jobs", "review"], ["read", "write", "jobs", "review", "admin"]])
+def test_no_token_manages_tokens_whatever_its_scopes(maintainer, scopes):
+    token, raw = token_create(user=maintainer, name="all", scopes=scopes)
+    other, _ = token_create(user=maintainer, name="other", scopes=["read"])
+    client = bearer(raw)
+    resp = client.post("/api/v1/auth/tokens/", {"name": "minted", "scopes": ["read"]}, format="json")
+    assert resp.status_code == 403 and "password" in resp.json()["detail"]
+    assert client.delete(f"/api/v1/auth/tokens/{other.pk}/").status_code == 403
+    assert PersonalAccessToken.objects.filter(user=maintainer).count() == 2
+    assert PersonalAccessToken.objects.get(pk=other.pk).revoked_at is None
+
+
+def test_a_token_may_revoke_itself(alice):
+    token, raw = token_create(user=alice, name="leaked", scopes=["read"])
+    assert bearer(raw).delete(f"/api/v1/auth/tokens/{token.pk}/").status_code == 204
+    assert PersonalAccessToken.objects.get(pk=token.pk).revoked_at is not None
+    assert bearer(raw).get("/api/v1/me/").status_code == 401
+
+
+def test_password_and_session_manage_tokens(alice, client):
+    other, _ = token_create(user=alice, name="old", scopes=["read"])
+    assert basic("alice").delete(f"/api/v1/auth/tokens/{other.pk}/").status_code == 204
+    assert PersonalAccessToken.objects.get(pk=other.pk).revoked_at is not None
+    session = APIClient()
+    session.force_login(alice)
+    resp = session.post("/api/v1/auth/tokens/", {"name": "web", "scopes": ["read"]}, format="json")
+    assert resp.status_code == 201
+    assert session.delete(f"/api/v1/auth/tokens/{resp.json()['id']}/").status_code == 204
+
+
+def test_listing_tokens_and_me_need_the_read_scope(alice):
+    _, jobs_only = token_create(user=alice, name="jobs", scopes=["jobs"])
+    assert bearer(jobs_only).get("/api/v1/auth/tokens/").status_code == 403
+    assert bearer(jobs_only).get("/api/v1/me/").status_code == 403
+    _, reader = token_create(user=alice, name="ro", scopes=["read"])
+    assert bearer(reader).get("/api/v1/auth/tokens/").json()["count"] == 2
+    assert bearer(reader).get("/api/v1/me/").status_code == 200

@@ -1,7 +1,7 @@
 import django_filters
 from rest_framework import mixins, permissions, viewsets
 
-from apps.accounts.permissions import IsMaintainer
+from apps.accounts.permissions import IsMaintainer, TokenScopePermission
 from apps.audit.models import AuditEvent
 from apps.core.filters import StrictFilterSet
 from apps.core.pagination import CursorPagination
@@ -25,12 +25,12 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The audit trail, newest first. Maintainers only."""
 
     serializer_class = AuditEventSerializer
-    permission_classes = [permissions.IsAuthenticated, IsMaintainer]
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission, IsMaintainer]
     pagination_class = AuditCursorPagination
     filterset_class = AuditFilterSet
     search_fields: list[str] = []
     ordering_fields: list[str] = []
-    token_scopes = {"GET": "admin"}
+    token_scopes = {"list": "admin"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return AuditEvent.objects.visible_to(self.request.user)

@@ -32,3 +32,15 @@ def test_audit_filters_and_flat_query_count(alice, maintainer, client_for):
     assert len(body["results"]) == 16
     assert len(one) == len(many)
     assert client.get("/api/v1/audit/?actor=alice&target_id=3").json()["results"][0]["target_id"] == "3"
+
+
+def test_a_maintainers_token_reads_the_audit_log_only_with_the_admin_scope(alice, maintainer, api):
+    from apps.accounts.services import token_create
+
+    audit_record(actor=alice, verb="x", target=("t", 1))
+    for scopes, expected in [(["read"], 403), (["read", "write", "jobs", "review"], 403), (["admin"], 200)]:
+        _, raw = token_create(user=maintainer, name="t", scopes=scopes)
+        resp = api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {raw}")
+        assert resp.status_code == expected, (scopes, resp.content)
+    _, raw = token_create(user=maintainer, name="ro", scopes=["read"])
+    assert "'admin' scope" in api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {raw}").json()["detail"]

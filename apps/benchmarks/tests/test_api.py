@@ -344,6 +344,24 @@ class TestBlocklistApi:
         assert client.get(f"/api/v1/blocklist/{entry}/").status_code == 200
         assert client.delete(f"/api/v1/blocklist/{entry}/").status_code == 204
 
+    def test_a_maintainers_token_needs_the_admin_scope(self, maintainer, alice, api, alice_variant, make_variant):
+        from apps.accounts.services import token_create
+        from apps.benchmarks.models import BlockedVariant
+
+        entry = services.blocklist_add(variant=alice_variant, reason="spam", actor=maintainer)
+        other = make_variant(alice, "other-model")
+        _, raw = token_create(user=maintainer, name="no-admin", scopes=["read", "write", "jobs", "review"])
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+        for resp in [api.get("/api/v1/blocklist/", **auth), api.get(f"/api/v1/blocklist/{entry.pk}/", **auth),
+                     api.post("/api/v1/blocklist/", {"variant": other.full_name, "reason": "x"}, format="json",
+                              **auth),
+                     api.delete(f"/api/v1/blocklist/{entry.pk}/", **auth)]:
+            assert resp.status_code == 403, resp.content
+            assert "'admin' scope" in resp.json()["detail"]
+        assert list(BlockedVariant.objects.values_list("variant_id", flat=True)) == [alice_variant.pk]
+        _, raw = token_create(user=maintainer, name="admin", scopes=["admin"])
+        assert api.get("/api/v1/blocklist/", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+
     def test_list_query_count_is_flat(self, maintainer, alice, client_for, make_variant):
         client = client_for(maintainer)
         services.blocklist_add(variant=make_variant(alice, "v0"), reason="r", actor=maintainer)

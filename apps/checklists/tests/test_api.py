@@ -172,6 +172,12 @@ def test_token_scopes(int8_submitted, users, client_for):
     assert writer.patch(f"{REV}/checklist/training-data-disclosed/", verify, format="json").status_code == 403
     reviewer = client_for(users["reviewer1"], scopes=("read", "review"))
     assert reviewer.patch(f"{REV}/checklist/training-data-disclosed/", verify, format="json").status_code == 200
+    # Answering and verifying in one PATCH needs both scopes (it needed only `write`).
+    both = {"verified": True, "justification": "see the card"}
+    resp = writer.patch(f"{REV}/checklist/training-data-disclosed/", both, format="json")
+    assert resp.status_code == 403 and "'review' scope" in resp.json()["detail"]
+    resp = reviewer.patch(f"{REV}/checklist/training-data-disclosed/", both, format="json")
+    assert resp.status_code == 403 and "'write' scope" in resp.json()["detail"]
 
 
 def test_rule_failures_are_400_problems_naming_the_rule(int8_submitted, clients):

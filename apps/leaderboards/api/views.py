@@ -46,6 +46,7 @@ def _version_param(request: Request, default: str) -> str:
 
 class _BoardView(GenericAPIView):
     permission_classes = [permissions.AllowAny, TokenScopePermission]
+    token_scopes = {"GET": "read"}
     filter_backends = [StrictFilterBackend]
     pagination_class = BoardPagination
 
@@ -107,6 +108,7 @@ class SuiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     search_fields = ["slug", "name", "description"]
     ordering_fields = ["slug", "name", "created_at", "updated_at"]
     filterset_fields: list[str] = []
+    token_scopes = {"list": "read", "retrieve": "read", "create": "admin", "partial_update": "admin"}
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         if self.action in ("list", "retrieve"):

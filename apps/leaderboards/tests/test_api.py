@@ -233,7 +233,6 @@ SUITE = {"slug": "core", "name": "Core", "description": "The core suite.",
 def test_maintainers_create_suites_others_cannot(api, bench, alice, maintainer, client_for):
     assert api.post("/api/v1/suites/", SUITE, format="json").status_code == 401
     assert client_for(alice).post("/api/v1/suites/", SUITE, format="json").status_code == 403
-    assert client_for(maintainer, scopes=("read",)).post("/api/v1/suites/", SUITE, format="json").status_code == 403
     resp = client_for(maintainer).post("/api/v1/suites/", SUITE, format="json")
     assert resp.status_code == 201, resp.json()
     body = resp.json()
@@ -243,6 +242,23 @@ def test_maintainers_create_suites_others_cannot(api, bench, alice, maintainer, 
     assert body["leaderboard"] == "/api/v1/leaderboards/suites/core/"
     again = client_for(maintainer).post("/api/v1/suites/", SUITE, format="json")
     assert again.status_code == 400 and "slug" in again.json()["errors"]
+
+
+def test_suites_are_written_only_with_the_admin_scope(api, bench, maintainer):
+    """Issue 12, finding 3: a maintainer's token without `admin` created and changed suites."""
+    from apps.accounts.services import token_create
+
+    _, raw = token_create(user=maintainer, name="no-admin", scopes=["read", "write", "jobs", "review"])
+    no_admin = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    resp = api.post("/api/v1/suites/", SUITE, format="json", **no_admin)
+    assert resp.status_code == 403 and "'admin' scope" in resp.json()["detail"]
+    _, raw = token_create(user=maintainer, name="admin", scopes=["read", "admin"])
+    admin = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    assert api.post("/api/v1/suites/", SUITE, format="json", **admin).status_code == 201
+    resp = api.patch("/api/v1/suites/core/", {"name": "Renamed"}, format="json", **no_admin)
+    assert resp.status_code == 403
+    assert api.get("/api/v1/suites/core/", **no_admin).json()["name"] == "Core"
+    assert api.patch("/api/v1/suites/core/", {"name": "Renamed"}, format="json", **admin).status_code == 200
 
 
 @pytest.mark.parametrize(("payload", "field"), [

@@ -64,6 +64,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     search_fields: list[str] = []
     ordering_fields: list[str] = []
     lookup_value_regex = r"[0-9]{1,18}"
+    token_scopes = {"list": "read", "retrieve": "read", "read": "write", "read_all": "write"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
@@ -92,6 +93,7 @@ class NotificationPreferencesView(GenericAPIView):
 
     serializer_class = PreferencesSerializer
     permission_classes = AUTHENTICATED
+    token_scopes = {"GET": "read", "PATCH": "write"}
     parser_classes = JSON_ONLY
     filter_backends: list[Any] = []
 
@@ -116,6 +118,8 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     parser_classes = JSON_ONLY
     filter_backends: list[Any] = []
     lookup_value_regex = r"[0-9]{1,18}"
+    token_scopes = {"list": "read", "retrieve": "read", "create": "write", "partial_update": "write",
+                    "destroy": "write", "rotate_secret": "write", "ping": "write"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
@@ -182,6 +186,7 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     search_fields: list[str] = []
     ordering_fields: list[str] = []
     lookup_value_regex = r"[0-9]{1,18}"
+    token_scopes = {"list": "read", "retrieve": "read", "redeliver": "write"}
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         return WebhookDeliveryDetailSerializer if self.action in ("retrieve", "redeliver") else \

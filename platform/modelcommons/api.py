@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.audit.api.urls")),
     path("", include("apps.registry.api.urls")),
+    path("", include("apps.transfers.api.urls")),
     path("", include("apps.benchmarks.api.urls")),
     path("", include("apps.checklists.api.urls")),
     path("", include("apps.leaderboards.api.urls")),

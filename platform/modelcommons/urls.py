@@ -9,6 +9,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("modelcommons.api")),
+    # The Hugging Face Hub-compatible read API (/api/models/… and /{owner}/{name}/resolve/…).
+    path("", include("apps.hub.urls")),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("", include("apps.web.urls")),

@@ -57,7 +57,7 @@ class VariantSerializer(serializers.ModelSerializer):
         model = Variant
         fields = ["full_name", "owner", "name", "relation", "parents", "license", "parameters", "precision",
                   "task", "architecture", "tags", "summary", "status", "current_revision", "created_at",
-                  "updated_at", "hub_id", "is_public"]
+                  "updated_at", "hub_id", "is_public", "downloads"]
         read_only_fields = fields
 
     def _user(self) -> Any:

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "apps.leaderboards",
     "apps.reviews",
     "apps.notifications",
+    "apps.transfers",
+    "apps.hub",
     "apps.moderation",
     "apps.web",
 ]
@@ -117,7 +119,9 @@ FIXTURES_DIR = BASE_DIR / "fixtures"
 # Uploads: Django keeps at most this much in memory before spooling to a temp file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
-MC_ARTIFACT_MAX_BYTES = env.int("MC_ARTIFACT_MAX_BYTES", default=2 * 1024**3)
+# The largest artifact file (resumable uploads, issue 13); a one-shot upload is also capped by MC_UPLOAD_MAX_BYTES,
+# which caps every request body that carries file bytes (one multipart upload, or one chunk of a resumable one).
+MC_ARTIFACT_MAX_BYTES = env.int("MC_ARTIFACT_MAX_BYTES", default=50 * 1024**3)
 MC_UPLOAD_MAX_BYTES = env.int("MC_UPLOAD_MAX_BYTES", default=512 * 1024**2)
 
 # --- REST API -------------------------------------------------------------------------------
@@ -355,3 +359,42 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({
     "MofComponentEnum": "apps.checklists.choices.MofComponent",
     "MofContentTypeEnum": "apps.checklists.choices.ContentType",
 })
+
+# --- Models out: downloads and resumable uploads (issue 13) -------------------------------------------------
+# Partial files of resumable uploads. Every web process must see the same folder (one host, or a shared volume);
+# on the file-system storage, keep it on the same file system as MEDIA_ROOT so completion is a rename.
+MC_UPLOAD_TEMP_DIR = Path(env.str("MC_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
+# An upload session expires this long after its last chunk; the beat then removes its partial file.
+MC_UPLOAD_SESSION_TTL_S = env.int("MC_UPLOAD_SESSION_TTL_S", default=24 * 3600)
+CELERY_BEAT_SCHEDULE["uploads-expire"] = {
+    "task": "transfers.uploads_expire",
+    "schedule": timedelta(seconds=env.int("MC_UPLOADS_EXPIRE_EVERY_S", default=900)),
+}
+# Download counts are kept in Redis (HINCRBY, no database write per download) and written to Variant.downloads
+# in bulk by the beat every MC_DOWNLOADS_FLUSH_S. Without Redis each web process keeps its own counts and writes
+# them in one statement at most every MC_DOWNLOADS_FLUSH_S (counts of a process that stops meanwhile are lost).
+MC_DOWNLOADS_REDIS_URL = env.str(
+    "MC_DOWNLOADS_REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else "")
+MC_DOWNLOADS_KEY = env.str("MC_DOWNLOADS_KEY", default="mc:downloads")
+MC_DOWNLOADS_FLUSH_S = env.int("MC_DOWNLOADS_FLUSH_S", default=60)
+CELERY_BEAT_SCHEDULE["downloads-flush"] = {
+    "task": "transfers.downloads_flush",
+    "schedule": timedelta(seconds=MC_DOWNLOADS_FLUSH_S),
+}
+
+# --- Login throttling (issue 12) ------------------------------------------------------------------------
+# How many reverse proxies in front of the application server append to X-Forwarded-For: the client is the
+# address the outermost of them saw. 0 (nothing in front): X-Forwarded-For is ignored, REMOTE_ADDR is the client.
+MC_TRUSTED_PROXIES = env.int("MC_TRUSTED_PROXIES", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = MC_TRUSTED_PROXIES
+# Password logins (HTTP Basic, web and admin login) go through this backend: the failure that brings an account
+# (the username tried) to MC_LOGIN_FAILURES_PER_ACCOUNT failures, or a client address (IPv6: its /64) to
+# MC_LOGIN_FAILURES_PER_ADDRESS, within MC_LOGIN_WINDOW_S seconds locks it for MC_LOGIN_LOCKOUT_S seconds:
+# 429 with Retry-After, the password not even checked. A successful login clears its account's count only.
+AUTHENTICATION_BACKENDS = ["apps.accounts.backends.LimitedModelBackend"]
+MC_LOGIN_FAILURES_PER_ACCOUNT = env.int("MC_LOGIN_FAILURES_PER_ACCOUNT", default=10)
+MC_LOGIN_FAILURES_PER_ADDRESS = env.int("MC_LOGIN_FAILURES_PER_ADDRESS", default=50)
+MC_LOGIN_WINDOW_S = env.int("MC_LOGIN_WINDOW_S", default=15 * 60)
+MC_LOGIN_LOCKOUT_S = env.int("MC_LOGIN_LOCKOUT_S", default=15 * 60)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["UploadStatusEnum"] = "apps.transfers.choices.UploadStatus"

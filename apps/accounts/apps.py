@@ -6,4 +6,9 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
+        from django.contrib import admin
+
         from . import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from .login_limits import limit_admin_login
+
+        limit_admin_login(admin.site)

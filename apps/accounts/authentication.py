@@ -1,4 +1,4 @@
-"""`Authorization: Bearer mc_…` personal access tokens."""
+"""`Authorization: Bearer mc_…` personal access tokens, and HTTP Basic (passwords) behind login throttling."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from . import login_limits
 from .models import PersonalAccessToken
 
 TOKEN_PREFIX = "mc_"
@@ -55,3 +56,22 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
+
+
+class LoginThrottled(exceptions.Throttled):
+    default_detail = "Too many failed logins."
+    default_code = "login_throttled"
+
+
+class BasicAuthentication(authentication.BasicAuthentication):
+    """HTTP Basic whose password check is limited (LimitedModelBackend): while the account or the client address
+    is locked, the answer is 429 with Retry-After, whatever the password."""
+
+    def authenticate_credentials(self, userid: str, password: str, request: Any = None) -> tuple[Any, None]:
+        try:
+            return super().authenticate_credentials(userid, password, request)
+        except exceptions.AuthenticationFailed:
+            block = login_limits.login_block_of(request)
+            if block is None:
+                raise
+            raise LoginThrottled(detail=block.message, wait=block.retry_after) from None

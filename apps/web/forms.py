@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
 from apps.accounts.choices import TokenScope
+from apps.accounts.login_limits import LimitedLoginFormMixin
 from apps.accounts.models import User
 from apps.core.errors import DomainError
 from apps.registry.choices import PIPELINE_TAGS, ArtifactFormat, Precision, Relation
@@ -49,8 +50,9 @@ class SignupForm(UserCreationForm):
         fields = ("username", "email")
 
 
-class LoginForm(AuthenticationForm):
-    """Django's login form with the autocomplete hints browsers and password managers use."""
+class LoginForm(LimitedLoginFormMixin, AuthenticationForm):
+    """Django's login form with the autocomplete hints browsers and password managers use; a login refused by
+    login throttling says so."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

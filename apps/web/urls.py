@@ -1,7 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from .forms import LoginForm
 from .views import accounts, jobs, leaderboards, pages, variants
 
 app_name = "web"
@@ -12,8 +11,7 @@ urlpatterns = [
     # Accounts
     path("signup/", accounts.signup, name="signup"),
     # Explicit template names: the admin ships its own registration/* templates, which would win otherwise.
-    path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm, template_name="web/auth/login.html"),
-         name="login"),
+    path("login/", accounts.login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password-reset/", auth_views.PasswordResetView.as_view(
         success_url=reverse_lazy("web:password_reset_done"), template_name="web/auth/password_reset_form.html",

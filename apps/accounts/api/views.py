@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts import services
-from apps.accounts.authentication import BearerTokenAuthentication
+from apps.accounts.authentication import BasicAuthentication, BearerTokenAuthentication
 from apps.accounts.models import PersonalAccessToken, User
 from apps.accounts.permissions import NO_TOKEN, TokenScopePermission
 from apps.accounts.roles import is_maintainer
@@ -40,7 +40,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destro
     token_scopes = {"list": "read", "create": NO_TOKEN, "destroy": "read"}
     authentication_classes = [
         BearerTokenAuthentication,
-        authentication.BasicAuthentication,
+        BasicAuthentication,
         authentication.SessionAuthentication,
     ]
     filter_backends: list[Any] = []

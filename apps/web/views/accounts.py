@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,13 +16,19 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from apps.accounts.choices import TokenScope
+from apps.accounts.login_limits import limited_login_view
 from apps.accounts.models import PersonalAccessToken
 from apps.accounts.roles import is_maintainer
 from apps.accounts.services import token_create, token_revoke, user_signup
 from apps.core.errors import ValidationFailed
 
-from ..forms import SignupForm, TokenCreateForm, add_service_errors
+from ..forms import LoginForm, SignupForm, TokenCreateForm, add_service_errors
 from . import AuthedRequest, WebRequest
+
+# Django's LoginView; a login refused by login throttling answers 429 with Retry-After, the form saying why.
+# Explicit template name: the admin ships its own registration/* templates, which would win otherwise.
+login_view = limited_login_view(
+    auth_views.LoginView.as_view(authentication_form=LoginForm, template_name="web/auth/login.html"))
 
 
 def signup(request: WebRequest) -> HttpResponse:
@@ -35,7 +42,7 @@ def signup(request: WebRequest) -> HttpResponse:
         except ValidationFailed as exc:
             add_service_errors(form, exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="apps.accounts.backends.LimitedModelBackend")
             messages.success(request, f"Welcome, {user.username}! Your contributor account is ready.")
             return redirect("web:dashboard")
     return render(request, "web/signup.html", {"form": form}, status=400 if form.errors else 200)

@@ -148,10 +148,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "apps.core.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's throttles keyed by the one client address (apps.core.throttling.client_address), counted in the
+    # shared default cache below.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.ScopedRateThrottle",
+        "apps.core.throttling.AnonRateThrottle",
+        "apps.core.throttling.UserRateThrottle",
+        "apps.core.throttling.ScopedRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="600/min"),
@@ -189,7 +191,28 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# --- Cache -------------------------------------------------------------------------------------
+# Login throttling and the API throttles count in the default cache, so it must be one cache for every process
+# (web workers, Celery): CACHE_URL if set; else Redis at REDIS_URL, or at CELERY_BROKER_URL when the broker is
+# Redis; else the database cache (table mc_cache, created by the accounts migrations). Never a per-process
+# locmem cache. On a Redis shared with the broker the keys carry their own prefix; never call cache.clear()
+# there (it is a FLUSHDB of the broker's database).
+MC_DB_CACHE_TABLE = "mc_cache"
+
+
+def _shared_cache() -> dict[str, object]:
+    if env.str("CACHE_URL", default=""):
+        return env.cache("CACHE_URL")
+    redis_url = env.str("REDIS_URL", default="") or env.str("CELERY_BROKER_URL", default="")
+    if redis_url.split("://", 1)[0] in ("redis", "rediss"):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url,
+                "KEY_PREFIX": "mc-cache"}
+    # Culling keeps at most this many rows; set high so that a flood of entries cannot push counters out.
+    return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": MC_DB_CACHE_TABLE,
+            "OPTIONS": {"MAX_ENTRIES": env.int("MC_DB_CACHE_MAX_ENTRIES", default=100_000)}}
+
+
+CACHES = {"default": _shared_cache()}
 
 # --- Celery -----------------------------------------------------------------------------------
 # Embedded default: kombu's filesystem transport, so `make run` needs no broker service.
@@ -398,3 +421,18 @@ MC_LOGIN_FAILURES_PER_ADDRESS = env.int("MC_LOGIN_FAILURES_PER_ADDRESS", default
 MC_LOGIN_WINDOW_S = env.int("MC_LOGIN_WINDOW_S", default=15 * 60)
 MC_LOGIN_LOCKOUT_S = env.int("MC_LOGIN_LOCKOUT_S", default=15 * 60)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["UploadStatusEnum"] = "apps.transfers.choices.UploadStatus"
+
+# --- Login throttling (issue 12) ------------------------------------------------------------------------
+# How many reverse proxies in front of the application server append to X-Forwarded-For: the client is the
+# address the outermost of them saw. 0 (nothing in front): X-Forwarded-For is ignored, REMOTE_ADDR is the client.
+MC_TRUSTED_PROXIES = env.int("MC_TRUSTED_PROXIES", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = MC_TRUSTED_PROXIES
+# Password logins (HTTP Basic, web and admin login) go through this backend: the failure that brings an account
+# (the username tried) to MC_LOGIN_FAILURES_PER_ACCOUNT failures, or a client address (IPv6: its /64) to
+# MC_LOGIN_FAILURES_PER_ADDRESS, within MC_LOGIN_WINDOW_S seconds locks it for MC_LOGIN_LOCKOUT_S seconds:
+# 429 with Retry-After, the password not even checked. A successful login clears its account's count only.
+AUTHENTICATION_BACKENDS = ["apps.accounts.backends.LimitedModelBackend"]
+MC_LOGIN_FAILURES_PER_ACCOUNT = env.int("MC_LOGIN_FAILURES_PER_ACCOUNT", default=10)
+MC_LOGIN_FAILURES_PER_ADDRESS = env.int("MC_LOGIN_FAILURES_PER_ADDRESS", default=50)
+MC_LOGIN_WINDOW_S = env.int("MC_LOGIN_WINDOW_S", default=15 * 60)
+MC_LOGIN_LOCKOUT_S = env.int("MC_LOGIN_LOCKOUT_S", default=15 * 60)

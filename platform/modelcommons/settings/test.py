@@ -3,7 +3,7 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import DATABASES, REST_FRAMEWORK, VAR_DIR, env
+from .base import CACHES, DATABASES, REST_FRAMEWORK, VAR_DIR, env
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DEBUG = False
@@ -25,3 +25,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "test-media"))
 MC_JOB_HEARTBEAT_S = env.int("MC_JOB_HEARTBEAT_S", default=1)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# The shared cache is the database cache when no Redis is configured; in tests that would add the throttles'
+# queries to every API request's pinned query count. A file cache is shared across processes as well (the
+# cross-process tests need that) and costs no query; tests of the database cache itself select it explicitly.
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "test-cache")}}

@@ -1,0 +1,84 @@
+"""The client address (trusted proxies only) and the API throttles keyed by it (issue 12, finding 4)."""
+
+import pytest
+from django.test import RequestFactory
+from rest_framework.test import APIClient
+
+from apps.core.throttling import AnonRateThrottle, address_bucket, client_address
+
+
+def _request(remote: str = "198.51.100.7", forwarded: str | None = None):  # type: ignore[no-untyped-def]
+    extra = {"REMOTE_ADDR": remote}
+    if forwarded is not None:
+        extra["HTTP_X_FORWARDED_FOR"] = forwarded
+    return RequestFactory().get("/", **extra)
+
+
+def test_no_trusted_proxy_ignores_x_forwarded_for(settings):
+    settings.MC_TRUSTED_PROXIES = 0
+    assert client_address(_request(forwarded="203.0.113.1")) == "198.51.100.7"
+    assert client_address(_request(forwarded="203.0.113.1, 10.0.0.1")) == "198.51.100.7"
+
+
+def test_trusted_proxies_take_the_entry_the_outermost_proxy_wrote(settings):
+    settings.MC_TRUSTED_PROXIES = 1
+    # The client put "1.1.1.1" there itself; our one proxy appended the address it saw.
+    assert client_address(_request(remote="10.0.0.2", forwarded="1.1.1.1, 203.0.113.1")) == "203.0.113.1"
+    assert client_address(_request(remote="10.0.0.2", forwarded="203.0.113.1")) == "203.0.113.1"
+    assert client_address(_request(remote="10.0.0.2")) == "10.0.0.2"  # no header: the direct peer
+    settings.MC_TRUSTED_PROXIES = 2
+    assert client_address(_request(remote="10.0.0.3", forwarded="1.1.1.1, 203.0.113.1, 10.0.0.2")) == "203.0.113.1"
+    # Fewer entries than proxies: every entry was written by one of ours; the leftmost is the farthest.
+    assert client_address(_request(remote="10.0.0.3", forwarded="203.0.113.1")) == "203.0.113.1"
+
+
+def test_addresses_are_normalised_and_garbage_is_no_address(settings):
+    settings.MC_TRUSTED_PROXIES = 1
+    assert client_address(_request(forwarded="203.0.113.1:4711")) == "203.0.113.1"
+    assert client_address(_request(forwarded="[2001:db8::1]:443")) == "2001:db8::1"
+    assert client_address(_request(forwarded="::ffff:203.0.113.1")) == "203.0.113.1"
+    assert client_address(_request(forwarded="not-an-address")) is None
+    settings.MC_TRUSTED_PROXIES = 0
+    assert client_address(_request(remote="")) is None
+
+
+def test_ipv6_clients_are_counted_by_their_64():
+    assert address_bucket("2001:db8:1:2:aaaa::1") == address_bucket("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert address_bucket("2001:db8:1:3::1") != address_bucket("2001:db8:1:2::1")
+    assert address_bucket("203.0.113.1") == "203.0.113.1"
+    assert address_bucket(None) is None
+
+
+@pytest.fixture
+def anon_two_per_minute(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "2/min"})
+
+
+def _anon_get(forwarded: str, remote: str = "198.51.100.7") -> int:
+    return APIClient().get("/api/v1/benchmarks/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded).status_code
+
+
+@pytest.mark.django_db
+def test_anon_throttle_is_not_fooled_by_a_client_supplied_x_forwarded_for(settings, anon_two_per_minute):
+    settings.MC_TRUSTED_PROXIES = 0
+    assert [_anon_get(f"203.0.113.{i}") for i in range(3)] == [200, 200, 429]
+
+
+@pytest.mark.django_db
+def test_anon_throttle_honours_x_forwarded_for_behind_a_trusted_proxy(settings, anon_two_per_minute):
+    settings.MC_TRUSTED_PROXIES = 1
+    assert [_anon_get(f"203.0.113.{i}", remote="10.0.0.2") for i in range(3)] == [200, 200, 200]
+    assert [_anon_get("203.0.113.50", remote="10.0.0.2") for _ in range(3)] == [200, 200, 429]
+    resp = APIClient().get("/api/v1/benchmarks/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.50")
+    assert resp["Content-Type"] == "application/problem+json"
+    assert 1 <= int(resp["Retry-After"]) <= 60
+
+
+def test_api_throttles_are_ours_and_count_in_a_shared_cache(settings):
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+    from rest_framework.settings import api_settings
+
+    assert [c.__module__ for c in api_settings.DEFAULT_THROTTLE_CLASSES] == ["apps.core.throttling"] * 3
+    assert settings.REST_FRAMEWORK["NUM_PROXIES"] == settings.MC_TRUSTED_PROXIES
+    assert not isinstance(caches["default"], LocMemCache)

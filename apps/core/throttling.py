@@ -1,0 +1,79 @@
+"""Who is the client: its address as seen through the trusted proxies only, and the API throttles keyed by it.
+
+`client_address` is the one place that reads REMOTE_ADDR and X-Forwarded-For; the API throttles below and login
+throttling (apps/accounts/login_limits.py) both use it. The throttles keep their counters in the default cache,
+which the settings make shared by every process (Redis, or the database cache)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.conf import settings
+from rest_framework import throttling
+
+
+def _parse(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # "[2001:db8::1]:443", as some proxies write it
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:  # "203.0.113.7:5123"
+        value = value.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(request: Any) -> str | None:
+    """The client's IP address, trusting X-Forwarded-For only as far as MC_TRUSTED_PROXIES proxies wrote it.
+
+    Each of the N trusted proxies appends the address it received the request from, so the client is the Nth
+    entry from the right; whatever stands further left came from the client and is ignored. With 0 (the default:
+    nothing in front of the application server) the header is ignored and REMOTE_ADDR is the client. None when
+    no usable address is known."""
+    meta = request.META
+    trusted = settings.MC_TRUSTED_PROXIES
+    candidate = meta.get("REMOTE_ADDR") or ""
+    if trusted > 0:
+        forwarded = [part for part in (meta.get("HTTP_X_FORWARDED_FOR") or "").split(",") if part.strip()]
+        if forwarded:
+            # Fewer entries than proxies: the request skipped the outer proxies, and every entry was still
+            # written by one of ours, so the leftmost is the closest we have to the client.
+            candidate = forwarded[-min(trusted, len(forwarded))]
+    address = _parse(candidate)
+    return None if address is None else str(address)
+
+
+def address_bucket(address: str | None) -> str | None:
+    """What limits count per client address: the address itself, or its /64 for IPv6 (one subscriber usually
+    holds a whole /64, and would otherwise get a fresh allowance per address)."""
+    if address is None:
+        return None
+    parsed = ipaddress.ip_address(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+class ClientAddressIdentMixin:
+    """DRF keys anonymous throttling by `get_ident`, which trusts X-Forwarded-For whole unless NUM_PROXIES is set
+    (and then in its own way): use the one client address instead."""
+
+    def get_ident(self, request: Any) -> str:
+        return address_bucket(client_address(request)) or "unknown"
+
+
+class AnonRateThrottle(ClientAddressIdentMixin, throttling.AnonRateThrottle):
+    pass
+
+
+class UserRateThrottle(ClientAddressIdentMixin, throttling.UserRateThrottle):
+    pass
+
+
+class ScopedRateThrottle(ClientAddressIdentMixin, throttling.ScopedRateThrottle):
+    pass

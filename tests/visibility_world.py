@@ -32,7 +32,7 @@ def _job(revision: Any, benchmark: Any, user: Any, *, succeeded: bool, metric: f
         config_hash=f"vis-{revision.pk}", submitted_by=user, queued_at=now,
         status="succeeded" if succeeded else "queued", attempts=1 if succeeded else 0,
         started_at=now if succeeded else None, finished_at=now if succeeded else None,
-        log_tail="secret log tail" if succeeded else "")
+        log_tail=("secret log tail" if revision.status != "published" else "public log tail") if succeeded else "")
     if succeeded:
         JobResult.objects.create(job=job, attempt=1, metrics={"ok": metric}, runner="noop", runner_version="1",
                                  verified=True, verification_status="verified")

@@ -145,6 +145,27 @@ ROWS: dict[str, list[Cell]] = {
     "revision-withdraw": [Cell("post", R + "/withdraw/", {
         "draft": write("draft", owner=200), "pub_draft": write("pub_draft", owner=200),
         "pub": write("pub", owner=409)}, {})],
+    # --- files, uploads and the Hub-compatible read API (apps.transfers, apps.hub) ------------------------------
+    "revision-files": [Cell("get", R + "/files/", {o: seen(o) for o in ("draft", "pub_draft", "pub")})],
+    # This world's files are recorded by URI only (no bytes to serve): 404 for everyone. Downloads of stored files
+    # per role are in apps/transfers/tests/test_api.py.
+    "revision-file": [Cell("get", R + "/files/model.safetensors", {o: roles(404) for o in ("draft", "pub_draft",
+                                                                                           "pub")})],
+    "upload-list": [Cell("post", "/api/v1/uploads/", {
+        "draft": write("draft", owner=201), "pub_draft": write("pub_draft", owner=201),
+        "pub": write("pub", owner=409)},
+        {"variant": "{v}", "revision": "{n}", "path": "up.safetensors", "size_bytes": 1, "sha256": "a" * 64})],
+    # alice's upload session (an upload is private to whoever opened it); it has no bytes yet: 409 to complete.
+    "upload-detail": [Cell("get", "/api/v1/uploads/{upload}/", {"none": roles(404, anonymous=401, owner=200)})],
+    "upload-complete": [Cell("post", "/api/v1/uploads/{upload}/complete/", {"none": roles(404, anonymous=401,
+                                                                                          owner=409)})],
+    "hub-model-info": [Cell("get", "/api/models/{v}", {"draft": seen("draft"), "pub": seen("pub")})],
+    "hub-model-info-revision": [Cell("get", "/api/models/{v}/revision/{n}",
+                                     {o: seen(o) for o in ("draft", "pub_draft", "pub")})],
+    "hub-tree": [Cell("get", "/api/models/{v}/tree/{n}", {o: seen(o) for o in ("draft", "pub_draft", "pub")})],
+    # No folder in this world's revisions: EntryNotFound (404) for whoever sees the revision, 404 for the others.
+    "hub-tree-path": [Cell("get", "/api/models/{v}/tree/{n}/weights", {o: roles(404) for o in ("draft", "pub_draft",
+                                                                                               "pub")})],
     # --- benchmarks and jobs ----------------------------------------------------------------------------------------
     "benchmark-list": [Cell("get", "/api/v1/benchmarks/", {"none": roles(200)}),
                        Cell("post", "/api/v1/benchmarks/", {"none": roles(403, anonymous=401, maintainer=201)},
@@ -400,8 +421,12 @@ def _build() -> dict[str, Any]:
     suite = Suite.objects.create(slug="vis-suite", name="Vis suite")
     SuiteBenchmark.objects.create(suite=suite, benchmark=world["benchmark"], weight=1)
     world["clients"] = _clients(world)
+    from apps.transfers.services import upload_create
+
+    upload = upload_create(actor=alice, variant="alice/vis-draft", path="up.safetensors", size_bytes=3,
+                           sha256="b" * 64)
     world["ids"] = {"token": token.pk, "webhook": sub.pk, "delivery": delivery.pk, "notification": note.pk,
-                    "block": block.pk, "comment": world["comment"].pk, "flag": world["flag"].pk}
+                    "block": block.pk, "comment": world["comment"].pk, "flag": world["flag"].pk, "upload": upload.pk}
     return world
 
 

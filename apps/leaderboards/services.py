@@ -90,7 +90,15 @@ def _as_score(value: Any) -> float | None:
 
 # What the services read from a locked variant: its board columns and its full name, never its card.
 _VARIANT_FIELDS = ("id", "owner", "owner__username", "name", "relation", "precision", "license", "task",
-                   "parameters", "is_public")
+                   "parameters", "is_public", "published_revision")
+# Board columns a public variant shows as its last published revision declares them (Revision.metadata), so
+# that an owner's unreviewed draft edits never reach the public boards or their filters.
+_PUBLISHED_COLUMNS = ("relation", "precision", "license", "task", "parameters")
+
+
+def _published_columns() -> dict[str, F]:
+    """The snapshot's board columns, read as single JSON keys (never the whole metadata, which holds the card)."""
+    return {f"published_{name}": F(f"published_revision__metadata__{name}") for name in _PUBLISHED_COLUMNS}
 
 
 def _lock_variants(variant_ids: Iterable[int]) -> dict[int, Variant]:
@@ -116,7 +124,8 @@ def _lock_variants(variant_ids: Iterable[int]) -> dict[int, Variant]:
         return {}
     children = VariantParent.objects.filter(parent_id__in=ids).values("child_id")
     locked = (Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner")
-              .only(*_VARIANT_FIELDS).filter(Q(pk__in=ids) | Q(pk__in=children)).order_by("pk"))
+              .only(*_VARIANT_FIELDS).annotate(**_published_columns())
+              .filter(Q(pk__in=ids) | Q(pk__in=children)).order_by("pk"))
     wanted = set(ids)
     return {variant.pk: variant for variant in locked if variant.pk in wanted}
 
@@ -132,14 +141,20 @@ EntryKey = tuple[int, int, str]
 
 
 def _variant_columns(variant: Variant) -> dict[str, Any]:
+    """The board columns of a variant: a published one's as its last published revision declares them."""
+    published = variant.published_revision_id is not None and hasattr(variant, "published_license")
+
+    def column(name: str) -> Any:
+        return getattr(variant, f"published_{name}") if published else getattr(variant, name)
+
     return {
         "variant_name": f"{variant.owner.username}/{variant.name}",
         "owner_id": variant.owner_id,
-        "relation": variant.relation,
-        "precision": variant.precision,
-        "license": (variant.license or "").lower(),
-        "task": variant.task,
-        "parameters": variant.parameters,
+        "relation": column("relation") or "",
+        "precision": column("precision") or "",
+        "license": (column("license") or "").lower(),
+        "task": column("task") or "",
+        "parameters": column("parameters"),
         "is_public": variant.is_public,
     }
 

@@ -420,3 +420,9 @@ def test_token_scopes(files_world, client_for):
     assert _patch(reader, upload["id"], b"x", 0).status_code == 403
     assert _patch(writer, upload["id"], b"x", 0).status_code == 200
     assert reader.post(f"/api/v1/uploads/{upload['id']}/complete/").status_code == 403
+
+
+def test_downloads_cannot_be_set_through_the_api(files_world):
+    resp = files_world["clients"]["owner"].patch("/api/v1/variants/alice/draft/", {"downloads": 10**6}, format="json")
+    assert resp.status_code == 200 and resp.json()["downloads"] == 0
+    assert Variant.objects.get(pk=files_world["draft"].pk).downloads == 0

@@ -102,7 +102,7 @@ class _RangeFile:
 
 def _open(artifact: Artifact) -> Any:
     try:
-        handle = artifact.file.storage.open(artifact.file.name, "rb")
+        handle = artifact.file.storage.open(str(artifact.file.name), "rb")
     except FileNotFoundError:
         logger.error("artifact %s: %s is missing from storage", artifact.pk, artifact.file.name)
         raise NotFound(f"'{artifact.path}' is recorded but its file is missing from storage.")
@@ -145,21 +145,21 @@ def artifact_response(
     try:
         byte_range = parse_range(range_header, size)
     except Unsatisfiable:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return finish(response, 0)
+        unsatisfiable = HttpResponse(status=416)
+        unsatisfiable["Content-Range"] = f"bytes */{size}"
+        return finish(unsatisfiable, 0)
 
     status = 206 if byte_range is not None else 200
     length = byte_range.length if byte_range is not None else size
+    response: HttpResponseBase
     if request.method == "HEAD":
         response = HttpResponse(status=status)
     else:
         handle = _open(artifact)
-        if byte_range is None:
-            response = FileResponse(handle, status=status)
-        else:
-            response = FileResponse(_RangeFile(handle, byte_range.start, length), status=status)
-        response.block_size = BLOCK_SIZE  # type: ignore[attr-defined]
+        source = handle if byte_range is None else _RangeFile(handle, byte_range.start, length)
+        streamed = FileResponse(source, status=status)
+        streamed.block_size = BLOCK_SIZE
+        response = streamed
         if on_download is not None and (byte_range is None or byte_range.start == 0):
             on_download()
     if byte_range is not None:

@@ -100,8 +100,8 @@ class UploadCreateView(APIView):
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         session = services.upload_create(
-            actor=request.user,
-            variant=data["variant"],  # type: ignore[arg-type]
+            actor=request.user,  # type: ignore[arg-type]
+            variant=data["variant"],
             revision=data.get("revision"),
             path=data["path"],
             fmt=data.get("format"),

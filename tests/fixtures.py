@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -113,7 +115,7 @@ def _test_database_url() -> str:
 class WorkerProcess:
     """A real `celery worker` subprocess on the configured broker, started and stopped by PID."""
 
-    def __init__(self, queues: str = "default,bench.cpu", concurrency: int = 1, name: str | None = None,
+    def __init__(self, queues: str = "default,bench.cpu,webhooks", concurrency: int = 1, name: str | None = None,
                  extra_env: dict[str, str] | None = None):
         from django.conf import settings
 
@@ -176,7 +178,7 @@ def purge_broker() -> None:
     from modelcommons.celery import app
 
     with app.connection_for_write() as conn:
-        for queue in ("default", "bench.cpu", "bench.gpu"):
+        for queue in ("default", "bench.cpu", "bench.gpu", "webhooks"):
             try:
                 conn.default_channel.queue_purge(queue)
             except Exception:  # noqa: BLE001 - a queue that does not exist yet has nothing to purge
@@ -320,3 +322,67 @@ def engine_processes(transactional_db) -> Iterator[Any]:  # type: ignore[no-unty
                 process.stop()
             except Exception:  # noqa: BLE001 - stop the others anyway
                 pass
+
+
+# --- Webhooks (issue 12): a receiver that answers as slowly as it likes ----------------------------------------
+
+class SlowServer:
+    """A loopback HTTP server started by a test: it reads the request, sends `head` at once, then `drip` one
+    byte a second, over and over, until the client goes away (`client_gone` is then set) or it is stopped."""
+
+    def __init__(self, head: bytes = b"", drip: bytes = b"HTTP/1.1 200 OK\r\nX-Slow: 1\r\n", every_s: float = 1.0):
+        self.head, self.drip, self.every_s = head, drip, every_s
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/slow"
+        self.stopped = threading.Event()
+        self.client_gone = threading.Event()
+        self.requests = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True, name="slow-server")
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(30)
+                try:
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            raise ConnectionResetError("the client left before sending a request")
+                        request += chunk
+                    self.requests += 1
+                    conn.sendall(self.head)
+                    position = 0
+                    while self.drip and not self.stopped.is_set():
+                        conn.sendall(self.drip[position:position + 1])
+                        position = (position + 1) % len(self.drip)
+                        self.stopped.wait(self.every_s)
+                except OSError:
+                    self.client_gone.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@pytest.fixture
+def slow_server():  # type: ignore[no-untyped-def]
+    """`slow_server(head=..., drip=...)` starts a SlowServer; every one started is stopped at the end."""
+    servers: list[SlowServer] = []
+
+    def start(**kwargs):  # type: ignore[no-untyped-def]
+        servers.append(SlowServer(**kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -12,8 +12,10 @@ pytestmark = [pytest.mark.flow, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def fast_retry_worker(transactional_db):  # type: ignore[no-untyped-def]
+    """A worker of the `webhooks` queue only, as in the Procfile: deliveries and their retries must reach it."""
     purge_broker()
-    worker = WorkerProcess(extra_env={"MC_WEBHOOK_RETRY_BASE_S": "0.5", "MC_WEBHOOK_MAX_ATTEMPTS": "4"})
+    worker = WorkerProcess(queues="webhooks", extra_env={"MC_WEBHOOK_RETRY_BASE_S": "0.5",
+                                                         "MC_WEBHOOK_MAX_ATTEMPTS": "4", "MC_WEBHOOK_TIMEOUT_S": "2"})
     try:
         worker.wait_ready()
         yield worker
@@ -83,6 +85,35 @@ def test_a_dead_receiver_fails_after_max_attempts_and_a_private_target_is_refuse
     settings.MC_WEBHOOKS_ALLOW_PRIVATE = False  # the web process now refuses loopback targets
     refused = client.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:8000/", "events": ["*"]}, format="json")
     assert refused.status_code == 400 and "loopback" in refused.json()["errors"]["url"][0]
+
+
+def test_a_trickling_receiver_is_cut_off_and_the_worker_goes_on(fast_retry_worker, alice, client_for, settings,
+                                                                 slow_server):
+    """Finding 5 of issue 12: a receiver sending one byte a second held a worker for as long as it liked. The
+    worker (one slot, deadline 2 s) cuts it off, logs the attempt, and delivers the next ping."""
+    from apps.notifications.receiver import WebhookReceiver
+
+    settings.MC_WEBHOOK_MAX_ATTEMPTS = 1
+    client = client_for(alice)
+    trickle = slow_server()
+    hook = client.post("/api/v1/webhooks/", {"url": trickle.url, "events": ["job.finished"]}, format="json").json()
+    base = f"/api/v1/webhooks/{hook['id']}/deliveries/"
+    ping = client.post(f"/api/v1/webhooks/{hook['id']}/ping/").json()
+
+    def given_up():  # type: ignore[no-untyped-def]
+        body = client.get(f"{base}{ping['id']}/").json()
+        return body if body["status"] == "failed" else None
+
+    body = wait_for(given_up, timeout=60, message="the trickled delivery to be given up")
+    [attempt] = body["attempt_log"]
+    assert attempt["status_code"] is None and "deadline" in attempt["error"], attempt
+    assert trickle.client_gone.wait(15), "the worker kept the trickling connection open"
+    with WebhookReceiver(hook["secret"]) as receiver:
+        client.patch(f"/api/v1/webhooks/{hook['id']}/", {"url": receiver.url}, format="json")
+        second = client.post(f"/api/v1/webhooks/{hook['id']}/ping/").json()
+        wait_for(lambda: client.get(f"{base}{second['id']}/").json()["status"] == "succeeded", timeout=60,
+                 message="the next delivery on the same worker slot")
+        assert [p["payload"]["type"] for p in receiver.log.processed] == ["ping"]
 
 
 def test_job_finished_is_announced_from_the_worker(celery_worker_process, client_for):

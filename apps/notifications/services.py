@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.services import audit_record
-from apps.core.errors import Conflict, PermissionDenied, PreconditionFailed, ValidationFailed
+from apps.core.errors import Conflict, PermissionDenied, PreconditionFailed, QuotaExceeded, ValidationFailed
 
 from .choices import ALL_EVENTS, OPEN_DELIVERY_STATUSES, DeliveryStatus, NotificationKind, WebhookEvent, WebhookScope
 from .models import Notification, NotificationPreference, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -151,7 +152,7 @@ def _validate_subscription(*, url: str | None, events: list[str] | None, scope: 
     errors: dict[str, list[str]] = {}
     if url is not None:
         try:
-            resolve_target(url, allow_private=settings.MC_WEBHOOKS_ALLOW_PRIVATE)
+            resolve_target(url, allow_private=settings.MC_WEBHOOKS_ALLOW_PRIVATE, timeout=settings.MC_WEBHOOK_TIMEOUT_S)
         except UnsafeTarget as exc:
             errors["url"] = [str(exc)]
     if events is not None:
@@ -328,11 +329,31 @@ def webhook_events_publish(events: Iterable[EventToPublish]) -> list[WebhookDeli
     return deliveries
 
 
+def _on_demand_cooldown(actor: User) -> None:
+    """Pings and redeliveries make a delivery on request: one per user per MC_WEBHOOK_PING_COOLDOWN_S, so they
+    cannot keep the delivery workers busy on demand (429 with Retry-After). Call inside the transaction that
+    creates the delivery: the user's row is locked, so two requests at once cannot both pass."""
+    cooldown = settings.MC_WEBHOOK_PING_COOLDOWN_S
+    if cooldown <= 0:
+        return
+    list(User.objects.select_for_update().filter(pk=actor.pk).values_list("pk", flat=True))
+    last = (WebhookDelivery.objects.filter(requested_by=actor).order_by("-created_at")
+            .values_list("created_at", flat=True).first())
+    if last is None:
+        return
+    wait = (last + timedelta(seconds=cooldown) - timezone.now()).total_seconds()
+    if wait > 0:
+        retry_after = max(math.ceil(wait), 1)
+        raise QuotaExceeded(f"One ping or redelivery per {cooldown} s: send the next one in {retry_after} s.",
+                            limit="webhook_ping_cooldown", retry_after=retry_after)
+
+
 @transaction.atomic
 def webhook_ping(*, subscription: WebhookSubscription, actor: User) -> WebhookDelivery:
-    """Send a `ping` event now, to test a receiver."""
+    """Send a `ping` event now, to test a receiver (one ping or redelivery per user per cooldown)."""
     if subscription.owner_id != actor.pk:
         raise PermissionDenied("Only the owner pings a webhook.")
+    _on_demand_cooldown(actor)
     delivery = WebhookDelivery.objects.create(
         subscription=subscription, message_id=_new_message_id(), event=WebhookEvent.PING,
         payload={"type": WebhookEvent.PING, "timestamp": timezone.now().isoformat(),
@@ -351,6 +372,7 @@ def webhook_redeliver(*, delivery: WebhookDelivery, actor: User) -> WebhookDeliv
         raise PermissionDenied("Only the owner redelivers.")
     if original.status in OPEN_DELIVERY_STATUSES:
         raise Conflict("This delivery is still being attempted; redeliver it once it has succeeded or failed.")
+    _on_demand_cooldown(actor)
     again = WebhookDelivery.objects.create(
         subscription=original.subscription, message_id=original.message_id, event=original.event,
         payload=original.payload, max_attempts=settings.MC_WEBHOOK_MAX_ATTEMPTS, redelivery_of=original,
@@ -399,7 +421,8 @@ def webhook_delivery_attempt(*, delivery_id: int) -> AttemptOutcome:
         body = json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
         headers = signature_headers(sub.secret, delivery.message_id, int(time.time()), body)
         outcome = post_json(sub.url, body, headers, timeout=settings.MC_WEBHOOK_TIMEOUT_S,
-                            allow_private=settings.MC_WEBHOOKS_ALLOW_PRIVATE)
+                            allow_private=settings.MC_WEBHOOKS_ALLOW_PRIVATE,
+                            max_response_bytes=settings.MC_WEBHOOK_RESPONSE_MAX_BYTES)
         code, excerpt, error, ok = outcome.status_code, outcome.excerpt, outcome.error, outcome.ok
         final = ok or number >= delivery.max_attempts
     duration_ms = int((timezone.now() - started).total_seconds() * 1000)

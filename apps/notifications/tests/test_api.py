@@ -91,6 +91,55 @@ def test_webhooks_crud_is_owner_only(alice, bob, client_for, api, settings):
     assert a.delete(f"/api/v1/webhooks/{hook['id']}/").status_code == 204
 
 
+@pytest.mark.parametrize("url", [
+    # finding 9 of issue 12: these were accepted
+    "http://[::127.0.0.1]/", "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[fec0::1]/",
+    # the same inside reached by other spellings
+    "http://[::ffff:127.0.0.1]/", "http://[64:ff9b:1:7f00:0:100::]/", "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+    "http://[fd00::1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://2130706433/", "http://0177.0.0.1/", "http://0x7f.1/",
+    "http://127.1/", "http://localhost:8000/",
+])
+def test_webhook_targets_inside_the_network_are_400_field_errors(alice, client_for, settings, url):
+    settings.MC_WEBHOOKS_ALLOW_PRIVATE = False
+    client = client_for(alice)
+    refused = client.post("/api/v1/webhooks/", {"url": url, "events": ["job.finished"]}, format="json")
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/problem+json", refused.content
+    assert list(refused.json()["errors"]) == ["url"] and refused.json()["errors"]["url"][0]
+    hook = client.post("/api/v1/webhooks/", {"url": "http://93.184.216.34/", "events": ["*"]}, format="json").json()
+    changed = client.patch(f"/api/v1/webhooks/{hook['id']}/", {"url": url}, format="json")
+    assert changed.status_code == 400 and list(changed.json()["errors"]) == ["url"]
+    assert client.get(f"/api/v1/webhooks/{hook['id']}/").json()["url"] == "http://93.184.216.34/"
+
+
+def test_pings_and_redeliveries_on_request_have_a_cooldown(alice, bob, client_for, monkeypatch, settings):
+    """Finding 5 of issue 12: `ping` sent a delivery on demand, as often as asked."""
+    from datetime import timedelta
+
+    from celery import current_app
+    from django.utils import timezone
+
+    monkeypatch.setattr(current_app, "send_task", lambda *a, **k: None)
+    settings.MC_WEBHOOK_PING_COOLDOWN_S = 60
+    a = client_for(alice)
+    one = a.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/a", "events": ["*"]}, format="json").json()
+    two = a.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/b", "events": ["*"]}, format="json").json()
+    first = a.post(f"/api/v1/webhooks/{one['id']}/ping/")
+    assert first.status_code == 202
+    for again in (a.post(f"/api/v1/webhooks/{one['id']}/ping/"), a.post(f"/api/v1/webhooks/{two['id']}/ping/")):
+        assert again.status_code == 429 and again["Content-Type"] == "application/problem+json"
+        assert 0 < int(again["Retry-After"]) <= 60 and again.json()["limit"] == "webhook_ping_cooldown"
+    WebhookDelivery.objects.filter(pk=first.json()["id"]).update(status="failed")
+    redeliver = a.post(f"/api/v1/webhooks/{one['id']}/deliveries/{first.json()['id']}/redeliver/")
+    assert redeliver.status_code == 429
+    b = client_for(bob)  # one user's cooldown is not another's
+    theirs = b.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/c", "events": ["*"]}, format="json").json()
+    assert b.post(f"/api/v1/webhooks/{theirs['id']}/ping/").status_code == 202
+    WebhookDelivery.objects.filter(requested_by=alice).update(created_at=timezone.now() - timedelta(seconds=61))
+    assert a.post(f"/api/v1/webhooks/{one['id']}/deliveries/{first.json()['id']}/redeliver/").status_code == 202
+    assert a.post(f"/api/v1/webhooks/{two['id']}/ping/").status_code == 429
+    assert WebhookDelivery.objects.filter(requested_by=alice).count() == 2
+
+
 def test_deliveries_log_ping_and_redeliver(alice, client_for, monkeypatch):
     from celery import current_app
 

@@ -50,19 +50,96 @@ def test_verify_refuses_tampering_wrong_keys_and_stale_or_future_timestamps():
 
 # --- SSRF guard (no connections are made) -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("url", [
+# Finding 9 of issue 12 (these four were accepted), then other spellings of the inside of the network.
+FINDING_9_URLS = ["http://[::127.0.0.1]/", "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[fec0::1]/"]
+INSIDE_URLS = [
+    *FINDING_9_URLS,
     "http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/", "http://192.168.0.10/", "http://172.16.5.4/",
-    "http://[::1]/", "http://[fc00::1]/", "http://[::ffff:127.0.0.1]/", "http://100.64.0.1/",
-])
-def test_private_and_loopback_targets_are_refused_by_default(url):
+    "http://100.64.0.1/", "http://192.0.0.8/", "http://198.18.0.1/",
+    "http://[::1]/", "http://[fc00::1]/", "http://[fd12:3456::1]/", "http://[::ffff:127.0.0.1]/",
+    "http://[::ffff:7f00:1]/", "http://[::ffff:10.0.0.1]/", "http://[64:ff9b::a00:1]/",
+    "http://[64:ff9b:1:7f00:0:100::]/",  # local-use NAT64 (RFC 8215) of 127.0.0.1
+    "http://[2002:c0a8:1::1]/",  # 6to4 of 192.168.0.1
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",  # Teredo
+    "http://[2001:db8::1]/", "http://[fe80::1]/", "http://[ff02::1]/", "http://[::]/", "http://0.0.0.0/",
+    "http://169.254.169.254/", "http://[64:ff9b::a9fe:a9fe]/", "http://[::ffff:169.254.169.254]/",
+    "http://255.255.255.255/", "http://240.0.0.1/", "http://0.1.2.3/", "http://[100::1]/",
+]
+ODD_IPV4_URLS = ["http://2130706433/", "http://0177.0.0.1/", "http://0x7f.1/", "http://127.1/", "http://0x7f000001/",
+                 "http://127.000.000.001/", "http://017700000001/", "http://1572395042/"]
+
+
+@pytest.mark.parametrize("url", INSIDE_URLS)
+def test_private_loopback_and_tunnelled_targets_are_refused_by_default(url):
     with pytest.raises(UnsafeTarget, match="Refused"):
         resolve_target(url, allow_private=False)
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://0.0.0.0/", "http://224.0.0.1/"])
-def test_link_local_multicast_and_unspecified_are_refused_even_when_private_is_allowed(url):
-    with pytest.raises(UnsafeTarget, match="link-local, multicast or unspecified"):
+@pytest.mark.parametrize("url", ODD_IPV4_URLS)
+def test_odd_spellings_of_ipv4_addresses_are_refused_whatever_the_setting(url):
+    for allow_private in (False, True):
+        with pytest.raises(UnsafeTarget, match="four decimal numbers"):
+            resolve_target(url, allow_private=allow_private)
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/", "http://0.0.0.0/", "http://224.0.0.1/", "http://[ff02::1]/",
+    "http://[fe80::1]/", "http://[::]/", "http://255.255.255.255/", "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[::ffff:169.254.169.254]/", "http://[2002:a9fe:a9fe::]/", "http://[::127.0.0.1]/",
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "http://[100::1]/",
+])
+def test_metadata_multicast_unspecified_and_tunnels_are_refused_even_when_private_is_allowed(url):
+    with pytest.raises(UnsafeTarget, match="never a webhook target"):
         resolve_target(url, allow_private=True)
+
+
+@pytest.mark.parametrize("url", [
+    "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[fec0::1]/", "http://[::ffff:127.0.0.1]/",
+    "http://10.1.2.3/", "http://[fd00::1]/", "http://127.0.0.1:8080/",
+])
+def test_allowing_private_targets_allows_their_tunnelled_spellings_too(url):
+    assert resolve_target(url, allow_private=True).address
+
+
+@pytest.mark.parametrize("url,address", [
+    ("http://[64:ff9b::808:808]/", "64:ff9b::808:808"),  # NAT64 of a public address (IPv6-only networks)
+    ("http://[2002:808:808::1]/", "2002:808:808::1"),  # 6to4 of a public address
+    ("http://[2606:4700:4700::1111]/", "2606:4700:4700::1111"),
+    ("http://8.8.8.8/", "8.8.8.8"),
+])
+def test_public_addresses_in_any_spelling_pass(url, address):
+    assert resolve_target(url, allow_private=False).address == address
+
+
+def _fake_dns(monkeypatch, answers):  # type: ignore[no-untyped-def]
+    """Make `host` resolve to the next list of addresses in `answers` on each lookup (a rebinding DNS server)."""
+    from apps.notifications import transport
+
+    real = socket.getaddrinfo
+    calls: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host != "hooks.example.test":
+            return real(host, port, *args, **kwargs)
+        calls.append(host)
+        addresses = answers[min(len(calls), len(answers)) - 1]
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (a, port, 0, 0) if ":" in a else (a, port)) for a in addresses]
+
+    monkeypatch.setattr(transport.socket, "getaddrinfo", getaddrinfo)
+    return calls
+
+
+def test_every_resolved_address_is_checked(monkeypatch):
+    _fake_dns(monkeypatch, [["93.184.216.34", "127.0.0.1"]])
+    with pytest.raises(UnsafeTarget, match="127.0.0.1 is a loopback"):
+        resolve_target("http://hooks.example.test/", allow_private=False)
+
+
+def test_a_host_that_resolves_to_the_inside_is_refused(monkeypatch):
+    _fake_dns(monkeypatch, [["::ffff:10.0.0.7"]])
+    with pytest.raises(UnsafeTarget, match="10.0.0.7"):
+        resolve_target("http://hooks.example.test/", allow_private=False)
 
 
 @pytest.mark.parametrize("url,why", [
@@ -202,6 +279,83 @@ def test_the_guard_runs_again_at_delivery_time(alice, settings):
 
 
 @pytestmark_db
+def test_delivery_resolves_again_and_refuses_a_host_rebound_to_loopback(alice, receiver_sub, settings, monkeypatch):
+    sub, receiver = receiver_sub
+    port = receiver.url.split(":")[2].split("/")[0]
+    settings.MC_WEBHOOKS_ALLOW_PRIVATE = False
+    calls = _fake_dns(monkeypatch, [["93.184.216.34"], ["127.0.0.1"]])  # public when checked, loopback later
+    services.webhook_update(subscription=sub, actor=alice, url=f"http://hooks.example.test:{port}/hooks")
+    settings.MC_WEBHOOK_MAX_ATTEMPTS = 1
+    delivery = _event(alice)
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk).status == "failed"
+    delivery.refresh_from_db()
+    assert "127.0.0.1 is a loopback" in delivery.last_error and delivery.last_status_code is None
+    assert len(calls) == 2 and receiver.log.processed == [] and receiver.log.refused == []
+
+
+@pytestmark_db
+def test_delivery_connects_to_the_address_it_checked(alice, receiver_sub, monkeypatch):
+    sub, receiver = receiver_sub
+    port = receiver.url.split(":")[2].split("/")[0]
+    # A second lookup would answer an address nobody listens on: the attempt must connect to the checked one.
+    calls = _fake_dns(monkeypatch, [["127.0.0.1"], ["127.0.0.1"], ["203.0.113.9"]])
+    services.webhook_update(subscription=sub, actor=alice, url=f"http://hooks.example.test:{port}/hooks")
+    delivery = _event(alice)
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk).status == "succeeded"
+    assert len(calls) == 2
+    [got] = receiver.log.processed
+    assert got["headers"]["Host"] == f"hooks.example.test:{port}"
+
+
+@pytestmark_db
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_deadline(alice, settings, slow_server):
+    """Finding 5 of issue 12: one byte a second kept every per-socket timeout happy and held the worker."""
+    settings.MC_WEBHOOK_TIMEOUT_S = 2
+    server = slow_server()  # the status line and headers, one byte a second, forever
+    services.webhook_create(owner=alice, url=server.url, events=["job.finished"])
+    delivery = _event(alice)
+    outcome = services.webhook_delivery_attempt(delivery_id=delivery.pk)
+    assert outcome.status == "retrying" and outcome.retry_in
+    [attempt] = WebhookAttempt.objects.filter(delivery=delivery)
+    assert attempt.status_code is None and "deadline" in attempt.error
+    assert server.client_gone.wait(15), "the sender kept the connection open"
+
+
+@pytestmark_db
+def test_a_trickled_body_after_a_2xx_counts_as_delivered_and_is_cut_at_the_deadline(alice, settings, slow_server):
+    settings.MC_WEBHOOK_TIMEOUT_S = 2
+    server = slow_server(head=b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nok", drip=b".")
+    services.webhook_create(owner=alice, url=server.url, events=["job.finished"])
+    delivery = _event(alice)
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk).status == "succeeded"
+    [attempt] = WebhookAttempt.objects.filter(delivery=delivery)
+    assert attempt.status_code == 200 and attempt.response_excerpt.startswith("ok") and "deadline" in attempt.error
+    assert server.client_gone.wait(15)
+
+
+def test_at_most_the_response_cap_is_read(slow_server):
+    from apps.notifications.transport import post_json
+
+    endless = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"".join(
+        b"10000\r\n" + b"x" * 0x10000 + b"\r\n" for _ in range(400))  # 25 MiB of chunks, sent at once
+    server = slow_server(head=endless, drip=b"")
+    outcome = post_json(server.url, b"{}", {}, timeout=60, allow_private=True, max_response_bytes=1000)
+    assert outcome.ok and outcome.error == "" and outcome.excerpt == "x" * 1000
+    assert server.client_gone.wait(15), "the sender read the whole answer"
+
+
+def test_redirects_are_not_followed(slow_server):
+    from apps.notifications.transport import post_json
+
+    inside = slow_server(head=b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", drip=b"")
+    redirect = slow_server(head=f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {inside.url}\r\n"
+                                "Content-Length: 0\r\n\r\n".encode(), drip=b"")
+    outcome = post_json(redirect.url, b"{}", {}, timeout=10, allow_private=True)
+    assert outcome.status_code == 307 and not outcome.ok and outcome.error == "HTTP 307"
+    assert redirect.requests == 1 and inside.requests == 0
+
+
+@pytestmark_db
 def test_redelivery_keeps_the_message_id_and_the_receiver_deduplicates(alice, bob, receiver_sub):
     sub, receiver = receiver_sub
     delivery = _event(alice)
@@ -317,3 +471,23 @@ def test_a_job_finish_is_announced_once_however_often_the_hooks_run(digits_world
     [note] = Notification.objects.filter(user=alice, kind="job_finished")
     assert note.data["job"] == job.pk and note.data["metrics"] == {"accuracy": 0.97}
     assert WebhookDelivery.objects.filter(event="job.finished").count() == 1
+
+
+def test_deliveries_have_a_queue_and_a_worker_of_their_own():
+    """Finding 5 of issue 12: deliveries shared the worker (and queue) that runs benchmark jobs and recovery."""
+    import re
+    from pathlib import Path
+
+    from django.conf import settings
+    from modelcommons.celery import app
+
+    def queue_of(task: str) -> str:
+        return app.amqp.router.route({}, task)["queue"].name
+
+    assert queue_of(services.DELIVER_TASK) == "webhooks"
+    assert queue_of("notifications.webhooks_recover") == queue_of("workers.tasks.jobs_recover") == "default"
+    procfile = (Path(settings.BASE_DIR) / "Procfile").read_text()
+    consumers = {name: set(queues.split(",")) for name, queues in
+                 re.findall(r"^(\w+):\s*celery .* worker .*-Q ([\w.,]+)", procfile, flags=re.MULTILINE)}
+    assert [name for name, queues in consumers.items() if "webhooks" in queues] == ["webhooks"]
+    assert consumers["webhooks"] == {"webhooks"} and {"default", "bench.cpu"} <= consumers["worker"]

@@ -242,6 +242,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "workers.tasks.maintenance.*": {"queue": "default"},
+    # Webhook deliveries wait on other people's servers: they have a queue (and, in the Procfile, a worker) of
+    # their own, so a slow receiver never holds a slot that benchmark jobs or recovery need.
+    "notifications.deliver_webhook": {"queue": "webhooks"},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE = {
@@ -349,7 +352,13 @@ MC_SITE_URL = env.str("MC_SITE_URL", default="http://127.0.0.1:8000")
 # Webhook targets on loopback or private networks are refused unless this is on (tests, local development).
 MC_WEBHOOKS_ALLOW_PRIVATE = env.bool("MC_WEBHOOKS_ALLOW_PRIVATE", default=False)
 MC_WEBHOOKS_PER_USER = env.int("MC_WEBHOOKS_PER_USER", default=20)
+# One delivery attempt (DNS, connect, TLS, sending, reading the answer) ends after this many seconds in total,
+# however slowly the receiver sends its bytes.
 MC_WEBHOOK_TIMEOUT_S = env.float("MC_WEBHOOK_TIMEOUT_S", default=10.0)
+# At most this many bytes of a receiver's answer are read (the delivery log keeps its first 2,048 characters).
+MC_WEBHOOK_RESPONSE_MAX_BYTES = env.int("MC_WEBHOOK_RESPONSE_MAX_BYTES", default=64 * 1024)
+# Pings and redeliveries on request: one per user per this many seconds (429 with Retry-After otherwise).
+MC_WEBHOOK_PING_COOLDOWN_S = env.int("MC_WEBHOOK_PING_COOLDOWN_S", default=30)
 MC_WEBHOOK_MAX_ATTEMPTS = env.int("MC_WEBHOOK_MAX_ATTEMPTS", default=8)
 # Exponential backoff between attempts: base * 2^(attempt-1) seconds, capped (below the broker's visibility
 # timeout, so a countdown never outlives a Redis message).

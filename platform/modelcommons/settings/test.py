@@ -10,6 +10,8 @@ DEBUG = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MC_WEBHOOKS_ALLOW_PRIVATE = True
+# Tests ping and redeliver in quick succession; the cooldown's own test sets it.
+MC_WEBHOOK_PING_COOLDOWN_S = env.int("MC_WEBHOOK_PING_COOLDOWN_S", default=0)
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {

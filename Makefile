@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 EXTRAS ?= dev,browser
 STAMP := $(VENV)/.installed-$(shell echo "$(EXTRAS)" | tr ',' '-')-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: venv install run migrate seed test lint typecheck bench fixtures clean
+.PHONY: venv install sandbox-tools run migrate seed test lint typecheck bench fixtures clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || PYTHON=python3; $${PYTHON:-python3} -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,7 +24,21 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
-venv install: $(STAMP)
+# The runner sandbox needs bubblewrap (Debian's bubblewrap package): installed here when missing and this runs as
+# root with apt; otherwise it says how. Without it workers refuse sandboxed jobs, unless MC_SANDBOX=weak.
+sandbox-tools:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo ">> installing bubblewrap (the runner sandbox)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; }; \
+	  else \
+	    echo "!! bubblewrap (bwrap) is missing: install it (sudo apt-get install bubblewrap); until then workers"; \
+	    echo "!! refuse sandboxed jobs unless MC_SANDBOX=weak (see /readyz)"; \
+	  fi; }
+
+venv install: $(STAMP) sandbox-tools
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -36,7 +50,8 @@ run: seed
 	$(PY) manage.py collectstatic --noinput -v 0
 	@echo ""
 	@echo "  Model Commons is starting on http://127.0.0.1:$(PORT)/   (API docs: http://127.0.0.1:$(PORT)/api/docs/)"
-	@echo "  database: $${DATABASE_URL:-sqlite (var/modelcommons.sqlite3)}   broker: $${CELERY_BROKER_URL:-filesystem:// (var/broker)}"
+	@data="$${MC_VAR_DIR:-$${XDG_DATA_HOME:-$$HOME/.local/share}/modelcommons}"; \
+	  echo "  database: $${DATABASE_URL:-sqlite ($$data/modelcommons.sqlite3)}   broker: $${CELERY_BROKER_URL:-filesystem:// ($$data/broker)}"
 	@echo "  demo accounts: maintainer, reviewer1, reviewer2, alice, bob   password: $${DEMO_PASSWORD:-commons-demo}"
 	@echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) $(BIN)/honcho start -f Procfile

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fixtures import PrivateRedis, purge_broker, wait_for
+from workers.runners.tests.engine_runners import KILL_WORKER
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -34,9 +35,10 @@ DRILL_ENV = {
     "MC_JOB_RETRY_BACKOFF_S": "0.5",
     "MC_DISPATCH_BUFFER": "4",
     "MC_DISPATCH_QUICK_BUFFER": "4",  # the noop jobs here sleep: keep their lane as small as the other
+    # The poison runner kills the process it runs in: in the worker's own (a sandboxed child cannot reach it).
+    "MC_IN_PROCESS_RUNNERS": f"noop,{KILL_WORKER}",
 }
 TERMINAL = ("succeeded", "failed", "timed_out", "cancelled")
-KILL_WORKER = "apps.benchmarks.tests.runners:KillWorkerRunner"
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +50,9 @@ def drill_settings(settings):  # type: ignore[no-untyped-def]
     settings.MC_DISPATCH_BUFFER = 4
     settings.MC_DISPATCH_QUICK_BUFFER = 4
     settings.MC_WORKER_STALE_S = 3
+    settings.MC_IN_PROCESS_RUNNERS = ["noop", KILL_WORKER]
+    # The drills' jobs are alice's noop jobs (noop is a maintainers' runner in production).
+    settings.MC_MAINTAINER_ONLY_RUNNERS = []
     forget_runners()
     yield settings
     forget_runners()

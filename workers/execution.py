@@ -1,6 +1,9 @@
 """Run one claimed job: resolve its inputs, run the runner (in a sandbox child process, or in this process for
 runners that load nothing), and record the outcome fenced by the attempt.
 
+Every run has a wall-clock limit: its benchmark's ``timeout_s``, capped by ``MC_RUNNER_MAX_WALL_S`` (and, in this
+process, by ``MC_IN_PROCESS_MAX_WALL_S``). The sandbox's policy comes from the ``MC_SANDBOX*`` settings.
+
 This is the only place where the Django world (jobs, artifacts) meets the runner world (RunSpec)."""
 
 from __future__ import annotations
@@ -10,9 +13,7 @@ import os
 import socket
 import threading
 import time
-import traceback
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 
@@ -26,12 +27,12 @@ from workers.runners.base import (
     DatasetSpec,
     JobCancelled,
     RunnerError,
-    RunResult,
     RunSpec,
     is_unsafe,
     verify_sha256,
 )
-from workers.runners.sandbox import run_in_child
+from workers.runners.inprocess import run_in_process
+from workers.runners.sandbox import SandboxPolicy, run_in_child
 
 logger = logging.getLogger(__name__)
 _ARTIFACT_HAS_NAME = "name" in getattr(ArtifactSpec, "__dataclass_fields__", {})
@@ -120,19 +121,17 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
 
-def _run_in_process(runner: Any, spec: RunSpec, progress: Any) -> RunResult:
-    try:
-        runner.check_inputs(spec)
-        result: RunResult = runner.run(spec, progress)
-        return result
-    except (RunnerError, JobCancelled):
-        raise
-    except MemoryError as exc:
-        raise RunnerError(FailureReason.OUT_OF_MEMORY, f"the runner ran out of memory: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - a runner bug is the job's failure, not the worker's
-        err = RunnerError(FailureReason.RUNNER_ERROR, f"{type(exc).__name__}: {exc}")
-        err.log_tail = traceback.format_exc().splitlines()[-12:]
-        raise err from exc
+def sandbox_policy() -> SandboxPolicy:
+    """The runner sandbox's policy, from the settings."""
+    return SandboxPolicy.from_settings(settings)
+
+
+def wall_clock_limit(benchmark: Benchmark, *, in_process: bool) -> float:
+    """Seconds a run may take: the benchmark's timeout_s, capped for every runner, and lower for in-process ones."""
+    limit = min(float(benchmark.timeout_s), float(settings.MC_RUNNER_MAX_WALL_S))
+    if in_process:
+        limit = min(limit, float(settings.MC_IN_PROCESS_MAX_WALL_S))
+    return max(limit, 1.0)
 
 
 def _seed(job: BenchmarkJob) -> int:
@@ -144,7 +143,7 @@ def _run(job: BenchmarkJob, heartbeat: _Heartbeat) -> services.Completion | Benc
     """Run one claimed attempt. Returns what to record when it ran to the end; a failure is recorded here (and
     the job, or None when fenced off, is returned)."""
     attempt = job.attempts
-    source: Benchmark | BenchmarkVersion = job.spec if job.spec_id else job.benchmark
+    source: Benchmark | BenchmarkVersion = job.spec or job.benchmark
     runner_key = source.runner
     log_lines: list[str] = [f"attempt {attempt} on {job.worker_host}", f"runner {runner_key}"]
     seed = _seed(job)
@@ -184,12 +183,14 @@ def _run(job: BenchmarkJob, heartbeat: _Heartbeat) -> services.Completion | Benc
         if services.job_progress(job_id=job.pk, attempt=attempt, done=done, total=total):
             raise JobCancelled()
 
+    in_process = runner_key in settings.MC_IN_PROCESS_RUNNERS
     try:
-        if runner_key in settings.MC_IN_PROCESS_RUNNERS:
-            result = _run_in_process(cls(), spec, progress)
+        timeout_s = wall_clock_limit(job.benchmark, in_process=in_process)
+        if in_process:
+            result = run_in_process(cls(), spec, progress, timeout_s=timeout_s)
         else:
-            result = run_in_child(runner_key, spec, progress, timeout_s=float(job.benchmark.timeout_s),
-                                  memory_mb=settings.MC_RUNNER_MEMORY_MB or None)
+            result = run_in_child(runner_key, spec, progress, timeout_s=timeout_s,
+                                  memory_mb=settings.MC_RUNNER_MEMORY_MB or None, policy=sandbox_policy())
     except JobCancelled:
         return services.job_fail(job_id=job.pk, attempt=attempt, reason=FailureReason.CANCELLED,
                                  message="Cancelled while running; stopped between batches.",

@@ -3,7 +3,8 @@
 - At start-up (``celeryd_after_setup``) the worker adds ``mc.worker.<nodename>`` to the queues it consumes,
   so the dispatcher can send a verification re-run to one particular worker (a different one from the worker
   that produced the result).
-- Once ready, a daemon thread in the main worker process records the worker's name and queues every
+- Once ready, the worker logs which runner sandbox it gets (``workers.runners.sandbox.sandbox_status``), and a
+  daemon thread in the main worker process records the worker's name and queues every
   MC_WORKER_PRESENCE_S (``WorkerNode.last_seen_at``); the dispatcher and the recovery beat treat workers not
   seen for MC_WORKER_STALE_S as gone. A clean shutdown says so at once.
 """
@@ -65,6 +66,19 @@ def start_presence(sender: Any = None, **kwargs: Any) -> None:
                               name="mc-presence", daemon=True)
     _presence.update(name=name, stop=stop, thread=thread)
     thread.start()
+    # Say at start-up which runner sandbox this worker gets (or why it will refuse sandboxed jobs); the probe
+    # starts a child, so not on the way to readiness.
+    threading.Thread(target=_log_sandbox, name="mc-sandbox-probe", daemon=True).start()
+
+
+def _log_sandbox() -> None:
+    from workers.execution import sandbox_policy
+    from workers.runners.sandbox import sandbox_status
+
+    try:
+        sandbox_status(sandbox_policy())  # logs what it finds
+    except Exception:  # noqa: BLE001 - a log line must not take the worker down
+        logger.warning("could not probe the runner sandbox", exc_info=True)
 
 
 @worker_shutdown.connect

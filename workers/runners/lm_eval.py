@@ -7,9 +7,13 @@ only, no remote code); the runner loads it itself (``use_safetensors=True``,
 
 Tasks (``config.tasks``) are lm-eval task, group or tag names:
 
-- local YAML tasks from ``config.include_path``, a folder *inside the project* (relative to the
-  project root, e.g. ``fixtures/tinylm/tasks``): YAML tasks can import Python (``!function``), so
-  a job may only point at task folders that ship with the platform. For a local task whose
+- local YAML tasks from ``config.include_path``, one of the *allowed task folders* (or a folder inside
+  one), given relative to the project root (e.g. ``fixtures/tinylm/tasks``) or absolute. YAML tasks can
+  import Python (``!function``), so a job may only point at folders the operator vouches for: the
+  allowlist is ``MC_LMEVAL_TASK_DIRS`` (comma-separated; the sandbox hands it to the child, and only
+  those folders are visible in it), by default the task folder shipped with the platform. The folder of
+  an uploaded artifact can never be one (uploads live in the media folder, which the worker keeps out of
+  the allowlist). For a local task whose
   ``dataset_path`` is a file builder (``json``, ``csv``, ``parquet``, ``text``), relative
   ``data_files`` are resolved against the YAML's folder, and when the job has a dataset (the
   benchmark's, sha256-verified) it replaces the task's data files. The ``datasets`` cache of such
@@ -48,6 +52,7 @@ from typing import Any, ClassVar
 
 from workers.runners.base import JobCancelled, ProgressCallback, RunnerError, RunResult, RunSpec
 from workers.runners.hf_folder import FolderRunner, check_dataset, is_oom, load_causal_lm, require_extra
+from workers.runners.sandbox import DEFAULT_TASK_DIRS, TASK_DIRS_ENV
 
 require_extra("lmeval", "torch", "transformers", "lm_eval", "datasets")
 
@@ -100,13 +105,26 @@ class _RequestProgress:
         return sliced
 
 
+def allowed_task_dirs() -> list[Path]:
+    """The task folders a job may name: ``MC_LMEVAL_TASK_DIRS`` (comma-separated), or the shipped one."""
+    raw = os.environ.get(TASK_DIRS_ENV)
+    dirs = DEFAULT_TASK_DIRS if raw is None else tuple(p for p in raw.split(",") if p.strip())
+    return [Path(d.strip()).resolve() for d in dirs]
+
+
+def _shown(folder: Path) -> str:
+    return str(folder.relative_to(PROJECT_ROOT)) if PROJECT_ROOT in folder.parents else str(folder)
+
+
 def _resolve_include_path(raw: str) -> Path:
     path = Path(raw)
     resolved = (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
-    if resolved != PROJECT_ROOT and PROJECT_ROOT not in resolved.parents:
+    allowed = allowed_task_dirs()
+    if not any(resolved == root or root in resolved.parents for root in allowed):
+        shown = ", ".join(_shown(d) for d in allowed)
         raise RunnerError(
             "invalid_config",
-            f"include_path {raw!r} must be a task folder inside the project (relative to its root)",
+            f"include_path {raw!r} is not an allowed task folder (allowed: {shown or 'none'})",
         )
     if not resolved.is_dir():
         raise RunnerError("invalid_config", f"include_path {raw!r} is not a folder")
@@ -173,7 +191,7 @@ class LmEvalRunner(FolderRunner):
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 500,
-                "description": "folder of local YAML tasks, relative to the project root",
+                "description": "an allowed folder of YAML tasks (MC_LMEVAL_TASK_DIRS), relative to the project root",
             },
             "num_fewshot": {"type": "integer", "minimum": 0, "maximum": 64},
             "limit": {"type": "integer", "minimum": 1, "description": "evaluate at most N documents per task"},
@@ -331,7 +349,7 @@ class LmEvalRunner(FolderRunner):
             kwargs["cache_dir"] = str(scratch / "datasets" / re.sub(r"[^\w.-]", "_", name))
             cfg["dataset_kwargs"] = kwargs
             specs.append(cfg)
-        note(f"tasks: {', '.join(names)}" + (f" (local folder {include_path.relative_to(PROJECT_ROOT)})"
+        note(f"tasks: {', '.join(names)}" + (f" (local folder {_shown(include_path)})"
                                              if include_path is not None else ""))
         return task_manager, specs
 

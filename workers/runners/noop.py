@@ -5,8 +5,10 @@ verified), and no dependency beyond the core install. It reports ``{"ok": 1.0}``
 
 Config:
 
-- ``sleep_s`` (number >= 0, default 0): sleep this long, in ``steps`` equal parts, reporting
-  progress after each part, so that progress and cancellation between batches can be exercised;
+- ``sleep_s`` (number, 0 to :data:`MAX_SLEEP_S`, default 0): sleep this long, in ``steps`` equal
+  parts, reporting progress after each part, so that progress and cancellation between batches can
+  be exercised. It runs inside the worker process (``MC_IN_PROCESS_RUNNERS``), so the cap keeps a job
+  from holding a worker slot; the wall-clock limit of in-process runs stops it in any case;
 - ``steps`` (integer >= 1, default 1): the number of parts;
 - ``fail`` (bool, default false): fail with ``RunnerError("runner_error")`` instead of succeeding
   (after the sleep), for drills of the failure path.
@@ -18,6 +20,9 @@ import time
 from typing import Any, ClassVar
 
 from workers.runners.base import ProgressCallback, Runner, RunnerError, RunResult, RunSpec
+
+#: The longest sleep a job may ask for (seconds).
+MAX_SLEEP_S = 30
 
 
 class NoopRunner(Runner):
@@ -31,7 +36,7 @@ class NoopRunner(Runner):
         "title": "noop config",
         "type": "object",
         "properties": {
-            "sleep_s": {"type": "number", "minimum": 0, "maximum": 86400, "default": 0},
+            "sleep_s": {"type": "number", "minimum": 0, "maximum": MAX_SLEEP_S, "default": 0},
             "steps": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1},
             "fail": {"type": "boolean", "default": False},
             "seed": {"type": "integer", "minimum": 0},

@@ -134,6 +134,16 @@ class TestJobsApi:
         again = post_job(client, alice_variant, config={"steps": 2})
         assert again.status_code == 200 and again.json()["id"] == job["id"]
 
+    def test_noop_jobs_are_for_maintainers(self, alice, maintainer, client_for, alice_variant, noop, settings):
+        settings.MC_MAINTAINER_ONLY_RUNNERS = ["noop"]
+        resp = post_job(client_for(alice), alice_variant, config={"sleep_s": 30})
+        assert resp.status_code == 403, resp.json()
+        assert resp["Content-Type"].startswith("application/problem+json")
+        assert "maintainers only" in resp.json()["detail"]
+        assert post_job(client_for(maintainer), alice_variant, config={"sleep_s": 30}).status_code == 201
+        too_long = post_job(client_for(maintainer), alice_variant, config={"sleep_s": 31})
+        assert too_long.status_code == 400 and "config" in str(too_long.json()["errors"])
+
     def test_submission_needs_the_jobs_scope(self, alice, client_for, alice_variant, noop, api):
         assert post_job(api, alice_variant).status_code == 401
         assert post_job(client_for(alice, scopes=("read", "write")), alice_variant).status_code == 403

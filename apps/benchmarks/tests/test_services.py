@@ -194,6 +194,27 @@ class TestSubmission:
         with pytest.raises(ValidationFailed):
             submit(alice, alice_variant, noop)
 
+    def test_maintainers_only_runners_refuse_contributors(self, alice, maintainer, alice_variant, noop, settings):
+        # The production default: noop runs inside the worker and evaluates nothing, a maintainers' drill tool.
+        settings.MC_MAINTAINER_ONLY_RUNNERS = ["noop"]
+        with pytest.raises(PermissionDenied) as exc:
+            submit(alice, alice_variant, noop)
+        assert "maintainers only" in exc.value.detail
+        with pytest.raises(PermissionDenied):
+            services.jobs_submit_batch(actor=alice, items=[(alice_variant.current_revision, noop, {"steps": 2})])
+        assert not BenchmarkJob.objects.exists()
+        _, created = submit(maintainer, alice_variant, noop)
+        assert created
+
+    def test_contributors_cannot_rerun_their_old_jobs_on_maintainers_only_runners(self, alice, alice_variant, noop,
+                                                                                  settings):
+        job, _ = submit(alice, alice_variant, noop)  # before the rule (the engine's tests switch it off)
+        services.job_claim(job_id=job.pk, worker="w1@h")
+        services.job_fail(job_id=job.pk, attempt=1, reason=FailureReason.WORKER_LOST, message="lost")
+        settings.MC_MAINTAINER_ONLY_RUNNERS = ["noop"]
+        with pytest.raises(PermissionDenied):
+            services.job_retry(job=job, actor=alice)
+
     def test_only_maintainers_set_priority(self, alice, alice_variant, noop):
         with pytest.raises(PermissionDenied):
             services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop, priority=5)

@@ -1,15 +1,20 @@
 """Settings shared by every environment. Every value comes from the environment (django-environ)."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 
 BASE_DIR = Path(__file__).resolve().parents[3]
-VAR_DIR = Path(environ.Env().str("MC_VAR_DIR", default=str(BASE_DIR / "var")))
+# Data (the SQLite database, media, the filesystem broker) lives outside the checkout, so that nothing a user
+# uploads sits in the code tree: $XDG_DATA_HOME/modelcommons, by default ~/.local/share/modelcommons.
+_DATA_HOME = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+VAR_DIR = Path(environ.Env().str("MC_VAR_DIR", default=str(_DATA_HOME / "modelcommons")))
 
 env = environ.Env()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Made private to its owner when created: the database file and every upload are under it.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-change-me")
@@ -327,6 +332,26 @@ MC_WORKER_PRESENCE_S = env.float("MC_WORKER_PRESENCE_S", default=10.0)
 MC_WORKER_STALE_S = env.float("MC_WORKER_STALE_S", default=35.0)
 # Runners that load nothing run inside the worker process instead of a sandbox child (no interpreter start).
 MC_IN_PROCESS_RUNNERS = env.list("MC_IN_PROCESS_RUNNERS", default=["noop"])
+# Wall-clock limits (seconds): every run stops at its benchmark's timeout_s, and never later than this cap; runs
+# inside the worker process (MC_IN_PROCESS_RUNNERS) also never later than the second, lower cap.
+MC_RUNNER_MAX_WALL_S = env.int("MC_RUNNER_MAX_WALL_S", default=6 * 3600)
+MC_IN_PROCESS_MAX_WALL_S = env.int("MC_IN_PROCESS_MAX_WALL_S", default=60)
+# Jobs on benchmarks with these runners are for maintainers only (noop: pipeline drills, nothing to evaluate).
+MC_MAINTAINER_ONLY_RUNNERS = env.list("MC_MAINTAINER_ONLY_RUNNERS", default=["noop"])
+# The runner sandbox (workers/runners/sandbox.py). strict: bubblewrap namespaces (no network, only the runner's
+# code and staged inputs visible), and a root worker drops the child to MC_SANDBOX_USER; sandboxed jobs fail
+# with sandbox_unavailable where that cannot be set up. weak: no namespaces (an operator's explicit choice).
+MC_SANDBOX = env.str("MC_SANDBOX", default="strict")
+MC_SANDBOX_USER = env.str("MC_SANDBOX_USER", default="nobody")
+# Where private run folders are made (default: the system temporary folder); on the media folder's filesystem,
+# artifacts are hard-linked into them instead of copied.
+MC_SANDBOX_DIR = env.str("MC_SANDBOX_DIR", default="")
+# Further folders a runner child may read (the code of a runner installed outside the virtualenv).
+MC_SANDBOX_READONLY_PATHS = env.list("MC_SANDBOX_READONLY_PATHS", default=[])
+MC_SANDBOX_MAX_PROCESSES = env.int("MC_SANDBOX_MAX_PROCESSES", default=512)
+MC_SANDBOX_MAX_FILE_MB = env.int("MC_SANDBOX_MAX_FILE_MB", default=1024)
+# The folders of lm-eval YAML tasks a job's include_path may name (never a folder under MEDIA_ROOT or VAR_DIR).
+MC_LMEVAL_TASK_DIRS = env.list("MC_LMEVAL_TASK_DIRS", default=[str(BASE_DIR / "fixtures" / "tinylm" / "tasks")])
 # "module.path:Class" as a benchmark's runner: tests and development only.
 MC_ALLOW_RUNNER_PATHS = env.bool("MC_ALLOW_RUNNER_PATHS", default=False)
 # Adaptive verification (BOINC): always re-run results of sources with fewer consecutive agreements than

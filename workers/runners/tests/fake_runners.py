@@ -29,12 +29,6 @@ def _result(runner: Runner, **environment: Any) -> RunResult:
     )
 
 
-def _write_pid(spec: RunSpec) -> None:
-    pid_file = spec.config.get("pid_file")
-    if pid_file:
-        Path(pid_file).write_text(str(os.getpid()))
-
-
 class SlowRunner(Runner):
     """Sleeps ``config["seconds"]`` in ``config["steps"]`` steps, reporting progress after each."""
 
@@ -44,7 +38,7 @@ class SlowRunner(Runner):
     config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
 
     def run(self, spec: RunSpec, progress: ProgressCallback) -> RunResult:
-        _write_pid(spec)
+        progress(0, int(spec.config.get("steps", 10)))
         seconds = float(spec.config.get("seconds", 30))
         steps = int(spec.config.get("steps", 10))
         for i in range(1, steps + 1):
@@ -126,6 +120,65 @@ class EnvRunner(Runner):
         sys.stdout.flush()
         names = spec.config.get("names", [])
         return _result(self, env={name: os.environ.get(name) for name in names}, pid=os.getpid())
+
+
+class ProbeRunner(Runner):
+    """Tries one thing the sandbox must stop (or, as a control, allow), named by ``config["action"]``:
+
+    - ``connect``: a TCP connection to ``host``:``port``;
+    - ``read``: read the file at ``path`` (reports its size);
+    - ``listdir``: list the folder at ``path``;
+    - ``write``: write ``size_mb`` MiB to the file at ``path``;
+    - ``fork_bomb``: fork without end (first reporting progress ``(0, inode)``, the inode of its PID namespace,
+      so that the test can look for what is left in it);
+    - ``whoami``: report the user, groups, environment, working folder, host name and the staged inputs.
+    """
+
+    key: ClassVar[str] = "test-probe"
+    version: ClassVar[str] = "0"
+    loadable_formats: ClassVar[frozenset[str]] = frozenset()
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+
+    def run(self, spec: RunSpec, progress: ProgressCallback) -> RunResult:
+        import socket
+
+        config = spec.config
+        action = config["action"]
+        progress(0, 1)
+        if action == "connect":
+            with socket.create_connection((config["host"], int(config["port"])), timeout=5) as conn:
+                conn.sendall(b"hello")
+            return _result(self, connected=True)
+        if action == "read":
+            return _result(self, size=len(Path(config["path"]).read_bytes()))
+        if action == "listdir":
+            return _result(self, entries=sorted(os.listdir(config["path"])))
+        if action == "write":
+            block = b"\0" * (1024 * 1024)
+            with open(config["path"], "wb") as fh:
+                for _ in range(int(config["size_mb"])):
+                    fh.write(block)
+            return _result(self, written=int(config["size_mb"]))
+        if action == "fork_bomb":
+            progress(0, os.stat("/proc/self/ns/pid").st_ino)
+            while True:
+                os.fork()
+        if action == "whoami":
+            return _result(
+                self,
+                uid=os.getuid(),
+                gid=os.getgid(),
+                groups=os.getgroups(),
+                env=dict(os.environ),
+                cwd=os.getcwd(),
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                namespaces={kind: os.readlink(f"/proc/self/ns/{kind}") for kind in ("pid", "net", "mnt", "ipc")},
+                inputs=[a.path for a in spec.artifacts],
+                dataset=spec.dataset.path if spec.dataset else None,
+                contents=[Path(a.path).read_text() for a in spec.artifacts],
+            )
+        raise ValueError(f"unknown action {action!r}")
 
 
 class NotARunner:

@@ -1,23 +1,41 @@
-"""run_in_child: the runner in a child process, with timeout, memory limit and cancellation."""
+"""run_in_child: the runner in a sandboxed child process, with timeout, limits, cancellation, and the sandbox's
+confinement (user, network, files, environment, processes)."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import multiprocessing
 import os
 import pickle
+import shutil
+import socket
+import sqlite3
+import sys
+import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from workers.runners.base import ArtifactSpec, JobCancelled, RunnerError, RunSpec
+from workers.runners.base import ArtifactSpec, DatasetSpec, JobCancelled, RunnerError, RunSpec
 from workers.runners.onnx_classification import OnnxClassificationRunner
-from workers.runners.sandbox import child_environment, run_in_child
-from workers.runners.tests.fake_runners import MODULE
+from workers.runners.sandbox import SandboxPolicy, child_environment, run_in_child, sandbox_status
+from workers.runners.tests.fake_runners import MODULE, ProbeRunner
+from workers.runners.tests.sandbox_support import (
+    assert_gone,
+    assert_namespace_empty,
+    is_runner_child,
+    requires_namespaces,
+    requires_root,
+    runner_children,
+)
 
 TIMEOUT = 60
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+PROBE = f"{MODULE}:ProbeRunner"
 
 
 def noop(done: int, total: int) -> None:
@@ -28,27 +46,30 @@ def fake_spec(**config) -> RunSpec:
     return RunSpec(job_id="fake", artifacts=(), dataset=None, config=config)
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return any(line.startswith("State:") and "Z" in line.split()[1] for line in fh)
-    except OSError:
-        return False
+class Watcher:
+    """A progress callback that notes the sandbox processes while the run is on (use it with a runner that is
+    still running when it reports)."""
+
+    def __init__(self, raise_at: int | None = None):
+        self.raise_at = raise_at
+        self.calls: list[tuple[int, int]] = []
+        self.pids: set[int] = set()
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls.append((done, total))
+        self.pids |= runner_children()
+        if self.raise_at is not None and done >= self.raise_at:
+            raise JobCancelled()
 
 
-def assert_dead(pid_file: Path) -> None:
-    """The child whose pid is in ``pid_file`` no longer exists (or is at most a zombie being reaped)."""
-    pid = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        if _is_zombie(pid):  # exited, waiting for a (possibly non-reaping) init to reap it
-            return
-        time.sleep(0.05)
-    pytest.fail(f"child {pid} is still alive")
+def probe(policy: SandboxPolicy | None = None, spec: RunSpec | None = None, progress=noop, **config):
+    return run_in_child(PROBE, spec or fake_spec(**config), progress, timeout_s=TIMEOUT, memory_mb=None,
+                        policy=policy)
+
+
+def in_process(**config):
+    """The same probe without a sandbox: the control that shows the target is really there."""
+    return ProbeRunner().run(fake_spec(**config), noop)
 
 
 def test_success_matches_in_process(digits_spec, recorder):
@@ -73,21 +94,16 @@ def test_success_with_a_generous_memory_limit(digits_spec):
     assert result.metrics["accuracy"] > 0.9
 
 
-def test_timeout_kills_the_child(tmp_path):
-    pid_file = tmp_path / "pid"
+def test_timeout_kills_the_child():
+    watcher = Watcher()
     started = time.monotonic()
     with pytest.raises(RunnerError) as info:
-        run_in_child(
-            f"{MODULE}:SlowRunner",
-            fake_spec(seconds=60, steps=60, pid_file=str(pid_file)),
-            noop,
-            timeout_s=2.0,
-            memory_mb=None,
-        )
+        run_in_child(f"{MODULE}:SlowRunner", fake_spec(seconds=60, steps=60), watcher, timeout_s=2.0,
+                     memory_mb=None)
     assert info.value.reason == "timeout"
     assert "2 s" in info.value.message
     assert time.monotonic() - started < 15
-    assert_dead(pid_file)
+    assert_gone(watcher.pids)
 
 
 def test_memory_limit_breach_is_out_of_memory():
@@ -106,21 +122,15 @@ def test_allocation_within_the_limit_succeeds():
     assert result.environment["allocated"] == 16 * 1024 * 1024
 
 
-def test_cancel_kills_the_child_and_reraises(tmp_path, recorder):
-    pid_file = tmp_path / "pid"
-    progress = recorder(raise_at=2, exc=JobCancelled())
+def test_cancel_kills_the_child_and_reraises():
+    watcher = Watcher(raise_at=2)
     started = time.monotonic()
     with pytest.raises(JobCancelled):
-        run_in_child(
-            f"{MODULE}:SlowRunner",
-            fake_spec(seconds=30, steps=100, pid_file=str(pid_file)),
-            progress,
-            timeout_s=TIMEOUT,
-            memory_mb=None,
-        )
+        run_in_child(f"{MODULE}:SlowRunner", fake_spec(seconds=30, steps=100), watcher, timeout_s=TIMEOUT,
+                     memory_mb=None)
     assert time.monotonic() - started < 15
-    assert max(d for d, _ in progress.calls) < 100
-    assert_dead(pid_file)
+    assert max(d for d, _ in watcher.calls) < 100
+    assert_gone(watcher.pids)
 
 
 def test_cancel_onnx_run_between_batches(digits_spec, recorder):
@@ -166,32 +176,27 @@ def test_hard_crash_is_runner_error():
     assert "about to abort" in info.value.log_tail
 
 
-def test_child_environment_is_offline(monkeypatch):
+def test_child_environment_is_an_allowlist(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db/x")
+    monkeypatch.setenv("SECRET_KEY", "django-secret")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setenv("MC_HARMLESS", "kept")
-    names = [
-        "HF_HUB_OFFLINE",
-        "TRANSFORMERS_OFFLINE",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "HF_TOKEN",
-        "DATABASE_URL",
-        "MC_HARMLESS",
-    ]
-    result = run_in_child(
-        f"{MODULE}:EnvRunner", fake_spec(names=names), noop, timeout_s=TIMEOUT, memory_mb=None
-    )
-    env = result.environment["env"]
-    assert env["HF_HUB_OFFLINE"] == "1"
-    assert env["TRANSFORMERS_OFFLINE"] == "1"
-    assert env["HTTPS_PROXY"] is None and env["http_proxy"] is None
-    assert env["HF_TOKEN"] is None and env["DATABASE_URL"] is None
-    assert env["MC_HARMLESS"] == "kept"
+    monkeypatch.setenv("MC_HARMLESS", "looks harmless, still not passed")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("PATH", "/opt/evil/bin:" + os.environ["PATH"])
+    result = run_in_child(f"{MODULE}:EnvRunner", fake_spec(names=[]), noop, timeout_s=TIMEOUT, memory_mb=None)
     assert result.environment["pid"] != os.getpid()
+    env = probe(action="whoami").environment["env"]
+    for name in ("HTTPS_PROXY", "http_proxy", "HF_TOKEN", "DATABASE_URL", "SECRET_KEY", "MC_HARMLESS",
+                 "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL", "VIRTUAL_ENV"):
+        assert name not in env, name
+    assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1" and env["HF_DATASETS_OFFLINE"] == "1"
+    assert env["OMP_NUM_THREADS"] == "3"
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    assert env["LANG"] == "C.UTF-8"
+    assert env["HOME"] == env["TMPDIR"] and Path(env["HOME"]).name == "tmp"
     # Stray prints, even one that looks like a protocol message, end up in the log, not the result.
     assert result.metrics == {"ok": 1.0}
     assert any("stray print from a runner" in line for line in result.log)
@@ -199,13 +204,19 @@ def test_child_environment_is_offline(monkeypatch):
 
 def test_child_environment_helper():
     env = child_environment(
-        256, base={"PATH": "/bin", "ALL_PROXY": "socks5://x", "AWS_SECRET_ACCESS_KEY": "s"}
+        256,
+        base={"PATH": "/bin", "ALL_PROXY": "socks5://x", "AWS_SECRET_ACCESS_KEY": "s", "OMP_NUM_THREADS": "2",
+              "SECRET_KEY": "k", "PYTHONPATH": "/elsewhere"},
+        home="/run/private",
+        task_dirs=("/srv/tasks", "/srv/more"),
     )
-    assert env["PATH"] == "/bin"
-    assert "ALL_PROXY" not in env and "AWS_SECRET_ACCESS_KEY" not in env
-    assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1"
-    assert env["OPENBLAS_NUM_THREADS"] == "1"
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(Path(__file__).resolve().parents[3])
+    assert set(env) >= {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONPATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    assert "ALL_PROXY" not in env and "AWS_SECRET_ACCESS_KEY" not in env and "SECRET_KEY" not in env
+    assert env["HOME"] == env["TMPDIR"] == "/run/private"
+    assert env["OMP_NUM_THREADS"] == "2" and env["OPENBLAS_NUM_THREADS"] == "1"
+    assert env["PYTHONPATH"] == str(PROJECT_ROOT)
+    assert env["MC_LMEVAL_TASK_DIRS"] == "/srv/tasks,/srv/more"
 
 
 def test_unsafe_artifact_refused_in_child(digits_spec, tmp_path):
@@ -262,32 +273,256 @@ def test_works_from_a_daemonic_process(digits_spec):
     assert value > 0.9
 
 
-def test_child_exits_when_the_worker_is_killed(tmp_path):
+def test_child_exits_when_the_worker_is_killed():
     """A SIGKILLed worker must not leave its runner child computing: the child sees stdin EOF."""
     import signal
     import subprocess
-    import sys
 
-    pid_file = tmp_path / "pid"
     script = (
         "from workers.runners.base import RunSpec\n"
         "from workers.runners.sandbox import run_in_child\n"
-        f"spec = RunSpec('x', (), None, {{'seconds': 60, 'steps': 60, 'pid_file': {str(pid_file)!r}}})\n"
+        "spec = RunSpec('x', (), None, {'seconds': 60, 'steps': 60})\n"
         f"run_in_child('{MODULE}:SlowRunner', spec, lambda d, t: None, timeout_s=120, memory_mb=None)\n"
     )
-    root = Path(__file__).resolve().parents[3]
     worker = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONPATH": str(root)}
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     )
     try:
-        deadline = time.monotonic() + 30
-        while not (pid_file.exists() and pid_file.read_text()):
+        deadline = time.monotonic() + 60
+        seen: set[int] = set()
+        while not any(is_runner_child(pid) for pid in seen):
             assert time.monotonic() < deadline, "the runner child never started"
             assert worker.poll() is None, "the worker script exited early"
             time.sleep(0.05)
+            seen = runner_children(worker.pid)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
-        assert_dead(pid_file)
+        assert_gone(seen)
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+# -- the sandbox ----------------------------------------------------------------------------------------
+
+
+@requires_namespaces
+def test_strict_sandbox_is_available_here():
+    status = sandbox_status(SandboxPolicy())
+    assert status.available, status.detail
+    assert status.mode == "strict" and status.namespaces
+    assert status.user == ("nobody" if os.geteuid() == 0 else None)
+
+
+@requires_namespaces
+def test_child_runs_unprivileged_in_its_own_namespaces_and_folder(tmp_path):
+    artifact = tmp_path / "weights.onnx"
+    artifact.write_text("staged bytes")
+    data = tmp_path / "data.jsonl"
+    data.write_text("{}\n")
+    spec = RunSpec(job_id="x", artifacts=(ArtifactSpec(str(artifact), "0" * 64, "onnx"),),
+                   dataset=DatasetSpec(str(data)), config={"action": "whoami"})
+    env = probe(spec=spec).environment
+    if os.geteuid() == 0:
+        assert env["uid"] == 65534 and env["gid"] == 65534 and set(env["groups"]) <= {65534}
+    assert env["hostname"] == "sandbox"
+    for kind in ("pid", "net", "mnt", "ipc"):
+        assert env["namespaces"][kind] != os.readlink(f"/proc/self/ns/{kind}"), f"the child shares our {kind} namespace"
+    assert env["pid"] <= 3  # bubblewrap's init is 1 in the child's own PID space
+    # Inputs are staged into the run's private folder (the originals are not handed over), names kept.
+    [staged] = env["inputs"]
+    assert staged != str(artifact) and Path(staged).name == "weights.onnx"
+    assert env["contents"] == ["staged bytes"]
+    assert env["dataset"] != str(data) and Path(env["dataset"]).name == "data.jsonl"
+    assert Path(env["cwd"]) == Path(env["env"]["HOME"])
+    assert not Path(staged).exists(), "the private run folder outlives the run"
+
+
+@requires_namespaces
+def test_opening_a_socket_is_a_sandbox_violation():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        assert in_process(action="connect", host="127.0.0.1", port=port).environment["connected"]  # control
+        for host, target in (("127.0.0.1", port), ("192.0.2.1", 80)):
+            with pytest.raises(RunnerError) as info:
+                probe(action="connect", host=host, port=target)
+            assert info.value.reason == "sandbox_violation", info.value.message
+            assert "no network" in info.value.message
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A checkout laid out like the real one (workers/, .env, var/ with a SQLite database), whose workers/runners
+    the child imports: what it must not read sits where it sits in a real deployment."""
+    root = tmp_path / "checkout"
+    shutil.copytree(PROJECT_ROOT / "workers", root / "workers", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / ".env").write_text("SECRET_KEY=the-platform-secret\nDATABASE_URL=postgres://u:p@db/x\n")
+    (root / "var").mkdir()
+    with sqlite3.connect(root / "var" / "modelcommons.sqlite3") as db:
+        db.execute("CREATE TABLE accounts_token (digest TEXT)")
+    (root / "platform" / "modelcommons").mkdir(parents=True)
+    (root / "platform" / "modelcommons" / "settings.py").write_text("SECRET_KEY = 'also secret'\n")
+    return root
+
+
+@requires_namespaces
+@pytest.mark.parametrize("target", [".env", "var/modelcommons.sqlite3", "platform/modelcommons/settings.py"])
+def test_reading_the_platforms_files_is_a_sandbox_violation(checkout, target):
+    path = checkout / target
+    assert in_process(action="read", path=str(path)).environment["size"] > 0  # control: it is there and readable
+    policy = SandboxPolicy(code_root=str(checkout), task_dirs=())
+    with pytest.raises(RunnerError) as info:
+        probe(policy, action="read", path=str(path))
+    assert info.value.reason == "sandbox_violation", info.value.message
+    assert str(path) in info.value.message
+    # The same child reads its own inputs, so it is the sandbox, not a broken child, that said no.
+    assert probe(policy, action="whoami").environment["uid"] is not None
+
+
+@requires_namespaces
+@pytest.mark.parametrize("relative", ["pyproject.toml", ".git/config", "apps/accounts/models.py"])
+def test_the_real_code_tree_is_not_visible(relative):
+    path = PROJECT_ROOT / relative
+    if not path.exists():
+        pytest.skip(f"{relative} is not part of this checkout")
+    with pytest.raises(RunnerError) as info:
+        probe(action="read", path=str(path))
+    assert info.value.reason == "sandbox_violation", info.value.message
+
+
+@requires_namespaces
+def test_reading_another_jobs_artifact_is_a_sandbox_violation(tmp_path):
+    # Stored artifacts, as Django's storage leaves them: world-readable files in the media folder.
+    media = tmp_path / "media" / "artifacts" / "bob"
+    media.mkdir(parents=True)
+    bobs = media / "private-weights.onnx"
+    bobs.write_bytes(b"bob's weights")
+    bobs.chmod(0o644)
+    assert in_process(action="read", path=str(bobs)).environment["size"] == 13  # control
+    with pytest.raises(RunnerError) as info:
+        probe(action="read", path=str(bobs))
+    assert info.value.reason == "sandbox_violation", info.value.message
+
+    # And the staged copy of a job that runs at the same moment.
+    spec = RunSpec(job_id="bob", artifacts=(ArtifactSpec(str(bobs), "0" * 64, "onnx"),), dataset=None,
+                   config={"seconds": 30, "steps": 300})
+    stop = threading.Event()
+
+    def stop_soon(done: int, total: int) -> None:
+        if stop.is_set():
+            raise JobCancelled()
+
+    errors: list[BaseException] = []
+
+    def run_bob() -> None:
+        try:
+            run_in_child(f"{MODULE}:SlowRunner", spec, stop_soon, timeout_s=TIMEOUT, memory_mb=None)
+        except JobCancelled:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    bob = threading.Thread(target=run_bob)
+    bob.start()
+    try:
+        pattern = os.path.join(tempfile.gettempdir(), "mc-sandbox-*", "inputs", "000", "private-weights.onnx")
+        deadline = time.monotonic() + 30
+        while not (staged := glob.glob(pattern)):
+            assert time.monotonic() < deadline and bob.is_alive(), errors
+            time.sleep(0.05)
+        assert Path(staged[0]).read_bytes() == b"bob's weights"  # control: the staged copy is there
+        with pytest.raises(RunnerError) as info:
+            probe(action="read", path=staged[0])
+        assert info.value.reason == "sandbox_violation", info.value.message
+        # The other runs' private folders are not even listed.
+        listed = probe(action="listdir", path=tempfile.gettempdir()).environment["entries"]
+        assert len([e for e in listed if e.startswith("mc-sandbox-")]) == 1
+    finally:
+        stop.set()
+        bob.join(timeout=30)
+    assert not errors
+
+
+@requires_namespaces
+def test_a_fork_bomb_hits_the_process_limit_and_leaves_nothing_behind():
+    watcher = Watcher()
+    with pytest.raises(RunnerError) as info:
+        probe(SandboxPolicy(max_processes=64), action="fork_bomb", progress=watcher)
+    assert info.value.reason == "sandbox_violation", info.value.message
+    assert "process limit (64" in info.value.message
+    [(_, inode)] = watcher.calls  # the bomb's PID namespace, reported before it went off
+    assert_namespace_empty(f"pid:[{inode}]")
+
+
+@requires_namespaces
+def test_writing_past_the_file_size_limit_is_a_sandbox_violation():
+    # Relative paths: in the run's private folder (its working directory).
+    assert probe(SandboxPolicy(max_file_mb=4), action="write", path="small", size_mb=2)
+    with pytest.raises(RunnerError) as info:
+        probe(SandboxPolicy(max_file_mb=4), action="write", path="big", size_mb=8)
+    assert info.value.reason == "sandbox_violation", info.value.message
+    assert "file-size limit (4 MiB)" in info.value.message
+
+
+@requires_namespaces
+def test_writing_outside_the_private_folder_is_refused(tmp_path):
+    with pytest.raises(RunnerError) as info:
+        probe(action="write", path=str(PROJECT_ROOT / "workers" / "runners" / "planted.py"), size_mb=1)
+    assert info.value.reason == "sandbox_violation", info.value.message
+    assert not (PROJECT_ROOT / "workers" / "runners" / "planted.py").exists()
+
+
+def test_missing_bubblewrap_refuses_the_run():
+    policy = SandboxPolicy(bwrap="/nonexistent/bwrap")
+    with pytest.raises(RunnerError) as info:
+        run_in_child("noop", fake_spec(), noop, timeout_s=TIMEOUT, memory_mb=None, policy=policy)
+    assert info.value.reason == "sandbox_unavailable"
+    assert "bubblewrap" in info.value.message and "MC_SANDBOX=weak" in info.value.message
+    assert not sandbox_status(policy).available
+
+
+@requires_root
+def test_unknown_sandbox_user_refuses_the_run():
+    with pytest.raises(RunnerError) as info:
+        probe(SandboxPolicy(user="no-such-user-mc"), action="whoami")
+    assert info.value.reason == "sandbox_unavailable"
+    assert "no-such-user-mc" in info.value.message
+
+
+def test_weak_mode_keeps_the_environment_allowlist_and_the_private_folder(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "django-secret")
+    policy = SandboxPolicy(mode="weak", user="")
+    status = sandbox_status(policy)
+    assert status.available and status.mode == "weak" and not status.namespaces
+    assert "no namespaces" in status.detail
+    env = probe(policy, action="whoami").environment
+    assert "SECRET_KEY" not in env["env"]
+    assert Path(env["cwd"]).name == "tmp" and env["env"]["HOME"] == env["cwd"]
+
+
+@requires_root
+def test_weak_mode_refuses_when_protected_files_are_readable_by_others():
+    folder = Path(tempfile.mkdtemp(prefix="mc-test-protected-"))  # in /tmp: traversable by everyone
+    try:
+        folder.chmod(0o755)
+        secret = folder / ".env"
+        secret.write_text("SECRET_KEY=x")
+        secret.chmod(0o644)
+        exposed = SandboxPolicy(mode="weak", protected_paths=(str(secret),))
+        status = sandbox_status(exposed)
+        assert not status.available
+        assert str(secret) in status.detail and "readable by other users" in status.detail
+        with pytest.raises(RunnerError) as info:
+            probe(exposed, action="whoami")
+        assert info.value.reason == "sandbox_unavailable"
+        secret.chmod(0o600)
+        assert "readable by other users" not in sandbox_status(replace(exposed, max_file_mb=1023)).detail
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_invalid_mode_is_refused():
+    with pytest.raises(ValueError, match="MC_SANDBOX"):
+        SandboxPolicy(mode="off")

@@ -374,3 +374,15 @@ def test_redis_counts_survive_a_failed_flush(files_world, monkeypatch):
     assert downloads.downloads_flush() == 2  # the batch that failed first
     assert downloads.downloads_flush() == 1  # then the new one
     assert Variant.objects.get(pk=base.pk).downloads == 3
+
+
+def test_the_beat_runs_the_flush_and_the_expiry(settings):
+    from modelcommons.celery import app
+
+    schedule = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"transfers.downloads_flush", "transfers.uploads_expire"} <= schedule
+    app.loader.import_default_modules()
+    assert {"transfers.downloads_flush", "transfers.uploads_expire"} <= set(app.tasks)
+    from apps.transfers import tasks
+
+    assert tasks.uploads_expire() == 0 and tasks.downloads_flush() == 0

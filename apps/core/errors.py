@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
+
 
 class DomainError(Exception):
     status = 400
@@ -59,6 +61,15 @@ class PreconditionFailed(DomainError):
     status = 412
     title = "Precondition failed"
     slug = "precondition-failed"
+
+
+class PayloadTooLarge(DomainError, RequestDataTooBig):
+    """413. Also a RequestDataTooBig, so that raised where Django handles it (a middleware reading the form, a
+    plain Django view) it still becomes a 413 (see problems.handler400), not a 500."""
+
+    status = 413
+    title = "Payload too large"
+    slug = "payload-too-large"
 
 
 class QuotaExceeded(DomainError):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponsePermanentRedirect, JsonResponse
+from django.http.response import HttpResponseBase
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
@@ -150,12 +155,85 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    return is_api_path(request.path)
 
 
-def json_problem(request: HttpRequest, status: int, detail: str) -> JsonResponse:
-    return JsonResponse(problem_body(status, detail, instance=request.path), status=status,
+def is_api_path(path: str) -> bool:
+    return path.startswith("/api/")
+
+
+def json_problem(request: HttpRequest, status: int, detail: str, **kw: Any) -> JsonResponse:
+    return JsonResponse(problem_body(status, detail, instance=request.path, **kw), status=status,
                         content_type=PROBLEM_CONTENT_TYPE)
+
+
+_GENERIC_DETAILS = {
+    400: "Bad request.",
+    403: "Permission denied.",
+    404: "No such endpoint or object.",
+    413: "Request body too large.",
+    414: "The request line (URL) is too long.",
+    500: "The server hit an unexpected error. It has been logged.",
+}
+
+
+def as_problem(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """An error response under /api/ that is not JSON (Django's DEBUG pages, HttpResponseNotAllowed, a CSRF
+    failure page ...) rewritten as problem+json with the same status and headers (Allow, Retry-After ...)."""
+    status = response.status_code
+    if (status < 400 or response.streaming or not is_api_path(request.path)
+            or "json" in response.get("Content-Type", "").lower()):
+        return response
+    if status == 405:
+        detail = f"Method {request.method} is not allowed here."
+    else:
+        detail = _GENERIC_DETAILS.get(status, "The request failed.")
+    body = problem_body(status, detail, instance=request.path)
+    response.content = json.dumps(body).encode()  # type: ignore[attr-defined]
+    response["Content-Type"] = PROBLEM_CONTENT_TYPE
+    if response.has_header("Content-Length"):
+        response["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]
+    return response
+
+
+def problem_for_exception(request: HttpRequest, exc: Exception) -> JsonResponse | None:
+    """The problem for an exception Django itself would answer (with an HTML page under DEBUG), or None for
+    the unexpected ones (Django logs them and answers 500; `as_problem` rewrites that page)."""
+    if isinstance(exc, DomainError):
+        return json_problem(request, exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=exc.errors,
+                            **exc.extra)
+    if isinstance(exc, RequestDataTooBig):
+        return json_problem(request, 413, str(exc) or _GENERIC_DETAILS[413])
+    if isinstance(exc, SuspiciousOperation):
+        logging.getLogger(f"django.security.{type(exc).__name__}").error(str(exc))
+        return json_problem(request, 400, _GENERIC_DETAILS[400])
+    if isinstance(exc, Http404):
+        return json_problem(request, 404, _GENERIC_DETAILS[404])
+    if isinstance(exc, DjangoPermissionDenied):
+        return json_problem(request, 403, _GENERIC_DETAILS[403])
+    return None
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    """The last route under /api/: unknown paths and ids that do not fit the URL's converter (`/jobs/abc/`)
+    are a problem+json 404 in every settings module. (With DEBUG on, Django answers an unresolved URL with its
+    HTML technical 404 page before handler404 is ever asked.)
+
+    Like APPEND_SLASH, a GET or HEAD of a known endpoint without its trailing slash is redirected; other methods
+    get the 404 with a hint (a redirect would lose the body)."""
+    path = request.path_info
+    detail = f"No API endpoint at {request.path}."
+    if not path.endswith("/"):
+        try:
+            match = resolve(path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            if request.method in ("GET", "HEAD"):
+                return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+            detail += f" Did you mean {request.path}/ (with the trailing slash)?"
+    return json_problem(request, 404, detail)
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None):  # type: ignore[no-untyped-def]
@@ -175,10 +253,20 @@ def handler500(request: HttpRequest):  # type: ignore[no-untyped-def]
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None):  # type: ignore[no-untyped-def]
+    """Django's answer to a SuspiciousOperation raised outside a DRF view: a form or upload over its limit
+    (RequestDataTooBig, apps.core.errors.PayloadTooLarge) is a 413, on pages too."""
+    too_big = isinstance(exception, RequestDataTooBig)
     if _is_api(request):
-        if isinstance(exception, RequestDataTooBig):
-            return json_problem(request, 413, "Request body too large.")
-        return json_problem(request, 400, "Bad request.")
+        if too_big:
+            return json_problem(request, 413, str(exception) or _GENERIC_DETAILS[413])
+        return json_problem(request, 400, _GENERIC_DETAILS[400])
+    if too_big:
+        from django.http import HttpResponse
+        from django.utils.html import escape
+
+        message = escape(str(exception) or "The request body is too large.")
+        return HttpResponse(f"<!doctype html><title>Too large</title><h1>Too large</h1><p>{message}</p>",
+                            status=413)
     from django.views.defaults import bad_request
 
     return bad_request(request, exception)  # type: ignore[arg-type]
@@ -190,3 +278,24 @@ def handler403(request: HttpRequest, exception: Exception | None = None):  # typ
     from django.views.defaults import permission_denied
 
     return permission_denied(request, exception)  # type: ignore[arg-type]
+
+
+class ApiProblemMiddleware:
+    """Under /api/ every error is problem+json, in every settings module.
+
+    Outermost, so it sees every answer: Django's DEBUG pages (technical 404 and 500), HttpResponseNotAllowed
+    from a plain view, a CSRF failure page. Exceptions that escape a view and that Django would turn into a page
+    itself (too large, suspicious, 404, 403) become their problem here; unexpected ones are left to Django, which
+    logs them, and their 500 page is rewritten. DRF views answer problem+json on their own
+    (problem_exception_handler)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return as_problem(request, self.get_response(request))
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        if not is_api_path(request.path):
+            return None
+        return problem_for_exception(request, exception)

@@ -20,8 +20,10 @@ import re
 from typing import Any
 
 import yaml
+from django.conf import settings
 
 from apps.core.errors import ValidationFailed
+from apps.core.parsers import string_problem
 
 from .choices import HUB_RELATIONS, Relation
 
@@ -40,13 +42,22 @@ _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*(?:
 
 
 class _CardLoader(yaml.SafeLoader):
-    """Safe YAML without aliases (an alias bomb would expand when stored as JSON) and with dates kept as
-    the strings they were written as (JSON has no date type)."""
+    """Safe YAML without aliases (an alias bomb would expand when stored as JSON), nested at most MAX_DEPTH
+    levels (PyYAML composes recursively: 3,000 nested `[` would end in a RecursionError), and with dates kept
+    as the strings they were written as (JSON has no date type)."""
+
+    _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
             raise yaml.YAMLError("YAML aliases (*name) are not allowed in card metadata")
-        return super().compose_node(parent, index)
+        if self._depth > MAX_DEPTH:
+            raise yaml.YAMLError(f"card metadata is nested more than {MAX_DEPTH} levels deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _CardLoader.yaml_implicit_resolvers = {
@@ -62,7 +73,12 @@ def _json_safe(value: Any, where: str, budget: list[int], depth: int = 0) -> Any
         raise ValidationFailed("Card metadata is too large.", errors={where: ["Too many values in the metadata."]})
     if depth > MAX_DEPTH:
         raise ValidationFailed("Card metadata is nested too deeply.", errors={where: ["Nested too deeply."]})
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        problem = string_problem(value)
+        if problem:
+            raise ValidationFailed("Card metadata holds text that cannot be stored.", errors={where: [problem]})
+        return value
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -72,9 +88,17 @@ def _json_safe(value: Any, where: str, budget: list[int], depth: int = 0) -> Any
     if isinstance(value, list | tuple):
         return [_json_safe(v, where, budget, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {str(k): _json_safe(v, where, budget, depth + 1) for k, v in value.items()}
+        return {_json_key(k, where): _json_safe(v, where, budget, depth + 1) for k, v in value.items()}
     raise ValidationFailed("Card metadata holds an unsupported value.",
                            errors={where: [f"Unsupported YAML value of type {type(value).__name__}."]})
+
+
+def _json_key(key: Any, where: str) -> str:
+    text = str(key)
+    problem = string_problem(text)
+    if problem:
+        raise ValidationFailed("Card metadata holds text that cannot be stored.", errors={where: [problem]})
+    return text
 
 
 def json_safe(value: Any, where: str = "card_data") -> Any:
@@ -82,13 +106,20 @@ def json_safe(value: Any, where: str = "card_data") -> Any:
 
 
 def card_split(text: str) -> tuple[dict[str, Any] | None, str]:
-    """(front matter or None, markdown body)."""
+    """(front matter or None, markdown body). The size limit holds before any YAML is parsed."""
+    limit = settings.MC_CARD_MAX_CHARS
+    if len(text) > limit:
+        raise ValidationFailed("The card is too long.",
+                               errors={"card": [f"Must be markdown of at most {limit} characters."]})
+    problem = string_problem(text)
+    if problem:
+        raise ValidationFailed("The card holds text that cannot be stored.", errors={"card": [problem]})
     match = _FRONT_MATTER.match(text)
     if not match:
         return None, text
     try:
         data = yaml.load(match.group(1), Loader=_CardLoader)  # noqa: S506 - _CardLoader is a SafeLoader
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ValidationFailed("The card's YAML front matter does not parse.",
                                errors={"card": [f"Invalid YAML front matter: {exc}"]})
     if data is None:

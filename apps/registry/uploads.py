@@ -1,9 +1,10 @@
-"""Artifact uploads: streamed to a temporary file with the sha256 computed on the fly, never held in memory.
+"""Uploads: streamed to a temporary file with the sha256 computed on the fly, never held in memory.
 
-`HashingUploadHandler` replaces Django's upload handlers for the artifact endpoint. Each chunk is hashed and
-written to a temporary file as it arrives; the size cap (settings.MC_UPLOAD_MAX_BYTES) is checked against the
-Content-Length before anything is read, and again while the bytes stream in. The resulting file carries
-`sha256`, `size` and `head` (its first bytes, for format sniffing) so the service never reads it twice.
+`HashingUploadHandler` is the project's only upload handler (settings.FILE_UPLOAD_HANDLERS), so every
+multipart body goes through it: the API with a token, a session or HTTP Basic, the web forms and the admin.
+Each chunk is hashed and written to a temporary file as it arrives; the size cap (settings.MC_UPLOAD_MAX_BYTES)
+is checked against the Content-Length before anything is read, and again while the bytes stream in. The
+resulting file carries `sha256`, `size` and `head` (its first bytes) so the service never reads it twice.
 """
 
 from __future__ import annotations
@@ -15,17 +16,12 @@ from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
-from apps.core.errors import DomainError
+from apps.core.errors import PayloadTooLarge
 
 HEAD_BYTES = 64
+__all__ = ["HashingUploadHandler", "PayloadTooLarge", "too_large", "upload_limit", "uploaded_digest"]
 # Room for the multipart boundaries and the small form fields next to the file.
 MULTIPART_OVERHEAD = 64 * 1024
-
-
-class PayloadTooLarge(DomainError):
-    status = 413
-    title = "Payload too large"
-    slug = "payload-too-large"
 
 
 def upload_limit() -> int:
@@ -75,8 +71,8 @@ class HashingUploadHandler(FileUploadHandler):
 
 
 def uploaded_digest(upload: UploadedFile) -> tuple[str, int, bytes]:
-    """(sha256, size, first bytes): from the hashing handler, or by reading the file in chunks (e.g. when
-    session CSRF checks parsed the form with Django's default handlers first)."""
+    """(sha256, size, first bytes): from the hashing handler, or by reading the file in chunks (a file handed
+    to the service by other code, e.g. a test or a management command)."""
     sha = getattr(upload, "sha256", None)
     if sha is not None:
         return sha, int(upload.size or 0), getattr(upload, "head", b"")
@@ -91,28 +87,3 @@ def uploaded_digest(upload: UploadedFile) -> tuple[str, int, bytes]:
         size += len(chunk)
     upload.seek(0)
     return digest.hexdigest(), size, head
-
-
-def sniff_format(head: bytes) -> str | None:
-    """What the first bytes say a file is, where that is certain: gguf, safetensors, zip (torch), pickle."""
-    if head.startswith(b"GGUF"):
-        return "gguf"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return "pickle"
-    if len(head) >= 9 and int.from_bytes(head[:8], "little") < 100_000_000 and head[8:9] == b"{":
-        return "safetensors"
-    return None
-
-
-def content_mismatch(declared: str, head: bytes) -> str | None:
-    """A reason the bytes contradict a declared safe format, or None."""
-    seen = sniff_format(head)
-    if declared == "gguf" and seen != "gguf":
-        return "the file does not start with the GGUF magic bytes"
-    if declared == "safetensors" and seen != "safetensors":
-        return "the file does not start with a safetensors header"
-    if declared == "onnx" and seen in ("pickle", "zip", "gguf", "safetensors"):
-        return f"the file looks like {seen}, not an ONNX protobuf"
-    return None

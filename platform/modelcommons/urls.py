@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.core import problems
 from apps.core import views as core_views
 
 urlpatterns = [
@@ -14,6 +15,8 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("", include("apps.web.urls")),
+    # Last: anything unknown under /api/ (paths, ids the converters refuse) is a problem+json 404, DEBUG or not.
+    re_path(r"^api/", problems.api_not_found),
 ]
 
 handler400 = "apps.core.problems.handler400"

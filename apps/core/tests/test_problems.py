@@ -81,3 +81,83 @@ def test_request_id_is_echoed(api):
     assert resp["X-Request-ID"] == "abc-123"
     resp = api.get("/healthz", HTTP_X_REQUEST_ID="bad id with spaces")
     assert resp["X-Request-ID"] != "bad id with spaces" and len(resp["X-Request-ID"]) == 32
+
+
+# --- Problem details everywhere under /api/, DEBUG included (issue 12, finding 14) ----------------------
+
+BOOM = "apps.core.tests.boom_urls"
+DEBUG_MODES = pytest.mark.parametrize("debug", [False, True], ids=["DEBUG-off", "DEBUG-on"])
+
+
+@pytest.fixture
+def plain():
+    """A Django test client that answers with the response even when a view raises."""
+    from django.test import Client
+
+    return Client(raise_request_exception=False)
+
+
+@DEBUG_MODES
+@pytest.mark.parametrize("url", [
+    "/api/v1/no-such-thing/", "/api/nope", "/api/v1/jobs/abc/", "/api/v1/jobs/-1/", "/api/v1/flags/1.5/resolve/",
+    "/api/v1/variants/alice/x/revisions/two/", "/api/v1/users/a/b/c/d/",
+], ids=["unknown", "unknown-short", "non-int-id", "negative-id", "float-id", "non-int-number", "too-deep"])
+def test_unknown_paths_and_unroutable_ids_are_problem_404(plain, settings, debug, url):
+    settings.DEBUG = debug
+    for method in ("get", "post", "delete"):
+        resp = getattr(plain, method)(url)
+        body = assert_problem(resp, 404)
+        assert body["instance"] == url
+
+
+@DEBUG_MODES
+def test_missing_trailing_slash(plain, settings, debug):
+    """GET is redirected like APPEND_SLASH would; a POST gets a 404 with a hint (DEBUG used to raise a
+    RuntimeError, a 500 page, for a POST without the slash)."""
+    settings.DEBUG = debug
+    resp = plain.get("/api/v1/benchmarks")
+    assert resp.status_code == 301 and resp["Location"] == "/api/v1/benchmarks/"
+    body = assert_problem(plain.post("/api/v1/jobs", data="{}", content_type="application/json"), 404)
+    assert "/api/v1/jobs/" in body["detail"]
+
+
+@DEBUG_MODES
+def test_405_is_a_problem(plain, settings, debug, alice):
+    settings.DEBUG = debug
+    plain.force_login(alice)
+    resp = plain.delete("/api/v1/me/")
+    assert_problem(resp, 405)
+    assert "GET" in resp["Allow"]
+    assert_problem(plain.put("/api/v1/benchmarks/"), 405)
+
+
+@DEBUG_MODES
+@override_settings(ROOT_URLCONF=BOOM)
+def test_plain_django_views_under_api_answer_problems(plain, settings, debug):
+    settings.DEBUG = debug
+    from apps.core.tests.boom_urls import SECRET
+
+    for url, status in [("/api/v1/__boom__/django/", 500), ("/api/v1/__boom__/drf/", 500),
+                        ("/api/v1/__boom__/too-big/", 413), ("/api/v1/__boom__/missing/", 404)]:
+        resp = plain.get(url)
+        assert_problem(resp, status)
+        if status != 413:  # a too-large message is for the client; internals are not
+            assert SECRET not in resp.content.decode()
+    resp = plain.post("/api/v1/__boom__/get-only/")
+    assert_problem(resp, 405)
+    assert resp["Allow"] == "GET"
+
+
+@DEBUG_MODES
+def test_request_data_too_big_is_413(client_for, alice, settings, debug):
+    settings.DEBUG = debug
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    resp = client_for(alice).post("/api/v1/jobs/", data="benchmark=" + "x" * 5000,
+                                  content_type="application/x-www-form-urlencoded")
+    assert_problem(resp, 413)
+
+
+def test_pages_keep_html_errors(plain, settings):
+    settings.DEBUG = True
+    resp = plain.get("/variants/alice/nothing-here/")
+    assert resp.status_code == 404 and not resp["Content-Type"].startswith(PROBLEM)

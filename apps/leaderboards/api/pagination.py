@@ -11,7 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from apps.core.pagination import MAX_PAGE_SIZE, _strict_page_size
+from apps.core.pagination import MAX_PAGE_SIZE, _strict_page_size, query_int
 
 
 class BoardPagination(BasePagination):
@@ -28,10 +28,10 @@ class BoardPagination(BasePagination):
         values = request.query_params.getlist(self.page_query_param)
         if len(values) > 1:
             raise ValidationError({self.page_query_param: ["Give page once."]})
-        raw = values[0] if values else "1"
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page:
+        page = query_int(values[0], minimum=1, maximum=self.max_page) if values else 1
+        if page is None:
             raise ValidationError({self.page_query_param: [f"Must be an integer between 1 and {self.max_page}."]})
-        self.page_number = int(raw)
+        self.page_number = page
         self.size = size
         self.offset = (self.page_number - 1) * size
         rows = list(queryset[self.offset:self.offset + size + 1])
@@ -55,8 +55,8 @@ class BoardPagination(BasePagination):
         return [
             {"name": self.page_query_param, "required": False, "in": "query",
              "description": f"Page number (1-based, at most {self.max_page}).",
-             "schema": {"type": "integer", "minimum": 1}},
+             "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page}},
             {"name": self.page_size_query_param, "required": False, "in": "query",
-             "description": f"Rows per page (larger values are capped at {self.max_page_size}).",
-             "schema": {"type": "integer", "minimum": 1}},
+             "description": f"Rows per page (1 to {self.max_page_size}).",
+             "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size}},
         ]

@@ -10,7 +10,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
-from apps.registry.uploads import PayloadTooLarge
+from apps.core.parsers import read_capped
 
 
 class MarkdownParser(BaseParser):
@@ -21,9 +21,7 @@ class MarkdownParser(BaseParser):
     def parse(self, stream: Any, media_type: str | None = None,  # type: ignore[override]
               parser_context: Any = None) -> str:
         limit = settings.MC_CARD_MAX_CHARS * 4  # utf-8 is at most 4 bytes a character
-        raw = stream.read(limit + 1)
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"A model card may be at most {settings.MC_CARD_MAX_CHARS} characters.")
+        raw = read_capped(stream, limit, parser_context, "model card")
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -49,3 +49,28 @@ def record(variant: Variant, actor: User, path: str = "model.safetensors", **kw:
     return artifact_add(revision=revision, actor=actor, path=path, uri=kw.pop("uri", f"hf://org/x@main/{path}"),
                         sha256=kw.pop("sha256", hashlib.sha256(path.encode()).hexdigest()),
                         size_bytes=kw.pop("size_bytes", 1234), fmt=kw.pop("fmt", None))
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def onnx_bytes(graph: bytes = b"\x0a\x00", *, ir_version: int = 8, producer: bytes = b"tests") -> bytes:
+    """The framing of an ONNX ModelProto (ir_version, producer_name, graph), enough for the format check."""
+    return (b"\x08" + _varint(ir_version) + b"\x12" + _varint(len(producer)) + producer
+            + b"\x3a" + _varint(len(graph)) + graph)
+
+
+def safetensors_bytes(data: bytes = b"\x00" * 8, dtype: str = "F32") -> bytes:
+    """A safetensors file with one 1-D tensor over `data`."""
+    import json
+
+    width = {"F32": 4, "F16": 2, "I8": 1, "U8": 1}[dtype]
+    header = json.dumps({"w": {"dtype": dtype, "shape": [len(data) // width], "data_offsets": [0, len(data)]}})
+    raw = header.encode()
+    return len(raw).to_bytes(8, "little") + raw + data

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.registry import services
 from apps.registry.models import Variant
-from apps.registry.tests.factories import CARD, commons_user, make_original, make_variant, record
+from apps.registry.tests.factories import CARD, commons_user, make_original, make_variant, onnx_bytes, record
 
 pytestmark = pytest.mark.django_db
 
@@ -292,7 +292,7 @@ def test_multipart_upload_streams_and_hashes(world, monkeypatch):
         return original(self, raw, start)
 
     monkeypatch.setattr(HashingUploadHandler, "receive_data_chunk", counting)
-    content = b"\x08\x01" + bytes(range(256)) * 12_000  # ~3 MB, an ONNX-ish protobuf prefix
+    content = onnx_bytes(bytes(range(256)) * 12_000)  # ~3 MB, framed as an ONNX ModelProto
     digest = hashlib.sha256(content).hexdigest()
     resp = _upload(world["clients"]["owner"], content, path="onnx/model.onnx", format="onnx", sha256=digest)
     assert resp.status_code == 201, resp.json()
@@ -373,7 +373,8 @@ def test_filters_search_and_ordering(world, alice, bob, maintainer):
     ordered = [v["name"] for v in client.get("/api/v1/variants/?ordering=name").json()["results"]]
     assert ordered == sorted(ordered)
     assert client.get("/api/v1/variants/?relation=sideways").status_code == 400
-    assert client.get("/api/v1/variants/?page_size=101").json()["results"] is not None
+    too_many = client.get("/api/v1/variants/?page_size=101")  # the schema's maximum is 100: refused, not clamped
+    assert too_many.status_code == 400 and "page_size" in too_many.json()["errors"]
 
 
 def _populate(owner, base, count):

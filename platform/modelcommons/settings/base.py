@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every error under /api/ leaves as problem+json, whoever produced it (DEBUG pages included).
+    "apps.core.problems.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.RequestIdMiddleware",
@@ -128,6 +130,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 *
 # which caps every request body that carries file bytes (one multipart upload, or one chunk of a resumable one).
 MC_ARTIFACT_MAX_BYTES = env.int("MC_ARTIFACT_MAX_BYTES", default=50 * 1024**3)
 MC_UPLOAD_MAX_BYTES = env.int("MC_UPLOAD_MAX_BYTES", default=512 * 1024**2)
+# Every multipart body (API with any authentication, web forms, the admin) streams through this one handler:
+# hashed on the way to a temporary file, and refused (413) past MC_UPLOAD_MAX_BYTES while it streams.
+FILE_UPLOAD_HANDLERS = ["apps.registry.uploads.HashingUploadHandler"]
+# JSON request bodies: refused (413) past this size before parsing.
+MC_JSON_MAX_BYTES = env.int("MC_JSON_MAX_BYTES", default=1024 * 1024)
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -140,8 +147,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
+        "apps.core.parsers.JSONParser",
+        "apps.core.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": [

@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.core.errors import NotFound
+from apps.registry.selectors import revision_declared
 
 from .choices import ACTIVE_JOB_STATUSES, JobStatus
 from .models import Benchmark, BenchmarkJob, JobResult
@@ -172,8 +173,8 @@ def job_bundle(job: BenchmarkJob) -> dict[str, Any]:
                 "verifies": job.verifies_id},
         "variant": variant.full_name,
         "revision": job.revision.number,
-        "precision": variant.precision or None,
-        "dtype": variant.precision or None,
+        "precision": revision_declared(job.revision, "precision") or None,
+        "dtype": revision_declared(job.revision, "precision") or None,
         "benchmark": {"slug": benchmark.slug, "version": job.benchmark_version, "task": benchmark.task,
                       "metrics": source.metrics, "config_schema": source.config_schema,
                       "default_config": source.default_config, "tolerance": benchmark.tolerance},

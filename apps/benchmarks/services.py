@@ -36,6 +36,7 @@ from apps.core.errors import (
 )
 from apps.registry.models import Revision, Variant
 from apps.registry.querysets import revision_is_visible_to
+from apps.registry.selectors import revision_declared
 
 from . import hooks
 from .choices import (
@@ -363,12 +364,13 @@ def submission_problems(*, revision: Revision, benchmark: Benchmark) -> dict[str
                    f"Revision {revision.number} has no artifact the '{benchmark.runner}' runner can load safely "
                    f"(it needs one of: {', '.join(sorted(formats & SAFE_ARTIFACT_FORMATS))}; found: {found}). "
                    f"Pickle-based files are never loaded.")
-    card = (variant.card or "").strip()
+    # What this revision declares: a submitted or published revision's snapshot, not a newer draft's edits.
+    card = (revision_declared(revision, "card") or "").strip()
     if len(card) <= settings.MC_MIN_CARD_CHARS:
         refuse("card", SubmissionCheck.CARD_TOO_SHORT,
                f"The model card has {len(card)} characters; it needs more than {settings.MC_MIN_CARD_CHARS} "
                f"(intended use, limitations, training data, evaluation).")
-    if not (variant.license or "").strip():
+    if not (revision_declared(revision, "license") or "").strip():
         refuse("license", SubmissionCheck.LICENSE_MISSING, "The variant declares no licence.")
     block = BlockedVariant.objects.filter(variant=variant).values_list("reason", flat=True).first()
     if block is not None:

@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from apps.registry.models import Artifact, Revision, Variant
+from apps.registry.selectors import revision_declared
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,7 @@ class RevisionFacts:
 
         The registry snapshots the variant's metadata and card into `Revision.metadata` at submission (what
         reviewers judge); a draft, or a revision submitted before snapshots existed, reads the live variant."""
-        snapshot = self.revision.metadata if isinstance(getattr(self.revision, "metadata", None), dict) else {}
-        if field in snapshot:
-            return snapshot[field]
-        return getattr(self.variant, field)
+        return revision_declared(self.revision, field)
 
     @property
     def license_id(self) -> str:

@@ -76,6 +76,13 @@ def revision_current_for_user(user: Any, variant: Variant) -> Revision | None:
     return variant.published_revision
 
 
+def revision_declared(revision: Revision, field: str) -> Any:
+    """A variant field as a revision declares it: its snapshot (`metadata`, taken at submission) when it has the
+    field, else (a draft, which changes with the variant) the variant as it stands."""
+    meta = revision.metadata if isinstance(revision.metadata, dict) else {}
+    return meta[field] if field in meta else getattr(revision.variant, field)
+
+
 def parent_visible(user: Any, parent: Variant) -> bool:
     """For serializers: name a parent only if the user could open it (no extra query: owner_id is loaded)."""
     return bool(parent.is_public or sees_unpublished(user, parent))

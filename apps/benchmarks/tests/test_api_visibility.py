@@ -117,3 +117,11 @@ def test_job_list_query_count_is_flat(world, clients):
             assert len(body["results"]) == size
             counts[size] = len(ctx)
         assert counts[1] == counts[10], (role, counts)
+
+
+def test_the_bundle_of_a_published_result_declares_the_published_precision(world, clients):
+    """The draft changed the precision to int8: the published result was measured on fp16 and says so."""
+    bundle = clients["anonymous"].get(f"/api/v1/jobs/{world['public_job'].pk}/bundle.json").json()
+    assert bundle["precision"] == bundle["dtype"] == "fp16"
+    own = clients["owner"].get(f"/api/v1/jobs/{world['private_job'].pk}/bundle.json").json()
+    assert own["precision"] == "int8"

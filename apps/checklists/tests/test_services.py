@@ -477,6 +477,8 @@ def test_a_variant_change_reevaluates_revisions_that_read_the_live_variant(digit
     revision = variant.current_revision
     # Submitted without the registry's snapshot (as revisions from before snapshots were): reads the variant.
     revision_transition(revision=revision, target="submitted", actor=variant.owner)
+    type(revision).objects.filter(pk=revision.pk).update(metadata={})  # submission snapshots now; undo it
+    revision.refresh_from_db()
     services.checklist_ensure(revision=revision)
     assert items_of(revision)["card-sections"].status == "met"
     variant.card = "# digits-mlp-int8\n\nJust weights."

@@ -167,7 +167,7 @@ def _resolve(host: str, port: int, timeout: float) -> list[Any]:
     def lookup() -> None:
         try:
             answer["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - gaierror, UnicodeError, ValueError: the host does not resolve
             answer["error"] = exc
 
     thread = threading.Thread(target=lookup, name="webhook-dns", daemon=True)
@@ -175,8 +175,8 @@ def _resolve(host: str, port: int, timeout: float) -> list[Any]:
     thread.join(max(timeout, 0.0))
     if thread.is_alive():
         raise UnsafeTarget(f"The host '{host}' did not resolve within {timeout:g} s.")
-    if "error" in answer:
-        raise UnsafeTarget(f"The host '{host}' does not resolve.") from answer["error"]
+    if "infos" not in answer:
+        raise UnsafeTarget(f"The host '{host}' does not resolve.") from answer.get("error")
     return list(answer["infos"])
 
 

@@ -135,6 +135,9 @@ class Artifact(models.Model):
     sha256 = models.CharField(max_length=64)
     size_bytes = models.BigIntegerField()
     format = models.CharField(max_length=16)
+    # Read from a stored safetensors or GGUF file's header (never its tensors): tensors, parameters, dtypes
+    # {dtype: parameters} and precision (apps.registry.weights). Empty for other files and URI records.
+    header = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -43,6 +43,7 @@ from .models import HUB_ID_RE, NAME_RE, Artifact, Revision, Variant, VariantPare
 from .permissions import can_create_in, ensure_can_edit
 from .selectors import ancestor_depths, descendant_ids, variants_resolve
 from .uploads import too_large, upload_limit, uploaded_digest
+from .weights import weights_header
 
 S = RevisionStatus
 EDITABLE_FIELDS = ("license", "parameters", "precision", "architecture", "task", "tags", "summary", "card",
@@ -467,7 +468,7 @@ def revision_create(*, variant: Variant, actor: User, notes: str = "", copy_arti
     if copy_artifacts and current is not None:
         Artifact.objects.bulk_create([
             Artifact(revision=revision, path=a.path, uri=a.uri, file=a.file.name if a.file else "",
-                     sha256=a.sha256, size_bytes=a.size_bytes, format=a.format)
+                     sha256=a.sha256, size_bytes=a.size_bytes, format=a.format, header=a.header)
             for a in current.artifacts.all()
         ])
     variant.current_revision = revision
@@ -588,6 +589,7 @@ def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any 
     artifact = Artifact(revision=revision, path=clean_path, uri=clean_uri, sha256=digest, size_bytes=size,
                         format=clean_fmt)
     if upload is not None:
+        artifact.header = weights_header(clean_fmt, upload, size) or {}
         artifact.file.save(PurePosixPath(clean_path).name, upload, save=False)
     try:
         artifact.save()
@@ -613,6 +615,7 @@ def artifact_add_local_file(*, revision: Revision, source: Path, path: str, fmt:
     sha256, size = _sha256_of(source)
     artifact = Artifact(revision=revision, path=path, sha256=sha256, size_bytes=size, format=fmt)
     with source.open("rb") as fh:
+        artifact.header = weights_header(fmt, fh, size) or {}
         artifact.file.save(Path(path).name, File(fh), save=False)
     artifact.save()
     audit_record(actor=actor, verb="artifact.add", target=artifact,

@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelcommons.settings.test")
 os.environ.setdefault("MC_VAR_DIR", "/tmp/mc-bench-pipeline")
+# The bench submits as a contributor; noop is a maintainers' runner in production (MC_MAINTAINER_ONLY_RUNNERS).
+os.environ.setdefault("MC_MAINTAINER_ONLY_RUNNERS", "")
 
 RAW_QUEUE = "bench.raw"
 COUNTER_KEY = "mc-bench-pipeline-done"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from . import hf_support as hf
@@ -161,3 +163,67 @@ def test_in_child_process(harbour_model, recorder):
     assert result.metrics == run(harbour_model).metrics
     assert set(result.stderr) == {"acc", "acc_norm"}
     assert progress.calls[-1] == (4 * ITEMS, 4 * ITEMS)
+
+
+EVIL_TASK = """task: evil_task
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: tinylm_cloze.jsonl
+output_type: multiple_choice
+test_split: test
+doc_to_text: !function evil.doc_to_text
+doc_to_choice: choices
+doc_to_target: label
+metric_list:
+  - metric: acc
+"""
+
+
+def uploaded_task_folder(root, marker):  # type: ignore[no-untyped-def]
+    """A task folder as an uploader would craft it: YAML whose !function imports an uploaded .py."""
+    folder = root / "media" / "artifacts" / "mallory" / "tasks"
+    folder.mkdir(parents=True)
+    (folder / "evil_task.yaml").write_text(EVIL_TASK)
+    (folder / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('code ran')\n\ndef doc_to_text(doc):\n    return doc['context']\n"
+    )
+    (folder / "tinylm_cloze.jsonl").write_text(hf.CLOZE_JSONL.read_text())
+    return folder
+
+
+@pytest.fixture
+def inside_the_project():  # type: ignore[no-untyped-def]
+    """A folder where uploads used to live: var/media inside the checkout (the old default MEDIA_ROOT)."""
+    import uuid
+
+    root = hf.REPO / "var" / f"test-uploads-{uuid.uuid4().hex[:8]}"
+    root.mkdir(parents=True)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_uploaded_task_yaml_with_function_is_refused_and_never_imported(harbour_model, tmp_path, inside_the_project):
+    marker = tmp_path / "PWNED"
+    folder = uploaded_task_folder(inside_the_project, marker)
+    relative = str(folder.relative_to(hf.REPO))
+    for include_path in (relative, str(folder), "fixtures/tinylm/tasks/../../../" + relative):
+        with pytest.raises(RunnerError) as info:
+            run(harbour_model, {"tasks": ["evil_task"], "include_path": include_path}, data=None)
+        assert info.value.reason == "invalid_config"
+        assert "not an allowed task folder" in info.value.message
+    assert not marker.exists()
+
+
+def test_the_task_folder_allowlist_is_the_operators(harbour_model, tmp_path, monkeypatch):
+    shipped = tmp_path / "operator-tasks"
+    shutil.copytree(hf.TASKS_DIR, shipped)
+    monkeypatch.setenv("MC_LMEVAL_TASK_DIRS", str(shipped))
+    result = run(harbour_model, {"include_path": str(shipped), "limit": 2})
+    assert result.samples == 2
+    # The shipped folder is no longer allowed once the operator's list leaves it out.
+    with pytest.raises(RunnerError) as info:
+        run(harbour_model, {"limit": 2})
+    assert info.value.reason == "invalid_config"

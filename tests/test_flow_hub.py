@@ -109,6 +109,7 @@ def test_hf_api_model_info_and_file_listing(hub, world):
     weights = next(s for s in info.siblings if s.rfilename == "model.safetensors")
     assert weights.lfs.sha256 == hashlib.sha256(world["weights"]).hexdigest()
     assert info.card_data.license == "apache-2.0" and info.private is False
+    assert info.safetensors.total == 50_000 and info.safetensors.parameters == {"U8": 50_000}
     assert sorted(api.list_repo_files("commons/tiny-files")) == ["config.json", "docs/notes.txt", "model.safetensors"]
     tree = {f.path: f for f in api.list_repo_tree("commons/tiny-files", recursive=True)}
     assert tree["model.safetensors"].size == len(world["weights"]) and "docs" in tree

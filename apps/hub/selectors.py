@@ -27,6 +27,7 @@ from apps.registry.selectors import (
     revisions_visible_to,
     variant_for_user_or_404,
 )
+from apps.registry.weights import combine
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
@@ -177,3 +178,18 @@ def entry(revision: Revision, path: str) -> Artifact:
     if not found.file:
         raise EntryNotFound(f"{wanted} is recorded by URI and not stored here ({found.uri}).", commit=commit)
     return found
+
+
+def weights_info(files: list[Artifact]) -> dict[str, Any]:
+    """The Hub's `safetensors` ({parameters: {dtype: count}, total}) and `gguf` ({total}) members, from the
+    weight files' headers."""
+    out: dict[str, Any] = {}
+    for fmt in ("safetensors", "gguf"):
+        summary = combine([a.header for a in files if a.format == fmt])
+        if summary is None:
+            continue
+        if fmt == "safetensors":
+            out[fmt] = {"parameters": summary["dtypes"], "total": summary["parameters"]}
+        else:
+            out[fmt] = {"total": summary["parameters"]}
+    return out

@@ -117,6 +117,7 @@ class ModelInfoView(HubView):
             "siblings": [selectors.sibling(a) for a in files],
             "usedStorage": sum(a.size_bytes for a in files),
         }
+        body.update(selectors.weights_info(files))
         return Response(body)
 
 

@@ -68,6 +68,7 @@ def test_model_info_of_a_published_model(files_world):
     assert weights["lfs"]["sha256"] == hashlib.sha256(files_world["weights"]).hexdigest()
     assert weights["lfs"]["size"] == weights["size"] and weights["lfs"]["pointerSize"] > 100
     assert len(weights["blobId"]) == 40
+    assert info["safetensors"] == {"parameters": {"U8": 4096}, "total": 4096}  # from the file's header
 
 
 def test_revision_ids_main_number_and_commit(files_world):

@@ -14,15 +14,30 @@ from apps.registry.choices import ArtifactFormat, Precision, Relation
 from apps.registry.licenses import license_lookup
 from apps.registry.models import Artifact, Revision, Variant
 from apps.registry.selectors import parent_visible
+from apps.registry.weights import combine
+
+
+class WeightsHeaderSerializer(serializers.Serializer):
+    """What weights headers say (apps.registry.weights); every member is absent for a file without one."""
+
+    tensors = serializers.IntegerField(required=False)
+    parameters = serializers.IntegerField(required=False)
+    dtypes = serializers.DictField(child=serializers.IntegerField(), required=False,
+                                   help_text="Parameters per dtype, e.g. {\"BF16\": 8030261248}.")
+    precision = serializers.CharField(required=False, allow_null=True,
+                                      help_text="fp32 fp16 bf16 fp8 int8 int4 or mixed; null when no class fits.")
+    files = serializers.IntegerField(required=False, help_text="Weight files counted (revision totals).")
 
 
 class ArtifactSerializer(serializers.ModelSerializer):
     safe = serializers.BooleanField(read_only=True)
     stored = serializers.SerializerMethodField(help_text="True when the file is in platform storage.")
+    header = WeightsHeaderSerializer(read_only=True, help_text="Read from a stored safetensors or GGUF file's "
+                                                                "header; empty for other files.")
 
     class Meta:
         model = Artifact
-        fields = ["id", "path", "format", "sha256", "size_bytes", "uri", "safe", "stored", "created_at"]
+        fields = ["id", "path", "format", "sha256", "size_bytes", "uri", "safe", "stored", "header", "created_at"]
         read_only_fields = fields
 
     def get_stored(self, obj: Artifact) -> bool:
@@ -32,15 +47,21 @@ class ArtifactSerializer(serializers.ModelSerializer):
 class RevisionSerializer(serializers.ModelSerializer):
     artifacts = ArtifactSerializer(many=True, read_only=True)
     allowed_transitions = serializers.SerializerMethodField()
+    weights = serializers.SerializerMethodField(help_text="The weight files' headers summed: what the revision "
+                                                          "holds, whatever the variant declares.")
 
     class Meta:
         model = Revision
-        fields = ["number", "status", "artifacts", "created_at", "submitted_at", "status_changed_at",
+        fields = ["number", "status", "artifacts", "weights", "created_at", "submitted_at", "status_changed_at",
                   "status_reason", "notes", "allowed_transitions"]
         read_only_fields = fields
 
     def get_allowed_transitions(self, obj: Revision) -> list[str]:
         return list(obj.allowed_transitions())
+
+    @extend_schema_field(WeightsHeaderSerializer(allow_null=True))
+    def get_weights(self, obj: Revision) -> dict[str, Any] | None:
+        return combine([a.header for a in obj.artifacts.all()])
 
 
 class VariantSerializer(serializers.ModelSerializer):

@@ -147,3 +147,19 @@ def test_a_local_gguf_file_carries_its_header(tmp_path, maintainer):
         revision=base.current_revision, source=source, path="model.gguf", fmt="gguf", actor=maintainer
     )
     assert artifact.header["precision"] == "int8" and artifact.header["parameters"] == 32
+
+
+@pytest.mark.django_db
+def test_the_revision_representation_sums_its_weights(alice, maintainer, client_for):
+    base = make_original(maintainer)
+    variant = make_variant(alice, "sharded", [base])
+    for i, shape in enumerate(([64, 64], [64, 32])):
+        data = safetensors({f"w{i}": ("F16", shape)})
+        artifact_add(revision=variant.current_revision, actor=alice, path=f"model-0000{i + 1}.safetensors",
+                     upload=SimpleUploadedFile("m.safetensors", data))
+    body = client_for(alice).get("/api/v1/variants/alice/sharded/revisions/1/").json()
+    assert body["weights"] == {"tensors": 2, "parameters": 6144, "dtypes": {"F16": 6144}, "precision": "fp16",
+                               "files": 2}
+    assert body["artifacts"][0]["header"]["parameters"] == 4096
+    empty = client_for(maintainer).get("/api/v1/variants/commons/base-model/revisions/1/").json()
+    assert empty["weights"] is None

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from rest_framework import serializers
 
+from apps.registry.api.serializers import WeightsHeaderSerializer
 from apps.registry.choices import ArtifactFormat
 from apps.registry.models import Artifact
 from apps.transfers.choices import UploadStatus
@@ -21,9 +22,11 @@ class FileSerializer(serializers.ModelSerializer):
         "URI only."
     )
 
+    header = WeightsHeaderSerializer(read_only=True, help_text="What a safetensors or GGUF file's header says.")
+
     class Meta:
         model = Artifact
-        fields = ["path", "size_bytes", "sha256", "format", "safe", "stored", "uri", "download_url"]
+        fields = ["path", "size_bytes", "sha256", "format", "safe", "stored", "uri", "download_url", "header"]
         read_only_fields = fields
 
     def get_stored(self, obj: Artifact) -> bool:

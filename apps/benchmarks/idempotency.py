@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,11 @@ from apps.core.errors import DomainError, ValidationFailed
 from .models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+# A key is 1 to 255 printable ASCII characters that neither starts nor ends with a space (HTTP strips those).
+# The OpenAPI schema documents exactly this (KEY_SCHEMA), so clients and fuzzers know which keys are taken.
+KEY_PATTERN = "^[!-~](?:[ -~]{0,253}[!-~])?$"
+KEY_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": KEY_PATTERN}
+_KEY_RE = re.compile(KEY_PATTERN)
 
 
 class IdempotencyKeyReused(DomainError):
@@ -45,10 +51,9 @@ def request_fingerprint(data: Any) -> str:
 
 
 def _check_key(key: str) -> str:
-    key = key.strip()
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+    if not _KEY_RE.fullmatch(key):
         raise ValidationFailed("Bad Idempotency-Key header.",
-                               errors={HEADER: ["1 to 255 printable ASCII characters."]})
+                               errors={HEADER: ["1 to 255 printable ASCII characters, no space at either end."]})
     return key
 
 

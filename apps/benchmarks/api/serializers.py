@@ -50,6 +50,11 @@ class BenchmarkSerializer(serializers.ModelSerializer):
         return [v.version for v in obj.versions.all()]
 
 
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(serializers.JSONField):
+    """JSON that must be an object (the serializer's validate_<field> refuses anything else, null included)."""
+
+
 class BenchmarkWriteSerializer(serializers.Serializer):
     """Create (all required fields) or PATCH (any subset) a benchmark."""
 
@@ -61,8 +66,8 @@ class BenchmarkWriteSerializer(serializers.Serializer):
     runner = serializers.CharField(max_length=200)
     dataset = DatasetSerializer(required=False)
     metrics = MetricSpecSerializer(many=True, allow_empty=False)
-    config_schema = serializers.JSONField(required=False, help_text="A JSON Schema (draft 2020-12) object.")
-    default_config = serializers.JSONField(required=False)
+    config_schema = JSONObjectField(required=False, help_text="A JSON Schema (draft 2020-12) object.")
+    default_config = JSONObjectField(required=False)
     resource_class = serializers.ChoiceField(choices=ResourceClass.choices, required=False)
     timeout_s = serializers.IntegerField(required=False, min_value=1, max_value=7 * 24 * 3600)
     max_attempts = serializers.IntegerField(required=False, min_value=1, max_value=10)
@@ -141,7 +146,8 @@ class JobSerializer(serializers.ModelSerializer):
     result = serializers.SerializerMethodField()
     failure = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField(help_text="Alias of failure.")
-    verifies = serializers.PrimaryKeyRelatedField(read_only=True)
+    verifies = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True,
+                                                  help_text="The job whose result this one re-runs, if any.")
 
     class Meta:
         model = BenchmarkJob

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -57,6 +58,7 @@ class PartialChannelsSerializer(serializers.Serializer):
 
 
 class PreferencesUpdateSerializer(serializers.Serializer):
+    refuses_unknown_fields = True  # validate() below; the OpenAPI schema says additionalProperties: false
     review_requested = PartialChannelsSerializer(required=False)
     review_decided = PartialChannelsSerializer(required=False)
     job_finished = PartialChannelsSerializer(required=False)
@@ -95,8 +97,12 @@ class WebhookWithSecretSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
+# The scheme part of the URL check (notifications.transport.resolve_target), so the schema documents it.
+HTTP_URL = RegexValidator(r"^[Hh][Tt][Tt][Pp][Ss]?://", "Only http and https URLs are allowed.")
+
+
 class WebhookCreateSerializer(serializers.Serializer):
-    url = serializers.CharField(max_length=1000)
+    url = serializers.CharField(max_length=1000, validators=[HTTP_URL])
     events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1,
                                    max_length=20)
     scope = serializers.ChoiceField(choices=WebhookScope.choices, default=WebhookScope.OWN)
@@ -105,7 +111,7 @@ class WebhookCreateSerializer(serializers.Serializer):
 
 
 class WebhookUpdateSerializer(serializers.Serializer):
-    url = serializers.CharField(max_length=1000, required=False)
+    url = serializers.CharField(max_length=1000, required=False, validators=[HTTP_URL])
     events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1,
                                    max_length=20, required=False)
     scope = serializers.ChoiceField(choices=WebhookScope.choices, required=False)

@@ -50,7 +50,6 @@ In both modes:
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -206,6 +205,9 @@ class _Run:
     inputs: Path
     tmp: Path
     visible: list[str] = field(default_factory=list)
+    # (source, placeholder): inputs bubblewrap mounts read-only over their placeholder in inputs/ (strict mode,
+    # where a hard link cannot be made: another filesystem)
+    binds: list[tuple[str, str]] = field(default_factory=list)
 
 
 # -- users and paths -----------------------------------------------------------------------------------
@@ -302,6 +304,8 @@ def _bwrap_args(policy: SandboxPolicy, run: _Run, ids: tuple[int, int, str] | No
             mount("--ro-bind", real)
             bound.append(real)
     mount("--ro-bind", str(run.inputs))
+    for source, placeholder in run.binds:
+        args += ["--ro-bind", source, placeholder]
     mount("--bind", str(run.tmp))
     args += ["--chdir", str(run.tmp)]
     run.visible = [*bound, str(code / "runners"), str(run.inputs), str(run.tmp), "/proc", "/dev"]
@@ -362,16 +366,26 @@ def child_environment(
 # -- availability --------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=16)
+_STATUS: dict[SandboxPolicy, tuple[SandboxStatus, float]] = {}
+_STATUS_LOCK = threading.Lock()
+#: Seconds before a failed probe is tried again (a success holds for the life of the process).
+RETRY_PROBE_AFTER_S = 60.0
+
+
 def sandbox_status(policy: SandboxPolicy) -> SandboxStatus:
-    """Can this process start sandboxed children under ``policy``? Probed once per process and policy, and
-    logged (a warning when runs will be refused).
+    """Can this process start sandboxed children under ``policy``? Probed once per process and policy (a failure
+    again after :data:`RETRY_PROBE_AFTER_S`), and logged (a warning when runs will be refused).
 
     The probe starts the real command (bubblewrap, the user switch, the interpreter) on an empty run
     and imports the child module, so a missing tool, a kernel without namespaces or an interpreter the
     sandbox user cannot read all show up here, with the reason.
     """
-    status = _probe(policy)
+    with _STATUS_LOCK:
+        known = _STATUS.get(policy)
+        if known is not None and (known[0].available or time.monotonic() - known[1] < RETRY_PROBE_AFTER_S):
+            return known[0]
+        status = _probe(policy)
+        _STATUS[policy] = (status, time.monotonic())
     if status.available:
         logger.info("runner sandbox: %s", status.detail)
     else:
@@ -437,36 +451,48 @@ def _private_run(policy: SandboxPolicy, ids: tuple[int, int, str] | None) -> Any
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _stage_file(source: str, dest: Path, *, link_ok: bool) -> str:
-    """Put ``source`` at ``dest`` readable by the sandbox user; a missing source stays where it is (the
-    runner then reports it unavailable)."""
+def _stage_file(source: str, dest: Path, run: _Run, *, strict: bool, switching: bool) -> str:
+    """Put ``source`` at ``dest``, readable by the child and never writable through it; a missing source stays
+    where it is (the runner then reports it unavailable).
+
+    A hard link costs nothing; it is used when the child could not write the original through it (strict mode
+    mounts inputs/ read-only; a switched user does not own the file). Across filesystems, strict mode mounts
+    the file itself read-only over a placeholder. Otherwise (or when the sandbox user could not read the file)
+    it is copied."""
     if not os.path.isfile(source):
         return source
     dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     st = os.stat(source)
-    if link_ok and st.st_mode & stat.S_IROTH and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    readable = not switching or bool(st.st_mode & stat.S_IROTH)
+    shareable = strict or (switching and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    if readable and shareable:
         try:
             os.link(source, dest)
             return str(dest)
         except OSError:
-            pass  # another filesystem, or links refused: copy
+            if strict:
+                dest.touch(mode=0o444)
+                run.binds.append((os.path.realpath(source), str(dest)))
+                return str(dest)
     shutil.copyfile(source, dest)
     os.chmod(dest, 0o444)
     return str(dest)
 
 
-def _stage(spec: RunSpec, run: _Run, *, link_ok: bool) -> RunSpec:
+def _stage(spec: RunSpec, run: _Run, *, strict: bool, switching: bool) -> RunSpec:
     """The spec with its artifacts and dataset staged into the run's ``inputs/`` (names kept)."""
     # One folder per artifact: files of a model folder may share a name ("1_Pooling/config.json" and
     # "config.json"); the file name itself is kept, since runners read the format from its suffix.
     artifacts = tuple(
-        replace(a, path=_stage_file(a.path, run.inputs / f"{i:03d}" / Path(a.path).name, link_ok=link_ok))
+        replace(a, path=_stage_file(a.path, run.inputs / f"{i:03d}" / Path(a.path).name, run, strict=strict,
+                                    switching=switching))
         for i, a in enumerate(spec.artifacts)
     )
     dataset: DatasetSpec | None = spec.dataset
     if dataset is not None:
-        dataset = replace(dataset, path=_stage_file(dataset.path, run.inputs / "dataset" / Path(dataset.path).name,
-                                                    link_ok=link_ok))
+        staged = _stage_file(dataset.path, run.inputs / "dataset" / Path(dataset.path).name, run, strict=strict,
+                             switching=switching)
+        dataset = replace(dataset, path=staged)
     return replace(spec, artifacts=artifacts, dataset=dataset)
 
 
@@ -567,8 +593,8 @@ def run_in_child(
         raise RunnerError("sandbox_unavailable", f"this worker refuses sandboxed runs: {status.detail}")
     ids = _target_ids(policy)
     with _private_run(policy, ids) as run:
+        staged = _stage(spec, run, strict=policy.mode == STRICT, switching=ids is not None)
         argv, extra = _command(policy, run, [sys.executable, "-m", "workers.runners.sandbox_child"])
-        staged = _stage(spec, run, link_ok=policy.mode == STRICT or ids is not None)
         env = child_environment(memory_mb, home=str(run.tmp), task_dirs=policy.task_dirs,
                                 code_root=policy.code_root)
         request = {"runner": runner_key, "spec": staged.to_dict(), "memory_mb": memory_mb,

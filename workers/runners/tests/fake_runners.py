@@ -129,6 +129,7 @@ class ProbeRunner(Runner):
     - ``read``: read the file at ``path`` (reports its size);
     - ``listdir``: list the folder at ``path``;
     - ``write``: write ``size_mb`` MiB to the file at ``path``;
+    - ``tamper``: overwrite its first staged input;
     - ``fork_bomb``: fork without end (first reporting progress ``(0, inode)``, the inode of its PID namespace,
       so that the test can look for what is left in it);
     - ``whoami``: report the user, groups, environment, working folder, host name and the staged inputs.
@@ -159,6 +160,9 @@ class ProbeRunner(Runner):
                 for _ in range(int(config["size_mb"])):
                     fh.write(block)
             return _result(self, written=int(config["size_mb"]))
+        if action == "tamper":
+            Path(spec.artifacts[0].path).write_text("tampered")
+            return _result(self, tampered=True)
         if action == "fork_bomb":
             progress(0, os.stat("/proc/self/ns/pid").st_ino)
             while True:
@@ -177,6 +181,7 @@ class ProbeRunner(Runner):
                 inputs=[a.path for a in spec.artifacts],
                 dataset=spec.dataset.path if spec.dataset else None,
                 contents=[Path(a.path).read_text() for a in spec.artifacts],
+                inodes=[os.stat(a.path).st_ino for a in spec.artifacts],
             )
         raise ValueError(f"unknown action {action!r}")
 

@@ -338,6 +338,30 @@ def test_child_runs_unprivileged_in_its_own_namespaces_and_folder(tmp_path):
     assert not Path(staged).exists(), "the private run folder outlives the run"
 
 
+def _device(path: str) -> int:
+    return os.stat(path).st_dev
+
+
+@requires_namespaces
+@pytest.mark.parametrize("work_dir", ["", "/dev/shm"])
+def test_inputs_are_shared_not_copied_and_read_only(tmp_path, work_dir):
+    if work_dir and (not os.path.isdir(work_dir) or _device(work_dir) == _device(str(tmp_path))):
+        pytest.skip(f"{work_dir} is not another filesystem here")
+    artifact = tmp_path / "weights.onnx"
+    artifact.write_text("the original")
+    artifact.chmod(0o644)
+    spec = RunSpec(job_id="x", artifacts=(ArtifactSpec(str(artifact), "0" * 64, "onnx"),), dataset=None,
+                   config={"action": "whoami"})
+    policy = SandboxPolicy(work_dir=work_dir)
+    env = probe(policy, spec=spec).environment
+    # The same file (a hard link, or across filesystems a read-only mount of it), not a copy of gigabytes.
+    assert env["inodes"] == [os.stat(artifact).st_ino]
+    with pytest.raises(RunnerError) as info:
+        probe(policy, spec=replace(spec, config={"action": "tamper"}))
+    assert info.value.reason == "sandbox_violation"
+    assert artifact.read_text() == "the original"
+
+
 @requires_namespaces
 def test_opening_a_socket_is_a_sandbox_violation():
     with socket.socket() as server:
@@ -491,7 +515,7 @@ def test_unknown_sandbox_user_refuses_the_run():
     assert "no-such-user-mc" in info.value.message
 
 
-def test_weak_mode_keeps_the_environment_allowlist_and_the_private_folder(monkeypatch):
+def test_weak_mode_keeps_the_environment_allowlist_the_private_folder_and_the_originals(monkeypatch, tmp_path):
     monkeypatch.setenv("SECRET_KEY", "django-secret")
     policy = SandboxPolicy(mode="weak", user="")
     status = sandbox_status(policy)
@@ -500,6 +524,13 @@ def test_weak_mode_keeps_the_environment_allowlist_and_the_private_folder(monkey
     env = probe(policy, action="whoami").environment
     assert "SECRET_KEY" not in env["env"]
     assert Path(env["cwd"]).name == "tmp" and env["env"]["HOME"] == env["cwd"]
+    # Without namespaces or another user, the child could write a shared file: it gets a copy.
+    artifact = tmp_path / "weights.onnx"
+    artifact.write_text("the original")
+    spec = RunSpec(job_id="x", artifacts=(ArtifactSpec(str(artifact), "0" * 64, "onnx"),), dataset=None,
+                   config={"action": "tamper"})
+    assert probe(policy, spec=spec).environment["tampered"]
+    assert artifact.read_text() == "the original"
 
 
 @requires_root

@@ -148,6 +148,36 @@ def artifact_hashes(facts: RevisionFacts) -> Finding:
                              + _listing([f"{a.path} {a.sha256[:12]}…" for a in artifacts]) + ").")
 
 
+# How far a declared parameter count may be from what the headers hold (rounding, e.g. "8B" for 8.03B).
+PARAMETERS_TOLERANCE = 0.01
+
+
+@detective("weights-match-declaration", title="The declared parameter count and precision agree with the weights' "
+           "headers", inputs={INPUT_VARIANT, INPUT_ARTIFACTS})
+def weights_match_declaration(facts: RevisionFacts) -> Finding:
+    from apps.registry.weights import combine
+
+    held = combine([a.header for a in facts.artifacts if a.header])
+    if held is None:
+        return Finding(S.NA, 5, "No stored safetensors or GGUF file whose header the platform could read (weights "
+                                "recorded by URI, or in another format).")
+    parameters, precision = int(held["parameters"]), held.get("precision")
+    holds = f"{parameters:,} parameters" + (f" in {precision}" if precision else "") + \
+        f" ({held['tensors']:,} tensors in {held['files']} file(s))"
+    declared_parameters, declared_precision = facts.declared_parameters, facts.declared_precision
+    problems = []
+    if declared_parameters and abs(parameters - declared_parameters) > PARAMETERS_TOLERANCE * declared_parameters:
+        problems.append(f"{declared_parameters:,} parameters are declared")
+    if declared_precision and precision and declared_precision != precision:
+        problems.append(f"precision {declared_precision} is declared")
+    if problems:
+        # 4, not 5: a person may explain the difference (e.g. a count without the tied embeddings).
+        return Finding(S.UNMET, 4, f"{' and '.join(problems).capitalize()}, but the weights' headers hold {holds}.")
+    if not declared_parameters and not declared_precision:
+        return Finding(S.MET, 4, f"Nothing is declared to compare; the weights' headers hold {holds}.")
+    return Finding(S.MET, 5, f"What is declared agrees with the weights' headers: {holds}.")
+
+
 # --- Model card ------------------------------------------------------------------------------------------
 
 # Heading names that count for each section: ours, and those of the Hugging Face model-card template.

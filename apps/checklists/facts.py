@@ -125,6 +125,15 @@ class RevisionFacts:
     def relation(self) -> str:
         return str(self._declared("relation"))
 
+    @property
+    def declared_parameters(self) -> int | None:
+        value = self._declared("parameters")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    @property
+    def declared_precision(self) -> str:
+        return str(self._declared("precision") or "")
+
     @cached_property
     def parent_names(self) -> list[str]:
         snapshot = self.revision.metadata if isinstance(getattr(self.revision, "metadata", None), dict) else {}

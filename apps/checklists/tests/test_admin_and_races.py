@@ -45,7 +45,7 @@ def test_the_loader_command_is_idempotent():
     out = StringIO()
     call_command("checklist_templates_load", stdout=out)
     call_command("checklist_templates_load", stdout=out)
-    assert "loaded open-model-practices v1 (13 items)" in out.getvalue()
+    assert "loaded open-model-practices v1 (14 items)" in out.getvalue()
     assert "already present: open-model-practices v1" in out.getvalue()
     assert ChecklistTemplate.objects.count() == 1
 
@@ -84,7 +84,7 @@ def test_concurrent_first_reads_create_one_checklist(digits_world):
     ids = _in_threads(6, lambda: services.checklist_ensure(revision=revision.pk).pk)  # type: ignore[union-attr]
     assert len(set(ids)) == 1
     assert Checklist.objects.filter(revision=revision).count() == 1
-    assert ChecklistItem.objects.filter(checklist_id=ids[0]).count() == 13
+    assert ChecklistItem.objects.filter(checklist_id=ids[0]).count() == 14
 
 
 @pytest.mark.django_db(transaction=True)

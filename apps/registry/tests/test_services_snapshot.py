@@ -72,8 +72,9 @@ def test_the_public_sees_the_last_published_snapshot_and_insiders_the_draft(worl
             assert "UNREVIEWED" not in shown.card, who
             assert parents == ["commons/vis-base"], who
             assert shown.current_revision.number == 1 and shown.status == "published", who
-        # The row itself is never changed by showing it.
-        assert variant.license == "mit"
+        # The row itself (and its cached relations) is never changed by showing it.
+        assert variant.license == "mit" and variant.current_revision.number == 2
+        assert [link.parent.full_name for link in variant.parent_links.all()] == ["commons/vis-other-base"]
 
 
 def test_the_snapshot_becomes_the_draft_once_that_draft_is_published(world):

@@ -1,40 +1,154 @@
-"""Property-based fuzzing of every operation in the OpenAPI schema, with every schemathesis check.
+"""Schemathesis with every check (`-c all`) against a live server, as a contributor and as a maintainer.
 
-New endpoints are fuzzed automatically because the schema is generated from the code."""
+The server is the one `make run` starts (gunicorn serving modelcommons.wsgi with the development settings, so
+DEBUG is on) on the test database, seeded with the demo world. The schemathesis CLI then runs all its phases
+(examples, coverage, fuzzing, stateful) against `/api/schema/` with a personal access token: alice's
+`read write jobs` token, and the maintainer's token with every scope. New endpoints are fuzzed automatically
+because the schema is generated from the code; schemathesis.toml says which statuses count as expected.
+
+Bounded for CI: each run has a fixed seed, at most MC_SCHEMATHESIS_MAX_EXAMPLES examples per operation and pass,
+and a time budget of MC_SCHEMATHESIS_MAX_TIME seconds (fuzzing and stateful testing repeat until it is spent)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
+
+from tests.fixtures import _test_database_url, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+ROOT = Path(__file__).resolve().parent.parent
+MAX_TIME_S = int(os.environ.get("MC_SCHEMATHESIS_MAX_TIME", "90"))
+MAX_EXAMPLES = int(os.environ.get("MC_SCHEMATHESIS_MAX_EXAMPLES", "10"))
+SEED = os.environ.get("MC_SCHEMATHESIS_SEED", "20261203")
+# A run must end on its own within its budget; this only stops a hung one.
+HARD_LIMIT_S = MAX_TIME_S + 180
 
-@pytest.fixture
-def api_schema(transactional_db):  # type: ignore[no-untyped-def]
-    from modelcommons.wsgi import application
 
-    return schemathesis.openapi.from_wsgi("/api/schema/", application)
+def web_command() -> str:
+    """The Procfile's `web` command (what `make run` starts), listening on the loopback interface only."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line.removeprefix("web:").strip().replace("0.0.0.0:", "127.0.0.1:")
+    raise AssertionError("the Procfile has no web process")
 
 
-@pytest.fixture
-def fuzz_auth(transactional_db):  # type: ignore[no-untyped-def]
-    """A seeded world and a maintainer token with every scope, so deep code paths are reached."""
+class LiveServer:
+    """`make run`'s web process (the Procfile's gunicorn, development settings) on a free port and the test
+    database."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = var_dir / "gunicorn.log"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "modelcommons.settings.dev",
+            "DEBUG": "true",
+            "DATABASE_URL": _test_database_url(),
+            "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
+            # `make run`'s embedded broker (kombu's filesystem transport): nothing here runs the queued tasks.
+            "CELERY_BROKER_URL": "filesystem://",
+            "MC_VAR_DIR": str(var_dir),
+            "MEDIA_ROOT": str(var_dir / "media"),
+            # The fuzzer sends thousands of requests from one address: the throttles would answer most with 429.
+            "THROTTLE_ANON": "1000000/min", "THROTTLE_USER": "1000000/min", "THROTTLE_TOKENS": "1000000/min",
+            "THROTTLE_JOBS": "1000000/min",
+        }
+        env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+        env.update({"PORT": str(self.port), "WEB_CONCURRENCY": "2",
+                    "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"})
+        self.log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            ["bash", "-c", f"exec {web_command()}"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import urllib.request
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early:\n{self.output()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/schema/", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"gunicorn not ready after {timeout}s:\n{self.output()[-4000:]}")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture(scope="session")
+def live_api(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """One live server per test session (started on first use)."""
+    var_dir = tmp_path_factory.mktemp("schemathesis-server")
+    with django_db_blocker.unblock():
+        server = LiveServer(var_dir)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def failures_of(output: str) -> str:
+    """The failures and the summary of a schemathesis run, for the assertion message."""
+    start = output.find("=== FAILURES")
+    text = output[start:] if start >= 0 else output
+    return text if len(text) < 30_000 else f"{text[:20_000]}\n…\n{text[-10_000:]}"
+
+
+def run_schemathesis(server: LiveServer, token: str, report_dir: Path) -> tuple[int, str]:
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(ROOT / "schemathesis.toml"), "--no-color",
+        "run", f"{server.url}/api/schema/", "--checks", "all", "--seed", SEED,
+        "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_TIME_S), "--generation-database", "none",
+        "--request-timeout", "30", "--header", f"Authorization: Bearer {token}",
+        "--report", "junit", "--report-dir", str(report_dir),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=HARD_LIMIT_S,
+                          env=dict(os.environ))
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("username", "scopes"), [
+    ("alice", ["read", "write", "jobs"]),
+    ("maintainer", ["read", "write", "jobs", "review", "admin"]),
+], ids=["contributor", "maintainer"])
+def test_api_conforms_to_its_schema(live_api, tmp_path, username, scopes):  # type: ignore[no-untyped-def]
     from apps.accounts.models import User
     from apps.accounts.services import token_create
     from apps.core.demo import seed_demo
 
     seed_demo("commons-demo")
-    _, raw = token_create(user=User.objects.get(username="maintainer"), name="fuzz",
-                          scopes=["read", "write", "jobs", "review", "admin"])
-    return {"Authorization": f"Bearer {raw}"}
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_api_conforms_to_its_schema(case, fuzz_auth):
-    case.call_and_validate(headers=fuzz_auth)
+    _, raw = token_create(user=User.objects.get(username=username), name="schemathesis", scopes=scopes)
+    code, output = run_schemathesis(live_api, raw, tmp_path)
+    summary = re.search(r"Test cases:\n\s*(.+)", output)
+    print(f"schemathesis as {username}: {summary.group(1) if summary else output[-2000:]}")
+    assert code == 0, (f"schemathesis as {username} ({' '.join(scopes)}) exited {code}:\n{failures_of(output)}"
+                       f"\n--- server log ---\n{live_api.output()[-3000:]}")

@@ -115,3 +115,61 @@ def test_checklist_flow_through_a_real_worker(celery_worker_process, client_for)
     assert refused.status_code == 409, refused.content
     gate = refused.json()["errors"]["gate"]
     assert any("safe-serialization" in reason and "pytorch_model.bin" in reason for reason in gate), gate
+
+
+def test_approved_before_the_checklist_was_finished_still_gets_published(celery_worker_process, client_for):
+    """Issue 12, finding 12: two reviewers approve before the author has finished the checklist. The author
+    still answers it on the approved revision (no 409), the approvals stand, the items a reviewer must verify
+    still need a reviewer, and the same revision is published once the gate holds."""
+    from apps.accounts.models import User
+    from apps.core.demo import seed_demo
+
+    seed_demo("commons-demo")
+    users = {u.username: u for u in User.objects.all()}
+    alice, r1, r2, boss = (client_for(users[n]) for n in ("alice", "reviewer1", "reviewer2", "maintainer"))
+    rev = f"{INT8}/revisions/1"
+
+    assert alice.post(f"{rev}/submit/", {}, format="json").status_code == 200
+    resp = alice.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "digits",
+                                        "config": {"batch_size": 50}}, format="json")
+    assert resp.status_code == 201, resp.content
+    job_url = f"/api/v1/jobs/{resp.json()['id']}/"
+    done = wait_for(lambda: (lambda j: j if j["status"] in ("succeeded", "failed", "timed_out") else None)(
+        alice.get(job_url).json()), timeout=120, message="the digits job to finish")
+    assert done["status"] == "succeeded", (done, celery_worker_process.output()[-3000:])
+
+    for client in (r1, r2):
+        resp = client.post(f"{rev}/reviews/", {"decision": "approve", "body": "LGTM"}, format="json")
+        assert resp.status_code == 201, resp.content
+    assert alice.get(f"{rev}/").json()["status"] == "approved"
+    refused = boss.post(f"{rev}/publish/", {}, format="json")
+    assert refused.status_code == 409, refused.content
+    assert all(u.startswith("Checklist: ") for u in refused.json()["errors"]["gate"]), refused.json()
+
+    answers = {
+        "training-data-disclosed": {"status": "n/a", "justification":
+                                    "A dynamic int8 quantization of commons/digits-mlp: no new training data."},
+        "contamination-statement": {"status": "met", "justification":
+                                    "The digits benchmark scores the held-out 25% split the parent never saw."},
+        "reproducibility-recipe": {"status": "met", "evidence_url":
+                                   "https://github.com/example/model-commons/blob/main/fixtures/digits/build.py"},
+    }
+    for key, answer in answers.items():
+        resp = alice.patch(f"{rev}/checklist/{key}/", answer, format="json")
+        assert resp.status_code == 200, resp.content
+    gate = alice.get(f"{rev}/gate/").json()
+    assert alice.get(f"{rev}/").json()["status"] == "approved"
+    assert gate["approvals"] == ["reviewer1", "reviewer2"] and not gate["met"], gate
+    assert all("verif" in u for u in gate["unmet"]), gate
+    assert boss.post(f"{rev}/publish/", {}, format="json").status_code == 409
+
+    for key in ("training-data-disclosed", "contamination-statement"):
+        resp = r1.patch(f"{rev}/checklist/{key}/", {"verified": True}, format="json")
+        assert resp.status_code == 200, resp.content
+    published = boss.post(f"{rev}/publish/", {"reason": "gate holds"}, format="json")
+    assert published.status_code == 200, published.content
+    assert published.json()["status"] == "published" and published.json()["number"] == 1
+    closed = alice.patch(f"{rev}/checklist/compute-energy/", {
+        "status": "met", "justification": "Quantization took 2 CPU-seconds on a laptop: about 0.00002 kWh."},
+        format="json")
+    assert closed.status_code == 409 and closed["Content-Type"].startswith("application/problem+json")

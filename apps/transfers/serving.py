@@ -15,6 +15,7 @@ Hub-compatible `resolve` endpoint.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from django.http.response import HttpResponseBase
 from django.utils.http import content_disposition_header
 
 from apps.core.errors import NotFound
+from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 from apps.registry.models import Artifact
 from apps.registry.services import etag_matches
 
@@ -130,7 +132,7 @@ def artifact_response(
             response[name] = value
         if length is not None:
             response["Content-Length"] = str(length)
-        if response.status_code != 304:
+        if response.status_code in (200, 206):
             response["Content-Type"] = "application/octet-stream"
             response["Content-Disposition"] = content_disposition_header(True, filename) or "attachment"
         return response
@@ -145,9 +147,12 @@ def artifact_response(
     try:
         byte_range = parse_range(range_header, size)
     except Unsatisfiable:
-        unsatisfiable = HttpResponse(status=416)
+        detail = f"The file has {size} bytes; the range asked for starts past its end."
+        body = json.dumps(problem_body(416, detail, slug="range-not-satisfiable", title="Range not satisfiable",
+                                       instance=request.path, size_bytes=size)).encode()
+        unsatisfiable = HttpResponse(body, status=416, content_type=PROBLEM_CONTENT_TYPE)
         unsatisfiable["Content-Range"] = f"bytes */{size}"
-        return finish(unsatisfiable, 0)
+        return finish(unsatisfiable, len(body))
 
     status = 206 if byte_range is not None else 200
     length = byte_range.length if byte_range is not None else size

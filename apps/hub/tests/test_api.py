@@ -179,6 +179,9 @@ def test_resolve_get_full_and_ranged(files_world):
     assert part["X-Repo-Commit"] == _commit(files_world["base"])
     etag = full["ETag"]
     assert client.get("/commons/base-model/resolve/main/model.safetensors", HTTP_IF_NONE_MATCH=etag).status_code == 304
+    past = client.get("/commons/base-model/resolve/main/model.safetensors", HTTP_RANGE=f"bytes={len(weights)}-")
+    assert past.status_code == 416 and past["Content-Type"] == PROBLEM
+    assert past["Content-Range"] == f"bytes */{len(weights)}" and past["X-Repo-Commit"]
 
 
 def test_resolve_errors_carry_the_hub_codes(files_world):

@@ -171,6 +171,7 @@ def test_unsatisfiable_and_ignored_ranges(files_world):
     size = len(files_world["weights"])
     resp = client.get(f"{BASE}/files/model.safetensors", HTTP_RANGE=f"bytes={size}-")
     assert resp.status_code == 416 and resp["Content-Range"] == f"bytes */{size}"
+    assert resp["Content-Type"] == PROBLEM and resp.json()["size_bytes"] == size
     for ignored in ("bytes=0-1,5-9", "lines=1-2", "bytes=9-3", "bytes=abc"):
         resp = client.get(f"{BASE}/files/model.safetensors", HTTP_RANGE=ignored)
         assert resp.status_code == 200 and _body(resp) == files_world["weights"], ignored

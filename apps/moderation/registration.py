@@ -75,11 +75,7 @@ def complete_admin(site: admin.AdminSite | None = None) -> None:
             site.register(model, type(console.__name__, (console,), {"inlines": inlines,
                                                                       "__module__": console.__module__}))
     for app_label in CONSOLE_APPS:
-        try:
-            config = apps.get_app_config(app_label)
-        except LookupError:
-            continue
-        for model in config.get_models():
+        for model in apps.get_app_config(app_label).get_models():
             if model._meta.proxy or site.is_registered(model):
                 continue
             site.register(model, _generated_admin(model))

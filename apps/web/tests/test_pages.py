@@ -289,6 +289,24 @@ def test_checklist_answer_inline_with_htmx(submitted):
     assert 'data-testid="item-status">Met<' in ok.content.decode()
 
 
+def test_an_approved_revision_still_shows_the_owner_the_checklist_form(submitted):
+    """Issue 12, finding 12: approvals before the checklist is finished leave it answerable until publication."""
+    from apps.reviews.services import review_submit
+
+    users = submitted["users"]
+    revision = submitted["int8"].current_revision
+    for name in ("reviewer1", "reviewer2"):
+        review_submit(revision=revision, reviewer=users[name], decision="approve", body="LGTM")
+    revision.refresh_from_db()
+    assert revision.status == "approved"
+    alice = logged_in(users["alice"])
+    page = alice.get("/variants/alice/digits-mlp-int8/").content.decode()
+    assert 'data-testid="checklist-item-reproducibility-recipe"' in page and "hx-post=" in page
+    url = "/variants/alice/digits-mlp-int8/revisions/1/checklist/reproducibility-recipe/"
+    ok = alice.post(url, {"status": "met", "evidence_url": "https://example.org/recipe"}, HTTP_HX_REQUEST="true")
+    assert ok.status_code == 200 and 'data-testid="item-status">Met<' in ok.content.decode()
+
+
 def test_checklist_hidden_from_others_and_answers_only_by_owner(submitted):
     url = "/variants/alice/digits-mlp-int8/revisions/1/checklist/reproducibility-recipe/"
     data = {"status": "met", "evidence_url": "https://example.org/recipe"}

@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from django.apps import apps as django_apps
 from django.http import HttpRequest
 
 from apps.accounts.roles import is_maintainer, is_reviewer
 from apps.benchmarks.api.serializers import JobSerializer
 from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to
+from apps.checklists import selectors as checklist_selectors
+from apps.checklists import services as checklist_services
+from apps.checklists.badge import render_badge
+from apps.checklists.choices import ItemStatus, Level
 from apps.core.errors import NotFound, ValidationFailed
 from apps.leaderboards import selectors as leaderboard_selectors
 from apps.notifications.models import Notification
@@ -127,13 +130,6 @@ def _actions(user: Any, variant: Variant, current: Revision) -> list[dict[str, A
 
 
 def _checklist(user: Any, variant: Variant, current: Revision) -> dict[str, Any] | None:
-    if not django_apps.is_installed("apps.checklists"):
-        return None
-    from apps.checklists import selectors as checklist_selectors
-    from apps.checklists import services as checklist_services
-    from apps.checklists.badge import render_badge
-    from apps.checklists.choices import ItemStatus, Level
-
     checklist = checklist_selectors.checklist_for_revision(current)
     if checklist is None:
         return None

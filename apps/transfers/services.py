@@ -275,4 +275,28 @@ def uploads_expire(*, now: Any = None) -> int:
         partials.forget(str(session.pk))
     keep = timedelta(seconds=settings.MC_UPLOAD_SESSION_TTL_S)
     UploadSession.objects.exclude(status=UploadStatus.OPEN).filter(updated_at__lt=now - keep).delete()
+    _remove_orphans(now - keep)
     return expired
+
+
+def _remove_orphans(before: Any) -> None:
+    """Partial files left without an open session (its variant or revision was deleted, which deletes the
+    session row): removed once they are older than a TTL."""
+    folder = Path(settings.MC_UPLOAD_TEMP_DIR)
+    if not folder.is_dir():
+        return
+    parts = {p.stem: p for p in folder.glob("*.part")}
+    if not parts:
+        return
+    valid = {stem for stem in parts if re.fullmatch(r"[0-9a-f-]{36}", stem)}
+    open_ids = {
+        str(pk)
+        for pk in UploadSession.objects.filter(pk__in=valid, status=UploadStatus.OPEN).values_list("pk", flat=True)
+    }
+    cutoff = before.timestamp()
+    for stem, path in parts.items():
+        try:
+            if stem not in open_ids and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+        except OSError:
+            continue

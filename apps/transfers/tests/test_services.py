@@ -386,3 +386,19 @@ def test_the_beat_runs_the_flush_and_the_expiry(settings):
     from apps.transfers import tasks
 
     assert tasks.uploads_expire() == 0 and tasks.downloads_flush() == 0
+
+
+def test_partial_files_left_without_a_session_are_removed(files_world, settings):
+    import os
+
+    content = b"q" * 100
+    session = _send(files_world, _open(files_world, content), content, [50])
+    orphan = settings.MC_UPLOAD_TEMP_DIR / "0b0e1f4e-0000-4000-8000-000000000000.part"
+    orphan.write_bytes(b"left behind")
+    fresh_orphan = settings.MC_UPLOAD_TEMP_DIR / "1b0e1f4e-0000-4000-8000-000000000000.part"
+    fresh_orphan.write_bytes(b"just now")
+    old = timezone.now().timestamp() - settings.MC_UPLOAD_SESSION_TTL_S - 60
+    os.utime(orphan, (old, old))
+    os.utime(session.part_path, (old, old))  # an open session's bytes stay, however old
+    services.uploads_expire()
+    assert not orphan.exists() and fresh_orphan.exists() and session.part_path.exists()

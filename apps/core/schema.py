@@ -82,10 +82,11 @@ class AutoSchema(openapi.AutoSchema):
             if getattr(field, "allow_empty", True) is False:
                 schema["minItems"] = max(schema.get("minItems", 0), 1)
             if is_list_serializer(field):
-                if field.min_length is not None:
-                    schema["minItems"] = max(schema.get("minItems", 0), field.min_length)
-                if field.max_length is not None:
-                    schema["maxItems"] = field.max_length
+                min_length, max_length = getattr(field, "min_length", None), getattr(field, "max_length", None)
+                if min_length is not None:
+                    schema["minItems"] = max(schema.get("minItems", 0), min_length)
+                if max_length is not None:
+                    schema["maxItems"] = max_length
         return schema
 
     def _map_basic_serializer(self, serializer: Any, direction: str) -> Any:

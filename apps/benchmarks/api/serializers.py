@@ -146,8 +146,8 @@ class JobSerializer(serializers.ModelSerializer):
     result = serializers.SerializerMethodField()
     failure = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField(help_text="Alias of failure.")
-    verifies = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True,
-                                                  help_text="The job whose result this one re-runs, if any.")
+    verifies: serializers.PrimaryKeyRelatedField[BenchmarkJob] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The job whose result this one re-runs, if any.")
 
     class Meta:
         model = BenchmarkJob

@@ -402,3 +402,16 @@ def test_partial_files_left_without_a_session_are_removed(files_world, settings)
     os.utime(session.part_path, (old, old))  # an open session's bytes stay, however old
     services.uploads_expire()
     assert not orphan.exists() and fresh_orphan.exists() and session.part_path.exists()
+
+
+def test_upload_sessions_are_in_the_console(files_world, client):
+    _open(files_world, b"abc")
+    maintainer = files_world["users"]["maintainer"]
+    maintainer.is_staff = True
+    maintainer.save(update_fields=["is_staff"])
+    client.force_login(maintainer)
+    assert client.get("/admin/transfers/uploadsession/?q=new").status_code == 200
+    session = UploadSession.objects.get()
+    assert client.get(f"/admin/transfers/uploadsession/{session.pk}/change/").status_code == 200
+    client.force_login(files_world["users"]["owner"])
+    assert client.get("/admin/transfers/uploadsession/").status_code == 302

@@ -18,6 +18,8 @@ SCRIPTS = [
      ["--batch", "1", "--rounds", "1", "--idle", "0"]),
     ("where a job's time goes, step by step", "breakdown_pipeline.py", []),
     ("leaderboard API vs bare SQL, and 10x growth (SPEC §6)", "bench_leaderboard.py", []),
+    ("1 GiB resumable upload and download vs a static file server, web worker RSS (issue 13)",
+     "bench_transfers.py", []),
 ]
 
 

@@ -162,13 +162,19 @@ def test_each_benchmark_version_has_its_own_board(bench, child):
     assert board(bench, "2") == [("alice/base-int8", 0.7)]
 
 
-def test_variant_changes_are_copied_onto_its_rows(bench, child, django_capture_on_commit_callbacks):
+def test_variant_changes_are_copied_onto_its_rows_once_published(bench, child, alice, maintainer):
+    """Rows show what the variant's last published revision declares: a draft's edits arrive on publication."""
+    from apps.registry.services import revision_create, variant_update
+
     make_result(child, bench, {"accuracy": 0.9})
-    child.license = "MIT"
-    child.parameters = 123
-    child.save()
+    draft = revision_create(variant=child, actor=alice)
+    variant_update(variant=child, actor=alice, license="MIT", parameters=123)
     services.leaderboard_refresh_variant(variant_id=child.pk)
     entry = LeaderboardEntry.objects.get()
+    assert (entry.license, entry.parameters) == ("apache-2.0", 900)
+    publish(draft, maintainer)
+    services.leaderboard_refresh_variant(variant_id=child.pk)
+    entry.refresh_from_db()
     assert (entry.license, entry.parameters) == ("mit", 123)
 
 

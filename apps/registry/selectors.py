@@ -93,9 +93,10 @@ def parent_visible(user: Any, parent: Variant) -> bool:
 def snapshot_parent_ids(user: Any, variant: Variant) -> list[int] | None:
     """The parents the user sees declared, when that is the published snapshot's list; None when the user sees
     the variant as it stands (an insider, or a snapshot from before parent ids were recorded)."""
-    if sees_unpublished(user, variant) or variant.published_revision_id is None:
+    published = variant.published_revision if variant.published_revision_id is not None else None
+    if published is None or sees_unpublished(user, variant):
         return None
-    ids = (variant.published_revision.metadata or {}).get("parent_ids")
+    ids = (published.metadata or {}).get("parent_ids")
     return [int(i) for i in ids] if isinstance(ids, list) else None
 
 

@@ -28,14 +28,29 @@ def _job(revision: Any, benchmark: Any, user: Any, *, succeeded: bool, metric: f
 
     now = timezone.now()
     job = BenchmarkJob.objects.create(
-        revision=revision, benchmark=benchmark, benchmark_version=benchmark.version, config={},
-        config_hash=f"vis-{revision.pk}", submitted_by=user, queued_at=now,
-        status="succeeded" if succeeded else "queued", attempts=1 if succeeded else 0,
-        started_at=now if succeeded else None, finished_at=now if succeeded else None,
-        log_tail=("secret log tail" if revision.status != "published" else "public log tail") if succeeded else "")
+        revision=revision,
+        benchmark=benchmark,
+        benchmark_version=benchmark.version,
+        config={},
+        config_hash=f"vis-{revision.pk}",
+        submitted_by=user,
+        queued_at=now,
+        status="succeeded" if succeeded else "queued",
+        attempts=1 if succeeded else 0,
+        started_at=now if succeeded else None,
+        finished_at=now if succeeded else None,
+        log_tail=("secret log tail" if revision.status != "published" else "public log tail") if succeeded else "",
+    )
     if succeeded:
-        JobResult.objects.create(job=job, attempt=1, metrics={"ok": metric}, runner="noop", runner_version="1",
-                                 verified=True, verification_status="verified")
+        JobResult.objects.create(
+            job=job,
+            attempt=1,
+            metrics={"ok": metric},
+            runner="noop",
+            runner_version="1",
+            verified=True,
+            verification_status="verified",
+        )
     return job
 
 
@@ -68,11 +83,22 @@ def build_world() -> dict[str, Any]:
     pub.refresh_from_db()
     rev1 = pub.current_revision
     rev2 = revision_create(variant=pub, actor=alice)
-    pub = variant_update(variant=pub, actor=alice, license="mit", card=SECRET_CARD, summary=SECRET_SUMMARY,
-                         precision="int8", parents=[other_base.full_name])
+    pub = variant_update(
+        variant=pub,
+        actor=alice,
+        license="mit",
+        card=SECRET_CARD,
+        summary=SECRET_SUMMARY,
+        precision="int8",
+        parents=[other_base.full_name],
+    )
 
-    benchmark = Benchmark.objects.create(slug="vis-bench", name="Vis bench", runner="onnx-classification",
-                                         metrics=[{"name": "ok", "higher_is_better": True, "primary": True}])
+    benchmark = Benchmark.objects.create(
+        slug="vis-bench",
+        name="Vis bench",
+        runner="onnx-classification",
+        metrics=[{"name": "ok", "higher_is_better": True, "primary": True}],
+    )
     public_job = _job(rev1, benchmark, alice, succeeded=True, metric=0.5)
     private_job = _job(rev2, benchmark, alice, succeeded=True, metric=0.9)
     draft_job = _job(draft.current_revision, benchmark, alice, succeeded=False, metric=0)
@@ -81,7 +107,16 @@ def build_world() -> dict[str, Any]:
     flag = Flag.objects.create(variant=pub, revision=rev1, reporter=carol, kind="spam", description="spam?")
     return {
         "users": {"alice": alice, "carol": carol, "rev": rev, "maint": maint},
-        "base": base, "other_base": other_base, "draft": draft, "pub": pub, "rev1": rev1, "rev2": rev2,
-        "benchmark": benchmark, "public_job": public_job, "private_job": private_job, "draft_job": draft_job,
-        "comment": comment, "flag": flag,
+        "base": base,
+        "other_base": other_base,
+        "draft": draft,
+        "pub": pub,
+        "rev1": rev1,
+        "rev2": rev2,
+        "benchmark": benchmark,
+        "public_job": public_job,
+        "private_job": private_job,
+        "draft_job": draft_job,
+        "comment": comment,
+        "flag": flag,
     }

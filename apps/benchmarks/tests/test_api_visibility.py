@@ -85,11 +85,11 @@ def test_queuing_a_job_needs_sight_of_the_revision(world, clients):
     batch = clients["other"].post("/api/v1/jobs/batch/", {"jobs": [body]}, format="json")
     assert batch.status_code == 400 and "jobs.0.revision" in batch.json()["errors"]
     # Without a revision, "the current one" is the one the user sees: the published revision for carol.
-    queued = clients["other"].post("/api/v1/jobs/", {"variant": "alice/vis-pub", "benchmark": "vis-bench"},
-                                   format="json")
+    queued = clients["other"].post(
+        "/api/v1/jobs/", {"variant": "alice/vis-pub", "benchmark": "vis-bench"}, format="json"
+    )
     assert queued.status_code == 201 and queued.json()["revision"] == 1
-    own = clients["owner"].post("/api/v1/jobs/", {"variant": "alice/vis-pub", "benchmark": "vis-bench"},
-                                format="json")
+    own = clients["owner"].post("/api/v1/jobs/", {"variant": "alice/vis-pub", "benchmark": "vis-bench"}, format="json")
     assert own.status_code in (200, 201) and own.json()["revision"] == 2
 
 
@@ -104,9 +104,15 @@ def test_the_submission_services_refuse_a_revision_the_actor_may_not_see(world):
 
 def test_job_list_query_count_is_flat(world, clients):
     for _ in range(10):
-        BenchmarkJob.objects.create(revision=world["rev1"], benchmark=world["benchmark"], benchmark_version="1",
-                                    config={}, config_hash="x", submitted_by=world["users"]["alice"],
-                                    status="cancelled")
+        BenchmarkJob.objects.create(
+            revision=world["rev1"],
+            benchmark=world["benchmark"],
+            benchmark_version="1",
+            config={},
+            config_hash="x",
+            submitted_by=world["users"]["alice"],
+            status="cancelled",
+        )
     for role in ("anonymous", "other", "owner"):
         client = clients[role]
         client.get("/api/v1/jobs/?page_size=1")

@@ -22,8 +22,9 @@ def test_board_columns_are_the_published_snapshot_until_the_draft_is_published()
     assert (entry.license, entry.precision, entry.listed) == ("apache-2.0", "fp16", True)
     anonymous = APIClient()
     assert [r["variant"] for r in anonymous.get("/api/v1/leaderboards/vis-bench/?license=mit").json()["results"]] == []
-    assert [r["variant"] for r in anonymous.get("/api/v1/leaderboards/vis-bench/?license=apache-2.0")
-            .json()["results"]] == ["alice/vis-pub"]
+    assert [
+        r["variant"] for r in anonymous.get("/api/v1/leaderboards/vis-bench/?license=apache-2.0").json()["results"]
+    ] == ["alice/vis-pub"]
 
     maint = world["users"]["maint"]
     for target in ("submitted", "approved", "published"):

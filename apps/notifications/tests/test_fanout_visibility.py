@@ -19,8 +19,13 @@ pytestmark = pytest.mark.django_db
 def world() -> dict[str, Any]:
     world = build_world()
     for name in ("alice", "carol", "rev", "maint"):
-        WebhookSubscription.objects.create(owner=world["users"][name], url=f"https://example.org/{name}",
-                                           events=["*"], scope="visible", secret="s" * 32)
+        WebhookSubscription.objects.create(
+            owner=world["users"][name],
+            url=f"https://example.org/{name}",
+            events=["*"],
+            scope="visible",
+            secret="s" * 32,
+        )
     return world
 
 

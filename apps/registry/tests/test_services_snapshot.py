@@ -64,7 +64,11 @@ def test_the_public_sees_the_last_published_snapshot_and_insiders_the_draft(worl
         parents = [link.parent.full_name for link in shown.parent_links.all()]
         if who in ("alice", "rev", "maint"):
             assert (shown.license, shown.card, shown.summary, shown.precision) == (
-                "mit", SECRET_CARD, SECRET_SUMMARY, "int8"), who
+                "mit",
+                SECRET_CARD,
+                SECRET_SUMMARY,
+                "int8",
+            ), who
             assert parents == ["commons/vis-other-base"] and shown.current_revision.number == 2, who
             assert shown.status == "draft", who
         else:

@@ -22,8 +22,9 @@ def world() -> dict[str, Any]:
     world = build_world()
     # Revision 2 goes to review and gets a reviewer's comment: still not public.
     revision_transition(revision=world["rev2"], target="submitted", actor=world["users"]["alice"])
-    world["review"] = Review.objects.create(revision=world["rev2"], reviewer=world["users"]["rev"],
-                                            decision="comment", body="draft-only remark")
+    world["review"] = Review.objects.create(
+        revision=world["rev2"], reviewer=world["users"]["rev"], decision="comment", body="draft-only remark"
+    )
     return world
 
 
@@ -46,8 +47,9 @@ def test_reviews_and_gate_of_a_submitted_revision_of_a_published_variant(clients
                 assert b"draft-only remark" not in response.content
         # The published revision's stay public.
         assert client.get("/api/v1/variants/alice/vis-pub/revisions/1/gate/").status_code == 200, role
-    assert clients["other"].post(f"{R2}/reviews/", {"decision": "comment", "body": "x"},
-                                 format="json").status_code == 404
+    assert (
+        clients["other"].post(f"{R2}/reviews/", {"decision": "comment", "body": "x"}, format="json").status_code == 404
+    )
 
 
 def test_reviews_visible_to_follows_the_revision(world):

@@ -53,5 +53,5 @@ def test_job_pages_of_a_newer_draft_are_404_to_the_public(world):
 
 def test_the_variant_list_shows_the_public_the_published_licence(world):
     html = Client().get("/variants/").content.decode()
-    row = html[html.index("alice/vis-pub"):][:800]
+    row = html[html.index("alice/vis-pub") :][:800]
     assert "apache-2.0" in row and "mit" not in row

@@ -97,8 +97,21 @@ _PUBLISHED_COLUMNS = ("relation", "precision", "license", "task", "parameters")
 
 
 def _published_columns() -> dict[str, F]:
-    """The snapshot's board columns, read as single JSON keys (never the whole metadata, which holds the card)."""
-    return {f"published_{name}": F(f"published_revision__metadata__{name}") for name in _PUBLISHED_COLUMNS}
+    """The snapshot's board columns and parents, read as single JSON keys (never the whole metadata, which holds
+    the card)."""
+    return {f"published_{name}": F(f"published_revision__metadata__{name}")
+            for name in (*_PUBLISHED_COLUMNS, "parent_ids", "parents")}
+
+
+def _declared_parents(variant: Variant) -> list[list[Any]] | None:
+    """[[parent id, "owner/name"], ...] by name as the variant's last published revision declares them, or None
+    (not published, or a snapshot without parent ids: the live links stand)."""
+    if variant.published_revision_id is None:
+        return None
+    ids, names = getattr(variant, "published_parent_ids", None), getattr(variant, "published_parents", None)
+    if not isinstance(ids, list) or not isinstance(names, list) or len(ids) != len(names):
+        return None
+    return sorted(([int(pid), str(name)] for pid, name in zip(ids, names, strict=True)), key=lambda p: p[1])
 
 
 def _lock_variants(variant_ids: Iterable[int]) -> dict[int, Variant]:
@@ -316,6 +329,11 @@ def _refresh_variants(variants: Iterable[Variant], *, benchmark_ids: Mapping[int
     ids = sorted(by_id)
     columns = {pk: _variant_columns(variant) for pk, variant in by_id.items()}
     parents, children = _variant_links(ids)
+    for pk, variant in by_id.items():
+        # A public row names the parents its published revision declares, not those of a newer draft.
+        declared = _declared_parents(variant)
+        if declared is not None:
+            parents[pk] = declared
     entries = list(LeaderboardEntry.objects.filter(variant_id__in=ids).order_by("pk"))
     statuses = dict(Revision.objects.filter(variant_id__in=ids).values_list("pk", "status"))
     marks: dict[int, list[ContaminationMark]] = defaultdict(list)

@@ -16,8 +16,8 @@ from apps.core.errors import NotFound, PreconditionFailed, ValidationFailed
 from apps.leaderboards import selectors, services
 from apps.leaderboards.models import ContaminationMark, LeaderboardEntry, SuiteBenchmark, SuiteScore
 from apps.registry.choices import RevisionStatus
-from apps.registry.models import Revision, VariantParent
-from apps.registry.services import revision_transition
+from apps.registry.models import Revision
+from apps.registry.services import revision_create, revision_transition, variant_update
 
 from .factories import make_benchmark, make_result, make_variant, publish
 
@@ -164,8 +164,6 @@ def test_each_benchmark_version_has_its_own_board(bench, child):
 
 def test_variant_changes_are_copied_onto_its_rows_once_published(bench, child, alice, maintainer):
     """Rows show what the variant's last published revision declares: a draft's edits arrive on publication."""
-    from apps.registry.services import revision_create, variant_update
-
     make_result(child, bench, {"accuracy": 0.9})
     draft = revision_create(variant=child, actor=alice)
     variant_update(variant=child, actor=alice, license="MIT", parameters=123)
@@ -212,7 +210,12 @@ def test_lineage_is_copied_onto_rows_and_follows_changes(bench, maintainer, alic
     assert LeaderboardEntry.objects.get(variant=child).parents == [[base.pk, "maintainer/base-model", 0.8]]
     other = make_variant(maintainer, "another-base", actor=maintainer)
     make_result(other, bench, {"accuracy": 0.7})
-    VariantParent.objects.filter(child=child).update(parent=other)
+    # A lineage change is made in a new revision: public rows keep the published parents until it is published.
+    draft = revision_create(variant=child, actor=alice)
+    variant_update(variant=child, actor=alice, parents=[other.full_name])
+    services.leaderboard_refresh_variant(variant_id=child.pk)
+    assert LeaderboardEntry.objects.get(variant=child).parents == [[base.pk, "maintainer/base-model", 0.8]]
+    publish(draft, maintainer)
     services.leaderboard_refresh_variant(variant_id=child.pk)
     assert LeaderboardEntry.objects.get(variant=child).parents == [[other.pk, "maintainer/another-base", 0.7]]
 

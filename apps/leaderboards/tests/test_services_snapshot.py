@@ -20,6 +20,7 @@ def test_board_columns_are_the_published_snapshot_until_the_draft_is_published()
     leaderboard_refresh_variant(variant_id=world["pub"].pk)  # as after a draft edit (VARIANT_UPDATED_HOOKS)
     entry = LeaderboardEntry.objects.get(variant=world["pub"], revision=world["rev1"])
     assert (entry.license, entry.precision, entry.listed) == ("apache-2.0", "fp16", True)
+    assert [p[1] for p in entry.parents] == ["commons/vis-base"]
     anonymous = APIClient()
     assert [r["variant"] for r in anonymous.get("/api/v1/leaderboards/vis-bench/?license=mit").json()["results"]] == []
     assert [
@@ -32,3 +33,4 @@ def test_board_columns_are_the_published_snapshot_until_the_draft_is_published()
     leaderboard_refresh_variant(variant_id=world["pub"].pk)
     entry.refresh_from_db()
     assert (entry.license, entry.precision) == ("mit", "int8")
+    assert [p[1] for p in entry.parents] == ["commons/vis-other-base"]

@@ -4,7 +4,8 @@
   request passes the view's permission checks: public reads are documented as public.
 - Arrays carry the limits the code enforces (`allow_empty=False` is `minItems: 1`, a list serializer's
   min_length/max_length are minItems/maxItems), and a serializer that refuses unknown keys
-  (`refuses_unknown_fields = True`) says `additionalProperties: false`.
+  (`refuses_unknown_fields = True`) says `additionalProperties: false`; a PATCH body the view validates whole
+  (`patch_validated_whole = True`) keeps its required fields.
 - Request bodies are documented as JSON (the API's format); the form encodings DRF also parses are documented
   only where a body carries files (uploads), since nested objects and lists have no form encoding.
 - `StrictFilterExtension` documents each filter query parameter by the form field that parses it.
@@ -94,6 +95,18 @@ class AutoSchema(openapi.AutoSchema):
         if getattr(serializer, "refuses_unknown_fields", False):
             schema["additionalProperties"] = False
         return schema
+
+    def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> Any:
+        # drf-spectacular documents every PATCH body as partial (nothing required), as DRF's UpdateModelMixin
+        # validates it. A view that validates its PATCH body whole says so on the serializer; its schema then
+        # keeps the required fields, under the component name a whole body gets.
+        if self.method == "PATCH" and getattr(force_instance(serializer), "patch_validated_whole", False):
+            self.method = "PUT"
+            try:
+                return super()._get_request_for_media_type(serializer, direction)
+            finally:
+                self.method = "PATCH"
+        return super()._get_request_for_media_type(serializer, direction)
 
     def map_parsers(self) -> list[Any]:
         media_types = super().map_parsers()

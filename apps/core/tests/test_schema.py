@@ -169,3 +169,16 @@ def test_a_list_in_a_fixed_order_has_no_ordering_parameter(schema, client_for, d
 
 def api_names(client, ordering):  # type: ignore[no-untyped-def]
     return [v["name"] for v in client.get("/api/v1/variants/", {"ordering": ordering}).json()["results"]]
+
+
+def test_a_patch_body_validated_whole_keeps_its_required_fields(schema, client_for, digits_world):
+    """PATCH bodies are partial by default; a comment edit needs its body, and the schema says so."""
+    edit = schema["paths"]["/api/v1/comments/{id}/"]["patch"]["requestBody"]
+    component = edit["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert edit["required"] is True and schema["components"]["schemas"][component]["required"] == ["body"]
+    variant_patch = schema["paths"]["/api/v1/variants/{owner}/{name}/"]["patch"]["requestBody"]
+    assert "required" not in variant_patch  # the variant PATCH is partial, and so is its schema
+    alice = client_for(digits_world["users"]["alice"])
+    comment = alice.post("/api/v1/variants/commons/digits-mlp/comments/", {"body": "first"}, format="json").json()
+    refused = alice.patch(f"/api/v1/comments/{comment['id']}/", {}, format="json")
+    assert refused.status_code == 400 and "body" in refused.json()["errors"]

@@ -127,6 +127,9 @@ class CommentCreateSerializer(serializers.Serializer):
 
 
 class CommentEditSerializer(serializers.Serializer):
+    """The PATCH body of a comment edit: the new body is required (the view validates it whole, not partially)."""
+
+    patch_validated_whole = True  # the OpenAPI schema keeps `body` required for PATCH (apps.core.schema)
     body = serializers.CharField(max_length=20_000)
 
 

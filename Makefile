@@ -18,10 +18,11 @@ $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || PYTHON=python3; $${PYTHON:-python3} -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel setuptools
 
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml client/pyproject.toml
 	@if echo "$(EXTRAS)" | grep -qE 'hf|lmeval|embeddings'; then \
 	  echo ">> installing torch==2.13.0 (CPU wheel) first"; $(PY) -m pip install -q torch==2.13.0; fi
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q -e ./client
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 # The runner sandbox needs bubblewrap (Debian's bubblewrap package): installed here when missing and this runs as

@@ -148,8 +148,16 @@ def artifact_response(
         byte_range = parse_range(range_header, size)
     except Unsatisfiable:
         detail = f"The file has {size} bytes; the range asked for starts past its end."
-        body = json.dumps(problem_body(416, detail, slug="range-not-satisfiable", title="Range not satisfiable",
-                                       instance=request.path, size_bytes=size)).encode()
+        body = json.dumps(
+            problem_body(
+                416,
+                detail,
+                slug="range-not-satisfiable",
+                title="Range not satisfiable",
+                instance=request.path,
+                size_bytes=size,
+            )
+        ).encode()
         unsatisfiable = HttpResponse(body, status=416, content_type=PROBLEM_CONTENT_TYPE)
         unsatisfiable["Content-Range"] = f"bytes */{size}"
         return finish(unsatisfiable, len(body))

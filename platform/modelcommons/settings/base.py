@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 # Data (the SQLite database, media, the filesystem broker) lives outside the checkout, so that nothing a user
@@ -121,6 +122,28 @@ STORAGES = {
     "default": {"BACKEND": env.str("DEFAULT_FILE_STORAGE", default="django.core.files.storage.FileSystemStorage")},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Artifact storage (issue 13): the file system under MEDIA_ROOT by default; MC_STORAGE=s3 stores artifacts in any
+# S3-compatible bucket through django-storages (the `s3` extra), configured from the AWS_* variables below. Downloads
+# from S3 are answered with a 302 to a presigned URL valid for MC_DOWNLOAD_REDIRECT_TTL_S seconds.
+MC_STORAGE = env.str("MC_STORAGE", default="filesystem")
+MC_DOWNLOAD_REDIRECT_TTL_S = env.int("MC_DOWNLOAD_REDIRECT_TTL_S", default=300)
+if MC_STORAGE == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="") or None,
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "querystring_auth": True,
+            "querystring_expire": MC_DOWNLOAD_REDIRECT_TTL_S,
+            "file_overwrite": True,  # content-addressed: the same name always holds the same bytes
+            "default_acl": None,
+        },
+    }
+elif MC_STORAGE != "filesystem":
+    raise ImproperlyConfigured(f"MC_STORAGE must be 'filesystem' or 's3', not {MC_STORAGE!r}.")
 FIXTURES_DIR = BASE_DIR / "fixtures"
 
 # Uploads: Django keeps at most this much in memory before spooling to a temp file.

@@ -15,10 +15,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django import forms
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from drf_spectacular import openapi
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.plumbing import build_mock_request, force_instance, is_list_serializer
@@ -78,6 +81,11 @@ class AutoSchema(openapi.AutoSchema):
         return auths
 
     def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> Any:
+        if _blank_model_text(field):
+            # DRF drops allow_blank from read-only model fields, so an empty evidence_url or resolution would be
+            # documented as a URI or one of the choices only; the model allows "", and so does the schema.
+            field = copy.copy(field)
+            field.allow_blank = True
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if isinstance(schema, dict) and schema.get("type") == "array":
             if getattr(field, "allow_empty", True) is False:
@@ -89,6 +97,16 @@ class AutoSchema(openapi.AutoSchema):
                 if max_length is not None:
                     schema["maxItems"] = max_length
         return schema
+
+    def _insert_field_validators(self, field: Any, schema: Any) -> None:
+        if _blank_model_text(field):  # as in _map_serializer_field: "" is a value of a blank model field
+            field = copy.copy(field)
+            field.allow_blank = True
+        super()._insert_field_validators(field, schema)
+        # drf-spectacular offers "" as `oneOf: [<format>, {maxLength: 0}]`; a validator that does not check the
+        # format finds "" valid under both and refuses it. anyOf says the same without that trap.
+        if schema.get("oneOf", [None])[-1] == {"type": "string", "maxLength": 0}:
+            schema["anyOf"] = schema.pop("oneOf")
 
     def _map_basic_serializer(self, serializer: Any, direction: str) -> Any:
         schema = super()._map_basic_serializer(serializer, direction)
@@ -152,6 +170,21 @@ class StrictFilterExtension(DjangoFilterExtension):
                     if filter_field.extra.get(key) is not None:
                         schema[bound] = filter_field.extra[key]
         return params
+
+
+def _blank_model_text(field: Any) -> bool:
+    """A read-only text or choice field of a ModelSerializer whose model field may be blank."""
+    if not getattr(field, "read_only", False) or getattr(field, "allow_blank", True):
+        return False
+    model = getattr(getattr(getattr(field, "parent", None), "Meta", None), "model", None)
+    source = getattr(field, "source", "") or ""
+    if model is None or not source or "." in source or source == "*":
+        return False
+    try:
+        model_field = model._meta.get_field(source)
+    except FieldDoesNotExist:
+        return False
+    return isinstance(model_field, models.CharField | models.TextField) and model_field.blank
 
 
 def _problem_content(ref: dict[str, str]) -> dict[str, Any]:

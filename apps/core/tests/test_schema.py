@@ -182,3 +182,17 @@ def test_a_patch_body_validated_whole_keeps_its_required_fields(schema, client_f
     comment = alice.post("/api/v1/variants/commons/digits-mlp/comments/", {"body": "first"}, format="json").json()
     refused = alice.patch(f"/api/v1/comments/{comment['id']}/", {}, format="json")
     assert refused.status_code == 400 and "body" in refused.json()["errors"]
+
+
+def test_blank_model_text_in_responses_may_be_empty(schema):
+    """DRF drops allow_blank from read-only model fields; the schema keeps "" where the model allows it (a flag
+    with only an excerpt has evidence_url "", an open flag has resolution "")."""
+    import jsonschema
+
+    components = schema["components"]["schemas"]
+    flag = components["VariantFlag"]["properties"]
+    resolver = {"components": schema["components"]}
+    for name in ("evidence_url", "resolution"):
+        jsonschema.validate("", {**flag[name], **resolver})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate("maybe", {**flag["resolution"], **resolver})

@@ -441,15 +441,19 @@ def push(variant: str, paths: tuple[Path, ...], revision: int | None, new_revisi
                 extra = f" from byte {result.resumed_from}" if result.action == "resumed" else ""
                 state.info(f"{result.action} {escape(result.path)} ({_human_bytes(result.size_bytes)}){extra}")
 
-        number, results = client.uploads.push(
-            variant,
-            list(paths),
-            revision=revision,
-            new_revision=new_revision,
-            on_file=on_file,
-            on_progress=on_progress,
-            on_done=on_done,
-        )
+        try:
+            number, results = client.uploads.push(
+                variant,
+                list(paths),
+                revision=revision,
+                new_revision=new_revision,
+                on_file=on_file,
+                on_progress=on_progress,
+                on_done=on_done,
+            )
+        except KeyboardInterrupt:
+            state.info("interrupted: what reached the server is kept; the same push resumes it")
+            raise click.Abort() from None
     data = {"variant": variant, "revision": number, "files": [r.to_dict() for r in results]}
     counts = {a: sum(1 for r in results if r.action == a) for a in ("uploaded", "resumed", "skipped")}
     state.emit(
@@ -504,9 +508,13 @@ def pull(variant: str, revision: str | None, directory: Path | None) -> None:
                     f"{result.action} {escape(result.path)} ({_human_bytes(result.size_bytes)}, sha256 verified){extra}"
                 )
 
-        number, results = client.files.pull(
-            variant, revision, directory, on_file=on_file, on_progress=on_progress, on_done=on_done
-        )
+        try:
+            number, results = client.files.pull(
+                variant, revision, directory, on_file=on_file, on_progress=on_progress, on_done=on_done
+            )
+        except KeyboardInterrupt:
+            state.info("interrupted: partial files are kept (*.mc-part); the same pull resumes them")
+            raise click.Abort() from None
     data = {"variant": variant, "revision": number, "dir": str(directory), "files": [r.to_dict() for r in results]}
     verified = sum(1 for r in results if r.action != "skipped")
     state.emit(

@@ -12,6 +12,7 @@ with Client("https://commons.example.org", token="mc_...") as mc:
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -214,7 +215,7 @@ class Files(_Resource):
         on_file: Callable[[FileEntry], None] | None = None,
         on_progress: Callable[[FileEntry, int, int], None] | None = None,
         on_done: Callable[[PulledFile], None] | None = None,
-    ) -> tuple[int, list[PulledFile]]:
+    ) -> tuple[int, builtins.list[PulledFile]]:
         """Download every file of a revision into `directory`, verifying each sha256; files already there
         with the right sha256 are left alone, partial ones resumed. Returns (revision number, files)."""
         from .transfer import pull

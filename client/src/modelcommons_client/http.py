@@ -11,7 +11,7 @@ import email.utils
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -38,8 +38,8 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def new_idempotency_key() -> str:
@@ -119,7 +119,9 @@ class Http:
     # --- the retry policy ---------------------------------------------------------------------------------
 
     def _retrying(self, retry_network: Callable[[BaseException], bool]) -> tenacity.Retrying:
-        exponential = tenacity.wait_exponential_jitter(initial=self.backoff, max=self.max_backoff)
+        exponential = tenacity.wait_exponential(multiplier=self.backoff, max=self.max_backoff) + tenacity.wait_random(
+            0, self.backoff
+        )
 
         def should_retry(exc: BaseException) -> bool:
             if isinstance(exc, _RetryableStatus):

@@ -191,10 +191,12 @@ class Job(Model):
         return self._jobs
 
     def refresh(self) -> Job:
-        return self._bound().get(self.id)
+        job: Job = self._bound().get(self.id)
+        return job
 
     def cancel(self) -> Job:
-        return self._bound().cancel(self.id)
+        job: Job = self._bound().cancel(self.id)
+        return job
 
     def wait(
         self,

@@ -242,7 +242,10 @@ def push(
             if on_progress:
                 on_progress(remote, phase, done, total)
 
-        sha = file_sha256(local, lambda done, size=size, report=report: report("hash", done, size))
+        def hashed(done: int, size: int = size, report: Callable[[str, int, int], None] = report) -> None:
+            report("hash", done, size)
+
+        sha = file_sha256(local, hashed)
         there = existing.get(remote)
         if there is not None:
             if there.sha256 != sha:

@@ -409,17 +409,32 @@ def test_push_goes_on_after_a_lost_answer(live_platform, tmp_path: Path) -> None
 
 def test_pull_verifies_resumes_and_catches_corruption(mc: Mc, live_platform, model_dir: Path, tmp_path: Path) -> None:
     create_variant(live_platform, push=model_dir, cache=tmp_path / "cache")
+    with client_as(live_platform, "alice") as client:  # a file recorded by URI only: no bytes on the platform
+        client.http.json(
+            "POST",
+            "/api/v1/variants/alice/cli-int8/revisions/1/artifacts/",
+            json={
+                "path": "remote.safetensors",
+                "uri": "hf://org/x@main/remote.safetensors",
+                "sha256": "b" * 64,
+                "size_bytes": 10,
+            },
+        )
     target = tmp_path / "pulled"
-    result = mc.json("pull", VARIANT, "--dir", str(target))
+    pulled = mc("pull", VARIANT, "--dir", str(target), "--json")
+    result = json.loads(pulled.stdout)
     assert result["revision"] == 1 and result["dir"] == str(target)
     actions = {f["path"]: f["action"] for f in result["files"]}
-    assert actions == dict.fromkeys(["config.json", "model.onnx", "sub/notes.txt", "weights.safetensors"], "downloaded")
-    for path in actions:
+    stored = ["config.json", "model.onnx", "sub/notes.txt", "weights.safetensors"]
+    assert actions == {**dict.fromkeys(stored, "downloaded"), "remote.safetensors": "skipped"}
+    assert "remote.safetensors is recorded by URI only" in pulled.stderr
+    assert not (target / "remote.safetensors").exists()
+    for path in stored:
         assert (target / path).read_bytes() == (model_dir / path).read_bytes()
 
     # Nothing to do the second time.
     again = mc.json("pull", VARIANT, "--dir", str(target))
-    assert {f["action"] for f in again["files"]} == {"unchanged"}
+    assert {f["action"] for f in again["files"]} == {"unchanged", "skipped"}
 
     # A partial download (an interrupted pull) is resumed with Range from where it stopped.
     weights = target / "weights.safetensors"
@@ -465,7 +480,8 @@ def test_pull_refuses_bytes_that_do_not_match_their_hash(mc: Mc, live_platform, 
     with client_as(live_platform, "alice", cache_dir=tmp_path / "cache") as client:
         client.variants.create("cli-doomed", relation="quantized", parents=["commons/digits-mlp"], license="apache-2.0")
         client.uploads.push("alice/cli-doomed", [local])
-    stored = [p for p in live_platform.media.rglob("doomed*.json")]
+    content = local.read_bytes()  # the stored copy, whatever storage names it
+    stored = [p for p in live_platform.media.rglob("*") if p.is_file() and p.read_bytes() == content]
     assert len(stored) == 1, stored
     stored[0].write_bytes(stored[0].read_bytes().replace(b"damaged", b"DAMAGED"))
 
@@ -714,3 +730,16 @@ def test_reviews_and_checklist(mc: Mc, live_platform, model_dir: Path, tmp_path:
     mc("reviews", "request-changes", VARIANT, "1", user="reviewer1", expect=2)  # --body is required
     mc("reviews", "approve", VARIANT, "1", user="alice", expect=3)  # the author may not review her own work
     mc("reviews", "approve", VARIANT, "9", user="reviewer1", expect=4)
+
+    # Changes were requested: a new revision (a copy of the files), then more files pushed to it.
+    assert mc.json("variants", "show", VARIANT)["status"] == "changes_requested"
+    second = mc.json("revisions", "create", VARIANT, "--notes", "Latency table added.")
+    assert second["number"] == 2 and second["status"] == "draft" and len(second["artifacts"]) == 4
+    (tmp_path / "latency.json").write_text('{"p95_ms": 0.01}')
+    pushed = mc.json("push", VARIANT, str(tmp_path / "latency.json"), "--revision", "2")
+    assert pushed["revision"] == 2 and [f["action"] for f in pushed["files"]] == ["uploaded"]
+    # A draft is edited in place: no second draft (409: 1).
+    refused = mc("push", VARIANT, str(tmp_path / "latency.json"), "--new-revision", "--json", expect=1)
+    assert json.loads(refused.stdout)["status"] == 409
+    mc("revisions", "create", VARIANT, expect=1)
+    mc("push", VARIANT, str(tmp_path / "latency.json"), "--revision", "1", expect=1)  # submitted: immutable

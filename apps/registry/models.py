@@ -124,6 +124,7 @@ class Revision(models.Model):
 
 
 def artifact_upload_to(instance: Artifact, filename: str) -> str:
+    """The names of files stored before content addressing; uploads now name their blob (apps.registry.blobs)."""
     return f"artifacts/{instance.revision.variant_id}/{instance.revision.number}/{instance.sha256[:16]}/{filename}"
 
 

@@ -3,6 +3,7 @@ same transaction; side effects (hooks of other apps, file clean-up) run after co
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import re
@@ -13,9 +14,8 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Max, ProtectedError
 from django.utils import timezone
 
@@ -25,6 +25,7 @@ from apps.audit.services import audit_record
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, PreconditionFailed, ValidationFailed
 
 from . import hooks
+from .blobs import blob_release, blob_store
 from .cards import card_split, json_safe, metadata_to_fields, summary_from_body
 from .choices import (
     EXTENSION_FORMATS,
@@ -441,8 +442,7 @@ def variant_delete(*, variant: Variant, actor: User) -> None:
 
     def remove_files() -> None:
         for name in files:
-            if not Artifact.objects.filter(file=name).exists():
-                default_storage.delete(name)
+            blob_release(name)
 
     transaction.on_commit(remove_files, robust=True)
 
@@ -588,9 +588,10 @@ def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any 
                        errors={"path": ["An artifact with this path already exists in the revision."]})
     artifact = Artifact(revision=revision, path=clean_path, uri=clean_uri, sha256=digest, size_bytes=size,
                         format=clean_fmt)
+    written = False
     if upload is not None:
         artifact.header = weights_header(clean_fmt, upload, size) or {}
-        artifact.file.save(PurePosixPath(clean_path).name, upload, save=False)
+        artifact.file.name, written = blob_store(digest, upload)
     try:
         artifact.save()
         audit_record(actor=actor, verb="artifact.add", target=artifact,
@@ -598,9 +599,11 @@ def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any 
                             "sha256": digest, "size_bytes": size, "format": clean_fmt,
                             "source": "upload" if upload is not None else clean_uri})
     except Exception:
-        # The file is already in storage; with no row pointing at it, it must go.
-        if artifact.file:
-            artifact.file.delete(save=False)
+        # The file is already in storage; with no row pointing at it, it must go (unless another row names it).
+        # A failed query (the transaction is broken) keeps the blob: an orphan is harmless, a lost file is not.
+        if upload is not None and written:
+            with contextlib.suppress(DatabaseError):
+                blob_release(artifact.file.name)
         raise
     hooks.run_on_commit(hooks.ARTIFACT_ADDED_HOOKS, revision_id=revision.pk, artifact_id=artifact.pk)
     return artifact
@@ -616,7 +619,7 @@ def artifact_add_local_file(*, revision: Revision, source: Path, path: str, fmt:
     artifact = Artifact(revision=revision, path=path, sha256=sha256, size_bytes=size, format=fmt)
     with source.open("rb") as fh:
         artifact.header = weights_header(fmt, fh, size) or {}
-        artifact.file.save(Path(path).name, File(fh), save=False)
+        artifact.file.name, _written = blob_store(sha256, File(fh))
     artifact.save()
     audit_record(actor=actor, verb="artifact.add", target=artifact,
                  after={"path": path, "sha256": sha256, "size_bytes": size, "format": fmt})

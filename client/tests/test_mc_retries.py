@@ -295,3 +295,9 @@ def test_the_cli_exits_5_on_server_errors_after_retries(stub, tmp_path: Path, st
     assert result.exit_code == 5, (result.stdout, result.stderr)
     assert json.loads(result.stdout)["status"] == status and server.hits == hits
     assert ("retrying in 0.0 s" in result.stderr) == (status == 503)
+
+
+def test_a_server_url_without_http_is_a_usage_error(tmp_path: Path) -> None:
+    env = {"MC_URL": "commons.example.org", "MC_TOKEN": "mc_x", "MC_CONFIG": str(tmp_path / "none.toml")}
+    result = CliRunner().invoke(cli, ["whoami"], env=env)
+    assert result.exit_code == 2 and "http://" in result.stderr and result.stdout == ""

@@ -17,6 +17,7 @@ from .errors import (
     RateLimited,
     RequirementUnmet,
     ServerError,
+    UsageError,
     WaitTimeout,
 )
 from .models import (
@@ -69,6 +70,7 @@ __all__ = [
     "ServerError",
     "Token",
     "Upload",
+    "UsageError",
     "Variant",
     "WaitTimeout",
     "__version__",

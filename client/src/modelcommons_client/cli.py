@@ -150,6 +150,9 @@ class McGroup(click.Group):
         except McError as exc:
             state.fail(exc)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # a local file or folder: unreadable, unwritable, full disk
+            state.err.print(f"[red]error:[/red] {escape(str(exc))}")
+            ctx.exit(EXIT_FAILED)
         finally:
             state.close()
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from . import config as config_module
-from .errors import BadRequest, ConfigError, NotFound
+from .errors import BadRequest, ConfigError, NotFound, UsageError
 from .http import Http, new_idempotency_key
 from .models import (
     Artifact,
@@ -378,7 +378,7 @@ class Leaderboards(_Resource):
             page = self._http.json("GET", nxt)
             rows.extend(page.get("results", []))
             nxt = page.get("next")
-        data = {**first, "results": rows[:limit], "next": nxt if len(rows) <= limit else first.get("next")}
+        data = {**first, "results": rows[:limit], "next": nxt}
         return Leaderboard.from_api(data)
 
 
@@ -444,6 +444,8 @@ class Client:
     ):
         if not url:
             raise ConfigError("no server URL: pass one, set MC_URL, or run `mc login --url URL`")
+        if not url.lower().startswith(("http://", "https://")):
+            raise UsageError(f"the server URL must start with http:// or https://, not {url!r}")
         self.url = url.rstrip("/")
         self.token = token
         self.chunk_size = int(chunk_size)

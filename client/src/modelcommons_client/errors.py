@@ -12,6 +12,12 @@ class McError(Exception):
     exit_code = 1
 
 
+class UsageError(McError):
+    """A call the client refuses before asking the server (a server URL that is not http(s), ...)."""
+
+    exit_code = 2
+
+
 class ConfigError(McError):
     """No server URL or token to use (run `mc login`, or set MC_URL and MC_TOKEN)."""
 

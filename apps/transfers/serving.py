@@ -10,7 +10,10 @@ Hub-compatible `resolve` endpoint.
 - HEAD answers the same headers without opening the file;
 - the bytes are streamed from storage in blocks, never read whole: a whole-file answer is a FileResponse over
   the storage's file (so a server with `wsgi.file_wrapper`, gunicorn, can use sendfile), a range is read
-  block by block up to its end.
+  block by block up to its end;
+- from a storage that is not this machine's file system (S3), GET is answered with a 302 to a short-lived
+  presigned URL of the storage (as the Hub redirects to its CDN), with the same ETag and extra headers; HEAD and
+  304 are answered here as above.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.http import content_disposition_header
@@ -113,6 +117,26 @@ def _open(artifact: Artifact) -> Any:
     return raw if raw is not None and hasattr(raw, "fileno") else handle
 
 
+def presigned_url(artifact: Artifact, filename: str) -> str | None:
+    """A short-lived URL the storage itself serves the file from (S3: a presigned GET, valid for
+    MC_DOWNLOAD_REDIRECT_TTL_S seconds, naming the filename), or None for a storage on this machine's file system,
+    which is streamed from here."""
+    storage = artifact.file.storage
+    name = str(artifact.file.name)
+    try:
+        storage.path(name)
+    except NotImplementedError:
+        pass
+    else:
+        return None
+    disposition = content_disposition_header(True, filename) or "attachment"
+    parameters = {"ResponseContentDisposition": disposition, "ResponseContentType": "application/octet-stream"}
+    try:
+        return str(storage.url(name, parameters=parameters, expire=int(settings.MC_DOWNLOAD_REDIRECT_TTL_S)))
+    except TypeError:  # a storage whose url() takes no parameters: its plain URL
+        return str(storage.url(name))
+
+
 def artifact_response(
     request: Any,
     artifact: Artifact,
@@ -165,8 +189,19 @@ def artifact_response(
     status = 206 if byte_range is not None else 200
     length = byte_range.length if byte_range is not None else size
     response: HttpResponseBase
+    redirect = presigned_url(artifact, filename) if request.method != "HEAD" else None
     if request.method == "HEAD":
         response = HttpResponse(status=status)
+    elif redirect is not None:
+        # The storage serves the bytes (as the Hub redirects to its CDN); the client sends its Range there.
+        moved = HttpResponse(status=302)
+        moved["Location"] = redirect
+        moved["Cache-Control"] = "private, no-store"
+        for header, value in common.items():
+            moved[header] = value
+        if on_download is not None and (byte_range is None or byte_range.start == 0):
+            on_download()
+        return moved
     else:
         handle = _open(artifact)
         source = handle if byte_range is None else _RangeFile(handle, byte_range.start, length)

@@ -138,6 +138,7 @@ if MC_STORAGE == "s3":
             "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
             "querystring_auth": True,
             "querystring_expire": MC_DOWNLOAD_REDIRECT_TTL_S,
+            "signature_version": env.str("AWS_S3_SIGNATURE_VERSION", default="s3v4"),
             "file_overwrite": True,  # content-addressed: the same name always holds the same bytes
             "default_acl": None,
         },

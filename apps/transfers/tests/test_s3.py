@@ -206,3 +206,24 @@ def test_a_worker_without_the_files_fails_the_job_as_artifact_unavailable(s3, al
         resolve_artifacts(SimpleNamespace(revision_id=variant.current_revision_id), frozenset({"safetensors"}))
     assert exc.value.reason == FailureReason.ARTIFACT_UNAVAILABLE
     assert "model.safetensors" in str(exc.value)
+
+
+def test_a_resumable_upload_lands_in_the_bucket_and_its_partial_file_goes(s3, settings, alice, maintainer, client_for):
+    make_variant(alice, "one", [make_original(maintainer)])
+    owner = client_for(alice)
+    content = safetensors_bytes(200_000, seed=9)
+    digest = hashlib.sha256(content).hexdigest()
+    body = {"variant": "alice/one", "path": "big.safetensors", "size_bytes": len(content), "sha256": digest}
+    created = owner.post("/api/v1/uploads/", body, format="json")
+    assert created.status_code == 201, created.json()
+    url = f"/api/v1/uploads/{created.json()['id']}/"
+    for offset in (0, 120_000):
+        chunk = content[offset : offset + 120_000]
+        resp = owner.generic(
+            "PATCH", url, chunk, content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET=str(offset)
+        )
+        assert resp.status_code == 200, resp.json()
+    done = owner.post(f"{url}complete/")
+    assert done.status_code == 201, done.json()
+    assert s3.get_object(Bucket=BUCKET, Key=blob_name(digest))["Body"].read() == content
+    assert not list(Path(settings.MC_UPLOAD_TEMP_DIR).glob("*.part"))

@@ -1,7 +1,6 @@
-"""A live platform for the `mc` tests (the fixture `live_platform`, exported by conftest.py): the demo world
-committed to the test database, a real web server (gunicorn, as the Procfile runs it) and a real Celery worker,
-started once per module and stopped (by PID) at its end; the database is flushed afterwards, as a transactional
-test leaves it.
+"""A live platform for the `mc` tests: a real web server (gunicorn, as the Procfile runs it) and a real Celery
+worker on the test database, started once per module and stopped (by PID) at its end (`platform_processes`); each
+test gets the demo world committed for it and flushed after it, once the worker is idle (`live_platform`).
 
 The tests talk to it only over HTTP, through the CLI (click's CliRunner, in-process) or the library."""
 
@@ -209,6 +208,9 @@ def platform_processes(django_db_setup, tmp_path_factory) -> Iterator[Processes]
         "MEDIA_ROOT": str(media),
         "MC_UPLOAD_TEMP_DIR": str(var / "uploads"),
         "MC_DOWNLOADS_KEY": f"mc-tests:{uuid.uuid4().hex}:downloads",
+        # A cache of the module's own (shared by the web and worker processes): login failures and throttle counts
+        # of earlier runs never carry over.
+        "CACHE_URL": f"filecache://{var / 'cache'}",
         "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
         "HF_HUB_OFFLINE": "1",
         **PLATFORM_ENV,
@@ -217,7 +219,11 @@ def platform_processes(django_db_setup, tmp_path_factory) -> Iterator[Processes]
     server = WebServer(env, var / "web.log")
     worker = None
     try:
-        worker = WorkerProcess(extra_env={k: env[k] for k in ("MEDIA_ROOT", "MC_UPLOAD_TEMP_DIR", *PLATFORM_ENV)})
+        worker = WorkerProcess(
+            extra_env={
+                k: env[k] for k in ("MEDIA_ROOT", "MC_UPLOAD_TEMP_DIR", "MC_DOWNLOADS_KEY", "CACHE_URL", *PLATFORM_ENV)
+            }
+        )
         server.wait_ready()
         worker.wait_ready()
         yield Processes(server=server, worker=worker, media=media)

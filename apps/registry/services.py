@@ -479,6 +479,15 @@ def revision_create(*, variant: Variant, actor: User, notes: str = "", copy_arti
     return revision
 
 
+# The paths _clean_path takes, for the OpenAPI schema: segments of non-control characters other than the
+# separators (slash, backslash), none of them '.' or '..', no leading or trailing whitespace, at most 500 characters.
+_PATH_SEGMENT = r"(?!\.{1,2}(?:[/\\]|$))[^\u0000-\u001f/\\]+"
+ARTIFACT_PATH_SCHEMA: dict[str, Any] = {
+    "type": "string", "minLength": 1, "maxLength": 500,
+    "pattern": rf"^(?=\S)(?!.*\s$){_PATH_SEGMENT}(?:[/\\]{_PATH_SEGMENT})*$",
+}
+
+
 def _clean_path(path: Any, errors: dict[str, list[str]]) -> str:
     if not isinstance(path, str) or not path.strip():
         _add(errors, "path", "A relative file path is required, e.g. 'model.safetensors'.")
@@ -603,7 +612,7 @@ def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any 
         # A failed query (the transaction is broken) keeps the blob: an orphan is harmless, a lost file is not.
         if upload is not None and written:
             with contextlib.suppress(DatabaseError):
-                blob_release(artifact.file.name)
+                blob_release(artifact.file.name or "")
         raise
     hooks.run_on_commit(hooks.ARTIFACT_ADDED_HOOKS, revision_id=revision.pk, artifact_id=artifact.pk)
     return artifact

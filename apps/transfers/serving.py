@@ -131,8 +131,9 @@ def presigned_url(artifact: Artifact, filename: str) -> str | None:
         return None
     disposition = content_disposition_header(True, filename) or "attachment"
     parameters = {"ResponseContentDisposition": disposition, "ResponseContentType": "application/octet-stream"}
+    sign: Any = storage.url  # S3Storage.url(name, parameters, expire): wider than Storage.url
     try:
-        return str(storage.url(name, parameters=parameters, expire=int(settings.MC_DOWNLOAD_REDIRECT_TTL_S)))
+        return str(sign(name, parameters=parameters, expire=int(settings.MC_DOWNLOAD_REDIRECT_TTL_S)))
     except TypeError:  # a storage whose url() takes no parameters: its plain URL
         return str(storage.url(name))
 

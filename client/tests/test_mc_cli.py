@@ -19,6 +19,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 from mc_live import CARD, DIGITS, PASSWORD
+from tests.fixtures import wait_for
 
 from modelcommons_client import Client
 from modelcommons_client import cli as cli_module
@@ -664,7 +665,13 @@ def test_leaderboard(mc: Mc) -> None:
         "--require",
         "accuracy>=0.8",
     )
-    board = mc.json("leaderboard", "digits", "--limit", "5", user=None)
+    # The board is updated right after the job's commit, by the worker that finished it: read until it shows.
+    board = wait_for(
+        lambda: (b := mc.json("leaderboard", "digits", "--limit", "5", user=None))["results"] and b,
+        timeout=30,
+        interval=0.3,
+        message="the result on the digits board",
+    )
     assert board["benchmark"]["slug"] == "digits" and board["benchmark"]["metric"] == "accuracy"
     assert board["results"][0]["variant"] == "commons/digits-mlp" and board["results"][0]["rank"] == 1
     assert 0.8 <= board["results"][0]["score"] <= 1 and len(board["results"]) <= 5

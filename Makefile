@@ -69,6 +69,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy apps workers platform/modelcommons
+	$(BIN)/mypy --config-file client/pyproject.toml client/src/modelcommons_client
 
 bench: install
 	$(PY) tests/perf/run_all.py

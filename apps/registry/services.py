@@ -479,12 +479,15 @@ def revision_create(*, variant: Variant, actor: User, notes: str = "", copy_arti
     return revision
 
 
-# The paths _clean_path takes, for the OpenAPI schema: segments of non-control characters other than the
-# separators (slash, backslash), none of them '.' or '..', no leading or trailing whitespace, at most 500 characters.
-_PATH_SEGMENT = r"(?!\.{1,2}(?:[/\\]|$))[^\u0000-\u001f/\\]+"
+# The paths _clean_path takes, for the OpenAPI schema: once stripped of surrounding whitespace, segments of
+# non-control characters other than the separators (slash, backslash), none of them empty, '.' or '..', and at
+# most 500 characters in all.
+_PATH_CHAR = r"[^\u0000-\u001f/\\]"
+_PATH_SEGMENT = rf"(?!\.{{1,2}}[/\\]){_PATH_CHAR}+[/\\]"
+_PATH_LAST = rf"(?!\.{{1,2}}\s*$){_PATH_CHAR}*[^\s\u0000-\u001f/\\]"
 ARTIFACT_PATH_SCHEMA: dict[str, Any] = {
     "type": "string", "minLength": 1, "maxLength": 500,
-    "pattern": rf"^(?=\S)(?!.*\s$){_PATH_SEGMENT}(?:[/\\]{_PATH_SEGMENT})*$",
+    "pattern": rf"^\s*(?=\S)(?:{_PATH_SEGMENT})*{_PATH_LAST}\s*$",
 }
 
 

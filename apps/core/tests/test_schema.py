@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from apps.core.errors import ValidationFailed
 
@@ -196,3 +198,33 @@ def test_blank_model_text_in_responses_may_be_empty(schema):
         jsonschema.validate("", {**flag[name], **resolver})
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate("maybe", {**flag["resolution"], **resolver})
+
+
+@pytest.mark.parametrize(("path", "valid"), [
+    ("model.safetensors", True), ("1_Pooling/config.json", True), ("a\\b.bin", True), ("a b/c d", True),
+    ("", False), (" ", False), ("/etc/passwd", False), ("a/../b", False), ("./a", False), ("a/", False),
+    ("a//b", False), ("a\x17b", False), (" a", True), ("a ", True), ("..", False), (" ../a", False),
+    ("a/.. ", False), ("a/ .. /b", True), ("x" * 501, False), ("x" * 500, True), ("a/.hidden", True),
+    ("a/...", True), ("\x1c", False),
+])
+def test_file_paths_are_documented_as_the_registry_takes_them(schema, path, valid):
+    from apps.registry.services import ARTIFACT_PATH_SCHEMA, _clean_path
+
+    documented = parameter(schema["paths"]["/api/v1/variants/{owner}/{name}/revisions/{number}/files/{path}"]["get"],
+                           "path")["schema"]
+    assert documented == ARTIFACT_PATH_SCHEMA
+    matches = (len(path) <= documented["maxLength"] and re.search(documented["pattern"], path) is not None)
+    errors: dict[str, list[str]] = {}
+    _clean_path(path, errors)
+    assert matches is valid and (not errors) is valid, (path, errors)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          derandomize=True)
+@given(st.text(alphabet=st.sampled_from([" ", ".", "/", "\\", "a", "b", "\x17", "\x1c", "\t", "é"]), max_size=10))
+def test_the_file_path_pattern_is_the_registry_rule(path):
+    from apps.registry.services import ARTIFACT_PATH_SCHEMA, _clean_path
+
+    errors: dict[str, list[str]] = {}
+    _clean_path(path, errors)
+    assert (re.search(ARTIFACT_PATH_SCHEMA["pattern"], path) is not None) == (not errors), (path, errors)

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from apps.core.parsers import JSONParser
 from apps.registry.api.serializers import ArtifactSerializer
+from apps.registry.services import ARTIFACT_PATH_SCHEMA
 from apps.transfers import selectors, services
 from apps.transfers.downloads import download_recorded
 from apps.transfers.serving import artifact_response
@@ -72,6 +73,8 @@ class RevisionFileDownloadView(AnyAcceptMixin, APIView):
                 description="bytes=START-END, bytes=START- or bytes=-SUFFIX",
             ),
             OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("path", ARTIFACT_PATH_SCHEMA, OpenApiParameter.PATH,
+                             description="The file's path in the revision, e.g. model.safetensors."),
         ],
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,

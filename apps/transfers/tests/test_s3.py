@@ -227,3 +227,34 @@ def test_a_resumable_upload_lands_in_the_bucket_and_its_partial_file_goes(s3, se
     assert done.status_code == 201, done.json()
     assert s3.get_object(Bucket=BUCKET, Key=blob_name(digest))["Body"].read() == content
     assert not list(Path(settings.MC_UPLOAD_TEMP_DIR).glob("*.part"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hf_hub_download_follows_the_redirect_to_the_bucket(s3, live_server, monkeypatch, tmp_path, maintainer):
+    """huggingface_hub's own download: HEAD for the metadata here, GET redirected to the presigned URL."""
+    pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed")
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.utils._http import close_session
+
+    from apps.registry.tests.factories import publish_current
+    from apps.transfers.tests.conftest import store
+
+    base = make_original(maintainer, name="in-bucket", publish=False)
+    weights = safetensors_bytes(40_000, seed=11)
+    store(base.current_revision, maintainer, "model.safetensors", weights)
+    publish_current(base, maintainer)
+    endpoint = live_server.url
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
+    close_session()
+    try:
+        path = hf_hub_download("commons/in-bucket", "model.safetensors", local_dir=tmp_path / "out")
+        assert Path(path).read_bytes() == weights
+    finally:
+        close_session()

@@ -301,3 +301,41 @@ def test_a_server_url_without_http_is_a_usage_error(tmp_path: Path) -> None:
     env = {"MC_URL": "commons.example.org", "MC_TOKEN": "mc_x", "MC_CONFIG": str(tmp_path / "none.toml")}
     result = CliRunner().invoke(cli, ["whoami"], env=env)
     assert result.exit_code == 2 and "http://" in result.stderr and result.stdout == ""
+
+
+def test_a_download_redirected_to_object_storage_resumes_without_the_token(tmp_path: Path) -> None:
+    """With S3 storage the files API answers 302 to a presigned URL: the client follows it with its Range, and
+    without the Authorization header (another origin must never see the token)."""
+    import hashlib
+
+    data = bytes(range(256)) * 40
+    entry = {
+        "path": "model.bin",
+        "size_bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "format": "bin",
+        "stored": True,
+    }
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "bucket.example":
+            start = int(request.headers["Range"].removeprefix("bytes=").rstrip("-"))
+            return httpx.Response(
+                206, content=data[start:], headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
+            )
+        if request.url.path.endswith("/files/"):
+            return httpx.Response(200, json=[entry])
+        return httpx.Response(302, headers={"Location": "https://bucket.example/blobs/ab/cd/x?X-Amz-Signature=s"})
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "model.bin.mc-part").write_bytes(data[:1000])
+    client = Client("http://mc.test", "mc_secret", transport=httpx.MockTransport(answer))
+    number, files = client.files.pull("alice/m", 1, target)
+    assert (number, files[0].action, files[0].resumed_from) == (1, "resumed", 1000)
+    assert (target / "model.bin").read_bytes() == data and not (target / "model.bin.mc-part").exists()
+    api, bucket = seen[1], seen[2]
+    assert api.headers["Authorization"] == "Bearer mc_secret" and api.headers["Range"] == "bytes=1000-"
+    assert "Authorization" not in bucket.headers and bucket.headers["Range"] == "bytes=1000-"

@@ -282,7 +282,7 @@ def safe_target(directory: Path, path: str) -> Path:
 def _fetch(
     client: Client, url: str, part: Path, entry: FileEntry, on_progress: Callable[[int, int], None] | None
 ) -> int:
-    """Download `url` into `part`, appending from its current size (Range + If-Range); returns where it resumed
+    """Download `url` into `part`, appending from its current size (Range); returns where it resumed
     from (0 for a whole download). Network breaks resume from what arrived, MAX_STALLS times in a row at most."""
     stalls = 0
     resumed_from: int | None = None
@@ -295,7 +295,9 @@ def _fetch(
             return resumed_from if resumed_from is not None else have
         headers = {"Accept": "*/*"}
         if have:
-            headers.update({"Range": f"bytes={have}-", "If-Range": f'"{entry.sha256}"'})
+            # No If-Range: a stored file never changes, and the sha256 check after the download catches a part that
+            # came from other bytes. (A presigned object-store URL the server redirects to has an ETag of its own.)
+            headers["Range"] = f"bytes={have}-"
         try:
             response = client.http.send("GET", url, headers=headers, stream=True, ok=(416,))
             try:

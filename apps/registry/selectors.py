@@ -93,8 +93,11 @@ def parent_visible(user: Any, parent: Variant) -> bool:
 def snapshot_parent_ids(user: Any, variant: Variant) -> list[int] | None:
     """The parents the user sees declared, when that is the published snapshot's list; None when the user sees
     the variant as it stands (an insider, or a snapshot from before parent ids were recorded)."""
-    published = variant.published_revision if variant.published_revision_id is not None else None
-    if published is None or sees_unpublished(user, variant):
+    # Insiders first: they see the variant as it stands, and asking costs no query for the published row.
+    if variant.published_revision_id is None or sees_unpublished(user, variant):
+        return None
+    published = variant.published_revision
+    if published is None:
         return None
     ids = (published.metadata or {}).get("parent_ids")
     return [int(i) for i in ids] if isinstance(ids, list) else None

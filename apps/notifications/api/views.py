@@ -10,7 +10,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -18,6 +17,7 @@ from apps.accounts.models import User
 from apps.accounts.permissions import TokenScopePermission
 from apps.core.filters import StrictBooleanFilter, StrictFilterSet
 from apps.core.pagination import CursorPagination
+from apps.core.parsers import JSONParser
 from apps.notifications import services
 from apps.notifications.choices import DeliveryStatus, NotificationKind
 from apps.notifications.models import Notification, WebhookDelivery, WebhookSubscription

@@ -486,18 +486,3 @@ MC_LOGIN_FAILURES_PER_ADDRESS = env.int("MC_LOGIN_FAILURES_PER_ADDRESS", default
 MC_LOGIN_WINDOW_S = env.int("MC_LOGIN_WINDOW_S", default=15 * 60)
 MC_LOGIN_LOCKOUT_S = env.int("MC_LOGIN_LOCKOUT_S", default=15 * 60)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["UploadStatusEnum"] = "apps.transfers.choices.UploadStatus"
-
-# --- Login throttling (issue 12) ------------------------------------------------------------------------
-# How many reverse proxies in front of the application server append to X-Forwarded-For: the client is the
-# address the outermost of them saw. 0 (nothing in front): X-Forwarded-For is ignored, REMOTE_ADDR is the client.
-MC_TRUSTED_PROXIES = env.int("MC_TRUSTED_PROXIES", default=0)
-REST_FRAMEWORK["NUM_PROXIES"] = MC_TRUSTED_PROXIES
-# Password logins (HTTP Basic, web and admin login) go through this backend: the failure that brings an account
-# (the username tried) to MC_LOGIN_FAILURES_PER_ACCOUNT failures, or a client address (IPv6: its /64) to
-# MC_LOGIN_FAILURES_PER_ADDRESS, within MC_LOGIN_WINDOW_S seconds locks it for MC_LOGIN_LOCKOUT_S seconds:
-# 429 with Retry-After, the password not even checked. A successful login clears its account's count only.
-AUTHENTICATION_BACKENDS = ["apps.accounts.backends.LimitedModelBackend"]
-MC_LOGIN_FAILURES_PER_ACCOUNT = env.int("MC_LOGIN_FAILURES_PER_ACCOUNT", default=10)
-MC_LOGIN_FAILURES_PER_ADDRESS = env.int("MC_LOGIN_FAILURES_PER_ADDRESS", default=50)
-MC_LOGIN_WINDOW_S = env.int("MC_LOGIN_WINDOW_S", default=15 * 60)
-MC_LOGIN_LOCKOUT_S = env.int("MC_LOGIN_LOCKOUT_S", default=15 * 60)

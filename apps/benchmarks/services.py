@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +36,7 @@ from apps.core.errors import (
 from apps.registry.models import Revision, Variant
 from apps.registry.querysets import revision_is_visible_to
 from apps.registry.selectors import revision_declared
+from workers.runners.base import SHA256_RE
 
 from . import hooks
 from .choices import (
@@ -64,7 +64,6 @@ from .runner_registry import registered_runners, runner_class, runner_config_sch
 
 logger = logging.getLogger(__name__)
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 BENCHMARK_FIELDS = ("name", "version", "description", "task", "runner", "dataset_uri", "dataset_sha256",
                     "dataset_license", "dataset_size_bytes", "metrics", "config_schema", "default_config",
                     "resource_class", "timeout_s", "max_attempts", "tolerance", "is_active")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from apps.registry.choices import SAFE_FORMATS, UNSAFE_FORMATS
+from workers.runners.base import SHA256_RE
 
 from .choices import MAX_CONFIDENCE, ItemStatus
 from .facts import RevisionFacts
@@ -23,8 +24,6 @@ S = ItemStatus
 INPUT_VARIANT, INPUT_CARD, INPUT_ARTIFACTS, INPUT_JOBS, INPUT_COMPONENTS = (
     "variant", "card", "artifacts", "jobs", "components")
 ALL_INPUTS = frozenset({INPUT_VARIANT, INPUT_CARD, INPUT_ARTIFACTS, INPUT_JOBS, INPUT_COMPONENTS})
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
 
 @dataclass(frozen=True)
 class Finding:

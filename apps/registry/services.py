@@ -23,6 +23,7 @@ from apps.accounts.models import User
 from apps.accounts.roles import is_maintainer
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, PreconditionFailed, ValidationFailed
+from workers.runners.base import SHA256_RE
 
 from . import hooks
 from .blobs import blob_release, blob_store
@@ -52,7 +53,6 @@ EDITABLE_FIELDS = ("license", "parameters", "precision", "architecture", "task",
 MAX_PARENTS = 32
 MAX_TAGS = 50
 MAX_PARAMETERS = 10**14
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # Any constant works; it only has to be the same for every process touching lineage.
 LINEAGE_LOCK_KEY = 0x6D630001
 

@@ -21,6 +21,7 @@ from apps.registry import services as registry_services
 from apps.registry.models import Artifact, Revision
 from apps.registry.permissions import ensure_can_edit
 from apps.registry.uploads import HEAD_BYTES, PayloadTooLarge
+from workers.runners.base import SHA256_RE
 
 from . import partials
 from .choices import UploadStatus
@@ -28,8 +29,6 @@ from .models import UploadSession
 from .selectors import revision_for_upload, variant_for_upload
 
 logger = logging.getLogger(__name__)
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
 
 class Gone(DomainError):
     status = 410

@@ -21,6 +21,7 @@ import importlib.metadata
 import logging
 import os
 import platform
+import re
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -232,6 +233,10 @@ def refuse_unsafe(artifact: ArtifactSpec) -> None:
             f"refusing to load {Path(artifact.path).name!r}: format {artifact.format!r} can execute code "
             f"when loaded; use one of {', '.join(sorted(SAFE_FORMATS))}",
         )
+
+
+# The one spelling of a sha256 the platform accepts: 64 lowercase hex digits (registry, uploads, checklists, jobs).
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def verify_sha256(path: str, expected: str) -> None:

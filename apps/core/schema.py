@@ -11,11 +11,13 @@
 - `StrictFilterExtension` documents each filter query parameter by the form field that parses it.
 - `add_problem_responses` (a postprocessing hook) documents the problem+json errors every operation can return,
   gives every documented error response without a body the problem+json body it has, and says that text query
-  parameters hold no NUL character (DRF's and django-filter's fields refuse it with a 400)."""
+  and path parameters hold no NUL character (refused with a 400: core.middleware.NulRefusalMiddleware, and
+  DRF's and django-filter's fields)."""
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from django import forms
@@ -63,6 +65,7 @@ ERROR_STATUSES = {
 FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # Text without NUL (U+0000): what Django's and DRF's CharFields accept (ProhibitNullCharactersValidator).
 NO_NUL_PATTERN = "^[^\\u0000]*$"
+DIGITS_PATTERN = re.compile(r"\^\[0-9\](?:\+|\{1,(\d+)\})\$")
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -210,7 +213,14 @@ def add_problem_responses(result: dict[str, Any], generator: Any, request: Any, 
                     response["content"] = _problem_content(ref)
             for parameter in operation.get("parameters", []):
                 schema = parameter.get("schema", {})
-                if parameter.get("in") == "query" and schema.get("type") == "string" and \
+                digits = DIGITS_PATTERN.fullmatch(schema.get("pattern", "")) if schema.get("type") == "string" else None
+                if parameter.get("in") == "path" and digits:
+                    # An id the URL converter takes as digits ([0-9]+ or [0-9]{1,18}) is an integer, as the other
+                    # ids are (one client type for every id), and no bigger than the database's.
+                    schema.pop("pattern")
+                    width = int(digits.group(1) or 18)
+                    schema.update({"type": "integer", "minimum": 0, "maximum": min(10**width - 1, 2**63 - 1)})
+                if parameter.get("in") in ("query", "path") and schema.get("type") == "string" and \
                         not {"pattern", "enum", "format"} & set(schema):
                     schema["pattern"] = NO_NUL_PATTERN
     return result

@@ -228,3 +228,29 @@ def test_the_file_path_pattern_is_the_registry_rule(path):
     errors: dict[str, list[str]] = {}
     _clean_path(path, errors)
     assert (re.search(ARTIFACT_PATH_SCHEMA["pattern"], path) is not None) == (not errors), (path, errors)
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/variants/al%00ice/x/", "/api/v1/benchmarks/di%00gits/", "/api/v1/leaderboards/digits/?version=a%00b",
+    "/api/v1/variants/?owner=a%00", "/api/v1/jobs/?variant=a%00/b",
+])
+def test_nul_in_a_url_is_a_problem_400_not_a_database_error(api, digits_world, url):
+    """schemathesis: `?version=` with a NUL reached PostgreSQL and answered 500; so did NUL in path parameters."""
+    resp = api.get(url)
+    assert resp.status_code == 400 and resp["Content-Type"].startswith("application/problem+json"), resp.content
+
+
+def test_nul_in_a_page_url_is_a_400(client, digits_world):
+    assert client.get("/leaderboards/digits/?version=a%00b").status_code == 400
+    assert client.get("/variants/al%00ice/x/").status_code == 400
+
+
+def test_path_ids_and_text_parameters_are_typed_as_the_code_takes_them(schema):
+    for path, method, op in operations(schema):
+        for param in op.get("parameters", []):
+            if param["in"] == "path" and param["name"] in ("id", "webhook_pk", "number"):
+                assert param["schema"]["type"] == "integer", (method, path, param)
+            if param["in"] in ("path", "query") and param["schema"].get("type") == "string":
+                assert {"pattern", "enum", "format"} & set(param["schema"]), (method, path, param)
+    board = schema["paths"]["/api/v1/leaderboards/{benchmark_slug}/"]["get"]
+    assert parameter(board, "version")["schema"]["maxLength"] == 32

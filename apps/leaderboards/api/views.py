@@ -29,7 +29,8 @@ from .serializers import (
 )
 
 VERSION_PARAM = OpenApiParameter(
-    "version", str, description="Benchmark version (default: the benchmark's current version).",
+    "version", {"type": "string", "maxLength": 32},
+    description="Benchmark version (default: the benchmark's current version).",
 )
 
 

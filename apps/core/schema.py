@@ -10,9 +10,10 @@
   only where a body carries files (uploads), since nested objects and lists have no form encoding.
 - `StrictFilterExtension` documents each filter query parameter by the form field that parses it.
 - `add_problem_responses` (a postprocessing hook) documents the problem+json errors every operation can return,
-  gives every documented error response without a body the problem+json body it has, and says that text query
+  gives every documented error response without a body the problem+json body it has, says that text query
   and path parameters hold no NUL character (refused with a 400: core.middleware.NulRefusalMiddleware, and
-  DRF's and django-filter's fields)."""
+  DRF's and django-filter's fields), and types digit-only path ids as integers.
+- Read-only text and choice fields of a blank model field may be "" in responses (DRF drops their allow_blank)."""
 
 from __future__ import annotations
 

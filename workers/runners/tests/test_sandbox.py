@@ -476,7 +476,11 @@ def test_a_fork_bomb_hits_the_process_limit_and_leaves_nothing_behind():
         probe(SandboxPolicy(max_processes=64), action="fork_bomb", progress=watcher)
     assert info.value.reason == "sandbox_violation", info.value.message
     assert "process limit (64" in info.value.message
-    [(_, inode)] = watcher.calls  # the bomb's PID namespace, reported before it went off
+    # The bomb's PID namespace, reported before it went off. Forked copies may flush the same report again from
+    # their inherited buffer before the limit stops them, so the report can come more than once, always the same.
+    inodes = {inode for _, inode in watcher.calls}
+    assert len(inodes) == 1, watcher.calls
+    (inode,) = inodes
     assert_namespace_empty(f"pid:[{inode}]")
 
 

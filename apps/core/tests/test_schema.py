@@ -156,7 +156,7 @@ def test_ordering_is_what_the_schema_documents_and_nothing_else(schema, api, dig
     assert (re.fullmatch(documented, ordering) is not None) == (status == 200)
     resp = api.get("/api/v1/variants/", {"ordering": ordering})
     assert resp.status_code == status, resp.content[:300]
-    if status == 400:
+    if status == 400 and "\x00" not in ordering:  # a NUL is refused before the view (NulRefusalMiddleware)
         assert "ordering" in resp.json()["errors"]
 
 

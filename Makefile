@@ -65,7 +65,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+	$(BIN)/ruff format --check .
 
 typecheck: install
 	$(BIN)/mypy apps workers platform/modelcommons

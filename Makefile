@@ -59,6 +59,7 @@ run: seed
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(PY) manage.py check
 	DJANGO_SETTINGS_MODULE=modelcommons.settings.test $(PY) manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -24,5 +24,7 @@ def _cache_namespace(settings):
     """Each test counts in a namespace of its own in the shared cache: Redis and the file or database cache outlive
     a test (and a run), so login failures and throttle hits would carry over; clear() is no way out, since on a
     Redis shared with the broker it flushes the broker's queues too."""
-    settings.CACHES = {alias: {**conf, "KEY_PREFIX": f"{conf.get('KEY_PREFIX', '')}test-{uuid.uuid4().hex[:12]}"}
-                       for alias, conf in settings.CACHES.items()}
+    settings.CACHES = {
+        alias: {**conf, "KEY_PREFIX": f"{conf.get('KEY_PREFIX', '')}test-{uuid.uuid4().hex[:12]}"}
+        for alias, conf in settings.CACHES.items()
+    }

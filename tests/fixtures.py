@@ -115,8 +115,13 @@ def _test_database_url() -> str:
 class WorkerProcess:
     """A real `celery worker` subprocess on the configured broker, started and stopped by PID."""
 
-    def __init__(self, queues: str = "default,bench.cpu,webhooks", concurrency: int = 1, name: str | None = None,
-                 extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        queues: str = "default,bench.cpu,webhooks",
+        concurrency: int = 1,
+        name: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
         from django.conf import settings
 
         self.name = name or f"test-{uuid.uuid4().hex[:6]}"
@@ -134,9 +139,29 @@ class WorkerProcess:
         }
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "modelcommons", "worker", "-Q", queues, "-c", str(concurrency),
-             "-n", f"{self.name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "modelcommons",
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{self.name}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     @property
@@ -208,6 +233,7 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str
 
 # --- Benchmark engine drills (issue 4): beat, a private Redis, several workers -------------------------------
 
+
 class BeatProcess:
     """A real `celery beat` subprocess (recovery and dispatch ticks), started and stopped by PID."""
 
@@ -226,9 +252,23 @@ class BeatProcess:
         }
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "modelcommons", "beat", "--loglevel", "INFO",
-             "--schedule", str(Path(settings.VAR_DIR) / f"{self.name}-schedule")],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "modelcommons",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(Path(settings.VAR_DIR) / f"{self.name}-schedule"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def stop(self) -> None:
@@ -271,7 +311,9 @@ class PrivateRedis:
         assert self.binary, "redis-server is not installed"
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         wait_for(self.is_up, timeout=15, message="the private redis-server to accept connections")
 
@@ -298,8 +340,14 @@ def engine_processes(transactional_db) -> Iterator[Any]:  # type: ignore[no-unty
     started: list[Any] = []
 
     class Processes:
-        def worker(self, queues: str = "default,bench.cpu", concurrency: int = 1, env: dict[str, str] | None = None,
-                   broker_url: str | None = None, ready: bool = True) -> WorkerProcess:
+        def worker(
+            self,
+            queues: str = "default,bench.cpu",
+            concurrency: int = 1,
+            env: dict[str, str] | None = None,
+            broker_url: str | None = None,
+            ready: bool = True,
+        ) -> WorkerProcess:
             extra = dict(env or {})
             if broker_url:
                 extra["CELERY_BROKER_URL"] = broker_url
@@ -325,6 +373,7 @@ def engine_processes(transactional_db) -> Iterator[Any]:  # type: ignore[no-unty
 
 
 # --- Webhooks (issue 12): a receiver that answers as slowly as it likes ----------------------------------------
+
 
 class SlowServer:
     """A loopback HTTP server started by a test: it reads the request, sends `head` at once, then `drip` one
@@ -362,7 +411,7 @@ class SlowServer:
                     conn.sendall(self.head)
                     position = 0
                     while self.drip and not self.stopped.is_set():
-                        conn.sendall(self.drip[position:position + 1])
+                        conn.sendall(self.drip[position : position + 1])
                         position = (position + 1) % len(self.drip)
                         self.stopped.wait(self.every_s)
                 except OSError:

@@ -94,8 +94,10 @@ R = "/api/v1/variants/{v}/revisions/{n}"
 W = "/variants/{v}"
 JOB_BODY = {"variant": "{v}", "revision": "{n}", "benchmark": "vis-bench"}
 NEW_VARIANT = {"name": "fresh", "relation": "finetune", "parents": ["commons/vis-base"], "license": "mit"}
-CARD_IMPORT = {"name": "imported", "card": "---\nlicense: mit\nbase_model: commons/vis-base\n"
-                                           "base_model_relation: finetune\n---\n# Imported\n"}
+CARD_IMPORT = {
+    "name": "imported",
+    "card": "---\nlicense: mit\nbase_model: commons/vis-base\nbase_model_relation: finetune\n---\n# Imported\n",
+}
 BENCHMARK = {"slug": "new-bench", "name": "New", "runner": "noop", "metrics": [{"name": "ok", "primary": True}]}
 
 # One entry per URL pattern, keyed by its name ("web:" for the pages); unnamed patterns by their route.
@@ -104,29 +106,45 @@ ROWS: dict[str, list[Cell]] = {
     "schema": [Cell("get", "/api/schema/", {"none": roles(200)})],
     "api-docs": [Cell("get", "/api/docs/", {"none": roles(200)})],
     # Anything else under /api/ is a problem+json 404, for everyone.
-    "^api/": [Cell("get", "/api/v1/no-such-endpoint/", {"none": roles(404)}),
-              Cell("get", "/api/v2/variants/", {"none": roles(404)})],
+    "^api/": [
+        Cell("get", "/api/v1/no-such-endpoint/", {"none": roles(404)}),
+        Cell("get", "/api/v2/variants/", {"none": roles(404)}),
+    ],
     "healthz": [Cell("get", "/healthz", {"none": roles(200)})],
     "readyz": [Cell("get", "/readyz", {"none": roles((200, 503))})],
     # --- accounts ------------------------------------------------------------------------------------------------
     "me": [Cell("get", "/api/v1/me/", {"none": roles(200, anonymous=401)})],
-    "token-list": [Cell("get", "/api/v1/auth/tokens/", {"none": roles(200, anonymous=401)}),
-                   Cell("post", "/api/v1/auth/tokens/", {"none": roles(201, anonymous=401)},
-                        {"name": "t", "scopes": ["read"]})],
+    "token-list": [
+        Cell("get", "/api/v1/auth/tokens/", {"none": roles(200, anonymous=401)}),
+        Cell("post", "/api/v1/auth/tokens/", {"none": roles(201, anonymous=401)}, {"name": "t", "scopes": ["read"]}),
+    ],
     "token-detail": [Cell("delete", "/api/v1/auth/tokens/{token}/", {"none": roles(404, anonymous=401, owner=204)})],
-    "user-detail": [Cell("get", "/api/v1/users/alice/", {"none": roles(200, anonymous=(200, 401))}),
-                    Cell("patch", "/api/v1/users/alice/", {"none": roles(403, anonymous=401, maintainer=200)},
-                         {"roles": ["reviewer"]})],
+    "user-detail": [
+        Cell("get", "/api/v1/users/alice/", {"none": roles(200, anonymous=(200, 401))}),
+        Cell(
+            "patch",
+            "/api/v1/users/alice/",
+            {"none": roles(403, anonymous=401, maintainer=200)},
+            {"roles": ["reviewer"]},
+        ),
+    ],
     "audit-list": [Cell("get", "/api/v1/audit/", {"none": roles(403, anonymous=401, maintainer=200)})],
     # --- registry ------------------------------------------------------------------------------------------------
-    "variant-list": [Cell("get", "/api/v1/variants/", {"none": roles(200)}),
-                     Cell("post", "/api/v1/variants/", {"none": roles(201, anonymous=401)}, NEW_VARIANT)],
-    "variant-import-card": [Cell("post", "/api/v1/variants/import-card/", {"none": roles(201, anonymous=401)},
-                                 CARD_IMPORT)],
+    "variant-list": [
+        Cell("get", "/api/v1/variants/", {"none": roles(200)}),
+        Cell("post", "/api/v1/variants/", {"none": roles(201, anonymous=401)}, NEW_VARIANT),
+    ],
+    "variant-import-card": [
+        Cell("post", "/api/v1/variants/import-card/", {"none": roles(201, anonymous=401)}, CARD_IMPORT)
+    ],
     "variant-detail": [
         Cell("get", V + "/", {"draft": seen("draft"), "pub": seen("pub")}),
-        Cell("patch", V + "/", {"draft": write("draft", owner=200), "pub": write("pub", owner=200)},
-             {"summary": "changed"}),
+        Cell(
+            "patch",
+            V + "/",
+            {"draft": write("draft", owner=200), "pub": write("pub", owner=200)},
+            {"summary": "changed"},
+        ),
         # A job ran on each (its results must keep pointing at them), and vis-pub is published.
         Cell("delete", V + "/", {"draft": write("draft", owner=409), "pub": write("pub", owner=409)}),
     ],
@@ -138,238 +156,537 @@ ROWS: dict[str, list[Cell]] = {
         Cell("post", V + "/revisions/", {"draft": write("draft", owner=409), "pub": write("pub", owner=409)}, {}),
     ],
     "revision-detail": [Cell("get", R + "/", {o: seen(o) for o in ("draft", "pub_draft", "pub")})],
-    "revision-artifacts": [Cell("post", R + "/artifacts/", {
-        "draft": write("draft", owner=201), "pub_draft": write("pub_draft", owner=201),
-        "pub": write("pub", owner=409)},
-        {"path": "extra.safetensors", "uri": "hf://o/m@1/extra.safetensors", "sha256": "a" * 64, "size_bytes": 1})],
-    "revision-submit": [Cell("post", R + "/submit/", {
-        "draft": write("draft", owner=200), "pub_draft": write("pub_draft", owner=200),
-        "pub": write("pub", owner=409)})],
-    "revision-withdraw": [Cell("post", R + "/withdraw/", {
-        "draft": write("draft", owner=200), "pub_draft": write("pub_draft", owner=200),
-        "pub": write("pub", owner=409)}, {})],
+    "revision-artifacts": [
+        Cell(
+            "post",
+            R + "/artifacts/",
+            {
+                "draft": write("draft", owner=201),
+                "pub_draft": write("pub_draft", owner=201),
+                "pub": write("pub", owner=409),
+            },
+            {"path": "extra.safetensors", "uri": "hf://o/m@1/extra.safetensors", "sha256": "a" * 64, "size_bytes": 1},
+        )
+    ],
+    "revision-submit": [
+        Cell(
+            "post",
+            R + "/submit/",
+            {
+                "draft": write("draft", owner=200),
+                "pub_draft": write("pub_draft", owner=200),
+                "pub": write("pub", owner=409),
+            },
+        )
+    ],
+    "revision-withdraw": [
+        Cell(
+            "post",
+            R + "/withdraw/",
+            {
+                "draft": write("draft", owner=200),
+                "pub_draft": write("pub_draft", owner=200),
+                "pub": write("pub", owner=409),
+            },
+            {},
+        )
+    ],
     # --- files, uploads and the Hub-compatible read API (apps.transfers, apps.hub) ------------------------------
     "revision-files": [Cell("get", R + "/files/", {o: seen(o) for o in ("draft", "pub_draft", "pub")})],
     # This world's files are recorded by URI only (no bytes to serve): 404 for everyone. Downloads of stored files
     # per role are in apps/transfers/tests/test_api.py.
-    "revision-file": [Cell("get", R + "/files/model.safetensors", {o: roles(404) for o in ("draft", "pub_draft",
-                                                                                           "pub")})],
-    "upload-list": [Cell("post", "/api/v1/uploads/", {
-        "draft": write("draft", owner=201), "pub_draft": write("pub_draft", owner=201),
-        "pub": write("pub", owner=409)},
-        {"variant": "{v}", "revision": "{n}", "path": "up.safetensors", "size_bytes": 1, "sha256": "a" * 64})],
+    "revision-file": [
+        Cell("get", R + "/files/model.safetensors", {o: roles(404) for o in ("draft", "pub_draft", "pub")})
+    ],
+    "upload-list": [
+        Cell(
+            "post",
+            "/api/v1/uploads/",
+            {
+                "draft": write("draft", owner=201),
+                "pub_draft": write("pub_draft", owner=201),
+                "pub": write("pub", owner=409),
+            },
+            {"variant": "{v}", "revision": "{n}", "path": "up.safetensors", "size_bytes": 1, "sha256": "a" * 64},
+        )
+    ],
     # alice's upload session (an upload is private to whoever opened it); it has no bytes yet: 409 to complete.
     "upload-detail": [Cell("get", "/api/v1/uploads/{upload}/", {"none": roles(404, anonymous=401, owner=200)})],
-    "upload-complete": [Cell("post", "/api/v1/uploads/{upload}/complete/", {"none": roles(404, anonymous=401,
-                                                                                          owner=409)})],
+    "upload-complete": [
+        Cell("post", "/api/v1/uploads/{upload}/complete/", {"none": roles(404, anonymous=401, owner=409)})
+    ],
     "hub-model-info": [Cell("get", "/api/models/{v}", {"draft": seen("draft"), "pub": seen("pub")})],
-    "hub-model-info-revision": [Cell("get", "/api/models/{v}/revision/{n}",
-                                     {o: seen(o) for o in ("draft", "pub_draft", "pub")})],
+    "hub-model-info-revision": [
+        Cell("get", "/api/models/{v}/revision/{n}", {o: seen(o) for o in ("draft", "pub_draft", "pub")})
+    ],
     # URI-only files again (nothing stored to serve): 404 for everyone; stored downloads per role: apps/hub tests.
-    "hub-resolve": [Cell("get", "/{v}/resolve/{n}/model.safetensors", {o: roles(404)
-                                                                        for o in ("draft", "pub_draft", "pub")})],
+    "hub-resolve": [
+        Cell("get", "/{v}/resolve/{n}/model.safetensors", {o: roles(404) for o in ("draft", "pub_draft", "pub")})
+    ],
     "hub-tree": [Cell("get", "/api/models/{v}/tree/{n}", {o: seen(o) for o in ("draft", "pub_draft", "pub")})],
     # No folder in this world's revisions: EntryNotFound (404) for whoever sees the revision, 404 for the others.
-    "hub-tree-path": [Cell("get", "/api/models/{v}/tree/{n}/weights", {o: roles(404) for o in ("draft", "pub_draft",
-                                                                                               "pub")})],
+    "hub-tree-path": [
+        Cell("get", "/api/models/{v}/tree/{n}/weights", {o: roles(404) for o in ("draft", "pub_draft", "pub")})
+    ],
     # --- benchmarks and jobs ----------------------------------------------------------------------------------------
-    "benchmark-list": [Cell("get", "/api/v1/benchmarks/", {"none": roles(200)}),
-                       Cell("post", "/api/v1/benchmarks/", {"none": roles(403, anonymous=401, maintainer=201)},
-                            BENCHMARK)],
-    "benchmark-detail": [Cell("get", "/api/v1/benchmarks/vis-bench/", {"none": roles(200)}),
-                         Cell("patch", "/api/v1/benchmarks/vis-bench/",
-                              {"none": roles(403, anonymous=401, maintainer=200)}, {"description": "d"})],
+    "benchmark-list": [
+        Cell("get", "/api/v1/benchmarks/", {"none": roles(200)}),
+        Cell("post", "/api/v1/benchmarks/", {"none": roles(403, anonymous=401, maintainer=201)}, BENCHMARK),
+    ],
+    "benchmark-detail": [
+        Cell("get", "/api/v1/benchmarks/vis-bench/", {"none": roles(200)}),
+        Cell(
+            "patch",
+            "/api/v1/benchmarks/vis-bench/",
+            {"none": roles(403, anonymous=401, maintainer=200)},
+            {"description": "d"},
+        ),
+    ],
     "job-list": [
         Cell("get", "/api/v1/jobs/", {"none": roles(200)}),
         # Queuing needs sight of the revision: one the user may not see answers as one that does not exist (400 on
         # the `revision` or `variant` field, exactly as for a missing one).
-        Cell("post", "/api/v1/jobs/", {
-            "draft": roles(201, anonymous=401, other=400), "pub_draft": roles(201, anonymous=401, other=400),
-            "pub": roles((200, 201), anonymous=401)}, JOB_BODY),
+        Cell(
+            "post",
+            "/api/v1/jobs/",
+            {
+                "draft": roles(201, anonymous=401, other=400),
+                "pub_draft": roles(201, anonymous=401, other=400),
+                "pub": roles((200, 201), anonymous=401),
+            },
+            JOB_BODY,
+        ),
     ],
-    "job-batch": [Cell("post", "/api/v1/jobs/batch/", {
-        "draft": roles(201, anonymous=401, other=400), "pub_draft": roles(201, anonymous=401, other=400),
-        "pub": roles((200, 201), anonymous=401)}, {"jobs": [JOB_BODY]})],
-    "job-detail": [Cell("get", "/api/v1/jobs/{job}/", {"private_job": seen("private_job"),
-                                                       "public_job": seen("public_job")})],
-    "job-bundle": [Cell("get", "/api/v1/jobs/{job}/bundle.json", {"private_job": seen("private_job"),
-                                                                  "public_job": seen("public_job")})],
+    "job-batch": [
+        Cell(
+            "post",
+            "/api/v1/jobs/batch/",
+            {
+                "draft": roles(201, anonymous=401, other=400),
+                "pub_draft": roles(201, anonymous=401, other=400),
+                "pub": roles((200, 201), anonymous=401),
+            },
+            {"jobs": [JOB_BODY]},
+        )
+    ],
+    "job-detail": [
+        Cell("get", "/api/v1/jobs/{job}/", {"private_job": seen("private_job"), "public_job": seen("public_job")})
+    ],
+    "job-bundle": [
+        Cell(
+            "get",
+            "/api/v1/jobs/{job}/bundle.json",
+            {"private_job": seen("private_job"), "public_job": seen("public_job")},
+        )
+    ],
     # The jobs are alice's and succeeded: nothing to cancel; retry is for failed jobs; verify re-runs them.
-    "job-cancel": [Cell("post", "/api/v1/jobs/{job}/cancel/", {
-        "private_job": write("private_job", owner=409, maintainer=409),
-        "public_job": write("public_job", owner=409, maintainer=409)})],
-    "job-retry": [Cell("post", "/api/v1/jobs/{job}/retry/", {
-        "private_job": write("private_job", owner=409, maintainer=409),
-        "public_job": write("public_job", owner=409, maintainer=409)})],
-    "job-verify": [Cell("post", "/api/v1/jobs/{job}/verify/", {
-        "private_job": write("private_job", owner=201, reviewer=201, maintainer=201),
-        "public_job": write("public_job", owner=201, reviewer=201, maintainer=201)})],
-    "blocklist-list": [Cell("get", "/api/v1/blocklist/", {"none": roles(403, anonymous=401, maintainer=200)}),
-                       Cell("post", "/api/v1/blocklist/", {"none": roles(403, anonymous=401, maintainer=201)},
-                            {"variant": "alice/vis-pub", "reason": "r"})],
-    "blocklist-detail": [Cell("get", "/api/v1/blocklist/{block}/", {"none": roles(404, anonymous=401,
-                                                                                   maintainer=200)}),
-                         Cell("delete", "/api/v1/blocklist/{block}/", {"none": roles(404, anonymous=401,
-                                                                                      maintainer=204)})],
+    "job-cancel": [
+        Cell(
+            "post",
+            "/api/v1/jobs/{job}/cancel/",
+            {
+                "private_job": write("private_job", owner=409, maintainer=409),
+                "public_job": write("public_job", owner=409, maintainer=409),
+            },
+        )
+    ],
+    "job-retry": [
+        Cell(
+            "post",
+            "/api/v1/jobs/{job}/retry/",
+            {
+                "private_job": write("private_job", owner=409, maintainer=409),
+                "public_job": write("public_job", owner=409, maintainer=409),
+            },
+        )
+    ],
+    "job-verify": [
+        Cell(
+            "post",
+            "/api/v1/jobs/{job}/verify/",
+            {
+                "private_job": write("private_job", owner=201, reviewer=201, maintainer=201),
+                "public_job": write("public_job", owner=201, reviewer=201, maintainer=201),
+            },
+        )
+    ],
+    "blocklist-list": [
+        Cell("get", "/api/v1/blocklist/", {"none": roles(403, anonymous=401, maintainer=200)}),
+        Cell(
+            "post",
+            "/api/v1/blocklist/",
+            {"none": roles(403, anonymous=401, maintainer=201)},
+            {"variant": "alice/vis-pub", "reason": "r"},
+        ),
+    ],
+    "blocklist-detail": [
+        Cell("get", "/api/v1/blocklist/{block}/", {"none": roles(404, anonymous=401, maintainer=200)}),
+        Cell("delete", "/api/v1/blocklist/{block}/", {"none": roles(404, anonymous=401, maintainer=204)}),
+    ],
     # --- checklists ---------------------------------------------------------------------------------------------
     # A draft has no checklist yet (404 for everyone); the published revision's is created on first read.
-    "checklist-detail": [Cell("get", R + "/checklist/", {"draft": roles(404), "pub_draft": roles(404),
-                                                         "pub": seen("pub")})],
-    "checklist-badge": [Cell("get", R + "/checklist/badge.svg", {"draft": roles(404), "pub_draft": roles(404),
-                                                                 "pub": seen("pub")})],
+    "checklist-detail": [
+        Cell("get", R + "/checklist/", {"draft": roles(404), "pub_draft": roles(404), "pub": seen("pub")})
+    ],
+    "checklist-badge": [
+        Cell("get", R + "/checklist/badge.svg", {"draft": roles(404), "pub_draft": roles(404), "pub": seen("pub")})
+    ],
     # Only the owner answers (403 for the others who see it); a draft has no checklist yet (404); a published
     # revision's checklist is closed (409).
-    "checklist-item": [Cell("patch", R + "/checklist/training-data-disclosed/", {
-        "draft": write("draft", owner=404), "pub_draft": write("pub_draft", owner=404),
-        "pub": write("pub", owner=409)}, {"status": "met", "justification": "j"})],
+    "checklist-item": [
+        Cell(
+            "patch",
+            R + "/checklist/training-data-disclosed/",
+            {
+                "draft": write("draft", owner=404),
+                "pub_draft": write("pub_draft", owner=404),
+                "pub": write("pub", owner=409),
+            },
+            {"status": "met", "justification": "j"},
+        )
+    ],
     "revision-components": [Cell("get", R + "/components/", {o: seen(o) for o in ("draft", "pub_draft", "pub")})],
     # No component is declared in this world: 404 for everyone (the revision's own visibility is the list's row).
-    "revision-component": [Cell("get", R + "/components/model-card/", {o: roles(404) for o in ("draft", "pub_draft",
-                                                                                              "pub")})],
+    "revision-component": [
+        Cell("get", R + "/components/model-card/", {o: roles(404) for o in ("draft", "pub_draft", "pub")})
+    ],
     "variant-checklist-badge": [Cell("get", V + "/badge.svg", {"draft": seen("draft"), "pub": seen("pub")})],
-    "checklist-template-list": [Cell("get", "/api/v1/checklist-templates/", {"none": roles(200)}),
-                                Cell("post", "/api/v1/checklist-templates/",
-                                     {"none": roles(403, anonymous=401, maintainer=(201, 400))},
-                                     {"slug": "t", "name": "T", "items": []})],
-    "checklist-template-detail": [Cell("get", "/api/v1/checklist-templates/open-model-practices/",
-                                       {"none": roles((200, 404))}),
-                                  Cell("patch", "/api/v1/checklist-templates/open-model-practices/",
-                                       {"none": roles((403, 404), anonymous=401, maintainer=(200, 400, 404))},
-                                       {"name": "x"})],
-    "checklist-template-version": [Cell("get", "/api/v1/checklist-templates/open-model-practices/versions/1/",
-                                        {"none": roles((200, 404))})],
+    "checklist-template-list": [
+        Cell("get", "/api/v1/checklist-templates/", {"none": roles(200)}),
+        Cell(
+            "post",
+            "/api/v1/checklist-templates/",
+            {"none": roles(403, anonymous=401, maintainer=(201, 400))},
+            {"slug": "t", "name": "T", "items": []},
+        ),
+    ],
+    "checklist-template-detail": [
+        Cell("get", "/api/v1/checklist-templates/open-model-practices/", {"none": roles((200, 404))}),
+        Cell(
+            "patch",
+            "/api/v1/checklist-templates/open-model-practices/",
+            {"none": roles((403, 404), anonymous=401, maintainer=(200, 400, 404))},
+            {"name": "x"},
+        ),
+    ],
+    "checklist-template-version": [
+        Cell("get", "/api/v1/checklist-templates/open-model-practices/versions/1/", {"none": roles((200, 404))})
+    ],
     # --- leaderboards ------------------------------------------------------------------------------------------
     "leaderboard-benchmark": [Cell("get", "/api/v1/leaderboards/vis-bench/", {"none": roles(200)})],
     "leaderboard-suite": [Cell("get", "/api/v1/leaderboards/suites/vis-suite/", {"none": roles(200)})],
-    "suite-list": [Cell("get", "/api/v1/suites/", {"none": roles(200)}),
-                   Cell("post", "/api/v1/suites/", {"none": roles(403, anonymous=401, maintainer=201)},
-                        {"slug": "new-suite", "name": "New", "benchmarks": [{"benchmark": "vis-bench"}]})],
-    "suite-detail": [Cell("get", "/api/v1/suites/vis-suite/", {"none": roles(200)}),
-                     Cell("patch", "/api/v1/suites/vis-suite/", {"none": roles(403, anonymous=401, maintainer=200)},
-                          {"name": "Renamed"})],
+    "suite-list": [
+        Cell("get", "/api/v1/suites/", {"none": roles(200)}),
+        Cell(
+            "post",
+            "/api/v1/suites/",
+            {"none": roles(403, anonymous=401, maintainer=201)},
+            {"slug": "new-suite", "name": "New", "benchmarks": [{"benchmark": "vis-bench"}]},
+        ),
+    ],
+    "suite-detail": [
+        Cell("get", "/api/v1/suites/vis-suite/", {"none": roles(200)}),
+        Cell(
+            "patch",
+            "/api/v1/suites/vis-suite/",
+            {"none": roles(403, anonymous=401, maintainer=200)},
+            {"name": "Renamed"},
+        ),
+    ],
     # --- reviews -------------------------------------------------------------------------------------------------
     "revision-reviews": [
         Cell("get", R + "/reviews/", {o: seen(o) for o in ("draft", "pub_draft", "pub")}),
         # Nothing here is under review; the owner may not review their own work.
-        Cell("post", R + "/reviews/", {o: write(o, reviewer=409, maintainer=409) for o in ("draft", "pub_draft",
-                                                                                           "pub")},
-             {"decision": "comment", "body": "hm"}),
+        Cell(
+            "post",
+            R + "/reviews/",
+            {o: write(o, reviewer=409, maintainer=409) for o in ("draft", "pub_draft", "pub")},
+            {"decision": "comment", "body": "hm"},
+        ),
     ],
     "revision-gate": [Cell("get", R + "/gate/", {o: seen(o) for o in ("draft", "pub_draft", "pub")})],
-    "revision-publish": [Cell("post", R + "/publish/", {
-        "draft": write("draft", maintainer=409), "pub_draft": write("pub_draft", maintainer=409),
-        "pub": write("pub", maintainer=409)}, {"reason": ""})],
-    "revision-unpublish": [Cell("post", R + "/unpublish/", {
-        "draft": write("draft", maintainer=409), "pub_draft": write("pub_draft", maintainer=409),
-        "pub": write("pub", maintainer=200)}, {"reason": "gone"})],
-    "revision-reject": [Cell("post", R + "/reject/", {
-        "draft": write("draft", maintainer=409), "pub_draft": write("pub_draft", maintainer=409),
-        "pub": write("pub", maintainer=409)}, {"reason": "no"})],
-    "revision-assign": [Cell("post", R + "/assign/", {o: write(o, reviewer=409, maintainer=409)
-                                                      for o in ("draft", "pub_draft", "pub")}, {})],
+    "revision-publish": [
+        Cell(
+            "post",
+            R + "/publish/",
+            {
+                "draft": write("draft", maintainer=409),
+                "pub_draft": write("pub_draft", maintainer=409),
+                "pub": write("pub", maintainer=409),
+            },
+            {"reason": ""},
+        )
+    ],
+    "revision-unpublish": [
+        Cell(
+            "post",
+            R + "/unpublish/",
+            {
+                "draft": write("draft", maintainer=409),
+                "pub_draft": write("pub_draft", maintainer=409),
+                "pub": write("pub", maintainer=200),
+            },
+            {"reason": "gone"},
+        )
+    ],
+    "revision-reject": [
+        Cell(
+            "post",
+            R + "/reject/",
+            {
+                "draft": write("draft", maintainer=409),
+                "pub_draft": write("pub_draft", maintainer=409),
+                "pub": write("pub", maintainer=409),
+            },
+            {"reason": "no"},
+        )
+    ],
+    "revision-assign": [
+        Cell(
+            "post",
+            R + "/assign/",
+            {o: write(o, reviewer=409, maintainer=409) for o in ("draft", "pub_draft", "pub")},
+            {},
+        )
+    ],
     # Nobody is assigned: dropping one's own (absent) assignment is a 404 for whoever sees the revision.
-    "revision-unassign": [Cell("post", R + "/unassign/", {o: write(o, other=404, owner=404, reviewer=404,
-                                                                   maintainer=404)
-                                                          for o in ("draft", "pub_draft", "pub")}, {})],
-    "review-queue": [Cell("get", "/api/v1/reviews/queue/", {"none": roles(200, anonymous=401, other=403,
-                                                                          owner=403)})],
+    "revision-unassign": [
+        Cell(
+            "post",
+            R + "/unassign/",
+            {o: write(o, other=404, owner=404, reviewer=404, maintainer=404) for o in ("draft", "pub_draft", "pub")},
+            {},
+        )
+    ],
+    "review-queue": [Cell("get", "/api/v1/reviews/queue/", {"none": roles(200, anonymous=401, other=403, owner=403)})],
     "variant-comments": [
         Cell("get", V + "/comments/", {"draft": seen("draft"), "pub": seen("pub")}),
-        Cell("post", V + "/comments/", {"draft": write("draft", owner=201, reviewer=201, maintainer=201),
-                                        "pub": write("pub", other=201, owner=201, reviewer=201, maintainer=201)},
-             {"body": "hello"}),
+        Cell(
+            "post",
+            V + "/comments/",
+            {
+                "draft": write("draft", owner=201, reviewer=201, maintainer=201),
+                "pub": write("pub", other=201, owner=201, reviewer=201, maintainer=201),
+            },
+            {"body": "hello"},
+        ),
     ],
-    "comment-detail": [Cell("get", "/api/v1/comments/{comment}/", {"none": roles(200)}),
-                       Cell("patch", "/api/v1/comments/{comment}/", {"none": roles(403, anonymous=401, other=200)},
-                            {"body": "edited"})],
-    "comment-hide": [Cell("post", "/api/v1/comments/{comment}/hide/", {"none": roles(403, anonymous=401,
-                                                                                     maintainer=200)},
-                          {"reason": "r"})],
-    "comment-unhide": [Cell("post", "/api/v1/comments/{comment}/unhide/", {"none": roles(403, anonymous=401,
-                                                                                         maintainer=409)})],
-    "variant-flags": [Cell("post", V + "/flags/", {
-        "draft": write("draft", owner=409, reviewer=409, maintainer=409),
-        "pub": write("pub", other=201, owner=(201, 403, 409), reviewer=201, maintainer=201)},
-        {"kind": "other", "description": "odd", "evidence_url": "https://example.org/e"})],
+    "comment-detail": [
+        Cell("get", "/api/v1/comments/{comment}/", {"none": roles(200)}),
+        Cell(
+            "patch", "/api/v1/comments/{comment}/", {"none": roles(403, anonymous=401, other=200)}, {"body": "edited"}
+        ),
+    ],
+    "comment-hide": [
+        Cell(
+            "post",
+            "/api/v1/comments/{comment}/hide/",
+            {"none": roles(403, anonymous=401, maintainer=200)},
+            {"reason": "r"},
+        )
+    ],
+    "comment-unhide": [
+        Cell("post", "/api/v1/comments/{comment}/unhide/", {"none": roles(403, anonymous=401, maintainer=409)})
+    ],
+    "variant-flags": [
+        Cell(
+            "post",
+            V + "/flags/",
+            {
+                "draft": write("draft", owner=409, reviewer=409, maintainer=409),
+                "pub": write("pub", other=201, owner=(201, 403, 409), reviewer=201, maintainer=201),
+            },
+            {"kind": "other", "description": "odd", "evidence_url": "https://example.org/e"},
+        )
+    ],
     "flag-list": [Cell("get", "/api/v1/flags/", {"none": roles(200, anonymous=401)})],
     # carol raised the flag on alice's variant: both see it, and so do moderators; the reviewer does not.
     "flag-detail": [Cell("get", "/api/v1/flags/{flag}/", {"none": roles(200, anonymous=401, reviewer=404)})],
-    "flag-resolve": [Cell("post", "/api/v1/flags/{flag}/resolve/", {"none": roles(403, anonymous=401, reviewer=404,
-                                                                                  maintainer=200)},
-                          {"action": "dismiss", "reason": "fine"})],
-    "flag-respond": [Cell("post", "/api/v1/flags/{flag}/respond/", {"none": roles(403, anonymous=401, reviewer=404,
-                                                                                  owner=(200, 409))},
-                          {"body": "it is fine"})],
+    "flag-resolve": [
+        Cell(
+            "post",
+            "/api/v1/flags/{flag}/resolve/",
+            {"none": roles(403, anonymous=401, reviewer=404, maintainer=200)},
+            {"action": "dismiss", "reason": "fine"},
+        )
+    ],
+    "flag-respond": [
+        Cell(
+            "post",
+            "/api/v1/flags/{flag}/respond/",
+            {"none": roles(403, anonymous=401, reviewer=404, owner=(200, 409))},
+            {"body": "it is fine"},
+        )
+    ],
     # --- notifications and webhooks (every user's own; alice's webhook for the per-object rows) -------------------
-    "notification-preferences": [Cell("get", "/api/v1/notifications/preferences/", {"none": roles(200,
-                                                                                                  anonymous=401)})],
+    "notification-preferences": [
+        Cell("get", "/api/v1/notifications/preferences/", {"none": roles(200, anonymous=401)})
+    ],
     "notification-list": [Cell("get", "/api/v1/notifications/", {"none": roles(200, anonymous=401)})],
     "notification-read-all": [Cell("post", "/api/v1/notifications/read-all/", {"none": roles(200, anonymous=401)})],
-    "notification-detail": [Cell("get", "/api/v1/notifications/{notification}/", {"none": roles(404, anonymous=401,
-                                                                                                owner=200)})],
-    "notification-read": [Cell("post", "/api/v1/notifications/{notification}/read/",
-                               {"none": roles(404, anonymous=401, owner=200)})],
+    "notification-detail": [
+        Cell("get", "/api/v1/notifications/{notification}/", {"none": roles(404, anonymous=401, owner=200)})
+    ],
+    "notification-read": [
+        Cell("post", "/api/v1/notifications/{notification}/read/", {"none": roles(404, anonymous=401, owner=200)})
+    ],
     "webhook-list": [Cell("get", "/api/v1/webhooks/", {"none": roles(200, anonymous=401)})],
-    "webhook-detail": [Cell("get", "/api/v1/webhooks/{webhook}/", {"none": roles(404, anonymous=401, owner=200)}),
-                       Cell("delete", "/api/v1/webhooks/{webhook}/", {"none": roles(404, anonymous=401,
-                                                                                    owner=204)})],
-    "webhook-ping": [Cell("post", "/api/v1/webhooks/{webhook}/ping/", {"none": roles(404, anonymous=401,
-                                                                                     owner=(200, 201, 202))})],
-    "webhook-rotate-secret": [Cell("post", "/api/v1/webhooks/{webhook}/rotate-secret/",
-                                   {"none": roles(404, anonymous=401, owner=200)})],
-    "webhook-deliveries": [Cell("get", "/api/v1/webhooks/{webhook}/deliveries/", {"none": roles(404, anonymous=401,
-                                                                                                owner=200)})],
-    "webhook-delivery": [Cell("get", "/api/v1/webhooks/{webhook}/deliveries/{delivery}/",
-                              {"none": roles(404, anonymous=401, owner=200)})],
-    "webhook-redeliver": [Cell("post", "/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver/",
-                               {"none": roles(404, anonymous=401, owner=202)})],
+    "webhook-detail": [
+        Cell("get", "/api/v1/webhooks/{webhook}/", {"none": roles(404, anonymous=401, owner=200)}),
+        Cell("delete", "/api/v1/webhooks/{webhook}/", {"none": roles(404, anonymous=401, owner=204)}),
+    ],
+    "webhook-ping": [
+        Cell("post", "/api/v1/webhooks/{webhook}/ping/", {"none": roles(404, anonymous=401, owner=(200, 201, 202))})
+    ],
+    "webhook-rotate-secret": [
+        Cell("post", "/api/v1/webhooks/{webhook}/rotate-secret/", {"none": roles(404, anonymous=401, owner=200)})
+    ],
+    "webhook-deliveries": [
+        Cell("get", "/api/v1/webhooks/{webhook}/deliveries/", {"none": roles(404, anonymous=401, owner=200)})
+    ],
+    "webhook-delivery": [
+        Cell("get", "/api/v1/webhooks/{webhook}/deliveries/{delivery}/", {"none": roles(404, anonymous=401, owner=200)})
+    ],
+    "webhook-redeliver": [
+        Cell(
+            "post",
+            "/api/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver/",
+            {"none": roles(404, anonymous=401, owner=202)},
+        )
+    ],
     # --- web pages that show or change objects ---------------------------------------------------------------
     "web:variant-list": [Cell("get", "/variants/", {"none": roles(200)}, fmt="html")],
     "web:variant": [Cell("get", W + "/", {"draft": page("draft"), "pub": page("pub")}, fmt="html")],
-    "web:variant-edit": [Cell("get", W + "/edit/", {
-        "draft": page("draft", login=True) | {"reviewer": 403, "maintainer": 403},
-        "pub": page("pub", login=True) | {"other": 403, "reviewer": 403, "maintainer": 403}}, fmt="html")],
-    "web:artifact-upload": [Cell("post", W + "/revisions/{n}/artifacts/", {
-        o: page(o, 400, login=True) for o in ("draft", "pub_draft", "pub")}, {}, fmt="html")],
+    "web:variant-edit": [
+        Cell(
+            "get",
+            W + "/edit/",
+            {
+                "draft": page("draft", login=True) | {"reviewer": 403, "maintainer": 403},
+                "pub": page("pub", login=True) | {"other": 403, "reviewer": 403, "maintainer": 403},
+            },
+            fmt="html",
+        )
+    ],
+    "web:artifact-upload": [
+        Cell(
+            "post",
+            W + "/revisions/{n}/artifacts/",
+            {o: page(o, 400, login=True) for o in ("draft", "pub_draft", "pub")},
+            {},
+            fmt="html",
+        )
+    ],
     # The page redirects back with the service's refusal (403: only the owner answers; 409: published); a draft
     # has no checklist yet, which is a 404 for its owner as in the API.
-    "web:checklist-answer": [Cell("post", W + "/revisions/{n}/checklist/training-data-disclosed/", {
-        "draft": page("draft", 302, login=True) | {"owner": 404},
-        "pub_draft": page("pub_draft", 302, login=True) | {"owner": 404},
-        "pub": page("pub", 302, login=True)}, {"status": "met"}, fmt="html")],
-    "web:review-submit": [Cell("post", W + "/revisions/{n}/reviews/", {
-        o: page(o, 400, login=True) for o in ("draft", "pub_draft", "pub")}, {"decision": "comment", "body": "x"},
-        fmt="html")],
-    "web:comment-create": [Cell("post", W + "/comments/", {"draft": page("draft", 302, login=True),
-                                                           "pub": page("pub", 302, login=True)}, {"body": "hi"},
-                                fmt="html")],
-    "web:flag-create": [Cell("post", W + "/flags/", {"draft": page("draft", 400, login=True),
-                                                     "pub": page("pub", (302, 400), login=True)},
-                             {"kind": "spam", "description": "spam"}, fmt="html")],
-    "web:revision-action": [Cell("post", W + "/revisions/{n}/withdraw/", {
-        o: page(o, 302, login=True) for o in ("draft", "pub_draft", "pub")}, {}, fmt="html")],
-    "web:job-submit": [Cell("get", W + "/jobs/new/", {"draft": page("draft", login=True),
-                                                      "pub": page("pub", login=True)}, fmt="html")],
-    "web:job": [Cell("get", "/jobs/{job}/", {"private_job": page("private_job"), "public_job": page("public_job")},
-                     fmt="html")],
-    "web:job-progress": [Cell("get", "/jobs/{job}/progress/", {"private_job": page("private_job"),
-                                                               "public_job": page("public_job")}, fmt="html")],
-    "web:job-cancel": [Cell("post", "/jobs/{job}/cancel/", {"private_job": page("private_job", 302, login=True),
-                                                            "public_job": page("public_job", 302, login=True)},
-                            fmt="html")],
-    "web:job-verify": [Cell("post", "/jobs/{job}/verify/", {"private_job": page("private_job", 302, login=True),
-                                                            "public_job": page("public_job", 302, login=True)},
-                            fmt="html")],
-    "web:job-retry": [Cell("post", "/jobs/{job}/retry/", {"private_job": page("private_job", 302, login=True),
-                                                          "public_job": page("public_job", 302, login=True)},
-                           fmt="html")],
+    "web:checklist-answer": [
+        Cell(
+            "post",
+            W + "/revisions/{n}/checklist/training-data-disclosed/",
+            {
+                "draft": page("draft", 302, login=True) | {"owner": 404},
+                "pub_draft": page("pub_draft", 302, login=True) | {"owner": 404},
+                "pub": page("pub", 302, login=True),
+            },
+            {"status": "met"},
+            fmt="html",
+        )
+    ],
+    "web:review-submit": [
+        Cell(
+            "post",
+            W + "/revisions/{n}/reviews/",
+            {o: page(o, 400, login=True) for o in ("draft", "pub_draft", "pub")},
+            {"decision": "comment", "body": "x"},
+            fmt="html",
+        )
+    ],
+    "web:comment-create": [
+        Cell(
+            "post",
+            W + "/comments/",
+            {"draft": page("draft", 302, login=True), "pub": page("pub", 302, login=True)},
+            {"body": "hi"},
+            fmt="html",
+        )
+    ],
+    "web:flag-create": [
+        Cell(
+            "post",
+            W + "/flags/",
+            {"draft": page("draft", 400, login=True), "pub": page("pub", (302, 400), login=True)},
+            {"kind": "spam", "description": "spam"},
+            fmt="html",
+        )
+    ],
+    "web:revision-action": [
+        Cell(
+            "post",
+            W + "/revisions/{n}/withdraw/",
+            {o: page(o, 302, login=True) for o in ("draft", "pub_draft", "pub")},
+            {},
+            fmt="html",
+        )
+    ],
+    "web:job-submit": [
+        Cell("get", W + "/jobs/new/", {"draft": page("draft", login=True), "pub": page("pub", login=True)}, fmt="html")
+    ],
+    "web:job": [
+        Cell("get", "/jobs/{job}/", {"private_job": page("private_job"), "public_job": page("public_job")}, fmt="html")
+    ],
+    "web:job-progress": [
+        Cell(
+            "get",
+            "/jobs/{job}/progress/",
+            {"private_job": page("private_job"), "public_job": page("public_job")},
+            fmt="html",
+        )
+    ],
+    "web:job-cancel": [
+        Cell(
+            "post",
+            "/jobs/{job}/cancel/",
+            {"private_job": page("private_job", 302, login=True), "public_job": page("public_job", 302, login=True)},
+            fmt="html",
+        )
+    ],
+    "web:job-verify": [
+        Cell(
+            "post",
+            "/jobs/{job}/verify/",
+            {"private_job": page("private_job", 302, login=True), "public_job": page("public_job", 302, login=True)},
+            fmt="html",
+        )
+    ],
+    "web:job-retry": [
+        Cell(
+            "post",
+            "/jobs/{job}/retry/",
+            {"private_job": page("private_job", 302, login=True), "public_job": page("public_job", 302, login=True)},
+            fmt="html",
+        )
+    ],
 }
 
 # Web pages that show no particular object (accounts, leaderboards, the start page): their own tests cover them.
-WEB_WITHOUT_OBJECTS = {"web:home", "web:dashboard", "web:signup", "web:login", "web:logout", "web:password_reset",
-                       "web:password_reset_done", "web:password_reset_confirm", "web:password_reset_complete",
-                       "web:tokens", "web:token-revoke", "web:variant-propose", "web:parent-suggestions",
-                       "web:leaderboard-index", "web:leaderboard-suite", "web:leaderboard"}
+WEB_WITHOUT_OBJECTS = {
+    "web:home",
+    "web:dashboard",
+    "web:signup",
+    "web:login",
+    "web:logout",
+    "web:password_reset",
+    "web:password_reset_done",
+    "web:password_reset_confirm",
+    "web:password_reset_complete",
+    "web:tokens",
+    "web:token-revoke",
+    "web:variant-propose",
+    "web:parent-suggestions",
+    "web:leaderboard-index",
+    "web:leaderboard-suite",
+    "web:leaderboard",
+}
 
 
 def _walk(patterns: list[Any], prefix: str = "", namespace: str = "") -> Iterator[tuple[str, str]]:
@@ -388,8 +705,9 @@ def endpoints() -> dict[str, str]:
 
 
 def test_every_endpoint_has_a_row():
-    missing = sorted(f"{key}  ({route})" for key, route in endpoints().items()
-                     if key not in ROWS and key not in WEB_WITHOUT_OBJECTS)
+    missing = sorted(
+        f"{key}  ({route})" for key, route in endpoints().items() if key not in ROWS and key not in WEB_WITHOUT_OBJECTS
+    )
     assert not missing, "Endpoints without a row in the authorization matrix:\n" + "\n".join(missing)
     stale = sorted(set(ROWS) - set(endpoints()))
     assert not stale, f"Rows for endpoints that no longer exist: {stale}"
@@ -417,10 +735,12 @@ def _build() -> dict[str, Any]:
     world = build_world()
     alice = world["users"]["alice"]
     token, _ = token_create(user=alice, name="alice-token", scopes=["read"])
-    sub = WebhookSubscription.objects.create(owner=alice, url="https://example.org/hook", events=["*"],
-                                             scope="visible", secret="s" * 32)
-    delivery = WebhookDelivery.objects.create(subscription=sub, message_id="msg_1", event="job.finished",
-                                              payload={}, status="succeeded", max_attempts=1)
+    sub = WebhookSubscription.objects.create(
+        owner=alice, url="https://example.org/hook", events=["*"], scope="visible", secret="s" * 32
+    )
+    delivery = WebhookDelivery.objects.create(
+        subscription=sub, message_id="msg_1", event="job.finished", payload={}, status="succeeded", max_attempts=1
+    )
     note = Notification.objects.create(user=alice, kind="job_finished", title="t")
     block = BlockedVariant.objects.create(variant=world["base"], reason="test", created_by=world["users"]["maint"])
     suite = Suite.objects.create(slug="vis-suite", name="Vis suite")
@@ -428,10 +748,17 @@ def _build() -> dict[str, Any]:
     world["clients"] = _clients(world)
     from apps.transfers.services import upload_create
 
-    upload = upload_create(actor=alice, variant="alice/vis-draft", path="up.safetensors", size_bytes=3,
-                           sha256="b" * 64)
-    world["ids"] = {"token": token.pk, "webhook": sub.pk, "delivery": delivery.pk, "notification": note.pk,
-                    "block": block.pk, "comment": world["comment"].pk, "flag": world["flag"].pk, "upload": upload.pk}
+    upload = upload_create(actor=alice, variant="alice/vis-draft", path="up.safetensors", size_bytes=3, sha256="b" * 64)
+    world["ids"] = {
+        "token": token.pk,
+        "webhook": sub.pk,
+        "delivery": delivery.pk,
+        "notification": note.pk,
+        "block": block.pk,
+        "comment": world["comment"].pk,
+        "flag": world["flag"].pk,
+        "upload": upload.pk,
+    }
     return world
 
 
@@ -479,6 +806,8 @@ def test_matrix_row(world, key):
                 ok = response.status_code in want if isinstance(want, tuple) else response.status_code == want
                 if not ok:
                     detail = getattr(response, "content", b"")[:200]
-                    failures.append(f"{cell.method.upper()} {path} [{obj}] as {role}: got {response.status_code}, "
-                                    f"want {want} {detail!r}")
+                    failures.append(
+                        f"{cell.method.upper()} {path} [{obj}] as {role}: got {response.status_code}, "
+                        f"want {want} {detail!r}"
+                    )
     assert not failures, "\n".join(failures)

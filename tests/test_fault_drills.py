@@ -66,8 +66,14 @@ def world(digits_world):  # type: ignore[no-untyped-def]
     alice.max_active_jobs = 500
     alice.save()
     maintainer = digits_world["users"]["maintainer"]
-    noop = benchmark_create(actor=maintainer, slug="noop", name="No-op", runner="noop", max_attempts=3,
-                            metrics=[{"name": "ok", "primary": True}])
+    noop = benchmark_create(
+        actor=maintainer,
+        slug="noop",
+        name="No-op",
+        runner="noop",
+        max_attempts=3,
+        metrics=[{"name": "ok", "primary": True}],
+    )
     return {**digits_world, "alice": alice, "maintainer": maintainer, "noop": noop}
 
 
@@ -75,8 +81,12 @@ def submit_many(world, n, **config):  # type: ignore[no-untyped-def]
     from apps.benchmarks.services import job_submit
 
     revision = world["int8"].current_revision
-    return [job_submit(actor=world["alice"], revision=revision, benchmark=world["noop"],
-                       config={**config, "steps": i + 1})[0].pk for i in range(n)]
+    return [
+        job_submit(actor=world["alice"], revision=revision, benchmark=world["noop"], config={**config, "steps": i + 1})[
+            0
+        ].pk
+        for i in range(n)
+    ]
 
 
 def statuses(ids):  # type: ignore[no-untyped-def]
@@ -87,8 +97,12 @@ def statuses(ids):  # type: ignore[no-untyped-def]
 
 def wait_all_terminal(ids, timeout, *processes):  # type: ignore[no-untyped-def]
     try:
-        wait_for(lambda: all(s in TERMINAL for s in statuses(ids).values()), timeout=timeout, interval=0.5,
-                 message=f"{len(ids)} jobs to end")
+        wait_for(
+            lambda: all(s in TERMINAL for s in statuses(ids).values()),
+            timeout=timeout,
+            interval=0.5,
+            message=f"{len(ids)} jobs to end",
+        )
     except AssertionError:
         left = {pk: s for pk, s in statuses(ids).items() if s not in TERMINAL}
         print("not terminal:", left)
@@ -102,8 +116,9 @@ def assert_one_result_each(ids):  # type: ignore[no-untyped-def]
 
     from apps.benchmarks.models import JobResult
 
-    per_job = dict(JobResult.objects.filter(job_id__in=ids).values("job_id").annotate(n=Count("id"))
-                   .values_list("job_id", "n"))
+    per_job = dict(
+        JobResult.objects.filter(job_id__in=ids).values("job_id").annotate(n=Count("id")).values_list("job_id", "n")
+    )
     assert set(per_job) == set(ids) and set(per_job.values()) == {1}
 
 
@@ -180,9 +195,14 @@ def test_broker_down_while_100_jobs_are_submitted(world, engine_processes, clien
             redis.stop()
             assert not redis.is_up()
             started = time.monotonic()
-            codes = [client.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "noop",
-                                                   "config": {"steps": i + 1}}, format="json")
-                     for i in range(100)]
+            codes = [
+                client.post(
+                    "/api/v1/jobs/",
+                    {"variant": "alice/digits-mlp-int8", "benchmark": "noop", "config": {"steps": i + 1}},
+                    format="json",
+                )
+                for i in range(100)
+            ]
             accepting = time.monotonic() - started
             assert [r.status_code for r in codes] == [201] * 100, codes[0].json()
             ids = [r.json()["id"] for r in codes]
@@ -213,11 +233,13 @@ def test_duplicate_delivery_runs_once(world, engine_processes):
     job = BenchmarkJob.objects.get(pk=job_id)
     assert job.status == "succeeded" and job.attempts == 1
     assert_one_result_each([job_id])
-    starts = AuditEvent.objects.filter(target_type="benchmarks.benchmarkjob", target_id=str(job_id),
-                                       verb="job.start")
+    starts = AuditEvent.objects.filter(target_type="benchmarks.benchmarkjob", target_id=str(job_id), verb="job.start")
     assert starts.count() == 1, [(e.seq, e.created_at, e.after) for e in starts]
-    wait_for(lambda: worker.output().count("workers.tasks.run_job") >= 3 * 2, timeout=20,
-             message="all three deliveries to be received and finished")
+    wait_for(
+        lambda: worker.output().count("workers.tasks.run_job") >= 3 * 2,
+        timeout=20,
+        message="all three deliveries to be received and finished",
+    )
 
 
 def test_poison_job_stops_at_max_attempts(world, engine_processes):
@@ -227,8 +249,14 @@ def test_poison_job_stops_at_max_attempts(world, engine_processes):
     purge_broker()
     worker = engine_processes.worker(concurrency=1, env=DRILL_ENV)
     beat = engine_processes.beat(env=DRILL_ENV)
-    poison = benchmark_create(actor=world["maintainer"], slug="poison", name="Poison", runner=KILL_WORKER,
-                              max_attempts=3, metrics=[{"name": "score", "primary": True}])
+    poison = benchmark_create(
+        actor=world["maintainer"],
+        slug="poison",
+        name="Poison",
+        runner=KILL_WORKER,
+        max_attempts=3,
+        metrics=[{"name": "score", "primary": True}],
+    )
     job, _ = job_submit(actor=world["alice"], revision=world["int8"].current_revision, benchmark=poison)
     wait_all_terminal([job.pk], 120, worker, beat)
     job.refresh_from_db()

@@ -39,9 +39,14 @@ def test_checklist_flow_through_a_real_worker(celery_worker_process, client_for)
     assert resp.status_code == 200, resp.content
     body, by_key = items(alice, rev)
     assert (body["template"], body["version"], body["level"]) == ("open-model-practices", 1, "in_progress")
-    for key, status in (("safe-serialization", "met"), ("artifact-hashes", "met"), ("license-valid", "met"),
-                        ("license-compatible", "met"), ("card-sections", "met"),
-                        ("benchmark-succeeded", "unknown")):
+    for key, status in (
+        ("safe-serialization", "met"),
+        ("artifact-hashes", "met"),
+        ("license-valid", "met"),
+        ("license-compatible", "met"),
+        ("card-sections", "met"),
+        ("benchmark-succeeded", "unknown"),
+    ):
         assert by_key[key]["status"] == status, (key, by_key[key])
         assert by_key[key]["justification"].startswith("Automatic check"), by_key[key]
     assert "no benchmark job has run" in by_key["benchmark-succeeded"]["justification"].lower()
@@ -52,12 +57,18 @@ def test_checklist_flow_through_a_real_worker(celery_worker_process, client_for)
     refused = alice.patch(f"{rev}/checklist/training-data-disclosed/", {"status": "n/a"}, format="json")
     assert refused.status_code == 400 and refused.json()["rules"] == ["na_needs_justification"]
     answers = {
-        "training-data-disclosed": {"status": "n/a", "justification":
-                                    "A dynamic int8 quantization of commons/digits-mlp: no new training data."},
-        "contamination-statement": {"status": "met", "justification":
-                                    "The digits benchmark scores the held-out 25% split the parent never saw."},
-        "reproducibility-recipe": {"status": "met", "evidence_url":
-                                   "https://github.com/example/model-commons/blob/main/fixtures/digits/build.py"},
+        "training-data-disclosed": {
+            "status": "n/a",
+            "justification": "A dynamic int8 quantization of commons/digits-mlp: no new training data.",
+        },
+        "contamination-statement": {
+            "status": "met",
+            "justification": "The digits benchmark scores the held-out 25% split the parent never saw.",
+        },
+        "reproducibility-recipe": {
+            "status": "met",
+            "evidence_url": "https://github.com/example/model-commons/blob/main/fixtures/digits/build.py",
+        },
     }
     for key, answer in answers.items():
         resp = alice.patch(f"{rev}/checklist/{key}/", answer, format="json")
@@ -65,8 +76,11 @@ def test_checklist_flow_through_a_real_worker(celery_worker_process, client_for)
         assert resp.json()["answered_by"] == "alice"
 
     # 3. Her digits job runs on the worker; "benchmark succeeded" turns met without anyone touching it.
-    resp = alice.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "digits",
-                                        "config": {"batch_size": 50}}, format="json")
+    resp = alice.post(
+        "/api/v1/jobs/",
+        {"variant": "alice/digits-mlp-int8", "benchmark": "digits", "config": {"batch_size": 50}},
+        format="json",
+    )
     assert resp.status_code == 201, resp.content
     job_id = resp.json()["id"]
 
@@ -79,16 +93,22 @@ def test_checklist_flow_through_a_real_worker(celery_worker_process, client_for)
     item = items(alice, rev)[1]["benchmark-succeeded"]
     assert f"job {job_id} (digits)" in item["justification"] and item["answered_by"] is None
     # A new submitter's result is always re-run (adaptive verification); the agreement flips "result verified".
-    wait_for(lambda: items(alice, rev)[1]["result-verified"]["status"] == "met", timeout=120,
-             message="the verification re-run to flip 'result verified'")
+    wait_for(
+        lambda: items(alice, rev)[1]["result-verified"]["status"] == "met",
+        timeout=120,
+        message="the verification re-run to flip 'result verified'",
+    )
     body, _ = items(alice, rev)
     assert body["level"] == "in_progress"  # two items still wait for a reviewer
     assert {u.split(" (")[1].split(")")[0] for u in body["gate"]["unmet"]} == {
-        "training-data-disclosed", "contamination-statement"}
+        "training-data-disclosed",
+        "contamination-statement",
+    }
 
     # 4. A reviewer verifies the items that need it (the owner may not).
-    assert alice.patch(f"{rev}/checklist/contamination-statement/", {"verified": True},
-                       format="json").status_code == 403
+    assert (
+        alice.patch(f"{rev}/checklist/contamination-statement/", {"verified": True}, format="json").status_code == 403
+    )
     for key in ("training-data-disclosed", "contamination-statement"):
         resp = reviewer.patch(f"{rev}/checklist/{key}/", {"verified": True}, format="json")
         assert resp.status_code == 200 and resp.json()["verified_by"] == "reviewer1", resp.content
@@ -103,9 +123,17 @@ def test_checklist_flow_through_a_real_worker(celery_worker_process, client_for)
 
     # 6. A pickle artifact on another revision: "safe serialization" is unmet and the gate names it.
     pruned = f"{PRUNED}/revisions/1"
-    resp = client_for(users["bob"]).post(f"{pruned}/artifacts/", {
-        "path": "pytorch_model.bin", "format": "bin", "uri": "https://example.org/digits/pytorch_model.bin",
-        "sha256": "ab" * 32, "size_bytes": 7844}, format="json")
+    resp = client_for(users["bob"]).post(
+        f"{pruned}/artifacts/",
+        {
+            "path": "pytorch_model.bin",
+            "format": "bin",
+            "uri": "https://example.org/digits/pytorch_model.bin",
+            "sha256": "ab" * 32,
+            "size_bytes": 7844,
+        },
+        format="json",
+    )
     assert resp.status_code == 201, resp.content
     assert bob.post(f"{pruned}/submit/", {}, format="json").status_code == 200
     _, by_key = items(bob, pruned)
@@ -130,12 +158,20 @@ def test_approved_before_the_checklist_was_finished_still_gets_published(celery_
     rev = f"{INT8}/revisions/1"
 
     assert alice.post(f"{rev}/submit/", {}, format="json").status_code == 200
-    resp = alice.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "digits",
-                                        "config": {"batch_size": 50}}, format="json")
+    resp = alice.post(
+        "/api/v1/jobs/",
+        {"variant": "alice/digits-mlp-int8", "benchmark": "digits", "config": {"batch_size": 50}},
+        format="json",
+    )
     assert resp.status_code == 201, resp.content
     job_url = f"/api/v1/jobs/{resp.json()['id']}/"
-    done = wait_for(lambda: (lambda j: j if j["status"] in ("succeeded", "failed", "timed_out") else None)(
-        alice.get(job_url).json()), timeout=120, message="the digits job to finish")
+    done = wait_for(
+        lambda: (lambda j: j if j["status"] in ("succeeded", "failed", "timed_out") else None)(
+            alice.get(job_url).json()
+        ),
+        timeout=120,
+        message="the digits job to finish",
+    )
     assert done["status"] == "succeeded", (done, celery_worker_process.output()[-3000:])
 
     for client in (r1, r2):
@@ -147,12 +183,18 @@ def test_approved_before_the_checklist_was_finished_still_gets_published(celery_
     assert all(u.startswith("Checklist: ") for u in refused.json()["errors"]["gate"]), refused.json()
 
     answers = {
-        "training-data-disclosed": {"status": "n/a", "justification":
-                                    "A dynamic int8 quantization of commons/digits-mlp: no new training data."},
-        "contamination-statement": {"status": "met", "justification":
-                                    "The digits benchmark scores the held-out 25% split the parent never saw."},
-        "reproducibility-recipe": {"status": "met", "evidence_url":
-                                   "https://github.com/example/model-commons/blob/main/fixtures/digits/build.py"},
+        "training-data-disclosed": {
+            "status": "n/a",
+            "justification": "A dynamic int8 quantization of commons/digits-mlp: no new training data.",
+        },
+        "contamination-statement": {
+            "status": "met",
+            "justification": "The digits benchmark scores the held-out 25% split the parent never saw.",
+        },
+        "reproducibility-recipe": {
+            "status": "met",
+            "evidence_url": "https://github.com/example/model-commons/blob/main/fixtures/digits/build.py",
+        },
     }
     for key, answer in answers.items():
         resp = alice.patch(f"{rev}/checklist/{key}/", answer, format="json")
@@ -169,7 +211,9 @@ def test_approved_before_the_checklist_was_finished_still_gets_published(celery_
     published = boss.post(f"{rev}/publish/", {"reason": "gate holds"}, format="json")
     assert published.status_code == 200, published.content
     assert published.json()["status"] == "published" and published.json()["number"] == 1
-    closed = alice.patch(f"{rev}/checklist/compute-energy/", {
-        "status": "met", "justification": "Quantization took 2 CPU-seconds on a laptop: about 0.00002 kWh."},
-        format="json")
+    closed = alice.patch(
+        f"{rev}/checklist/compute-energy/",
+        {"status": "met", "justification": "Quantization took 2 CPU-seconds on a laptop: about 0.00002 kWh."},
+        format="json",
+    )
     assert closed.status_code == 409 and closed["Content-Type"].startswith("application/problem+json")

@@ -45,8 +45,9 @@ def test_seeded_demo_jobs_run_and_reach_the_leaderboards(celery_worker_process, 
         base, harbour = ppl["commons/tinylm-base"], ppl["alice/tinylm-harbour"]
         # the fine-tune is better (lower perplexity) on the held-out harbour text, ranked first, delta < 0
         assert harbour["rank"] == 1 and harbour["score"] < base["score"]
-        assert harbour["delta_vs_parents"]["commons/tinylm-base"] == pytest.approx(harbour["score"] - base["score"],
-                                                                                  abs=1e-5)
+        assert harbour["delta_vs_parents"]["commons/tinylm-base"] == pytest.approx(
+            harbour["score"] - base["score"], abs=1e-5
+        )
         cloze = _board(client, "tinylm-lmeval")
         assert set(cloze) == {"commons/tinylm-base", "alice/tinylm-harbour"}
         assert all(0.0 <= row["score"] <= 1.0 for row in cloze.values())

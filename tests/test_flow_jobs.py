@@ -73,23 +73,33 @@ def wait_terminal(client, job_id, worker=None, timeout=90):  # type: ignore[no-u
 def steps_benchmark(maintainer, slug="steps", **kw):  # type: ignore[no-untyped-def]
     from apps.benchmarks.services import benchmark_create
 
-    return benchmark_create(actor=maintainer, slug=slug, name="Steps", runner=STEPS_RUNNER,
-                            metrics=[{"name": "score", "primary": True}], **kw)
+    return benchmark_create(
+        actor=maintainer,
+        slug=slug,
+        name="Steps",
+        runner=STEPS_RUNNER,
+        metrics=[{"name": "score", "primary": True}],
+        **kw,
+    )
 
 
 def noop_benchmark(maintainer, slug="noop", **kw):  # type: ignore[no-untyped-def]
     from apps.benchmarks.services import benchmark_create
 
-    return benchmark_create(actor=maintainer, slug=slug, name="No-op", runner="noop",
-                            metrics=[{"name": "ok", "primary": True}], **kw)
+    return benchmark_create(
+        actor=maintainer, slug=slug, name="No-op", runner="noop", metrics=[{"name": "ok", "primary": True}], **kw
+    )
 
 
 def test_digits_job_on_a_quantized_variant(digits_world, engine_processes, client_for):
     worker = engine_processes.worker(env=ENGINE_ENV)
     alice = digits_world["users"]["alice"]
     client = client_for(alice)
-    resp = client.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "digits",
-                                         "config": {"batch_size": 50}}, format="json")
+    resp = client.post(
+        "/api/v1/jobs/",
+        {"variant": "alice/digits-mlp-int8", "benchmark": "digits", "config": {"batch_size": 50}},
+        format="json",
+    )
     assert resp.status_code == 201, resp.json()
     job = resp.json()
     assert job["status"] == "queued" and job["queue_position"] == 1
@@ -100,14 +110,20 @@ def test_digits_job_on_a_quantized_variant(digits_world, engine_processes, clien
     assert 0.9 < metrics["accuracy"] <= 1.0 and 0.9 < metrics["macro_f1"] <= 1.0
     assert 0 < metrics["latency_p50_ms"] <= metrics["latency_p95_ms"]
     assert body["progress"] == {"done": 450, "total": 450, "percent": 100.0, "eta_s": None}
-    assert body["attempts"] == 1 and body["failure"] is None and body["worker_host"] == worker.name + "@" + \
-        body["worker_host"].split("@", 1)[1]
+    assert (
+        body["attempts"] == 1
+        and body["failure"] is None
+        and body["worker_host"] == worker.name + "@" + body["worker_host"].split("@", 1)[1]
+    )
     assert body["result"]["environment"]["python"].startswith("3.11")
     assert body["result"]["environment"]["worker"] == body["worker_host"]
 
     # the same submission again returns the same job
-    again = client.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "digits",
-                                          "config": {"batch_size": 50}}, format="json")
+    again = client.post(
+        "/api/v1/jobs/",
+        {"variant": "alice/digits-mlp-int8", "benchmark": "digits", "config": {"batch_size": 50}},
+        format="json",
+    )
     assert again.status_code == 200 and again.json()["id"] == job["id"]
 
     # the reproducibility bundle names everything needed to run it again
@@ -137,8 +153,11 @@ def test_progress_with_eta_then_cancel_between_batches(digits_world, engine_proc
     worker = engine_processes.worker(env=ENGINE_ENV)
     steps_benchmark(digits_world["users"]["maintainer"])
     client = client_for(digits_world["users"]["alice"])
-    job = client.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "steps",
-                                        "config": {"steps": 40, "step_s": 0.25}}, format="json").json()
+    job = client.post(
+        "/api/v1/jobs/",
+        {"variant": "alice/digits-mlp-int8", "benchmark": "steps", "config": {"steps": 40, "step_s": 0.25}},
+        format="json",
+    ).json()
 
     def progressing():  # type: ignore[no-untyped-def]
         body = job_body(client, job["id"])
@@ -167,11 +186,13 @@ def test_rerun_after_an_infrastructure_failure(digits_world, engine_processes, c
     source = ROOT / "fixtures/digits/digits-mlp-pruned.onnx"
     moved = tmp_path / "elsewhere.onnx"
     artifact = Artifact.objects.get(revision=digits_world["pruned"].current_revision)
-    Artifact.objects.filter(pk=artifact.pk).update(file="", uri=f"file://{moved}",
-                                                  sha256=hashlib.sha256(source.read_bytes()).hexdigest())
+    Artifact.objects.filter(pk=artifact.pk).update(
+        file="", uri=f"file://{moved}", sha256=hashlib.sha256(source.read_bytes()).hexdigest()
+    )
     client = client_for(digits_world["users"]["bob"])
-    job = client.post("/api/v1/jobs/", {"variant": "bob/digits-mlp-pruned", "benchmark": "digits"},
-                      format="json").json()
+    job = client.post(
+        "/api/v1/jobs/", {"variant": "bob/digits-mlp-pruned", "benchmark": "digits"}, format="json"
+    ).json()
     failed = wait_terminal(client, job["id"], worker)
     assert failed["status"] == "failed" and failed["failure"]["reason"] == "artifact_unavailable"
     assert failed["failure"]["infrastructure"] is True and "not reachable" in failed["failure"]["message"]
@@ -193,8 +214,7 @@ def test_verification_runs_on_another_worker(digits_world, engine_processes, cli
     wait_for(lambda: len(live_workers("bench.cpu")) == 2, timeout=30, message="both workers to report")
     noop_benchmark(digits_world["users"]["maintainer"])
     client = client_for(digits_world["users"]["alice"])
-    job = client.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "noop"},
-                      format="json").json()
+    job = client.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "noop"}, format="json").json()
     done = wait_terminal(client, job["id"], first)
     assert done["status"] == "succeeded"
     check = client.post(f"/api/v1/jobs/{job['id']}/verify/").json()
@@ -212,11 +232,13 @@ def test_new_submitters_results_are_spot_checked(digits_world, engine_processes,
     worker = engine_processes.worker(env={**ENGINE_ENV, "MC_SPOT_CHECKS": "1"})
     noop_benchmark(digits_world["users"]["maintainer"])
     client = client_for(digits_world["users"]["bob"])
-    job = client.post("/api/v1/jobs/", {"variant": "bob/digits-mlp-pruned", "benchmark": "noop"},
-                      format="json").json()
+    job = client.post("/api/v1/jobs/", {"variant": "bob/digits-mlp-pruned", "benchmark": "noop"}, format="json").json()
     assert wait_terminal(client, job["id"], worker)["status"] == "succeeded"
-    spot = wait_for(lambda: BenchmarkJob.objects.filter(verifies_id=job["id"], is_spot_check=True).first(),
-                    timeout=30, message="the spot check")
+    spot = wait_for(
+        lambda: BenchmarkJob.objects.filter(verifies_id=job["id"], is_spot_check=True).first(),
+        timeout=30,
+        message="the spot check",
+    )
     assert wait_terminal(client, spot.pk, worker)["status"] == "succeeded"
     assert job_body(client, job["id"])["result"]["verification_status"] == "verified"
 
@@ -230,13 +252,17 @@ def test_one_users_backlog_does_not_starve_another(digits_world, engine_processe
     digits_world["users"]["alice"].save()
     noop_benchmark(digits_world["users"]["maintainer"])
     alice = client_for(digits_world["users"]["alice"])
-    ids = [alice.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "noop",
-                                        "config": {"sleep_s": 0.2, "steps": i + 1}}, format="json").json()["id"]
-           for i in range(30)]
+    ids = [
+        alice.post(
+            "/api/v1/jobs/",
+            {"variant": "alice/digits-mlp-int8", "benchmark": "noop", "config": {"sleep_s": 0.2, "steps": i + 1}},
+            format="json",
+        ).json()["id"]
+        for i in range(30)
+    ]
     bob = client_for(digits_world["users"]["bob"])
     bob.get("/api/v1/jobs/")  # warm the token
-    single = bob.post("/api/v1/jobs/", {"variant": "bob/digits-mlp-pruned", "benchmark": "noop"},
-                      format="json").json()
+    single = bob.post("/api/v1/jobs/", {"variant": "bob/digits-mlp-pruned", "benchmark": "noop"}, format="json").json()
     # behind at most the one message already sent to the broker
     assert single["queue_position"] <= 2, single
     assert wait_terminal(bob, single["id"], worker, timeout=60)["status"] == "succeeded"
@@ -244,7 +270,8 @@ def test_one_users_backlog_does_not_starve_another(digits_world, engine_processe
     # Counted from the moment the service queued Bob's job (server time, just before its commit), not from before
     # the HTTP request: a claim in between dispatches the next of Alice's jobs while Bob's row is not yet visible.
     started_between = BenchmarkJob.objects.filter(
-        pk__in=ids, started_at__gt=bobs.queued_at, started_at__lt=bobs.started_at).count()
+        pk__in=ids, started_at__gt=bobs.queued_at, started_at__lt=bobs.started_at
+    ).count()
     # Alice's backlog got ahead of Bob's job by at most the one message already in the broker buffer
     assert started_between <= 1, started_between
     assert BenchmarkJob.objects.filter(pk__in=ids, status="queued").exists()
@@ -263,13 +290,22 @@ def test_a_burst_of_short_jobs_runs_in_chunks(digits_world, engine_processes, cl
     digits_world["users"]["alice"].save()
     noop_benchmark(digits_world["users"]["maintainer"])
     alice = client_for(digits_world["users"]["alice"])
-    resp = alice.post("/api/v1/jobs/batch/", {"jobs": [
-        {"variant": "alice/digits-mlp-int8", "benchmark": "noop", "config": {"steps": i + 1}} for i in range(40)]},
-        format="json")
+    resp = alice.post(
+        "/api/v1/jobs/batch/",
+        {
+            "jobs": [
+                {"variant": "alice/digits-mlp-int8", "benchmark": "noop", "config": {"steps": i + 1}} for i in range(40)
+            ]
+        },
+        format="json",
+    )
     assert resp.status_code == 201, resp.content
     ids = [job["id"] for job in resp.json()["jobs"]]
-    wait_for(lambda: BenchmarkJob.objects.filter(pk__in=ids, status="succeeded").count() == 40, timeout=90,
-             message="the 40 short jobs to succeed")
+    wait_for(
+        lambda: BenchmarkJob.objects.filter(pk__in=ids, status="succeeded").count() == 40,
+        timeout=90,
+        message="the 40 short jobs to succeed",
+    )
     assert JobResult.objects.filter(job_id__in=ids).count() == 40  # exactly one result each
     chunked = worker.output().count("workers.tasks.run_jobs[")
     assert chunked >= 3, worker.output()[-3000:]  # several ids per message (a job per message would be 40)
@@ -277,5 +313,6 @@ def test_a_burst_of_short_jobs_runs_in_chunks(digits_world, engine_processes, cl
     # the job-finished subscribers got the whole set
     entry = LeaderboardEntry.objects.get(benchmark__slug="noop", variant__name="digits-mlp-int8")
     assert entry.job_id in ids
-    wait_for(lambda: JobAnnouncement.objects.filter(job_id__in=ids).count() == 40, timeout=30,
-             message="every job announced")
+    wait_for(
+        lambda: JobAnnouncement.objects.filter(job_id__in=ids).count() == 40, timeout=30, message="every job announced"
+    )

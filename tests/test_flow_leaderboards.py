@@ -22,15 +22,23 @@ def test_digits_results_reach_the_leaderboard_with_lineage_deltas(celery_worker_
     alice = User.objects.get(username="alice")
     int8 = Variant.objects.by_full_name("alice/digits-mlp-int8").get()
     publish(int8.current_revision, maintainer)
-    suite_create(actor=maintainer, slug="digits-suite", name="Digits", benchmarks=[
-        {"benchmark": "digits", "baseline": 0.1, "best": 1.0}])  # ten classes: random is 0.1
+    suite_create(
+        actor=maintainer,
+        slug="digits-suite",
+        name="Digits",
+        benchmarks=[{"benchmark": "digits", "baseline": 0.1, "best": 1.0}],
+    )  # ten classes: random is 0.1
 
     jobs = {}
-    for user, variant in ((maintainer, "commons/digits-mlp"), (alice, "alice/digits-mlp-int8"),
-                          (User.objects.get(username="bob"), "bob/digits-mlp-pruned")):
+    for user, variant in (
+        (maintainer, "commons/digits-mlp"),
+        (alice, "alice/digits-mlp-int8"),
+        (User.objects.get(username="bob"), "bob/digits-mlp-pruned"),
+    ):
         client = client_for(user)
-        resp = client.post("/api/v1/jobs/", {"variant": variant, "benchmark": "digits",
-                                             "config": {"batch_size": 90}}, format="json")
+        resp = client.post(
+            "/api/v1/jobs/", {"variant": variant, "benchmark": "digits", "config": {"batch_size": 90}}, format="json"
+        )
         assert resp.status_code == 201, resp.json()
         jobs[variant] = (client, resp.json()["id"])
 
@@ -60,11 +68,13 @@ def test_digits_results_reach_the_leaderboard_with_lineage_deltas(celery_worker_
     assert parent["score"] == results["commons/digits-mlp"] and child["score"] == results["alice/digits-mlp-int8"]
     assert parent["delta_vs_parents"] == {}
     assert child["delta_vs_parents"] == {
-        "commons/digits-mlp": round(results["alice/digits-mlp-int8"] - results["commons/digits-mlp"], 6)}
+        "commons/digits-mlp": round(results["alice/digits-mlp-int8"] - results["commons/digits-mlp"], 6)
+    }
     assert child["relation"] == "quantized" and child["precision"] == "int8" and child["revision"] == 1
     assert child["metrics"]["latency_p50_ms"] > 0 and child["verified"] is False
     assert [r["variant"] for r in api.get("/api/v1/leaderboards/digits/?precision=int8").json()["results"]] == [
-        "alice/digits-mlp-int8"]
+        "alice/digits-mlp-int8"
+    ]
 
     suite = api.get("/api/v1/leaderboards/suites/digits-suite/").json()["results"]
     by_name = {row["variant"]: row for row in suite}

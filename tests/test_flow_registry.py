@@ -69,13 +69,22 @@ def test_done_when_journey_through_the_api(digits_world, make_user):
     assert parent["relation"] == "original" and parent["status"] == "published"
 
     # 1. Register a quantized variant (after two mistakes a newcomer would make).
-    body = {"name": "digits-mlp-int8", "relation": "quantized", "parents": ["commons/digits-mlp"],
-            "license": "apache2", "parameters": onnx["parameters"], "precision": "int8",
-            "task": "image-classification", "summary": "int8 digits", "card": CARD}
+    body = {
+        "name": "digits-mlp-int8",
+        "relation": "quantized",
+        "parents": ["commons/digits-mlp"],
+        "license": "apache2",
+        "parameters": onnx["parameters"],
+        "precision": "int8",
+        "task": "image-classification",
+        "summary": "int8 digits",
+        "card": CARD,
+    }
     refused = problem(carol.post("/api/v1/variants/", body, format="json"), 400)
     assert "apache-2.0" in refused["errors"]["license"][0]  # a suggestion, not just "invalid"
-    refused = problem(carol.post("/api/v1/variants/", {**body, "license": "Apache-2.0", "parents": []},
-                                 format="json"), 400)
+    refused = problem(
+        carol.post("/api/v1/variants/", {**body, "license": "Apache-2.0", "parents": []}, format="json"), 400
+    )
     assert "exactly one parent" in refused["errors"]["parents"][0]
     created = carol.post("/api/v1/variants/", {**body, "license": "Apache-2.0"}, format="json")
     assert created.status_code == 201, created.json()
@@ -95,9 +104,11 @@ def test_done_when_journey_through_the_api(digits_world, make_user):
 
         fh = BytesIO(onnx_bytes)
         fh.name = "digits-mlp-int8.onnx"
-        return carol.post(f"{base}/revisions/1/artifacts/",
-                          {"file": fh, "path": "digits-mlp-int8.onnx", "format": "onnx", "sha256": sha256},
-                          format="multipart")
+        return carol.post(
+            f"{base}/revisions/1/artifacts/",
+            {"file": fh, "path": "digits-mlp-int8.onnx", "format": "onnx", "sha256": sha256},
+            format="multipart",
+        )
 
     wrong = problem(upload("0" * 64), 400)
     assert onnx["sha256"] in wrong["errors"]["sha256"][0]
@@ -111,7 +122,8 @@ def test_done_when_journey_through_the_api(digits_world, make_user):
     lineage = carol.get(f"{base}/lineage/").json()
     assert lineage["parents"] == ["commons/digits-mlp"]
     assert [(a["full_name"], a["relation"], a["depth"]) for a in lineage["ancestors"]] == [
-        ("commons/digits-mlp", "original", 1)]
+        ("commons/digits-mlp", "original", 1)
+    ]
     below = carol.get("/api/v1/variants/commons/digits-mlp/lineage/").json()["descendants"]
     assert "carol/digits-mlp-int8" in [d["full_name"] for d in below]
 
@@ -139,16 +151,22 @@ def test_done_when_journey_through_the_api(digits_world, make_user):
     exported = carol.get(f"{base}/card.md")
     assert exported.status_code == 200 and exported["Content-Type"].startswith("text/markdown")
     card_text = exported.content.decode()
-    assert card_text.startswith("---\nlicense: apache-2.0\nbase_model: commons/digits-mlp\n"
-                                "base_model_relation: quantized\n")
+    assert card_text.startswith(
+        "---\nlicense: apache-2.0\nbase_model: commons/digits-mlp\nbase_model_relation: quantized\n"
+    )
     assert card_text.endswith(CARD)
 
     # 7. Re-import the card into a new draft (and a name that is taken is refused clearly).
-    clash = problem(carol.post("/api/v1/variants/import-card/?name=digits-mlp-int8", card_text.encode(),
-                               content_type="text/markdown"), 409)
+    clash = problem(
+        carol.post(
+            "/api/v1/variants/import-card/?name=digits-mlp-int8", card_text.encode(), content_type="text/markdown"
+        ),
+        409,
+    )
     assert "submitted" in clash["detail"]
-    copy = carol.post("/api/v1/variants/import-card/?name=digits-mlp-int8-v2", card_text.encode(),
-                      content_type="text/markdown")
+    copy = carol.post(
+        "/api/v1/variants/import-card/?name=digits-mlp-int8-v2", card_text.encode(), content_type="text/markdown"
+    )
     assert copy.status_code == 201, copy.json()
     new = copy.json()
     assert new["full_name"] == "carol/digits-mlp-int8-v2" and new["status"] == "draft"
@@ -169,17 +187,33 @@ def test_an_uploaded_artifact_is_what_a_real_worker_runs(celery_worker_process, 
 
     seed_demo("commons-demo")
     client = client_for(User.objects.get(username="alice"), scopes=("read", "write", "jobs"))
-    created = client.post("/api/v1/variants/", {
-        "name": "digits-mlp-int8-upload", "relation": "quantized", "parents": ["commons/digits-mlp"],
-        "license": "apache-2.0", "precision": "int8", "task": "image-classification", "card": CARD}, format="json")
+    created = client.post(
+        "/api/v1/variants/",
+        {
+            "name": "digits-mlp-int8-upload",
+            "relation": "quantized",
+            "parents": ["commons/digits-mlp"],
+            "license": "apache-2.0",
+            "precision": "int8",
+            "task": "image-classification",
+            "card": CARD,
+        },
+        format="json",
+    )
     assert created.status_code == 201, created.json()
     fh = BytesIO((DIGITS / "digits-mlp-int8.onnx").read_bytes())
     fh.name = "model.onnx"
-    uploaded = client.post("/api/v1/variants/alice/digits-mlp-int8-upload/revisions/1/artifacts/",
-                           {"file": fh, "format": "onnx"}, format="multipart")
+    uploaded = client.post(
+        "/api/v1/variants/alice/digits-mlp-int8-upload/revisions/1/artifacts/",
+        {"file": fh, "format": "onnx"},
+        format="multipart",
+    )
     assert uploaded.status_code == 201, uploaded.json()
-    job = client.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8-upload", "benchmark": "digits",
-                                        "config": {"batch_size": 50}}, format="json")
+    job = client.post(
+        "/api/v1/jobs/",
+        {"variant": "alice/digits-mlp-int8-upload", "benchmark": "digits", "config": {"batch_size": 50}},
+        format="json",
+    )
     assert job.status_code == 201, job.json()
     job_id = job.json()["id"]
 

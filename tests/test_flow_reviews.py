@@ -48,13 +48,20 @@ def test_done_when_alice_reviewers_and_the_maintainer(celery_worker_process, cli
         assert _ok(r1.post(f"{V}/revisions/1/assign/", {}, format="json"))["assignees"] == ["reviewer1"]
 
         # alice cannot approve her own revision
-        refused = alice.post(f"{V}/revisions/1/reviews/", {"decision": "approve", "body": "mine is great"},
-                             format="json")
+        refused = alice.post(
+            f"{V}/revisions/1/reviews/", {"decision": "approve", "body": "mine is great"}, format="json"
+        )
         assert refused.status_code == 403 and "own work" in refused.json()["detail"]
 
         # reviewer1 requests changes
-        _ok(r1.post(f"{V}/revisions/1/reviews/", {"decision": "request_changes",
-                                                 "body": "Please state **contamination**."}, format="json"), 201)
+        _ok(
+            r1.post(
+                f"{V}/revisions/1/reviews/",
+                {"decision": "request_changes", "body": "Please state **contamination**."},
+                format="json",
+            ),
+            201,
+        )
         assert _ok(alice.get(f"{V}/revisions/1/"))["status"] == "changes_requested"
 
         # alice uploads revision 2 (artifacts carried over) and submits it
@@ -67,30 +74,52 @@ def test_done_when_alice_reviewers_and_the_maintainer(celery_worker_process, cli
         assert [r["stale"] for r in old] == [True]
 
         # a benchmark job on revision 2 runs on the real worker
-        job = _ok(alice.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "revision": 2,
-                                                "benchmark": "digits", "config": {"batch_size": 50}},
-                             format="json"), 201)
-        done = wait_for(lambda: (lambda b: b if b["status"] in ("succeeded", "failed", "timed_out") else None)(
-            _ok(alice.get(f"/api/v1/jobs/{job['id']}/"))), timeout=120, message="the job to finish")
+        job = _ok(
+            alice.post(
+                "/api/v1/jobs/",
+                {
+                    "variant": "alice/digits-mlp-int8",
+                    "revision": 2,
+                    "benchmark": "digits",
+                    "config": {"batch_size": 50},
+                },
+                format="json",
+            ),
+            201,
+        )
+        done = wait_for(
+            lambda: (lambda b: b if b["status"] in ("succeeded", "failed", "timed_out") else None)(
+                _ok(alice.get(f"/api/v1/jobs/{job['id']}/"))
+            ),
+            timeout=120,
+            message="the job to finish",
+        )
         assert done["status"] == "succeeded", (done, celery_worker_process.output()[-3000:])
 
         # alice answers the checklist's manual items while the revision is under review
         checklist = _ok(alice.get(f"{V}/revisions/2/checklist/"))
         answers = {
-            "training-data-disclosed": {"status": "met", "evidence_url": "https://example.org/digits-data",
-                                        "justification": "sklearn load_digits, stratified 75/25 split."},
-            "contamination-statement": {"status": "met", "justification": "Trained only on the train split; "
-                                        "the 450 test digits were never seen."},
-            "reproducibility-recipe": {"status": "met", "evidence_url": "https://example.org/recipe",
-                                       "justification": "fixtures/digits/build.py rebuilds it."},
+            "training-data-disclosed": {
+                "status": "met",
+                "evidence_url": "https://example.org/digits-data",
+                "justification": "sklearn load_digits, stratified 75/25 split.",
+            },
+            "contamination-statement": {
+                "status": "met",
+                "justification": "Trained only on the train split; the 450 test digits were never seen.",
+            },
+            "reproducibility-recipe": {
+                "status": "met",
+                "evidence_url": "https://example.org/recipe",
+                "justification": "fixtures/digits/build.py rebuilds it.",
+            },
         }
         for key, body in answers.items():
             _ok(alice.patch(f"{V}/revisions/2/checklist/{key}/", body, format="json"))
 
         # reviewer1 and reviewer2 approve
         for client in (r1, r2):
-            _ok(client.post(f"{V}/revisions/2/reviews/", {"decision": "approve", "body": "LGTM"}, format="json"),
-                201)
+            _ok(client.post(f"{V}/revisions/2/reviews/", {"decision": "approve", "body": "LGTM"}, format="json"), 201)
         assert _ok(alice.get(f"{V}/revisions/2/"))["status"] == "approved"
 
         # the maintainer's publish is refused while required checklist items are unmet ...
@@ -120,18 +149,27 @@ def test_done_when_alice_reviewers_and_the_maintainer(celery_worker_process, cli
 
         # and her receiver got signed deliveries of every event (verified, fresh, each id once)
         want = {"variant.submitted", "review.decided", "job.finished", "variant.published"}
-        wait_for(lambda: want <= {p["payload"]["type"] for p in receiver.log.processed}, timeout=60,
-                 message=f"deliveries of {want}")
+        wait_for(
+            lambda: want <= {p["payload"]["type"] for p in receiver.log.processed},
+            timeout=60,
+            message=f"deliveries of {want}",
+        )
         assert receiver.log.refused == []
         ids = [p["id"] for p in receiver.log.processed]
         assert len(ids) == len(set(ids))
-        submitted_events = [p["payload"]["data"] for p in receiver.log.processed
-                            if p["payload"]["type"] == "variant.submitted"]
+        submitted_events = [
+            p["payload"]["data"] for p in receiver.log.processed if p["payload"]["type"] == "variant.submitted"
+        ]
         assert sorted(e["revision"] for e in submitted_events) == [1, 2]
         log = _ok(alice.get(f"/api/v1/webhooks/{hook['id']}/deliveries/?page_size=100"))["results"]
-        wait_for(lambda: all(d["status"] == "succeeded" for d in
-                             _ok(alice.get(f"/api/v1/webhooks/{hook['id']}/deliveries/?page_size=100"))["results"]),
-                 timeout=30, message="every delivery to succeed")
+        wait_for(
+            lambda: all(
+                d["status"] == "succeeded"
+                for d in _ok(alice.get(f"/api/v1/webhooks/{hook['id']}/deliveries/?page_size=100"))["results"]
+            ),
+            timeout=30,
+            message="every delivery to succeed",
+        )
         assert len(log) >= len(want)
     finally:
         receiver.stop()
@@ -141,8 +179,9 @@ def test_done_when_alice_reviewers_and_the_maintainer(celery_worker_process, cli
     assert audit_chain_verify().ok
 
 
-def test_fifty_parallel_approvals_and_publishes_leave_one_consistent_state(transactional_db, client_for,
-                                                                            make_user, monkeypatch):
+def test_fifty_parallel_approvals_and_publishes_leave_one_consistent_state(
+    transactional_db, client_for, make_user, monkeypatch
+):
     from django.db import connection
 
     from apps.audit.models import AuditEvent
@@ -164,8 +203,9 @@ def test_fifty_parallel_approvals_and_publishes_leave_one_consistent_state(trans
     revision_submit(revision=revision, actor=alice)
     succeed_job(revision, Benchmark.objects.get(slug="digits"), alice)
     reviewers = [make_user(f"par-reviewer{i}", roles=("reviewer",)) for i in range(10)]
-    requests = [(client_for(reviewers[i % 10]), "reviews/", {"decision": "approve", "body": f"ok {i}"})
-                for i in range(30)]
+    requests = [
+        (client_for(reviewers[i % 10]), "reviews/", {"decision": "approve", "body": f"ok {i}"}) for i in range(30)
+    ]
     requests += [(client_for(maintainer), "publish/", {"reason": f"attempt {i}"}) for i in range(20)]
     barrier = threading.Barrier(len(requests))
     results: list[tuple[str, int]] = []
@@ -196,8 +236,11 @@ def test_fifty_parallel_approvals_and_publishes_leave_one_consistent_state(trans
         assert client_for(maintainer).post(f"{V}/revisions/1/publish/", {}, format="json").status_code == 200
         revision.refresh_from_db()
     assert revision.status == "published"
-    events = Counter(AuditEvent.objects.filter(target_type__startswith="registry.revision",
-                                               target_id=str(revision.pk)).values_list("verb", flat=True))
+    events = Counter(
+        AuditEvent.objects.filter(target_type__startswith="registry.revision", target_id=str(revision.pk)).values_list(
+            "verb", flat=True
+        )
+    )
     assert events["revision.published"] == 1 and events["revision.approved"] == 1
     assert Review.objects.filter(revision=revision).count() == by[("reviews/", 201)]
     assert AuditEvent.objects.filter(verb="review.approve").count() == by[("reviews/", 201)]

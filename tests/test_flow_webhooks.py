@@ -14,8 +14,10 @@ pytestmark = [pytest.mark.flow, pytest.mark.django_db(transaction=True)]
 def fast_retry_worker(transactional_db):  # type: ignore[no-untyped-def]
     """A worker of the `webhooks` queue only, as in the Procfile: deliveries and their retries must reach it."""
     purge_broker()
-    worker = WorkerProcess(queues="webhooks", extra_env={"MC_WEBHOOK_RETRY_BASE_S": "0.5",
-                                                         "MC_WEBHOOK_MAX_ATTEMPTS": "4", "MC_WEBHOOK_TIMEOUT_S": "2"})
+    worker = WorkerProcess(
+        queues="webhooks",
+        extra_env={"MC_WEBHOOK_RETRY_BASE_S": "0.5", "MC_WEBHOOK_MAX_ATTEMPTS": "4", "MC_WEBHOOK_TIMEOUT_S": "2"},
+    )
     try:
         worker.wait_ready()
         yield worker
@@ -27,8 +29,9 @@ def test_retries_with_backoff_then_delivers_once_and_redelivers_on_request(fast_
     from apps.notifications.receiver import WebhookReceiver
 
     client = client_for(alice)
-    hook = client.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:1/", "events": ["job.finished"]},
-                       format="json").json()
+    hook = client.post(
+        "/api/v1/webhooks/", {"url": "http://127.0.0.1:1/", "events": ["job.finished"]}, format="json"
+    ).json()
     receiver = WebhookReceiver(hook["secret"], fail_first=2)
     receiver.start()
     try:
@@ -56,16 +59,20 @@ def test_retries_with_backoff_then_delivers_once_and_redelivers_on_request(fast_
 
         again = client.post(f"{base}{ping['id']}/redeliver/")
         assert again.status_code == 202 and again.json()["message_id"] == ping["message_id"]
-        wait_for(lambda: client.get(f"{base}{again.json()['id']}/").json()["status"] == "succeeded", timeout=30,
-                 message="the redelivery")
+        wait_for(
+            lambda: client.get(f"{base}{again.json()['id']}/").json()["status"] == "succeeded",
+            timeout=30,
+            message="the redelivery",
+        )
         assert receiver.log.duplicates == [ping["message_id"]]  # de-duplicated by id, processed once
         assert len(receiver.log.processed) == 1 and receiver.log.refused == []
     finally:
         receiver.stop()
 
 
-def test_a_dead_receiver_fails_after_max_attempts_and_a_private_target_is_refused(fast_retry_worker, alice,
-                                                                                   client_for, settings):
+def test_a_dead_receiver_fails_after_max_attempts_and_a_private_target_is_refused(
+    fast_retry_worker, alice, client_for, settings
+):
     import socket
 
     settings.MC_WEBHOOK_MAX_ATTEMPTS = 4  # the delivery row carries its attempt budget from the web process
@@ -73,12 +80,14 @@ def test_a_dead_receiver_fails_after_max_attempts_and_a_private_target_is_refuse
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    hook = client.post("/api/v1/webhooks/", {"url": f"http://127.0.0.1:{port}/", "events": ["*"]},
-                       format="json").json()
+    hook = client.post("/api/v1/webhooks/", {"url": f"http://127.0.0.1:{port}/", "events": ["*"]}, format="json").json()
     ping = client.post(f"/api/v1/webhooks/{hook['id']}/ping/").json()
     detail = f"/api/v1/webhooks/{hook['id']}/deliveries/{ping['id']}/"
-    body = wait_for(lambda: (lambda b: b if b["status"] == "failed" else None)(client.get(detail).json()),
-                    timeout=60, message="the delivery to give up")
+    body = wait_for(
+        lambda: (lambda b: b if b["status"] == "failed" else None)(client.get(detail).json()),
+        timeout=60,
+        message="the delivery to give up",
+    )
     assert body["attempts"] == 4 and len(body["attempt_log"]) == 4
     assert all(a["status_code"] is None and a["error"] for a in body["attempt_log"])
 
@@ -87,8 +96,9 @@ def test_a_dead_receiver_fails_after_max_attempts_and_a_private_target_is_refuse
     assert refused.status_code == 400 and "loopback" in refused.json()["errors"]["url"][0]
 
 
-def test_a_trickling_receiver_is_cut_off_and_the_worker_goes_on(fast_retry_worker, alice, client_for, settings,
-                                                                 slow_server):
+def test_a_trickling_receiver_is_cut_off_and_the_worker_goes_on(
+    fast_retry_worker, alice, client_for, settings, slow_server
+):
     """Finding 5 of issue 12: a receiver sending one byte a second held a worker for as long as it liked. The
     worker (one slot, deadline 2 s) cuts it off, logs the attempt, and delivers the next ping."""
     from apps.notifications.receiver import WebhookReceiver
@@ -111,8 +121,11 @@ def test_a_trickling_receiver_is_cut_off_and_the_worker_goes_on(fast_retry_worke
     with WebhookReceiver(hook["secret"]) as receiver:
         client.patch(f"/api/v1/webhooks/{hook['id']}/", {"url": receiver.url}, format="json")
         second = client.post(f"/api/v1/webhooks/{hook['id']}/ping/").json()
-        wait_for(lambda: client.get(f"{base}{second['id']}/").json()["status"] == "succeeded", timeout=60,
-                 message="the next delivery on the same worker slot")
+        wait_for(
+            lambda: client.get(f"{base}{second['id']}/").json()["status"] == "succeeded",
+            timeout=60,
+            message="the next delivery on the same worker slot",
+        )
         assert [p["payload"]["type"] for p in receiver.log.processed] == ["ping"]
 
 
@@ -123,12 +136,16 @@ def test_job_finished_is_announced_from_the_worker(celery_worker_process, client
 
     seed_demo("commons-demo")
     alice = client_for(User.objects.get(username="alice"))
-    hook = alice.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:1/", "events": ["job.finished"]},
-                      format="json").json()
+    hook = alice.post(
+        "/api/v1/webhooks/", {"url": "http://127.0.0.1:1/", "events": ["job.finished"]}, format="json"
+    ).json()
     with WebhookReceiver(hook["secret"]) as receiver:
         alice.patch(f"/api/v1/webhooks/{hook['id']}/", {"url": receiver.url}, format="json")
-        job = alice.post("/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "digits",
-                                           "config": {"limit": 50}}, format="json").json()
+        job = alice.post(
+            "/api/v1/jobs/",
+            {"variant": "alice/digits-mlp-int8", "benchmark": "digits", "config": {"limit": 50}},
+            format="json",
+        ).json()
         wait_for(lambda: receiver.log.processed, timeout=120, message="job.finished")
         [event] = receiver.log.processed
         data = event["payload"]["data"]

@@ -60,16 +60,27 @@ class LiveServer:
             "MC_VAR_DIR": str(var_dir),
             "MEDIA_ROOT": str(var_dir / "media"),
             # The fuzzer sends thousands of requests from one address: the throttles would answer most with 429.
-            "THROTTLE_ANON": "1000000/min", "THROTTLE_USER": "1000000/min", "THROTTLE_TOKENS": "1000000/min",
+            "THROTTLE_ANON": "1000000/min",
+            "THROTTLE_USER": "1000000/min",
+            "THROTTLE_TOKENS": "1000000/min",
             "THROTTLE_JOBS": "1000000/min",
         }
         env.pop("CELERY_TASK_ALWAYS_EAGER", None)
-        env.update({"PORT": str(self.port), "WEB_CONCURRENCY": "2",
-                    "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"})
+        env.update(
+            {
+                "PORT": str(self.port),
+                "WEB_CONCURRENCY": "2",
+                "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+            }
+        )
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             ["bash", "-c", f"exec {web_command()}"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -125,21 +136,45 @@ def failures_of(output: str) -> str:
 
 def run_schemathesis(server: LiveServer, token: str, report_dir: Path) -> tuple[int, str]:
     command = [
-        sys.executable, "-m", "schemathesis.cli", "--config-file", str(ROOT / "schemathesis.toml"), "--no-color",
-        "run", f"{server.url}/api/schema/", "--checks", "all", "--seed", SEED,
-        "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_TIME_S), "--generation-database", "none",
-        "--request-timeout", "30", "--header", f"Authorization: Bearer {token}",
-        "--report", "junit", "--report-dir", str(report_dir),
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(ROOT / "schemathesis.toml"),
+        "--no-color",
+        "run",
+        f"{server.url}/api/schema/",
+        "--checks",
+        "all",
+        "--seed",
+        SEED,
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--max-time",
+        str(MAX_TIME_S),
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "30",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(report_dir),
     ]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=HARD_LIMIT_S,
-                          env=dict(os.environ))
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=HARD_LIMIT_S, env=dict(os.environ))
     return done.returncode, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize(("username", "scopes"), [
-    ("alice", ["read", "write", "jobs"]),
-    ("maintainer", ["read", "write", "jobs", "review", "admin"]),
-], ids=["contributor", "maintainer"])
+@pytest.mark.parametrize(
+    ("username", "scopes"),
+    [
+        ("alice", ["read", "write", "jobs"]),
+        ("maintainer", ["read", "write", "jobs", "review", "admin"]),
+    ],
+    ids=["contributor", "maintainer"],
+)
 def test_api_conforms_to_its_schema(live_api, tmp_path, username, scopes):  # type: ignore[no-untyped-def]
     from apps.accounts.models import User
     from apps.accounts.services import token_create
@@ -150,5 +185,7 @@ def test_api_conforms_to_its_schema(live_api, tmp_path, username, scopes):  # ty
     code, output = run_schemathesis(live_api, raw, tmp_path)
     summary = re.search(r"Test cases:\n\s*(.+)", output)
     print(f"schemathesis as {username}: {summary.group(1) if summary else output[-2000:]}")
-    assert code == 0, (f"schemathesis as {username} ({' '.join(scopes)}) exited {code}:\n{failures_of(output)}"
-                       f"\n--- server log ---\n{live_api.output()[-3000:]}")
+    assert code == 0, (
+        f"schemathesis as {username} ({' '.join(scopes)}) exited {code}:\n{failures_of(output)}"
+        f"\n--- server log ---\n{live_api.output()[-3000:]}"
+    )

@@ -48,10 +48,11 @@ def resolve_dataset(source: Benchmark | BenchmarkVersion) -> DatasetSpec | None:
     if not uri:
         return None
     if uri.startswith("file://"):
-        path = Path(uri[len("file://"):])
+        path = Path(uri[len("file://") :])
     elif "://" in uri:
-        raise RunnerError(FailureReason.ARTIFACT_UNAVAILABLE,
-                          f"Dataset {uri} is remote; workers never download at run time.")
+        raise RunnerError(
+            FailureReason.ARTIFACT_UNAVAILABLE, f"Dataset {uri} is remote; workers never download at run time."
+        )
     else:
         path = Path(uri) if Path(uri).is_absolute() else Path(settings.BASE_DIR) / uri
     return DatasetSpec(path=str(path), sha256=source.dataset_sha256 or None)
@@ -65,22 +66,30 @@ def resolve_artifacts(job: BenchmarkJob, loadable: frozenset[str]) -> tuple[Arti
     if not usable:
         unsafe = [a.path for a in artifacts if is_unsafe(a.path, a.format)]
         if unsafe:
-            raise RunnerError(FailureReason.UNSAFE_FORMAT,
-                              f"Only pickle-based artifacts ({', '.join(unsafe)}); they are never loaded. "
-                              f"Upload one of: {', '.join(sorted(loadable))}.")
-        raise RunnerError(FailureReason.ARTIFACT_UNAVAILABLE,
-                          f"The revision has no artifact this runner can load ({', '.join(sorted(loadable))}).")
+            raise RunnerError(
+                FailureReason.UNSAFE_FORMAT,
+                f"Only pickle-based artifacts ({', '.join(unsafe)}); they are never loaded. "
+                f"Upload one of: {', '.join(sorted(loadable))}.",
+            )
+        raise RunnerError(
+            FailureReason.ARTIFACT_UNAVAILABLE,
+            f"The revision has no artifact this runner can load ({', '.join(sorted(loadable))}).",
+        )
     specs = []
     for artifact in usable:
         local = artifact.local_path()
         if local is None or not Path(local).exists():
-            raise RunnerError(FailureReason.ARTIFACT_UNAVAILABLE,
-                              f"Artifact {artifact.path} is not reachable from this worker "
-                              f"({artifact.uri or 'storage'}).")
+            raise RunnerError(
+                FailureReason.ARTIFACT_UNAVAILABLE,
+                f"Artifact {artifact.path} is not reachable from this worker ({artifact.uri or 'storage'}).",
+            )
         verify_sha256(local, artifact.sha256)
         extra = {"name": artifact.path} if _ARTIFACT_HAS_NAME else {}
-        specs.append(ArtifactSpec(path=local, sha256=artifact.sha256, format=artifact.format,
-                                  size_bytes=artifact.size_bytes, **extra))
+        specs.append(
+            ArtifactSpec(
+                path=local, sha256=artifact.sha256, format=artifact.format, size_bytes=artifact.size_bytes, **extra
+            )
+        )
     return tuple(specs)
 
 
@@ -152,18 +161,33 @@ def _run(job: BenchmarkJob, heartbeat: _Heartbeat) -> services.Completion | Benc
             raise JobCancelled()
         cls = runner_class(runner_key)
         if cls is None:
-            raise RunnerError(FailureReason.INVALID_CONFIG,
-                              f"The runner '{runner_key}' is not installed on worker {job.worker_host}.")
+            raise RunnerError(
+                FailureReason.INVALID_CONFIG, f"The runner '{runner_key}' is not installed on worker {job.worker_host}."
+            )
         loadable = frozenset(f.lower() for f in getattr(cls, "loadable_formats", frozenset()))
-        spec = RunSpec(job_id=str(job.pk), artifacts=resolve_artifacts(job, loadable) if loadable else (),
-                       dataset=resolve_dataset(source), config=dict(job.config), seed=seed)
+        spec = RunSpec(
+            job_id=str(job.pk),
+            artifacts=resolve_artifacts(job, loadable) if loadable else (),
+            dataset=resolve_dataset(source),
+            config=dict(job.config),
+            seed=seed,
+        )
     except JobCancelled:
-        return services.job_fail(job_id=job.pk, attempt=attempt, reason=FailureReason.CANCELLED,
-                                 message="Cancelled before it started.",
-                                 log_tail="\n".join([*log_lines, "cancelled before it started"]))
+        return services.job_fail(
+            job_id=job.pk,
+            attempt=attempt,
+            reason=FailureReason.CANCELLED,
+            message="Cancelled before it started.",
+            log_tail="\n".join([*log_lines, "cancelled before it started"]),
+        )
     except RunnerError as exc:
-        return services.job_fail(job_id=job.pk, attempt=attempt, reason=exc.reason, message=exc.message,
-                                 log_tail="\n".join([*log_lines, f"error: {exc.message}"]))
+        return services.job_fail(
+            job_id=job.pk,
+            attempt=attempt,
+            reason=exc.reason,
+            message=exc.message,
+            log_tail="\n".join([*log_lines, f"error: {exc.message}"]),
+        )
 
     min_interval = float(settings.MC_JOB_PROGRESS_MIN_INTERVAL_S)
     last_write = [time.monotonic()]
@@ -189,23 +213,46 @@ def _run(job: BenchmarkJob, heartbeat: _Heartbeat) -> services.Completion | Benc
         if in_process:
             result = run_in_process(cls(), spec, progress, timeout_s=timeout_s)
         else:
-            result = run_in_child(runner_key, spec, progress, timeout_s=timeout_s,
-                                  memory_mb=settings.MC_RUNNER_MEMORY_MB or None, policy=sandbox_policy())
+            result = run_in_child(
+                runner_key,
+                spec,
+                progress,
+                timeout_s=timeout_s,
+                memory_mb=settings.MC_RUNNER_MEMORY_MB or None,
+                policy=sandbox_policy(),
+            )
     except JobCancelled:
-        return services.job_fail(job_id=job.pk, attempt=attempt, reason=FailureReason.CANCELLED,
-                                 message="Cancelled while running; stopped between batches.",
-                                 log_tail="\n".join([*log_lines, "cancelled between batches"]))
+        return services.job_fail(
+            job_id=job.pk,
+            attempt=attempt,
+            reason=FailureReason.CANCELLED,
+            message="Cancelled while running; stopped between batches.",
+            log_tail="\n".join([*log_lines, "cancelled between batches"]),
+        )
     except RunnerError as exc:
         tail = "\n".join(getattr(exc, "log_tail", None) or [])
-        return services.job_fail(job_id=job.pk, attempt=attempt, reason=exc.reason, message=exc.message,
-                                 log_tail="\n".join([*log_lines, tail, f"error: {exc.message}"]))
+        return services.job_fail(
+            job_id=job.pk,
+            attempt=attempt,
+            reason=exc.reason,
+            message=exc.message,
+            log_tail="\n".join([*log_lines, tail, f"error: {exc.message}"]),
+        )
 
     environment = dict(result.environment)
     environment.update(worker=job.worker_host, seed=seed)
     return services.Completion(
-        job_id=job.pk, attempt=attempt, metrics=result.metrics, stderr=result.stderr, samples=result.samples,
-        duration_s=result.duration_s, runner=result.runner, runner_version=result.runner_version,
-        environment=environment, log_tail="\n".join([*log_lines, *result.log]), seed=seed,
+        job_id=job.pk,
+        attempt=attempt,
+        metrics=result.metrics,
+        stderr=result.stderr,
+        samples=result.samples,
+        duration_s=result.duration_s,
+        runner=result.runner,
+        runner_version=result.runner_version,
+        environment=environment,
+        log_tail="\n".join([*log_lines, *result.log]),
+        seed=seed,
         progress=reported[0] if reported else None,
     )
 

@@ -62,8 +62,9 @@ def start_presence(sender: Any = None, **kwargs: Any) -> None:
         return
     queues = sorted(sender.app.amqp.queues.consume_from.keys())
     stop = threading.Event()
-    thread = threading.Thread(target=_report, args=(name, queues, stop, float(settings.MC_WORKER_PRESENCE_S)),
-                              name="mc-presence", daemon=True)
+    thread = threading.Thread(
+        target=_report, args=(name, queues, stop, float(settings.MC_WORKER_PRESENCE_S)), name="mc-presence", daemon=True
+    )
     _presence.update(name=name, stop=stop, thread=thread)
     thread.start()
     # Say at start-up which runner sandbox this worker gets (or why it will refuse sandboxed jobs); the probe

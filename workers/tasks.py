@@ -25,8 +25,7 @@ def _claim_and_run(hostname: str | None, job_ids: list[int]) -> None:
     execute_jobs(jobs)
 
 
-@shared_task(name="workers.tasks.run_job", bind=True, acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(name="workers.tasks.run_job", bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_job(self: Any, job_id: int) -> None:
     """Claim a job (compare-and-set) and run it. A duplicate delivery finds it claimed and does nothing.
 
@@ -38,8 +37,7 @@ def run_job(self: Any, job_id: int) -> None:
     _claim_and_run(self.request.hostname, [job_id])
 
 
-@shared_task(name="workers.tasks.run_jobs", bind=True, acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(name="workers.tasks.run_jobs", bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_jobs(self: Any, job_ids: list[int]) -> None:
     """A chunk of short jobs (in-process runners) sent in one message: claim them in one compare-and-set
     statement, run them one after the other, and write their results in bulk. Redelivery, takeover and fencing

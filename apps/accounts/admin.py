@@ -45,9 +45,12 @@ class UserAdminForm(UserChangeForm):
     """The stock change form plus `roles`, which the admin saves through user_set_roles (audited)."""
 
     roles = forms.MultipleChoiceField(
-        choices=Role.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=Role.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="Reviewers review and verify; maintainers moderate. Changed through the accounts service and "
-                  "audited.")
+        "audited.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -70,9 +73,14 @@ class UserAdmin(BaseUserAdmin):
         (None, {"fields": ("username", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name", "email")}),
         ("Roles", {"fields": ("roles",)}),
-        ("Privileges", {"fields": PRIVILEGE_FIELDS,
-                        "description": "Only superusers change these. Roles are the groups 'reviewers' and "
-                                       "'maintainers': change them with the Roles boxes above."}),
+        (
+            "Privileges",
+            {
+                "fields": PRIVILEGE_FIELDS,
+                "description": "Only superusers change these. Roles are the groups 'reviewers' and "
+                "'maintainers': change them with the Roles boxes above.",
+            },
+        ),
         ("Quotas", {"fields": QUOTA_FIELDS}),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
@@ -105,8 +113,9 @@ class UserAdmin(BaseUserAdmin):
         if obj is None or _superuser(request):
             return fieldsets
         # Nobody but a superuser sets a password, so maintainers get no link to that form.
-        return [(name, {**opts, "fields": tuple(f for f in opts["fields"] if f != "password")})
-                for name, opts in fieldsets]
+        return [
+            (name, {**opts, "fields": tuple(f for f in opts["fields"] if f != "password")}) for name, opts in fieldsets
+        ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -133,8 +142,9 @@ class UserAdmin(BaseUserAdmin):
             return
         data, changed = form.cleaned_data, set(form.changed_data)
         account = {f: data[f] for f in services.ADMIN_ACCOUNT_FIELDS if f in changed and f in form.fields}
-        permissions = data["user_permissions"] if "user_permissions" in changed and "user_permissions" in \
-            form.fields else None
+        permissions = (
+            data["user_permissions"] if "user_permissions" in changed and "user_permissions" in form.fields else None
+        )
         if account or permissions is not None:
             services.user_admin_update(user=obj, actor=request.user, changes=account, permissions=permissions)
         quotas = {f: data[f] for f in QUOTA_FIELDS if f in changed and f in form.fields}
@@ -149,7 +159,6 @@ class UserAdmin(BaseUserAdmin):
             self.save_formset(request, form, formset, change=change)
 
 
-
 @admin.register(PersonalAccessToken)
 class PersonalAccessTokenAdmin(admin.ModelAdmin):
     """Tokens are minted only by their owner through the service (the plaintext is never chosen or seen here);
@@ -158,8 +167,17 @@ class PersonalAccessTokenAdmin(admin.ModelAdmin):
     list_display = ("user", "name", "prefix", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("user__username", "name", "prefix")
-    readonly_fields = ("user", "name", "prefix", "token_hash", "scopes", "created_at", "expires_at",
-                       "last_used_at", "revoked_at")
+    readonly_fields = (
+        "user",
+        "name",
+        "prefix",
+        "token_hash",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
     actions = ["revoke"]
 
     def has_module_permission(self, request: HttpRequest) -> bool:

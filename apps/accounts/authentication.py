@@ -36,9 +36,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Token contains invalid characters.")
         if not raw.startswith(TOKEN_PREFIX):
             raise exceptions.AuthenticationFailed("Not a Model Commons token (expected the mc_ prefix).")
-        token = (
-            PersonalAccessToken.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
-        )
+        token = PersonalAccessToken.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if token.revoked_at is not None:

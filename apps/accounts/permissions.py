@@ -75,18 +75,23 @@ class TokenScopePermission(BasePermission):
         if needed is None and not _handles(view, request.method):
             return True  # nothing runs: the view answers 405
         if needed is None:
-            self.message = (f"This endpoint declares no token scope for {request.method}: tokens may not call it "
-                            "(use a browser session).")
+            self.message = (
+                f"This endpoint declares no token scope for {request.method}: tokens may not call it "
+                "(use a browser session)."
+            )
             return False
         if NO_TOKEN in needed:
-            self.message = ("A token cannot do this, whatever its scopes: use your password (HTTP Basic) or a "
-                            "browser session.")
+            self.message = (
+                "A token cannot do this, whatever its scopes: use your password (HTTP Basic) or a browser session."
+            )
             return False
         missing = [s for s in needed if not token.has_scope(s)]
         if not missing:
             return True
-        self.message = (f"This token lacks the {' and '.join(repr(s) for s in missing)} scope "
-                        f"(it has: {', '.join(token.scopes) or 'none'}).")
+        self.message = (
+            f"This token lacks the {' and '.join(repr(s) for s in missing)} scope "
+            f"(it has: {', '.join(token.scopes) or 'none'})."
+        )
         return False
 
 

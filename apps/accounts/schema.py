@@ -8,8 +8,12 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "mc_<token>",
-                "description": "Personal access token from POST /api/v1/auth/tokens/"}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "mc_<token>",
+            "description": "Personal access token from POST /api/v1/auth/tokens/",
+        }
 
 
 class BasicPasswordScheme(OpenApiAuthenticationExtension):
@@ -17,5 +21,8 @@ class BasicPasswordScheme(OpenApiAuthenticationExtension):
     name = "basicAuth"
 
     def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
-        return {"type": "http", "scheme": "basic",
-                "description": "Username and password; failed logins are limited (429 with Retry-After)."}
+        return {
+            "type": "http",
+            "scheme": "basic",
+            "description": "Username and password; failed logins are limited (429 with Retry-After).",
+        }

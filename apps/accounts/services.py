@@ -22,8 +22,9 @@ from .roles import forget_roles, is_maintainer, user_roles
 
 
 @transaction.atomic
-def token_create(*, user: User, name: str, scopes: list[str] | None = None,
-                 expires_at: datetime | None = None) -> tuple[PersonalAccessToken, str]:
+def token_create(
+    *, user: User, name: str, scopes: list[str] | None = None, expires_at: datetime | None = None
+) -> tuple[PersonalAccessToken, str]:
     """Mint a token and return it with its plaintext, which is never stored and never shown again."""
     from .choices import DEFAULT_TOKEN_SCOPES
 
@@ -50,8 +51,12 @@ def token_create(*, user: User, name: str, scopes: list[str] | None = None,
     token = PersonalAccessToken.objects.create(
         user=user, name=name, prefix=raw[:10], token_hash=hash_token(raw), scopes=scopes, expires_at=expires_at
     )
-    audit_record(actor=user, verb="token.create", target=token,
-                 after={"name": name, "scopes": scopes, "expires_at": expires_at.isoformat()})
+    audit_record(
+        actor=user,
+        verb="token.create",
+        target=token,
+        after={"name": name, "scopes": scopes, "expires_at": expires_at.isoformat()},
+    )
     return token, raw
 
 
@@ -75,8 +80,10 @@ def user_set_roles(*, user: User, roles: list[str], actor: Any) -> User:
         raise PermissionDenied("Only maintainers grant and revoke roles.")
     unknown = [r for r in roles if r not in Role.values]
     if unknown:
-        raise ValidationFailed("Unknown role.", errors={"roles": [f"Unknown role(s): {', '.join(unknown)}. "
-                                                                   f"Valid: {', '.join(Role.values)}."]})
+        raise ValidationFailed(
+            "Unknown role.",
+            errors={"roles": [f"Unknown role(s): {', '.join(unknown)}. Valid: {', '.join(Role.values)}."]},
+        )
     user = User.objects.select_for_update().get(pk=user.pk)
     before = sorted(user_roles(user))
     for role, group_name in ROLE_GROUPS.items():
@@ -147,8 +154,9 @@ def _permission_names(permissions: Iterable[Permission]) -> list[str]:
 
 
 @transaction.atomic
-def user_admin_update(*, user: User, actor: Any, changes: dict[str, Any],
-                      permissions: Iterable[Permission] | None = None) -> User:
+def user_admin_update(
+    *, user: User, actor: Any, changes: dict[str, Any], permissions: Iterable[Permission] | None = None
+) -> User:
     """A superuser changes an account in the admin: its profile, `is_active`, `is_staff`, `is_superuser` and its
     direct permissions. Everything that changed is audited (`user.update`, before and after)."""
     _require_superuser(actor, "change accounts, staff status, superuser status and permissions")

@@ -39,15 +39,17 @@ def _target_fields(target: Any) -> tuple[str, str, str]:
     raise TypeError("audit target must be a model instance or a (type, id[, repr]) tuple")
 
 
-def audit_record(*, actor: Any, verb: str, target: Any, before: Any = None, after: Any = None,
-                 request_id: str | None = None) -> AuditEvent:
+def audit_record(
+    *, actor: Any, verb: str, target: Any, before: Any = None, after: Any = None, request_id: str | None = None
+) -> AuditEvent:
     """Append one event to the chain. Call it inside the service's own transaction, as late as possible:
     the chain head stays locked until that transaction commits."""
     return audit_record_many(actor=actor, verb=verb, events=[(target, before, after)], request_id=request_id)[0]
 
 
-def audit_record_many(*, actor: Any, verb: str, events: list[tuple[Any, Any, Any]],
-                      request_id: str | None = None) -> list[AuditEvent]:
+def audit_record_many(
+    *, actor: Any, verb: str, events: list[tuple[Any, Any, Any]], request_id: str | None = None
+) -> list[AuditEvent]:
     """Append several events by one actor with one verb, as (target, before, after), in order: the chain head
     is locked, read and written once, and the events are inserted in one statement (a batch service's
     audit costs three queries, not three per item)."""
@@ -103,20 +105,32 @@ def audit_chain_verify(batch_size: int = 2000) -> ChainReport:
     checked = 0
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=batch_size):
         if event.seq != expected_seq:
-            return ChainReport(False, checked, expected_seq, event.id,
-                               f"sequence gap: expected #{expected_seq}, found #{event.seq} (rows deleted?)")
+            return ChainReport(
+                False,
+                checked,
+                expected_seq,
+                event.id,
+                f"sequence gap: expected #{expected_seq}, found #{event.seq} (rows deleted?)",
+            )
         if event.prev_hash != expected_prev:
-            return ChainReport(False, checked, event.seq, event.id,
-                               "prev_hash does not match the previous event's hash")
+            return ChainReport(
+                False, checked, event.seq, event.id, "prev_hash does not match the previous event's hash"
+            )
         recomputed = chain_hash(event.prev_hash, event.canonical_payload())
         if recomputed != event.hash:
-            return ChainReport(False, checked, event.seq, event.id,
-                               "content does not match its hash (row was modified)")
+            return ChainReport(
+                False, checked, event.seq, event.id, "content does not match its hash (row was modified)"
+            )
         expected_prev = event.hash
         expected_seq += 1
         checked += 1
     head = AuditChainHead.objects.filter(id=1).first()
     if head is not None and head.last_seq != checked:
-        return ChainReport(False, checked, checked + 1, None,
-                           f"chain head says #{head.last_seq} but only {checked} events exist (tail deleted?)")
+        return ChainReport(
+            False,
+            checked,
+            checked + 1,
+            None,
+            f"chain head says #{head.last_seq} but only {checked} events exist (tail deleted?)",
+        )
     return ChainReport(True, checked)

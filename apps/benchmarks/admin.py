@@ -55,9 +55,26 @@ class BenchmarkAdminForm(forms.ModelForm):
 
     class Meta:
         model = Benchmark
-        fields = ["slug", "name", "version", "description", "task", "runner", "dataset_uri", "dataset_sha256",
-                  "dataset_license", "dataset_size_bytes", "metrics", "config_schema", "default_config",
-                  "resource_class", "timeout_s", "max_attempts", "tolerance", "is_active"]
+        fields = [
+            "slug",
+            "name",
+            "version",
+            "description",
+            "task",
+            "runner",
+            "dataset_uri",
+            "dataset_sha256",
+            "dataset_license",
+            "dataset_size_bytes",
+            "metrics",
+            "config_schema",
+            "default_config",
+            "resource_class",
+            "timeout_s",
+            "max_attempts",
+            "tolerance",
+            "is_active",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,8 +99,9 @@ class BenchmarkAdminForm(forms.ModelForm):
             changed = [f for f in VERSIONED_BENCHMARK_FIELDS if merged.get(f) != getattr(self.instance, f)]
             same_version = merged.get("version") == self.instance.version
             if changed and same_version and not str(self.instance.version).isdigit():
-                self.add_error("version", f"Changing {', '.join(changed)} changes what results mean: give a new "
-                                          f"version.")
+                self.add_error(
+                    "version", f"Changing {', '.join(changed)} changes what results mean: give a new version."
+                )
         return data
 
 
@@ -100,8 +118,9 @@ class BenchmarkAdmin(admin.ModelAdmin):
         # Through the services: audit, version bump, frozen spec. The form already ran their rules.
         fields = {f: form.cleaned_data[f] for f in services.BENCHMARK_FIELDS if f in form.cleaned_data}
         if change:
-            saved = services.benchmark_update(benchmark=Benchmark.objects.get(pk=obj.pk), actor=request.user,
-                                              changes=fields)
+            saved = services.benchmark_update(
+                benchmark=Benchmark.objects.get(pk=obj.pk), actor=request.user, changes=fields
+            )
         else:
             saved = services.benchmark_create(actor=request.user, slug=form.cleaned_data["slug"], **fields)
         obj.pk, obj.version = saved.pk, saved.version
@@ -112,8 +131,12 @@ class JobStateFilter(admin.SimpleListFilter):
     parameter_name = "kind"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("primary", "Primary jobs"), ("verification", "Verification re-runs"),
-                ("spot", "Spot checks"), ("stuck", "Running with a stale lease")]
+        return [
+            ("primary", "Primary jobs"),
+            ("verification", "Verification re-runs"),
+            ("spot", "Spot checks"),
+            ("stuck", "Running with a stale lease"),
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob]) -> QuerySet[BenchmarkJob]:
         from django.conf import settings
@@ -133,12 +156,39 @@ class JobStateFilter(admin.SimpleListFilter):
 
 @admin.register(BenchmarkJob)
 class BenchmarkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "variant_name", "benchmark", "benchmark_version", "status", "queue", "priority",
-                    "submitted_by", "attempts", "failure_reason", "worker_host", "created_at", "finished_at"]
-    list_filter = ["status", "queue", "failure_reason", "benchmark", JobStateFilter, "counts_against_quota",
-                   "created_at"]
-    search_fields = ["=id", "revision__variant__name", "revision__variant__owner__username",
-                     "submitted_by__username", "benchmark__slug", "worker_host", "failure_message"]
+    list_display = [
+        "id",
+        "variant_name",
+        "benchmark",
+        "benchmark_version",
+        "status",
+        "queue",
+        "priority",
+        "submitted_by",
+        "attempts",
+        "failure_reason",
+        "worker_host",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = [
+        "status",
+        "queue",
+        "failure_reason",
+        "benchmark",
+        JobStateFilter,
+        "counts_against_quota",
+        "created_at",
+    ]
+    search_fields = [
+        "=id",
+        "revision__variant__name",
+        "revision__variant__owner__username",
+        "submitted_by__username",
+        "benchmark__slug",
+        "worker_host",
+        "failure_message",
+    ]
     list_select_related = ["revision__variant__owner", "benchmark", "submitted_by"]
     readonly_fields = [f.name for f in BenchmarkJob._meta.fields]
     actions = ["cancel_jobs", "retry_jobs", "verify_jobs"]
@@ -176,25 +226,37 @@ class BenchmarkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Verify selected results (re-run on another worker)")
     def verify_jobs(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob]) -> None:
-        self._bulk(request, queryset, "Queued verification of",
-                   lambda job: services.job_verify(job=job, actor=request.user))
+        self._bulk(
+            request, queryset, "Queued verification of", lambda job: services.job_verify(job=job, actor=request.user)
+        )
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         now = timezone.now()
-        per_queue = (BenchmarkJob.objects.order_by().values("queue")
-                     .annotate(queued=Count("id", filter=Q(status=JobStatus.QUEUED)),
-                               sent=Count("id", filter=Q(status=JobStatus.QUEUED, dispatched_at__isnull=False)),
-                               running=Count("id", filter=Q(status=JobStatus.RUNNING)),
-                               oldest_queued=Min("queued_at", filter=Q(status=JobStatus.QUEUED)),
-                               failed_24h=Count("id", filter=Q(status__in=[JobStatus.FAILED, JobStatus.TIMED_OUT],
-                                                               finished_at__gte=now - timedelta(days=1))))
-                     .order_by("queue"))
+        per_queue = (
+            BenchmarkJob.objects.order_by()
+            .values("queue")
+            .annotate(
+                queued=Count("id", filter=Q(status=JobStatus.QUEUED)),
+                sent=Count("id", filter=Q(status=JobStatus.QUEUED, dispatched_at__isnull=False)),
+                running=Count("id", filter=Q(status=JobStatus.RUNNING)),
+                oldest_queued=Min("queued_at", filter=Q(status=JobStatus.QUEUED)),
+                failed_24h=Count(
+                    "id",
+                    filter=Q(
+                        status__in=[JobStatus.FAILED, JobStatus.TIMED_OUT], finished_at__gte=now - timedelta(days=1)
+                    ),
+                ),
+            )
+            .order_by("queue")
+        )
         overview = []
         for row in per_queue:
             oldest = row["oldest_queued"]
             overview.append({**row, "oldest_age_s": int((now - oldest).total_seconds()) if oldest else None})
-        context = {"queue_overview": overview, "workers": WorkerNode.objects.filter(stopped_at__isnull=True)
-                   .order_by("-last_seen_at")[:20]}
+        context = {
+            "queue_overview": overview,
+            "workers": WorkerNode.objects.filter(stopped_at__isnull=True).order_by("-last_seen_at")[:20],
+        }
         return super().changelist_view(request, extra_context={**(extra_context or {}), **context})
 
 
@@ -209,8 +271,21 @@ class JobResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ResultVerification)
 class ResultVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "result", "verifier_job", "agreed", "metric", "original_value", "verifier_value",
-                    "delta", "tolerance", "original_worker", "verifier_worker", "reviewed_by", "created_at"]
+    list_display = [
+        "id",
+        "result",
+        "verifier_job",
+        "agreed",
+        "metric",
+        "original_value",
+        "verifier_value",
+        "delta",
+        "tolerance",
+        "original_worker",
+        "verifier_worker",
+        "reviewed_by",
+        "created_at",
+    ]
     list_filter = ["agreed", "result__verification_status", ("reviewed_at", admin.EmptyFieldListFilter)]
     search_fields = ["=result__job__id", "=verifier_job__id", "original_worker", "verifier_worker"]
     list_select_related = ["result", "verifier_job", "reviewed_by"]
@@ -269,8 +344,16 @@ class BlockedVariantAdmin(admin.ModelAdmin):
 
 @admin.register(WorkerNode)
 class WorkerNodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "hostname", "pid", "last_seen_at", "stopped_at", "agreements", "disagreements",
-                    "consecutive_agreements"]
+    list_display = [
+        "name",
+        "hostname",
+        "pid",
+        "last_seen_at",
+        "stopped_at",
+        "agreements",
+        "disagreements",
+        "consecutive_agreements",
+    ]
     list_filter = [("stopped_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "hostname"]
 

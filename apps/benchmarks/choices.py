@@ -49,11 +49,18 @@ class FailureReason(models.TextChoices):
     SANDBOX_UNAVAILABLE = "sandbox_unavailable"
 
 
-INFRASTRUCTURE_FAILURES = (FailureReason.WORKER_LOST, FailureReason.ARTIFACT_UNAVAILABLE,
-                           FailureReason.SANDBOX_UNAVAILABLE)
+INFRASTRUCTURE_FAILURES = (
+    FailureReason.WORKER_LOST,
+    FailureReason.ARTIFACT_UNAVAILABLE,
+    FailureReason.SANDBOX_UNAVAILABLE,
+)
 # Failures that another attempt could fix; the rest are deterministic and end the job at once.
-RETRYABLE_FAILURES = (FailureReason.WORKER_LOST, FailureReason.ARTIFACT_UNAVAILABLE, FailureReason.RUNNER_ERROR,
-                      FailureReason.SANDBOX_UNAVAILABLE)
+RETRYABLE_FAILURES = (
+    FailureReason.WORKER_LOST,
+    FailureReason.ARTIFACT_UNAVAILABLE,
+    FailureReason.RUNNER_ERROR,
+    FailureReason.SANDBOX_UNAVAILABLE,
+)
 
 
 class VerificationStatus(models.TextChoices):
@@ -73,8 +80,7 @@ class SubmissionCheck(models.TextChoices):
 
 
 # Benchmark fields whose change alters what a result means; changing one starts a new version.
-VERSIONED_BENCHMARK_FIELDS = ("runner", "dataset_uri", "dataset_sha256", "metrics", "config_schema",
-                              "default_config")
+VERSIONED_BENCHMARK_FIELDS = ("runner", "dataset_uri", "dataset_sha256", "metrics", "config_schema", "default_config")
 
 
 def queue_for(resource_class: str) -> str:

@@ -57,8 +57,10 @@ RUN_JOBS_TASK = "workers.tasks.run_jobs"
 # Live workers
 # ---------------------------------------------------------------------------------------------------------
 
-def worker_seen(*, name: str, hostname: str = "", pid: int | None = None, queues: list[str] | None = None,
-                started: bool = False) -> None:
+
+def worker_seen(
+    *, name: str, hostname: str = "", pid: int | None = None, queues: list[str] | None = None, started: bool = False
+) -> None:
     """Record that a worker is alive and which queues it consumes (called by the worker's presence thread)."""
     now = timezone.now()
     fields: dict[str, Any] = {"last_seen_at": now, "stopped_at": None, "hostname": hostname[:200], "pid": pid}
@@ -78,8 +80,11 @@ def worker_stopped(*, name: str) -> None:
 def live_workers(queue: str | None = None, *, now: datetime | None = None) -> list[WorkerNode]:
     """Workers seen within MC_WORKER_STALE_S, optionally only those consuming `queue`."""
     now = now or timezone.now()
-    nodes = list(WorkerNode.objects.filter(last_seen_at__gte=now - timedelta(seconds=settings.MC_WORKER_STALE_S),
-                                           stopped_at__isnull=True))
+    nodes = list(
+        WorkerNode.objects.filter(
+            last_seen_at__gte=now - timedelta(seconds=settings.MC_WORKER_STALE_S), stopped_at__isnull=True
+        )
+    )
     if queue is not None:
         nodes = [n for n in nodes if queue in (n.queues or [])]
     return nodes
@@ -89,10 +94,12 @@ def live_workers(queue: str | None = None, *, now: datetime | None = None) -> li
 # Dispatch
 # ---------------------------------------------------------------------------------------------------------
 
+
 def known_queues() -> list[str]:
     queues = {queue_for(rc) for rc in ResourceClass.values}
-    queues.update(BenchmarkJob.objects.filter(status=JobStatus.QUEUED).order_by().values_list("queue", flat=True)
-                  .distinct())
+    queues.update(
+        BenchmarkJob.objects.filter(status=JobStatus.QUEUED).order_by().values_list("queue", flat=True).distinct()
+    )
     return sorted(queues)
 
 
@@ -101,8 +108,13 @@ def fair_share_pick(queue: str, n: int, now: datetime, quick: bool | None = None
     `quick` True/False keeps only the jobs of in-process runners / of the others (the two lanes)."""
     if n <= 0:
         return []
-    in_flight = dict(BenchmarkJob.objects.in_flight(queue).order_by().values("submitted_by_id")
-                     .annotate(n=Count("id")).values_list("submitted_by_id", "n"))
+    in_flight = dict(
+        BenchmarkJob.objects.in_flight(queue)
+        .order_by()
+        .values("submitted_by_id")
+        .annotate(n=Count("id"))
+        .values_list("submitted_by_id", "n")
+    )
     waiting = BenchmarkJob.objects.waiting(queue, now)
     if quick is not None:
         # The frozen spec's runner, else the benchmark's.
@@ -110,8 +122,9 @@ def fair_share_pick(queue: str, n: int, now: datetime, quick: bool | None = None
         in_lane = Q(runner_key__in=list(settings.MC_IN_PROCESS_RUNNERS))
         waiting = waiting.filter(in_lane) if quick else waiting.exclude(in_lane)
     rows = list(
-        waiting.annotate(rank=Window(RowNumber(), partition_by=[F("submitted_by_id"), F("priority")],
-                                     order_by=F("id").asc()))
+        waiting.annotate(
+            rank=Window(RowNumber(), partition_by=[F("submitted_by_id"), F("priority")], order_by=F("id").asc())
+        )
         .filter(rank__lte=n)
         .values_list("id", "submitted_by_id", "priority", "rank", "exclude_worker")
     )
@@ -125,7 +138,7 @@ def _lanes_now(queue: str, now: datetime) -> dict[str, int]:
     submission, and building it with the ORM cost twice its execution."""
     quick = list(settings.MC_IN_PROCESS_RUNNERS)
     quote = connection.ops.quote_name
-    is_quick = (f"COALESCE(v.runner, b.runner) IN ({', '.join(['%s'] * len(quick))})" if quick else "1 = 0")
+    is_quick = f"COALESCE(v.runner, b.runner) IN ({', '.join(['%s'] * len(quick))})" if quick else "1 = 0"
     waiting = "j.dispatched_at IS NULL AND NOT j.cancel_requested AND (j.not_before IS NULL OR j.not_before <= %s)"
     # Table names come from the models' metadata; every value is a parameter.
     sql = (
@@ -136,18 +149,21 @@ def _lanes_now(queue: str, now: datetime) -> dict[str, int]:
         f"FROM {quote(BenchmarkJob._meta.db_table)} j "
         f"JOIN {quote(Benchmark._meta.db_table)} b ON b.id = j.benchmark_id "
         f"LEFT JOIN {quote(BenchmarkVersion._meta.db_table)} v ON v.id = j.spec_id "
-        f"WHERE j.queue = %s AND j.status = %s")
+        f"WHERE j.queue = %s AND j.status = %s"
+    )
     at = connection.ops.adapt_datetimefield_value(now)
     params = [*quick, *quick, at, *quick, at, *quick, queue, JobStatus.QUEUED.value]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return dict(zip(("slow_sent", "quick_sent", "slow_waiting", "quick_waiting"),
-                    (int(v or 0) for v in row), strict=True))
+    return dict(
+        zip(("slow_sent", "quick_sent", "slow_waiting", "quick_waiting"), (int(v or 0) for v in row), strict=True)
+    )
 
 
-def _messages(picks: list[tuple[int, int, int, str]], routes: dict[int, tuple[str, str]], chunk: int
-              ) -> list[tuple[str, list[int]]]:
+def _messages(
+    picks: list[tuple[int, int, int, str]], routes: dict[int, tuple[str, str]], chunk: int
+) -> list[tuple[str, list[int]]]:
     """Group the picks, in dispatch order, into messages: (broker queue, job ids). Consecutive jobs bound for a
     shared queue travel together, up to `chunk` ids; a job routed to one worker's private queue (a verification)
     gets a message of its own."""
@@ -192,8 +208,9 @@ def send_run_job(job_id: int, broker_queue: str) -> None:
     """Publish one run_job message (only the id). Raises when the broker is unreachable."""
     from celery import current_app
 
-    current_app.send_task(RUN_JOB_TASK, args=[job_id], queue=broker_queue, retry=True,
-                          retry_policy=settings.MC_DISPATCH_RETRY_POLICY)
+    current_app.send_task(
+        RUN_JOB_TASK, args=[job_id], queue=broker_queue, retry=True, retry_policy=settings.MC_DISPATCH_RETRY_POLICY
+    )
 
 
 def send_run_chunk(job_ids: list[int], broker_queue: str) -> None:
@@ -201,8 +218,13 @@ def send_run_chunk(job_ids: list[int], broker_queue: str) -> None:
     unreachable."""
     from celery import current_app
 
-    current_app.send_task(RUN_JOBS_TASK, args=[list(job_ids)], queue=broker_queue, retry=True,
-                          retry_policy=settings.MC_DISPATCH_RETRY_POLICY)
+    current_app.send_task(
+        RUN_JOBS_TASK,
+        args=[list(job_ids)],
+        queue=broker_queue,
+        retry=True,
+        retry_policy=settings.MC_DISPATCH_RETRY_POLICY,
+    )
 
 
 def send_run_jobs(job_ids: list[int], broker_queue: str) -> None:
@@ -249,8 +271,9 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
         for job_id, (_, target) in routes.items():
             by_target[target].append(job_id)
         for target, ids in by_target.items():
-            BenchmarkJob.objects.filter(pk__in=ids).update(dispatched_at=now, target_worker=target,
-                                                           dispatch_count=F("dispatch_count") + 1)
+            BenchmarkJob.objects.filter(pk__in=ids).update(
+                dispatched_at=now, target_worker=target, dispatch_count=F("dispatch_count") + 1
+            )
         DispatchQueue.objects.filter(name=queue).update(last_dispatch_at=now)
     # Sent after the commit, so a worker never sees an id whose row says "not dispatched".
     sent = 0
@@ -266,7 +289,8 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
         _broker_down_until[0] = time.monotonic() + float(settings.MC_DISPATCH_BROKER_BACKOFF_S)
         unsent = [job_id for job_id, _, _, _ in picks][sent:]
         BenchmarkJob.objects.filter(pk__in=unsent, status=JobStatus.QUEUED, dispatched_at=now).update(
-            dispatched_at=None, target_worker="")
+            dispatched_at=None, target_worker=""
+        )
         logger.warning("dispatch to %s stopped after %d of %d jobs: %s", queue, sent, len(picks), exc)
     return sent
 
@@ -299,6 +323,7 @@ def jobs_dispatch_on_commit(queue: str | None = None) -> None:
 # Recovery (Celery beat)
 # ---------------------------------------------------------------------------------------------------------
 
+
 def _release_lost_messages(now: datetime) -> int:
     """Return to the waiting pool the sent-but-unclaimed jobs whose message is presumed lost:
     - sent to the private queue of a worker that is gone;
@@ -309,8 +334,11 @@ def _release_lost_messages(now: datetime) -> int:
     undelivered_before = now - timedelta(seconds=settings.MC_JOB_UNDELIVERED_AFTER_S)
     hard_before = now - timedelta(seconds=settings.MC_JOB_REDISPATCH_MAX_S)
     stale_before = now - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
-    old = list(BenchmarkJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=undelivered_before)
-               .values_list("pk", "queue", "dispatched_at", "target_worker"))
+    old = list(
+        BenchmarkJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=undelivered_before).values_list(
+            "pk", "queue", "dispatched_at", "target_worker"
+        )
+    )
     if not old:
         return 0
     by_queue: dict[str, list[tuple[int, datetime, str]]] = defaultdict(list)
@@ -323,20 +351,23 @@ def _release_lost_messages(now: datetime) -> int:
         newest_claimed = BenchmarkJob.objects.filter(
             queue=queue, target_worker="", dispatched_at__gt=oldest, started_at__gte=F("dispatched_at")
         ).aggregate(m=Max("dispatched_at"))["m"]
-        busy = BenchmarkJob.objects.filter(queue=queue, status=JobStatus.RUNNING,
-                                           heartbeat_at__gte=stale_before).exists()
+        busy = BenchmarkJob.objects.filter(
+            queue=queue, status=JobStatus.RUNNING, heartbeat_at__gte=stale_before
+        ).exists()
         for pk, dispatched_at, target in rows:
             if target:
                 if target not in consumers or dispatched_at < hard_before:
                     lost.append(pk)
             elif consumers and (
                 (newest_claimed is not None and dispatched_at < newest_claimed - timedelta(seconds=1))
-                or not busy or dispatched_at < hard_before
+                or not busy
+                or dispatched_at < hard_before
             ):
                 lost.append(pk)
     if lost:
-        BenchmarkJob.objects.filter(pk__in=lost, status=JobStatus.QUEUED, dispatched_at__lt=undelivered_before
-                                    ).update(dispatched_at=None, target_worker="")
+        BenchmarkJob.objects.filter(pk__in=lost, status=JobStatus.QUEUED, dispatched_at__lt=undelivered_before).update(
+            dispatched_at=None, target_worker=""
+        )
         logger.info("released %d jobs whose messages were presumed lost", len(lost))
     return len(lost)
 
@@ -348,14 +379,20 @@ def jobs_recover(*, now: datetime | None = None) -> dict[str, int]:
 
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
-    stale = list(BenchmarkJob.objects.filter(status=JobStatus.RUNNING)
-                 .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True))
-                 .values_list("pk", "attempts", "worker_host"))
+    stale = list(
+        BenchmarkJob.objects.filter(status=JobStatus.RUNNING)
+        .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True))
+        .values_list("pk", "attempts", "worker_host")
+    )
     requeued = ended = 0
     for job_id, attempt, worker in stale:
-        job = job_fail(job_id=job_id, attempt=attempt, reason=FailureReason.WORKER_LOST,
-                       message=f"Attempt {attempt} stopped sending heartbeats (worker {worker or '?'} was killed or "
-                               f"lost); the attempt was abandoned.")
+        job = job_fail(
+            job_id=job_id,
+            attempt=attempt,
+            reason=FailureReason.WORKER_LOST,
+            message=f"Attempt {attempt} stopped sending heartbeats (worker {worker or '?'} was killed or "
+            f"lost); the attempt was abandoned.",
+        )
         if job is None:
             continue
         if job.status == JobStatus.QUEUED:
@@ -365,8 +402,7 @@ def jobs_recover(*, now: datetime | None = None) -> dict[str, int]:
     released = _release_lost_messages(now)
     dispatched = jobs_dispatch(now=now)
     _forget_old_records(now)
-    return {"stale": len(stale), "requeued": requeued, "ended": ended, "released": released,
-            "dispatched": dispatched}
+    return {"stale": len(stale), "requeued": requeued, "ended": ended, "released": released, "dispatched": dispatched}
 
 
 def _forget_old_records(now: datetime) -> None:

@@ -52,8 +52,10 @@ def request_fingerprint(data: Any) -> str:
 
 def _check_key(key: str) -> str:
     if not _KEY_RE.fullmatch(key):
-        raise ValidationFailed("Bad Idempotency-Key header.",
-                               errors={HEADER: ["1 to 255 printable ASCII characters, no space at either end."]})
+        raise ValidationFailed(
+            "Bad Idempotency-Key header.",
+            errors={HEADER: ["1 to 255 printable ASCII characters, no space at either end."]},
+        )
     return key
 
 
@@ -61,12 +63,14 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> tuple[int, dict[str,
     if record.request_hash != fingerprint:
         raise IdempotencyKeyReused(
             f"The Idempotency-Key '{record.key}' was first used with a different request body; use a new key "
-            f"for a different request.")
+            f"for a different request."
+        )
     return record.status_code, record.body, True
 
 
-def idempotent(*, user: Any, key: str, scope: str, fingerprint: str,
-               produce: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any], bool]:
+def idempotent(
+    *, user: Any, key: str, scope: str, fingerprint: str, produce: Callable[[], tuple[int, dict[str, Any]]]
+) -> tuple[int, dict[str, Any], bool]:
     """Run `produce` once per (user, scope, key); returns (status, body, replayed)."""
     key = _check_key(key)
     now = timezone.now()
@@ -82,8 +86,9 @@ def idempotent(*, user: Any, key: str, scope: str, fingerprint: str,
             if 200 <= status < 300:
                 try:
                     with transaction.atomic():
-                        IdempotencyRecord.objects.create(user=user, scope=scope, key=key, request_hash=fingerprint,
-                                                         status_code=status, body=body)
+                        IdempotencyRecord.objects.create(
+                            user=user, scope=scope, key=key, request_hash=fingerprint, status_code=status, body=body
+                        )
                 except IntegrityError:
                     raise _LostRace from None
     except _LostRace:

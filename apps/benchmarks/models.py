@@ -34,11 +34,14 @@ class Benchmark(models.Model):
     resource_class = models.CharField(max_length=8, choices=ResourceClass.choices, default=ResourceClass.CPU)
     timeout_s = models.PositiveIntegerField(default=600)
     max_attempts = models.PositiveSmallIntegerField(default=3)
-    tolerance = models.FloatField(default=0.01, help_text="Largest |difference| of the primary metric "
-                                                          "between two runs that still counts as agreement.")
+    tolerance = models.FloatField(
+        default=0.01,
+        help_text="Largest |difference| of the primary metric between two runs that still counts as agreement.",
+    )
     is_active = models.BooleanField(default=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,8 +83,9 @@ class BenchmarkVersion(models.Model):
     metrics = models.JSONField(default=list)
     config_schema = models.JSONField(default=dict)
     default_config = models.JSONField(default=dict)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -100,16 +104,21 @@ class BenchmarkJob(models.Model):
     revision = models.ForeignKey("registry.Revision", on_delete=models.PROTECT, related_name="jobs")
     benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="jobs")
     benchmark_version = models.CharField(max_length=32)
-    spec = models.ForeignKey(BenchmarkVersion, null=True, blank=True, on_delete=models.PROTECT,
-                             related_name="jobs", help_text="The frozen benchmark version this job runs.")
+    spec = models.ForeignKey(
+        BenchmarkVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
+        help_text="The frozen benchmark version this job runs.",
+    )
     config = models.JSONField(default=dict)
     config_hash = models.CharField(max_length=64, db_index=True)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
     queue = models.CharField(max_length=32, default="bench.cpu")
     priority = models.IntegerField(default=0)
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
-    verifies = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="verifications")
+    verifies = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="verifications")
     is_spot_check = models.BooleanField(default=False, help_text="Started by the adaptive verification policy.")
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=3)
@@ -119,14 +128,18 @@ class BenchmarkJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     not_before = models.DateTimeField(null=True, blank=True, help_text="Backoff: not dispatched before this.")
-    dispatched_at = models.DateTimeField(null=True, blank=True,
-                                         help_text="When the current message was sent; null while it waits "
-                                                   "for the fair-share dispatcher.")
+    dispatched_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the current message was sent; null while it waits for the fair-share dispatcher.",
+    )
     dispatch_count = models.PositiveIntegerField(default=0)
-    exclude_worker = models.CharField(max_length=200, blank=True, default="",
-                                      help_text="Verification: run anywhere but on this worker if possible.")
-    target_worker = models.CharField(max_length=200, blank=True, default="",
-                                     help_text="The worker whose private queue got the current message.")
+    exclude_worker = models.CharField(
+        max_length=200, blank=True, default="", help_text="Verification: run anywhere but on this worker if possible."
+    )
+    target_worker = models.CharField(
+        max_length=200, blank=True, default="", help_text="The worker whose private queue got the current message."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -182,8 +195,9 @@ class JobResult(models.Model):
     environment = models.JSONField(default=dict)
     seed = models.IntegerField(default=0)
     verified = models.BooleanField(default=False, db_index=True)
-    verification_status = models.CharField(max_length=16, choices=VerificationStatus.choices,
-                                           default=VerificationStatus.UNVERIFIED, db_index=True)
+    verification_status = models.CharField(
+        max_length=16, choices=VerificationStatus.choices, default=VerificationStatus.UNVERIFIED, db_index=True
+    )
     verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -205,8 +219,9 @@ class ResultVerification(models.Model):
     original_worker = models.CharField(max_length=200, blank=True, default="")
     verifier_worker = models.CharField(max_length=200, blank=True, default="")
     note = models.CharField(max_length=500, blank=True, default="")
-    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -225,8 +240,9 @@ class SubmitterProfile(models.Model):
     """Per submitter: the row locked to enforce the quota, and the verification record that decides how
     often their results are spot-checked."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
-                                related_name="benchmark_profile")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="benchmark_profile"
+    )
     agreements = models.PositiveIntegerField(default=0)
     disagreements = models.PositiveIntegerField(default=0)
     consecutive_agreements = models.PositiveIntegerField(default=0)

@@ -41,8 +41,9 @@ class BenchmarkJobQuerySet(models.QuerySet):
 
     def waiting(self, queue: str, now: datetime) -> BenchmarkJobQuerySet:
         """Queued, not sent yet, and past any retry backoff: what the dispatcher chooses from."""
-        return self.filter(queue=queue, status=JobStatus.QUEUED, dispatched_at__isnull=True,
-                           cancel_requested=False).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        return self.filter(
+            queue=queue, status=JobStatus.QUEUED, dispatched_at__isnull=True, cancel_requested=False
+        ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
 
     def counting_against_quota(self, user: Any) -> BenchmarkJobQuerySet:
         return self.filter(submitted_by=user, counts_against_quota=True)

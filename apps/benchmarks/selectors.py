@@ -45,8 +45,9 @@ def jobs_for_api(qs: QuerySet[BenchmarkJob]) -> QuerySet[BenchmarkJob]:
 def recent_mean_duration_s(queue: str) -> float | None:
     """Mean run time of the last 50 successful jobs in a queue, for queue ETAs."""
     rows = list(
-        BenchmarkJob.objects.filter(queue=queue, status=JobStatus.SUCCEEDED, started_at__isnull=False,
-                                    finished_at__isnull=False)
+        BenchmarkJob.objects.filter(
+            queue=queue, status=JobStatus.SUCCEEDED, started_at__isnull=False, finished_at__isnull=False
+        )
         .order_by("-finished_at")
         .values_list("started_at", "finished_at")[:50]
     )
@@ -104,15 +105,23 @@ def queue_positions(jobs: Iterable[BenchmarkJob]) -> None:
     if not queued:
         return
     queues = sorted({j.queue for j in queued})
-    sql = _POSITIONS_SQL.format(table=connection.ops.quote_name(BenchmarkJob._meta.db_table),
-                                queues=", ".join(["%s"] * len(queues)), ids=", ".join(["%s"] * len(queued)))
+    sql = _POSITIONS_SQL.format(
+        table=connection.ops.quote_name(BenchmarkJob._meta.db_table),
+        queues=", ".join(["%s"] * len(queues)),
+        ids=", ".join(["%s"] * len(queued)),
+    )
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params: list[Any] = [now, *queues, *queues, *[j.pk for j in queued]]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         positions = dict(cursor.fetchall())
-    running = dict(BenchmarkJob.objects.filter(queue__in=queues, status=JobStatus.RUNNING).order_by()
-                   .values("queue").annotate(n=Count("id")).values_list("queue", "n"))
+    running = dict(
+        BenchmarkJob.objects.filter(queue__in=queues, status=JobStatus.RUNNING)
+        .order_by()
+        .values("queue")
+        .annotate(n=Count("id"))
+        .values_list("queue", "n")
+    )
     means = {q: recent_mean_duration_s(q) for q in queues}
     for job in queued:
         position = positions.get(job.pk)
@@ -160,33 +169,61 @@ def job_bundle(job: BenchmarkJob) -> dict[str, Any]:
     ]
     environment = dict(result.environment or {})
     verifications = [
-        {"verifier_job": v.verifier_job_id, "agreed": v.agreed, "metric": v.metric, "delta": v.delta,
-         "tolerance": v.tolerance, "worker": v.verifier_worker, "created_at": v.created_at.isoformat()}
+        {
+            "verifier_job": v.verifier_job_id,
+            "agreed": v.agreed,
+            "metric": v.metric,
+            "delta": v.delta,
+            "tolerance": v.tolerance,
+            "worker": v.verifier_worker,
+            "created_at": v.created_at.isoformat(),
+        }
         for v in result.verifications.order_by("id")
     ]
     return {
         "bundle_version": 1,
-        "job": {"id": job.pk, "status": job.status, "attempt": result.attempt, "worker": job.worker_host,
-                "submitted_by": job.submitted_by.username, "created_at": job.created_at.isoformat(),
-                "started_at": job.started_at.isoformat() if job.started_at else None,
-                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-                "verifies": job.verifies_id},
+        "job": {
+            "id": job.pk,
+            "status": job.status,
+            "attempt": result.attempt,
+            "worker": job.worker_host,
+            "submitted_by": job.submitted_by.username,
+            "created_at": job.created_at.isoformat(),
+            "started_at": job.started_at.isoformat() if job.started_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "verifies": job.verifies_id,
+        },
         "variant": variant.full_name,
         "revision": job.revision.number,
         "precision": revision_declared(job.revision, "precision") or None,
         "dtype": revision_declared(job.revision, "precision") or None,
-        "benchmark": {"slug": benchmark.slug, "version": job.benchmark_version, "task": benchmark.task,
-                      "metrics": source.metrics, "config_schema": source.config_schema,
-                      "default_config": source.default_config, "tolerance": benchmark.tolerance},
-        "dataset": {"uri": source.dataset_uri, "sha256": source.dataset_sha256 or None,
-                    "license": source.dataset_license, "size_bytes": source.dataset_size_bytes},
+        "benchmark": {
+            "slug": benchmark.slug,
+            "version": job.benchmark_version,
+            "task": benchmark.task,
+            "metrics": source.metrics,
+            "config_schema": source.config_schema,
+            "default_config": source.default_config,
+            "tolerance": benchmark.tolerance,
+        },
+        "dataset": {
+            "uri": source.dataset_uri,
+            "sha256": source.dataset_sha256 or None,
+            "license": source.dataset_license,
+            "size_bytes": source.dataset_size_bytes,
+        },
         "runner": {"key": source.runner, "name": result.runner, "version": result.runner_version},
         "config": job.config,
         "seed": result.seed,
         "artifacts": artifacts,
-        "result": {"metrics": result.metrics, "stderr": result.stderr, "samples": result.samples,
-                   "duration_s": result.duration_s, "verified": result.verified,
-                   "verification_status": result.verification_status},
+        "result": {
+            "metrics": result.metrics,
+            "stderr": result.stderr,
+            "samples": result.samples,
+            "duration_s": result.duration_s,
+            "verified": result.verified,
+            "verification_status": result.verification_status,
+        },
         "verifications": verifications,
         "environment": environment,
     }

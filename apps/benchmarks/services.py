@@ -64,9 +64,25 @@ from .runner_registry import registered_runners, runner_class, runner_config_sch
 
 logger = logging.getLogger(__name__)
 
-BENCHMARK_FIELDS = ("name", "version", "description", "task", "runner", "dataset_uri", "dataset_sha256",
-                    "dataset_license", "dataset_size_bytes", "metrics", "config_schema", "default_config",
-                    "resource_class", "timeout_s", "max_attempts", "tolerance", "is_active")
+BENCHMARK_FIELDS = (
+    "name",
+    "version",
+    "description",
+    "task",
+    "runner",
+    "dataset_uri",
+    "dataset_sha256",
+    "dataset_license",
+    "dataset_size_bytes",
+    "metrics",
+    "config_schema",
+    "default_config",
+    "resource_class",
+    "timeout_s",
+    "max_attempts",
+    "tolerance",
+    "is_active",
+)
 SAFE_ARTIFACT_FORMATS = frozenset({"safetensors", "onnx", "gguf"})
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
@@ -74,6 +90,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 # ---------------------------------------------------------------------------------------------------------
 # Benchmarks
 # ---------------------------------------------------------------------------------------------------------
+
 
 def _require_maintainer(actor: Any, what: str) -> None:
     if not is_maintainer(actor):
@@ -153,8 +170,14 @@ def benchmark_definition_errors(data: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _normalize_metrics(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = [{"name": m["name"], "higher_is_better": bool(m.get("higher_is_better", True)),
-            "primary": bool(m.get("primary", False))} for m in metrics]
+    out = [
+        {
+            "name": m["name"],
+            "higher_is_better": bool(m.get("higher_is_better", True)),
+            "primary": bool(m.get("primary", False)),
+        }
+        for m in metrics
+    ]
     if out and not any(m["primary"] for m in out):
         out[0]["primary"] = True  # the first metric ranks unless one is marked
     return out
@@ -162,12 +185,19 @@ def _normalize_metrics(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _snapshot(benchmark: Benchmark, actor: Any) -> BenchmarkVersion:
     spec, _ = BenchmarkVersion.objects.update_or_create(
-        benchmark=benchmark, version=benchmark.version,
-        defaults={"runner": benchmark.runner, "dataset_uri": benchmark.dataset_uri,
-                  "dataset_sha256": benchmark.dataset_sha256, "dataset_license": benchmark.dataset_license,
-                  "dataset_size_bytes": benchmark.dataset_size_bytes, "metrics": benchmark.metrics,
-                  "config_schema": benchmark.config_schema, "default_config": benchmark.default_config,
-                  "created_by": actor if getattr(actor, "is_authenticated", False) else None},
+        benchmark=benchmark,
+        version=benchmark.version,
+        defaults={
+            "runner": benchmark.runner,
+            "dataset_uri": benchmark.dataset_uri,
+            "dataset_sha256": benchmark.dataset_sha256,
+            "dataset_license": benchmark.dataset_license,
+            "dataset_size_bytes": benchmark.dataset_size_bytes,
+            "metrics": benchmark.metrics,
+            "config_schema": benchmark.config_schema,
+            "default_config": benchmark.default_config,
+            "created_by": actor if getattr(actor, "is_authenticated", False) else None,
+        },
     )
     return spec
 
@@ -181,11 +211,20 @@ def benchmark_current_spec(benchmark: Benchmark) -> BenchmarkVersion:
     spec = BenchmarkVersion.objects.filter(benchmark=benchmark, version=benchmark.version).first()
     if spec is None:
         BenchmarkVersion.objects.bulk_create(
-            [BenchmarkVersion(benchmark=benchmark, version=benchmark.version, runner=benchmark.runner,
-                              dataset_uri=benchmark.dataset_uri, dataset_sha256=benchmark.dataset_sha256,
-                              dataset_license=benchmark.dataset_license,
-                              dataset_size_bytes=benchmark.dataset_size_bytes, metrics=benchmark.metrics,
-                              config_schema=benchmark.config_schema, default_config=benchmark.default_config)],
+            [
+                BenchmarkVersion(
+                    benchmark=benchmark,
+                    version=benchmark.version,
+                    runner=benchmark.runner,
+                    dataset_uri=benchmark.dataset_uri,
+                    dataset_sha256=benchmark.dataset_sha256,
+                    dataset_license=benchmark.dataset_license,
+                    dataset_size_bytes=benchmark.dataset_size_bytes,
+                    metrics=benchmark.metrics,
+                    config_schema=benchmark.config_schema,
+                    default_config=benchmark.default_config,
+                )
+            ],
             ignore_conflicts=True,
         )
         spec = BenchmarkVersion.objects.get(benchmark=benchmark, version=benchmark.version)
@@ -194,20 +233,49 @@ def benchmark_current_spec(benchmark: Benchmark) -> BenchmarkVersion:
 
 
 @transaction.atomic
-def benchmark_create(*, actor: Any, slug: str, name: str, runner: str, metrics: list[dict[str, Any]],
-                     config_schema: dict[str, Any] | None = None, default_config: dict[str, Any] | None = None,
-                     version: str = "1", description: str = "", task: str = "", dataset_uri: str = "",
-                     dataset_sha256: str = "", dataset_license: str = "", dataset_size_bytes: int | None = None,
-                     resource_class: str = ResourceClass.CPU, timeout_s: int = 600, max_attempts: int = 3,
-                     tolerance: float = 0.01, is_active: bool = True) -> Benchmark:
+def benchmark_create(
+    *,
+    actor: Any,
+    slug: str,
+    name: str,
+    runner: str,
+    metrics: list[dict[str, Any]],
+    config_schema: dict[str, Any] | None = None,
+    default_config: dict[str, Any] | None = None,
+    version: str = "1",
+    description: str = "",
+    task: str = "",
+    dataset_uri: str = "",
+    dataset_sha256: str = "",
+    dataset_license: str = "",
+    dataset_size_bytes: int | None = None,
+    resource_class: str = ResourceClass.CPU,
+    timeout_s: int = 600,
+    max_attempts: int = 3,
+    tolerance: float = 0.01,
+    is_active: bool = True,
+) -> Benchmark:
     """Define a benchmark (maintainers). Its first version's spec is frozen at once."""
     _require_maintainer(actor, "define benchmarks")
-    data = {"name": name, "version": version, "description": description, "task": task, "runner": runner,
-            "dataset_uri": dataset_uri, "dataset_sha256": (dataset_sha256 or "").lower(),
-            "dataset_license": dataset_license, "dataset_size_bytes": dataset_size_bytes, "metrics": metrics,
-            "config_schema": {"type": "object"} if config_schema is None else config_schema,
-            "default_config": default_config or {}, "resource_class": resource_class, "timeout_s": timeout_s,
-            "max_attempts": max_attempts, "tolerance": tolerance, "is_active": is_active}
+    data = {
+        "name": name,
+        "version": version,
+        "description": description,
+        "task": task,
+        "runner": runner,
+        "dataset_uri": dataset_uri,
+        "dataset_sha256": (dataset_sha256 or "").lower(),
+        "dataset_license": dataset_license,
+        "dataset_size_bytes": dataset_size_bytes,
+        "metrics": metrics,
+        "config_schema": {"type": "object"} if config_schema is None else config_schema,
+        "default_config": default_config or {},
+        "resource_class": resource_class,
+        "timeout_s": timeout_s,
+        "max_attempts": max_attempts,
+        "tolerance": tolerance,
+        "is_active": is_active,
+    }
     errors = _validate_benchmark(data)
     if Benchmark.objects.filter(slug__iexact=slug).exists():
         errors.setdefault("slug", []).append(f"A benchmark '{slug}' already exists.")
@@ -216,8 +284,12 @@ def benchmark_create(*, actor: Any, slug: str, name: str, runner: str, metrics: 
     data["metrics"] = _normalize_metrics(metrics)
     benchmark = Benchmark.objects.create(slug=slug, created_by=actor, **data)
     _snapshot(benchmark, actor)
-    audit_record(actor=actor, verb="benchmark.create", target=benchmark,
-                 after={"slug": slug, "version": version, "runner": runner})
+    audit_record(
+        actor=actor,
+        verb="benchmark.create",
+        target=benchmark,
+        after={"slug": slug, "version": version, "runner": runner},
+    )
     return benchmark
 
 
@@ -250,28 +322,44 @@ def benchmark_update(*, benchmark: Benchmark, actor: Any, changes: dict[str, Any
         if bumped is None:
             raise ValidationFailed(
                 "This change needs a new version.",
-                errors={"version": [f"Changing {', '.join(meaning_changed)} changes what results mean; give a new "
-                                    f"version (the current one, '{before['version']}', is not numeric)."]})
+                errors={
+                    "version": [
+                        f"Changing {', '.join(meaning_changed)} changes what results mean; give a new "
+                        f"version (the current one, '{before['version']}', is not numeric)."
+                    ]
+                },
+            )
         data["version"] = bumped
     new_version = data["version"] != before["version"]
     if new_version and BenchmarkVersion.objects.filter(benchmark=benchmark, version=data["version"]).exists():
-        raise ValidationFailed("Version already used.",
-                               errors={"version": [f"Version '{data['version']}' was used before; results of a "
-                                                   f"version never mix with another's."]})
+        raise ValidationFailed(
+            "Version already used.",
+            errors={
+                "version": [
+                    f"Version '{data['version']}' was used before; results of a version never mix with another's."
+                ]
+            },
+        )
     for field in BENCHMARK_FIELDS:
         setattr(benchmark, field, data[field])
     benchmark.save()
     if new_version:
         _snapshot(benchmark, actor)
     after = {f: getattr(benchmark, f) for f in BENCHMARK_FIELDS if getattr(benchmark, f) != before[f]}
-    audit_record(actor=actor, verb="benchmark.version" if new_version else "benchmark.update", target=benchmark,
-                 before={f: before[f] for f in after}, after=after)
+    audit_record(
+        actor=actor,
+        verb="benchmark.version" if new_version else "benchmark.update",
+        target=benchmark,
+        before={f: before[f] for f in after},
+        after=after,
+    )
     return benchmark
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Blocklist
 # ---------------------------------------------------------------------------------------------------------
+
 
 @transaction.atomic
 def blocklist_add(*, variant: Variant, reason: str, actor: Any) -> BlockedVariant:
@@ -299,8 +387,10 @@ def blocklist_remove(*, entry: BlockedVariant, actor: Any) -> None:
 # Submission
 # ---------------------------------------------------------------------------------------------------------
 
-def canonical_config(benchmark: Benchmark | BenchmarkVersion, config: dict[str, Any] | None
-                     ) -> tuple[dict[str, Any], str]:
+
+def canonical_config(
+    benchmark: Benchmark | BenchmarkVersion, config: dict[str, Any] | None
+) -> tuple[dict[str, Any], str]:
     merged = {**(benchmark.default_config or {}), **(config or {})}
     text = json.dumps(merged, sort_keys=True, separators=(",", ":"))
     return merged, hashlib.sha256(text.encode()).hexdigest()
@@ -350,38 +440,55 @@ def submission_problems(*, revision: Revision, benchmark: Benchmark) -> dict[str
         refuse("revision", SubmissionCheck.REVISION_CLOSED, f"Revision {revision.number} is {revision.status}.")
     formats = runner_loadable_formats(benchmark.runner)
     if formats is None:
-        refuse("benchmark", SubmissionCheck.NO_LOADABLE_ARTIFACT,
-               f"The runner '{benchmark.runner}' is not installed on this platform.")
+        refuse(
+            "benchmark",
+            SubmissionCheck.NO_LOADABLE_ARTIFACT,
+            f"The runner '{benchmark.runner}' is not installed on this platform.",
+        )
     elif formats:
         artifacts = list(revision.artifacts.values_list("path", "format"))
-        loadable = [path for path, fmt in artifacts
-                    if fmt.lower() in formats and fmt.lower() in SAFE_ARTIFACT_FORMATS
-                    and not path.lower().endswith(PICKLE_SUFFIXES)]
+        loadable = [
+            path
+            for path, fmt in artifacts
+            if fmt.lower() in formats
+            and fmt.lower() in SAFE_ARTIFACT_FORMATS
+            and not path.lower().endswith(PICKLE_SUFFIXES)
+        ]
         if not loadable:
             found = ", ".join(f"{path} ({fmt})" for path, fmt in artifacts) or "no artifacts"
-            refuse("artifacts", SubmissionCheck.NO_LOADABLE_ARTIFACT,
-                   f"Revision {revision.number} has no artifact the '{benchmark.runner}' runner can load safely "
-                   f"(it needs one of: {', '.join(sorted(formats & SAFE_ARTIFACT_FORMATS))}; found: {found}). "
-                   f"Pickle-based files are never loaded.")
+            refuse(
+                "artifacts",
+                SubmissionCheck.NO_LOADABLE_ARTIFACT,
+                f"Revision {revision.number} has no artifact the '{benchmark.runner}' runner can load safely "
+                f"(it needs one of: {', '.join(sorted(formats & SAFE_ARTIFACT_FORMATS))}; found: {found}). "
+                f"Pickle-based files are never loaded.",
+            )
     # What this revision declares: a submitted or published revision's snapshot, not a newer draft's edits.
     card = (revision_declared(revision, "card") or "").strip()
     if len(card) <= settings.MC_MIN_CARD_CHARS:
-        refuse("card", SubmissionCheck.CARD_TOO_SHORT,
-               f"The model card has {len(card)} characters; it needs more than {settings.MC_MIN_CARD_CHARS} "
-               f"(intended use, limitations, training data, evaluation).")
+        refuse(
+            "card",
+            SubmissionCheck.CARD_TOO_SHORT,
+            f"The model card has {len(card)} characters; it needs more than {settings.MC_MIN_CARD_CHARS} "
+            f"(intended use, limitations, training data, evaluation).",
+        )
     if not (revision_declared(revision, "license") or "").strip():
         refuse("license", SubmissionCheck.LICENSE_MISSING, "The variant declares no licence.")
     block = BlockedVariant.objects.filter(variant=variant).values_list("reason", flat=True).first()
     if block is not None:
-        refuse("variant", SubmissionCheck.VARIANT_BLOCKED,
-               f"{variant.full_name} is on the maintainers' blocklist: {block}")
+        refuse(
+            "variant", SubmissionCheck.VARIANT_BLOCKED, f"{variant.full_name} is on the maintainers' blocklist: {block}"
+        )
     return problems
 
 
 def quota_limits(user: Any) -> tuple[int, int]:
     max_active = user.max_active_jobs if user.max_active_jobs is not None else settings.MC_DEFAULT_MAX_ACTIVE_JOBS
-    daily = (user.daily_compute_seconds if user.daily_compute_seconds is not None
-             else settings.MC_DEFAULT_DAILY_COMPUTE_SECONDS)
+    daily = (
+        user.daily_compute_seconds
+        if user.daily_compute_seconds is not None
+        else settings.MC_DEFAULT_DAILY_COMPUTE_SECONDS
+    )
     return int(max_active), int(daily)
 
 
@@ -401,10 +508,14 @@ def _lock_submitter(user: Any) -> SubmitterProfile:
 def _active_retry_after(user: Any, now: datetime) -> int:
     from .selectors import recent_mean_duration_s
 
-    running = list(BenchmarkJob.objects.counting_against_quota(user).filter(status=JobStatus.RUNNING)
-                   .values_list("queue", "started_at"))
+    running = list(
+        BenchmarkJob.objects.counting_against_quota(user)
+        .filter(status=JobStatus.RUNNING)
+        .values_list("queue", "started_at")
+    )
     queues = {q for q, _ in running} or set(
-        BenchmarkJob.objects.counting_against_quota(user).active().values_list("queue", flat=True).distinct())
+        BenchmarkJob.objects.counting_against_quota(user).active().values_list("queue", flat=True).distinct()
+    )
     means = [m for m in (recent_mean_duration_s(q) for q in queues) if m is not None]
     mean = max(means) if means else None
     if mean is None:
@@ -417,9 +528,12 @@ def _active_retry_after(user: Any, now: datetime) -> int:
 
 def _compute_retry_after(user: Any, now: datetime, used: float, budget: int) -> int:
     window_start = now - timedelta(days=1)
-    rows = (BenchmarkJob.objects.counting_against_quota(user)
-            .filter(finished_at__gte=window_start, compute_seconds__gt=0)
-            .order_by("finished_at").values_list("finished_at", "compute_seconds"))
+    rows = (
+        BenchmarkJob.objects.counting_against_quota(user)
+        .filter(finished_at__gte=window_start, compute_seconds__gt=0)
+        .order_by("finished_at")
+        .values_list("finished_at", "compute_seconds")
+    )
     remaining = used
     for finished_at, seconds in rows:
         remaining -= seconds
@@ -438,23 +552,30 @@ def quota_enforce(user: Any, now: datetime | None = None) -> None:
     agg = {
         "active": mine.filter(status__in=ACTIVE_JOB_STATUSES).count(),
         "used": mine.filter(finished_at__gte=now - timedelta(days=1)).aggregate(
-            used=Coalesce(Sum("compute_seconds"), 0.0))["used"],
+            used=Coalesce(Sum("compute_seconds"), 0.0)
+        )["used"],
     }
     if agg["active"] >= max_active:
         retry_after = _active_retry_after(user, now)
         raise QuotaExceeded(
             f"You have {agg['active']} jobs queued or running; the limit is {max_active}. "
             f"A slot should free in about {retry_after} s.",
-            limit="max_active_jobs", retry_after=retry_after, max_active_jobs=max_active,
-            active_jobs=agg["active"])
+            limit="max_active_jobs",
+            retry_after=retry_after,
+            max_active_jobs=max_active,
+            active_jobs=agg["active"],
+        )
     _compute_refusal(user, now, float(agg["used"]), budget)
 
 
 def quota_enforce_compute(user: Any, now: datetime) -> None:
     """The daily compute-seconds budget alone (429 when spent)."""
     _, budget = quota_limits(user)
-    used = BenchmarkJob.objects.counting_against_quota(user).filter(
-        finished_at__gte=now - timedelta(days=1)).aggregate(used=Coalesce(Sum("compute_seconds"), 0.0))["used"]
+    used = (
+        BenchmarkJob.objects.counting_against_quota(user)
+        .filter(finished_at__gte=now - timedelta(days=1))
+        .aggregate(used=Coalesce(Sum("compute_seconds"), 0.0))["used"]
+    )
     _compute_refusal(user, now, float(used), budget)
 
 
@@ -463,8 +584,11 @@ def _compute_refusal(user: Any, now: datetime, used: float, budget: int) -> None
         retry_after = _compute_retry_after(user, now, used, budget)
         raise QuotaExceeded(
             f"You used {used:.0f} of your {budget} compute seconds in the last 24 hours.",
-            limit="daily_compute_seconds", retry_after=retry_after, daily_compute_seconds=budget,
-            compute_seconds_used=round(used, 3))
+            limit="daily_compute_seconds",
+            retry_after=retry_after,
+            daily_compute_seconds=budget,
+            compute_seconds_used=round(used, 3),
+        )
 
 
 def _ensure_visible(actor: Any, revision: Revision) -> None:
@@ -476,22 +600,31 @@ def _ensure_visible(actor: Any, revision: Revision) -> None:
 def _ensure_runner_open(actor: Any, benchmark: Benchmark) -> None:
     """Some runners are maintainers' tools (MC_MAINTAINER_ONLY_RUNNERS: noop, for pipeline drills)."""
     if benchmark.runner in settings.MC_MAINTAINER_ONLY_RUNNERS and not is_maintainer(actor):
-        raise PermissionDenied(f"Jobs on the benchmark '{benchmark.slug}' (runner {benchmark.runner}) are for "
-                               f"maintainers only.")
+        raise PermissionDenied(
+            f"Jobs on the benchmark '{benchmark.slug}' (runner {benchmark.runner}) are for maintainers only."
+        )
 
 
 def _dedupe_match(revision: Revision, benchmark: Benchmark, config_hash: str) -> BenchmarkJob | None:
     # No ORDER BY: the dedupe constraint allows one match at most, and "ORDER BY id LIMIT 1" tempts
     # PostgreSQL into walking the primary key backwards through every job when there is no match.
-    matches = list(BenchmarkJob.objects.filter(revision=revision, benchmark=benchmark,
-                                               benchmark_version=benchmark.version, config_hash=config_hash,
-                                               verifies__isnull=True)
-                   .exclude(status__in=DEDUPE_EXCLUDED_STATUSES).order_by()[:1])
+    matches = list(
+        BenchmarkJob.objects.filter(
+            revision=revision,
+            benchmark=benchmark,
+            benchmark_version=benchmark.version,
+            config_hash=config_hash,
+            verifies__isnull=True,
+        )
+        .exclude(status__in=DEDUPE_EXCLUDED_STATUSES)
+        .order_by()[:1]
+    )
     return matches[0] if matches else None
 
 
-def job_submit(*, actor: Any, revision: Revision, benchmark: Benchmark, config: dict[str, Any] | None = None,
-               priority: int = 0) -> tuple[BenchmarkJob, bool]:
+def job_submit(
+    *, actor: Any, revision: Revision, benchmark: Benchmark, config: dict[str, Any] | None = None, priority: int = 0
+) -> tuple[BenchmarkJob, bool]:
     """Queue a benchmark job, or return the job with the same revision, benchmark version and canonical config
     (unless it failed or was cancelled). Returns (job, created).
 
@@ -508,8 +641,11 @@ def job_submit(*, actor: Any, revision: Revision, benchmark: Benchmark, config: 
     _, config_hash = canonical_config(benchmark, merged)
     problems = submission_problems(revision=revision, benchmark=benchmark)
     if problems:
-        raise ValidationFailed("The submission checks refused this revision.", errors=problems,
-                               checks=sorted({m.split(":", 1)[0] for ms in problems.values() for m in ms}))
+        raise ValidationFailed(
+            "The submission checks refused this revision.",
+            errors=problems,
+            checks=sorted({m.split(":", 1)[0] for ms in problems.values() for m in ms}),
+        )
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -519,13 +655,31 @@ def job_submit(*, actor: Any, revision: Revision, benchmark: Benchmark, config: 
                 return existing, False
             quota_enforce(actor, now)
             job = BenchmarkJob.objects.create(
-                revision=revision, benchmark=benchmark, benchmark_version=benchmark.version,
-                spec=benchmark_current_spec(benchmark), config=merged, config_hash=config_hash,
-                queue=benchmark.queue, priority=priority, submitted_by=actor, max_attempts=benchmark.max_attempts,
-                queued_at=now)
-            audit_record(actor=actor, verb="job.submit", target=job,
-                         after={"status": job.status, "benchmark": benchmark.slug, "version": benchmark.version,
-                                "revision": revision.pk, "config": merged, "priority": priority})
+                revision=revision,
+                benchmark=benchmark,
+                benchmark_version=benchmark.version,
+                spec=benchmark_current_spec(benchmark),
+                config=merged,
+                config_hash=config_hash,
+                queue=benchmark.queue,
+                priority=priority,
+                submitted_by=actor,
+                max_attempts=benchmark.max_attempts,
+                queued_at=now,
+            )
+            audit_record(
+                actor=actor,
+                verb="job.submit",
+                target=job,
+                after={
+                    "status": job.status,
+                    "benchmark": benchmark.slug,
+                    "version": benchmark.version,
+                    "revision": revision.pk,
+                    "config": merged,
+                    "priority": priority,
+                },
+            )
             jobs_dispatch_on_commit(job.queue)
     except IntegrityError:
         # Another submitter made the same key a moment ago: the dedupe constraint caught the race, this
@@ -540,8 +694,9 @@ def job_submit(*, actor: Any, revision: Revision, benchmark: Benchmark, config: 
 BATCH_MAX = 500
 
 
-def jobs_submit_batch(*, actor: Any, items: list[tuple[Revision, Benchmark, dict[str, Any] | None]],
-                      priority: int = 0) -> list[tuple[BenchmarkJob, bool]]:
+def jobs_submit_batch(
+    *, actor: Any, items: list[tuple[Revision, Benchmark, dict[str, Any] | None]], priority: int = 0
+) -> list[tuple[BenchmarkJob, bool]]:
     """Submit many jobs at once (a sweep of configs, many variants on one benchmark): the rules of job_submit
     applied to every item, all or nothing, in one transaction. Returns (job, created) per item, in order;
     an item matching an existing job (or an earlier item of the batch) gets that job.
@@ -562,8 +717,7 @@ def jobs_submit_batch(*, actor: Any, items: list[tuple[Revision, Benchmark, dict
     for index, (revision, benchmark, config) in enumerate(items):
         try:
             if not benchmark.is_active:
-                raise ValidationFailed("Benchmark is retired.",
-                                       errors={"benchmark": ["This benchmark is not active."]})
+                raise ValidationFailed("Benchmark is retired.", errors={"benchmark": ["This benchmark is not active."]})
             merged = config_validate(benchmark, config or {})
         except ValidationFailed as exc:
             for field, messages in (exc.errors or {}).items():
@@ -581,8 +735,10 @@ def jobs_submit_batch(*, actor: Any, items: list[tuple[Revision, Benchmark, dict
     try:
         existing, new = _submit_batch_locked(actor, prepared, priority, now)
     except IntegrityError:
-        raise Conflict("Another submission of one of these jobs landed at the same moment; send the batch again "
-                       "(the jobs already queued come back instead of being made twice).") from None
+        raise Conflict(
+            "Another submission of one of these jobs landed at the same moment; send the batch again "
+            "(the jobs already queued come back instead of being made twice)."
+        ) from None
     out: list[tuple[BenchmarkJob, bool]] = []
     handed_out: set[tuple[int, int, str, str]] = set()
     for revision, benchmark, _, config_hash in prepared:
@@ -596,25 +752,38 @@ def jobs_submit_batch(*, actor: Any, items: list[tuple[Revision, Benchmark, dict
 
 
 @transaction.atomic
-def _submit_batch_locked(actor: Any, prepared: list[tuple[Revision, Benchmark, dict[str, Any], str]], priority: int,
-                         now: datetime) -> tuple[dict[Any, BenchmarkJob], dict[Any, BenchmarkJob]]:
+def _submit_batch_locked(
+    actor: Any, prepared: list[tuple[Revision, Benchmark, dict[str, Any], str]], priority: int, now: datetime
+) -> tuple[dict[Any, BenchmarkJob], dict[Any, BenchmarkJob]]:
     _lock_submitter(actor)
     existing = {
         (j.revision_id, j.benchmark_id, j.benchmark_version, j.config_hash): j
         for j in BenchmarkJob.objects.filter(
-            revision_id__in={r.pk for r, _, _, _ in prepared}, benchmark_id__in={b.pk for _, b, _, _ in prepared},
-            config_hash__in={h for _, _, _, h in prepared}, verifies__isnull=True,
-        ).exclude(status__in=DEDUPE_EXCLUDED_STATUSES).order_by()
+            revision_id__in={r.pk for r, _, _, _ in prepared},
+            benchmark_id__in={b.pk for _, b, _, _ in prepared},
+            config_hash__in={h for _, _, _, h in prepared},
+            verifies__isnull=True,
+        )
+        .exclude(status__in=DEDUPE_EXCLUDED_STATUSES)
+        .order_by()
     }
     new: dict[tuple[int, int, str, str], BenchmarkJob] = {}
     for revision, benchmark, merged, config_hash in prepared:
         key = (revision.pk, benchmark.pk, benchmark.version, config_hash)
         if key not in existing and key not in new:
             new[key] = BenchmarkJob(
-                revision=revision, benchmark=benchmark, benchmark_version=benchmark.version,
-                spec=benchmark_current_spec(benchmark), config=merged, config_hash=config_hash,
-                queue=benchmark.queue, priority=priority, submitted_by=actor,
-                max_attempts=benchmark.max_attempts, queued_at=now)
+                revision=revision,
+                benchmark=benchmark,
+                benchmark_version=benchmark.version,
+                spec=benchmark_current_spec(benchmark),
+                config=merged,
+                config_hash=config_hash,
+                queue=benchmark.queue,
+                priority=priority,
+                submitted_by=actor,
+                max_attempts=benchmark.max_attempts,
+                queued_at=now,
+            )
     if new:
         max_active, _ = quota_limits(actor)
         active = BenchmarkJob.objects.counting_against_quota(actor).filter(status__in=ACTIVE_JOB_STATUSES).count()
@@ -622,15 +791,33 @@ def _submit_batch_locked(actor: Any, prepared: list[tuple[Revision, Benchmark, d
             raise QuotaExceeded(
                 f"This batch adds {len(new)} jobs to your {active} queued or running; the limit is {max_active}"
                 f" ({max(0, max_active - active)} would fit).",
-                limit="max_active_jobs", retry_after=_active_retry_after(actor, now), max_active_jobs=max_active,
-                active_jobs=active)
+                limit="max_active_jobs",
+                retry_after=_active_retry_after(actor, now),
+                max_active_jobs=max_active,
+                active_jobs=active,
+            )
         quota_enforce_compute(actor, now)
         created = BenchmarkJob.objects.bulk_create(list(new.values()))
-        audit_record_many(actor=actor, verb="job.submit", events=[
-            (job, None, {"status": job.status, "benchmark": job.benchmark.slug, "version": job.benchmark_version,
-                         "revision": job.revision_id, "config": job.config, "priority": priority,
-                         "batch": len(created)})
-            for job in created])
+        audit_record_many(
+            actor=actor,
+            verb="job.submit",
+            events=[
+                (
+                    job,
+                    None,
+                    {
+                        "status": job.status,
+                        "benchmark": job.benchmark.slug,
+                        "version": job.benchmark_version,
+                        "revision": job.revision_id,
+                        "config": job.config,
+                        "priority": priority,
+                        "batch": len(created),
+                    },
+                )
+                for job in created
+            ],
+        )
         for queue in {job.queue for job in created}:
             jobs_dispatch_on_commit(queue)
     return existing, new
@@ -640,16 +827,29 @@ def _submit_batch_locked(actor: Any, prepared: list[tuple[Revision, Benchmark, d
 # Execution (called by workers)
 # ---------------------------------------------------------------------------------------------------------
 
+
 def _claim_fields(now: datetime, worker: str) -> dict[str, Any]:
-    return {"status": JobStatus.RUNNING, "attempts": F("attempts") + 1, "started_at": now, "heartbeat_at": now,
-            "worker_host": worker[:200], "progress_done": 0, "failure_reason": "", "failure_message": ""}
+    return {
+        "status": JobStatus.RUNNING,
+        "attempts": F("attempts") + 1,
+        "started_at": now,
+        "heartbeat_at": now,
+        "worker_host": worker[:200],
+        "progress_done": 0,
+        "failure_reason": "",
+        "failure_message": "",
+    }
 
 
 def _claimed(job_id: int, verb: str, before: str, extra: dict[str, Any] | None = None) -> BenchmarkJob:
     job = BenchmarkJob.objects.select_related("benchmark", "spec").get(pk=job_id)
-    audit_record(actor=None, verb=verb, target=job, before={"status": before},
-                 after={"status": JobStatus.RUNNING, "attempt": job.attempts, "worker": job.worker_host,
-                        **(extra or {})})
+    audit_record(
+        actor=None,
+        verb=verb,
+        target=job,
+        before={"status": before},
+        after={"status": JobStatus.RUNNING, "attempt": job.attempts, "worker": job.worker_host, **(extra or {})},
+    )
     return job
 
 
@@ -675,21 +875,35 @@ def jobs_claim(*, job_ids: list[int], worker: str) -> list[BenchmarkJob]:
     with transaction.atomic():
         # Lock the plainly claimable rows first: on PostgreSQL a row another claimer holds is waited for and
         # looked at again once it commits, so exactly the rows still claimable come back, and stay ours.
-        plain = list(BenchmarkJob.objects.select_for_update(no_key=True)
-                     .filter(pk__in=ids, status=JobStatus.QUEUED, cancel_requested=False, exclude_worker="")
-                     .filter(Q(not_before__isnull=True) | Q(not_before__lte=now)).values_list("pk", flat=True))
-        moved = BenchmarkJob.objects.filter(pk__in=plain, status=JobStatus.QUEUED).update(
-            **_claim_fields(now, worker)) if plain else 0
+        plain = list(
+            BenchmarkJob.objects.select_for_update(no_key=True)
+            .filter(pk__in=ids, status=JobStatus.QUEUED, cancel_requested=False, exclude_worker="")
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .values_list("pk", flat=True)
+        )
+        moved = (
+            BenchmarkJob.objects.filter(pk__in=plain, status=JobStatus.QUEUED).update(**_claim_fields(now, worker))
+            if plain
+            else 0
+        )
         mine = BenchmarkJob.objects.select_related("benchmark", "spec").filter(pk__in=plain)
         if moved != len(plain):
             # Only where SELECT .. FOR UPDATE locks nothing (SQLite): the rows this UPDATE moved carry this
             # claim's instant and worker.
             mine = mine.filter(status=JobStatus.RUNNING, started_at=now, worker_host=worker)
         claimed = {job.pk: job for job in mine} if moved else {}
-        audit_record_many(actor=None, verb="job.start", events=[
-            (job, {"status": JobStatus.QUEUED},
-             {"status": JobStatus.RUNNING, "attempt": job.attempts, "worker": job.worker_host})
-            for job in claimed.values()])
+        audit_record_many(
+            actor=None,
+            verb="job.start",
+            events=[
+                (
+                    job,
+                    {"status": JobStatus.QUEUED},
+                    {"status": JobStatus.RUNNING, "attempt": job.attempts, "worker": job.worker_host},
+                )
+                for job in claimed.values()
+            ],
+        )
     for job_id in ids:
         if job_id not in claimed:
             job = _claim_contended(job_id, worker, now)
@@ -722,9 +936,13 @@ def _claim_contended(job_id: int, worker: str, now: datetime) -> BenchmarkJob | 
     stale_before = now - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
     if job.status == JobStatus.RUNNING and job.heartbeat_at and job.heartbeat_at < stale_before:
         if job.cancel_requested or job.attempts >= job.max_attempts:
-            _fail_locked(job, attempt=job.attempts, reason=FailureReason.WORKER_LOST, now=now,
-                         message=f"Attempt {job.attempts} lost its worker ({job.worker_host}) and no attempts "
-                                 f"are left.")
+            _fail_locked(
+                job,
+                attempt=job.attempts,
+                reason=FailureReason.WORKER_LOST,
+                now=now,
+                message=f"Attempt {job.attempts} lost its worker ({job.worker_host}) and no attempts are left.",
+            )
             return None
         previous = job.worker_host
         BenchmarkJob.objects.filter(pk=job.pk).update(**_claim_fields(now, worker))
@@ -735,9 +953,9 @@ def _claim_contended(job_id: int, worker: str, now: datetime) -> BenchmarkJob | 
 def job_progress(*, job_id: int, attempt: int, done: int, total: int) -> bool:
     """Record progress (and refresh the lease). Returns True when the job must stop: cancelled, or the attempt
     was fenced off (another attempt owns the job now)."""
-    updated = BenchmarkJob.objects.filter(pk=job_id, attempts=attempt, status=JobStatus.RUNNING,
-                                          cancel_requested=False).update(
-        progress_done=max(0, done), progress_total=max(0, total), heartbeat_at=timezone.now())
+    updated = BenchmarkJob.objects.filter(
+        pk=job_id, attempts=attempt, status=JobStatus.RUNNING, cancel_requested=False
+    ).update(progress_done=max(0, done), progress_total=max(0, total), heartbeat_at=timezone.now())
     return not updated
 
 
@@ -784,17 +1002,42 @@ class Completion:
     progress: tuple[int, int] | None = None
 
 
-def job_complete(*, job_id: int, attempt: int, metrics: dict[str, float], stderr: dict[str, float],
-                 samples: int, duration_s: float, runner: str, runner_version: str,
-                 environment: dict[str, Any], log_tail: str = "", seed: int = 0,
-                 progress: tuple[int, int] | None = None) -> BenchmarkJob | None:
+def job_complete(
+    *,
+    job_id: int,
+    attempt: int,
+    metrics: dict[str, float],
+    stderr: dict[str, float],
+    samples: int,
+    duration_s: float,
+    runner: str,
+    runner_version: str,
+    environment: dict[str, Any],
+    log_tail: str = "",
+    seed: int = 0,
+    progress: tuple[int, int] | None = None,
+) -> BenchmarkJob | None:
     """Write the result exactly once. A late or duplicate attempt writes nothing and returns None; a job
     cancelled while its last batch ran ends cancelled, without a result. `progress` is the last (done, total)
     the runner reported (written here rather than by a separate update)."""
-    done = jobs_complete([Completion(
-        job_id=job_id, attempt=attempt, metrics=metrics, stderr=stderr, samples=samples, duration_s=duration_s,
-        runner=runner, runner_version=runner_version, environment=environment, log_tail=log_tail, seed=seed,
-        progress=progress)])
+    done = jobs_complete(
+        [
+            Completion(
+                job_id=job_id,
+                attempt=attempt,
+                metrics=metrics,
+                stderr=stderr,
+                samples=samples,
+                duration_s=duration_s,
+                runner=runner,
+                runner_version=runner_version,
+                environment=environment,
+                log_tail=log_tail,
+                seed=seed,
+                progress=progress,
+            )
+        ]
+    )
     return done.get(job_id)
 
 
@@ -815,9 +1058,14 @@ def jobs_complete(completions: list[Completion]) -> dict[int, BenchmarkJob]:
     for job in current:
         c = by_id[job.pk]
         if job.cancel_requested:
-            out[job.pk] = _fail_locked(job, attempt=c.attempt, reason=FailureReason.CANCELLED, now=now,
-                                       message="Cancelled while running; the result was discarded.",
-                                       log_tail=c.log_tail)
+            out[job.pk] = _fail_locked(
+                job,
+                attempt=c.attempt,
+                reason=FailureReason.CANCELLED,
+                now=now,
+                message="Cancelled while running; the result was discarded.",
+                log_tail=c.log_tail,
+            )
             continue
         job.status = JobStatus.SUCCEEDED
         job.finished_at = now
@@ -830,18 +1078,40 @@ def jobs_complete(completions: list[Completion]) -> dict[int, BenchmarkJob]:
         out[job.pk] = job
     if not succeeded:
         return out
-    results = JobResult.objects.bulk_create([
-        JobResult(job=job, attempt=by_id[job.pk].attempt, metrics=by_id[job.pk].metrics,
-                  stderr=by_id[job.pk].stderr, samples=by_id[job.pk].samples, duration_s=by_id[job.pk].duration_s,
-                  runner=by_id[job.pk].runner, runner_version=by_id[job.pk].runner_version,
-                  environment=by_id[job.pk].environment, seed=by_id[job.pk].seed)
-        for job in succeeded])
-    bulk_update_rows(BenchmarkJob, succeeded, ["status", "finished_at", "progress_done", "progress_total",
-                                                 "compute_seconds", "log_tail"])
-    audit_record_many(actor=None, verb="job.succeed", events=[
-        (job, {"status": JobStatus.RUNNING},
-         {"status": JobStatus.SUCCEEDED, "attempt": by_id[job.pk].attempt, "metrics": by_id[job.pk].metrics})
-        for job in succeeded])
+    results = JobResult.objects.bulk_create(
+        [
+            JobResult(
+                job=job,
+                attempt=by_id[job.pk].attempt,
+                metrics=by_id[job.pk].metrics,
+                stderr=by_id[job.pk].stderr,
+                samples=by_id[job.pk].samples,
+                duration_s=by_id[job.pk].duration_s,
+                runner=by_id[job.pk].runner,
+                runner_version=by_id[job.pk].runner_version,
+                environment=by_id[job.pk].environment,
+                seed=by_id[job.pk].seed,
+            )
+            for job in succeeded
+        ]
+    )
+    bulk_update_rows(
+        BenchmarkJob,
+        succeeded,
+        ["status", "finished_at", "progress_done", "progress_total", "compute_seconds", "log_tail"],
+    )
+    audit_record_many(
+        actor=None,
+        verb="job.succeed",
+        events=[
+            (
+                job,
+                {"status": JobStatus.RUNNING},
+                {"status": JobStatus.SUCCEEDED, "attempt": by_id[job.pk].attempt, "metrics": by_id[job.pk].metrics},
+            )
+            for job in succeeded
+        ],
+    )
     from .verification import results_recorded
 
     results_recorded(list(zip(succeeded, results, strict=True)))
@@ -854,8 +1124,9 @@ def _backoff(attempt: int) -> timedelta:
     return timedelta(seconds=min(base * 2 ** max(attempt - 1, 0), float(settings.MC_JOB_RETRY_BACKOFF_MAX_S)))
 
 
-def _fail_locked(job: BenchmarkJob, *, attempt: int, reason: str, message: str, now: datetime,
-                 log_tail: str = "") -> BenchmarkJob:
+def _fail_locked(
+    job: BenchmarkJob, *, attempt: int, reason: str, message: str, now: datetime, log_tail: str = ""
+) -> BenchmarkJob:
     before = job.status
     job.compute_seconds += _elapsed(job, now)
     job.failure_reason = reason
@@ -880,10 +1151,18 @@ def _fail_locked(job: BenchmarkJob, *, attempt: int, reason: str, message: str, 
     if job.status != JobStatus.QUEUED:
         job.finished_at = now
     job.save()
-    audit_record(actor=None, verb="job.retry" if job.status == JobStatus.QUEUED else f"job.{job.status}",
-                 target=job, before={"status": before},
-                 after={"status": job.status, "attempt": attempt, "reason": reason,
-                        "not_before": job.not_before.isoformat() if job.status == JobStatus.QUEUED else None})
+    audit_record(
+        actor=None,
+        verb="job.retry" if job.status == JobStatus.QUEUED else f"job.{job.status}",
+        target=job,
+        before={"status": before},
+        after={
+            "status": job.status,
+            "attempt": attempt,
+            "reason": reason,
+            "not_before": job.not_before.isoformat() if job.status == JobStatus.QUEUED else None,
+        },
+    )
     if job.status != JobStatus.QUEUED:
         from .verification import verification_failed
 
@@ -900,13 +1179,13 @@ def job_fail(*, job_id: int, attempt: int, reason: str, message: str, log_tail: 
     job = _fenced(job_id, attempt)
     if job is None:
         return None
-    return _fail_locked(job, attempt=attempt, reason=reason, message=message, now=timezone.now(),
-                        log_tail=log_tail)
+    return _fail_locked(job, attempt=attempt, reason=reason, message=message, now=timezone.now(), log_tail=log_tail)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Cancel, retry
 # ---------------------------------------------------------------------------------------------------------
+
 
 @transaction.atomic
 def job_cancel(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
@@ -916,8 +1195,11 @@ def job_cancel(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
     if job.submitted_by_id != actor.pk and not is_maintainer(actor):
         raise PermissionDenied("Only the submitter or a maintainer may cancel this job.")
     if job.status not in ACTIVE_JOB_STATUSES or job.cancel_requested:
-        raise InvalidTransition(current=job.status, target=JobStatus.CANCELLED,
-                                allowed=[] if job.cancel_requested else list(JOB_TRANSITIONS.get(job.status, ())))
+        raise InvalidTransition(
+            current=job.status,
+            target=JobStatus.CANCELLED,
+            allowed=[] if job.cancel_requested else list(JOB_TRANSITIONS.get(job.status, ())),
+        )
     before = job.status
     job.cancel_requested = True
     if job.status == JobStatus.QUEUED:
@@ -926,8 +1208,13 @@ def job_cancel(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
         job.failure_message = f"Cancelled by {actor.username} before it started."
         job.finished_at = timezone.now()
     job.save()
-    audit_record(actor=actor, verb="job.cancel", target=job, before={"status": before},
-                 after={"status": job.status, "cancel_requested": True})
+    audit_record(
+        actor=actor,
+        verb="job.cancel",
+        target=job,
+        before={"status": before},
+        after={"status": job.status, "cancel_requested": True},
+    )
     if job.status == JobStatus.CANCELLED:
         if job.verifies_id:
             from .verification import verification_failed
@@ -949,22 +1236,35 @@ def job_retry(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
         raise PermissionDenied("Only maintainers may retry other people's jobs.")
     _ensure_runner_open(actor, job.benchmark)
     if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
-        raise InvalidTransition(current=job.status, target=JobStatus.QUEUED,
-                                allowed=list(JOB_TRANSITIONS.get(job.status, ())))
+        raise InvalidTransition(
+            current=job.status, target=JobStatus.QUEUED, allowed=list(JOB_TRANSITIONS.get(job.status, ()))
+        )
     if not maintainer and (job.status != JobStatus.FAILED or job.failure_reason not in INFRASTRUCTURE_FAILURES):
         raise PermissionDenied(
             "You may re-run a job that failed for an infrastructure reason "
             f"({', '.join(INFRASTRUCTURE_FAILURES)}); this one ended {job.status}"
             f"{' with ' + job.failure_reason if job.failure_reason else ''}. "
-            "Ask a maintainer, or fix the cause and submit again.")
+            "Ask a maintainer, or fix the cause and submit again."
+        )
     if job.verifies_id is None:
-        newer = (BenchmarkJob.objects.filter(revision_id=job.revision_id, benchmark_id=job.benchmark_id,
-                                             benchmark_version=job.benchmark_version, config_hash=job.config_hash,
-                                             verifies__isnull=True)
-                 .exclude(status__in=DEDUPE_EXCLUDED_STATUSES).exclude(pk=job.pk).values_list("pk", flat=True).first())
+        newer = (
+            BenchmarkJob.objects.filter(
+                revision_id=job.revision_id,
+                benchmark_id=job.benchmark_id,
+                benchmark_version=job.benchmark_version,
+                config_hash=job.config_hash,
+                verifies__isnull=True,
+            )
+            .exclude(status__in=DEDUPE_EXCLUDED_STATUSES)
+            .exclude(pk=job.pk)
+            .values_list("pk", flat=True)
+            .first()
+        )
         if newer is not None:
-            raise Conflict(f"Job {newer} already runs (or ran) the same revision, benchmark version and config.",
-                           existing_job=newer)
+            raise Conflict(
+                f"Job {newer} already runs (or ran) the same revision, benchmark version and config.",
+                existing_job=newer,
+            )
     before = {"status": job.status, "reason": job.failure_reason, "attempts": job.attempts}
     now = timezone.now()
     job.status = JobStatus.QUEUED
@@ -980,9 +1280,13 @@ def job_retry(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
     job.failure_reason = ""
     job.failure_message = ""
     job.save()
-    audit_record(actor=actor, verb="job.rerun" if not maintainer else "job.retry_by_maintainer", target=job,
-                 before=before, after={"status": job.status, "max_attempts": job.max_attempts,
-                                       "counts_against_quota": False})
+    audit_record(
+        actor=actor,
+        verb="job.rerun" if not maintainer else "job.retry_by_maintainer",
+        target=job,
+        before=before,
+        after={"status": job.status, "max_attempts": job.max_attempts, "counts_against_quota": False},
+    )
     jobs_dispatch_on_commit(job.queue)
     return job
 

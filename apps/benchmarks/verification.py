@@ -45,22 +45,33 @@ def spot_check_rate(*, submitter_streak: int | None, worker_streak: int | None) 
     consecutive agreeing verifications. Unknown or recently disagreeing sources (streak below
     MC_VERIFY_TRUST_AFTER) are always checked; then the rate halves as the streak doubles."""
     trust_after = max(1, int(settings.MC_VERIFY_TRUST_AFTER))
-    streak = min(submitter_streak if submitter_streak is not None else 0,
-                 worker_streak if worker_streak is not None else 0)
+    streak = min(
+        submitter_streak if submitter_streak is not None else 0, worker_streak if worker_streak is not None else 0
+    )
     if streak < trust_after:
         return 1.0
     return max(float(settings.MC_VERIFY_MIN_RATE), trust_after / streak)
 
 
-def _create_verification(*, original: BenchmarkJob, submitted_by_id: int, counts: bool, spot_check: bool
-                         ) -> BenchmarkJob:
+def _create_verification(
+    *, original: BenchmarkJob, submitted_by_id: int, counts: bool, spot_check: bool
+) -> BenchmarkJob:
     now = timezone.now()
     return BenchmarkJob.objects.create(
-        revision_id=original.revision_id, benchmark_id=original.benchmark_id,
-        benchmark_version=original.benchmark_version, spec_id=original.spec_id, config=original.config,
-        config_hash=original.config_hash, queue=original.queue, priority=original.priority,
-        submitted_by_id=submitted_by_id, verifies=original, is_spot_check=spot_check,
-        max_attempts=original.benchmark.max_attempts, counts_against_quota=counts, queued_at=now,
+        revision_id=original.revision_id,
+        benchmark_id=original.benchmark_id,
+        benchmark_version=original.benchmark_version,
+        spec_id=original.spec_id,
+        config=original.config,
+        config_hash=original.config_hash,
+        queue=original.queue,
+        priority=original.priority,
+        submitted_by_id=submitted_by_id,
+        verifies=original,
+        is_spot_check=spot_check,
+        max_attempts=original.benchmark.max_attempts,
+        counts_against_quota=counts,
+        queued_at=now,
         exclude_worker=original.worker_host,
     )
 
@@ -76,19 +87,28 @@ def results_recorded(recorded: list[tuple[BenchmarkJob, JobResult]]) -> None:
             originals.append(job)
     if not originals or not settings.MC_SPOT_CHECKS:
         return
-    submitters = dict(SubmitterProfile.objects.filter(user_id__in={j.submitted_by_id for j in originals})
-                      .values_list("user_id", "consecutive_agreements"))
-    workers = dict(WorkerNode.objects.filter(name__in={j.worker_host for j in originals})
-                   .values_list("name", "consecutive_agreements"))
+    submitters = dict(
+        SubmitterProfile.objects.filter(user_id__in={j.submitted_by_id for j in originals}).values_list(
+            "user_id", "consecutive_agreements"
+        )
+    )
+    workers = dict(
+        WorkerNode.objects.filter(name__in={j.worker_host for j in originals}).values_list(
+            "name", "consecutive_agreements"
+        )
+    )
     for job in originals:
-        rate = spot_check_rate(submitter_streak=submitters.get(job.submitted_by_id),
-                               worker_streak=workers.get(job.worker_host))
+        rate = spot_check_rate(
+            submitter_streak=submitters.get(job.submitted_by_id), worker_streak=workers.get(job.worker_host)
+        )
         if rate < 1.0 and spot_check_random() >= rate:
             continue
-        verification = _create_verification(original=job, submitted_by_id=job.submitted_by_id, counts=False,
-                                            spot_check=True)
-        audit_record(actor=None, verb="job.spot_check", target=verification,
-                     after={"verifies": job.pk, "rate": round(rate, 4)})
+        verification = _create_verification(
+            original=job, submitted_by_id=job.submitted_by_id, counts=False, spot_check=True
+        )
+        audit_record(
+            actor=None, verb="job.spot_check", target=verification, after={"verifies": job.pk, "rate": round(rate, 4)}
+        )
         jobs_dispatch_on_commit(verification.queue)
 
 
@@ -99,12 +119,12 @@ def _primary(job: BenchmarkJob) -> str | None:
 
 def _bump_record(model: Any, filters: dict[str, Any], agreed: bool) -> None:
     if agreed:
-        model.objects.filter(**filters).update(agreements=F("agreements") + 1,
-                                               consecutive_agreements=F("consecutive_agreements") + 1)
+        model.objects.filter(**filters).update(
+            agreements=F("agreements") + 1, consecutive_agreements=F("consecutive_agreements") + 1
+        )
     else:
         extra = {"last_disagreement_at": timezone.now()} if model is SubmitterProfile else {}
-        model.objects.filter(**filters).update(disagreements=F("disagreements") + 1, consecutive_agreements=0,
-                                               **extra)
+        model.objects.filter(**filters).update(disagreements=F("disagreements") + 1, consecutive_agreements=0, **extra)
 
 
 def _judge(*, verifier: BenchmarkJob, verifier_result: JobResult) -> None:
@@ -127,10 +147,18 @@ def _judge(*, verifier: BenchmarkJob, verifier_result: JobResult) -> None:
     if same_worker:
         note = (note + "; " if note else "") + "re-run on the same worker (no other worker was available)"
     ResultVerification.objects.create(
-        result=result, verifier_job=verifier, agreed=agreed, metric=metric,
+        result=result,
+        verifier_job=verifier,
+        agreed=agreed,
+        metric=metric,
         original_value=a if isinstance(a, (int, float)) else None,
-        verifier_value=b if isinstance(b, (int, float)) else None, delta=delta, tolerance=tolerance,
-        original_worker=original.worker_host, verifier_worker=verifier.worker_host, note=note[:500])
+        verifier_value=b if isinstance(b, (int, float)) else None,
+        delta=delta,
+        tolerance=tolerance,
+        original_worker=original.worker_host,
+        verifier_worker=verifier.worker_host,
+        note=note[:500],
+    )
     now = timezone.now()
     before = result.verification_status
     if agreed and before != VerificationStatus.DISPUTED:
@@ -147,11 +175,22 @@ def _judge(*, verifier: BenchmarkJob, verifier_result: JobResult) -> None:
     if original.worker_host and not same_worker:
         # Only an independent re-run says something about the worker.
         _bump_record(WorkerNode, {"name": original.worker_host}, agreed)
-    audit_record(actor=None, verb="result.verified" if agreed else "result.disputed", target=result,
-                 before={"verification_status": before},
-                 after={"verification_status": result.verification_status, "metric": metric, "original": a,
-                        "rerun": b, "delta": delta, "tolerance": tolerance, "verifier_job": verifier.pk,
-                        "same_worker": same_worker})
+    audit_record(
+        actor=None,
+        verb="result.verified" if agreed else "result.disputed",
+        target=result,
+        before={"verification_status": before},
+        after={
+            "verification_status": result.verification_status,
+            "metric": metric,
+            "original": a,
+            "rerun": b,
+            "delta": delta,
+            "tolerance": tolerance,
+            "verifier_job": verifier.pk,
+            "same_worker": same_worker,
+        },
+    )
     if result.verification_status != before:
         hooks.job_finished_on_commit(original.pk)
 
@@ -161,8 +200,9 @@ def verification_failed(*, job: BenchmarkJob) -> None:
     result = JobResult.objects.filter(job_id=job.verifies_id).first()
     if result is None or ResultVerification.objects.filter(verifier_job=job).exists():
         return
-    ResultVerification.objects.create(result=result, verifier_job=job, agreed=None,
-                                      note=f"re-run ended {job.status}: {job.failure_reason}"[:500])
+    ResultVerification.objects.create(
+        result=result, verifier_job=job, agreed=None, note=f"re-run ended {job.status}: {job.failure_reason}"[:500]
+    )
 
 
 def verification_request(*, job: BenchmarkJob, actor: Any) -> tuple[BenchmarkJob, bool]:
@@ -174,25 +214,31 @@ def verification_request(*, job: BenchmarkJob, actor: Any) -> tuple[BenchmarkJob
     if job.submitted_by_id != actor.pk and not staff:
         raise PermissionDenied("Only the submitter, reviewers and maintainers may ask for a verification.")
     if job.verifies_id is not None:
-        raise Conflict("This job is itself a verification; verify the original job instead.",
-                       original_job=job.verifies_id)
+        raise Conflict(
+            "This job is itself a verification; verify the original job instead.", original_job=job.verifies_id
+        )
     with transaction.atomic():
         if not staff:
             _lock_submitter(actor)
-        original = (BenchmarkJob.objects.select_for_update(no_key=True, of=("self",)).select_related("benchmark")
-                    .get(pk=job.pk))
+        original = (
+            BenchmarkJob.objects.select_for_update(no_key=True, of=("self",)).select_related("benchmark").get(pk=job.pk)
+        )
         if original.status != JobStatus.SUCCEEDED:
             raise InvalidTransition(current=original.status, target="verified", allowed=[])
-        running = (BenchmarkJob.objects.filter(verifies=original, status__in=ACTIVE_JOB_STATUSES)
-                   .order_by("-id").first())
+        running = BenchmarkJob.objects.filter(verifies=original, status__in=ACTIVE_JOB_STATUSES).order_by("-id").first()
         if running is not None:
             return running, False
         if not staff:
             quota_enforce(actor)
-        verification = _create_verification(original=original, submitted_by_id=actor.pk, counts=not staff,
-                                            spot_check=False)
-        audit_record(actor=actor, verb="job.verify", target=verification,
-                     after={"verifies": original.pk, "exclude_worker": original.worker_host})
+        verification = _create_verification(
+            original=original, submitted_by_id=actor.pk, counts=not staff, spot_check=False
+        )
+        audit_record(
+            actor=actor,
+            verb="job.verify",
+            target=verification,
+            after={"verifies": original.pk, "exclude_worker": original.worker_host},
+        )
         jobs_dispatch_on_commit(verification.queue)
     return verification, True
 
@@ -210,9 +256,15 @@ def verification_resolve(*, verification: ResultVerification, actor: Any, accept
     else:
         result.verified, result.verification_status, result.verified_at = False, VerificationStatus.UNVERIFIED, None
     result.save(update_fields=["verified", "verification_status", "verified_at"])
-    ResultVerification.objects.filter(result=result, reviewed_at__isnull=True).update(reviewed_by=actor,
-                                                                                     reviewed_at=now)
-    audit_record(actor=actor, verb="result.resolve", target=result, before={"verification_status": before},
-                 after={"verification_status": result.verification_status, "accepted": accept_original})
+    ResultVerification.objects.filter(result=result, reviewed_at__isnull=True).update(
+        reviewed_by=actor, reviewed_at=now
+    )
+    audit_record(
+        actor=actor,
+        verb="result.resolve",
+        target=result,
+        before={"verification_status": before},
+        after={"verification_status": result.verification_status, "accepted": accept_original},
+    )
     hooks.job_finished_on_commit(result.job_id)
     return result

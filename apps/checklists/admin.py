@@ -26,8 +26,19 @@ def _in_use(obj: ChecklistTemplate | None) -> bool:
 class TemplateItemForm(forms.ModelForm):
     class Meta:
         model = TemplateItem
-        fields = ["position", "key", "title", "guidance", "required", "level", "kind", "detective",
-                  "needs_evidence", "na_allowed", "reviewer_verifies"]
+        fields = [
+            "position",
+            "key",
+            "title",
+            "guidance",
+            "required",
+            "level",
+            "kind",
+            "detective",
+            "needs_evidence",
+            "na_allowed",
+            "reviewer_verifies",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -85,9 +96,18 @@ class ChecklistTemplateAdmin(admin.ModelAdmin):
                 obj.created_by = request.user  # type: ignore[assignment]
             super().save_model(request, obj, form, change)
             verb = "checklist_template.update" if change else "checklist_template.create"
-            audit_record(actor=request.user, verb=verb, target=obj,
-                         after={"slug": obj.slug, "version": obj.version, "name": obj.name, "via": "admin",
-                                "changed": form.changed_data})
+            audit_record(
+                actor=request.user,
+                verb=verb,
+                target=obj,
+                after={
+                    "slug": obj.slug,
+                    "version": obj.version,
+                    "name": obj.name,
+                    "via": "admin",
+                    "changed": form.changed_data,
+                },
+            )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -115,8 +135,17 @@ class ChecklistItemInline(admin.TabularInline):
     model = ChecklistItem
     extra = 0
     can_delete = False
-    fields = ("item", "status", "source", "answered_by", "confidence", "explanation", "justification",
-              "evidence_url", "verified_by")
+    fields = (
+        "item",
+        "status",
+        "source",
+        "answered_by",
+        "confidence",
+        "explanation",
+        "justification",
+        "evidence_url",
+        "verified_by",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

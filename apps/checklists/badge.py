@@ -23,7 +23,7 @@ def badge_message(level: str, progress: dict[str, int]) -> str:
     """`in progress 62%` before passing; then the level and how far the next one is (`passing · silver 40%`)."""
     if level == IN_PROGRESS:
         return f"in progress {progress.get('passing', 0)}%"
-    following = LEVEL_ORDER[LEVEL_ORDER.index(level) + 1:] if level in LEVEL_ORDER else ()
+    following = LEVEL_ORDER[LEVEL_ORDER.index(level) + 1 :] if level in LEVEL_ORDER else ()
     if following and progress.get(following[0], 0) > 0:
         return f"{level} · {following[0]} {progress.get(following[0], 0)}%"
     return level

@@ -52,6 +52,7 @@ MAX_CONFIDENCE = 5
 
 # --- Model Openness Framework (LF AI & Data, 2024) --------------------------------------------------------
 
+
 class ContentType(models.TextChoices):
     CODE = "code", "Code (OSI-approved licence)"
     DATA = "data", "Data (open data licence)"

@@ -22,8 +22,14 @@ from .facts import RevisionFacts
 
 S = ItemStatus
 INPUT_VARIANT, INPUT_CARD, INPUT_ARTIFACTS, INPUT_JOBS, INPUT_COMPONENTS = (
-    "variant", "card", "artifacts", "jobs", "components")
+    "variant",
+    "card",
+    "artifacts",
+    "jobs",
+    "components",
+)
 ALL_INPUTS = frozenset({INPUT_VARIANT, INPUT_CARD, INPUT_ARTIFACTS, INPUT_JOBS, INPUT_COMPONENTS})
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -49,11 +55,11 @@ class Detective:
 DETECTIVES: dict[str, Detective] = {}
 
 
-def detective(key: str, *, title: str, inputs: set[str], authoritative: bool = False
-              ) -> Callable[[Callable[[RevisionFacts], Finding]], Callable[[RevisionFacts], Finding]]:
+def detective(
+    key: str, *, title: str, inputs: set[str], authoritative: bool = False
+) -> Callable[[Callable[[RevisionFacts], Finding]], Callable[[RevisionFacts], Finding]]:
     def register(fn: Callable[[RevisionFacts], Finding]) -> Callable[[RevisionFacts], Finding]:
-        DETECTIVES[key] = Detective(key=key, title=title, inputs=frozenset(inputs), authoritative=authoritative,
-                                    run=fn)
+        DETECTIVES[key] = Detective(key=key, title=title, inputs=frozenset(inputs), authoritative=authoritative, run=fn)
         return fn
 
     return register
@@ -66,6 +72,7 @@ def _listing(items: list[str], limit: int = 5) -> str:
 
 # --- Licence ---------------------------------------------------------------------------------------------
 
+
 @detective("license-valid", title="The licence id is in the platform's licence list", inputs={INPUT_VARIANT})
 def license_valid(facts: RevisionFacts) -> Finding:
     from apps.registry.licenses import license_lookup
@@ -75,19 +82,23 @@ def license_valid(facts: RevisionFacts) -> Finding:
         return Finding(S.UNMET, 5, "No licence is declared.")
     licence = license_lookup(declared)
     if licence is None:
-        return Finding(S.UNMET, 5, f"'{declared}' is not an SPDX or Hugging Face Hub licence id known to the "
-                                   "platform.")
+        return Finding(S.UNMET, 5, f"'{declared}' is not an SPDX or Hugging Face Hub licence id known to the platform.")
     if licence.family == "unknown":
         return Finding(S.UNMET, 4, f"The licence is declared as '{licence.id}', which says nothing about its terms.")
     if licence.family == "other":
-        return Finding(S.MET, 3, f"'{licence.id}' ({licence.name}) is declared, but it is a custom licence the "
-                                 "platform cannot judge; a reviewer should read its terms.")
+        return Finding(
+            S.MET,
+            3,
+            f"'{licence.id}' ({licence.name}) is declared, but it is a custom licence the "
+            "platform cannot judge; a reviewer should read its terms.",
+        )
     note = " (a deprecated SPDX id)" if licence.deprecated else ""
     return Finding(S.MET, 5, f"'{licence.id}' ({licence.name}){note} is a known licence.")
 
 
-@detective("license-compatible", title="The registry's compatibility check against every ancestor",
-           inputs={INPUT_VARIANT})
+@detective(
+    "license-compatible", title="The registry's compatibility check against every ancestor", inputs={INPUT_VARIANT}
+)
 def license_compatible(facts: RevisionFacts) -> Finding:
     compat = facts.license_compat
     if facts.relation == "original" or (not facts.parent_names and not compat.get("checked")):
@@ -102,8 +113,9 @@ def license_compatible(facts: RevisionFacts) -> Finding:
     ancestors = [str(c.get("variant")) for c in compat.get("checked") or []]
     status = compat["status"]
     if status == "compatible":
-        return Finding(S.MET, 5, f"{facts.license_id} is compatible with every ancestor's licence "
-                                 f"({_listing(ancestors)}).")
+        return Finding(
+            S.MET, 5, f"{facts.license_id} is compatible with every ancestor's licence ({_listing(ancestors)})."
+        )
     if status == "undeclared":
         return Finding(S.UNMET, 5, "No licence is declared, so compatibility cannot hold.")
     if status == "incompatible":
@@ -114,28 +126,39 @@ def license_compatible(facts: RevisionFacts) -> Finding:
 
 # --- Artifacts -------------------------------------------------------------------------------------------
 
-@detective("safe-serialization", title="Every artifact is in safetensors, onnx or gguf; no pickle",
-           inputs={INPUT_ARTIFACTS}, authoritative=True)
+
+@detective(
+    "safe-serialization",
+    title="Every artifact is in safetensors, onnx or gguf; no pickle",
+    inputs={INPUT_ARTIFACTS},
+    authoritative=True,
+)
 def safe_serialization(facts: RevisionFacts) -> Finding:
     artifacts = facts.artifacts
     if not artifacts:
         return Finding(S.UNMET, 5, "The revision has no artifacts.")
     unsafe = [f"{a.path} ({a.format})" for a in artifacts if a.format in UNSAFE_FORMATS]
     if unsafe:
-        return Finding(S.UNMET, 5, f"Pickle-based artifacts can run code when loaded and are never loaded here: "
-                                   f"{_listing(unsafe)}. Convert them to safetensors.")
+        return Finding(
+            S.UNMET,
+            5,
+            f"Pickle-based artifacts can run code when loaded and are never loaded here: "
+            f"{_listing(unsafe)}. Convert them to safetensors.",
+        )
     safe = [f"{a.path} ({a.format})" for a in artifacts if a.format in SAFE_FORMATS]
     if not safe:
         return Finding(S.UNMET, 4, "No artifact holds weights in safetensors, onnx or gguf.")
     other = [a.path for a in artifacts if a.format not in SAFE_FORMATS]
     if other:
-        return Finding(S.MET, 5, f"Weights are in safe formats ({_listing(safe)}); the other files "
-                                 f"({_listing(other)}) are not pickles.")
+        return Finding(
+            S.MET,
+            5,
+            f"Weights are in safe formats ({_listing(safe)}); the other files ({_listing(other)}) are not pickles.",
+        )
     return Finding(S.MET, 5, f"All {len(artifacts)} artifact(s) are in safe formats: {_listing(safe)}.")
 
 
-@detective("artifact-hashes", title="Every artifact records a sha256", inputs={INPUT_ARTIFACTS},
-           authoritative=True)
+@detective("artifact-hashes", title="Every artifact records a sha256", inputs={INPUT_ARTIFACTS}, authoritative=True)
 def artifact_hashes(facts: RevisionFacts) -> Finding:
     artifacts = facts.artifacts
     if not artifacts:
@@ -143,26 +166,41 @@ def artifact_hashes(facts: RevisionFacts) -> Finding:
     missing = [a.path for a in artifacts if not SHA256_RE.match((a.sha256 or "").lower())]
     if missing:
         return Finding(S.UNMET, 5, f"No valid sha256 for: {_listing(missing)}.")
-    return Finding(S.MET, 5, f"All {len(artifacts)} artifact(s) have a sha256 ("
-                             + _listing([f"{a.path} {a.sha256[:12]}…" for a in artifacts]) + ").")
+    return Finding(
+        S.MET,
+        5,
+        f"All {len(artifacts)} artifact(s) have a sha256 ("
+        + _listing([f"{a.path} {a.sha256[:12]}…" for a in artifacts])
+        + ").",
+    )
 
 
 # How far a declared parameter count may be from what the headers hold (rounding, e.g. "8B" for 8.03B).
 PARAMETERS_TOLERANCE = 0.01
 
 
-@detective("weights-match-declaration", title="The declared parameter count and precision agree with the weights' "
-           "headers", inputs={INPUT_VARIANT, INPUT_ARTIFACTS})
+@detective(
+    "weights-match-declaration",
+    title="The declared parameter count and precision agree with the weights' headers",
+    inputs={INPUT_VARIANT, INPUT_ARTIFACTS},
+)
 def weights_match_declaration(facts: RevisionFacts) -> Finding:
     from apps.registry.weights import combine
 
     held = combine([a.header for a in facts.artifacts if a.header])
     if held is None:
-        return Finding(S.NA, 5, "No stored safetensors or GGUF file whose header the platform could read (weights "
-                                "recorded by URI, or in another format).")
+        return Finding(
+            S.NA,
+            5,
+            "No stored safetensors or GGUF file whose header the platform could read (weights "
+            "recorded by URI, or in another format).",
+        )
     parameters, precision = int(held["parameters"]), held.get("precision")
-    holds = f"{parameters:,} parameters" + (f" in {precision}" if precision else "") + \
-        f" ({held['tensors']:,} tensors in {held['files']} file(s))"
+    holds = (
+        f"{parameters:,} parameters"
+        + (f" in {precision}" if precision else "")
+        + f" ({held['tensors']:,} tensors in {held['files']} file(s))"
+    )
     declared_parameters, declared_precision = facts.declared_parameters, facts.declared_precision
     problems = []
     if declared_parameters and abs(parameters - declared_parameters) > PARAMETERS_TOLERANCE * declared_parameters:
@@ -182,10 +220,23 @@ def weights_match_declaration(facts: RevisionFacts) -> Finding:
 # Heading names that count for each section: ours, and those of the Hugging Face model-card template.
 CARD_SECTIONS: dict[str, tuple[str, ...]] = {
     "intended use": ("intended use", "intended uses", "uses", "direct use", "use cases", "intended purpose"),
-    "limitations": ("limitations", "bias risks and limitations", "risks and limitations", "known limitations",
-                    "out of scope use", "caveats"),
-    "training data": ("training data", "training dataset", "training datasets", "training details", "datasets",
-                      "dataset", "data"),
+    "limitations": (
+        "limitations",
+        "bias risks and limitations",
+        "risks and limitations",
+        "known limitations",
+        "out of scope use",
+        "caveats",
+    ),
+    "training data": (
+        "training data",
+        "training dataset",
+        "training datasets",
+        "training details",
+        "datasets",
+        "dataset",
+        "data",
+    ),
     "evaluation": ("evaluation", "evaluations", "evaluation results", "results", "benchmarks", "performance"),
 }
 PLACEHOLDERS = re.compile(r"\[more information needed\]|\[needs more information\]|todo|tbd", re.IGNORECASE)
@@ -220,12 +271,15 @@ def card_headings(card: str) -> list[tuple[int, str, str]]:
     out = []
     for n, (start, level, title) in enumerate(marks):
         end = len(lines)
-        for later_start, later_level, _ in marks[n + 1:]:
+        for later_start, later_level, _ in marks[n + 1 :]:
             if later_level <= level:
                 end = later_start
                 break
-        body_lines = [ln for j, ln in enumerate(lines[start + 1:end], start + 1)
-                      if not any(j == m[0] for m in marks) and not _SETEXT.match(ln)]
+        body_lines = [
+            ln
+            for j, ln in enumerate(lines[start + 1 : end], start + 1)
+            if not any(j == m[0] for m in marks) and not _SETEXT.match(ln)
+        ]
         out.append((level, _normalise(title), "\n".join(body_lines)))
     return out
 
@@ -238,8 +292,11 @@ def _heading_matches(heading: str, names: tuple[str, ...]) -> bool:
     return any(re.search(rf"(^| ){re.escape(name)}( |$)", heading) for name in names)
 
 
-@detective("card-sections", title="The card has intended use, limitations, training data and evaluation headings",
-           inputs={INPUT_CARD})
+@detective(
+    "card-sections",
+    title="The card has intended use, limitations, training data and evaluation headings",
+    inputs={INPUT_CARD},
+)
 def card_sections(facts: RevisionFacts) -> Finding:
     card = facts.card
     if not card.strip():
@@ -267,8 +324,10 @@ def card_sections(facts: RevisionFacts) -> Finding:
 
 # --- Jobs and results ------------------------------------------------------------------------------------
 
-@detective("benchmark-succeeded", title="A benchmark job on this revision succeeded", inputs={INPUT_JOBS},
-           authoritative=True)
+
+@detective(
+    "benchmark-succeeded", title="A benchmark job on this revision succeeded", inputs={INPUT_JOBS}, authoritative=True
+)
 def benchmark_succeeded(facts: RevisionFacts) -> Finding:
     primary = [j for j in facts.jobs if not j.is_verification]
     succeeded = [j for j in primary if j.status == "succeeded"]
@@ -276,41 +335,56 @@ def benchmark_succeeded(facts: RevisionFacts) -> Finding:
         return Finding(S.MET, 5, "Succeeded: " + _listing([f"job {j.id} ({j.benchmark})" for j in succeeded]) + ".")
     active = [j for j in primary if j.status in ("queued", "running")]
     if active:
-        return Finding(S.UNKNOWN, 2, "Not yet: " + _listing([f"job {j.id} ({j.benchmark}) is {j.status}"
-                                                             for j in active]) + ".")
+        return Finding(
+            S.UNKNOWN, 2, "Not yet: " + _listing([f"job {j.id} ({j.benchmark}) is {j.status}" for j in active]) + "."
+        )
     if primary:
-        ended = [f"job {j.id} ({j.benchmark}) {j.status}" + (f": {j.failure_reason}" if j.failure_reason else "")
-                 for j in primary]
+        ended = [
+            f"job {j.id} ({j.benchmark}) {j.status}" + (f": {j.failure_reason}" if j.failure_reason else "")
+            for j in primary
+        ]
         return Finding(S.UNMET, 5, f"No job succeeded: {_listing(ended)}.")
     return Finding(S.UNKNOWN, 5, "No benchmark job has run on this revision yet.")
 
 
-@detective("result-verified", title="An independent re-run agreed with a result", inputs={INPUT_JOBS},
-           authoritative=True)
+@detective(
+    "result-verified", title="An independent re-run agreed with a result", inputs={INPUT_JOBS}, authoritative=True
+)
 def result_verified(facts: RevisionFacts) -> Finding:
     primary = [j for j in facts.jobs if not j.is_verification and j.has_result]
     verified = [j for j in primary if j.verified]
     if verified:
-        return Finding(S.MET, 5, "Verified by a re-run: " + _listing([f"job {j.id} ({j.benchmark})"
-                                                                     for j in verified]) + ".")
+        return Finding(
+            S.MET, 5, "Verified by a re-run: " + _listing([f"job {j.id} ({j.benchmark})" for j in verified]) + "."
+        )
     if not primary:
         return Finding(S.UNKNOWN, 5, "There is no result to verify yet.")
     disputed = [j for j in primary if j.verification_status == "disputed"]
     if disputed:
-        return Finding(S.UNMET, 5, "A re-run disagreed with " + _listing([f"job {j.id} ({j.benchmark})"
-                                                                         for j in disputed])
-                       + "; maintainers look into it.")
+        return Finding(
+            S.UNMET,
+            5,
+            "A re-run disagreed with "
+            + _listing([f"job {j.id} ({j.benchmark})" for j in disputed])
+            + "; maintainers look into it.",
+        )
     running = [j for j in facts.jobs if j.is_verification and j.status in ("queued", "running")]
     if running:
         return Finding(S.UNKNOWN, 2, "A verification re-run is " + running[0].status + ".")
-    return Finding(S.UNMET, 5, "No result is verified yet; ask for a re-run with POST /api/v1/jobs/"
-                               f"{primary[0].id}/verify/.")
+    return Finding(
+        S.UNMET, 5, f"No result is verified yet; ask for a re-run with POST /api/v1/jobs/{primary[0].id}/verify/."
+    )
 
 
 # --- Openness --------------------------------------------------------------------------------------------
 
-@detective("openness-class", title="The released components reach MOF Class III or more",
-           inputs={INPUT_COMPONENTS, INPUT_ARTIFACTS, INPUT_VARIANT}, authoritative=True)
+
+@detective(
+    "openness-class",
+    title="The released components reach MOF Class III or more",
+    inputs={INPUT_COMPONENTS, INPUT_ARTIFACTS, INPUT_VARIANT},
+    authoritative=True,
+)
 def openness_class(facts: RevisionFacts) -> Finding:
     from .openness import openness_for_facts
 

@@ -37,17 +37,33 @@ def _jobs_of(revision_ids: list[int]) -> Iterable[tuple[int, JobFact]]:
     from apps.benchmarks.models import BenchmarkJob
 
     with_status = _job_result_has("verification_status")
-    fields = ["id", "revision_id", "status", "benchmark__slug", "failure_reason", "verifies_id", "result__id",
-              "result__verified"]
+    fields = [
+        "id",
+        "revision_id",
+        "status",
+        "benchmark__slug",
+        "failure_reason",
+        "verifies_id",
+        "result__id",
+        "result__verified",
+    ]
     if with_status:
         fields.append("result__verification_status")
     rows = BenchmarkJob.objects.filter(revision_id__in=revision_ids).order_by("id").values(*fields)
     for row in rows:
-        yield row["revision_id"], JobFact(
-            id=row["id"], status=row["status"], benchmark=row["benchmark__slug"],
-            failure_reason=row["failure_reason"] or "", is_verification=row["verifies_id"] is not None,
-            has_result=row["result__id"] is not None, verified=bool(row["result__verified"]),
-            verification_status=str(row.get("result__verification_status") or ""))
+        yield (
+            row["revision_id"],
+            JobFact(
+                id=row["id"],
+                status=row["status"],
+                benchmark=row["benchmark__slug"],
+                failure_reason=row["failure_reason"] or "",
+                is_verification=row["verifies_id"] is not None,
+                has_result=row["result__id"] is not None,
+                verified=bool(row["result__verified"]),
+                verification_status=str(row.get("result__verification_status") or ""),
+            ),
+        )
 
 
 def _artifacts_of(revision_ids: list[int]) -> Iterable[tuple[int, Artifact]]:
@@ -64,7 +80,9 @@ def _components_of(revision_ids: list[int]) -> Iterable[tuple[int, Any]]:
 
 # The list-valued facts, by property name, and how to read them for several revisions in one query.
 LIST_FACTS: dict[str, Callable[[list[int]], Iterable[tuple[int, Any]]]] = {
-    "jobs": _jobs_of, "artifacts": _artifacts_of, "components": _components_of,
+    "jobs": _jobs_of,
+    "artifacts": _artifacts_of,
+    "components": _components_of,
 }
 
 
@@ -139,8 +157,7 @@ class RevisionFacts:
         snapshot = self.revision.metadata if isinstance(getattr(self.revision, "metadata", None), dict) else {}
         if isinstance(snapshot.get("parents"), list):
             return [str(p) for p in snapshot["parents"]]
-        return [link.parent.full_name for link in
-                self.variant.parent_links.select_related("parent__owner").all()]
+        return [link.parent.full_name for link in self.variant.parent_links.select_related("parent__owner").all()]
 
     @cached_property
     def artifacts(self) -> list[Artifact]:

@@ -28,11 +28,13 @@ class ChecklistTemplate(models.Model):
     version = models.PositiveIntegerField(default=1)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
-    is_default = models.BooleanField(default=False, db_index=True,
-                                     help_text="New revisions get the latest version of the default template.")
+    is_default = models.BooleanField(
+        default=False, db_index=True, help_text="New revisions get the latest version of the default template."
+    )
     based_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -52,8 +54,9 @@ class TemplateItem(models.Model):
     required = models.BooleanField(default=True, help_text="Required to reach the item's level.")
     level = models.CharField(max_length=8, choices=Level.choices, default=Level.PASSING)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.MANUAL)
-    detective = models.CharField(max_length=64, blank=True, default="",
-                                 help_text="For automatic items: the detective that answers it.")
+    detective = models.CharField(
+        max_length=64, blank=True, default="", help_text="For automatic items: the detective that answers it."
+    )
     needs_evidence = models.CharField(max_length=16, choices=Evidence.choices, default=Evidence.NONE)
     na_allowed = models.BooleanField(default=False)
     reviewer_verifies = models.BooleanField(default=False)
@@ -93,16 +96,19 @@ class ChecklistItem(models.Model):
     justification = models.TextField(blank=True, default="")
     evidence_url = models.URLField(max_length=1000, blank=True, default="")
     source = models.CharField(max_length=8, choices=AnswerSource.choices, blank=True, default=AnswerSource.NONE)
-    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     answered_at = models.DateTimeField(null=True, blank=True)
-    confidence = models.PositiveSmallIntegerField(null=True, blank=True,
-                                                  help_text="The detective's confidence, 1..5, at its last run.")
+    confidence = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The detective's confidence, 1..5, at its last run."
+    )
     explanation = models.TextField(blank=True, default="", help_text="The detective's explanation at its last run.")
     detective_status = models.CharField(max_length=8, choices=ItemStatus.choices, blank=True, default="")
     evaluated_at = models.DateTimeField(null=True, blank=True)
-    verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -119,10 +125,15 @@ class RevisionComponent(models.Model):
     revision = models.ForeignKey("registry.Revision", on_delete=models.CASCADE, related_name="components")
     component = models.CharField(max_length=32, choices=MofComponent.choices)
     location = models.CharField(max_length=1000, help_text="A URL or a path in the revision's artifacts.")
-    license = models.CharField(max_length=64, blank=True, default="",
-                               help_text="Licence id (SPDX or Hub); empty means 'licence not specified'.")
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    license = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Licence id (SPDX or Hub); empty means 'licence not specified'.",
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -136,11 +147,13 @@ class RevisionComponent(models.Model):
 class RevisionOpenness(models.Model):
     """The computed MOF class of a revision, stored so leaderboards and variant lists can filter on it."""
 
-    revision = models.OneToOneField("registry.Revision", on_delete=models.CASCADE, primary_key=True,
-                                    related_name="openness")
+    revision = models.OneToOneField(
+        "registry.Revision", on_delete=models.CASCADE, primary_key=True, related_name="openness"
+    )
     mof_class = models.CharField(max_length=4, choices=MofClass.choices, blank=True, default="")
-    rank = models.PositiveSmallIntegerField(default=0, db_index=True,
-                                            help_text="0 unclassified, 1 Class III, 2 Class II, 3 Class I.")
+    rank = models.PositiveSmallIntegerField(
+        default=0, db_index=True, help_text="0 unclassified, 1 Class III, 2 Class II, 3 Class I."
+    )
     conditional = models.BooleanField(default=False)
     report = models.JSONField(default=dict, blank=True)
     computed_at = models.DateTimeField(auto_now=True)

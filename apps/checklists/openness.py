@@ -73,8 +73,11 @@ def licence_open_for(license_id: str, content_types: Iterable[str]) -> tuple[boo
             return True, ""
         if content_type == ContentType.DOCUMENT and ids & lists["document"]:
             return True, ""
-    wanted: dict[str, str] = {ContentType.CODE: "an OSI-approved licence", ContentType.DATA: "an open data licence",
-              ContentType.DOCUMENT: "an open content licence"}
+    wanted: dict[str, str] = {
+        ContentType.CODE: "an OSI-approved licence",
+        ContentType.DATA: "an open data licence",
+        ContentType.DOCUMENT: "an open content licence",
+    }
     return False, f"{licence.id} is not open for this component (it needs {' or '.join(wanted[t] for t in types)})"
 
 
@@ -164,8 +167,16 @@ def openness_report(states: list[ComponentState]) -> dict[str, Any]:
             status = MofClassStatus.NOT_MET
         else:
             status = MofClassStatus.IN_PROGRESS
-        classes.append({"mof_class": mof_class, "label": MofClass(mof_class).label, "status": status.value,
-                        "progress": progress, "missing": missing, "invalid": invalid})
+        classes.append(
+            {
+                "mof_class": mof_class,
+                "label": MofClass(mof_class).label,
+                "status": status.value,
+                "progress": progress,
+                "missing": missing,
+                "invalid": invalid,
+            }
+        )
     reached = next((c for c in reversed(MOF_CLASS_ORDER) if qualified[c]), None)
     conditional = False
     if reached is None and conditional_possible:
@@ -199,10 +210,16 @@ def openness_classes_for(revision_ids: Iterable[int]) -> dict[int, dict[str, Any
     from .models import RevisionOpenness
 
     rows = RevisionOpenness.objects.filter(revision_id__in=list(revision_ids)).values(
-        "revision_id", "mof_class", "conditional", "report")
-    return {row["revision_id"]: {"mof_class": row["mof_class"] or None,
-                                 "label": (row["report"] or {}).get("label", UNCLASSIFIED_LABEL),
-                                 "conditional": row["conditional"]} for row in rows}
+        "revision_id", "mof_class", "conditional", "report"
+    )
+    return {
+        row["revision_id"]: {
+            "mof_class": row["mof_class"] or None,
+            "label": (row["report"] or {}).get("label", UNCLASSIFIED_LABEL),
+            "conditional": row["conditional"],
+        }
+        for row in rows
+    }
 
 
 def openness_at_least(min_class: str, revision_field: str = "") -> Q:

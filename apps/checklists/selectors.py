@@ -15,10 +15,19 @@ from .models import Checklist, ChecklistItem, ChecklistTemplate, TemplateItem
 
 
 def checklist_for_revision(revision: Revision) -> Checklist | None:
-    return (Checklist.objects.select_related("template", "revision__variant__owner")
-            .prefetch_related(Prefetch("items", queryset=ChecklistItem.objects.select_related(
-                "item", "answered_by", "verified_by").order_by("item__position", "id")))
-            .filter(revision=revision).first())
+    return (
+        Checklist.objects.select_related("template", "revision__variant__owner")
+        .prefetch_related(
+            Prefetch(
+                "items",
+                queryset=ChecklistItem.objects.select_related("item", "answered_by", "verified_by").order_by(
+                    "item__position", "id"
+                ),
+            )
+        )
+        .filter(revision=revision)
+        .first()
+    )
 
 
 def checklist_row(revision: Revision) -> Checklist | None:
@@ -27,8 +36,11 @@ def checklist_row(revision: Revision) -> Checklist | None:
 
 
 def checklist_item(checklist: Checklist, key: str) -> ChecklistItem:
-    row = (ChecklistItem.objects.select_related("item", "answered_by", "verified_by")
-           .filter(checklist=checklist, item__key=key).first())
+    row = (
+        ChecklistItem.objects.select_related("item", "answered_by", "verified_by")
+        .filter(checklist=checklist, item__key=key)
+        .first()
+    )
     if row is None:
         raise NotFound(f"The checklist has no item '{key}'.")
     return row
@@ -45,9 +57,12 @@ def badge_revision_for_variant(*, user: Any, variant: Variant) -> Revision | Non
 
 
 def templates_for_api() -> QuerySet[ChecklistTemplate]:
-    return (ChecklistTemplate.objects.select_related("created_by")
-            .prefetch_related(Prefetch("items", queryset=TemplateItem.objects.order_by("position", "id")))
-            .annotate(instance_count=Count("instances", distinct=True)).order_by("slug", "-version"))
+    return (
+        ChecklistTemplate.objects.select_related("created_by")
+        .prefetch_related(Prefetch("items", queryset=TemplateItem.objects.order_by("position", "id")))
+        .annotate(instance_count=Count("instances", distinct=True))
+        .order_by("slug", "-version")
+    )
 
 
 def template_get(*, slug: str, version: int | None = None) -> ChecklistTemplate:

@@ -60,11 +60,28 @@ ANSWERABLE_STATUSES = (S.SUBMITTED, S.CHANGES_REQUESTED, S.APPROVED)
 VERIFIABLE_STATUSES = (S.SUBMITTED, S.CHANGES_REQUESTED, S.APPROVED)
 # Components describe what is released; they may change until the revision is approved.
 COMPONENT_EDITABLE_STATUSES = (S.DRAFT, S.SUBMITTED, S.CHANGES_REQUESTED)
-ITEM_FIELDS = ("key", "title", "guidance", "required", "level", "kind", "detective", "needs_evidence",
-               "na_allowed", "reviewer_verifies")
-ITEM_DEFAULTS: dict[str, Any] = {"guidance": "", "required": True, "level": Level.PASSING, "kind": Kind.MANUAL,
-                                 "detective": "", "needs_evidence": Evidence.NONE, "na_allowed": False,
-                                 "reviewer_verifies": False}
+ITEM_FIELDS = (
+    "key",
+    "title",
+    "guidance",
+    "required",
+    "level",
+    "kind",
+    "detective",
+    "needs_evidence",
+    "na_allowed",
+    "reviewer_verifies",
+)
+ITEM_DEFAULTS: dict[str, Any] = {
+    "guidance": "",
+    "required": True,
+    "level": Level.PASSING,
+    "kind": Kind.MANUAL,
+    "detective": "",
+    "needs_evidence": Evidence.NONE,
+    "na_allowed": False,
+    "reviewer_verifies": False,
+}
 MAX_ITEMS = 200
 
 
@@ -81,6 +98,7 @@ def etag_matches(if_match: str, etag: str) -> bool:
 
 
 # --- Templates ------------------------------------------------------------------------------------------
+
 
 def template_items_clean(items: Any) -> list[dict[str, Any]]:
     """Check a template's items (types, choices, unique keys, a known detective for each automatic item).
@@ -130,8 +148,11 @@ def template_items_clean(items: Any) -> list[dict[str, Any]]:
             if not detective and isinstance(key, str) and key in DETECTIVES:
                 item["detective"] = detective = key
             if detective not in DETECTIVES:
-                _add(errors, f"{at}.detective",
-                     f"An automatic item names its detective, one of: {', '.join(sorted(DETECTIVES))}.")
+                _add(
+                    errors,
+                    f"{at}.detective",
+                    f"An automatic item names its detective, one of: {', '.join(sorted(DETECTIVES))}.",
+                )
         elif item["kind"] == Kind.MANUAL and detective:
             _add(errors, f"{at}.detective", "Only automatic items have a detective.")
         clean.append({k: item[k] for k in ITEM_FIELDS})
@@ -141,8 +162,13 @@ def template_items_clean(items: Any) -> list[dict[str, Any]]:
 
 
 def _template_snapshot(template: ChecklistTemplate) -> dict[str, Any]:
-    return {"slug": template.slug, "version": template.version, "name": template.name,
-            "is_default": template.is_default, "items": list(template.items.values_list("key", flat=True))}
+    return {
+        "slug": template.slug,
+        "version": template.version,
+        "name": template.name,
+        "is_default": template.is_default,
+        "items": list(template.items.values_list("key", flat=True)),
+    }
 
 
 def template_make_default(template: ChecklistTemplate) -> None:
@@ -152,13 +178,29 @@ def template_make_default(template: ChecklistTemplate) -> None:
         template.save(update_fields=["is_default"])
 
 
-def _create_version(*, slug: str, version: int, name: str, description: str, items: list[dict[str, Any]],
-                    is_default: bool, actor: Any, based_on: ChecklistTemplate | None) -> ChecklistTemplate:
-    template = ChecklistTemplate.objects.create(slug=slug, version=version, name=name, description=description,
-                                                is_default=False, based_on=based_on,
-                                                created_by=actor if getattr(actor, "pk", None) else None)
-    TemplateItem.objects.bulk_create([TemplateItem(template=template, position=n, **item)
-                                      for n, item in enumerate(items)])
+def _create_version(
+    *,
+    slug: str,
+    version: int,
+    name: str,
+    description: str,
+    items: list[dict[str, Any]],
+    is_default: bool,
+    actor: Any,
+    based_on: ChecklistTemplate | None,
+) -> ChecklistTemplate:
+    template = ChecklistTemplate.objects.create(
+        slug=slug,
+        version=version,
+        name=name,
+        description=description,
+        is_default=False,
+        based_on=based_on,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    TemplateItem.objects.bulk_create(
+        [TemplateItem(template=template, position=n, **item) for n, item in enumerate(items)]
+    )
     if is_default:
         template_make_default(template)
     return template
@@ -177,18 +219,28 @@ def _clean_header(slug: Any, name: Any, description: Any) -> None:
 
 
 @transaction.atomic
-def template_create(*, actor: Any, slug: str, name: str, items: Any, description: str = "",
-                    is_default: bool = False) -> ChecklistTemplate:
+def template_create(
+    *, actor: Any, slug: str, name: str, items: Any, description: str = "", is_default: bool = False
+) -> ChecklistTemplate:
     """A new template, version 1. Editing it later goes through `template_update`."""
     _clean_header(slug, name, description)
     clean = template_items_clean(items)
     if ChecklistTemplate.objects.filter(slug__iexact=slug).exists():
-        raise Conflict(f"A template '{slug}' exists; change it with PATCH, which makes a new version when it is "
-                       "in use.")
+        raise Conflict(
+            f"A template '{slug}' exists; change it with PATCH, which makes a new version when it is in use."
+        )
     try:
         with transaction.atomic():
-            template = _create_version(slug=slug, version=1, name=name.strip(), description=description,
-                                       items=clean, is_default=is_default, actor=actor, based_on=None)
+            template = _create_version(
+                slug=slug,
+                version=1,
+                name=name.strip(),
+                description=description,
+                items=clean,
+                is_default=is_default,
+                actor=actor,
+                based_on=None,
+            )
     except IntegrityError:
         raise Conflict(f"A template '{slug}' was just created by someone else.")
     audit_record(actor=actor, verb="checklist_template.create", target=template, after=_template_snapshot(template))
@@ -196,8 +248,15 @@ def template_create(*, actor: Any, slug: str, name: str, items: Any, description
 
 
 @transaction.atomic
-def template_update(*, slug: str, actor: Any, name: Any = None, description: Any = None, items: Any = None,
-                    is_default: bool | None = None) -> tuple[ChecklistTemplate, bool]:
+def template_update(
+    *,
+    slug: str,
+    actor: Any,
+    name: Any = None,
+    description: Any = None,
+    items: Any = None,
+    is_default: bool | None = None,
+) -> tuple[ChecklistTemplate, bool]:
     """Change a template. If its latest version is used by an instance, the change becomes the next version
     and existing instances keep theirs; otherwise the latest version is edited in place.
 
@@ -210,30 +269,44 @@ def template_update(*, slug: str, actor: Any, name: Any = None, description: Any
     _clean_header(latest.slug, new_name, new_description)
     current_items = [{f: getattr(i, f) for f in ITEM_FIELDS} for i in latest.items.all()]
     new_items = current_items if items is None else template_items_clean(items)
-    content_changed = (new_name.strip() != latest.name or new_description != latest.description
-                       or new_items != current_items)
+    content_changed = (
+        new_name.strip() != latest.name or new_description != latest.description or new_items != current_items
+    )
     before = _template_snapshot(latest)
     made_new = False
     template = latest
     if content_changed and latest.instances.exists():
-        template = _create_version(slug=latest.slug, version=latest.version + 1, name=new_name.strip(),
-                                   description=new_description, items=new_items, is_default=latest.is_default,
-                                   actor=actor, based_on=latest)
+        template = _create_version(
+            slug=latest.slug,
+            version=latest.version + 1,
+            name=new_name.strip(),
+            description=new_description,
+            items=new_items,
+            is_default=latest.is_default,
+            actor=actor,
+            based_on=latest,
+        )
         made_new = True
     elif content_changed:
         latest.name, latest.description = new_name.strip(), new_description
         latest.save(update_fields=["name", "description"])
         if new_items != current_items:
             latest.items.all().delete()
-            TemplateItem.objects.bulk_create([TemplateItem(template=latest, position=n, **item)
-                                              for n, item in enumerate(new_items)])
+            TemplateItem.objects.bulk_create(
+                [TemplateItem(template=latest, position=n, **item) for n, item in enumerate(new_items)]
+            )
     if is_default is True:
         template_make_default(template)
     elif is_default is False and template.is_default:
         template.is_default = False
         template.save(update_fields=["is_default"])
-    audit_record(actor=actor, verb="checklist_template.version" if made_new else "checklist_template.update",
-                 target=template, before=before, after=_template_snapshot(template))
+    audit_record(
+        actor=actor,
+        verb="checklist_template.version" if made_new else "checklist_template.update",
+        target=template,
+        before=before,
+        after=_template_snapshot(template),
+    )
     return template, made_new
 
 
@@ -243,11 +316,23 @@ def template_new_version(*, template: ChecklistTemplate, actor: Any) -> Checklis
     latest = ChecklistTemplate.objects.select_for_update().filter(slug=template.slug).order_by("-version").first()
     assert latest is not None
     items = [{f: getattr(i, f) for f in ITEM_FIELDS} for i in template.items.all()]
-    new = _create_version(slug=latest.slug, version=latest.version + 1, name=template.name,
-                          description=template.description, items=items, is_default=latest.is_default,
-                          actor=actor, based_on=template)
-    audit_record(actor=actor, verb="checklist_template.version", target=new, before=_template_snapshot(template),
-                 after=_template_snapshot(new))
+    new = _create_version(
+        slug=latest.slug,
+        version=latest.version + 1,
+        name=template.name,
+        description=template.description,
+        items=items,
+        is_default=latest.is_default,
+        actor=actor,
+        based_on=template,
+    )
+    audit_record(
+        actor=actor,
+        verb="checklist_template.version",
+        target=new,
+        before=_template_snapshot(template),
+        after=_template_snapshot(new),
+    )
     return new
 
 
@@ -267,13 +352,24 @@ def template_load_file(*, path: Path, actor: Any = None) -> tuple[ChecklistTempl
     items = template_items_clean(data["items"])
     try:
         with transaction.atomic():
-            template = _create_version(slug=slug, version=version, name=data.get("name", slug),
-                                       description=data.get("description", ""), items=items,
-                                       is_default=bool(data.get("is_default")), actor=actor, based_on=None)
+            template = _create_version(
+                slug=slug,
+                version=version,
+                name=data.get("name", slug),
+                description=data.get("description", ""),
+                items=items,
+                is_default=bool(data.get("is_default")),
+                actor=actor,
+                based_on=None,
+            )
     except IntegrityError:  # another process loaded it at the same moment
         return ChecklistTemplate.objects.get(slug=slug, version=version), False
-    audit_record(actor=actor, verb="checklist_template.load", target=template,
-                 after={**_template_snapshot(template), "file": Path(path).name})
+    audit_record(
+        actor=actor,
+        verb="checklist_template.load",
+        target=template,
+        after={**_template_snapshot(template), "file": Path(path).name},
+    )
     return template, True
 
 
@@ -292,6 +388,7 @@ def template_default() -> ChecklistTemplate:
 
 
 # --- Instances and detectives ---------------------------------------------------------------------------
+
 
 def _apply_finding(row: ChecklistItem, finding: Finding, now: Any) -> None:
     """The OpenSSF rule: a detective fills what no person answered, and overwrites a person's answer only
@@ -338,12 +435,23 @@ def _evaluate(checklist: Checklist, facts: RevisionFacts, inputs: frozenset[str]
     return _evaluate_many([(checklist, facts)], inputs)[checklist.pk]
 
 
-ITEM_FINDING_FIELDS = ["status", "source", "answered_by", "answered_at", "confidence", "explanation",
-                       "detective_status", "evaluated_at", "verified_by", "verified_at"]
+ITEM_FINDING_FIELDS = [
+    "status",
+    "source",
+    "answered_by",
+    "answered_at",
+    "confidence",
+    "explanation",
+    "detective_status",
+    "evaluated_at",
+    "verified_by",
+    "verified_at",
+]
 
 
-def _evaluate_many(pairs: list[tuple[Checklist, RevisionFacts]], inputs: frozenset[str] | None
-                   ) -> dict[int, dict[str, Any]]:
+def _evaluate_many(
+    pairs: list[tuple[Checklist, RevisionFacts]], inputs: frozenset[str] | None
+) -> dict[int, dict[str, Any]]:
     """`_evaluate` for several checklists at once (each paired with its revision's facts), in a few queries
     whatever their number: the items of them all in one, each list-valued fact the detectives read (jobs,
     artifacts, components) in one, the findings in one update, the levels in one, and the audit events in one
@@ -380,8 +488,9 @@ def _evaluate_many(pairs: list[tuple[Checklist, RevisionFacts]], inputs: frozens
                 finding = found.run(facts)
             except Exception:  # noqa: BLE001 - one broken detective must not block the others or the caller
                 logger.exception("detective %s failed on revision %s", found.key, checklist.revision_id)
-                finding = Finding(ItemStatus.UNKNOWN, 1, "The automatic check failed; it runs again when its "
-                                                         "inputs change.")
+                finding = Finding(
+                    ItemStatus.UNKNOWN, 1, "The automatic check failed; it runs again when its inputs change."
+                )
             before = row.status
             _apply_finding(row, finding, now)
             dirty.append(row)
@@ -395,8 +504,13 @@ def _evaluate_many(pairs: list[tuple[Checklist, RevisionFacts]], inputs: frozens
         changed = changes[checklist.pk]
         level_before, level_after = levels[checklist.pk]
         if changed or level_before != level_after:
-            audited.append((checklist, {"level": level_before, "items": {k: v[0] for k, v in changed.items()}},
-                            {"level": level_after, "items": {k: v[1] for k, v in changed.items()}}))
+            audited.append(
+                (
+                    checklist,
+                    {"level": level_before, "items": {k: v[0] for k, v in changed.items()}},
+                    {"level": level_after, "items": {k: v[1] for k, v in changed.items()}},
+                )
+            )
     if audited:
         audit_record_many(actor=None, verb="checklist.evaluate", events=audited)
         for checklist, _, _ in audited:
@@ -406,9 +520,11 @@ def _evaluate_many(pairs: list[tuple[Checklist, RevisionFacts]], inputs: frozens
 
 def _previous_answers(revision: Revision) -> dict[str, ChecklistItem]:
     """Human answers on the latest earlier revision of the same variant, to carry into a new checklist."""
-    previous = (Checklist.objects.filter(revision__variant_id=revision.variant_id,
-                                         revision__number__lt=revision.number)
-                .order_by("-revision__number").first())
+    previous = (
+        Checklist.objects.filter(revision__variant_id=revision.variant_id, revision__number__lt=revision.number)
+        .order_by("-revision__number")
+        .first()
+    )
     if previous is None:
         return {}
     return {row.item.key: row for row in previous.items.select_related("item").filter(source=AnswerSource.HUMAN)}
@@ -445,9 +561,12 @@ def checklist_ensure(*, revision: Revision | int) -> Checklist | None:
             kept.append(item.key)
         rows.append(row)
     ChecklistItem.objects.bulk_create(rows)
-    audit_record(actor=None, verb="checklist.create", target=checklist,
-                 after={"revision": revision_id, "template": template.slug, "version": template.version,
-                        "carried_over": kept})
+    audit_record(
+        actor=None,
+        verb="checklist.create",
+        target=checklist,
+        after={"revision": revision_id, "template": template.slug, "version": template.version, "carried_over": kept},
+    )
     facts = RevisionFacts(locked)
     openness_store(facts)
     _evaluate(checklist, facts, None)
@@ -464,8 +583,7 @@ OPENNESS_INPUTS = frozenset({"artifacts", "variant", "components"})
 
 
 @transaction.atomic
-def checklists_reevaluate(*, revision_ids: Iterable[int], inputs: Iterable[str] | None = None
-                          ) -> dict[int, Checklist]:
+def checklists_reevaluate(*, revision_ids: Iterable[int], inputs: Iterable[str] | None = None) -> dict[int, Checklist]:
     """`checklist_reevaluate` for several revisions in one transaction: their checklists are locked (in id
     order) and read with their revisions in one query, and evaluated together (`_evaluate_many`), so re-running
     the job detectives of a worker's batch costs a few queries, not a few per revision. The openness class, when
@@ -475,16 +593,20 @@ def checklists_reevaluate(*, revision_ids: Iterable[int], inputs: Iterable[str] 
     if not ids:
         return {}
     checklists = {
-        checklist.revision_id: checklist for checklist in
-        Checklist.objects.select_for_update(of=("self",)).select_related("revision__variant__owner")
-        .filter(revision_id__in=ids).order_by("pk")
+        checklist.revision_id: checklist
+        for checklist in Checklist.objects.select_for_update(of=("self",))
+        .select_related("revision__variant__owner")
+        .filter(revision_id__in=ids)
+        .order_by("pk")
     }
     facts = {revision_id: RevisionFacts(checklist.revision) for revision_id, checklist in checklists.items()}
     if wanted is None or wanted & OPENNESS_INPUTS:
         missing = [pk for pk in ids if pk not in facts]
         if missing:
-            facts.update((revision.pk, RevisionFacts(revision)) for revision in
-                         Revision.objects.select_related("variant__owner").filter(pk__in=missing))
+            facts.update(
+                (revision.pk, RevisionFacts(revision))
+                for revision in Revision.objects.select_related("variant__owner").filter(pk__in=missing)
+            )
         if len(facts) > 1:
             RevisionFacts.prefetch(facts.values(), ["artifacts", "components"])
         for pk in ids:
@@ -496,8 +618,8 @@ def checklists_reevaluate(*, revision_ids: Iterable[int], inputs: Iterable[str] 
 
 # --- Answers --------------------------------------------------------------------------------------------
 
-def _answer_problems(item: TemplateItem, status: str, justification: str, evidence_url: str
-                     ) -> dict[str, list[str]]:
+
+def _answer_problems(item: TemplateItem, status: str, justification: str, evidence_url: str) -> dict[str, list[str]]:
     """The evidence rules of an item, OpenSSF-style; each message starts with the rule's name."""
     errors: dict[str, list[str]] = {}
     minimum = settings.MC_CHECKLIST_MIN_JUSTIFICATION_CHARS
@@ -505,14 +627,20 @@ def _answer_problems(item: TemplateItem, status: str, justification: str, eviden
         if not item.na_allowed:
             _add(errors, "status", "na_not_allowed: this item cannot be answered N/A.")
         if len(justification.strip()) < minimum:
-            _add(errors, "justification", f"na_needs_justification: say why the item does not apply "
-                                          f"(at least {minimum} characters).")
+            _add(
+                errors,
+                "justification",
+                f"na_needs_justification: say why the item does not apply (at least {minimum} characters).",
+            )
     if status == ItemStatus.MET:
         if item.needs_evidence == Evidence.URL and not evidence_url:
             _add(errors, "evidence_url", "met_needs_url: give the URL of the evidence (evidence_url).")
         if item.needs_evidence == Evidence.JUSTIFICATION and len(justification.strip()) < minimum:
-            _add(errors, "justification", f"met_needs_justification: explain how the item is met "
-                                          f"(at least {minimum} characters).")
+            _add(
+                errors,
+                "justification",
+                f"met_needs_justification: explain how the item is met (at least {minimum} characters).",
+            )
     if evidence_url:
         parsed = urlparse(evidence_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -527,11 +655,15 @@ def _rules_of(errors: dict[str, list[str]]) -> list[str]:
 def _lock_item(revision: Revision, key: str) -> tuple[Checklist, ChecklistItem]:
     checklist = checklist_ensure(revision=revision)
     if checklist is None:
-        raise NotFound(f"Revision {revision.number} has no checklist yet: it is created when the revision is "
-                       "submitted.")
+        raise NotFound(
+            f"Revision {revision.number} has no checklist yet: it is created when the revision is submitted."
+        )
     checklist = Checklist.objects.select_for_update().get(pk=checklist.pk)
-    row = (ChecklistItem.objects.select_related("item", "answered_by", "verified_by")
-           .filter(checklist=checklist, item__key=key).first())
+    row = (
+        ChecklistItem.objects.select_related("item", "answered_by", "verified_by")
+        .filter(checklist=checklist, item__key=key)
+        .first()
+    )
     if row is None:
         raise NotFound(f"The checklist has no item '{key}'.")
     return checklist, row
@@ -560,20 +692,22 @@ def _can_answer(actor: Any, revision: Revision) -> bool:
 
 
 @transaction.atomic
-def checklist_item_answer(*, revision: Revision, key: str, actor: Any, changes: dict[str, Any],
-                          if_match: str | None = None) -> ChecklistItem:
+def checklist_item_answer(
+    *, revision: Revision, key: str, actor: Any, changes: dict[str, Any], if_match: str | None = None
+) -> ChecklistItem:
     """Answer an item (`status`, `justification`, `evidence_url`: the owner) or verify it (`verified`: a
     reviewer who is not the author). The item's evidence rules are enforced; a 400 names each rule broken.
 
     An answer that changes what was verified drops the verification. On an automatic item a person may answer
     where the detective is unsure; where it is certain, a contradicting answer is refused."""
     revision = Revision.objects.select_related("variant__owner").get(pk=revision.pk)
-    answer_fields: dict[str, Any] = {k: changes[k] for k in ("status", "justification", "evidence_url")
-                                     if k in changes}
+    answer_fields: dict[str, Any] = {k: changes[k] for k in ("status", "justification", "evidence_url") if k in changes}
     verified = changes.get("verified")
     if not answer_fields and verified is None:
-        raise ValidationFailed("Nothing to change: give status, justification, evidence_url or verified.",
-                               errors={"__all__": ["Give status, justification, evidence_url or verified."]})
+        raise ValidationFailed(
+            "Nothing to change: give status, justification, evidence_url or verified.",
+            errors={"__all__": ["Give status, justification, evidence_url or verified."]},
+        )
     _check_types(answer_fields, verified)
     if answer_fields and not _can_answer(actor, revision):
         raise PermissionDenied(f"Only the owner of {revision.variant.full_name} answers its checklist.")
@@ -581,25 +715,38 @@ def checklist_item_answer(*, revision: Revision, key: str, actor: Any, changes: 
         raise PermissionDenied("Only reviewers verify checklist items.")
     checklist, row = _lock_item(revision, key)
     if if_match is not None and not etag_matches(if_match, item_etag(row)):
-        raise PreconditionFailed(f"Item '{key}' changed since you read it (If-Match does not match its ETag). "
-                                 "Read it again and retry.", etag=item_etag(row))
+        raise PreconditionFailed(
+            f"Item '{key}' changed since you read it (If-Match does not match its ETag). Read it again and retry.",
+            etag=item_etag(row),
+        )
     item = row.item
     now = timezone.now()
     before = {"status": row.status, "source": row.source, "verified_by": getattr(row.verified_by, "username", None)}
     if answer_fields:
         if revision.status not in ANSWERABLE_STATUSES:
-            raise Conflict(f"Revision {revision.number} is {revision.status}: its checklist can no longer be "
-                           "answered. Open a new revision to change it.", current_status=revision.status)
+            raise Conflict(
+                f"Revision {revision.number} is {revision.status}: its checklist can no longer be "
+                "answered. Open a new revision to change it.",
+                current_status=revision.status,
+            )
         _answer(row, item, answer_fields, actor, now)
     if verified is not None:
         _verify(row, item, revision, bool(verified), actor, now)
     row.save()
     _refresh_level(checklist)
-    audit_record(actor=actor, verb="checklist.item.verify" if verified is not None and not answer_fields
-                 else "checklist.item.answer", target=row,
-                 before=before, after={"status": row.status, "source": row.source,
-                                       "verified_by": getattr(row.verified_by, "username", None),
-                                       "evidence_url": row.evidence_url or None, "key": key})
+    audit_record(
+        actor=actor,
+        verb="checklist.item.verify" if verified is not None and not answer_fields else "checklist.item.answer",
+        target=row,
+        before=before,
+        after={
+            "status": row.status,
+            "source": row.source,
+            "verified_by": getattr(row.verified_by, "username", None),
+            "evidence_url": row.evidence_url or None,
+            "key": key,
+        },
+    )
     checklist_changed_on_commit(revision.pk)
     return row
 
@@ -611,13 +758,26 @@ def _answer(row: ChecklistItem, item: TemplateItem, fields: dict[str, Any], acto
     found = DETECTIVES.get(item.detective) if item.kind == Kind.AUTO else None
     errors: dict[str, list[str]] = {}
     if found is not None and found.authoritative:
-        _add(errors, "status", f"automatic_only: the platform answers this item from its own records "
-                               f"({found.title.lower()}); it cannot be answered by hand.")
-    elif found is not None and "status" in fields and status != ItemStatus.UNKNOWN and row.confidence is not None \
-            and row.confidence >= MAX_CONFIDENCE and row.detective_status not in ("", ItemStatus.UNKNOWN) \
-            and status != row.detective_status:
-        _add(errors, "status", f"detective_certain: the automatic check is certain the item is "
-                               f"{row.detective_status} ({row.explanation})")
+        _add(
+            errors,
+            "status",
+            f"automatic_only: the platform answers this item from its own records "
+            f"({found.title.lower()}); it cannot be answered by hand.",
+        )
+    elif (
+        found is not None
+        and "status" in fields
+        and status != ItemStatus.UNKNOWN
+        and row.confidence is not None
+        and row.confidence >= MAX_CONFIDENCE
+        and row.detective_status not in ("", ItemStatus.UNKNOWN)
+        and status != row.detective_status
+    ):
+        _add(
+            errors,
+            "status",
+            f"detective_certain: the automatic check is certain the item is {row.detective_status} ({row.explanation})",
+        )
     if status != ItemStatus.UNKNOWN:
         for field, msgs in _answer_problems(item, status, justification, evidence_url).items():
             errors.setdefault(field, []).extend(msgs)
@@ -625,8 +785,11 @@ def _answer(row: ChecklistItem, item: TemplateItem, fields: dict[str, Any], acto
         for field, msgs in _answer_problems(item, status, "", evidence_url).items():
             errors.setdefault(field, []).extend(msgs)
     if errors:
-        raise ValidationFailed("The answer breaks the item's rules: " + ", ".join(_rules_of(errors)) + ".",
-                               errors=errors, rules=_rules_of(errors))
+        raise ValidationFailed(
+            "The answer breaks the item's rules: " + ", ".join(_rules_of(errors)) + ".",
+            errors=errors,
+            rules=_rules_of(errors),
+        )
     changed = (status, justification, evidence_url) != (row.status, row.justification, row.evidence_url)
     if status == ItemStatus.UNKNOWN:
         # Withdrawing an answer hands an automatic item back to its detective.
@@ -644,11 +807,11 @@ def _answer(row: ChecklistItem, item: TemplateItem, fields: dict[str, Any], acto
         row.verified_by, row.verified_at = None, None
 
 
-def _verify(row: ChecklistItem, item: TemplateItem, revision: Revision, verified: bool, actor: Any, now: Any
-            ) -> None:
+def _verify(row: ChecklistItem, item: TemplateItem, revision: Revision, verified: bool, actor: Any, now: Any) -> None:
     if revision.status not in VERIFIABLE_STATUSES:
-        raise Conflict(f"Revision {revision.number} is {revision.status}: its checklist is closed.",
-                       current_status=revision.status)
+        raise Conflict(
+            f"Revision {revision.number} is {revision.status}: its checklist is closed.", current_status=revision.status
+        )
     authors = {revision.variant.owner_id, revision.created_by_id, row.answered_by_id}
     if actor.pk in authors or _can_answer(actor, revision):
         raise PermissionDenied("Nobody verifies their own work: another reviewer verifies this item.")
@@ -656,11 +819,11 @@ def _verify(row: ChecklistItem, item: TemplateItem, revision: Revision, verified
     if verified and not item.reviewer_verifies:
         _add(errors, "verified", "not_verifiable: this item does not ask for a reviewer's verification.")
     elif verified and row.status not in (ItemStatus.MET, ItemStatus.NA):
-        _add(errors, "verified", f"nothing_to_verify: the item is {row.status}; only a met or N/A answer is "
-                                 "verified.")
+        _add(errors, "verified", f"nothing_to_verify: the item is {row.status}; only a met or N/A answer is verified.")
     if errors:
-        raise ValidationFailed("The item cannot be verified: " + ", ".join(_rules_of(errors)) + ".",
-                               errors=errors, rules=_rules_of(errors))
+        raise ValidationFailed(
+            "The item cannot be verified: " + ", ".join(_rules_of(errors)) + ".", errors=errors, rules=_rules_of(errors)
+        )
     if verified:
         row.verified_by, row.verified_at = actor, now
     else:
@@ -670,21 +833,39 @@ def _verify(row: ChecklistItem, item: TemplateItem, revision: Revision, verified
 def item_etag(row: ChecklistItem) -> str:
     import hashlib
 
-    stamp = "|".join(str(v) for v in (row.pk, row.status, row.justification, row.evidence_url, row.source,
-                                      row.answered_by_id, row.answered_at, row.confidence, row.explanation,
-                                      row.verified_by_id, row.verified_at))
+    stamp = "|".join(
+        str(v)
+        for v in (
+            row.pk,
+            row.status,
+            row.justification,
+            row.evidence_url,
+            row.source,
+            row.answered_by_id,
+            row.answered_at,
+            row.confidence,
+            row.explanation,
+            row.verified_by_id,
+            row.verified_at,
+        )
+    )
     return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
 
 
 # --- MOF components and the openness class --------------------------------------------------------------
+
 
 def openness_store(facts: RevisionFacts) -> RevisionOpenness:
     """Store the revision's openness class for filters (leaderboards, variant lists)."""
     report = openness_for_facts(facts)
     stored, _ = RevisionOpenness.objects.update_or_create(
         revision_id=facts.revision.pk,
-        defaults={"mof_class": report["mof_class"] or "", "rank": report["rank"], "conditional": report["conditional"],
-                  "report": {"label": report["label"], "classes": report["classes"]}},
+        defaults={
+            "mof_class": report["mof_class"] or "",
+            "rank": report["rank"],
+            "conditional": report["conditional"],
+            "report": {"label": report["label"], "classes": report["classes"]},
+        },
     )
     return stored
 
@@ -694,20 +875,20 @@ def _lock_revision_for_components(revision: Revision, actor: Any) -> Revision:
     if not _can_answer(actor, revision):
         raise PermissionDenied(f"Only the owner of {revision.variant.full_name} declares its components.")
     if revision.status not in COMPONENT_EDITABLE_STATUSES:
-        raise Conflict(f"Revision {revision.number} is {revision.status}: its components can no longer change.",
-                       current_status=revision.status)
+        raise Conflict(
+            f"Revision {revision.number} is {revision.status}: its components can no longer change.",
+            current_status=revision.status,
+        )
     return revision
 
 
 def _after_components_change(revision: Revision) -> None:
     revision_id = revision.pk
-    transaction.on_commit(lambda: checklist_reevaluate(revision_id=revision_id, inputs={"components"}),
-                          robust=True)
+    transaction.on_commit(lambda: checklist_reevaluate(revision_id=revision_id, inputs={"components"}), robust=True)
 
 
 @transaction.atomic
-def component_set(*, revision: Revision, component: str, location: Any, license: Any, actor: Any
-                  ) -> RevisionComponent:
+def component_set(*, revision: Revision, component: str, location: Any, license: Any, actor: Any) -> RevisionComponent:
     """Declare where a MOF component of the revision is released and under which licence (create or replace)."""
     from apps.registry.licenses import license_lookup, license_suggestions
 
@@ -727,19 +908,28 @@ def component_set(*, revision: Revision, component: str, location: Any, license:
         _add(errors, "license", "A licence id (SPDX or Hub), or empty for 'not specified'.")
     elif license.strip() and license_lookup(license) is None:
         hints = license_suggestions(license)
-        _add(errors, "license", f"Unknown licence id '{license}'." + (f" Did you mean: {', '.join(hints)}?"
-                                                                      if hints else ""))
+        _add(
+            errors,
+            "license",
+            f"Unknown licence id '{license}'." + (f" Did you mean: {', '.join(hints)}?" if hints else ""),
+        )
     if errors:
         raise ValidationFailed("The component is not valid: see errors.", errors=errors)
     canonical = license_lookup(license).id if license.strip() else ""  # type: ignore[union-attr]
     existing = RevisionComponent.objects.filter(revision=revision, component=component).first()
     before = {"location": existing.location, "license": existing.license} if existing else None
     row, _ = RevisionComponent.objects.update_or_create(
-        revision=revision, component=component,
-        defaults={"location": location.strip(), "license": canonical, "updated_by": actor})
-    audit_record(actor=actor, verb="revision_component.set", target=row, before=before,
-                 after={"revision": revision.pk, "component": component, "location": row.location,
-                        "license": row.license})
+        revision=revision,
+        component=component,
+        defaults={"location": location.strip(), "license": canonical, "updated_by": actor},
+    )
+    audit_record(
+        actor=actor,
+        verb="revision_component.set",
+        target=row,
+        before=before,
+        after={"revision": revision.pk, "component": component, "location": row.location, "license": row.license},
+    )
     _after_components_change(revision)
     return row
 
@@ -752,8 +942,11 @@ def component_delete(*, revision: Revision, component: str, actor: Any) -> None:
     row = RevisionComponent.objects.filter(revision=revision, component=component).first()
     if row is None:
         raise NotFound(f"Component '{component}' is not declared on revision {revision.number}.")
-    audit_record(actor=actor, verb="revision_component.delete", target=row,
-                 before={"revision": revision.pk, "component": component, "location": row.location,
-                         "license": row.license})
+    audit_record(
+        actor=actor,
+        verb="revision_component.delete",
+        target=row,
+        before={"revision": revision.pk, "component": component, "location": row.location, "license": row.license},
+    )
     row.delete()
     _after_components_change(revision)

@@ -15,7 +15,10 @@ logger = logging.getLogger(__name__)
 
 # Variant fields each detective input depends on (the registry says which fields changed).
 VARIANT_FIELD_INPUTS: dict[str, str] = {
-    "license": INPUT_VARIANT, "license_compat": INPUT_VARIANT, "parents": INPUT_VARIANT, "relation": INPUT_VARIANT,
+    "license": INPUT_VARIANT,
+    "license_compat": INPUT_VARIANT,
+    "parents": INPUT_VARIANT,
+    "relation": INPUT_VARIANT,
     "card": INPUT_CARD,
 }
 
@@ -55,8 +58,12 @@ def on_revision_transitioned(*, revision_id: int, before: str = "", after: str =
 def on_artifact_added(*, revision_id: int, artifact_id: int | None = None, **_: Any) -> None:
     from .services import checklist_reevaluate
 
-    _safely(f"re-evaluation after artifact {artifact_id}", checklist_reevaluate, revision_id=revision_id,
-            inputs={INPUT_ARTIFACTS})
+    _safely(
+        f"re-evaluation after artifact {artifact_id}",
+        checklist_reevaluate,
+        revision_id=revision_id,
+        inputs={INPUT_ARTIFACTS},
+    )
 
 
 def on_variant_updated(*, variant_id: int, fields: list[str] | None = None, **_: Any) -> None:
@@ -72,8 +79,12 @@ def on_variant_updated(*, variant_id: int, fields: list[str] | None = None, **_:
     if not inputs:
         return
     for revision_id in Revision.objects.filter(variant_id=variant_id).values_list("pk", flat=True):
-        _safely(f"re-evaluation of revision {revision_id} after a variant change", checklist_reevaluate,
-                revision_id=revision_id, inputs=inputs)
+        _safely(
+            f"re-evaluation of revision {revision_id} after a variant change",
+            checklist_reevaluate,
+            revision_id=revision_id,
+            inputs=inputs,
+        )
 
 
 def on_jobs_finished(job_ids: list[int]) -> None:
@@ -85,8 +96,7 @@ def on_jobs_finished(job_ids: list[int]) -> None:
 
     from .services import checklist_reevaluate, checklists_reevaluate
 
-    revision_ids = sorted(set(BenchmarkJob.objects.filter(pk__in=list(job_ids))
-                              .values_list("revision_id", flat=True)))
+    revision_ids = sorted(set(BenchmarkJob.objects.filter(pk__in=list(job_ids)).values_list("revision_id", flat=True)))
     if not revision_ids:
         return
     try:
@@ -96,8 +106,12 @@ def on_jobs_finished(job_ids: list[int]) -> None:
         if len(revision_ids) == 1:
             return
         for revision_id in revision_ids:
-            _safely(f"re-evaluation of revision {revision_id} after jobs finished", checklist_reevaluate,
-                    revision_id=revision_id, inputs={INPUT_JOBS})
+            _safely(
+                f"re-evaluation of revision {revision_id} after jobs finished",
+                checklist_reevaluate,
+                revision_id=revision_id,
+                inputs={INPUT_JOBS},
+            )
 
 
 def register() -> None:

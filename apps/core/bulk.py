@@ -44,15 +44,17 @@ def bulk_update_rows(model: type[Model], objs: Sequence[Model], fields: Sequence
     updated = 0
     with connection.cursor() as cursor:
         for start in range(0, len(objs), _ROWS_PER_STATEMENT):
-            batch = objs[start:start + _ROWS_PER_STATEMENT]
+            batch = objs[start : start + _ROWS_PER_STATEMENT]
             params: list[Any] = []
             for obj in batch:
                 params.append(pk.get_db_prep_save(obj.pk, connection))
                 params.extend(field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns)
             # Identifiers come from the model's metadata, quoted; every value is a parameter.
-            sql = (f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608
-                   f"FROM (VALUES {', '.join([row_sql] * len(batch))}) AS v({', '.join(names)}) "
-                   f"WHERE t.{names[0]} = v.{names[0]}")
+            sql = (
+                f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "  # noqa: S608
+                f"FROM (VALUES {', '.join([row_sql] * len(batch))}) AS v({', '.join(names)}) "
+                f"WHERE t.{names[0]} = v.{names[0]}"
+            )
             cursor.execute(sql, params)
             updated += cursor.rowcount
     return updated

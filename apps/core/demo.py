@@ -76,9 +76,19 @@ def ensure_accounts(password: str) -> dict[str, User]:
         maintainer.save(update_fields=["is_staff"])
     # Maintainers use the Django admin as the moderation console.
     group = Group.objects.get(name="maintainers")
-    group.permissions.set(Permission.objects.filter(
-        content_type__app_label__in=["accounts", "audit", "registry", "benchmarks", "leaderboards", "reviews",
-                                     "checklists"]))
+    group.permissions.set(
+        Permission.objects.filter(
+            content_type__app_label__in=[
+                "accounts",
+                "audit",
+                "registry",
+                "benchmarks",
+                "leaderboards",
+                "reviews",
+                "checklists",
+            ]
+        )
+    )
     commons, created = ensure_user("commons", password, email="commons@example.org")
     if created:
         commons.set_unusable_password()
@@ -87,16 +97,16 @@ def ensure_accounts(password: str) -> dict[str, User]:
     return users
 
 
-def _ensure_variant(*, owner: User, name: str, relation: str, parents: list[Variant], artifact: str,
-                    actor: User, fields: dict[str, Any]) -> Variant:
+def _ensure_variant(
+    *, owner: User, name: str, relation: str, parents: list[Variant], artifact: str, actor: User, fields: dict[str, Any]
+) -> Variant:
     existing = Variant.objects.by_full_name(f"{owner.username}/{name}").first()
     if existing is not None:
         return existing
     variant = variant_create(owner=owner, name=name, relation=relation, parents=parents, actor=actor, **fields)
     revision = variant.current_revision
     assert revision is not None
-    artifact_add_local_file(revision=revision, source=DIGITS_DIR / artifact, path=artifact, fmt="onnx",
-                            actor=actor)
+    artifact_add_local_file(revision=revision, source=DIGITS_DIR / artifact, path=artifact, fmt="onnx", actor=actor)
     return variant
 
 
@@ -109,8 +119,9 @@ def _publish(revision: Revision, actor: User) -> None:
             revision_transition(revision=revision, target=target, actor=actor, reason="demo seed")
 
 
-def seed_demo(password: str, *, runs: bool = False, queue_jobs: bool = False,
-              tinylm_dir: Path | None = None) -> dict[str, Any]:
+def seed_demo(
+    password: str, *, runs: bool = False, queue_jobs: bool = False, tinylm_dir: Path | None = None
+) -> dict[str, Any]:
     """The demo world. `runs` adds every fixture benchmark whose runner is installed with its local models
     (the tiny LMs are built before the transaction opens: about 30 s of CPU); `queue_jobs` also queues one job
     per demo model and benchmark (the `seed_demo` command does both; tests opt in)."""
@@ -126,39 +137,77 @@ def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm: Path | None) -
     manifest = _manifest()
     base_entry = _file_entry(manifest, "digits-mlp.onnx")
     base = _ensure_variant(
-        owner=users["commons"], name="digits-mlp", relation="original", parents=[], artifact="digits-mlp.onnx",
+        owner=users["commons"],
+        name="digits-mlp",
+        relation="original",
+        parents=[],
+        artifact="digits-mlp.onnx",
         actor=users["maintainer"],
-        fields={"license": "apache-2.0", "parameters": base_entry["parameters"], "precision": "fp32",
-                "architecture": "MLP", "task": "image-classification", "tags": ["onnx", "digits", "demo"],
-                "summary": "A 64-unit MLP trained on scikit-learn's 8x8 digits, exported to ONNX.",
-                "card": DIGITS_CARD},
+        fields={
+            "license": "apache-2.0",
+            "parameters": base_entry["parameters"],
+            "precision": "fp32",
+            "architecture": "MLP",
+            "task": "image-classification",
+            "tags": ["onnx", "digits", "demo"],
+            "summary": "A 64-unit MLP trained on scikit-learn's 8x8 digits, exported to ONNX.",
+            "card": DIGITS_CARD,
+        },
     )
     assert base.current_revision is not None
     _publish(base.current_revision, users["maintainer"])
     int8 = _file_entry(manifest, "digits-mlp-int8.onnx")
     int8_variant = _ensure_variant(
-        owner=users["alice"], name="digits-mlp-int8", relation="quantized", parents=[base],
-        artifact="digits-mlp-int8.onnx", actor=users["alice"],
-        fields={"license": "apache-2.0", "parameters": int8["parameters"], "precision": "int8",
-                "architecture": "MLP", "task": "image-classification", "tags": ["onnx", "int8"],
-                "summary": "Dynamic int8 quantization of commons/digits-mlp.",
-                "card": DIGITS_CARD.replace("# digits-mlp", "# digits-mlp-int8\n\nInt8 dynamic quantization "
-                                            "(onnxruntime quantize_dynamic) of commons/digits-mlp.")},
+        owner=users["alice"],
+        name="digits-mlp-int8",
+        relation="quantized",
+        parents=[base],
+        artifact="digits-mlp-int8.onnx",
+        actor=users["alice"],
+        fields={
+            "license": "apache-2.0",
+            "parameters": int8["parameters"],
+            "precision": "int8",
+            "architecture": "MLP",
+            "task": "image-classification",
+            "tags": ["onnx", "int8"],
+            "summary": "Dynamic int8 quantization of commons/digits-mlp.",
+            "card": DIGITS_CARD.replace(
+                "# digits-mlp",
+                "# digits-mlp-int8\n\nInt8 dynamic quantization (onnxruntime quantize_dynamic) of commons/digits-mlp.",
+            ),
+        },
     )
     pruned = _file_entry(manifest, "digits-mlp-pruned.onnx")
     pruned_variant = _ensure_variant(
-        owner=users["bob"], name="digits-mlp-pruned", relation="pruned", parents=[base],
-        artifact="digits-mlp-pruned.onnx", actor=users["bob"],
-        fields={"license": "apache-2.0", "parameters": pruned.get("nonzero_parameters", pruned["parameters"]),
-                "precision": "fp32", "architecture": "MLP", "task": "image-classification",
-                "tags": ["onnx", "pruned"],
-                "summary": "50% magnitude pruning of the first layer of commons/digits-mlp.",
-                "card": DIGITS_CARD.replace("# digits-mlp", "# digits-mlp-pruned\n\nThe 50% smallest first-layer "
-                                            "weights of commons/digits-mlp set to zero.")},
+        owner=users["bob"],
+        name="digits-mlp-pruned",
+        relation="pruned",
+        parents=[base],
+        artifact="digits-mlp-pruned.onnx",
+        actor=users["bob"],
+        fields={
+            "license": "apache-2.0",
+            "parameters": pruned.get("nonzero_parameters", pruned["parameters"]),
+            "precision": "fp32",
+            "architecture": "MLP",
+            "task": "image-classification",
+            "tags": ["onnx", "pruned"],
+            "summary": "50% magnitude pruning of the first layer of commons/digits-mlp.",
+            "card": DIGITS_CARD.replace(
+                "# digits-mlp",
+                "# digits-mlp-pruned\n\nThe 50% smallest first-layer weights of commons/digits-mlp set to zero.",
+            ),
+        },
     )
     seed_registry_demo(users)
-    summary: dict[str, Any] = {"users": sorted(users), "benchmarks": [benchmark.slug], "skipped": {}, "jobs": [],
-                               "new_jobs": 0}
+    summary: dict[str, Any] = {
+        "users": sorted(users),
+        "benchmarks": [benchmark.slug],
+        "skipped": {},
+        "jobs": [],
+        "new_jobs": 0,
+    }
     if runs:
         done = seed_demo_runs(users, [base, int8_variant, pruned_variant], queue_jobs=queue_jobs, tinylm=tinylm)
         summary.update(benchmarks=done.benchmarks, skipped=done.skipped, jobs=done.jobs, new_jobs=done.new_jobs)

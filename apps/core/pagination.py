@@ -67,8 +67,10 @@ class PageNumberPagination(pagination.PageNumberPagination):
         return super().get_page_number(request, paginator)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        return _documented_limits(super().get_schema_operation_parameters(view), {
-            self.page_query_param: (1, MAX_PAGE), self.page_size_query_param: (1, self.max_page_size)})
+        return _documented_limits(
+            super().get_schema_operation_parameters(view),
+            {self.page_query_param: (1, MAX_PAGE), self.page_size_query_param: (1, self.max_page_size)},
+        )
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -81,5 +83,6 @@ class CursorPagination(pagination.CursorPagination):
         return _strict_page_size(request, self.page_size_query_param, self.page_size, self.max_page_size)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        return _documented_limits(super().get_schema_operation_parameters(view),
-                                  {self.page_size_query_param: (1, self.max_page_size)})
+        return _documented_limits(
+            super().get_schema_operation_parameters(view), {self.page_size_query_param: (1, self.max_page_size)}
+        )

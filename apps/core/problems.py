@@ -55,9 +55,16 @@ _SLUGS = {
 }
 
 
-def problem_body(status: int, detail: str, *, slug: str | None = None, title: str | None = None,
-                 errors: dict[str, list[str]] | None = None, instance: str | None = None,
-                 **extra: Any) -> dict[str, Any]:
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": TYPE_BASE + (slug or _SLUGS.get(status, "error")),
         "title": title or _TITLES.get(status, "Error"),
@@ -112,14 +119,28 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(int(retry_after))
-        return problem_response(exc.status, exc.detail, headers=headers, slug=exc.slug, title=exc.title,
-                                errors=exc.errors, instance=instance, **exc.extra)
+        return problem_response(
+            exc.status,
+            exc.detail,
+            headers=headers,
+            slug=exc.slug,
+            title=exc.title,
+            errors=exc.errors,
+            instance=instance,
+            **exc.extra,
+        )
     if isinstance(exc, RequestDataTooBig):
         return problem_response(413, str(exc) or "Request body too large.", instance=instance)
     if isinstance(exc, DjangoValidationError):
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-        return problem_response(400, "Validation failed.", slug="validation-error", title="Validation failed",
-                                errors=errors, instance=instance)
+        return problem_response(
+            400,
+            "Validation failed.",
+            slug="validation-error",
+            title="Validation failed",
+            errors=errors,
+            instance=instance,
+        )
     if isinstance(exc, SuspiciousOperation):
         return problem_response(400, str(exc) or "Suspicious request.", instance=instance)
     if isinstance(exc, Http404):
@@ -130,14 +151,19 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     response = drf_default_handler(exc, context)
     if response is None:
         logger.exception("Unhandled API error", exc_info=exc)
-        return problem_response(500, "The server hit an unexpected error. It has been logged.",
-                                instance=instance)
+        return problem_response(500, "The server hit an unexpected error. It has been logged.", instance=instance)
 
     status = response.status_code
     data = response.data
     if isinstance(exc, drf.ValidationError):
-        body = problem_body(400, "Validation failed: see errors.", slug="validation-error",
-                            title="Validation failed", errors=_flatten_errors(data), instance=instance)
+        body = problem_body(
+            400,
+            "Validation failed: see errors.",
+            slug="validation-error",
+            title="Validation failed",
+            errors=_flatten_errors(data),
+            instance=instance,
+        )
     else:
         detail = data.get("detail", "") if isinstance(data, dict) else str(data)
         extra: dict[str, Any] = {}
@@ -163,8 +189,9 @@ def is_api_path(path: str) -> bool:
 
 
 def json_problem(request: HttpRequest, status: int, detail: str, **kw: Any) -> JsonResponse:
-    return JsonResponse(problem_body(status, detail, instance=request.path, **kw), status=status,
-                        content_type=PROBLEM_CONTENT_TYPE)
+    return JsonResponse(
+        problem_body(status, detail, instance=request.path, **kw), status=status, content_type=PROBLEM_CONTENT_TYPE
+    )
 
 
 _GENERIC_DETAILS = {
@@ -181,8 +208,12 @@ def as_problem(request: HttpRequest, response: HttpResponseBase) -> HttpResponse
     """An error response under /api/ that is not JSON (Django's DEBUG pages, HttpResponseNotAllowed, a CSRF
     failure page ...) rewritten as problem+json with the same status and headers (Allow, Retry-After ...)."""
     status = response.status_code
-    if (status < 400 or response.streaming or not is_api_path(request.path)
-            or "json" in response.get("Content-Type", "").lower()):
+    if (
+        status < 400
+        or response.streaming
+        or not is_api_path(request.path)
+        or "json" in response.get("Content-Type", "").lower()
+    ):
         return response
     if status == 405:
         detail = f"Method {request.method} is not allowed here."
@@ -200,8 +231,9 @@ def problem_for_exception(request: HttpRequest, exc: Exception) -> JsonResponse 
     """The problem for an exception Django itself would answer (with an HTML page under DEBUG), or None for
     the unexpected ones (Django logs them and answers 500; `as_problem` rewrites that page)."""
     if isinstance(exc, DomainError):
-        return json_problem(request, exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=exc.errors,
-                            **exc.extra)
+        return json_problem(
+            request, exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=exc.errors, **exc.extra
+        )
     if isinstance(exc, RequestDataTooBig):
         return json_problem(request, 413, str(exc) or _GENERIC_DETAILS[413])
     if isinstance(exc, SuspiciousOperation):
@@ -265,8 +297,7 @@ def handler400(request: HttpRequest, exception: Exception | None = None):  # typ
         from django.utils.html import escape
 
         message = escape(str(exception) or "The request body is too large.")
-        return HttpResponse(f"<!doctype html><title>Too large</title><h1>Too large</h1><p>{message}</p>",
-                            status=413)
+        return HttpResponse(f"<!doctype html><title>Too large</title><h1>Too large</h1><p>{message}</p>", status=413)
     from django.views.defaults import bad_request
 
     return bad_request(request, exception)  # type: ignore[arg-type]

@@ -162,8 +162,9 @@ class StrictFilterExtension(DjangoFilterExtension):
     def _get_filter_method_hint(self, filter_method: Any) -> Any:
         return super()._get_filter_method_hint(None)  # "no hint": the filter's class decides
 
-    def resolve_filter_field(self, auto_schema: Any, model: Any, filterset_class: Any, field_name: str,
-                             filter_field: Any) -> list[dict[str, Any]]:
+    def resolve_filter_field(
+        self, auto_schema: Any, model: Any, filterset_class: Any, field_name: str, filter_field: Any
+    ) -> list[dict[str, Any]]:
         params = super().resolve_filter_field(auto_schema, model, filterset_class, field_name, filter_field)
         if issubclass(filter_field.field_class, forms.IntegerField):
             for param in params:
@@ -221,7 +222,10 @@ def add_problem_responses(result: dict[str, Any], generator: Any, request: Any, 
                     schema.pop("pattern")
                     width = int(digits.group(1) or 18)
                     schema.update({"type": "integer", "minimum": 0, "maximum": min(10**width - 1, 2**63 - 1)})
-                if parameter.get("in") in ("query", "path") and schema.get("type") == "string" and \
-                        not {"pattern", "enum", "format"} & set(schema):
+                if (
+                    parameter.get("in") in ("query", "path")
+                    and schema.get("type") == "string"
+                    and not {"pattern", "enum", "format"} & set(schema)
+                ):
                     schema["pattern"] = NO_NUL_PATTERN
     return result

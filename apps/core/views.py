@@ -27,8 +27,9 @@ def _check_broker() -> str | None:
 
     try:
         # A fresh connection (not the app's pool) so a broker that went away is really noticed.
-        with Connection(settings.CELERY_BROKER_URL, connect_timeout=2,
-                        transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as conn:
+        with Connection(
+            settings.CELERY_BROKER_URL, connect_timeout=2, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS
+        ) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # noqa: BLE001
         return f"{type(exc).__name__}: {exc}"
@@ -46,8 +47,9 @@ def _sandbox() -> dict[str, object]:
         "available": status.available,
         "namespaces": status.namespaces,
         "user": status.user,
-        "detail": status.detail if status.available else "sandboxed jobs are refused on this host; the worker "
-                                                          "log says why",
+        "detail": status.detail
+        if status.available
+        else "sandboxed jobs are refused on this host; the worker log says why",
     }
 
 

@@ -53,10 +53,28 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(LeaderboardEntry)
 class LeaderboardEntryAdmin(_ReadOnlyAdmin):
-    list_display = ("variant_name", "revision_number", "benchmark", "benchmark_version", "score", "verified",
-                    "contaminated", "listed", "ranked", "result_at")
-    list_filter = ("benchmark", "benchmark_version", "ranked", "listed", "verified", "contaminated", "relation",
-                   "precision")
+    list_display = (
+        "variant_name",
+        "revision_number",
+        "benchmark",
+        "benchmark_version",
+        "score",
+        "verified",
+        "contaminated",
+        "listed",
+        "ranked",
+        "result_at",
+    )
+    list_filter = (
+        "benchmark",
+        "benchmark_version",
+        "ranked",
+        "listed",
+        "verified",
+        "contaminated",
+        "relation",
+        "precision",
+    )
     search_fields = ("variant_name", "license", "task")
     list_select_related = ("benchmark",)
     actions = ["recompute"]

@@ -35,8 +35,9 @@ class Suite(models.Model):
     description = models.TextField(blank=True, default="")
     # Bumped by the service every time the benchmarks, weights or normalization bounds change.
     version = models.PositiveIntegerField(default=1)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,8 +64,12 @@ class SuiteBenchmark(models.Model):
     suite = models.ForeignKey(Suite, on_delete=models.CASCADE, related_name="entries")
     benchmark = models.ForeignKey("benchmarks.Benchmark", on_delete=models.PROTECT, related_name="suite_entries")
     position = models.PositiveSmallIntegerField(default=0)
-    metric = models.CharField(max_length=64, blank=True, default="",
-                              help_text="Metric to aggregate; empty means the benchmark's primary metric.")
+    metric = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Metric to aggregate; empty means the benchmark's primary metric.",
+    )
     weight = models.FloatField(default=1.0)
     baseline = models.FloatField(default=0.0)
     best = models.FloatField(default=1.0)
@@ -101,8 +106,9 @@ class LeaderboardEntry(models.Model):
     revision = models.ForeignKey("registry.Revision", on_delete=models.CASCADE, related_name="+")
     benchmark = models.ForeignKey("benchmarks.Benchmark", on_delete=models.CASCADE, related_name="+")
     benchmark_version = models.CharField(max_length=32)
-    job = models.ForeignKey("benchmarks.BenchmarkJob", null=True, blank=True, on_delete=models.SET_NULL,
-                            related_name="+")
+    job = models.ForeignKey(
+        "benchmarks.BenchmarkJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     score = models.FloatField(help_text="The benchmark's primary metric.")
     score_metric = models.CharField(max_length=64, help_text="Which metric `score` is (the primary one).")
     # score when higher is better, -score otherwise: every board reads one index in one direction.
@@ -139,13 +145,17 @@ class LeaderboardEntry(models.Model):
         ordering = ["benchmark_id", "benchmark_version", "-rank_score", "id"]
         verbose_name_plural = "leaderboard entries"
         constraints = [
-            models.UniqueConstraint(fields=["revision", "benchmark", "benchmark_version"],
-                                    name="lb_entry_revision_benchmark_version_unique"),
+            models.UniqueConstraint(
+                fields=["revision", "benchmark", "benchmark_version"], name="lb_entry_revision_benchmark_version_unique"
+            ),
         ]
         indexes = [
             # The board: WHERE benchmark AND version AND ranked ORDER BY rank_score DESC, id LIMIT n.
-            models.Index(fields=["benchmark", "benchmark_version", "-rank_score", "id"],
-                         condition=Q(ranked=True), name="lb_entry_board"),
+            models.Index(
+                fields=["benchmark", "benchmark_version", "-rank_score", "id"],
+                condition=Q(ranked=True),
+                name="lb_entry_board",
+            ),
             models.Index(fields=["variant", "benchmark", "benchmark_version"], name="lb_entry_variant"),
         ]
 
@@ -198,21 +208,30 @@ class ContaminationMark(models.Model):
 
     flag_id = models.BigIntegerField(db_index=True, help_text="The reviews.Flag that was confirmed.")
     variant = models.ForeignKey("registry.Variant", on_delete=models.CASCADE, related_name="+")
-    benchmark = models.ForeignKey("benchmarks.Benchmark", null=True, blank=True, on_delete=models.CASCADE,
-                                  related_name="+", help_text="Empty: every benchmark.")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    benchmark = models.ForeignKey(
+        "benchmarks.Benchmark",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Empty: every benchmark.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     cleared_at = models.DateTimeField(null=True, blank=True)
-    cleared_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["flag_id", "variant", "benchmark"], name="contamination_mark_unique"),
-            models.UniqueConstraint(fields=["flag_id", "variant"], condition=Q(benchmark__isnull=True),
-                                    name="contamination_mark_all_unique"),
+            models.UniqueConstraint(
+                fields=["flag_id", "variant"], condition=Q(benchmark__isnull=True), name="contamination_mark_all_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -223,5 +242,8 @@ class ContaminationMark(models.Model):
         return self.cleared_at is None
 
     def flag_payload(self) -> dict[str, Any]:
-        return {"kind": "contamination", "flag": self.flag_id,
-                "benchmark": self.benchmark.slug if self.benchmark is not None else None}
+        return {
+            "kind": "contamination",
+            "flag": self.flag_id,
+            "benchmark": self.benchmark.slug if self.benchmark is not None else None,
+        }

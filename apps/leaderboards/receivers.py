@@ -39,9 +39,11 @@ def on_revision_transitioned(*, revision_id: int, **_: Any) -> None:
 
 
 def _benchmark_definition(benchmark: Benchmark) -> tuple[Any, ...]:
-    return (benchmark.version, benchmark.primary_metric, [
-        (m.get("name"), bool(m.get("higher_is_better", True))) for m in benchmark.metrics or []
-    ])
+    return (
+        benchmark.version,
+        benchmark.primary_metric,
+        [(m.get("name"), bool(m.get("higher_is_better", True))) for m in benchmark.metrics or []],
+    )
 
 
 def _benchmark_before_save(sender: Any, instance: Benchmark, raw: bool = False, **kw: Any) -> None:

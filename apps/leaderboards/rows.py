@@ -17,8 +17,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 def deltas(score: float, parents: list[list[Any]]) -> dict[str, float | None]:
     """{parent full name: score minus the parent's score on the same board, or None}."""
-    return {name: None if parent_score is None else round(score - parent_score, 6)
-            for _, name, parent_score in parents}
+    return {name: None if parent_score is None else round(score - parent_score, 6) for _, name, parent_score in parents}
 
 
 def _common(row: Mapping[str, Any], metrics: Any) -> dict[str, Any]:
@@ -28,7 +27,8 @@ def _common(row: Mapping[str, Any], metrics: Any) -> dict[str, Any]:
         "score": row["score"],
         "metrics": metrics,
         "verified": row["verified"],
-        "delta_vs_parents": row["delta_vs_parents"] if "delta_vs_parents" in row
+        "delta_vs_parents": row["delta_vs_parents"]
+        if "delta_vs_parents" in row
         else deltas(row["score"], row["parents"]),
         "flags": row["flags"],
         "contaminated": row["contaminated"],
@@ -48,8 +48,12 @@ def entry_document(row: Mapping[str, Any]) -> dict[str, Any]:
 def suite_document(row: Mapping[str, Any]) -> dict[str, Any]:
     """A suite board row without its rank; `metrics` are the normalized (0..100) scores per benchmark."""
     normalized = {slug: comp["normalized"] for slug, comp in row["components"].items()}
-    return {**_common(row, normalized), "components": row["components"], "complete": row["complete"],
-            "missing": row["missing"]}
+    return {
+        **_common(row, normalized),
+        "components": row["components"],
+        "complete": row["complete"],
+        "missing": row["missing"],
+    }
 
 
 def entry_row(rank: int, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,24 +85,52 @@ def dump(document: dict[str, Any]) -> str:
 
 def entry_text(entry: Any) -> str:
     """The stored document of a LeaderboardEntry."""
-    return dump(entry_document({
-        "variant_name": entry.variant_name, "revision_number": entry.revision_number, "score": entry.score,
-        "metrics": entry.metrics, "verified": entry.verified, "parents": entry.parents, "flags": entry.flags,
-        "contaminated": entry.contaminated, "relation": entry.relation, "precision": entry.precision,
-        "license": entry.license, "task": entry.task, "parameters": entry.parameters, "job_id": entry.job_id,
-        "result_at": entry.result_at,
-    }))
+    return dump(
+        entry_document(
+            {
+                "variant_name": entry.variant_name,
+                "revision_number": entry.revision_number,
+                "score": entry.score,
+                "metrics": entry.metrics,
+                "verified": entry.verified,
+                "parents": entry.parents,
+                "flags": entry.flags,
+                "contaminated": entry.contaminated,
+                "relation": entry.relation,
+                "precision": entry.precision,
+                "license": entry.license,
+                "task": entry.task,
+                "parameters": entry.parameters,
+                "job_id": entry.job_id,
+                "result_at": entry.result_at,
+            }
+        )
+    )
 
 
 def suite_text(score: Any) -> str:
     """The stored document of a SuiteScore."""
-    return dump(suite_document({
-        "variant_name": score.variant_name, "revision_number": score.revision_number, "score": score.score,
-        "components": score.components, "verified": score.verified, "parents": score.parents,
-        "flags": score.flags, "contaminated": score.contaminated, "complete": score.complete,
-        "missing": score.missing, "relation": score.relation, "precision": score.precision,
-        "license": score.license, "task": score.task, "parameters": score.parameters,
-    }))
+    return dump(
+        suite_document(
+            {
+                "variant_name": score.variant_name,
+                "revision_number": score.revision_number,
+                "score": score.score,
+                "components": score.components,
+                "verified": score.verified,
+                "parents": score.parents,
+                "flags": score.flags,
+                "contaminated": score.contaminated,
+                "complete": score.complete,
+                "missing": score.missing,
+                "relation": score.relation,
+                "precision": score.precision,
+                "license": score.license,
+                "task": score.task,
+                "parameters": score.parameters,
+            }
+        )
+    )
 
 
 def with_rank(rank: int, document: str) -> str:

@@ -12,12 +12,44 @@ from apps.core.errors import NotFound
 
 from .models import LeaderboardEntry, Suite, SuiteBenchmark, SuiteScore
 
-ENTRY_ROW_FIELDS = ("id", "variant_id", "variant_name", "revision_number", "score", "metrics", "verified",
-                    "contaminated", "flags", "relation", "precision", "license", "task", "parameters",
-                    "result_at", "job_id", "parents")
-SUITE_ROW_FIELDS = ("id", "variant_id", "variant_name", "revision_number", "score", "components", "verified",
-                    "contaminated", "flags", "complete", "missing", "relation", "precision", "license", "task",
-                    "parameters", "parents")
+ENTRY_ROW_FIELDS = (
+    "id",
+    "variant_id",
+    "variant_name",
+    "revision_number",
+    "score",
+    "metrics",
+    "verified",
+    "contaminated",
+    "flags",
+    "relation",
+    "precision",
+    "license",
+    "task",
+    "parameters",
+    "result_at",
+    "job_id",
+    "parents",
+)
+SUITE_ROW_FIELDS = (
+    "id",
+    "variant_id",
+    "variant_name",
+    "revision_number",
+    "score",
+    "components",
+    "verified",
+    "contaminated",
+    "flags",
+    "complete",
+    "missing",
+    "relation",
+    "precision",
+    "license",
+    "task",
+    "parameters",
+    "parents",
+)
 
 
 def benchmark_by_slug(slug: str) -> Benchmark:
@@ -45,7 +77,8 @@ def board_entries(*, benchmark: Benchmark, version: str) -> QuerySet[Leaderboard
     """The ranked rows of one benchmark version, best first (rank_score already respects higher_is_better);
     equal scores rank the earlier id first. Served by the partial index `lb_entry_board`."""
     return LeaderboardEntry.objects.filter(benchmark=benchmark, benchmark_version=version, ranked=True).order_by(
-        "-rank_score", "id")
+        "-rank_score", "id"
+    )
 
 
 def suite_board_scores(*, suite: Suite) -> QuerySet[SuiteScore]:

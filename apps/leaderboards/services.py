@@ -52,12 +52,26 @@ DISPUTED = "disputed"
 DISPUTED_FLAG = {"kind": "verification_disputed", "flag": None, "benchmark": None}
 
 ENTRY_SYNC_FIELDS = [
-    "variant_name", "revision_number", "owner", "relation", "precision", "license", "task", "parameters",
-    "is_public", "parents", "listed", "ranked", "contaminated", "flags", "document",
+    "variant_name",
+    "revision_number",
+    "owner",
+    "relation",
+    "precision",
+    "license",
+    "task",
+    "parameters",
+    "is_public",
+    "parents",
+    "listed",
+    "ranked",
+    "contaminated",
+    "flags",
+    "document",
 ]
 
 
 # --- choosing the representative result ------------------------------------------------------------------
+
 
 @dataclass
 class _Candidate:
@@ -89,8 +103,19 @@ def _as_score(value: Any) -> float | None:
 # --- locks -----------------------------------------------------------------------------------------------
 
 # What the services read from a locked variant: its board columns and its full name, never its card.
-_VARIANT_FIELDS = ("id", "owner", "owner__username", "name", "relation", "precision", "license", "task",
-                   "parameters", "is_public", "published_revision")
+_VARIANT_FIELDS = (
+    "id",
+    "owner",
+    "owner__username",
+    "name",
+    "relation",
+    "precision",
+    "license",
+    "task",
+    "parameters",
+    "is_public",
+    "published_revision",
+)
 # Board columns a public variant shows as its last published revision declares them (Revision.metadata), so
 # that an owner's unreviewed draft edits never reach the public boards or their filters.
 _PUBLISHED_COLUMNS = ("relation", "precision", "license", "task", "parameters")
@@ -99,8 +124,10 @@ _PUBLISHED_COLUMNS = ("relation", "precision", "license", "task", "parameters")
 def _published_columns() -> dict[str, F]:
     """The snapshot's board columns and parents, read as single JSON keys (never the whole metadata, which holds
     the card)."""
-    return {f"published_{name}": F(f"published_revision__metadata__{name}")
-            for name in (*_PUBLISHED_COLUMNS, "parent_ids", "parents")}
+    return {
+        f"published_{name}": F(f"published_revision__metadata__{name}")
+        for name in (*_PUBLISHED_COLUMNS, "parent_ids", "parents")
+    }
 
 
 def _declared_parents(variant: Variant) -> list[list[Any]] | None:
@@ -136,9 +163,14 @@ def _lock_variants(variant_ids: Iterable[int]) -> dict[int, Variant]:
     if not ids:
         return {}
     children = VariantParent.objects.filter(parent_id__in=ids).values("child_id")
-    locked = (Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner")
-              .only(*_VARIANT_FIELDS).annotate(**_published_columns())
-              .filter(Q(pk__in=ids) | Q(pk__in=children)).order_by("pk"))
+    locked = (
+        Variant.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("owner")
+        .only(*_VARIANT_FIELDS)
+        .annotate(**_published_columns())
+        .filter(Q(pk__in=ids) | Q(pk__in=children))
+        .order_by("pk")
+    )
     wanted = set(ids)
     return {variant.pk: variant for variant in locked if variant.pk in wanted}
 
@@ -178,8 +210,9 @@ def _variant_links(variant_ids: Iterable[int]) -> tuple[dict[int, list[list[Any]
     ids = set(variant_ids)
     parents: dict[int, list[list[Any]]] = defaultdict(list)
     children: dict[int, list[int]] = defaultdict(list)
-    links = (VariantParent.objects.filter(Q(child_id__in=ids) | Q(parent_id__in=ids))
-             .values_list("child_id", "parent_id", "parent__owner__username", "parent__name"))
+    links = VariantParent.objects.filter(Q(child_id__in=ids) | Q(parent_id__in=ids)).values_list(
+        "child_id", "parent_id", "parent__owner__username", "parent__name"
+    )
     for child_id, parent_id, owner, name in links:
         if child_id in ids:
             parents[child_id].append([parent_id, f"{owner}/{name}"])
@@ -208,46 +241,71 @@ def _job_candidates(jobs: list[BenchmarkJob], *, metric: str, higher: bool, conf
         score = _as_score(job.result.metrics.get(metric)) if isinstance(job.result.metrics, dict) else None
         if score is None:
             continue
-        candidates.append(_Candidate(
-            rank_score=score if higher else -score,
-            verified=bool(job.result.verified or job.pk in confirmed),
-            at=job.finished_at or job.result.created_at,
-            pk=job.pk,
-            obj=job,
-        ))
+        candidates.append(
+            _Candidate(
+                rank_score=score if higher else -score,
+                verified=bool(job.result.verified or job.pk in confirmed),
+                at=job.finished_at or job.result.created_at,
+                pk=job.pk,
+                obj=job,
+            )
+        )
     return candidates
 
 
-def _entries_recompute(keys: Iterable[EntryKey], *, variants: Mapping[int, Variant],
-                       revisions: Mapping[int, Revision], benchmarks: Mapping[int, Benchmark]) -> None:
+def _entries_recompute(
+    keys: Iterable[EntryKey],
+    *,
+    variants: Mapping[int, Variant],
+    revisions: Mapping[int, Revision],
+    benchmarks: Mapping[int, Benchmark],
+) -> None:
     """Write, update or delete the entries of (revision, benchmark, version) keys from their succeeded jobs.
 
     Set-based: one read of the jobs and results of all keys, one of the re-runs that confirmed them, one of
     the existing entries, then at most one delete, one insert and one update, however many keys. Only keys of
     `variants` (locked by the caller) are written; an entry's other columns are `_refresh_variants`'s job."""
-    todo = sorted(k for k in set(keys)
-                  if k[0] in revisions and k[1] in benchmarks and revisions[k[0]].variant_id in variants)
+    todo = sorted(
+        k for k in set(keys) if k[0] in revisions and k[1] in benchmarks and revisions[k[0]].variant_id in variants
+    )
     if not todo:
         return
     where = _where_keys(todo)
     jobs: dict[EntryKey, list[BenchmarkJob]] = defaultdict(list)
-    succeeded = (BenchmarkJob.objects.filter(where, status=JobStatus.SUCCEEDED, verifies__isnull=True,
-                                             result__isnull=False)
-                 .select_related("result")
-                 .only("id", "revision", "benchmark", "benchmark_version", "finished_at", "result__id",
-                       "result__job", "result__metrics", "result__verified", "result__verification_status",
-                       "result__created_at")
-                 .order_by())
+    succeeded = (
+        BenchmarkJob.objects.filter(where, status=JobStatus.SUCCEEDED, verifies__isnull=True, result__isnull=False)
+        .select_related("result")
+        .only(
+            "id",
+            "revision",
+            "benchmark",
+            "benchmark_version",
+            "finished_at",
+            "result__id",
+            "result__job",
+            "result__metrics",
+            "result__verified",
+            "result__verification_status",
+            "result__created_at",
+        )
+        .order_by()
+    )
     for job in succeeded:
         jobs[(job.revision_id, job.benchmark_id, job.benchmark_version)].append(job)
     job_ids = [job.pk for items in jobs.values() for job in items]
     # A verification re-run that agreed may be recorded on the re-run's result rather than the original's.
-    confirmed = {
-        pk for pk in JobResult.objects.filter(job__verifies__in=job_ids, verified=True)
-        .values_list("job__verifies_id", flat=True) if pk is not None
-    } if job_ids else set()
-    existing = {(e.revision_id, e.benchmark_id, e.benchmark_version): e
-                for e in LeaderboardEntry.objects.filter(where)}
+    confirmed = (
+        {
+            pk
+            for pk in JobResult.objects.filter(job__verifies__in=job_ids, verified=True).values_list(
+                "job__verifies_id", flat=True
+            )
+            if pk is not None
+        }
+        if job_ids
+        else set()
+    )
+    existing = {(e.revision_id, e.benchmark_id, e.benchmark_version): e for e in LeaderboardEntry.objects.filter(where)}
     columns = {pk: _variant_columns(variant) for pk, variant in variants.items()}
     now = timezone.now()
     created: list[LeaderboardEntry] = []
@@ -258,8 +316,9 @@ def _entries_recompute(keys: Iterable[EntryKey], *, variants: Mapping[int, Varia
         revision_id, benchmark_id, version = key
         benchmark, revision = benchmarks[benchmark_id], revisions[revision_id]
         metric = benchmark.primary_metric or ""
-        chosen = choose_representative(_job_candidates(jobs.get(key, []), metric=metric,
-                                                       higher=primary_direction(benchmark), confirmed=confirmed))
+        chosen = choose_representative(
+            _job_candidates(jobs.get(key, []), metric=metric, higher=primary_direction(benchmark), confirmed=confirmed)
+        )
         entry = existing.get(key)
         if chosen is None:
             if entry is not None:
@@ -280,8 +339,11 @@ def _entries_recompute(keys: Iterable[EntryKey], *, variants: Mapping[int, Varia
             **columns[revision.variant_id],
         }
         if entry is None:
-            created.append(LeaderboardEntry(revision_id=revision_id, benchmark_id=benchmark_id,
-                                            benchmark_version=version, **values))
+            created.append(
+                LeaderboardEntry(
+                    revision_id=revision_id, benchmark_id=benchmark_id, benchmark_version=version, **values
+                )
+            )
             continue
         diff = {name for name, value in values.items() if getattr(entry, name) != value}
         if diff:
@@ -290,12 +352,14 @@ def _entries_recompute(keys: Iterable[EntryKey], *, variants: Mapping[int, Varia
             entry.updated_at = now
             written |= diff
             changed.append(entry)
-    _write_rows(LeaderboardEntry, vanished=vanished, created=created, changed=changed,
-                fields=sorted(written) + ["updated_at"])
+    _write_rows(
+        LeaderboardEntry, vanished=vanished, created=created, changed=changed, fields=sorted(written) + ["updated_at"]
+    )
 
 
-def _write_rows(model: Any, *, vanished: Iterable[int], created: list[Any], changed: list[Any],
-                fields: list[str]) -> None:
+def _write_rows(
+    model: Any, *, vanished: Iterable[int], created: list[Any], changed: list[Any], fields: list[str]
+) -> None:
     """The bulk writes of a recomputation: delete the rows that vanished, insert the new ones, update the
     changed ones (only `fields`)."""
     vanished = list(vanished)
@@ -309,12 +373,14 @@ def _write_rows(model: Any, *, vanished: Iterable[int], created: list[Any], chan
 
 def _refresh_variant(variant: Variant, *, benchmark_ids: set[int] | None = None, suites: bool = True) -> None:
     """`_refresh_variants` for one variant."""
-    _refresh_variants([variant], benchmark_ids=None if benchmark_ids is None else {variant.pk: benchmark_ids},
-                      suites=suites)
+    _refresh_variants(
+        [variant], benchmark_ids=None if benchmark_ids is None else {variant.pk: benchmark_ids}, suites=suites
+    )
 
 
-def _refresh_variants(variants: Iterable[Variant], *, benchmark_ids: Mapping[int, set[int]] | None = None,
-                      suites: bool = True) -> None:
+def _refresh_variants(
+    variants: Iterable[Variant], *, benchmark_ids: Mapping[int, set[int]] | None = None, suites: bool = True
+) -> None:
     """Copy each variant's columns and its parents' scores onto its entries, apply contamination marks, pick
     the ranked entry per benchmark version, recompute the variant's suite scores, then give its children its
     new scores (their `delta_vs_parents`). The caller holds the variants' locks (`_lock_variants`).
@@ -337,8 +403,11 @@ def _refresh_variants(variants: Iterable[Variant], *, benchmark_ids: Mapping[int
     entries = list(LeaderboardEntry.objects.filter(variant_id__in=ids).order_by("pk"))
     statuses = dict(Revision.objects.filter(variant_id__in=ids).values_list("pk", "status"))
     marks: dict[int, list[ContaminationMark]] = defaultdict(list)
-    for mark in (ContaminationMark.objects.filter(variant_id__in=ids, cleared_at__isnull=True)
-                 .select_related("benchmark").order_by("flag_id", "id")):
+    for mark in (
+        ContaminationMark.objects.filter(variant_id__in=ids, cleared_at__isnull=True)
+        .select_related("benchmark")
+        .order_by("flag_id", "id")
+    ):
         marks[mark.variant_id].append(mark)
     # First what does not depend on the parents: columns, listing, flags, and so the ranked entries.
     groups: dict[tuple[int, int, str], list[LeaderboardEntry]] = defaultdict(list)
@@ -346,7 +415,8 @@ def _refresh_variants(variants: Iterable[Variant], *, benchmark_ids: Mapping[int
     for entry in entries:
         variant = by_id[entry.variant_id]
         entry._lb_before = {  # type: ignore[attr-defined]
-            name: getattr(entry, name if name != "owner" else "owner_id") for name in ENTRY_SYNC_FIELDS}
+            name: getattr(entry, name if name != "owner" else "owner_id") for name in ENTRY_SYNC_FIELDS
+        }
         for name, value in columns[variant.pk].items():
             setattr(entry, name, value)
         entry.listed = bool(variant.is_public and statuses.get(entry.revision_id) == RevisionStatus.PUBLISHED)
@@ -360,7 +430,8 @@ def _refresh_variants(variants: Iterable[Variant], *, benchmark_ids: Mapping[int
     for group in groups.values():
         chosen = choose_representative(
             _Candidate(rank_score=e.rank_score, verified=e.verified, at=e.result_at, pk=e.pk, obj=e)
-            for e in group if e.listed
+            for e in group
+            if e.listed
         )
         for entry in group:
             entry.ranked = chosen is not None and entry is chosen.obj
@@ -368,17 +439,21 @@ def _refresh_variants(variants: Iterable[Variant], *, benchmark_ids: Mapping[int
     ranked = {(e.variant_id, e.benchmark_id, e.benchmark_version): e.score for e in entries if e.ranked}
     stored = {pid for pk in by_variant for pid, _ in parents.get(pk, []) if pid not in by_id}
     if stored:
-        ranked.update({
-            (variant_id, bench_id, version): score for variant_id, bench_id, version, score in
-            LeaderboardEntry.objects.filter(variant_id__in=stored, ranked=True,
-                                            benchmark_id__in={e.benchmark_id for e in entries})
-            .values_list("variant_id", "benchmark_id", "benchmark_version", "score")
-        })
+        ranked.update(
+            {
+                (variant_id, bench_id, version): score
+                for variant_id, bench_id, version, score in LeaderboardEntry.objects.filter(
+                    variant_id__in=stored, ranked=True, benchmark_id__in={e.benchmark_id for e in entries}
+                ).values_list("variant_id", "benchmark_id", "benchmark_version", "score")
+            }
+        )
     now = timezone.now()
     changed: list[LeaderboardEntry] = []
     for entry in entries:
-        entry.parents = [[pid, name, ranked.get((pid, entry.benchmark_id, entry.benchmark_version))]
-                         for pid, name in parents.get(entry.variant_id, [])]
+        entry.parents = [
+            [pid, name, ranked.get((pid, entry.benchmark_id, entry.benchmark_version))]
+            for pid, name in parents.get(entry.variant_id, [])
+        ]
         entry.document = rows.entry_text(entry)
         after = {name: getattr(entry, name if name != "owner" else "owner_id") for name in ENTRY_SYNC_FIELDS}
         if after != entry._lb_before:  # type: ignore[attr-defined]
@@ -388,19 +463,24 @@ def _refresh_variants(variants: Iterable[Variant], *, benchmark_ids: Mapping[int
         bulk_update_rows(LeaderboardEntry, changed, ENTRY_SYNC_FIELDS + ["updated_at"])
     suite_scores: dict[int, dict[int, float | None]] | None = None
     if suites:
-        suite_scores = _suite_scores_for_variants(ids, by_variant, benchmark_ids=benchmark_ids, columns=columns,
-                                                  parents=parents)
-    _propagate_to_children(ids, by_variant, children=children, benchmark_ids=benchmark_ids,
-                           suite_scores=suite_scores)
+        suite_scores = _suite_scores_for_variants(
+            ids, by_variant, benchmark_ids=benchmark_ids, columns=columns, parents=parents
+        )
+    _propagate_to_children(ids, by_variant, children=children, benchmark_ids=benchmark_ids, suite_scores=suite_scores)
 
 
 def _with_parent_score(items: list[list[Any]], parent_id: int, score: float | None) -> list[list[Any]]:
     return [[pid, name, score if pid == parent_id else old] for pid, name, old in items]
 
 
-def _propagate_to_children(variant_ids: list[int], entries: Mapping[int, list[LeaderboardEntry]], *,
-                           children: Mapping[int, list[int]], benchmark_ids: Mapping[int, set[int]] | None,
-                           suite_scores: Mapping[int, dict[int, float | None]] | None) -> None:
+def _propagate_to_children(
+    variant_ids: list[int],
+    entries: Mapping[int, list[LeaderboardEntry]],
+    *,
+    children: Mapping[int, list[int]],
+    benchmark_ids: Mapping[int, set[int]] | None,
+    suite_scores: Mapping[int, dict[int, float | None]] | None,
+) -> None:
     """Write the variants' ranked scores (and new suite scores) into their children's rows, where the boards
     read them for `delta_vs_parents` without a join.
 
@@ -418,14 +498,25 @@ def _propagate_to_children(variant_ids: list[int], entries: Mapping[int, list[Le
     now = timezone.now()
     if others:
         # Already held (`_lock_variants` locks the children with the variants) unless linked since then.
-        list(Variant.objects.select_for_update(of=("self",), no_key=True).filter(pk__in=others).order_by("pk")
-             .values_list("pk"))
-        ranked = {pid: {(e.benchmark_id, e.benchmark_version): e.score for e in entries.get(pid, []) if e.ranked}
-                  for pid in variant_ids}
+        list(
+            Variant.objects.select_for_update(of=("self",), no_key=True)
+            .filter(pk__in=others)
+            .order_by("pk")
+            .values_list("pk")
+        )
+        ranked = {
+            pid: {(e.benchmark_id, e.benchmark_version): e.score for e in entries.get(pid, []) if e.ranked}
+            for pid in variant_ids
+        }
         # None: every board (a full refresh).
-        scope: dict[int, set[int]] | None = None if benchmark_ids is None else {
-            pid: benchmark_ids.get(pid, set()) | {e.benchmark_id for e in entries.get(pid, [])}
-            for pid in variant_ids}
+        scope: dict[int, set[int]] | None = (
+            None
+            if benchmark_ids is None
+            else {
+                pid: benchmark_ids.get(pid, set()) | {e.benchmark_id for e in entries.get(pid, [])}
+                for pid in variant_ids
+            }
+        )
         rows_qs = LeaderboardEntry.objects.filter(variant_id__in=others)
         if scope is not None:
             rows_qs = rows_qs.filter(benchmark_id__in=set().union(*scope.values()))
@@ -434,8 +525,9 @@ def _propagate_to_children(variant_ids: list[int], entries: Mapping[int, list[Le
             parents = row.parents
             for pid in parents_of[row.variant_id]:
                 if scope is None or row.benchmark_id in scope[pid]:
-                    parents = _with_parent_score(parents, pid,
-                                                 ranked[pid].get((row.benchmark_id, row.benchmark_version)))
+                    parents = _with_parent_score(
+                        parents, pid, ranked[pid].get((row.benchmark_id, row.benchmark_version))
+                    )
             if parents != row.parents:
                 row.parents, row.updated_at = parents, now
                 row.document = rows.entry_text(row)
@@ -444,8 +536,7 @@ def _propagate_to_children(variant_ids: list[int], entries: Mapping[int, list[Le
     suite_ids = {sid for pid in variant_ids for sid in (suite_scores or {}).get(pid, {})}
     if suite_scores and suite_ids:
         changed_scores = []
-        for score in (SuiteScore.objects.filter(variant_id__in=list(parents_of), suite_id__in=suite_ids)
-                      .order_by("pk")):
+        for score in SuiteScore.objects.filter(variant_id__in=list(parents_of), suite_id__in=suite_ids).order_by("pk"):
             parents = score.parents
             for pid in parents_of[score.variant_id]:
                 if score.suite_id in suite_scores.get(pid, {}):
@@ -468,10 +559,12 @@ def leaderboard_record_jobs(job_ids: Iterable[int]) -> None:
     if not ids:
         return
     originals = BenchmarkJob.objects.filter(pk__in=ids, verifies__isnull=False).values("verifies_id")
-    jobs = list(BenchmarkJob.objects.filter(Q(pk__in=ids, verifies__isnull=True) | Q(pk__in=originals))
-                .select_related("revision")
-                .only("id", "revision", "benchmark", "benchmark_version", "revision__variant", "revision__number")
-                .order_by())
+    jobs = list(
+        BenchmarkJob.objects.filter(Q(pk__in=ids, verifies__isnull=True) | Q(pk__in=originals))
+        .select_related("revision")
+        .only("id", "revision", "benchmark", "benchmark_version", "revision__variant", "revision__number")
+        .order_by()
+    )
     if not jobs:
         return
     revisions = {job.revision_id: job.revision for job in jobs}
@@ -545,15 +638,18 @@ def leaderboard_rebuild(*, stdout: Callable[[str], Any] | None = None) -> dict[s
     say = stdout or (lambda _msg: None)
     triples = set(
         BenchmarkJob.objects.filter(status=JobStatus.SUCCEEDED, verifies__isnull=True, result__isnull=False)
-        .values_list("revision_id", "benchmark_id", "benchmark_version").distinct()
+        .values_list("revision_id", "benchmark_id", "benchmark_version")
+        .distinct()
     )
     orphans = [
-        pk for pk, *triple in LeaderboardEntry.objects.values_list(
-            "pk", "revision_id", "benchmark_id", "benchmark_version")
+        pk
+        for pk, *triple in LeaderboardEntry.objects.values_list(
+            "pk", "revision_id", "benchmark_id", "benchmark_version"
+        )
         if tuple(triple) not in triples
     ]
     for start in range(0, len(orphans), 1000):
-        LeaderboardEntry.objects.filter(pk__in=orphans[start:start + 1000]).delete()
+        LeaderboardEntry.objects.filter(pk__in=orphans[start : start + 1000]).delete()
     say(f"removed {len(orphans)} entries without a succeeded job")
     recomputed = _recompute_triples(triples)
     say(f"recomputed {recomputed} entries")
@@ -568,6 +664,7 @@ def leaderboard_rebuild(*, stdout: Callable[[str], Any] | None = None) -> dict[s
 
 # --- suites ----------------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Component:
     score: float
@@ -579,8 +676,10 @@ class _Component:
     score_metric: str
 
 
-def suite_aggregate(items: list[SuiteBenchmark], lookup: Callable[[SuiteBenchmark], _Component | None],
-                    ) -> dict[str, Any] | None:
+def suite_aggregate(
+    items: list[SuiteBenchmark],
+    lookup: Callable[[SuiteBenchmark], _Component | None],
+) -> dict[str, Any] | None:
     """The weighted mean of normalized scores; a benchmark without a result counts as 0 and is listed as
     missing. None when the variant has no result on any of the suite's benchmarks."""
     total_weight = sum(item.weight for item in items) or 1.0
@@ -601,9 +700,14 @@ def suite_aggregate(items: list[SuiteBenchmark], lookup: Callable[[SuiteBenchmar
             continue
         normalized = item.normalize(value)
         acc += item.weight * normalized
-        components[slug] = {"score": value, "normalized": round(normalized, 4), "weight": item.weight,
-                            "revision": comp.revision_number, "verified": comp.verified,
-                            "version": item.benchmark.version}
+        components[slug] = {
+            "score": value,
+            "normalized": round(normalized, 4),
+            "weight": item.weight,
+            "revision": comp.revision_number,
+            "verified": comp.verified,
+            "version": item.benchmark.version,
+        }
         revision_number = max(revision_number, comp.revision_number)
         for flag in comp.flags:
             if flag not in flags:
@@ -626,26 +730,43 @@ def _suite_items(suite: Suite) -> list[SuiteBenchmark]:
     return list(suite.entries.select_related("benchmark").order_by("position", "id"))
 
 
-def _score_row(suite: Suite, variant_id: int, agg: dict[str, Any], columns: dict[str, Any],
-               parents: list[list[Any]]) -> SuiteScore:
+def _score_row(
+    suite: Suite, variant_id: int, agg: dict[str, Any], columns: dict[str, Any], parents: list[list[Any]]
+) -> SuiteScore:
     score = SuiteScore(
-        suite=suite, variant_id=variant_id, listed=True,
-        variant_name=columns["variant_name"], owner_id=columns["owner_id"], relation=columns["relation"],
-        precision=columns["precision"], license=columns["license"], task=columns["task"],
-        parameters=columns["parameters"], parents=parents, **agg,
+        suite=suite,
+        variant_id=variant_id,
+        listed=True,
+        variant_name=columns["variant_name"],
+        owner_id=columns["owner_id"],
+        relation=columns["relation"],
+        precision=columns["precision"],
+        license=columns["license"],
+        task=columns["task"],
+        parameters=columns["parameters"],
+        parents=parents,
+        **agg,
     )
     score.document = rows.suite_text(score)
     return score
 
 
 # SuiteScore columns a recompute writes (the key, the pk and the timestamp aside).
-_SUITE_SCORE_FIELDS = [f.attname for f in SuiteScore._meta.concrete_fields
-                       if f.attname not in ("id", "suite_id", "variant_id", "updated_at")]
+_SUITE_SCORE_FIELDS = [
+    f.attname
+    for f in SuiteScore._meta.concrete_fields
+    if f.attname not in ("id", "suite_id", "variant_id", "updated_at")
+]
 
 
-def _suite_scores_for_variants(variant_ids: list[int], entries: Mapping[int, list[LeaderboardEntry]], *,
-                               benchmark_ids: Mapping[int, set[int]] | None, columns: Mapping[int, dict[str, Any]],
-                               parents: Mapping[int, list[list[Any]]]) -> dict[int, dict[int, float | None]]:
+def _suite_scores_for_variants(
+    variant_ids: list[int],
+    entries: Mapping[int, list[LeaderboardEntry]],
+    *,
+    benchmark_ids: Mapping[int, set[int]] | None,
+    columns: Mapping[int, dict[str, Any]],
+    parents: Mapping[int, list[list[Any]]],
+) -> dict[int, dict[int, float | None]]:
     """Recompute each variant's score in every suite touching its `benchmark_ids` (all suites when None).
     Returns {variant id: {suite id: new score, or None when the variant left that suite's board}}.
 
@@ -654,15 +775,28 @@ def _suite_scores_for_variants(variant_ids: list[int], entries: Mapping[int, lis
     touching: set[int] = set() if benchmark_ids is None else set().union(*benchmark_ids.values())
     if benchmark_ids is not None and not touching:
         return {pk: {} for pk in variant_ids}
-    suites_qs = (Suite.objects.all() if benchmark_ids is None
-                 else Suite.objects.filter(entries__benchmark_id__in=touching).distinct())
-    suites = list(suites_qs.prefetch_related(Prefetch(
-        "entries", queryset=SuiteBenchmark.objects.select_related("benchmark").order_by("position", "id"),
-        to_attr="lb_items")))
+    suites_qs = (
+        Suite.objects.all()
+        if benchmark_ids is None
+        else Suite.objects.filter(entries__benchmark_id__in=touching).distinct()
+    )
+    suites = list(
+        suites_qs.prefetch_related(
+            Prefetch(
+                "entries",
+                queryset=SuiteBenchmark.objects.select_related("benchmark").order_by("position", "id"),
+                to_attr="lb_items",
+            )
+        )
+    )
     plan: dict[int, list[Suite]] = {
-        pk: [s for s in suites if benchmark_ids is None
-             or any(item.benchmark_id in benchmark_ids.get(pk, ()) for item in s.lb_items)]  # type: ignore[attr-defined]
-        for pk in variant_ids}
+        pk: [
+            s
+            for s in suites
+            if benchmark_ids is None or any(item.benchmark_id in benchmark_ids.get(pk, ()) for item in s.lb_items)
+        ]  # type: ignore[attr-defined]
+        for pk in variant_ids
+    }
     suite_ids = {s.pk for items in plan.values() for s in items}
     if not suite_ids:
         return {pk: {} for pk in variant_ids}
@@ -671,30 +805,43 @@ def _suite_scores_for_variants(variant_ids: list[int], entries: Mapping[int, lis
     for pk, planned in plan.items():
         ranked = {(e.benchmark_id, e.benchmark_version): e for e in entries.get(pk, []) if e.ranked}
 
-        def lookup(item: SuiteBenchmark, ranked: dict[tuple[int, str], LeaderboardEntry] = ranked,
-                   ) -> _Component | None:
+        def lookup(
+            item: SuiteBenchmark,
+            ranked: dict[tuple[int, str], LeaderboardEntry] = ranked,
+        ) -> _Component | None:
             entry = ranked.get((item.benchmark_id, item.benchmark.version))
             if entry is None:
                 return None
-            return _Component(score=entry.score, metrics=entry.metrics, verified=entry.verified,
-                              contaminated=entry.contaminated, flags=entry.flags,
-                              revision_number=entry.revision_number, score_metric=entry.score_metric)
+            return _Component(
+                score=entry.score,
+                metrics=entry.metrics,
+                verified=entry.verified,
+                contaminated=entry.contaminated,
+                flags=entry.flags,
+                revision_number=entry.revision_number,
+                score_metric=entry.score_metric,
+            )
 
-        aggregates[pk] = {suite.pk: suite_aggregate(suite.lb_items, lookup)  # type: ignore[attr-defined]
-                          for suite in planned}
+        aggregates[pk] = {
+            suite.pk: suite_aggregate(suite.lb_items, lookup)  # type: ignore[attr-defined]
+            for suite in planned
+        }
     parent_ids = {pid for pk, planned in plan.items() if planned for pid, _ in parents.get(pk, [])}
     parent_scores: dict[tuple[int, int], float | None] = {}
     if parent_ids:
         parent_scores = {
-            (suite_id, variant_id): score for suite_id, variant_id, score in
-            SuiteScore.objects.filter(suite_id__in=suite_ids, variant_id__in=parent_ids)
-            .values_list("suite_id", "variant_id", "score")
+            (suite_id, variant_id): score
+            for suite_id, variant_id, score in SuiteScore.objects.filter(
+                suite_id__in=suite_ids, variant_id__in=parent_ids
+            ).values_list("suite_id", "variant_id", "score")
         }
         for pid in parent_ids & set(aggregates):
             for suite_id, agg in aggregates[pid].items():
                 parent_scores[(suite_id, pid)] = None if agg is None else agg["score"]
-    existing = {(s.suite_id, s.variant_id): s for s in
-                SuiteScore.objects.filter(suite_id__in=suite_ids, variant_id__in=variant_ids).order_by("pk")}
+    existing = {
+        (s.suite_id, s.variant_id): s
+        for s in SuiteScore.objects.filter(suite_id__in=suite_ids, variant_id__in=variant_ids).order_by("pk")
+    }
     result: dict[int, dict[int, float | None]] = {}
     created: list[SuiteScore] = []
     changed: list[SuiteScore] = []
@@ -710,8 +857,13 @@ def _suite_scores_for_variants(variant_ids: list[int], entries: Mapping[int, lis
                     vanished.append(current.pk)
                 result[pk][suite.pk] = None
                 continue
-            row = _score_row(suite, pk, agg, columns[pk],
-                             [[pid, name, parent_scores.get((suite.pk, pid))] for pid, name in parents.get(pk, [])])
+            row = _score_row(
+                suite,
+                pk,
+                agg,
+                columns[pk],
+                [[pid, name, parent_scores.get((suite.pk, pid))] for pid, name in parents.get(pk, [])],
+            )
             result[pk][suite.pk] = agg["score"]
             if current is None:
                 created.append(row)
@@ -720,8 +872,9 @@ def _suite_scores_for_variants(variant_ids: list[int], entries: Mapping[int, lis
                     setattr(current, name, getattr(row, name))
                 current.updated_at = now
                 changed.append(current)
-    _write_rows(SuiteScore, vanished=vanished, created=created, changed=changed,
-                fields=_SUITE_SCORE_FIELDS + ["updated_at"])
+    _write_rows(
+        SuiteScore, vanished=vanished, created=created, changed=changed, fields=_SUITE_SCORE_FIELDS + ["updated_at"]
+    )
     return result
 
 
@@ -734,18 +887,58 @@ def _suite_rebuild(suite: Suite) -> int:
     per_variant: dict[int, dict[int, _Component]] = defaultdict(dict)
     columns: dict[int, dict[str, Any]] = {}
     ranked_rows = LeaderboardEntry.objects.filter(keys, ranked=True).values_list(
-        "variant_id", "benchmark_id", "score", "metrics", "verified", "contaminated", "flags", "revision_number",
-        "score_metric", "variant_name", "owner_id", "relation", "precision", "license", "task", "parameters",
-        "parents")
-    for (variant_id, bench_id, score, metrics, verified, contaminated, flags, rev, metric, name, owner_id,
-         relation, precision, license_, task, parameters, parents) in ranked_rows.iterator(chunk_size=5000):
+        "variant_id",
+        "benchmark_id",
+        "score",
+        "metrics",
+        "verified",
+        "contaminated",
+        "flags",
+        "revision_number",
+        "score_metric",
+        "variant_name",
+        "owner_id",
+        "relation",
+        "precision",
+        "license",
+        "task",
+        "parameters",
+        "parents",
+    )
+    for (
+        variant_id,
+        bench_id,
+        score,
+        metrics,
+        verified,
+        contaminated,
+        flags,
+        rev,
+        metric,
+        name,
+        owner_id,
+        relation,
+        precision,
+        license_,
+        task,
+        parameters,
+        parents,
+    ) in ranked_rows.iterator(chunk_size=5000):
         per_variant[variant_id][bench_id] = _Component(score, metrics, verified, contaminated, flags, rev, metric)
-        columns[variant_id] = {"variant_name": name, "owner_id": owner_id, "relation": relation,
-                               "precision": precision, "license": license_, "task": task, "parameters": parameters,
-                               "parents": parents}
+        columns[variant_id] = {
+            "variant_name": name,
+            "owner_id": owner_id,
+            "relation": relation,
+            "precision": precision,
+            "license": license_,
+            "task": task,
+            "parameters": parameters,
+            "parents": parents,
+        }
     SuiteScore.objects.filter(suite=suite).delete()
     aggregates: dict[int, dict[str, Any]] = {}
     for variant_id, comps in per_variant.items():
+
         def lookup(item: SuiteBenchmark, comps: dict[int, _Component] = comps) -> _Component | None:
             return comps.get(item.benchmark_id)
 
@@ -755,8 +948,9 @@ def _suite_rebuild(suite: Suite) -> int:
     batch = []
     for variant_id, agg in aggregates.items():
         cols = columns[variant_id]
-        parents = [[pid, name, aggregates[pid]["score"] if pid in aggregates else None]
-                   for pid, name, *_ in cols["parents"]]
+        parents = [
+            [pid, name, aggregates[pid]["score"] if pid in aggregates else None] for pid, name, *_ in cols["parents"]
+        ]
         batch.append(_score_row(suite, variant_id, agg, cols, parents))
     SuiteScore.objects.bulk_create(batch, batch_size=2000)
     return len(batch)
@@ -766,8 +960,9 @@ def _validate_suite_benchmarks(raw: list[dict[str, Any]]) -> list[SuiteBenchmark
     """Turn [{benchmark, weight, baseline, best, metric}] into unsaved SuiteBenchmark rows, or raise."""
     errors: dict[str, list[str]] = {}
     if not raw:
-        raise ValidationFailed("A suite needs at least one benchmark.",
-                               errors={"benchmarks": ["Give at least one benchmark."]})
+        raise ValidationFailed(
+            "A suite needs at least one benchmark.", errors={"benchmarks": ["Give at least one benchmark."]}
+        )
     slugs = [str(item.get("benchmark", "")) for item in raw]
     known = {b.slug: b for b in Benchmark.objects.filter(slug__in=slugs)}
     seen: set[str] = set()
@@ -798,13 +993,22 @@ def _validate_suite_benchmarks(raw: list[dict[str, Any]]) -> list[SuiteBenchmark
             errors.setdefault(f"{where}.best", []).append("Bounds must be finite numbers.")
         elif higher and not best > baseline:
             errors.setdefault(f"{where}.best", []).append(
-                f"'{metric}' is higher-is-better: best must be above baseline ({baseline}).")
+                f"'{metric}' is higher-is-better: best must be above baseline ({baseline})."
+            )
         elif not higher and not best < baseline:
             errors.setdefault(f"{where}.best", []).append(
-                f"'{metric}' is lower-is-better: best must be below baseline ({baseline}).")
-        items.append(SuiteBenchmark(benchmark=benchmark, position=i,
-                                    metric="" if metric == benchmark.primary_metric else metric,
-                                    weight=weight, baseline=baseline, best=best))
+                f"'{metric}' is lower-is-better: best must be below baseline ({baseline})."
+            )
+        items.append(
+            SuiteBenchmark(
+                benchmark=benchmark,
+                position=i,
+                metric="" if metric == benchmark.primary_metric else metric,
+                weight=weight,
+                baseline=baseline,
+                best=best,
+            )
+        )
     if errors:
         raise ValidationFailed("Invalid suite benchmarks.", errors=errors)
     return items
@@ -812,15 +1016,24 @@ def _validate_suite_benchmarks(raw: list[dict[str, Any]]) -> list[SuiteBenchmark
 
 def _suite_snapshot(suite: Suite) -> dict[str, Any]:
     return {
-        "slug": suite.slug, "name": suite.name, "version": suite.version,
-        "benchmarks": [{"benchmark": i.benchmark.slug, "metric": i.metric_name, "weight": i.weight,
-                        "baseline": i.baseline, "best": i.best} for i in _suite_items(suite)],
+        "slug": suite.slug,
+        "name": suite.name,
+        "version": suite.version,
+        "benchmarks": [
+            {
+                "benchmark": i.benchmark.slug,
+                "metric": i.metric_name,
+                "weight": i.weight,
+                "baseline": i.baseline,
+                "best": i.best,
+            }
+            for i in _suite_items(suite)
+        ],
     }
 
 
 @transaction.atomic
-def suite_create(*, actor: Any, slug: str, name: str, benchmarks: list[dict[str, Any]],
-                 description: str = "") -> Suite:
+def suite_create(*, actor: Any, slug: str, name: str, benchmarks: list[dict[str, Any]], description: str = "") -> Suite:
     """Maintainers: define a suite, then score every variant already on its benchmarks' boards."""
     if Suite.objects.filter(slug__iexact=slug).exists():
         raise ValidationFailed("Slug taken.", errors={"slug": [f"A suite '{slug}' already exists."]})
@@ -835,8 +1048,15 @@ def suite_create(*, actor: Any, slug: str, name: str, benchmarks: list[dict[str,
 
 
 @transaction.atomic
-def suite_update(*, suite: Suite, actor: Any, if_match: str | None = None, name: str | None = None,
-                 description: str | None = None, benchmarks: list[dict[str, Any]] | None = None) -> Suite:
+def suite_update(
+    *,
+    suite: Suite,
+    actor: Any,
+    if_match: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    benchmarks: list[dict[str, Any]] | None = None,
+) -> Suite:
     """Maintainers: edit a suite. New benchmarks, weights or bounds bump its version and rescore it."""
     suite = Suite.objects.select_for_update().get(pk=suite.pk)
     if if_match is not None and if_match.strip() not in ("*", suite.etag, f"W/{suite.etag}"):
@@ -872,16 +1092,19 @@ def suite_definition_changed(*, suite: Suite, actor: Any, created: bool = False)
         suite.version += 1
         suite.save(update_fields=["version", "updated_at"])
     _suite_rebuild(suite)
-    audit_record(actor=actor, verb="suite.create" if created else "suite.update", target=suite,
-                 after=_suite_snapshot(suite))
+    audit_record(
+        actor=actor, verb="suite.create" if created else "suite.update", target=suite, after=_suite_snapshot(suite)
+    )
     return suite
 
 
 # --- contamination ---------------------------------------------------------------------------------------
 
+
 @transaction.atomic
-def leaderboard_mark_contaminated(*, variant_id: int, flag_id: int, benchmark_slug: str | None,
-                                  actor: Any) -> ContaminationMark:
+def leaderboard_mark_contaminated(
+    *, variant_id: int, flag_id: int, benchmark_slug: str | None, actor: Any
+) -> ContaminationMark:
     """A contamination flag was confirmed: mark the variant's results on `benchmark_slug` (or, when None,
     on every benchmark) on every board and suite. Idempotent per (flag, variant, benchmark)."""
     variant = _lock_variant(variant_id)
@@ -893,22 +1116,30 @@ def leaderboard_mark_contaminated(*, variant_id: int, flag_id: int, benchmark_sl
         if benchmark is None:
             raise ValidationFailed("Unknown benchmark.", errors={"benchmark": [f"No benchmark '{benchmark_slug}'."]})
     mark, created = ContaminationMark.objects.get_or_create(
-        flag_id=flag_id, variant=variant, benchmark=benchmark, defaults={"created_by": actor_or_none(actor)})
+        flag_id=flag_id, variant=variant, benchmark=benchmark, defaults={"created_by": actor_or_none(actor)}
+    )
     if not created and mark.cleared_at is not None:
         mark.cleared_at = None
         mark.cleared_by = None
         mark.save(update_fields=["cleared_at", "cleared_by"])
     _refresh_variant(variant)
-    audit_record(actor=actor, verb="leaderboard.contamination_mark", target=mark,
-                 after={"flag": flag_id, "variant": variant.full_name, "benchmark": benchmark_slug})
+    audit_record(
+        actor=actor,
+        verb="leaderboard.contamination_mark",
+        target=mark,
+        after={"flag": flag_id, "variant": variant.full_name, "benchmark": benchmark_slug},
+    )
     return mark
 
 
 @transaction.atomic
 def leaderboard_clear_contamination(*, flag_id: int, actor: Any) -> int:
     """A confirmed contamination flag was reversed: lift its marks. Returns how many marks were cleared."""
-    marks = list(ContaminationMark.objects.select_for_update(of=("self",))
-                 .filter(flag_id=flag_id, cleared_at__isnull=True).select_related("benchmark"))
+    marks = list(
+        ContaminationMark.objects.select_for_update(of=("self",))
+        .filter(flag_id=flag_id, cleared_at__isnull=True)
+        .select_related("benchmark")
+    )
     now = timezone.now()
     # All the variants (and their children) at once, in one statement: see `_lock_variants`.
     variants = _lock_variants(m.variant_id for m in marks)
@@ -916,9 +1147,13 @@ def leaderboard_clear_contamination(*, flag_id: int, actor: Any) -> int:
         mark.cleared_at = now
         mark.cleared_by = actor_or_none(actor)
         mark.save(update_fields=["cleared_at", "cleared_by"])
-        audit_record(actor=actor, verb="leaderboard.contamination_clear", target=mark,
-                     before={"flag": flag_id, "benchmark": mark.benchmark.slug if mark.benchmark else None},
-                     after={"cleared": True})
+        audit_record(
+            actor=actor,
+            verb="leaderboard.contamination_clear",
+            target=mark,
+            before={"flag": flag_id, "benchmark": mark.benchmark.slug if mark.benchmark else None},
+            after={"cleared": True},
+        )
     _refresh_variants(variants.values())
     return len(marks)
 

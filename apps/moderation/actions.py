@@ -25,30 +25,45 @@ def me(request: Any) -> User:
 
 def _revisions(queryset: QuerySet[Any]) -> list[Revision]:
     if queryset.model is Variant:
-        return [v.current_revision for v in queryset.select_related("current_revision", "owner")
-                if v.current_revision is not None]
+        return [
+            v.current_revision
+            for v in queryset.select_related("current_revision", "owner")
+            if v.current_revision is not None
+        ]
     return list(queryset.select_related("variant__owner"))
 
 
 @admin.action(description="Publish (checks the publication gate)")
 def publish_revisions(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-    run_bulk(modeladmin, request, _revisions(queryset), "Published",  # type: ignore[arg-type]
-             lambda r: review_services.revision_publish(revision=r, actor=me(request),
-                                                        reason=action_reason(request)))
+    run_bulk(
+        modeladmin,
+        request,
+        _revisions(queryset),
+        "Published",  # type: ignore[arg-type]
+        lambda r: review_services.revision_publish(revision=r, actor=me(request), reason=action_reason(request)),
+    )
 
 
 @admin.action(description="Unpublish (give a reason)")
 def unpublish_revisions(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-    run_bulk(modeladmin, request, _revisions(queryset), "Unpublished",  # type: ignore[arg-type]
-             lambda r: review_services.revision_unpublish(revision=r, actor=me(request),
-                                                          reason=action_reason(request)))
+    run_bulk(
+        modeladmin,
+        request,
+        _revisions(queryset),
+        "Unpublished",  # type: ignore[arg-type]
+        lambda r: review_services.revision_unpublish(revision=r, actor=me(request), reason=action_reason(request)),
+    )
 
 
 @admin.action(description="Reject (give a reason)")
 def reject_revisions(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-    run_bulk(modeladmin, request, _revisions(queryset), "Rejected",  # type: ignore[arg-type]
-             lambda r: review_services.revision_reject(revision=r, actor=me(request),
-                                                       reason=action_reason(request)))
+    run_bulk(
+        modeladmin,
+        request,
+        _revisions(queryset),
+        "Rejected",  # type: ignore[arg-type]
+        lambda r: review_services.revision_reject(revision=r, actor=me(request), reason=action_reason(request)),
+    )
 
 
 REVISION_ACTIONS = [publish_revisions, unpublish_revisions, reject_revisions]
@@ -56,34 +71,51 @@ REVISION_ACTIONS = [publish_revisions, unpublish_revisions, reject_revisions]
 
 def _resolve(action: str, verb: str) -> Any:
     def run(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
-        run_bulk(modeladmin, request, queryset, verb,
-                 lambda f: review_services.flag_resolve(flag=f, actor=me(request), action=action,
-                                                        reason=action_reason(request)))
+        run_bulk(
+            modeladmin,
+            request,
+            queryset,
+            verb,
+            lambda f: review_services.flag_resolve(
+                flag=f, actor=me(request), action=action, reason=action_reason(request)
+            ),
+        )
+
     run.__name__ = f"flags_{action}"
     return run
 
 
 dismiss_flags = admin.action(description="Resolve flags: dismiss (give a reason)")(
-    _resolve(FlagAction.DISMISS, "Dismissed"))
+    _resolve(FlagAction.DISMISS, "Dismissed")
+)
 confirm_flags = admin.action(description="Resolve flags: confirm, keep published (give a reason)")(
-    _resolve(FlagAction.CONFIRM, "Confirmed"))
+    _resolve(FlagAction.CONFIRM, "Confirmed")
+)
 unpublish_flags = admin.action(description="Resolve flags: confirm and unpublish the variant (give a reason)")(
-    _resolve(FlagAction.UNPUBLISH, "Confirmed and unpublished"))
+    _resolve(FlagAction.UNPUBLISH, "Confirmed and unpublished")
+)
 ask_author_flags = admin.action(description="Resolve flags: ask the author (give the question)")(
-    _resolve(FlagAction.ASK_AUTHOR, "Asked the author on"))
+    _resolve(FlagAction.ASK_AUTHOR, "Asked the author on")
+)
 FLAG_ACTIONS = [dismiss_flags, confirm_flags, unpublish_flags, ask_author_flags]
 
 
 @admin.action(description="Hide comments (give a reason)")
 def hide_comments(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Comment]) -> None:
-    run_bulk(modeladmin, request, queryset, "Hid",
-             lambda c: review_services.comment_hide(comment=c, actor=me(request), reason=action_reason(request)))
+    run_bulk(
+        modeladmin,
+        request,
+        queryset,
+        "Hid",
+        lambda c: review_services.comment_hide(comment=c, actor=me(request), reason=action_reason(request)),
+    )
 
 
 @admin.action(description="Unhide comments")
 def unhide_comments(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Comment]) -> None:
-    run_bulk(modeladmin, request, queryset, "Unhid",
-             lambda c: review_services.comment_unhide(comment=c, actor=me(request)))
+    run_bulk(
+        modeladmin, request, queryset, "Unhid", lambda c: review_services.comment_unhide(comment=c, actor=me(request))
+    )
 
 
 COMMENT_ACTIONS = [hide_comments, unhide_comments]

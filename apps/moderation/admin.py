@@ -31,12 +31,18 @@ class ModerationOverviewAdmin(MaintainerConsoleMixin, admin.ModelAdmin):
             from django.core.exceptions import PermissionDenied
 
             raise PermissionDenied
-        context = {**self.admin_site.each_context(request), "title": "Moderation overview",
-                   "overview": moderation_overview(), "opts": self.model._meta, **(extra_context or {})}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Moderation overview",
+            "overview": moderation_overview(),
+            "opts": self.model._meta,
+            **(extra_context or {}),
+        }
         return TemplateResponse(request, "admin/moderation/overview.html", context)
 
 
 # --- registry consoles (registered in registration.py when the registry registers none) -------------------------
+
 
 class ArtifactInline(ReadOnlyInline):
     model = Artifact
@@ -113,16 +119,34 @@ def checklist_inline() -> type[admin.TabularInline] | None:
         def items_summary(self, obj: Any) -> str:
             rows = obj.items.select_related("item", "answered_by", "verified_by")
             return format_html_join(
-                "", "<div><code>{}</code> {} — answered by {}, verified by {}</div>",
-                ((r.item.key, r.status, getattr(r.answered_by, "username", "—"),
-                  getattr(r.verified_by, "username", "—")) for r in rows))
+                "",
+                "<div><code>{}</code> {} — answered by {}, verified by {}</div>",
+                (
+                    (
+                        r.item.key,
+                        r.status,
+                        getattr(r.answered_by, "username", "—"),
+                        getattr(r.verified_by, "username", "—"),
+                    )
+                    for r in rows
+                ),
+            )
 
     return ChecklistInline
 
 
 class VariantConsole(MaintainerConsoleMixin, admin.ModelAdmin):
-    list_display = ["id", "full_name_display", "relation", "status", "is_public", "license", "precision", "task",
-                    "updated_at"]
+    list_display = [
+        "id",
+        "full_name_display",
+        "relation",
+        "status",
+        "is_public",
+        "license",
+        "precision",
+        "task",
+        "updated_at",
+    ]
     list_filter = ["status", "is_public", "relation", "precision", "license", "task", "created_at"]
     search_fields = ["name", "owner__username", "summary", "license", "architecture"]
     list_select_related = ["owner", "current_revision"]

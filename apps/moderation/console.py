@@ -21,10 +21,14 @@ from apps.core.errors import DomainError
 class ReasonActionForm(ActionForm):
     """The action bar gains a reason field: unpublish, reject, hide and flag resolutions need one."""
 
-    reason = forms.CharField(required=False, max_length=2000, label="Reason",
-                             widget=forms.TextInput(attrs={"size": 60, "placeholder": "reason (required for "
-                                                                                      "unpublish, reject, "
-                                                                                      "hide, flags)"}))
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Reason",
+        widget=forms.TextInput(
+            attrs={"size": 60, "placeholder": "reason (required for unpublish, reject, hide, flags)"}
+        ),
+    )
 
 
 class MaintainerConsoleMixin:
@@ -70,8 +74,9 @@ def action_reason(request: HttpRequest) -> str:
     return str(request.POST.get("reason", "")).strip()
 
 
-def run_bulk(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any], verb: str,
-             call: Callable[[Any], Any]) -> tuple[int, int]:
+def run_bulk(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any], verb: str, call: Callable[[Any], Any]
+) -> tuple[int, int]:
     """Call a service per selected row; report successes and each refusal with its reason."""
     done, refused = 0, []
     for obj in queryset:
@@ -88,4 +93,3 @@ def run_bulk(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any], ver
     if refused:
         modeladmin.message_user(request, "Refused: " + " | ".join(refused[:20]), messages.WARNING)
     return done, len(refused)
-

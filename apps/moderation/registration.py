@@ -18,8 +18,17 @@ from .console import MaintainerConsoleMixin, ReasonActionForm
 logger = logging.getLogger(__name__)
 
 # Project apps whose models belong in the console; third-party and framework models are left alone.
-CONSOLE_APPS = ("accounts", "audit", "registry", "benchmarks", "leaderboards", "checklists", "reviews",
-                "notifications", "moderation")
+CONSOLE_APPS = (
+    "accounts",
+    "audit",
+    "registry",
+    "benchmarks",
+    "leaderboards",
+    "checklists",
+    "reviews",
+    "notifications",
+    "moderation",
+)
 MAX_FILTER_CHOICES = 50
 
 
@@ -27,15 +36,21 @@ def _generated_admin(model: type[models.Model]) -> type[admin.ModelAdmin]:
     """A read-only console for a model: filters on choices, booleans and dates; search on short text."""
     fields = [f for f in model._meta.concrete_fields]
     display = ["__str__", *[f.name for f in fields if not isinstance(f, (models.TextField, models.JSONField))][:7]]
-    filters = [f.name for f in fields
-               if (f.choices and len(f.choices) <= MAX_FILTER_CHOICES) or isinstance(f, (models.BooleanField,
-                                                                                         models.DateTimeField))]
+    filters = [
+        f.name
+        for f in fields
+        if (f.choices and len(f.choices) <= MAX_FILTER_CHOICES)
+        or isinstance(f, (models.BooleanField, models.DateTimeField))
+    ]
     search = [f.name for f in fields if isinstance(f, models.CharField) and not f.choices][:5]
-    search += [f"{f.name}__username" for f in fields
-               if isinstance(f, models.ForeignKey) and f.related_model is not None
-               and f.related_model._meta.label == "accounts.User"][:2]
-    attrs = {"list_display": display, "list_filter": filters[:8], "search_fields": search,
-             "__module__": __name__}
+    search += [
+        f"{f.name}__username"
+        for f in fields
+        if isinstance(f, models.ForeignKey)
+        and f.related_model is not None
+        and f.related_model._meta.label == "accounts.User"
+    ][:2]
+    attrs = {"list_display": display, "list_filter": filters[:8], "search_fields": search, "__module__": __name__}
     return type(f"{model.__name__}Console", (MaintainerConsoleMixin, admin.ModelAdmin), attrs)
 
 
@@ -56,8 +71,13 @@ def complete_admin(site: admin.AdminSite | None = None) -> None:
 
     site = site or admin.site
     checklist = consoles.checklist_inline()
-    revision_inlines = [consoles.ArtifactInline, consoles.ReviewInline, consoles.ReviewAssignmentInline,
-                        consoles.JobInline, *([checklist] if checklist else [])]
+    revision_inlines = [
+        consoles.ArtifactInline,
+        consoles.ReviewInline,
+        consoles.ReviewAssignmentInline,
+        consoles.JobInline,
+        *([checklist] if checklist else []),
+    ]
     variant_inlines = [consoles.ParentInline, consoles.RevisionInline, consoles.CommentInline, consoles.FlagInline]
     ours: dict[type[models.Model], tuple[type[admin.ModelAdmin], list[Any]]] = {
         Variant: (consoles.VariantConsole, variant_inlines),
@@ -68,12 +88,19 @@ def complete_admin(site: admin.AdminSite | None = None) -> None:
 
     for model, (console, inlines) in ours.items():
         if site.is_registered(model):
-            _attach(site._registry[model], actions=REVISION_ACTIONS if model is not Artifact else [],
-                    inlines=[i for i in inlines if i not in (consoles.ArtifactInline, consoles.ParentInline,
-                                                             consoles.RevisionInline)])
+            _attach(
+                site._registry[model],
+                actions=REVISION_ACTIONS if model is not Artifact else [],
+                inlines=[
+                    i
+                    for i in inlines
+                    if i not in (consoles.ArtifactInline, consoles.ParentInline, consoles.RevisionInline)
+                ],
+            )
         else:
-            site.register(model, type(console.__name__, (console,), {"inlines": inlines,
-                                                                      "__module__": console.__module__}))
+            site.register(
+                model, type(console.__name__, (console,), {"inlines": inlines, "__module__": console.__module__})
+            )
     for app_label in CONSOLE_APPS:
         for model in apps.get_app_config(app_label).get_models():
             if model._meta.proxy or site.is_registered(model):

@@ -24,40 +24,66 @@ def moderation_overview(now: Any = None) -> dict[str, Any]:
     now = now or timezone.now()
     since = now - timedelta(days=1)
     states = list(JobStatus.values)
-    per_queue = (BenchmarkJob.objects.order_by().values("queue")
-                 .annotate(**{f"n_{s}": Count("id", filter=Q(status=s)) for s in states},
-                           oldest_queued=Min("queued_at", filter=Q(status=JobStatus.QUEUED)),
-                           failed_24h=Count("id", filter=Q(status__in=FAILED_STATES, finished_at__gte=since)))
-                 .order_by("queue"))
+    per_queue = (
+        BenchmarkJob.objects.order_by()
+        .values("queue")
+        .annotate(
+            **{f"n_{s}": Count("id", filter=Q(status=s)) for s in states},
+            oldest_queued=Min("queued_at", filter=Q(status=JobStatus.QUEUED)),
+            failed_24h=Count("id", filter=Q(status__in=FAILED_STATES, finished_at__gte=since)),
+        )
+        .order_by("queue")
+    )
     queues = []
     for values in per_queue:
         row: dict[str, Any] = dict(values)  # values() rows with keys made per state
         oldest = row["oldest_queued"]
-        queues.append({
-            "queue": row["queue"],
-            "counts": [row[f"n_{s}"] for s in states],
-            "oldest_queued_age_s": int((now - oldest).total_seconds()) if oldest else None,
-            "failed_24h": row["failed_24h"],
-        })
-    failures = list(BenchmarkJob.objects.filter(status__in=FAILED_STATES, finished_at__gte=since).order_by()
-                    .values("queue", "failure_reason").annotate(n=Count("id")).order_by("-n", "queue"))
-    pipeline = dict(Revision.objects.filter(status__in=[RevisionStatus.SUBMITTED, RevisionStatus.CHANGES_REQUESTED,
-                                                       RevisionStatus.APPROVED])
-                    .order_by().values_list("status").annotate(n=Count("id")))
-    oldest_waiting = (Revision.objects.filter(status=RevisionStatus.SUBMITTED).order_by()
-                      .aggregate(m=Min("submitted_at"))["m"])
-    flags = list(Flag.objects.filter(status__in=OPEN_FLAG_STATUSES).order_by().values("kind", "status")
-                 .annotate(n=Count("id")).order_by("kind", "status"))
-    webhooks = dict(WebhookDelivery.objects.filter(created_at__gte=since).order_by().values_list("status")
-                    .annotate(n=Count("id")))
+        queues.append(
+            {
+                "queue": row["queue"],
+                "counts": [row[f"n_{s}"] for s in states],
+                "oldest_queued_age_s": int((now - oldest).total_seconds()) if oldest else None,
+                "failed_24h": row["failed_24h"],
+            }
+        )
+    failures = list(
+        BenchmarkJob.objects.filter(status__in=FAILED_STATES, finished_at__gte=since)
+        .order_by()
+        .values("queue", "failure_reason")
+        .annotate(n=Count("id"))
+        .order_by("-n", "queue")
+    )
+    pipeline = dict(
+        Revision.objects.filter(
+            status__in=[RevisionStatus.SUBMITTED, RevisionStatus.CHANGES_REQUESTED, RevisionStatus.APPROVED]
+        )
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    oldest_waiting = (
+        Revision.objects.filter(status=RevisionStatus.SUBMITTED).order_by().aggregate(m=Min("submitted_at"))["m"]
+    )
+    flags = list(
+        Flag.objects.filter(status__in=OPEN_FLAG_STATUSES)
+        .order_by()
+        .values("kind", "status")
+        .annotate(n=Count("id"))
+        .order_by("kind", "status")
+    )
+    webhooks = dict(
+        WebhookDelivery.objects.filter(created_at__gte=since).order_by().values_list("status").annotate(n=Count("id"))
+    )
     return {
         "now": now,
         "states": states,
         "queues": queues,
         "failures_24h": failures,
         "failures_24h_total": sum(f["n"] for f in failures),
-        "pipeline": {s: pipeline.get(s, 0) for s in (RevisionStatus.SUBMITTED, RevisionStatus.CHANGES_REQUESTED,
-                                                     RevisionStatus.APPROVED)},
+        "pipeline": {
+            s: pipeline.get(s, 0)
+            for s in (RevisionStatus.SUBMITTED, RevisionStatus.CHANGES_REQUESTED, RevisionStatus.APPROVED)
+        },
         "oldest_waiting_review_age_s": int((now - oldest_waiting).total_seconds()) if oldest_waiting else None,
         "open_flags": flags,
         "webhooks_24h": {s: webhooks.get(s, 0) for s in DeliveryStatus.values},

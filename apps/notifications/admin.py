@@ -51,8 +51,17 @@ class AttemptInline(ReadOnlyInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(MaintainerConsoleMixin, admin.ModelAdmin):
-    list_display = ["id", "subscription", "event", "message_id", "status", "attempts", "last_status_code",
-                    "created_at", "delivered_at"]
+    list_display = [
+        "id",
+        "subscription",
+        "event",
+        "message_id",
+        "status",
+        "attempts",
+        "last_status_code",
+        "created_at",
+        "delivered_at",
+    ]
     list_filter = ["status", "event", "created_at"]
     search_fields = ["message_id", "subscription__url", "subscription__owner__username", "last_error"]
     list_select_related = ["subscription"]

@@ -27,8 +27,13 @@ def _revision_path(revision: Revision) -> str:
 
 def _revision_data(revision: Revision) -> dict[str, Any]:
     variant = revision.variant
-    return {"variant": variant.full_name, "revision": revision.number, "status": revision.status,
-            "relation": variant.relation, "url": _revision_path(revision)}
+    return {
+        "variant": variant.full_name,
+        "revision": revision.number,
+        "status": revision.status,
+        "relation": variant.relation,
+        "url": _revision_path(revision),
+    }
 
 
 def _authors(revision: Revision) -> list[User]:
@@ -41,83 +46,140 @@ def _authors(revision: Revision) -> list[User]:
 def announce_revision_submitted(*, revision: Revision, reviewers: Iterable[User], actor: Any) -> None:
     """A revision waits for review: the (assigned, or all) reviewers hear of it; webhooks get variant.submitted."""
     variant = revision.variant
-    notify(users=reviewers, kind=NotificationKind.REVIEW_REQUESTED,
-           title=f"Review requested: {variant.full_name} revision {revision.number}",
-           body=f"{getattr(actor, 'username', 'someone')} submitted revision {revision.number} of "
-                f"{variant.full_name} ({variant.relation}) for review.",
-           url=_revision_path(revision), data=_revision_data(revision), exclude=_authors(revision))
-    webhook_event_publish(event=WebhookEvent.VARIANT_SUBMITTED,
-                          data={**_revision_data(revision), "submitted_by": getattr(actor, "username", None)},
-                          owner_ids=[u.pk for u in _authors(revision)], public=revision_is_public(revision),
-                          insider_ids=[variant.owner_id])
+    notify(
+        users=reviewers,
+        kind=NotificationKind.REVIEW_REQUESTED,
+        title=f"Review requested: {variant.full_name} revision {revision.number}",
+        body=f"{getattr(actor, 'username', 'someone')} submitted revision {revision.number} of "
+        f"{variant.full_name} ({variant.relation}) for review.",
+        url=_revision_path(revision),
+        data=_revision_data(revision),
+        exclude=_authors(revision),
+    )
+    webhook_event_publish(
+        event=WebhookEvent.VARIANT_SUBMITTED,
+        data={**_revision_data(revision), "submitted_by": getattr(actor, "username", None)},
+        owner_ids=[u.pk for u in _authors(revision)],
+        public=revision_is_public(revision),
+        insider_ids=[variant.owner_id],
+    )
 
 
 def announce_review_assigned(*, revision: Revision, reviewer: User, actor: Any) -> None:
     if actor is not None and getattr(actor, "pk", None) == reviewer.pk:
         return  # self-assignment needs no notice
     variant = revision.variant
-    notify(users=[reviewer], kind=NotificationKind.REVIEW_REQUESTED,
-           title=f"You were asked to review {variant.full_name} revision {revision.number}",
-           body=f"Assigned by {getattr(actor, 'username', None) or 'auto-assignment'}.",
-           url=_revision_path(revision), data=_revision_data(revision))
+    notify(
+        users=[reviewer],
+        kind=NotificationKind.REVIEW_REQUESTED,
+        title=f"You were asked to review {variant.full_name} revision {revision.number}",
+        body=f"Assigned by {getattr(actor, 'username', None) or 'auto-assignment'}.",
+        url=_revision_path(revision),
+        data=_revision_data(revision),
+    )
 
 
 def announce_review(*, revision: Revision, review_id: int, reviewer: User, decision: str, body: str) -> None:
     variant = revision.variant
     verb = {"approve": "approved", "request_changes": "requested changes on", "comment": "commented on"}[decision]
-    notify(users=_authors(revision), kind=NotificationKind.REVIEW_DECIDED,
-           title=f"{reviewer.username} {verb} {variant.full_name} revision {revision.number}",
-           body=body[:4000], url=_revision_path(revision),
-           data={**_revision_data(revision), "review": review_id, "decision": decision}, exclude=[reviewer])
-    webhook_event_publish(event=WebhookEvent.REVIEW_DECIDED,
-                          data={**_revision_data(revision),
-                                "review": {"id": review_id, "reviewer": reviewer.username, "decision": decision}},
-                          owner_ids=[u.pk for u in _authors(revision)], public=revision_is_public(revision),
-                          insider_ids=[variant.owner_id])
+    notify(
+        users=_authors(revision),
+        kind=NotificationKind.REVIEW_DECIDED,
+        title=f"{reviewer.username} {verb} {variant.full_name} revision {revision.number}",
+        body=body[:4000],
+        url=_revision_path(revision),
+        data={**_revision_data(revision), "review": review_id, "decision": decision},
+        exclude=[reviewer],
+    )
+    webhook_event_publish(
+        event=WebhookEvent.REVIEW_DECIDED,
+        data={
+            **_revision_data(revision),
+            "review": {"id": review_id, "reviewer": reviewer.username, "decision": decision},
+        },
+        owner_ids=[u.pk for u in _authors(revision)],
+        public=revision_is_public(revision),
+        insider_ids=[variant.owner_id],
+    )
 
 
 def announce_revision_decided(*, revision: Revision, event: str, actor: Any, reason: str = "") -> None:
     """published / unpublished / rejected by a maintainer (or automatically)."""
     variant = revision.variant
-    word = {WebhookEvent.VARIANT_PUBLISHED: "published", WebhookEvent.VARIANT_UNPUBLISHED: "unpublished",
-            WebhookEvent.VARIANT_REJECTED: "rejected"}[event]  # type: ignore[index]
+    word = {
+        WebhookEvent.VARIANT_PUBLISHED: "published",
+        WebhookEvent.VARIANT_UNPUBLISHED: "unpublished",
+        WebhookEvent.VARIANT_REJECTED: "rejected",
+    }[event]  # type: ignore[index]
     by = getattr(actor, "username", None) or "the platform (the publication gate holds)"
-    kind = NotificationKind.REVIEW_DECIDED if event == WebhookEvent.VARIANT_REJECTED else \
-        NotificationKind.VARIANT_PUBLISHED
-    notify(users=_authors(revision), kind=kind,
-           title=f"{variant.full_name} revision {revision.number} was {word}",
-           body=f"{word.capitalize()} by {by}." + (f"\n\nReason: {reason}" if reason else ""),
-           url=_revision_path(revision), data={**_revision_data(revision), "reason": reason},
-           exclude=[actor] if isinstance(actor, User) else ())
-    webhook_event_publish(event=event,
-                          data={**_revision_data(revision), "by": getattr(actor, "username", None),
-                                "reason": reason},
-                          owner_ids=[u.pk for u in _authors(revision)],
-                          # An unpublished revision was public until now: its subscribers hear it went away.
-                          public=revision_is_public(revision) or event == WebhookEvent.VARIANT_UNPUBLISHED,
-                          insider_ids=[variant.owner_id])
+    kind = (
+        NotificationKind.REVIEW_DECIDED
+        if event == WebhookEvent.VARIANT_REJECTED
+        else NotificationKind.VARIANT_PUBLISHED
+    )
+    notify(
+        users=_authors(revision),
+        kind=kind,
+        title=f"{variant.full_name} revision {revision.number} was {word}",
+        body=f"{word.capitalize()} by {by}." + (f"\n\nReason: {reason}" if reason else ""),
+        url=_revision_path(revision),
+        data={**_revision_data(revision), "reason": reason},
+        exclude=[actor] if isinstance(actor, User) else (),
+    )
+    webhook_event_publish(
+        event=event,
+        data={**_revision_data(revision), "by": getattr(actor, "username", None), "reason": reason},
+        owner_ids=[u.pk for u in _authors(revision)],
+        # An unpublished revision was public until now: its subscribers hear it went away.
+        public=revision_is_public(revision) or event == WebhookEvent.VARIANT_UNPUBLISHED,
+        insider_ids=[variant.owner_id],
+    )
 
 
-def announce_flag_resolved(*, flag_id: int, variant: Variant, kind: str, action: str, status: str, reason: str,
-                           reporter: User | None, actor: Any) -> None:
+def announce_flag_resolved(
+    *,
+    flag_id: int,
+    variant: Variant,
+    kind: str,
+    action: str,
+    status: str,
+    reason: str,
+    reporter: User | None,
+    actor: Any,
+) -> None:
     """A moderator dismissed, confirmed or unpublished on a flag, or asked the author to answer."""
     if action == "ask_author":
-        notify(users=[variant.owner], kind=NotificationKind.FLAG_RESOLVED,
-               title=f"A moderator asks you about a {kind.replace('_', ' ')} flag on {variant.full_name}",
-               body=f"{reason}\n\nAnswer with POST /api/v1/flags/{flag_id}/respond/.",
-               url=f"/api/v1/flags/{flag_id}/", data={"flag": flag_id, "variant": variant.full_name,
-                                                      "action": action})
+        notify(
+            users=[variant.owner],
+            kind=NotificationKind.FLAG_RESOLVED,
+            title=f"A moderator asks you about a {kind.replace('_', ' ')} flag on {variant.full_name}",
+            body=f"{reason}\n\nAnswer with POST /api/v1/flags/{flag_id}/respond/.",
+            url=f"/api/v1/flags/{flag_id}/",
+            data={"flag": flag_id, "variant": variant.full_name, "action": action},
+        )
     else:
-        notify(users=[variant.owner, reporter], kind=NotificationKind.FLAG_RESOLVED,
-               title=f"Flag on {variant.full_name} resolved: {action}",
-               body=f"The {kind.replace('_', ' ')} flag was resolved ({action}).\n\nReason: {reason}",
-               url=f"/api/v1/flags/{flag_id}/", data={"flag": flag_id, "variant": variant.full_name,
-                                                      "action": action},
-               exclude=[actor] if isinstance(actor, User) else ())
-    webhook_event_publish(event=WebhookEvent.FLAG_RESOLVED,
-                          data={"flag": flag_id, "variant": variant.full_name, "kind": kind, "action": action,
-                                "status": status, "reason": reason},
-                          owner_ids=[variant.owner_id], public=variant.is_public)
+        notify(
+            users=[variant.owner, reporter],
+            kind=NotificationKind.FLAG_RESOLVED,
+            title=f"Flag on {variant.full_name} resolved: {action}",
+            body=f"The {kind.replace('_', ' ')} flag was resolved ({action}).\n\nReason: {reason}",
+            url=f"/api/v1/flags/{flag_id}/",
+            data={"flag": flag_id, "variant": variant.full_name, "action": action},
+            exclude=[actor] if isinstance(actor, User) else (),
+        )
+    webhook_event_publish(
+        event=WebhookEvent.FLAG_RESOLVED,
+        data={
+            "flag": flag_id,
+            "variant": variant.full_name,
+            "kind": kind,
+            "action": action,
+            "status": status,
+            "reason": reason,
+        },
+        owner_ids=[variant.owner_id],
+        public=variant.is_public,
+    )
 
 
 TERMINAL_JOB_STATES = ("succeeded", "failed", "cancelled", "timed_out")
@@ -136,14 +198,19 @@ def _announce_once(jobs: list[Any]) -> set[int]:
     job_column, finished_column, *_ = columns = [connection.ops.quote_name(str(field.column)) for field in fields]
     now = timezone.now()
     # Only quoted identifiers from the model's meta are formatted in; every value is a parameter.
-    sql = (f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({', '.join(columns)}) VALUES {{rows}} "  # noqa: S608
-           f"ON CONFLICT ({job_column}, {finished_column}) DO NOTHING RETURNING {job_column}")
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({', '.join(columns)}) VALUES {{rows}} "  # noqa: S608
+        f"ON CONFLICT ({job_column}, {finished_column}) DO NOTHING RETURNING {job_column}"
+    )
     fresh: set[int] = set()
     with connection.cursor() as cursor:
         for start in range(0, len(jobs), 200):
-            chunk = jobs[start:start + 200]
-            params = [field.get_db_prep_save(value, connection) for job in chunk
-                      for field, value in zip(fields, (job.pk, job.finished_at, job.status, now), strict=True)]
+            chunk = jobs[start : start + 200]
+            params = [
+                field.get_db_prep_save(value, connection)
+                for job in chunk
+                for field, value in zip(fields, (job.pk, job.finished_at, job.status, now), strict=True)
+            ]
             cursor.execute(sql.format(rows=", ".join(["(%s, %s, %s, %s)"] * len(chunk))), params)
             fresh.update(int(row[0]) for row in cursor.fetchall())
     return fresh
@@ -153,25 +220,40 @@ def _job_finished_messages(job: Any) -> tuple[Notice, EventToPublish]:
     variant = job.revision.variant
     result = getattr(job, "result", None)
     data: dict[str, Any] = {
-        "job": job.pk, "status": job.status, "variant": variant.full_name, "revision": job.revision.number,
-        "benchmark": job.benchmark.slug, "benchmark_version": job.benchmark_version,
+        "job": job.pk,
+        "status": job.status,
+        "variant": variant.full_name,
+        "revision": job.revision.number,
+        "benchmark": job.benchmark.slug,
+        "benchmark_version": job.benchmark_version,
         "metrics": result.metrics if result is not None else None,
         "failure": {"reason": job.failure_reason, "message": job.failure_message[:1000]}
-        if job.failure_reason else None,
+        if job.failure_reason
+        else None,
         "url": f"/api/v1/jobs/{job.pk}/",
     }
-    summary = (", ".join(f"{k}={v:.4g}" for k, v in sorted((result.metrics or {}).items())
-                         if isinstance(v, int | float))
-               if result is not None else f"{job.failure_reason}: {job.failure_message[:500]}")
-    notice = Notice(users=(job.submitted_by,), kind=NotificationKind.JOB_FINISHED,
-                    title=f"Job {job.pk} {job.status}: {job.benchmark.slug} on {variant.full_name}@"
-                          f"{job.revision.number}",
-                    body=summary, url=f"/api/v1/jobs/{job.pk}/", data=data)
+    summary = (
+        ", ".join(f"{k}={v:.4g}" for k, v in sorted((result.metrics or {}).items()) if isinstance(v, int | float))
+        if result is not None
+        else f"{job.failure_reason}: {job.failure_message[:500]}"
+    )
+    notice = Notice(
+        users=(job.submitted_by,),
+        kind=NotificationKind.JOB_FINISHED,
+        title=f"Job {job.pk} {job.status}: {job.benchmark.slug} on {variant.full_name}@{job.revision.number}",
+        body=summary,
+        url=f"/api/v1/jobs/{job.pk}/",
+        data=data,
+    )
     # A job is visible iff its revision is: on a draft, only the variant's insiders (and staff) hear of it, even
     # when someone else submitted it while the revision was public.
-    event = EventToPublish(event=WebhookEvent.JOB_FINISHED, data=data,
-                           owner_ids=(job.submitted_by_id, variant.owner_id), public=revision_is_public(job.revision),
-                           insider_ids=(variant.owner_id,))
+    event = EventToPublish(
+        event=WebhookEvent.JOB_FINISHED,
+        data=data,
+        owner_ids=(job.submitted_by_id, variant.owner_id),
+        public=revision_is_public(job.revision),
+        insider_ids=(variant.owner_id,),
+    )
     return notice, event
 
 
@@ -187,8 +269,12 @@ def announce_jobs_finished(job_ids: list[int]) -> None:
     if not ids:
         return
     jobs = [
-        job for job in BenchmarkJob.objects.select_related("benchmark", "submitted_by", "revision__variant__owner",
-                                                           "result").filter(pk__in=ids).order_by("pk")
+        job
+        for job in BenchmarkJob.objects.select_related(
+            "benchmark", "submitted_by", "revision__variant__owner", "result"
+        )
+        .filter(pk__in=ids)
+        .order_by("pk")
         # A verification re-run's outcome shows on the original result, not as a job of its own.
         if job.status in TERMINAL_JOB_STATES and job.finished_at is not None and job.verifies_id is None
     ]

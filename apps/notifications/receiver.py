@@ -29,8 +29,15 @@ class WebhookReceiver:
     """Start with `start()` (returns the URL), stop with `stop()`. `fail_first=n` answers 503 to the first n
     valid deliveries, to exercise the sender's retries."""
 
-    def __init__(self, secret: str, *, tolerance_s: int = DEFAULT_TOLERANCE_S, fail_first: int = 0,
-                 host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        secret: str,
+        *,
+        tolerance_s: int = DEFAULT_TOLERANCE_S,
+        fail_first: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         self.secret = secret
         self.tolerance_s = tolerance_s
         self.fail_first = fail_first

@@ -37,14 +37,18 @@ DELIVER_TASK = "notifications.deliver_webhook"
 
 # --- in-app and e-mail notifications -----------------------------------------------------------------------
 
+
 def _send_emails(messages: list[tuple[str, str, str]]) -> None:
     try:
         connection = get_connection()
-        connection.send_messages([
-            EmailMessage(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[to],
-                         connection=connection)
-            for subject, body, to in messages
-        ])
+        connection.send_messages(
+            [
+                EmailMessage(
+                    subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[to], connection=connection
+                )
+                for subject, body, to in messages
+            ]
+        )
     except Exception:  # noqa: BLE001 - a mail server outage must not undo or break the change it announces
         logger.exception("sending %d notification e-mails failed", len(messages))
 
@@ -62,11 +66,20 @@ class Notice:
     exclude: tuple[User | None, ...] = ()
 
 
-def notify(*, users: Iterable[User | None], kind: str, title: str, body: str = "", url: str = "",
-           data: dict[str, Any] | None = None, exclude: Iterable[User | None] = ()) -> list[Notification]:
+def notify(
+    *,
+    users: Iterable[User | None],
+    kind: str,
+    title: str,
+    body: str = "",
+    url: str = "",
+    data: dict[str, Any] | None = None,
+    exclude: Iterable[User | None] = (),
+) -> list[Notification]:
     """Tell users something happened: an in-app notification and an e-mail, each unless turned off."""
-    return notify_many([Notice(users=tuple(users), kind=kind, title=title, body=body, url=url, data=data,
-                               exclude=tuple(exclude))])
+    return notify_many(
+        [Notice(users=tuple(users), kind=kind, title=title, body=body, url=url, data=data, exclude=tuple(exclude))]
+    )
 
 
 def notify_many(notices: Iterable[Notice]) -> list[Notification]:
@@ -82,9 +95,13 @@ def notify_many(notices: Iterable[Notice]) -> list[Notification]:
             planned.append((notice, recipients))
     if not planned:
         return []
-    prefs = {(p.user_id, p.kind): p for p in NotificationPreference.objects.filter(
-        user_id__in={pk for _, recipients in planned for pk in recipients},
-        kind__in={notice.kind for notice, _ in planned})}
+    prefs = {
+        (p.user_id, p.kind): p
+        for p in NotificationPreference.objects.filter(
+            user_id__in={pk for _, recipients in planned for pk in recipients},
+            kind__in={notice.kind for notice, _ in planned},
+        )
+    }
     rows: list[Notification] = []
     emails: list[tuple[str, str, str]] = []
     for notice, recipients in planned:
@@ -92,12 +109,15 @@ def notify_many(notices: Iterable[Notice]) -> list[Notification]:
         for pk, user in recipients.items():
             pref = prefs.get((pk, kind))
             if pref is None or pref.in_app:
-                rows.append(Notification(user=user, kind=kind, title=title[:200], body=body, url=url,
-                                         data=notice.data or {}))
+                rows.append(
+                    Notification(user=user, kind=kind, title=title[:200], body=body, url=url, data=notice.data or {})
+                )
             if (pref is None or pref.email) and user.email:
                 link = f"\n\n{settings.MC_SITE_URL.rstrip('/')}{url}" if url else ""
-                footer = ("\n\n--\nYou get this because of your Model Commons notification settings "
-                          f"({kind}); turn it off at /api/v1/notifications/preferences/.")
+                footer = (
+                    "\n\n--\nYou get this because of your Model Commons notification settings "
+                    f"({kind}); turn it off at /api/v1/notifications/preferences/."
+                )
                 emails.append((f"[Model Commons] {title}"[:200], body + link + footer, user.email))
     created = Notification.objects.bulk_create(rows)
     if emails:
@@ -117,8 +137,10 @@ def notifications_mark_read(*, user: User, ids: Iterable[int] | None = None) -> 
 def notification_preferences(user: User) -> dict[str, dict[str, bool]]:
     stored = {p.kind: p for p in NotificationPreference.objects.filter(user=user)}
     return {
-        kind: {"in_app": stored[kind].in_app if kind in stored else True,
-               "email": stored[kind].email if kind in stored else True}
+        kind: {
+            "in_app": stored[kind].in_app if kind in stored else True,
+            "email": stored[kind].email if kind in stored else True,
+        }
         for kind in NotificationKind.values
     }
 
@@ -131,7 +153,7 @@ def notification_preferences_set(*, user: User, changes: dict[str, dict[str, boo
         if kind not in NotificationKind.values:
             errors[kind] = [f"Unknown kind. Valid: {', '.join(NotificationKind.values)}."]
         elif not isinstance(channels, dict) or not channels:
-            errors[kind] = ["Give an object such as {\"email\": false}."]
+            errors[kind] = ['Give an object such as {"email": false}.']
         else:
             bad = [k for k, v in channels.items() if k not in ("in_app", "email") or not isinstance(v, bool)]
             if bad:
@@ -148,6 +170,7 @@ def notification_preferences_set(*, user: User, changes: dict[str, dict[str, boo
 
 # --- webhook subscriptions -----------------------------------------------------------------------------------
 
+
 def _validate_subscription(*, url: str | None, events: list[str] | None, scope: str | None) -> None:
     errors: dict[str, list[str]] = {}
     if url is not None:
@@ -161,8 +184,7 @@ def _validate_subscription(*, url: str | None, events: list[str] | None, scope: 
         if not events:
             errors["events"] = ["Subscribe to at least one event."]
         elif unknown:
-            errors["events"] = [f"Unknown event(s): {', '.join(map(str, unknown))}. Valid: "
-                                f"{', '.join(valid)} or '*'."]
+            errors["events"] = [f"Unknown event(s): {', '.join(map(str, unknown))}. Valid: {', '.join(valid)} or '*'."]
     if scope is not None and scope not in WebhookScope.values:
         errors["scope"] = [f"Must be one of {', '.join(WebhookScope.values)}."]
     if errors:
@@ -170,27 +192,47 @@ def _validate_subscription(*, url: str | None, events: list[str] | None, scope: 
 
 
 def _subscription_snapshot(sub: WebhookSubscription) -> dict[str, Any]:
-    return {"url": sub.url, "events": sub.events, "scope": sub.scope, "is_active": sub.is_active,
-            "description": sub.description}
+    return {
+        "url": sub.url,
+        "events": sub.events,
+        "scope": sub.scope,
+        "is_active": sub.is_active,
+        "description": sub.description,
+    }
 
 
 @transaction.atomic
-def webhook_create(*, owner: User, url: str, events: list[str], description: str = "",
-                   scope: str = WebhookScope.OWN, is_active: bool = True) -> WebhookSubscription:
+def webhook_create(
+    *,
+    owner: User,
+    url: str,
+    events: list[str],
+    description: str = "",
+    scope: str = WebhookScope.OWN,
+    is_active: bool = True,
+) -> WebhookSubscription:
     """Subscribe a URL to events. The target is checked against loopback and private networks."""
     if WebhookSubscription.objects.filter(owner=owner).count() >= settings.MC_WEBHOOKS_PER_USER:
         raise Conflict(f"You have {settings.MC_WEBHOOKS_PER_USER} webhooks already; delete one first.")
     events = list(dict.fromkeys(events))
     _validate_subscription(url=url, events=events, scope=scope)
-    sub = WebhookSubscription.objects.create(owner=owner, url=url, events=events, description=description,
-                                             scope=scope, is_active=is_active, secret=secret_generate())
+    sub = WebhookSubscription.objects.create(
+        owner=owner,
+        url=url,
+        events=events,
+        description=description,
+        scope=scope,
+        is_active=is_active,
+        secret=secret_generate(),
+    )
     audit_record(actor=owner, verb="webhook.create", target=sub, after=_subscription_snapshot(sub))
     return sub
 
 
 @transaction.atomic
-def webhook_update(*, subscription: WebhookSubscription, actor: User, if_match: str | None = None,
-                   **fields: Any) -> WebhookSubscription:
+def webhook_update(
+    *, subscription: WebhookSubscription, actor: User, if_match: str | None = None, **fields: Any
+) -> WebhookSubscription:
     """Change a subscription (owner only); with `if_match`, only if it is still the version read (else 412)."""
     from apps.registry.services import etag_matches
 
@@ -198,8 +240,9 @@ def webhook_update(*, subscription: WebhookSubscription, actor: User, if_match: 
     if sub.owner_id != actor.pk:
         raise PermissionDenied("Only the owner changes a webhook.")
     if if_match is not None and not etag_matches(if_match, sub.etag):
-        raise PreconditionFailed("The webhook changed since you read it (If-Match does not match its ETag).",
-                                 etag=sub.etag)
+        raise PreconditionFailed(
+            "The webhook changed since you read it (If-Match does not match its ETag).", etag=sub.etag
+        )
     allowed = {"url", "events", "description", "scope", "is_active"}
     changes = {k: v for k, v in fields.items() if k in allowed}
     if "events" in changes:
@@ -234,6 +277,7 @@ def webhook_delete(*, subscription: WebhookSubscription, actor: User) -> None:
 
 
 # --- webhook events and deliveries -------------------------------------------------------------------------
+
 
 def _new_message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
@@ -280,17 +324,31 @@ class EventToPublish:
     insider_ids: tuple[int | None, ...] | None = None
 
 
-def webhook_event_publish(*, event: str, data: dict[str, Any], owner_ids: Iterable[int | None],
-                          public: bool, insider_ids: Iterable[int | None] | None = None) -> list[WebhookDelivery]:
+def webhook_event_publish(
+    *,
+    event: str,
+    data: dict[str, Any],
+    owner_ids: Iterable[int | None],
+    public: bool,
+    insider_ids: Iterable[int | None] | None = None,
+) -> list[WebhookDelivery]:
     """Queue one delivery per active subscription that wants this event and whose owner may see its subject.
 
     `owner_ids` are the users the event is about (variant owner, job submitter): `own`-scoped subscriptions
     get only those. `public` says whether anyone may see the subject (a published revision, or a job on one);
     otherwise only its insiders (`insider_ids`, default the `owner_ids`), reviewers and maintainers get it,
     whatever their subscription's scope."""
-    return webhook_events_publish([EventToPublish(
-        event=event, data=data, owner_ids=tuple(owner_ids), public=public,
-        insider_ids=None if insider_ids is None else tuple(insider_ids))])
+    return webhook_events_publish(
+        [
+            EventToPublish(
+                event=event,
+                data=data,
+                owner_ids=tuple(owner_ids),
+                public=public,
+                insider_ids=None if insider_ids is None else tuple(insider_ids),
+            )
+        ]
+    )
 
 
 def webhook_events_publish(events: Iterable[EventToPublish]) -> list[WebhookDelivery]:
@@ -310,19 +368,28 @@ def webhook_events_publish(events: Iterable[EventToPublish]) -> list[WebhookDeli
             planned.append((item, owners, insiders, subs))
     if not planned:
         return []
-    privileged = _privileged_ids(set().union(*(
-        {s.owner_id for s in subs} - insiders for item, _, insiders, subs in planned if not item.public)))
+    privileged = _privileged_ids(
+        set().union(*({s.owner_id for s in subs} - insiders for item, _, insiders, subs in planned if not item.public))
+    )
     rows: list[WebhookDelivery] = []
     for item, owners, insiders, subs in planned:
         targets = [
-            s for s in subs
+            s
+            for s in subs
             if (item.public or s.owner_id in insiders or s.owner_id in privileged)
             and (s.owner_id in owners or s.scope == WebhookScope.VISIBLE)
         ]
         payload = {"type": item.event, "timestamp": timezone.now().isoformat(), "data": item.data}
-        rows.extend(WebhookDelivery(subscription=s, message_id=_new_message_id(), event=item.event, payload=payload,
-                                    max_attempts=settings.MC_WEBHOOK_MAX_ATTEMPTS)
-                    for s in targets)
+        rows.extend(
+            WebhookDelivery(
+                subscription=s,
+                message_id=_new_message_id(),
+                event=item.event,
+                payload=payload,
+                max_attempts=settings.MC_WEBHOOK_MAX_ATTEMPTS,
+            )
+            for s in targets
+        )
     deliveries = WebhookDelivery.objects.bulk_create(rows)
     # bulk_create returns primary keys on PostgreSQL and SQLite >= 3.35.
     _dispatch_on_commit([d.pk for d in deliveries])
@@ -337,15 +404,22 @@ def _on_demand_cooldown(actor: User) -> None:
     if cooldown <= 0:
         return
     list(User.objects.select_for_update().filter(pk=actor.pk).values_list("pk", flat=True))
-    last = (WebhookDelivery.objects.filter(requested_by=actor).order_by("-created_at")
-            .values_list("created_at", flat=True).first())
+    last = (
+        WebhookDelivery.objects.filter(requested_by=actor)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
     if last is None:
         return
     wait = (last + timedelta(seconds=cooldown) - timezone.now()).total_seconds()
     if wait > 0:
         retry_after = max(math.ceil(wait), 1)
-        raise QuotaExceeded(f"One ping or redelivery per {cooldown} s: send the next one in {retry_after} s.",
-                            limit="webhook_ping_cooldown", retry_after=retry_after)
+        raise QuotaExceeded(
+            f"One ping or redelivery per {cooldown} s: send the next one in {retry_after} s.",
+            limit="webhook_ping_cooldown",
+            retry_after=retry_after,
+        )
 
 
 @transaction.atomic
@@ -355,10 +429,16 @@ def webhook_ping(*, subscription: WebhookSubscription, actor: User) -> WebhookDe
         raise PermissionDenied("Only the owner pings a webhook.")
     _on_demand_cooldown(actor)
     delivery = WebhookDelivery.objects.create(
-        subscription=subscription, message_id=_new_message_id(), event=WebhookEvent.PING,
-        payload={"type": WebhookEvent.PING, "timestamp": timezone.now().isoformat(),
-                 "data": {"webhook": subscription.pk, "by": actor.username}},
-        max_attempts=settings.MC_WEBHOOK_MAX_ATTEMPTS, requested_by=actor,
+        subscription=subscription,
+        message_id=_new_message_id(),
+        event=WebhookEvent.PING,
+        payload={
+            "type": WebhookEvent.PING,
+            "timestamp": timezone.now().isoformat(),
+            "data": {"webhook": subscription.pk, "by": actor.username},
+        },
+        max_attempts=settings.MC_WEBHOOK_MAX_ATTEMPTS,
+        requested_by=actor,
     )
     _dispatch_on_commit([delivery.pk])
     return delivery
@@ -374,12 +454,20 @@ def webhook_redeliver(*, delivery: WebhookDelivery, actor: User) -> WebhookDeliv
         raise Conflict("This delivery is still being attempted; redeliver it once it has succeeded or failed.")
     _on_demand_cooldown(actor)
     again = WebhookDelivery.objects.create(
-        subscription=original.subscription, message_id=original.message_id, event=original.event,
-        payload=original.payload, max_attempts=settings.MC_WEBHOOK_MAX_ATTEMPTS, redelivery_of=original,
+        subscription=original.subscription,
+        message_id=original.message_id,
+        event=original.event,
+        payload=original.payload,
+        max_attempts=settings.MC_WEBHOOK_MAX_ATTEMPTS,
+        redelivery_of=original,
         requested_by=actor,
     )
-    audit_record(actor=actor, verb="webhook.redeliver", target=again,
-                 after={"of": original.pk, "message_id": original.message_id, "event": original.event})
+    audit_record(
+        actor=actor,
+        verb="webhook.redeliver",
+        target=again,
+        after={"of": original.pk, "message_id": original.message_id, "event": original.event},
+    )
     _dispatch_on_commit([again.pk])
     return again
 
@@ -408,7 +496,9 @@ def webhook_delivery_attempt(*, delivery_id: int) -> AttemptOutcome:
     number = delivery.attempts + 1
     in_flight_until = now + timedelta(seconds=settings.MC_WEBHOOK_TIMEOUT_S + 60)
     claimed = WebhookDelivery.objects.filter(
-        pk=delivery.pk, attempts=delivery.attempts, status__in=OPEN_DELIVERY_STATUSES,
+        pk=delivery.pk,
+        attempts=delivery.attempts,
+        status__in=OPEN_DELIVERY_STATUSES,
     ).update(attempts=number, next_attempt_at=in_flight_until)
     if not claimed:
         return AttemptOutcome("skipped")
@@ -420,20 +510,33 @@ def webhook_delivery_attempt(*, delivery_id: int) -> AttemptOutcome:
     else:
         body = json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
         headers = signature_headers(sub.secret, delivery.message_id, int(time.time()), body)
-        outcome = post_json(sub.url, body, headers, timeout=settings.MC_WEBHOOK_TIMEOUT_S,
-                            allow_private=settings.MC_WEBHOOKS_ALLOW_PRIVATE,
-                            max_response_bytes=settings.MC_WEBHOOK_RESPONSE_MAX_BYTES)
+        outcome = post_json(
+            sub.url,
+            body,
+            headers,
+            timeout=settings.MC_WEBHOOK_TIMEOUT_S,
+            allow_private=settings.MC_WEBHOOKS_ALLOW_PRIVATE,
+            max_response_bytes=settings.MC_WEBHOOK_RESPONSE_MAX_BYTES,
+        )
         code, excerpt, error, ok = outcome.status_code, outcome.excerpt, outcome.error, outcome.ok
         final = ok or number >= delivery.max_attempts
     duration_ms = int((timezone.now() - started).total_seconds() * 1000)
     retry_in = None if final else webhook_backoff_s(number)
     with transaction.atomic():
-        WebhookAttempt.objects.create(delivery=delivery, number=number, started_at=started,
-                                      duration_ms=duration_ms, status_code=code, error=error[:2000],
-                                      response_excerpt=excerpt[:2048])
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=number,
+            started_at=started,
+            duration_ms=duration_ms,
+            status_code=code,
+            error=error[:2000],
+            response_excerpt=excerpt[:2048],
+        )
         status = DeliveryStatus.SUCCEEDED if ok else (DeliveryStatus.FAILED if final else DeliveryStatus.RETRYING)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            status=status, last_status_code=code, last_error=error[:2000],
+            status=status,
+            last_status_code=code,
+            last_error=error[:2000],
             delivered_at=timezone.now() if ok else None,
             next_attempt_at=None if final else timezone.now() + timedelta(seconds=retry_in or 0),
         )
@@ -450,7 +553,8 @@ def webhooks_recover(*, now: Any = None) -> int:
     due = list(
         WebhookDelivery.objects.filter(status__in=OPEN_DELIVERY_STATUSES)
         .filter(Q(next_attempt_at__lt=overdue) | Q(next_attempt_at__isnull=True, created_at__lt=overdue))
-        .order_by("id").values_list("pk", flat=True)[:1000]
+        .order_by("id")
+        .values_list("pk", flat=True)[:1000]
     )
     sent = 0
     for delivery_id in due:

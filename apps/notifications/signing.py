@@ -25,7 +25,7 @@ def secret_generate() -> str:
 
 
 def _key(secret: str) -> bytes:
-    raw = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    raw = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
     try:
         return base64.b64decode(raw, validate=True)
     except (ValueError, TypeError) as exc:
@@ -53,8 +53,14 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     raise WebhookVerificationError(f"Missing header {name}.")
 
 
-def verify(secret: str, headers: Mapping[str, str], body: bytes, *, tolerance_s: int = DEFAULT_TOLERANCE_S,
-           now: float | None = None) -> str:
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    tolerance_s: int = DEFAULT_TOLERANCE_S,
+    now: float | None = None,
+) -> str:
     """Check a request's signature and freshness. Returns the message id (for de-duplication)."""
     msg_id = _header(headers, "webhook-id")
     raw_ts = _header(headers, "webhook-timestamp")

@@ -16,8 +16,14 @@ from .services import webhooks_recover as webhooks_recover_service
 # Routed to the `webhooks` queue (CELERY_TASK_ROUTES), which only the webhooks worker consumes. The transport ends
 # every attempt at MC_WEBHOOK_TIMEOUT_S; the hard time limit is a last resort should anything else hang (the pool
 # process is replaced, and webhooks_recover sends the claimed delivery again once it is overdue).
-@shared_task(bind=True, name="notifications.deliver_webhook", acks_late=True, max_retries=None, ignore_result=True,
-             time_limit=settings.MC_WEBHOOK_TIMEOUT_S + 30)
+@shared_task(
+    bind=True,
+    name="notifications.deliver_webhook",
+    acks_late=True,
+    max_retries=None,
+    ignore_result=True,
+    time_limit=settings.MC_WEBHOOK_TIMEOUT_S + 30,
+)
 def deliver_webhook(self: Any, delivery_id: int) -> str:
     """One HTTP attempt of a delivery; on failure Celery retries it with exponential backoff until the
     delivery's max_attempts is reached (the database row, not Celery, counts the attempts). A retry goes back

@@ -59,13 +59,33 @@ _V6_NEVER = (
 )
 # Not on the public internet: targets only when private targets are allowed (tests, local development).
 # Python's is_global is not enough on its own (3.11 calls 192.0.0.8, 64:ff9b:1::/48 and fec0::/10 global).
-_V4_LOCAL = tuple(_net(n) for n in (
-    "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24",
-    "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
-))
-_V6_LOCAL = tuple(_net(n) for n in (
-    "::1/128", "fc00::/7", "fec0::/10", "2001::/23", "2001:db8::/32", "3fff::/20",
-))
+_V4_LOCAL = tuple(
+    _net(n)
+    for n in (
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+    )
+)
+_V6_LOCAL = tuple(
+    _net(n)
+    for n in (
+        "::1/128",
+        "fc00::/7",
+        "fec0::/10",
+        "2001::/23",
+        "2001:db8::/32",
+        "3fff::/20",
+    )
+)
 _V6_GLOBAL_UNICAST = _net("2000::/3")
 # IPv6 spellings of IPv4 addresses: judged by the IPv4 address they reach.
 _V4_COMPATIBLE = _net("::/96")
@@ -150,6 +170,7 @@ def _odd_ipv4_spelling(host: str) -> str | None:
 
 # --- resolving and checking a URL --------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Target:
     scheme: str
@@ -199,8 +220,9 @@ def resolve_target(url: str, *, allow_private: bool, timeout: float = DEFAULT_TI
     host = parts.hostname
     canonical = _odd_ipv4_spelling(host)
     if canonical is not None:
-        raise UnsafeTarget(f"Write an IPv4 address as four decimal numbers: '{host}' is another spelling of "
-                           f"{canonical}.")
+        raise UnsafeTarget(
+            f"Write an IPv4 address as four decimal numbers: '{host}' is another spelling of {canonical}."
+        )
     addresses = list(dict.fromkeys(str(info[4][0]) for info in _resolve(host, port, timeout)))
     if not addresses:
         raise UnsafeTarget(f"The host '{host}' does not resolve.")
@@ -213,6 +235,7 @@ def resolve_target(url: str, *, allow_private: bool, timeout: float = DEFAULT_TI
 
 
 # --- one HTTP attempt under a deadline -----------------------------------------------------------------------------
+
 
 def _left(deadline: float) -> float:
     left = deadline - time.monotonic()
@@ -336,8 +359,15 @@ def _read_capped(response: http.client.HTTPResponse, limit: int) -> tuple[bytes,
     return bytes(data), False
 
 
-def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool,
-              max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> PostOutcome:
+def post_json(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    allow_private: bool,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+) -> PostOutcome:
     """POST a JSON body. The whole attempt ends within `timeout` seconds; at most `max_response_bytes` of the
     answer's body are read. Network errors, refusals and the deadline come back as an outcome, never as an
     exception. A 2xx whose body is cut by the deadline still counts: the receiver accepted the message."""
@@ -350,9 +380,16 @@ def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float,
     conn = conn_cls(target, deadline)
     late = f"the {timeout:g} s deadline of an attempt passed"
     try:
-        conn.request("POST", target.path, body=body, headers={
-            **headers, "Content-Type": "application/json", "User-Agent": USER_AGENT,
-        })
+        conn.request(
+            "POST",
+            target.path,
+            body=body,
+            headers={
+                **headers,
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+        )
         response = conn.getresponse()
         try:
             data, cut = _read_capped(response, max_response_bytes)

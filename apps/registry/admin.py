@@ -73,8 +73,18 @@ class CompatStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Variant)
 class VariantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["__str__", "relation", "license", "status", "is_public", "parameters", "precision", "task",
-                    "compat", "updated_at"]
+    list_display = [
+        "__str__",
+        "relation",
+        "license",
+        "status",
+        "is_public",
+        "parameters",
+        "precision",
+        "task",
+        "compat",
+        "updated_at",
+    ]
     list_filter = ["relation", "status", "is_public", "precision", CompatStatusFilter, "task", "created_at"]
     search_fields = ["name", "owner__username", "summary", "hub_id", "license", "architecture"]
     list_select_related = ["owner", "current_revision"]

@@ -31,8 +31,18 @@ MODEL_COMMONS_KEY = "model_commons"
 RESULT_SOURCE_NAME = "Model Commons"
 FIELD_KEYS = ("license", "base_model", "base_model_relation", "pipeline_tag", "tags", MODEL_COMMONS_KEY)
 EXTENSION_FIELDS = ("relation", "parameters", "precision", "architecture", "summary", "hub_id")
-EXPORT_ORDER = ("license", "license_name", "license_link", "base_model", "base_model_relation", "datasets",
-                "language", "library_name", "pipeline_tag", "tags")
+EXPORT_ORDER = (
+    "license",
+    "license_name",
+    "license_link",
+    "base_model",
+    "base_model_relation",
+    "datasets",
+    "language",
+    "library_name",
+    "pipeline_tag",
+    "tags",
+)
 QUANTIZED_TAGS = frozenset({"gguf", "gptq", "awq", "exl2", "quantized", "4-bit", "8-bit", "bitsandbytes", "mlx"})
 ADAPTER_TAGS = frozenset({"lora", "qlora", "peft", "adapter"})
 MAX_DEPTH = 24
@@ -82,15 +92,18 @@ def _json_safe(value: Any, where: str, budget: list[int], depth: int = 0) -> Any
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValidationFailed("Card metadata holds a non-finite number.",
-                                   errors={where: ["NaN and infinity are not allowed."]})
+            raise ValidationFailed(
+                "Card metadata holds a non-finite number.", errors={where: ["NaN and infinity are not allowed."]}
+            )
         return value
     if isinstance(value, list | tuple):
         return [_json_safe(v, where, budget, depth + 1) for v in value]
     if isinstance(value, dict):
         return {_json_key(k, where): _json_safe(v, where, budget, depth + 1) for k, v in value.items()}
-    raise ValidationFailed("Card metadata holds an unsupported value.",
-                           errors={where: [f"Unsupported YAML value of type {type(value).__name__}."]})
+    raise ValidationFailed(
+        "Card metadata holds an unsupported value.",
+        errors={where: [f"Unsupported YAML value of type {type(value).__name__}."]},
+    )
 
 
 def _json_key(key: Any, where: str) -> str:
@@ -109,8 +122,9 @@ def card_split(text: str) -> tuple[dict[str, Any] | None, str]:
     """(front matter or None, markdown body). The size limit holds before any YAML is parsed."""
     limit = settings.MC_CARD_MAX_CHARS
     if len(text) > limit:
-        raise ValidationFailed("The card is too long.",
-                               errors={"card": [f"Must be markdown of at most {limit} characters."]})
+        raise ValidationFailed(
+            "The card is too long.", errors={"card": [f"Must be markdown of at most {limit} characters."]}
+        )
     problem = string_problem(text)
     if problem:
         raise ValidationFailed("The card holds text that cannot be stored.", errors={"card": [problem]})
@@ -120,14 +134,17 @@ def card_split(text: str) -> tuple[dict[str, Any] | None, str]:
     try:
         data = yaml.load(match.group(1), Loader=_CardLoader)  # noqa: S506 - _CardLoader is a SafeLoader
     except (yaml.YAMLError, RecursionError) as exc:
-        raise ValidationFailed("The card's YAML front matter does not parse.",
-                               errors={"card": [f"Invalid YAML front matter: {exc}"]})
+        raise ValidationFailed(
+            "The card's YAML front matter does not parse.", errors={"card": [f"Invalid YAML front matter: {exc}"]}
+        )
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValidationFailed("The card's front matter must be a mapping.",
-                               errors={"card": ["YAML front matter must be a mapping of keys to values."]})
-    return json_safe(data, "card"), text[match.end():].lstrip("\r\n")
+        raise ValidationFailed(
+            "The card's front matter must be a mapping.",
+            errors={"card": ["YAML front matter must be a mapping of keys to values."]},
+        )
+    return json_safe(data, "card"), text[match.end() :].lstrip("\r\n")
 
 
 def _strip_our_results(model_index: Any) -> Any:
@@ -137,9 +154,15 @@ def _strip_our_results(model_index: Any) -> Any:
     out = []
     for entry in model_index:
         if isinstance(entry, dict) and isinstance(entry.get("results"), list):
-            kept = [r for r in entry["results"]
-                    if not (isinstance(r, dict) and isinstance(r.get("source"), dict)
-                            and r["source"].get("name") == RESULT_SOURCE_NAME)]
+            kept = [
+                r
+                for r in entry["results"]
+                if not (
+                    isinstance(r, dict)
+                    and isinstance(r.get("source"), dict)
+                    and r["source"].get("name") == RESULT_SOURCE_NAME
+                )
+            ]
             if not kept:
                 continue
             entry = {**entry, "results": kept}
@@ -205,7 +228,8 @@ def metadata_to_fields(meta: dict[str, Any], *, infer: bool) -> tuple[dict[str, 
             fields["relation"] = stated
         elif stated is not None:
             errors.setdefault("card_data.base_model_relation", []).append(
-                f"Must be one of {', '.join(sorted(HUB_RELATIONS))}.")
+                f"Must be one of {', '.join(sorted(HUB_RELATIONS))}."
+            )
         elif infer:
             fields["relation"] = infer_relation(base or [], tags or [], extras)
 
@@ -247,23 +271,31 @@ def summary_from_body(body: str) -> str:
 def _result_entries(variant: Any, results: list[dict[str, Any]], base_url: str) -> list[dict[str, Any]]:
     entries = []
     for result in results:
-        metrics = [{"type": name, "value": value, "name": name}
-                   for name, value in result["metrics"].items()
-                   if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)]
+        metrics = [
+            {"type": name, "value": value, "name": name}
+            for name, value in result["metrics"].items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ]
         if not metrics:
             continue
-        entries.append({
-            "task": {"type": result.get("task") or variant.task or "other"},
-            "dataset": {"name": result["benchmark_name"], "type": result["benchmark"],
-                        "revision": str(result["benchmark_version"])},
-            "metrics": metrics,
-            "source": {"name": RESULT_SOURCE_NAME, "url": f"{base_url}/api/v1/jobs/{result['job_id']}/"},
-        })
+        entries.append(
+            {
+                "task": {"type": result.get("task") or variant.task or "other"},
+                "dataset": {
+                    "name": result["benchmark_name"],
+                    "type": result["benchmark"],
+                    "revision": str(result["benchmark_version"]),
+                },
+                "metrics": metrics,
+                "source": {"name": RESULT_SOURCE_NAME, "url": f"{base_url}/api/v1/jobs/{result['job_id']}/"},
+            }
+        )
     return entries
 
 
-def card_metadata(variant: Any, parents: list[Any] | None = None, results: list[dict[str, Any]] | None = None,
-                  base_url: str = "") -> dict[str, Any]:
+def card_metadata(
+    variant: Any, parents: list[Any] | None = None, results: list[dict[str, Any]] | None = None, base_url: str = ""
+) -> dict[str, Any]:
     """The Hub front matter of a variant, from its fields and card_data (plus verified results if given)."""
     from .licenses import license_lookup
 
@@ -305,14 +337,21 @@ def card_metadata(variant: Any, parents: list[Any] | None = None, results: list[
             first["results"] = [*(first.get("results") or []), *ours]
     if model_index:
         ordered["model-index"] = model_index
-    extension = {"relation": variant.relation, "parameters": variant.parameters, "precision": variant.precision,
-                 "architecture": variant.architecture, "summary": variant.summary, "hub_id": variant.hub_id}
+    extension = {
+        "relation": variant.relation,
+        "parameters": variant.parameters,
+        "precision": variant.precision,
+        "architecture": variant.architecture,
+        "summary": variant.summary,
+        "hub_id": variant.hub_id,
+    }
     ordered[MODEL_COMMONS_KEY] = {k: v for k, v in extension.items() if v not in (None, "")}
     return ordered
 
 
-def card_render(variant: Any, *, parents: list[Any] | None = None, results: list[dict[str, Any]] | None = None,
-                base_url: str = "") -> str:
+def card_render(
+    variant: Any, *, parents: list[Any] | None = None, results: list[dict[str, Any]] | None = None, base_url: str = ""
+) -> str:
     """A README.md the Hub accepts: YAML front matter, then the markdown body."""
     meta = card_metadata(variant, parents, results, base_url)
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100_000)

@@ -44,14 +44,18 @@ def _card(title: str, summary: str, sections: dict[str, str]) -> str:
 
 def _original_card(model: dict[str, Any]) -> str:
     hub = f"https://huggingface.co/{model['hub_id']}"
-    return _card(model["name"], model["summary"], {
-        "Intended use": f"A base for fine-tunes, adapters, quantizations and merges on Model Commons. The "
-                        f"upstream card at {hub} is the authority on use and licence terms.",
-        "Limitations": "Registered from public metadata; the weights stay on the Hugging Face Hub and are not "
-                       "benchmarked here unless a runnable artifact is added.",
-        "Training data": model["training_data"],
-        "Evaluation": "See the upstream card; Model Commons results appear once verified.",
-    })
+    return _card(
+        model["name"],
+        model["summary"],
+        {
+            "Intended use": f"A base for fine-tunes, adapters, quantizations and merges on Model Commons. The "
+            f"upstream card at {hub} is the authority on use and licence terms.",
+            "Limitations": "Registered from public metadata; the weights stay on the Hugging Face Hub and are not "
+            "benchmarked here unless a runnable artifact is added.",
+            "Training data": model["training_data"],
+            "Evaluation": "See the upstream card; Model Commons results appear once verified.",
+        },
+    )
 
 
 def advance_revision(revision: Revision, *, owner: User, maintainer: User, state: str) -> None:
@@ -75,17 +79,32 @@ def _seed_originals(users: dict[str, User]) -> None:
         if _exists(commons, model["name"]):
             continue
         variant = variant_create(
-            owner=commons, actor=maintainer, name=model["name"], relation="original", license=model["license"],
-            parameters=model["parameters"], precision=model["precision"], architecture=model["architecture"],
-            task=model["task"], tags=model["tags"], summary=model["summary"], hub_id=model["hub_id"],
-            card=_original_card(model), card_data={"language": model["language"]},
+            owner=commons,
+            actor=maintainer,
+            name=model["name"],
+            relation="original",
+            license=model["license"],
+            parameters=model["parameters"],
+            precision=model["precision"],
+            architecture=model["architecture"],
+            task=model["task"],
+            tags=model["tags"],
+            summary=model["summary"],
+            hub_id=model["hub_id"],
+            card=_original_card(model),
+            card_data={"language": model["language"]},
         )
         uri = f"hf://{model['hub_id']}@main"
         revision = variant.current_revision
         assert revision is not None
-        artifact_add(revision=revision, actor=maintainer, path="model.safetensors", uri=uri,
-                     sha256=_placeholder_sha256(uri),
-                     size_bytes=int(model["parameters"] * BYTES_PER_PARAMETER[model["precision"]]))
+        artifact_add(
+            revision=revision,
+            actor=maintainer,
+            path="model.safetensors",
+            uri=uri,
+            sha256=_placeholder_sha256(uri),
+            size_bytes=int(model["parameters"] * BYTES_PER_PARAMETER[model["precision"]]),
+        )
         advance_revision(revision, owner=maintainer, maintainer=maintainer, state=RevisionStatus.PUBLISHED)
 
 
@@ -102,14 +121,27 @@ def _seed_community(users: dict[str, User]) -> None:
         else:
             fields = dict(spec["fields"])
             card = _card(spec["name"], fields["summary"], spec["card_sections"])
-            variant = variant_create(owner=owner, actor=owner, name=spec["name"], relation=spec["relation"],
-                                     parents=spec["parents"], card=card, **fields)
+            variant = variant_create(
+                owner=owner,
+                actor=owner,
+                name=spec["name"],
+                relation=spec["relation"],
+                parents=spec["parents"],
+                card=card,
+                **fields,
+            )
         revision = Variant.objects.get(pk=variant.pk).current_revision
         assert revision is not None
         for artifact in spec["artifacts"]:
             uri = f"hf://{owner.username}/{spec['name']}@main/{artifact['path']}"
-            artifact_add(revision=revision, actor=owner, path=artifact["path"], uri=uri,
-                         sha256=_placeholder_sha256(uri), size_bytes=artifact["size_bytes"])
+            artifact_add(
+                revision=revision,
+                actor=owner,
+                path=artifact["path"],
+                uri=uri,
+                sha256=_placeholder_sha256(uri),
+                size_bytes=artifact["size_bytes"],
+            )
         advance_revision(revision, owner=owner, maintainer=maintainer, state=spec["state"])
 
 

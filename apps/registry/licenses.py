@@ -70,10 +70,17 @@ class License:
         return self.family not in (F.OTHER, F.UNKNOWN)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "family": self.family, "source": self.source,
-                "osi_approved": self.osi_approved, "commercial_use": self.commercial_use,
-                "derivatives": self.derivatives, "share_alike": self.share_alike,
-                "use_restrictions": self.use_restrictions}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "family": self.family,
+            "source": self.source,
+            "osi_approved": self.osi_approved,
+            "commercial_use": self.commercial_use,
+            "derivatives": self.derivatives,
+            "share_alike": self.share_alike,
+            "use_restrictions": self.use_restrictions,
+        }
 
 
 @lru_cache(maxsize=1)
@@ -86,10 +93,16 @@ def _catalogue() -> tuple[dict[str, License], tuple[str, ...]]:
         if key in index:  # the Hub's spelling comes first in the file and wins over SPDX's
             continue
         index[key] = License(
-            id=row["id"], name=row["name"], family=row["family"], source=row["source"],
-            commercial_use=row.get("commercial_use"), derivatives=row.get("derivatives"),
-            share_alike=row.get("share_alike"), use_restrictions=bool(row.get("use_restrictions")),
-            name_prefix=row.get("name_prefix"), osi_approved=bool(row.get("osi_approved")),
+            id=row["id"],
+            name=row["name"],
+            family=row["family"],
+            source=row["source"],
+            commercial_use=row.get("commercial_use"),
+            derivatives=row.get("derivatives"),
+            share_alike=row.get("share_alike"),
+            use_restrictions=bool(row.get("use_restrictions")),
+            name_prefix=row.get("name_prefix"),
+            osi_approved=bool(row.get("osi_approved")),
             deprecated=bool(row.get("deprecated")),
         )
     return index, tuple(lic.id for lic in index.values())
@@ -130,53 +143,108 @@ def license_catalogue() -> list[License]:
 
 
 def _issue(severity: str, code: str, ancestor: dict[str, Any], message: str) -> dict[str, Any]:
-    return {"severity": severity, "code": code, "variant": ancestor["variant"], "license": ancestor["license"],
-            "message": message}
+    return {
+        "severity": severity,
+        "code": code,
+        "variant": ancestor["variant"],
+        "license": ancestor["license"],
+        "message": message,
+    }
 
 
-def _check_against(child: License, child_name: str, anc: dict[str, Any], parent: License | None
-                   ) -> list[dict[str, Any]]:
+def _check_against(
+    child: License, child_name: str, anc: dict[str, Any], parent: License | None
+) -> list[dict[str, Any]]:
     """The rules for one ancestor licence against the child's licence."""
     who = f"{anc['variant']} ({anc['license'] or 'no licence'})"
     if parent is None or not parent.reviewable:
-        return [_issue("warning", "ancestor_license_unclear", anc,
-                       f"{who}: its licence cannot be checked automatically; a reviewer must read it.")]
+        return [
+            _issue(
+                "warning",
+                "ancestor_license_unclear",
+                anc,
+                f"{who}: its licence cannot be checked automatically; a reviewer must read it.",
+            )
+        ]
     issues: list[dict[str, Any]] = []
     same = child.id.lower() == parent.id.lower()
     child_unclear = not child.reviewable
     if parent.derivatives is False:
-        issues.append(_issue("error", "no_derivatives", anc,
-                             f"{who} forbids sharing derivatives (no-derivatives terms)."))
+        issues.append(
+            _issue("error", "no_derivatives", anc, f"{who} forbids sharing derivatives (no-derivatives terms).")
+        )
     if parent.commercial_use is False and child.commercial_use is not False:
-        issues.append(_issue("warning" if child_unclear else "error", "non_commercial_parent", anc,
-                             f"{who} is non-commercial; a derivative cannot be licensed under "
-                             f"{child.id}, which allows commercial use."))
+        issues.append(
+            _issue(
+                "warning" if child_unclear else "error",
+                "non_commercial_parent",
+                anc,
+                f"{who} is non-commercial; a derivative cannot be licensed under "
+                f"{child.id}, which allows commercial use.",
+            )
+        )
     if parent.share_alike == "strong" and not same:
         allowed = SHARE_ALIKE_SUCCESSORS.get(parent.id.lower(), frozenset())
         if child.id.lower() not in allowed:
-            issues.append(_issue("warning" if child_unclear else "error", "share_alike", anc,
-                                 f"{who} is share-alike: derivatives must use the same licence, not {child.id}."))
+            issues.append(
+                _issue(
+                    "warning" if child_unclear else "error",
+                    "share_alike",
+                    anc,
+                    f"{who} is share-alike: derivatives must use the same licence, not {child.id}.",
+                )
+            )
     elif parent.share_alike == "weak" and not same:
-        issues.append(_issue("warning", "weak_copyleft", anc,
-                             f"{who} is weak copyleft: modified parts stay under {parent.id}; check {child.id} "
-                             "covers only new work."))
+        issues.append(
+            _issue(
+                "warning",
+                "weak_copyleft",
+                anc,
+                f"{who} is weak copyleft: modified parts stay under {parent.id}; check {child.id} "
+                "covers only new work.",
+            )
+        )
     if parent.family in (F.RAIL, F.LLAMA, F.GEMMA):
         carried = child.family == parent.family
         code = CARRIED_TERMS[parent.family][0]
         what = CARRIED_TERMS[parent.family][1]
         if not carried:
-            issues.append(_issue("warning" if child_unclear else "error", code, anc,
-                                 f"{who}: derivatives must carry {what}; {child.id} does not."))
+            issues.append(
+                _issue(
+                    "warning" if child_unclear else "error",
+                    code,
+                    anc,
+                    f"{who}: derivatives must carry {what}; {child.id} does not.",
+                )
+            )
         elif parent.family == F.LLAMA and not same:
-            issues.append(_issue("warning", "llama_version", anc,
-                                 f"{who}: a derivative is normally licensed under {parent.id}, not {child.id}."))
+            issues.append(
+                _issue(
+                    "warning",
+                    "llama_version",
+                    anc,
+                    f"{who}: a derivative is normally licensed under {parent.id}, not {child.id}.",
+                )
+            )
         if parent.name_prefix and not child_name.lower().startswith(parent.name_prefix.lower()):
-            issues.append(_issue("warning", "name_prefix", anc,
-                                 f"{who} asks derivatives to put \u201c{parent.name_prefix}\u201d at the "
-                                 f"beginning of their name; '{child_name}' does not."))
+            issues.append(
+                _issue(
+                    "warning",
+                    "name_prefix",
+                    anc,
+                    f"{who} asks derivatives to put \u201c{parent.name_prefix}\u201d at the "
+                    f"beginning of their name; '{child_name}' does not.",
+                )
+            )
     elif parent.use_restrictions and not same:
-        issues.append(_issue("warning" if child_unclear else "error", "use_restrictions_dropped", anc,
-                             f"{who} restricts use; derivatives must keep its terms, not {child.id}."))
+        issues.append(
+            _issue(
+                "warning" if child_unclear else "error",
+                "use_restrictions_dropped",
+                anc,
+                f"{who} restricts use; derivatives must keep its terms, not {child.id}.",
+            )
+        )
     return issues
 
 
@@ -190,11 +258,14 @@ def license_compat(*, license_id: str, name: str, ancestors: list[dict[str, Any]
     for anc in sorted(ancestors, key=lambda a: (a["depth"], a["variant"])):
         parent = license_lookup(anc["license"])
         checked.append({**anc, "family": parent.family if parent else F.UNKNOWN})
-    inherited = sorted({c["license"] for c in checked
-                        if c["family"] in (F.LLAMA, F.GEMMA, F.RAIL, F.NON_COMMERCIAL)})
-    doc: dict[str, Any] = {"version": COMPAT_VERSION, "license": child.id if child else license_id,
-                           "family": child.family if child else F.UNKNOWN, "checked": checked,
-                           "inherited_terms": inherited}
+    inherited = sorted({c["license"] for c in checked if c["family"] in (F.LLAMA, F.GEMMA, F.RAIL, F.NON_COMMERCIAL)})
+    doc: dict[str, Any] = {
+        "version": COMPAT_VERSION,
+        "license": child.id if child else license_id,
+        "family": child.family if child else F.UNKNOWN,
+        "checked": checked,
+        "inherited_terms": inherited,
+    }
     if child is None:
         doc.update(status=CompatStatus.UNDECLARED.value, issues=[])
         return doc
@@ -209,10 +280,16 @@ def license_compat(*, license_id: str, name: str, ancestors: list[dict[str, Any]
                 issues.append(issue)
     if child.family == F.UNKNOWN or child.family == F.OTHER:
         if checked:
-            issues.append({"severity": "warning", "code": "license_unclear", "variant": None,
-                           "license": child.id,
-                           "message": f"'{child.id}' cannot be checked automatically against the parents' "
-                                      "licences; a reviewer must read it."})
+            issues.append(
+                {
+                    "severity": "warning",
+                    "code": "license_unclear",
+                    "variant": None,
+                    "license": child.id,
+                    "message": f"'{child.id}' cannot be checked automatically against the parents' "
+                    "licences; a reviewer must read it.",
+                }
+            )
     if any(i["severity"] == "error" for i in issues):
         status = CompatStatus.INCOMPATIBLE
     elif issues:

@@ -20,8 +20,9 @@ class Variant(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="variants")
     name = models.CharField(max_length=96, validators=[RegexValidator(NAME_RE)])
     relation = models.CharField(max_length=16, choices=Relation.choices)
-    parents = models.ManyToManyField("self", symmetrical=False, through="VariantParent",
-                                     related_name="children", blank=True)
+    parents = models.ManyToManyField(
+        "self", symmetrical=False, through="VariantParent", related_name="children", blank=True
+    )
     license = models.CharField(max_length=64, blank=True, default="")
     license_compat = models.JSONField(default=dict, blank=True)
     parameters = models.BigIntegerField(null=True, blank=True)
@@ -31,22 +32,31 @@ class Variant(models.Model):
     tags = models.JSONField(default=list, blank=True)
     summary = models.CharField(max_length=500, blank=True, default="")
     card = models.TextField(blank=True, default="")
-    card_data = models.JSONField(default=dict, blank=True,
-                                 help_text="Hub card metadata other than the fields above (datasets, language, "
-                                           "library_name, self-reported model-index, ...).")
-    hub_id = models.CharField(max_length=200, blank=True, default="", db_index=True,
-                              validators=[RegexValidator(HUB_ID_RE)],
-                              help_text="The Hugging Face Hub repo this entry describes, e.g. meta-llama/Llama-3.1-8B.")
-    current_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL,
-                                         related_name="+")
+    card_data = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Hub card metadata other than the fields above (datasets, language, "
+        "library_name, self-reported model-index, ...).",
+    )
+    hub_id = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_index=True,
+        validators=[RegexValidator(HUB_ID_RE)],
+        help_text="The Hugging Face Hub repo this entry describes, e.g. meta-llama/Llama-3.1-8B.",
+    )
+    current_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Denormalised from the current revision so lists and visibility filters need no join.
-    status = models.CharField(max_length=20, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT,
-                              db_index=True)
+    status = models.CharField(
+        max_length=20, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT, db_index=True
+    )
     is_public = models.BooleanField(default=False, db_index=True)
     # The last published revision: what everyone but the variant's insiders sees (its `metadata` snapshot, files,
     # jobs and results). Written with `is_public` by the registry's revision_transition (publish, unpublish).
-    published_revision = models.ForeignKey("Revision", null=True, blank=True, on_delete=models.SET_NULL,
-                                           related_name="+")
+    published_revision = models.ForeignKey(
+        "Revision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Downloads of its files, written in bulk by apps.transfers.downloads (never one write per download); an
     # update() that leaves `updated_at`, and so the variant's ETag, alone.
     downloads = models.PositiveBigIntegerField(default=0)
@@ -93,8 +103,7 @@ class Revision(models.Model):
     variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="revisions")
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     notes = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -160,5 +169,5 @@ class Artifact(models.Model):
             except NotImplementedError:
                 return None
         if self.uri.startswith("file://"):
-            return self.uri[len("file://"):]
+            return self.uri[len("file://") :]
         return None

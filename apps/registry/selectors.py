@@ -24,11 +24,24 @@ from .querysets import (
 MAX_REVISION_NUMBER = 2**31 - 1
 
 # The variant fields a revision's snapshot (`Revision.metadata`, taken at submission) holds.
-SNAPSHOT_FIELDS = ("relation", "license", "license_compat", "parameters", "precision", "architecture", "task",
-                   "tags", "summary", "hub_id", "card", "card_data")
+SNAPSHOT_FIELDS = (
+    "relation",
+    "license",
+    "license_compat",
+    "parameters",
+    "precision",
+    "architecture",
+    "task",
+    "tags",
+    "summary",
+    "hub_id",
+    "card",
+    "card_data",
+)
 
 
 # --- The access helpers: one per object, each starting from what the user may see -----------------------
+
 
 def variants_visible_to(user: Any) -> VariantQuerySet:
     """Variants the user may see, with what lists and representations read (owner, revisions, parents)."""
@@ -53,16 +66,16 @@ def revisions_visible_to(user: Any, variant: Variant | None = None) -> RevisionQ
     return qs.prefetch_related("artifacts").order_by("number")
 
 
-def revision_for_user_or_404(user: Any, *, number: int, variant: Variant | None = None, owner: str | None = None,
-                             name: str | None = None) -> Revision:
+def revision_for_user_or_404(
+    user: Any, *, number: int, variant: Variant | None = None, owner: str | None = None, name: str | None = None
+) -> Revision:
     """Revision `number` of a variant (given, or named `owner/name`) if the user may see both; NotFound otherwise.
     A draft of a published variant is a 404 to everyone but its insiders."""
     if variant is None:
         variant = variant_for_user_or_404(user, str(owner), str(name))
     revision = None
     if 0 < number <= MAX_REVISION_NUMBER:
-        revision = (revisions_visible_to(user, variant).filter(number=number)
-                    .select_related("created_by").first())
+        revision = revisions_visible_to(user, variant).filter(number=number).select_related("created_by").first()
     if revision is None:
         raise NotFound(f"{variant.full_name} has no revision {number}.")
     revision.variant = variant  # the row we already have
@@ -89,6 +102,7 @@ def parent_visible(user: Any, parent: Variant) -> bool:
 
 
 # --- What a reader sees of a variant: the public snapshot ---------------------------------------------------
+
 
 def snapshot_parent_ids(user: Any, variant: Variant) -> list[int] | None:
     """The parents the user sees declared, when that is the published snapshot's list; None when the user sees
@@ -128,8 +142,12 @@ def _public_view(variant: Variant, parents: dict[int, Variant]) -> Variant:
     ids = meta.get("parent_ids")
     if isinstance(ids, list):
         view._prefetched_objects_cache["parent_links"] = _prefetched(  # type: ignore[attr-defined]
-            [VariantParent(child_id=variant.pk, parent=parents[int(pid)], position=i)
-             for i, pid in enumerate(ids) if int(pid) in parents])
+            [
+                VariantParent(child_id=variant.pk, parent=parents[int(pid)], position=i)
+                for i, pid in enumerate(ids)
+                if int(pid) in parents
+            ]
+        )
     view.is_snapshot = True  # type: ignore[attr-defined]
     return view
 
@@ -176,7 +194,8 @@ def variants_resolve(refs: Iterable[str], user: Any) -> tuple[list[Variant], lis
         low = ref.lower()
         # Our own full name wins over a Hub id that happens to spell the same.
         match = next((v for v in candidates if v.full_name.lower() == low), None) or next(
-            (v for v in candidates if v.hub_id and v.hub_id.lower() == low), None)
+            (v for v in candidates if v.hub_id and v.hub_id.lower() == low), None
+        )
         if match is None:
             missing.append(ref)
         else:
@@ -187,6 +206,7 @@ def variants_resolve(refs: Iterable[str], user: Any) -> tuple[list[Variant], lis
 # --- Lineage ---------------------------------------------------------------------------------
 # One recursive CTE walks the parent links both ways; it is plain SQL that PostgreSQL and SQLite both run.
 # UNION (not UNION ALL) drops repeated edges, so the walk ends even on a diamond-shaped DAG.
+
 
 def _edges_sql(up: bool, down: bool) -> str:
     # Only the table name is interpolated (from model metadata); the variant id is a bound parameter.
@@ -208,8 +228,9 @@ def _edges_sql(up: bool, down: bool) -> str:
     return "WITH RECURSIVE " + ", ".join(ctes) + " " + " UNION ALL ".join(parts)
 
 
-def lineage_edges(variant_id: int, *, up: bool = True, down: bool = True
-                  ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def lineage_edges(
+    variant_id: int, *, up: bool = True, down: bool = True
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(ancestor edges, descendant edges) as (child_id, parent_id) pairs, in one query."""
     params = [variant_id] * (int(up) + int(down))
     with connection.cursor() as cursor:
@@ -247,8 +268,16 @@ def descendant_ids(variant_id: int) -> set[int]:
 
 
 def _node(v: Variant, depth: int, parents: list[str]) -> dict[str, Any]:
-    return {"full_name": v.full_name, "relation": v.relation, "depth": depth, "parents": parents,
-            "license": v.license, "status": v.status, "parameters": v.parameters, "precision": v.precision}
+    return {
+        "full_name": v.full_name,
+        "relation": v.relation,
+        "depth": depth,
+        "parents": parents,
+        "license": v.license,
+        "status": v.status,
+        "parameters": v.parameters,
+        "precision": v.precision,
+    }
 
 
 def variant_lineage(*, variant: Variant, user: Any) -> dict[str, Any]:
@@ -305,12 +334,16 @@ def variant_lineage(*, variant: Variant, user: Any) -> dict[str, Any]:
         "parents": parents_of(variant.pk),
         "ancestors": ancestors,
         "descendants": descendants,
-        "edges": [{"child": visible[c].full_name, "parent": visible[p].full_name, "relation": visible[c].relation}
-                  for c, p in ordered if c in visible and p in visible],
+        "edges": [
+            {"child": visible[c].full_name, "parent": visible[p].full_name, "relation": visible[c].relation}
+            for c, p in ordered
+            if c in visible and p in visible
+        ],
     }
 
 
 # --- Results for card export ------------------------------------------------------------------
+
 
 def verified_results(variant: Variant, user: Any) -> list[dict[str, Any]]:
     """Verified benchmark results of the variant on revisions the user may see, newest first, one per benchmark.
@@ -327,9 +360,9 @@ def verified_results(variant: Variant, user: Any) -> list[dict[str, Any]]:
     visible = revision_visibility_q(user, "job__revision__")
     if visible is not None:
         rows = rows.filter(visible)
-    rows = (rows
-            .select_related("job__benchmark", "job__revision")
-            .order_by("-job__revision__number", "-job__finished_at", "-id"))
+    rows = rows.select_related("job__benchmark", "job__revision").order_by(
+        "-job__revision__number", "-job__finished_at", "-id"
+    )
     seen: set[tuple[str, str]] = set()
     out: list[dict[str, Any]] = []
     for row in rows:
@@ -338,8 +371,16 @@ def verified_results(variant: Variant, user: Any) -> list[dict[str, Any]]:
         if key in seen:
             continue
         seen.add(key)
-        out.append({"benchmark": bench.slug, "benchmark_name": bench.name, "benchmark_version": key[1],
-                    "task": bench.task, "metrics": dict(row.metrics), "job_id": row.job_id,
-                    "revision": row.job.revision.number, "primary_metric": bench.primary_metric})
+        out.append(
+            {
+                "benchmark": bench.slug,
+                "benchmark_name": bench.name,
+                "benchmark_version": key[1],
+                "task": bench.task,
+                "metrics": dict(row.metrics),
+                "job_id": row.job_id,
+                "revision": row.job.revision.number,
+                "primary_metric": bench.primary_metric,
+            }
+        )
     return out
-

@@ -48,8 +48,18 @@ from .uploads import too_large, upload_limit, uploaded_digest
 from .weights import weights_header
 
 S = RevisionStatus
-EDITABLE_FIELDS = ("license", "parameters", "precision", "architecture", "task", "tags", "summary", "card",
-                   "card_data", "hub_id")
+EDITABLE_FIELDS = (
+    "license",
+    "parameters",
+    "precision",
+    "architecture",
+    "task",
+    "tags",
+    "summary",
+    "card",
+    "card_data",
+    "hub_id",
+)
 MAX_PARENTS = 32
 MAX_TAGS = 50
 MAX_PARAMETERS = 10**14
@@ -86,8 +96,9 @@ def _lock_revision(revision_pk: int) -> tuple[Revision, Variant]:
     app too), so two of them never wait on each other. The variant is read after its lock, so a concurrent
     metadata edit is either fully in or fully out of what a submission snapshots."""
     revision = Revision.objects.select_for_update(no_key=True).get(pk=revision_pk)
-    variant = (Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner")
-               .get(pk=revision.variant_id))
+    variant = (
+        Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner").get(pk=revision.variant_id)
+    )
     revision.variant = variant
     return revision, variant
 
@@ -102,6 +113,7 @@ def etag_matches(if_match: str, etag: str) -> bool:
 
 
 # --- Input cleaning ----------------------------------------------------------------------------
+
 
 def _license_error(value: str) -> str:
     suggestions = license_suggestions(value)
@@ -158,8 +170,11 @@ def _clean_fields(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[st
             out["task"] = value
     if "tags" in data:
         value = data["tags"] if data["tags"] is not None else []
-        if (not isinstance(value, list) or len(value) > MAX_TAGS
-                or not all(isinstance(t, str) and 0 < len(t.strip()) <= 64 for t in value)):
+        if (
+            not isinstance(value, list)
+            or len(value) > MAX_TAGS
+            or not all(isinstance(t, str) and 0 < len(t.strip()) <= 64 for t in value)
+        ):
             _add(errors, "tags", f"Must be a list of at most {MAX_TAGS} tags of 1 to 64 characters.")
         else:
             out["tags"] = list(dict.fromkeys(t.strip() for t in value))
@@ -186,8 +201,9 @@ def _clean_fields(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[st
     return out
 
 
-def _clean_variant_input(*, actor: User, data: dict[str, Any], existing: Variant | None, infer: bool
-                         ) -> tuple[dict[str, Any], list[Variant] | None]:
+def _clean_variant_input(
+    *, actor: User, data: dict[str, Any], existing: Variant | None, infer: bool
+) -> tuple[dict[str, Any], list[Variant] | None]:
     """Validate a create or update. Returns (field values to set, new parents or None if unchanged).
 
     Card metadata (front matter in `card`, or `card_data`) fills the fields the request leaves out: the
@@ -237,8 +253,13 @@ def _clean_variant_input(*, actor: User, data: dict[str, Any], existing: Variant
                 _add(errors, "parents", "Each parent is a variant name 'owner/name'.")
             found, missing = variants_resolve(refs, actor) if refs else ([], [])
             if missing:
-                _add(errors, "parents", "Unknown variant(s): " + ", ".join(missing)
-                     + ". Register the base model first (by its owner/name, or a Hub id it records).")
+                _add(
+                    errors,
+                    "parents",
+                    "Unknown variant(s): "
+                    + ", ".join(missing)
+                    + ". Register the base model first (by its owner/name, or a Hub id it records).",
+                )
             # Keep the declared order: objects and resolved references interleave as given.
             resolved = iter(found)
             parents = [p if isinstance(p, Variant) else next(resolved) for p in given] if not missing else []
@@ -247,8 +268,11 @@ def _clean_variant_input(*, actor: User, data: dict[str, Any], existing: Variant
             if existing is not None and any(p.pk == existing.pk for p in parents):
                 _add(errors, "parents", "A variant cannot be its own parent.")
 
-    final_parents = parents if parents is not None else (
-        [link.parent for link in existing.parent_links.select_related("parent__owner")] if existing else [])
+    final_parents = (
+        parents
+        if parents is not None
+        else ([link.parent for link in existing.parent_links.select_related("parent__owner")] if existing else [])
+    )
     if relation and not errors.get("parents"):
         if relation == Relation.ORIGINAL and final_parents:
             _add(errors, "parents", "An original has no parents.")
@@ -259,17 +283,22 @@ def _clean_variant_input(*, actor: User, data: dict[str, Any], existing: Variant
     if errors:
         raise ValidationFailed("The variant is not valid: see errors.", errors=errors)
     if relation == Relation.ORIGINAL and "relation" in cleaned and not is_maintainer(actor):
-        raise PermissionDenied("Only maintainers register original models; a derived variant names its parents.",
-                               errors={"relation": ["Only maintainers may create originals."]})
+        raise PermissionDenied(
+            "Only maintainers register original models; a derived variant names its parents.",
+            errors={"relation": ["Only maintainers may create originals."]},
+        )
     return cleaned, parents
 
 
 # --- Licence compatibility -------------------------------------------------------------------------
 
+
 def _compat_document(variant: Variant) -> dict[str, Any]:
     depths = ancestor_depths(variant.pk)
-    ancestors = [{"variant": a.full_name, "license": a.license, "depth": depths[a.pk]}
-                 for a in Variant.objects.filter(pk__in=list(depths)).select_related("owner")]
+    ancestors = [
+        {"variant": a.full_name, "license": a.license, "depth": depths[a.pk]}
+        for a in Variant.objects.filter(pk__in=list(depths)).select_related("owner")
+    ]
     doc = license_compat(license_id=variant.license, name=variant.name, ancestors=ancestors)
     doc["computed_at"] = timezone.now().isoformat()
     return doc
@@ -289,31 +318,46 @@ def variant_license_compat_refresh(*, variant: Variant, descendants: bool = Fals
 
 # --- Variants ----------------------------------------------------------------------------------
 
+
 def _set_parents(variant: Variant, parents: Sequence[Variant]) -> None:
     VariantParent.objects.filter(child=variant).delete()
     VariantParent.objects.bulk_create(
-        [VariantParent(child=variant, parent=p, position=i) for i, p in enumerate(parents)])
+        [VariantParent(child=variant, parent=p, position=i) for i, p in enumerate(parents)]
+    )
 
 
 def _check_name(owner: User, name: str, errors: dict[str, list[str]]) -> None:
     if not isinstance(name, str) or not re.match(NAME_RE, name):
-        _add(errors, "name", "Must match [A-Za-z0-9][A-Za-z0-9._-]{0,95}: a letter or digit, then letters, "
-                             "digits, '.', '_' or '-', at most 96 characters.")
+        _add(
+            errors,
+            "name",
+            "Must match [A-Za-z0-9][A-Za-z0-9._-]{0,95}: a letter or digit, then letters, "
+            "digits, '.', '_' or '-', at most 96 characters.",
+        )
     elif Variant.objects.filter(owner=owner, name__iexact=name).exists():
         _add(errors, "name", f"{owner.username} already has a variant named '{name}' (names ignore case).")
 
 
 @transaction.atomic
-def variant_create(*, owner: User, name: str, relation: str | None = None,
-                   parents: Sequence[Variant | str] = (), actor: User | None = None, **fields: Any) -> Variant:
+def variant_create(
+    *,
+    owner: User,
+    name: str,
+    relation: str | None = None,
+    parents: Sequence[Variant | str] = (),
+    actor: User | None = None,
+    **fields: Any,
+) -> Variant:
     """Register a variant with its first (draft) revision.
 
     `parents` are variants or references (`owner/name`, or a Hub id a variant records); `fields` are the
     metadata fields, `card` (markdown, optionally with Hub front matter) and `card_data`."""
     actor = actor or owner
     if not can_create_in(actor, owner):
-        raise PermissionDenied(f"You may not create variants in {owner.username}'s namespace.",
-                               errors={"owner": ["Only maintainers may create in the commons namespace."]})
+        raise PermissionDenied(
+            f"You may not create variants in {owner.username}'s namespace.",
+            errors={"owner": ["Only maintainers may create in the commons namespace."]},
+        )
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", errors={k: ["Not a variant field."] for k in sorted(unknown)})
@@ -335,23 +379,34 @@ def variant_create(*, owner: User, name: str, relation: str | None = None,
         with transaction.atomic():
             variant = Variant.objects.create(owner=owner, name=name, **cleaned)
     except IntegrityError:
-        raise ValidationFailed("The variant is not valid: see errors.",
-                               errors={"name": [f"{owner.username} already has a variant named '{name}'."]})
+        raise ValidationFailed(
+            "The variant is not valid: see errors.",
+            errors={"name": [f"{owner.username} already has a variant named '{name}'."]},
+        )
     _set_parents(variant, resolved or [])
     revision = Revision.objects.create(variant=variant, number=1, created_by=actor)
     variant.current_revision = revision
     variant.license_compat = _compat_document(variant)
     variant.save(update_fields=["current_revision", "license_compat", "updated_at"])
-    audit_record(actor=actor, verb="variant.create", target=variant,
-                 after={"full_name": variant.full_name, "relation": variant.relation,
-                        "parents": [p.full_name for p in resolved or []], "license": variant.license,
-                        "license_compat": variant.license_compat["status"]})
+    audit_record(
+        actor=actor,
+        verb="variant.create",
+        target=variant,
+        after={
+            "full_name": variant.full_name,
+            "relation": variant.relation,
+            "parents": [p.full_name for p in resolved or []],
+            "license": variant.license,
+            "license_compat": variant.license_compat["status"],
+        },
+    )
     return variant
 
 
 @transaction.atomic
-def variant_update(*, variant: Variant, actor: User, if_match: str | None = None, infer: bool = False,
-                   **changes: Any) -> Variant:
+def variant_update(
+    *, variant: Variant, actor: User, if_match: str | None = None, infer: bool = False, **changes: Any
+) -> Variant:
     """Change a variant's metadata, card or lineage while its current revision is a draft.
 
     `if_match` is the request's If-Match header: a stale ETag is a 412. A submitted revision is immutable,
@@ -360,12 +415,18 @@ def variant_update(*, variant: Variant, actor: User, if_match: str | None = None
         # Lineage may change: take the lineage lock before any row lock, the order every writer uses.
         _lock_lineage()
     # of=self: PostgreSQL cannot lock the nullable side of the outer join to current_revision.
-    variant = (Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner", "current_revision")
-               .get(pk=variant.pk))
+    variant = (
+        Variant.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("owner", "current_revision")
+        .get(pk=variant.pk)
+    )
     ensure_can_edit(actor, variant)
     if if_match is not None and not etag_matches(if_match, variant.etag):
-        raise PreconditionFailed(f"{variant.full_name} changed since you read it (If-Match does not match its "
-                                 "ETag). Read it again and retry.", etag=variant.etag)
+        raise PreconditionFailed(
+            f"{variant.full_name} changed since you read it (If-Match does not match its "
+            "ETag). Read it again and retry.",
+            etag=variant.etag,
+        )
     if "name" in changes:
         name = changes.pop("name")
         if name != variant.name:
@@ -377,12 +438,16 @@ def variant_update(*, variant: Variant, actor: User, if_match: str | None = None
     if current is None or current.status != S.DRAFT:
         number = current.number if current else 0
         status = current.status if current else "missing"
-        raise Conflict(f"Revision {number} of {variant.full_name} is {status} and cannot change. Open a new "
-                       f"revision (POST .../revisions/) to change the variant.", current_status=status)
+        raise Conflict(
+            f"Revision {number} of {variant.full_name} is {status} and cannot change. Open a new "
+            f"revision (POST .../revisions/) to change the variant.",
+            current_status=status,
+        )
     cleaned, parents = _clean_variant_input(actor=actor, data=changes, existing=variant, infer=infer)
     cleaned = {k: v for k, v in cleaned.items() if getattr(variant, k) != v}
     if parents is not None and [p.pk for p in parents] == list(
-            variant.parent_links.values_list("parent_id", flat=True)):
+        variant.parent_links.values_list("parent_id", flat=True)
+    ):
         parents = None
     if not cleaned and parents is None:
         return variant  # nothing changes: no write, no audit event, the ETag stays valid
@@ -393,8 +458,15 @@ def variant_update(*, variant: Variant, actor: User, if_match: str | None = None
         below = descendant_ids(variant.pk)
         looping = [p.full_name for p in parents if p.pk in below]
         if looping:
-            raise ValidationFailed("That would make the lineage a cycle.", errors={"parents": [
-                f"{', '.join(looping)} derive(s) from {variant.full_name}; a variant cannot descend from itself."]})
+            raise ValidationFailed(
+                "That would make the lineage a cycle.",
+                errors={
+                    "parents": [
+                        f"{', '.join(looping)} derive(s) from {variant.full_name}; "
+                        "a variant cannot descend from itself."
+                    ]
+                },
+            )
         _set_parents(variant, parents)
     for key, value in cleaned.items():
         setattr(variant, key, value)
@@ -420,25 +492,35 @@ def variant_delete(*, variant: Variant, actor: User) -> None:
     """Delete a variant that never went further than draft (withdrawn and rejected count as that too)."""
     variant = Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner").get(pk=variant.pk)
     ensure_can_edit(actor, variant, "delete")
-    engaged = list(variant.revisions.exclude(status__in=[S.DRAFT, S.WITHDRAWN, S.REJECTED])
-                   .values_list("number", "status"))
+    engaged = list(
+        variant.revisions.exclude(status__in=[S.DRAFT, S.WITHDRAWN, S.REJECTED]).values_list("number", "status")
+    )
     if engaged:
         listed = ", ".join(f"revision {n} is {s}" for n, s in engaged)
-        raise Conflict(f"{variant.full_name} cannot be deleted: {listed}. Withdraw it first; published variants "
-                       "are unpublished by maintainers.")
+        raise Conflict(
+            f"{variant.full_name} cannot be deleted: {listed}. Withdraw it first; published variants "
+            "are unpublished by maintainers."
+        )
     children = [link.child for link in variant.child_links.select_related("child__owner")]
     if children:
-        raise Conflict(f"{variant.full_name} cannot be deleted: "
-                       f"{', '.join(c.full_name for c in children)} derive(s) from it.")
+        raise Conflict(
+            f"{variant.full_name} cannot be deleted: {', '.join(c.full_name for c in children)} derive(s) from it."
+        )
     files = sorted({a.file.name for a in Artifact.objects.filter(revision__variant=variant) if a.file and a.file.name})
-    audit_record(actor=actor, verb="variant.delete", target=variant,
-                 before={"full_name": variant.full_name, "relation": variant.relation, "license": variant.license})
+    audit_record(
+        actor=actor,
+        verb="variant.delete",
+        target=variant,
+        before={"full_name": variant.full_name, "relation": variant.relation, "license": variant.license},
+    )
     try:
         with transaction.atomic():
             variant.delete()
     except ProtectedError:
-        raise Conflict(f"{variant.full_name} cannot be deleted: benchmark jobs ran on it, and their results "
-                       "must keep pointing at it.")
+        raise Conflict(
+            f"{variant.full_name} cannot be deleted: benchmark jobs ran on it, and their results "
+            "must keep pointing at it."
+        )
 
     def remove_files() -> None:
         for name in files:
@@ -449,33 +531,52 @@ def variant_delete(*, variant: Variant, actor: User) -> None:
 
 # --- Revisions ---------------------------------------------------------------------------------
 
+
 @transaction.atomic
 def revision_create(*, variant: Variant, actor: User, notes: str = "", copy_artifacts: bool = True) -> Revision:
     """Open revision n+1 as a draft (the way to change a submitted or published variant).
 
     The artifacts of the previous revision are carried over as records unless `copy_artifacts` is False."""
     # of=self: PostgreSQL cannot lock the nullable side of the outer join to current_revision.
-    variant = (Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner", "current_revision")
-               .get(pk=variant.pk))
+    variant = (
+        Variant.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("owner", "current_revision")
+        .get(pk=variant.pk)
+    )
     ensure_can_edit(actor, variant)
     current = variant.current_revision
     if current is not None and current.status not in NEW_REVISION_FROM:
-        why = ("is still a draft: change it instead" if current.status == S.DRAFT
-               else "is under review: withdraw it first")
+        why = (
+            "is still a draft: change it instead" if current.status == S.DRAFT else "is under review: withdraw it first"
+        )
         raise Conflict(f"Revision {current.number} of {variant.full_name} {why}.", current_status=current.status)
     number = (variant.revisions.aggregate(n=Max("number"))["n"] or 0) + 1
     revision = Revision.objects.create(variant=variant, number=number, created_by=actor, notes=notes[:10_000])
     if copy_artifacts and current is not None:
-        Artifact.objects.bulk_create([
-            Artifact(revision=revision, path=a.path, uri=a.uri, file=a.file.name if a.file else "",
-                     sha256=a.sha256, size_bytes=a.size_bytes, format=a.format, header=a.header)
-            for a in current.artifacts.all()
-        ])
+        Artifact.objects.bulk_create(
+            [
+                Artifact(
+                    revision=revision,
+                    path=a.path,
+                    uri=a.uri,
+                    file=a.file.name if a.file else "",
+                    sha256=a.sha256,
+                    size_bytes=a.size_bytes,
+                    format=a.format,
+                    header=a.header,
+                )
+                for a in current.artifacts.all()
+            ]
+        )
     variant.current_revision = revision
     variant.status = revision.status
     variant.save(update_fields=["current_revision", "status", "updated_at"])
-    audit_record(actor=actor, verb="revision.create", target=_revision_target(revision, variant),
-                 after={"number": number, "copied_artifacts": revision.artifacts.count()})
+    audit_record(
+        actor=actor,
+        verb="revision.create",
+        target=_revision_target(revision, variant),
+        after={"number": number, "copied_artifacts": revision.artifacts.count()},
+    )
     return revision
 
 
@@ -486,7 +587,9 @@ _PATH_CHAR = r"[^\u0000-\u001f/\\]"
 _PATH_SEGMENT = rf"(?!\.{{1,2}}[/\\]){_PATH_CHAR}+[/\\]"
 _PATH_LAST = rf"(?!\.{{1,2}}\s*$){_PATH_CHAR}*[^\s\u0000-\u001f/\\]"
 ARTIFACT_PATH_SCHEMA: dict[str, Any] = {
-    "type": "string", "minLength": 1, "maxLength": 500,
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 500,
     "pattern": rf"^\s*(?=\S)(?:{_PATH_SEGMENT})*{_PATH_LAST}\s*$",
 }
 
@@ -497,8 +600,12 @@ def _clean_path(path: Any, errors: dict[str, list[str]]) -> str:
         return ""
     value = path.strip().replace("\\", "/")
     parts = value.split("/")
-    if (len(value) > 500 or value.startswith("/") or any(p in ("", ".", "..") for p in parts)
-            or any(ord(ch) < 32 for ch in value)):
+    if (
+        len(value) > 500
+        or value.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or any(ord(ch) < 32 for ch in value)
+    ):
         _add(errors, "path", "Must be a relative path inside the model repository (no '..', no leading '/').")
     return value
 
@@ -537,7 +644,7 @@ def _file_uri_mismatch(uri: str, fmt: str) -> str | None:
     safe format like an upload's. Other URIs point elsewhere; workers check what they fetch."""
     if not uri.startswith("file://"):
         return None
-    path = Path(uri[len("file://"):])
+    path = Path(uri[len("file://") :])
     try:
         if not path.is_file():  # not a FIFO or a device, which would block or never end
             return None
@@ -548,21 +655,36 @@ def _file_uri_mismatch(uri: str, fmt: str) -> str | None:
 
 
 @transaction.atomic
-def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any = None, sha256: Any = None,
-                 size_bytes: Any = None, uri: Any = None, upload: UploadedFile | None = None,
-                 max_bytes: int | None = None) -> Artifact:
+def artifact_add(
+    *,
+    revision: Revision,
+    actor: User,
+    path: Any = None,
+    fmt: Any = None,
+    sha256: Any = None,
+    size_bytes: Any = None,
+    uri: Any = None,
+    upload: UploadedFile | None = None,
+    max_bytes: int | None = None,
+) -> Artifact:
     """Add an artifact to a draft revision: a record (`uri`, `sha256`, `size_bytes`) or an uploaded file.
 
     For an upload the server's sha256 is the truth; a declared `sha256` that differs is refused, and so is
     content that contradicts a declared safe format. `max_bytes` caps the upload (default: the one-shot upload
     limit; a completed resumable upload passes MC_ARTIFACT_MAX_BYTES)."""
-    revision = Revision.objects.select_for_update(of=("self",), no_key=True).select_related(
-        "variant__owner").get(pk=revision.pk)
+    revision = (
+        Revision.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("variant__owner")
+        .get(pk=revision.pk)
+    )
     variant = revision.variant
     ensure_can_edit(actor, variant)
     if not revision.is_mutable:
-        raise Conflict(f"Revision {revision.number} of {variant.full_name} is {revision.status} and immutable; "
-                       "open a new revision to change its artifacts.", current_status=revision.status)
+        raise Conflict(
+            f"Revision {revision.number} of {variant.full_name} is {revision.status} and immutable; "
+            "open a new revision to change its artifacts.",
+            current_status=revision.status,
+        )
     errors: dict[str, list[str]] = {}
     if upload is not None and not path:
         path = upload.name
@@ -596,20 +718,32 @@ def artifact_add(*, revision: Revision, actor: User, path: Any = None, fmt: Any 
     if errors:
         raise ValidationFailed("The artifact is not valid: see errors.", errors=errors)
     if revision.artifacts.filter(path=clean_path).exists():
-        raise Conflict(f"Revision {revision.number} already has '{clean_path}'.",
-                       errors={"path": ["An artifact with this path already exists in the revision."]})
-    artifact = Artifact(revision=revision, path=clean_path, uri=clean_uri, sha256=digest, size_bytes=size,
-                        format=clean_fmt)
+        raise Conflict(
+            f"Revision {revision.number} already has '{clean_path}'.",
+            errors={"path": ["An artifact with this path already exists in the revision."]},
+        )
+    artifact = Artifact(
+        revision=revision, path=clean_path, uri=clean_uri, sha256=digest, size_bytes=size, format=clean_fmt
+    )
     written = False
     if upload is not None:
         artifact.header = weights_header(clean_fmt, upload, size) or {}
         artifact.file.name, written = blob_store(digest, upload)
     try:
         artifact.save()
-        audit_record(actor=actor, verb="artifact.add", target=artifact,
-                     after={"revision": f"{variant.full_name}@{revision.number}", "path": clean_path,
-                            "sha256": digest, "size_bytes": size, "format": clean_fmt,
-                            "source": "upload" if upload is not None else clean_uri})
+        audit_record(
+            actor=actor,
+            verb="artifact.add",
+            target=artifact,
+            after={
+                "revision": f"{variant.full_name}@{revision.number}",
+                "path": clean_path,
+                "sha256": digest,
+                "size_bytes": size,
+                "format": clean_fmt,
+                "source": "upload" if upload is not None else clean_uri,
+            },
+        )
     except Exception:
         # The file is already in storage; with no row pointing at it, it must go (unless another row names it).
         # A failed query (the transaction is broken) keeps the blob: an orphan is harmless, a lost file is not.
@@ -633,8 +767,12 @@ def artifact_add_local_file(*, revision: Revision, source: Path, path: str, fmt:
         artifact.header = weights_header(fmt, fh, size) or {}
         artifact.file.name, _written = blob_store(sha256, File(fh))
     artifact.save()
-    audit_record(actor=actor, verb="artifact.add", target=artifact,
-                 after={"path": path, "sha256": sha256, "size_bytes": size, "format": fmt})
+    audit_record(
+        actor=actor,
+        verb="artifact.add",
+        target=artifact,
+        after={"path": path, "sha256": sha256, "size_bytes": size, "format": fmt},
+    )
     hooks.run_on_commit(hooks.ARTIFACT_ADDED_HOOKS, revision_id=revision.pk, artifact_id=artifact.pk)
     return artifact
 
@@ -649,8 +787,10 @@ def _submission_problems(revision: Revision, variant: Variant) -> dict[str, list
         problems["license"] = [_license_error(variant.license)]
     card_chars = len(variant.card.strip())
     if card_chars < settings.MC_MIN_CARD_CHARS:
-        problems["card"] = [f"Write a model card of at least {settings.MC_MIN_CARD_CHARS} characters "
-                            f"(it has {card_chars}): intended use, limitations, training data, evaluation."]
+        problems["card"] = [
+            f"Write a model card of at least {settings.MC_MIN_CARD_CHARS} characters "
+            f"(it has {card_chars}): intended use, limitations, training data, evaluation."
+        ]
     if variant.relation != Relation.ORIGINAL and not variant.parent_links.exists():
         problems["parents"] = ["A derived variant names its parents."]
     return problems
@@ -665,10 +805,17 @@ def _snapshot(variant: Variant) -> dict[str, Any]:
         "relation": variant.relation,
         "parents": [link.parent.full_name for link in links],
         "parent_ids": [link.parent_id for link in links],
-        "license": variant.license, "license_compat": variant.license_compat,
-        "parameters": variant.parameters, "precision": variant.precision, "architecture": variant.architecture,
-        "task": variant.task, "tags": variant.tags, "summary": variant.summary, "hub_id": variant.hub_id,
-        "card": variant.card, "card_data": variant.card_data,
+        "license": variant.license,
+        "license_compat": variant.license_compat,
+        "parameters": variant.parameters,
+        "precision": variant.precision,
+        "architecture": variant.architecture,
+        "task": variant.task,
+        "tags": variant.tags,
+        "summary": variant.summary,
+        "hub_id": variant.hub_id,
+        "card": variant.card,
+        "card_data": variant.card_data,
     }
 
 
@@ -679,14 +826,16 @@ def revision_submit(*, revision: Revision, actor: User) -> Revision:
     revision, variant = _lock_revision(revision.pk)
     ensure_can_edit(actor, variant, "submit")
     if not revision.can_transition_to(S.SUBMITTED):
-        raise InvalidTransition(current=revision.status, target=S.SUBMITTED,
-                                allowed=list(revision.allowed_transitions()))
+        raise InvalidTransition(
+            current=revision.status, target=S.SUBMITTED, allowed=list(revision.allowed_transitions())
+        )
     if variant.current_revision_id != revision.pk:
         raise Conflict(f"Only the current revision of {variant.full_name} can be submitted, not {revision.number}.")
     problems = _submission_problems(revision, variant)
     if problems:
-        raise Conflict(f"Revision {revision.number} of {variant.full_name} is not ready to submit: see errors.",
-                       errors=problems)
+        raise Conflict(
+            f"Revision {revision.number} of {variant.full_name} is not ready to submit: see errors.", errors=problems
+        )
     return revision_transition(revision=revision, target=S.SUBMITTED, actor=actor, verb="revision.submit")
 
 
@@ -695,13 +844,15 @@ def revision_withdraw(*, revision: Revision, actor: User, reason: str = "") -> R
     """The owner takes a draft, submitted or changes-requested revision out of the workflow for good."""
     revision, variant = _lock_revision(revision.pk)
     ensure_can_edit(actor, variant, "withdraw")
-    return revision_transition(revision=revision, target=S.WITHDRAWN, actor=actor, reason=reason[:1000],
-                               verb="revision.withdraw")
+    return revision_transition(
+        revision=revision, target=S.WITHDRAWN, actor=actor, reason=reason[:1000], verb="revision.withdraw"
+    )
 
 
 @transaction.atomic
-def revision_transition(*, revision: Revision, target: str, actor: User | None, reason: str = "",
-                        verb: str | None = None) -> Revision:
+def revision_transition(
+    *, revision: Revision, target: str, actor: User | None, reason: str = "", verb: str | None = None
+) -> Revision:
     """Move a revision through the state machine (choices.TRANSITIONS), row-locked and audited.
 
     The generic step under every lifecycle action (submit, withdraw, and the review app's approve, reject,
@@ -738,28 +889,36 @@ def revision_transition(*, revision: Revision, target: str, actor: User | None, 
     after: dict[str, Any] = {"status": target, "reason": reason or None}
     if variant.published_revision_id != public_before:
         after["public_revision"] = published.number if published is not None else None
-    audit_record(actor=actor, verb=verb or f"revision.{target}", target=_revision_target(revision, variant),
-                 before={"status": before}, after=after)
+    audit_record(
+        actor=actor,
+        verb=verb or f"revision.{target}",
+        target=_revision_target(revision, variant),
+        before={"status": before},
+        after=after,
+    )
     hooks.run_on_commit(hooks.REVISION_TRANSITIONED_HOOKS, revision_id=revision.pk, before=before, after=target)
     if target == S.SUBMITTED:
         hooks.run_on_commit(hooks.REVISION_SUBMITTED_HOOKS, revision_id=revision.pk)
     return revision
 
 
-def variant_import_card(*, owner: User, actor: User, text: str, name: str | None = None
-                        ) -> tuple[Variant, bool]:
+def variant_import_card(*, owner: User, actor: User, text: str, name: str | None = None) -> tuple[Variant, bool]:
     """Create or update `owner/name` from a Hub README.md (YAML front matter + markdown body).
 
     Returns (variant, created). Without a name, the card's model-index name is used if it is a valid one.
     Someone who may not write in `owner`'s namespace gets one answer whether or not the name exists there
     (creating and updating would refuse with different messages, telling a stranger which drafts exist)."""
     if not can_create_in(actor, owner):
-        raise PermissionDenied(f"You may not import cards into {owner.username}'s namespace.",
-                               errors={"owner": ["Import into your own namespace (maintainers: also commons)."]})
+        raise PermissionDenied(
+            f"You may not import cards into {owner.username}'s namespace.",
+            errors={"owner": ["Import into your own namespace (maintainers: also commons)."]},
+        )
     front, body = card_split(text)
     if front is None:
-        raise ValidationFailed("The card has no YAML front matter.", errors={
-            "card": ["A Hub model card starts with YAML metadata between two '---' lines."]})
+        raise ValidationFailed(
+            "The card has no YAML front matter.",
+            errors={"card": ["A Hub model card starts with YAML metadata between two '---' lines."]},
+        )
     if not name:
         index = front.get("model-index")
         first = index[0] if isinstance(index, list) and index and isinstance(index[0], dict) else {}

@@ -37,16 +37,18 @@ def too_large(size: int | None = None) -> PayloadTooLarge:
 class HashingUploadHandler(FileUploadHandler):
     chunk_size = 1024 * 1024
 
-    def handle_raw_input(self, input_data: Any, META: Any, content_length: int, boundary: Any,
-                         encoding: str | None = None) -> None:
+    def handle_raw_input(
+        self, input_data: Any, META: Any, content_length: int, boundary: Any, encoding: str | None = None
+    ) -> None:
         if content_length and content_length > upload_limit() + MULTIPART_OVERHEAD:
             raise too_large(content_length)
         return None
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
-        self.file = TemporaryUploadedFile(self.file_name or "upload", self.content_type, 0, self.charset,
-                                          self.content_type_extra)
+        self.file = TemporaryUploadedFile(
+            self.file_name or "upload", self.content_type, 0, self.charset, self.content_type_extra
+        )
         self.digest = hashlib.sha256()
         self.size = 0
         self.head = b""

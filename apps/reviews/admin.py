@@ -59,8 +59,18 @@ class CommentAdmin(MaintainerConsoleMixin, admin.ModelAdmin):
     list_filter = ["is_hidden", "created_at"]
     search_fields = ["body", "author__username", "variant__name", "variant__owner__username", "hidden_reason"]
     list_select_related = ["variant__owner", "author"]
-    readonly_fields = ["variant", "author", "parent", "body", "is_hidden", "hidden_by", "hidden_reason", "hidden_at",
-                       "created_at", "edited_at"]
+    readonly_fields = [
+        "variant",
+        "author",
+        "parent",
+        "body",
+        "is_hidden",
+        "hidden_by",
+        "hidden_reason",
+        "hidden_at",
+        "created_at",
+        "edited_at",
+    ]
     exclude = ["body_html"]
     inlines = [ReplyInline]
     actions = COMMENT_ACTIONS
@@ -72,14 +82,47 @@ class CommentAdmin(MaintainerConsoleMixin, admin.ModelAdmin):
 
 @admin.register(Flag)
 class FlagAdmin(MaintainerConsoleMixin, admin.ModelAdmin):
-    list_display = ["id", "variant", "kind", "status", "resolution", "benchmark", "reporter", "created_at",
-                    "resolved_at"]
+    list_display = [
+        "id",
+        "variant",
+        "kind",
+        "status",
+        "resolution",
+        "benchmark",
+        "reporter",
+        "created_at",
+        "resolved_at",
+    ]
     list_filter = ["status", "kind", "resolution", "benchmark", "created_at"]
-    search_fields = ["variant__name", "variant__owner__username", "reporter__username", "description",
-                     "evidence_url", "evidence_excerpt", "author_response", "resolution_reason"]
+    search_fields = [
+        "variant__name",
+        "variant__owner__username",
+        "reporter__username",
+        "description",
+        "evidence_url",
+        "evidence_excerpt",
+        "author_response",
+        "resolution_reason",
+    ]
     list_select_related = ["variant__owner", "reporter", "benchmark"]
-    readonly_fields = ["variant", "revision", "reporter", "kind", "description", "evidence_url", "evidence_excerpt",
-                       "benchmark", "status", "resolution", "resolution_reason", "resolved_by", "resolved_at",
-                       "author_response", "author_responded_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "variant",
+        "revision",
+        "reporter",
+        "kind",
+        "description",
+        "evidence_url",
+        "evidence_excerpt",
+        "benchmark",
+        "status",
+        "resolution",
+        "resolution_reason",
+        "resolved_by",
+        "resolved_at",
+        "author_response",
+        "author_responded_at",
+        "created_at",
+        "updated_at",
+    ]
     exclude = ["description_html"]
     actions = FLAG_ACTIONS

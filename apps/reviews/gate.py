@@ -39,8 +39,11 @@ def review_standing(revision: Revision) -> Standing:
         return Standing()
     authors = author_ids(revision)
     latest: dict[int, tuple[str, str]] = {}
-    rows = (Review.objects.filter(revision=revision, decision__in=STANDING_DECISIONS)
-            .order_by("id").values_list("reviewer_id", "reviewer__username", "decision"))
+    rows = (
+        Review.objects.filter(revision=revision, decision__in=STANDING_DECISIONS)
+        .order_by("id")
+        .values_list("reviewer_id", "reviewer__username", "decision")
+    )
     for reviewer_id, username, decision in rows:
         if reviewer_id not in authors:
             latest[reviewer_id] = (username, decision)
@@ -64,8 +67,11 @@ def publication_gate_unmet(revision: Revision) -> list[str]:
     unmet: list[str] = []
     if not revision_is_current(revision):
         current = revision.variant.current_revision
-        unmet.append(f"Revision {revision.number} is not the variant's current revision"
-                     + (f" ({current.number})" if current is not None else "") + ": its reviews are stale.")
+        unmet.append(
+            f"Revision {revision.number} is not the variant's current revision"
+            + (f" ({current.number})" if current is not None else "")
+            + ": its reviews are stale."
+        )
     standing = review_standing(revision)
     need = settings.MC_PUBLISH_MIN_APPROVALS
     if len(standing.approvals) < need:

@@ -28,10 +28,10 @@ class Review(models.Model):
 
 class ReviewAssignment(models.Model):
     revision = models.ForeignKey("registry.Revision", on_delete=models.CASCADE, related_name="review_assignments")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                                 related_name="review_assignments")
-    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_assignments")
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     auto = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -52,8 +52,9 @@ class Comment(models.Model):
     body = models.TextField()
     body_html = models.TextField(blank=True, default="", editable=False)
     is_hidden = models.BooleanField(default=False, db_index=True)
-    hidden_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+")
+    hidden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     hidden_reason = models.CharField(max_length=500, blank=True, default="")
     hidden_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -79,22 +80,36 @@ class Flag(models.Model):
     """A report against a published variant, with evidence; moderators resolve it, the author may answer."""
 
     variant = models.ForeignKey("registry.Variant", on_delete=models.CASCADE, related_name="flags")
-    revision = models.ForeignKey("registry.Revision", null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="flags", help_text="The revision that was public when flagged.")
+    revision = models.ForeignKey(
+        "registry.Revision",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="flags",
+        help_text="The revision that was public when flagged.",
+    )
     reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="flags_raised")
     kind = models.CharField(max_length=32, choices=FlagKind.choices, db_index=True)
     description = models.TextField(blank=True, default="")
     description_html = models.TextField(blank=True, default="", editable=False)
     evidence_url = models.URLField(max_length=1000, blank=True, default="")
-    evidence_excerpt = models.TextField(blank=True, default="",
-                                        help_text="E.g. benchmark samples that appear in the training data.")
-    benchmark = models.ForeignKey("benchmarks.Benchmark", null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="flags", help_text="For contamination: the affected benchmark.")
+    evidence_excerpt = models.TextField(
+        blank=True, default="", help_text="E.g. benchmark samples that appear in the training data."
+    )
+    benchmark = models.ForeignKey(
+        "benchmarks.Benchmark",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="flags",
+        help_text="For contamination: the affected benchmark.",
+    )
     status = models.CharField(max_length=16, choices=FlagStatus.choices, default=FlagStatus.OPEN, db_index=True)
     resolution = models.CharField(max_length=16, choices=FlagAction.choices, blank=True, default="")
     resolution_reason = models.TextField(blank=True, default="")
-    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     resolved_at = models.DateTimeField(null=True, blank=True)
     author_response = models.TextField(blank=True, default="")
     author_responded_at = models.DateTimeField(null=True, blank=True)

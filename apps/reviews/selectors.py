@@ -24,37 +24,60 @@ def reviews_visible_to(user: Any) -> QuerySet[Review]:
 
 
 def _superseded() -> Exists:
-    return Exists(Review.objects.filter(revision=OuterRef("revision"), reviewer=OuterRef("reviewer"),
-                                        decision__in=STANDING_DECISIONS, id__gt=OuterRef("id")))
+    return Exists(
+        Review.objects.filter(
+            revision=OuterRef("revision"),
+            reviewer=OuterRef("reviewer"),
+            decision__in=STANDING_DECISIONS,
+            id__gt=OuterRef("id"),
+        )
+    )
 
 
 def reviews_of(revision: Revision) -> QuerySet[Review]:
     """A revision's reviews, oldest first, each marked `superseded` when the same reviewer decided again."""
-    return (Review.objects.filter(revision=revision).select_related("reviewer")
-            .annotate(superseded=Q(decision__in=STANDING_DECISIONS) & _superseded()).order_by("id"))
+    return (
+        Review.objects.filter(revision=revision)
+        .select_related("reviewer")
+        .annotate(superseded=Q(decision__in=STANDING_DECISIONS) & _superseded())
+        .order_by("id")
+    )
 
 
 def _standing_count(decision: str) -> Coalesce:
-    later = Review.objects.filter(revision=OuterRef("revision"), reviewer=OuterRef("reviewer"),
-                                  decision__in=STANDING_DECISIONS, id__gt=OuterRef("id"))
-    latest = (Review.objects.filter(revision=OuterRef("pk"), decision=decision)
-              .exclude(Exists(later)).order_by().values("revision").annotate(n=Count("reviewer", distinct=True))
-              .values("n"))
+    later = Review.objects.filter(
+        revision=OuterRef("revision"),
+        reviewer=OuterRef("reviewer"),
+        decision__in=STANDING_DECISIONS,
+        id__gt=OuterRef("id"),
+    )
+    latest = (
+        Review.objects.filter(revision=OuterRef("pk"), decision=decision)
+        .exclude(Exists(later))
+        .order_by()
+        .values("revision")
+        .annotate(n=Count("reviewer", distinct=True))
+        .values("n")
+    )
     return Coalesce(Subquery(latest, output_field=IntegerField()), Value(0))
 
 
 def review_queue(user: Any | None, *, statuses: tuple[str, ...] = (RevisionStatus.SUBMITTED,)) -> QuerySet[Revision]:
     """Current revisions waiting for review, oldest submission first, without the user's own work."""
     qs = Revision.objects.filter(status__in=statuses).filter(
-        Exists(Variant.objects.filter(pk=OuterRef("variant_id"), current_revision_id=OuterRef("pk"))))
+        Exists(Variant.objects.filter(pk=OuterRef("variant_id"), current_revision_id=OuterRef("pk")))
+    )
     if user is not None:
         qs = qs.exclude(variant__owner=user).exclude(created_by=user)
     return (
         qs.select_related("variant__owner", "created_by")
-        .prefetch_related(Prefetch("review_assignments",
-                                   queryset=ReviewAssignment.objects.select_related("reviewer").order_by("id")))
-        .annotate(approvals=_standing_count(ReviewDecision.APPROVE),
-                  objections=_standing_count(ReviewDecision.REQUEST_CHANGES))
+        .prefetch_related(
+            Prefetch("review_assignments", queryset=ReviewAssignment.objects.select_related("reviewer").order_by("id"))
+        )
+        .annotate(
+            approvals=_standing_count(ReviewDecision.APPROVE),
+            objections=_standing_count(ReviewDecision.REQUEST_CHANGES),
+        )
         .order_by("submitted_at", "id")
     )
 
@@ -62,8 +85,12 @@ def review_queue(user: Any | None, *, statuses: tuple[str, ...] = (RevisionStatu
 def comments_of(variant: Variant) -> QuerySet[Comment]:
     """Top-level comments, oldest first, with their replies prefetched (one query for all replies)."""
     replies = Comment.objects.filter(parent__isnull=False).select_related("author", "hidden_by").order_by("id")
-    return (Comment.objects.filter(variant=variant, parent__isnull=True).select_related("author", "hidden_by")
-            .prefetch_related(Prefetch("replies", queryset=replies)).order_by("id"))
+    return (
+        Comment.objects.filter(variant=variant, parent__isnull=True)
+        .select_related("author", "hidden_by")
+        .prefetch_related(Prefetch("replies", queryset=replies))
+        .order_by("id")
+    )
 
 
 def comments_visible_to(user: Any) -> QuerySet[Comment]:
@@ -74,8 +101,9 @@ def comments_visible_to(user: Any) -> QuerySet[Comment]:
 def comment_for_user_or_404(user: Any, pk: int) -> Comment:
     comment = None
     if 0 < pk < 2**63:
-        comment = (comments_visible_to(user).filter(pk=pk)
-                   .select_related("author", "hidden_by", "variant__owner").first())
+        comment = (
+            comments_visible_to(user).filter(pk=pk).select_related("author", "hidden_by", "variant__owner").first()
+        )
     if comment is None:
         raise NotFound(f"No comment {pk}.")
     return comment

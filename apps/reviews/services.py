@@ -58,8 +58,11 @@ class PublicationGateUnmet(Conflict):
 
 def _lock_revision(revision: Revision | int) -> Revision:
     pk = revision if isinstance(revision, int) else revision.pk
-    return (Revision.objects.select_for_update(of=("self",))
-            .select_related("variant__owner", "variant__current_revision", "created_by").get(pk=pk))
+    return (
+        Revision.objects.select_for_update(of=("self",))
+        .select_related("variant__owner", "variant__current_revision", "created_by")
+        .get(pk=pk)
+    )
 
 
 def _require_maintainer(actor: Any, what: str) -> None:
@@ -78,12 +81,15 @@ def _clean_body(body: str | None, *, field: str = "body", required: bool, what: 
 
 def _own_work_refusal(revision: Revision, user: Any) -> str | None:
     if user.pk in author_ids(revision):
-        return (f"You cannot review your own work: {revision.variant.full_name} revision {revision.number} is "
-                f"yours. Nobody approves their own work.")
+        return (
+            f"You cannot review your own work: {revision.variant.full_name} revision {revision.number} is "
+            f"yours. Nobody approves their own work."
+        )
     return None
 
 
 # --- reviews -------------------------------------------------------------------------------------------------
+
 
 @transaction.atomic
 def review_submit(*, revision: Revision, reviewer: User, decision: str, body: str = "") -> Review:
@@ -93,29 +99,46 @@ def review_submit(*, revision: Revision, reviewer: User, decision: str, body: st
     if not is_reviewer(reviewer):
         raise PermissionDenied("Only reviewers review revisions.")
     if decision not in ReviewDecision.values:
-        raise ValidationFailed("Unknown decision.",
-                               errors={"decision": [f"One of: {', '.join(ReviewDecision.values)}."]})
-    body = _clean_body(body, required=decision != ReviewDecision.APPROVE,
-                       what="A body saying what to change" if decision == ReviewDecision.REQUEST_CHANGES
-                       else "A body")
+        raise ValidationFailed(
+            "Unknown decision.", errors={"decision": [f"One of: {', '.join(ReviewDecision.values)}."]}
+        )
+    body = _clean_body(
+        body,
+        required=decision != ReviewDecision.APPROVE,
+        what="A body saying what to change" if decision == ReviewDecision.REQUEST_CHANGES else "A body",
+    )
     revision = _lock_revision(revision)
     refusal = _own_work_refusal(revision, reviewer)
     if refusal:
         raise PermissionDenied(refusal)
     if revision.status not in REVIEWABLE_STATUSES:
-        raise Conflict(f"Revision {revision.number} is {revision.status}; only revisions that are "
-                       f"{', '.join(REVIEWABLE_STATUSES)} are reviewed.")
+        raise Conflict(
+            f"Revision {revision.number} is {revision.status}; only revisions that are "
+            f"{', '.join(REVIEWABLE_STATUSES)} are reviewed."
+        )
     if not revision_is_current(revision):
         current = revision.variant.current_revision
-        raise Conflict(f"Revision {revision.number} has been superseded by revision "
-                       f"{current.number if current else '?'}: review that one.")
-    review = Review.objects.create(revision=revision, reviewer=reviewer, decision=decision, body=body,
-                                   body_html=render_markdown(body))
-    audit_record(actor=reviewer, verb=f"review.{decision}", target=review,
-                 after={"variant": revision.variant.full_name, "revision": revision.number, "decision": decision})
+        raise Conflict(
+            f"Revision {revision.number} has been superseded by revision "
+            f"{current.number if current else '?'}: review that one."
+        )
+    review = Review.objects.create(
+        revision=revision, reviewer=reviewer, decision=decision, body=body, body_html=render_markdown(body)
+    )
+    audit_record(
+        actor=reviewer,
+        verb=f"review.{decision}",
+        target=review,
+        after={"variant": revision.variant.full_name, "revision": revision.number, "decision": decision},
+    )
     if decision == ReviewDecision.REQUEST_CHANGES and revision.status in (RS.SUBMITTED, RS.APPROVED):
-        revision = revision_transition(revision=revision, target=RS.CHANGES_REQUESTED, actor=reviewer,
-                                       reason=body[:1000], verb="revision.changes_requested")
+        revision = revision_transition(
+            revision=revision,
+            target=RS.CHANGES_REQUESTED,
+            actor=reviewer,
+            reason=body[:1000],
+            verb="revision.changes_requested",
+        )
     elif decision == ReviewDecision.APPROVE and revision.status == RS.SUBMITTED:
         revision = _approve_if_enough(revision, actor=reviewer)
     events.announce_review(revision=revision, review_id=review.pk, reviewer=reviewer, decision=decision, body=body)
@@ -127,30 +150,46 @@ def review_submit(*, revision: Revision, reviewer: User, decision: str, body: st
 def _approve_if_enough(revision: Revision, *, actor: Any) -> Revision:
     standing = review_standing(revision)
     if len(standing.approvals) >= settings.MC_PUBLISH_MIN_APPROVALS and not standing.objections:
-        return revision_transition(revision=revision, target=RS.APPROVED, actor=actor,
-                                   reason=f"approved by {', '.join(standing.approvals)}", verb="revision.approved")
+        return revision_transition(
+            revision=revision,
+            target=RS.APPROVED,
+            actor=actor,
+            reason=f"approved by {', '.join(standing.approvals)}",
+            verb="revision.approved",
+        )
     return revision
 
 
 # --- publication ---------------------------------------------------------------------------------------------
 
+
 def _publish_locked(revision: Revision, *, actor: Any, reason: str) -> Revision:
     if revision.status not in (RS.SUBMITTED, RS.APPROVED, RS.UNPUBLISHED):
-        raise InvalidTransition(current=revision.status, target=RS.PUBLISHED,
-                                allowed=list(revision.allowed_transitions()))
+        raise InvalidTransition(
+            current=revision.status, target=RS.PUBLISHED, allowed=list(revision.allowed_transitions())
+        )
     unmet = publication_gate_unmet(revision)
     if unmet:
         raise PublicationGateUnmet(
             f"{revision.variant.full_name} revision {revision.number} cannot be published yet: "
-            f"{len(unmet)} condition(s) unmet.", errors={"gate": unmet})
+            f"{len(unmet)} condition(s) unmet.",
+            errors={"gate": unmet},
+        )
     if revision.status == RS.SUBMITTED:
         # Approvals that survived a resubmission: the gate holds, so the revision is approved on the way.
-        revision = revision_transition(revision=revision, target=RS.APPROVED, actor=actor,
-                                       reason="the publication gate holds", verb="revision.approved")
-    revision = revision_transition(revision=revision, target=RS.PUBLISHED, actor=actor, reason=reason,
-                                   verb="revision.published")
-    events.announce_revision_decided(revision=revision, event=WebhookEvent.VARIANT_PUBLISHED, actor=actor,
-                                     reason=reason)
+        revision = revision_transition(
+            revision=revision,
+            target=RS.APPROVED,
+            actor=actor,
+            reason="the publication gate holds",
+            verb="revision.approved",
+        )
+    revision = revision_transition(
+        revision=revision, target=RS.PUBLISHED, actor=actor, reason=reason, verb="revision.published"
+    )
+    events.announce_revision_decided(
+        revision=revision, event=WebhookEvent.VARIANT_PUBLISHED, actor=actor, reason=reason
+    )
     return revision
 
 
@@ -158,8 +197,9 @@ def _publish_locked(revision: Revision, *, actor: Any, reason: str) -> Revision:
 def revision_publish(*, revision: Revision, actor: User, reason: str = "") -> Revision:
     """A maintainer publishes. The gate is checked under the row lock; a refusal lists every unmet condition."""
     _require_maintainer(actor, "publish")
-    return _publish_locked(_lock_revision(revision), actor=actor, reason=_clean_body(reason, field="reason",
-                                                                                     required=False))
+    return _publish_locked(
+        _lock_revision(revision), actor=actor, reason=_clean_body(reason, field="reason", required=False)
+    )
 
 
 def _auto_publish_locked(revision: Revision) -> bool:
@@ -190,10 +230,12 @@ def revision_unpublish(*, revision: Revision, actor: User, reason: str) -> Revis
     _require_maintainer(actor, "unpublish")
     reason = _clean_body(reason, field="reason", required=True, what="A reason")
     revision = _lock_revision(revision)
-    revision = revision_transition(revision=revision, target=RS.UNPUBLISHED, actor=actor, reason=reason,
-                                   verb="revision.unpublished")
-    events.announce_revision_decided(revision=revision, event=WebhookEvent.VARIANT_UNPUBLISHED, actor=actor,
-                                     reason=reason)
+    revision = revision_transition(
+        revision=revision, target=RS.UNPUBLISHED, actor=actor, reason=reason, verb="revision.unpublished"
+    )
+    events.announce_revision_decided(
+        revision=revision, event=WebhookEvent.VARIANT_UNPUBLISHED, actor=actor, reason=reason
+    )
     return revision
 
 
@@ -203,14 +245,15 @@ def revision_reject(*, revision: Revision, actor: User, reason: str) -> Revision
     _require_maintainer(actor, "reject")
     reason = _clean_body(reason, field="reason", required=True, what="A reason")
     revision = _lock_revision(revision)
-    revision = revision_transition(revision=revision, target=RS.REJECTED, actor=actor, reason=reason,
-                                   verb="revision.rejected")
-    events.announce_revision_decided(revision=revision, event=WebhookEvent.VARIANT_REJECTED, actor=actor,
-                                     reason=reason)
+    revision = revision_transition(
+        revision=revision, target=RS.REJECTED, actor=actor, reason=reason, verb="revision.rejected"
+    )
+    events.announce_revision_decided(revision=revision, event=WebhookEvent.VARIANT_REJECTED, actor=actor, reason=reason)
     return revision
 
 
 # --- assignment ---------------------------------------------------------------------------------------------
+
 
 def _open_review_load() -> Any:
     return Count("review_assignments", filter=Q(review_assignments__revision__status__in=REVIEWABLE_STATUSES))
@@ -232,10 +275,15 @@ def review_assign(*, revision: Revision, reviewer: User, actor: User) -> ReviewA
     if revision.status not in REVIEWABLE_STATUSES:
         raise Conflict(f"Revision {revision.number} is {revision.status}; nothing to review.")
     assignment, created = ReviewAssignment.objects.get_or_create(
-        revision=revision, reviewer=reviewer, defaults={"assigned_by": actor})
+        revision=revision, reviewer=reviewer, defaults={"assigned_by": actor}
+    )
     if created:
-        audit_record(actor=actor, verb="review.assign", target=revision,
-                     after={"reviewer": reviewer.username, "revision": revision.number})
+        audit_record(
+            actor=actor,
+            verb="review.assign",
+            target=revision,
+            after={"reviewer": reviewer.username, "revision": revision.number},
+        )
         events.announce_review_assigned(revision=revision, reviewer=reviewer, actor=actor)
     return assignment
 
@@ -248,8 +296,12 @@ def review_unassign(*, revision: Revision, reviewer: User, actor: User) -> None:
     deleted, _ = ReviewAssignment.objects.filter(revision=revision, reviewer=reviewer).delete()
     if not deleted:
         raise NotFound(f"{reviewer.username} is not assigned to this revision.")
-    audit_record(actor=actor, verb="review.unassign", target=revision,
-                 before={"reviewer": reviewer.username, "revision": revision.number})
+    audit_record(
+        actor=actor,
+        verb="review.unassign",
+        target=revision,
+        before={"reviewer": reviewer.username, "revision": revision.number},
+    )
 
 
 def reviewers_auto_assign(*, revision: Revision, count: int) -> list[ReviewAssignment]:
@@ -267,8 +319,12 @@ def reviewers_auto_assign(*, revision: Revision, count: int) -> list[ReviewAssig
     )
     made = [ReviewAssignment.objects.create(revision=revision, reviewer=u, auto=True) for u in candidates]
     for assignment in made:
-        audit_record(actor=None, verb="review.auto_assign", target=revision,
-                     after={"reviewer": assignment.reviewer.username, "revision": revision.number})
+        audit_record(
+            actor=None,
+            verb="review.auto_assign",
+            target=revision,
+            after={"reviewer": assignment.reviewer.username, "revision": revision.number},
+        )
     return made
 
 
@@ -286,8 +342,9 @@ def on_revision_submitted(*, revision_id: int, **_: Any) -> None:
             reviewers_auto_assign(revision=revision, count=settings.MC_REVIEW_AUTO_ASSIGN)
         assignees = list(User.objects.filter(review_assignments__revision=revision))
         recipients = assignees or list(User.objects.filter(is_active=True, groups__name="reviewers"))
-        events.announce_revision_submitted(revision=revision, reviewers=recipients,
-                                           actor=revision.created_by or revision.variant.owner)
+        events.announce_revision_submitted(
+            revision=revision, reviewers=recipients, actor=revision.created_by or revision.variant.owner
+        )
         revision = _approve_if_enough(revision, actor=None)
         if revision.status == RS.APPROVED:
             _auto_publish_locked(revision)
@@ -302,10 +359,13 @@ def on_jobs_finished(job_ids: list[int]) -> None:
         return
     from apps.benchmarks.models import BenchmarkJob
 
-    revision_ids = sorted(set(
-        BenchmarkJob.objects.filter(pk__in=list(job_ids), status="succeeded",
-                                    revision__status__in=(RS.SUBMITTED, RS.APPROVED))
-        .values_list("revision_id", flat=True)))
+    revision_ids = sorted(
+        set(
+            BenchmarkJob.objects.filter(
+                pk__in=list(job_ids), status="succeeded", revision__status__in=(RS.SUBMITTED, RS.APPROVED)
+            ).values_list("revision_id", flat=True)
+        )
+    )
     for revision_id in revision_ids:
         try:
             revision_try_auto_publish(revision_id=revision_id)
@@ -315,6 +375,7 @@ def on_jobs_finished(job_ids: list[int]) -> None:
 
 # --- comments ------------------------------------------------------------------------------------------------
 
+
 @transaction.atomic
 def comment_create(*, variant: Variant, author: User, body: str, parent: Comment | None = None) -> Comment:
     """Comment on a variant, or reply to a top-level comment (threads are one level deep)."""
@@ -323,14 +384,21 @@ def comment_create(*, variant: Variant, author: User, body: str, parent: Comment
         if parent.variant_id != variant.pk:
             raise ValidationFailed("Bad parent.", errors={"parent": ["That comment is on another variant."]})
         if parent.parent_id is not None:
-            raise ValidationFailed("Bad parent.", errors={"parent": [
-                "Threads are one level deep: reply to the top-level comment instead."]})
+            raise ValidationFailed(
+                "Bad parent.",
+                errors={"parent": ["Threads are one level deep: reply to the top-level comment instead."]},
+            )
         if parent.is_hidden:
             raise ValidationFailed("Bad parent.", errors={"parent": ["That comment is hidden."]})
-    comment = Comment.objects.create(variant=variant, author=author, parent=parent, body=body,
-                                     body_html=render_markdown(body))
-    audit_record(actor=author, verb="comment.create", target=comment,
-                 after={"variant": variant.full_name, "parent": parent.pk if parent else None})
+    comment = Comment.objects.create(
+        variant=variant, author=author, parent=parent, body=body, body_html=render_markdown(body)
+    )
+    audit_record(
+        actor=author,
+        verb="comment.create",
+        target=comment,
+        after={"variant": variant.full_name, "parent": parent.pk if parent else None},
+    )
     return comment
 
 
@@ -345,8 +413,9 @@ def comment_edit(*, comment: Comment, actor: User, body: str, if_match: str | No
     if comment.author_id != actor.pk:
         raise PermissionDenied("Only the author edits a comment.")
     if if_match is not None and not etag_matches(if_match, comment.etag):
-        raise PreconditionFailed("The comment changed since you read it (If-Match does not match its ETag).",
-                                 etag=comment.etag)
+        raise PreconditionFailed(
+            "The comment changed since you read it (If-Match does not match its ETag).", etag=comment.etag
+        )
     if comment.is_hidden:
         raise Conflict("A hidden comment cannot be edited.")
     window = settings.MC_COMMENT_EDIT_WINDOW_S
@@ -389,9 +458,18 @@ def comment_unhide(*, comment: Comment, actor: User) -> Comment:
 
 # --- flags ---------------------------------------------------------------------------------------------------
 
+
 @transaction.atomic
-def flag_create(*, variant: Variant, reporter: User, kind: str, description: str = "", evidence_url: str = "",
-                evidence_excerpt: str = "", benchmark: Benchmark | None = None) -> Flag:
+def flag_create(
+    *,
+    variant: Variant,
+    reporter: User,
+    kind: str,
+    description: str = "",
+    evidence_url: str = "",
+    evidence_excerpt: str = "",
+    benchmark: Benchmark | None = None,
+) -> Flag:
     """Anyone signed in flags a published variant, with evidence: a URL or an excerpt (for contamination,
     e.g. benchmark samples found in the training data)."""
     errors: dict[str, list[str]] = {}
@@ -411,25 +489,45 @@ def flag_create(*, variant: Variant, reporter: User, kind: str, description: str
     variant = Variant.objects.select_for_update().get(pk=variant.pk)
     if not variant.is_public:
         raise Conflict("Only published variants can be flagged.")
-    if Flag.objects.filter(variant=variant, reporter=reporter, kind=kind,
-                           status__in=[FlagStatus.OPEN, FlagStatus.AWAITING_AUTHOR]).exists():
+    if Flag.objects.filter(
+        variant=variant, reporter=reporter, kind=kind, status__in=[FlagStatus.OPEN, FlagStatus.AWAITING_AUTHOR]
+    ).exists():
         raise Conflict("You already have an open flag of this kind on this variant.")
     revision = Revision.objects.filter(variant=variant, status=RS.PUBLISHED).order_by("-number").first()
     flag = Flag.objects.create(
-        variant=variant, revision=revision, reporter=reporter, kind=kind, description=description,
-        description_html=render_markdown(description), evidence_url=evidence_url,
-        evidence_excerpt=evidence_excerpt, benchmark=benchmark)
-    audit_record(actor=reporter, verb="flag.create", target=flag,
-                 after={"variant": variant.full_name, "kind": kind, "benchmark": getattr(benchmark, "slug", None),
-                        "evidence_url": evidence_url or None})
+        variant=variant,
+        revision=revision,
+        reporter=reporter,
+        kind=kind,
+        description=description,
+        description_html=render_markdown(description),
+        evidence_url=evidence_url,
+        evidence_excerpt=evidence_excerpt,
+        benchmark=benchmark,
+    )
+    audit_record(
+        actor=reporter,
+        verb="flag.create",
+        target=flag,
+        after={
+            "variant": variant.full_name,
+            "kind": kind,
+            "benchmark": getattr(benchmark, "slug", None),
+            "evidence_url": evidence_url or None,
+        },
+    )
     return flag
 
 
 def _leaderboard_mark(flag: Flag, actor: Any) -> None:
     from apps.leaderboards.services import leaderboard_mark_contaminated
 
-    leaderboard_mark_contaminated(variant_id=flag.variant_id, flag_id=flag.pk,
-                                  benchmark_slug=flag.benchmark.slug if flag.benchmark else None, actor=actor)
+    leaderboard_mark_contaminated(
+        variant_id=flag.variant_id,
+        flag_id=flag.pk,
+        benchmark_slug=flag.benchmark.slug if flag.benchmark else None,
+        actor=actor,
+    )
 
 
 def _leaderboard_clear(flag: Flag, actor: Any) -> None:
@@ -446,8 +544,11 @@ def flag_resolve(*, flag: Flag, actor: User, action: str, reason: str) -> Flag:
     if action not in FlagAction.values:
         raise ValidationFailed("Unknown action.", errors={"action": [f"One of: {', '.join(FlagAction.values)}."]})
     reason = _clean_body(reason, field="reason", required=True, what="A reason")
-    flag = (Flag.objects.select_for_update(of=("self",)).select_related("variant__owner", "reporter", "benchmark")
-            .get(pk=flag.pk))
+    flag = (
+        Flag.objects.select_for_update(of=("self",))
+        .select_related("variant__owner", "reporter", "benchmark")
+        .get(pk=flag.pk)
+    )
     target = ACTION_TARGET[FlagAction(action)]
     if not flag.can_transition_to(target):
         raise InvalidTransition(current=flag.status, target=target, allowed=list(flag.allowed_transitions()))
@@ -456,8 +557,13 @@ def flag_resolve(*, flag: Flag, actor: User, action: str, reason: str) -> Flag:
     flag.status, flag.resolution, flag.resolution_reason = target, action, reason
     flag.resolved_by, flag.resolved_at = actor, timezone.now()
     flag.save()
-    audit_record(actor=actor, verb=f"flag.{action}", target=flag, before=before,
-                 after={"status": target, "resolution": action, "reason": reason})
+    audit_record(
+        actor=actor,
+        verb=f"flag.{action}",
+        target=flag,
+        before=before,
+        after={"status": target, "resolution": action, "reason": reason},
+    )
     if action == FlagAction.UNPUBLISH:
         for revision in Revision.objects.filter(variant=flag.variant, status=RS.PUBLISHED):
             revision_unpublish(revision=revision, actor=actor, reason=f"Flag {flag.pk} ({flag.kind}): {reason}")
@@ -466,8 +572,16 @@ def flag_resolve(*, flag: Flag, actor: User, action: str, reason: str) -> Flag:
             _leaderboard_mark(flag, actor)
         elif was_upheld:
             _leaderboard_clear(flag, actor)
-    events.announce_flag_resolved(flag_id=flag.pk, variant=flag.variant, kind=flag.kind, action=action,
-                                  status=flag.status, reason=reason, reporter=flag.reporter, actor=actor)
+    events.announce_flag_resolved(
+        flag_id=flag.pk,
+        variant=flag.variant,
+        kind=flag.kind,
+        action=action,
+        status=flag.status,
+        reason=reason,
+        reporter=flag.reporter,
+        actor=actor,
+    )
     return flag
 
 
@@ -485,14 +599,23 @@ def flag_respond(*, flag: Flag, actor: User, body: str) -> Flag:
     if flag.status == FlagStatus.AWAITING_AUTHOR:
         flag.status = FlagStatus.OPEN
     flag.save()
-    audit_record(actor=actor, verb="flag.respond", target=flag, before={"status": before},
-                 after={"status": flag.status, "response": body})
+    audit_record(
+        actor=actor,
+        verb="flag.respond",
+        target=flag,
+        before={"status": before},
+        after={"status": flag.status, "response": body},
+    )
     if flag.resolved_by is not None:
         from apps.notifications.choices import NotificationKind
         from apps.notifications.services import notify
 
-        notify(users=[flag.resolved_by], kind=NotificationKind.FLAG_RESOLVED,
-               title=f"{actor.username} answered the flag on {flag.variant.full_name}", body=body[:4000],
-               url=f"/api/v1/flags/{flag.pk}/", data={"flag": flag.pk, "variant": flag.variant.full_name})
+        notify(
+            users=[flag.resolved_by],
+            kind=NotificationKind.FLAG_RESOLVED,
+            title=f"{actor.username} answered the flag on {flag.variant.full_name}",
+            body=body[:4000],
+            url=f"/api/v1/flags/{flag.pk}/",
+            data={"flag": flag.pk, "variant": flag.variant.full_name},
+        )
     return flag
-

@@ -30,6 +30,7 @@ from .selectors import revision_for_upload, variant_for_upload
 
 logger = logging.getLogger(__name__)
 
+
 class Gone(DomainError):
     status = 410
     title = "Upload expired"

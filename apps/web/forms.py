@@ -63,11 +63,15 @@ class LoginForm(LimitedLoginFormMixin, AuthenticationForm):
 class TokenCreateForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What uses it, e.g. “training pipeline” or “CI bot”.")
     scopes = forms.MultipleChoiceField(
-        choices=TokenScope.choices, widget=forms.CheckboxSelectMultiple, initial=["read", "write", "jobs"],
+        choices=TokenScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=["read", "write", "jobs"],
         help_text="Give a token only what it needs. “admin” is for maintainers.",
     )
     expires_in_days = forms.IntegerField(
-        min_value=1, initial=90, label="Expires in (days)",
+        min_value=1,
+        initial=90,
+        label="Expires in (days)",
         help_text=f"At most {settings.MC_TOKEN_MAX_TTL_DAYS} days.",
     )
 
@@ -84,20 +88,27 @@ def license_choices() -> list[tuple[str, str]]:
 
 
 class VariantProposeForm(forms.Form):
-    name = forms.CharField(max_length=96, help_text="Letters, digits, “.”, “_” and “-”. It becomes "
-                                                    "<em>your-username/name</em>.")
-    relation = forms.ChoiceField(choices=[("", "—")] + [c for c in Relation.choices if c[0] != Relation.ORIGINAL],
-                                 required=False,
-                                 help_text="How this variant derives from its parent(s). Leave “—” to take "
-                                           "<code>base_model_relation</code> from an uploaded README.")
+    name = forms.CharField(
+        max_length=96, help_text="Letters, digits, “.”, “_” and “-”. It becomes <em>your-username/name</em>."
+    )
+    relation = forms.ChoiceField(
+        choices=[("", "—")] + [c for c in Relation.choices if c[0] != Relation.ORIGINAL],
+        required=False,
+        help_text="How this variant derives from its parent(s). Leave “—” to take "
+        "<code>base_model_relation</code> from an uploaded README.",
+    )
     parents = forms.CharField(
-        max_length=1000, label="Parent variant(s)", required=False,
+        max_length=1000,
+        label="Parent variant(s)",
+        required=False,
         help_text="Full names like <code>commons/digits-mlp</code>; separate several (for a merge) with commas. "
-                  "Suggestions appear as you type.",
+        "Suggestions appear as you type.",
         widget=forms.TextInput(attrs={"list": "parent-suggestions", "autocomplete": "off"}),
     )
     license = forms.CharField(
-        max_length=64, label="Licence", required=False,
+        max_length=64,
+        label="Licence",
+        required=False,
         help_text="An SPDX or Hugging Face Hub licence id, e.g. <code>apache-2.0</code>. Type to search.",
         widget=forms.TextInput(attrs={"list": "license-options", "autocomplete": "off"}),
     )
@@ -105,18 +116,24 @@ class VariantProposeForm(forms.Form):
     # shows up in one round trip.
     parameters = forms.IntegerField(required=False, help_text="Number of parameters.")
     precision = forms.ChoiceField(choices=[("", "—")] + list(Precision.choices), required=False)
-    task = forms.ChoiceField(choices=[("", "—")] + [(t, t) for t in PIPELINE_TAGS], required=False,
-                             help_text="The Hub pipeline tag.")
+    task = forms.ChoiceField(
+        choices=[("", "—")] + [(t, t) for t in PIPELINE_TAGS], required=False, help_text="The Hub pipeline tag."
+    )
     architecture = forms.CharField(max_length=100, required=False)
     summary = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
     card = forms.CharField(
-        required=False, label="Model card (markdown)", widget=forms.Textarea(attrs={"rows": 14}),
+        required=False,
+        label="Model card (markdown)",
+        widget=forms.Textarea(attrs={"rows": 14}),
         help_text=f"At least {settings.MC_MIN_CARD_CHARS} characters before a job can run: intended use, "
-                  "limitations, training data, evaluation.",
+        "limitations, training data, evaluation.",
     )
-    card_file = forms.FileField(required=False, label="…or upload a README.md",
-                                help_text="Replaces the text above. Its Hub front matter (license, base_model, "
-                                          "pipeline_tag, …) fills the fields you leave empty.")
+    card_file = forms.FileField(
+        required=False,
+        label="…or upload a README.md",
+        help_text="Replaces the text above. Its Hub front matter (license, base_model, "
+        "pipeline_tag, …) fills the fields you leave empty.",
+    )
 
     def clean_card_file(self) -> str | None:
         upload = self.cleaned_data.get("card_file")
@@ -147,17 +164,22 @@ class FlagForm(forms.Form):
     kind = forms.ChoiceField(choices=[("", "—")] + list(FlagKind.choices), required=False, label="Problem")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
     evidence_url = forms.CharField(required=False, label="Evidence URL", max_length=1000)
-    evidence_excerpt = forms.CharField(required=False, label="Evidence excerpt",
-                                       widget=forms.Textarea(attrs={"rows": 3}),
-                                       help_text="For contamination: benchmark samples found in the training data.")
+    evidence_excerpt = forms.CharField(
+        required=False,
+        label="Evidence excerpt",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="For contamination: benchmark samples found in the training data.",
+    )
 
 
 class ArtifactUploadForm(forms.Form):
     file = forms.FileField()
-    path = forms.CharField(max_length=500, required=False,
-                           help_text="Path inside the revision; defaults to the file name.")
-    format = forms.ChoiceField(choices=[("", "Detect from the file name")] + list(ArtifactFormat.choices),
-                               required=False)
+    path = forms.CharField(
+        max_length=500, required=False, help_text="Path inside the revision; defaults to the file name."
+    )
+    format = forms.ChoiceField(
+        choices=[("", "Detect from the file name")] + list(ArtifactFormat.choices), required=False
+    )
 
 
 def config_form_class(schema: dict[str, Any], defaults: dict[str, Any]) -> type[forms.Form]:
@@ -176,9 +198,12 @@ def config_form_class(schema: dict[str, Any], defaults: dict[str, Any]) -> type[
         }
         if "enum" in prop:
             by_text = {str(v): v for v in prop["enum"]}
-            fields[key] = forms.TypedChoiceField(choices=[("", "default")] + [(k, k) for k in by_text],
-                                                 coerce=lambda text, by_text=by_text: by_text[text],
-                                                 empty_value=None, **{**common, "required": False})
+            fields[key] = forms.TypedChoiceField(
+                choices=[("", "default")] + [(k, k) for k in by_text],
+                coerce=lambda text, by_text=by_text: by_text[text],
+                empty_value=None,
+                **{**common, "required": False},
+            )
         elif kind == "integer":
             fields[key] = forms.IntegerField(**common)
         elif kind == "number":

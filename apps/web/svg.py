@@ -13,8 +13,9 @@ def lineage_layout(lineage: dict[str, Any]) -> dict[str, Any]:
     columns: dict[int, list[dict[str, Any]]] = {}
     for node in lineage.get("ancestors", []):
         columns.setdefault(-node["depth"], []).append(node)
-    columns.setdefault(0, []).append({"full_name": lineage["variant"], "relation": lineage["relation"],
-                                      "current": True})
+    columns.setdefault(0, []).append(
+        {"full_name": lineage["variant"], "relation": lineage["relation"], "current": True}
+    )
     for node in lineage.get("descendants", []):
         columns.setdefault(node["depth"], []).append(node)
     order = sorted(columns)
@@ -31,16 +32,35 @@ def lineage_layout(lineage: dict[str, Any]) -> dict[str, Any]:
             y = top + row * (NODE_H + ROW_GAP)
             positions[node["full_name"]] = (x, y)
             label = node["full_name"]
-            nodes.append({"x": x, "y": y, "w": NODE_W, "h": NODE_H, "label": label if len(label) <= 28
-                          else label[:27] + "…", "full_name": node["full_name"], "relation": node["relation"],
-                          "current": bool(node.get("current")), "tx": x + 8, "ty1": y + 18, "ty2": y + 35})
+            nodes.append(
+                {
+                    "x": x,
+                    "y": y,
+                    "w": NODE_W,
+                    "h": NODE_H,
+                    "label": label if len(label) <= 28 else label[:27] + "…",
+                    "full_name": node["full_name"],
+                    "relation": node["relation"],
+                    "current": bool(node.get("current")),
+                    "tx": x + 8,
+                    "ty1": y + 18,
+                    "ty2": y + 35,
+                }
+            )
     edges = []
     for edge in lineage.get("edges", []):
         if edge["child"] in positions and edge["parent"] in positions:
             px, py = positions[edge["parent"]]
             cx, cy = positions[edge["child"]]
-            edges.append({"x1": px + NODE_W, "y1": py + NODE_H // 2, "x2": cx, "y2": cy + NODE_H // 2,
-                          "relation": edge["relation"]})
+            edges.append(
+                {
+                    "x1": px + NODE_W,
+                    "y1": py + NODE_H // 2,
+                    "x2": cx,
+                    "y2": cy + NODE_H // 2,
+                    "relation": edge["relation"],
+                }
+            )
     width = PAD * 2 + len(order) * NODE_W + (len(order) - 1) * COL_GAP
     return {"width": width, "height": height, "nodes": nodes, "edges": edges}
 
@@ -55,8 +75,15 @@ def bar_chart(rows: list[dict[str, Any]], *, label_key: str, value_key: str, lim
         value = float(row[value_key])
         y = 10 + i * (bar_h + gap)
         label = str(row[label_key])
-        bars.append({"y": y, "ty": y + 13, "w": max(1, round(bar_w * max(value, 0.0) / top)), "h": bar_h,
-                     "label": label if len(label) <= 34 else label[:33] + "…", "value": value,
-                     "vx": label_w + max(1, round(bar_w * max(value, 0.0) / top)) + 6})
-    return {"width": label_w + bar_w + 80, "height": 20 + len(bars) * (bar_h + gap), "label_w": label_w,
-            "bars": bars}
+        bars.append(
+            {
+                "y": y,
+                "ty": y + 13,
+                "w": max(1, round(bar_w * max(value, 0.0) / top)),
+                "h": bar_h,
+                "label": label if len(label) <= 34 else label[:33] + "…",
+                "value": value,
+                "vx": label_w + max(1, round(bar_w * max(value, 0.0) / top)) + 6,
+            }
+        )
+    return {"width": label_w + bar_w + 80, "height": 20 + len(bars) * (bar_h + gap), "label_w": label_w, "bars": bars}

@@ -13,17 +13,34 @@ urlpatterns = [
     # Explicit template names: the admin ships its own registration/* templates, which would win otherwise.
     path("login/", accounts.login_view, name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("password-reset/", auth_views.PasswordResetView.as_view(
-        success_url=reverse_lazy("web:password_reset_done"), template_name="web/auth/password_reset_form.html",
-        email_template_name="web/auth/password_reset_email.txt",
-        subject_template_name="web/auth/password_reset_subject.txt"), name="password_reset"),
-    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(
-        template_name="web/auth/password_reset_done.html"), name="password_reset_done"),
-    path("password-reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
-        success_url=reverse_lazy("web:password_reset_complete"),
-        template_name="web/auth/password_reset_confirm.html"), name="password_reset_confirm"),
-    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(
-        template_name="web/auth/password_reset_complete.html"), name="password_reset_complete"),
+    path(
+        "password-reset/",
+        auth_views.PasswordResetView.as_view(
+            success_url=reverse_lazy("web:password_reset_done"),
+            template_name="web/auth/password_reset_form.html",
+            email_template_name="web/auth/password_reset_email.txt",
+            subject_template_name="web/auth/password_reset_subject.txt",
+        ),
+        name="password_reset",
+    ),
+    path(
+        "password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="web/auth/password_reset_done.html"),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            success_url=reverse_lazy("web:password_reset_complete"),
+            template_name="web/auth/password_reset_confirm.html",
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(template_name="web/auth/password_reset_complete.html"),
+        name="password_reset_complete",
+    ),
     path("tokens/", accounts.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", accounts.token_revoke_view, name="token-revoke"),
     # Variants

@@ -39,8 +39,9 @@ Accuracy and macro-F1 on the 450 held-out digits with the `digits` benchmark.
 def htmx_settled(page):  # type: ignore[no-untyped-def]
     """Wait until htmx has settled the last swap: it binds the swapped-in elements (here the filter form itself)
     only when it settles, about 20 ms later, and a change made before that sends no request."""
-    page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-settling, .htmx-swapping, "
-                           ".htmx-request')")
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-added, .htmx-settling, .htmx-swapping, .htmx-request')"
+    )
 
 
 @pytest.fixture
@@ -57,8 +58,11 @@ def test_contributor_journey(new_context, live_server, demo, celery_worker_proce
 
     # The parent gets a result too (the maintainer ran it), so the new variant's delta has something to compare.
     base = Variant.objects.by_full_name("commons/digits-mlp").get()
-    job_submit(actor=base.owner.__class__.objects.get(username="maintainer"), revision=base.current_revision,
-               benchmark=Benchmark.objects.get(slug="digits"))
+    job_submit(
+        actor=base.owner.__class__.objects.get(username="maintainer"),
+        revision=base.current_revision,
+        benchmark=Benchmark.objects.get(slug="digits"),
+    )
     carol = new_context().new_page()
 
     # 1. Sign up from the start page.

@@ -101,14 +101,27 @@ def test_token_created_once_listed_and_revoked(page, world):
     assert "revoked" in page.inner_text("main")
 
 
-@pytest.mark.parametrize("user,url", [
-    (None, "/"), (None, "/signup/"), (None, "/login/"), (None, "/variants/"), (None, "/leaderboards/"),
-    (None, "/leaderboards/digits/"), (None, "/variants/commons/digits-mlp/"),
-    ("alice", "/dashboard/"), ("alice", "/variants/new/"), ("alice", "/tokens/"),
-    ("alice", "/variants/alice/digits-mlp-int8/"), ("alice", "/variants/alice/digits-mlp-int8/jobs/new/"),
-    ("alice", "/variants/alice/digits-mlp-int8/edit/"), ("bob", "/variants/commons/digits-mlp/"),
-    ("reviewer1", "/dashboard/"), (None, "/password-reset/"),
-])
+@pytest.mark.parametrize(
+    "user,url",
+    [
+        (None, "/"),
+        (None, "/signup/"),
+        (None, "/login/"),
+        (None, "/variants/"),
+        (None, "/leaderboards/"),
+        (None, "/leaderboards/digits/"),
+        (None, "/variants/commons/digits-mlp/"),
+        ("alice", "/dashboard/"),
+        ("alice", "/variants/new/"),
+        ("alice", "/tokens/"),
+        ("alice", "/variants/alice/digits-mlp-int8/"),
+        ("alice", "/variants/alice/digits-mlp-int8/jobs/new/"),
+        ("alice", "/variants/alice/digits-mlp-int8/edit/"),
+        ("bob", "/variants/commons/digits-mlp/"),
+        ("reviewer1", "/dashboard/"),
+        (None, "/password-reset/"),
+    ],
+)
 def test_main_pages_have_no_serious_accessibility_violations(page, world, user, url):
     if user:
         login(page, user, "commons-demo")

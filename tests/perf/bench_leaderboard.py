@@ -36,8 +36,7 @@ ORIGINAL_EVERY = 10  # one variant in 10 is an original; the rest derive from on
 UNPUBLISHED_EVERY = 20
 RELATIONS = ["finetune", "adapter", "quantized", "distilled", "pruned", "merge"]
 PRECISIONS = ["fp32", "fp16", "bf16", "fp8", "int8", "int4", "mixed"]
-LICENSES = ["apache-2.0", "mit", "llama3.1", "gemma", "openrail", "cc-by-nc-4.0", "bigscience-bloom-rail-1.0",
-            "other"]
+LICENSES = ["apache-2.0", "mit", "llama3.1", "gemma", "openrail", "cc-by-nc-4.0", "bigscience-bloom-rail-1.0", "other"]
 TASKS = ["text-generation", "text-classification", "sentence-similarity", "image-classification"]
 QUERIES = [
     "precision=int8",
@@ -49,8 +48,25 @@ QUERIES = [
 # Scores of the published originals, for their children's `parents` column (what the services maintain).
 ORIGINAL_SCORES: dict[tuple[int, int], float] = {}
 ROW_COLUMNS = ("id", "variant_id", "variant_name", "document")
-ALL_COLUMNS = ("id", "variant_id", "variant_name", "revision_number", "score", "metrics", "verified", "contaminated",
-               "flags", "relation", "precision", "license", "task", "parameters", "result_at", "job_id", "parents")
+ALL_COLUMNS = (
+    "id",
+    "variant_id",
+    "variant_name",
+    "revision_number",
+    "score",
+    "metrics",
+    "verified",
+    "contaminated",
+    "flags",
+    "relation",
+    "precision",
+    "license",
+    "task",
+    "parameters",
+    "result_at",
+    "job_id",
+    "parents",
+)
 
 
 def setup(keep: bool = False) -> Any:
@@ -89,33 +105,47 @@ def generate(start: int, stop: int, benchmarks: list[Any], owners: list[Any], rn
         specs = []
         for i in range(lo, hi):
             original = i % ORIGINAL_EVERY == 0
-            specs.append({
-                "i": i,
-                "owner": owners[i % len(owners)],
-                "relation": "original" if original else rng.choice(RELATIONS),
-                "precision": rng.choice(PRECISIONS),
-                "license": rng.choice(LICENSES),
-                "task": rng.choice(TASKS),
-                "parameters": int(10 ** rng.uniform(6, 11)),
-                "public": i % UNPUBLISHED_EVERY != 7,
-            })
-        variants = Variant.objects.bulk_create([
-            Variant(owner=s["owner"], name=f"v{s['i']:07d}", relation=s["relation"], precision=s["precision"],
-                    license=s["license"], task=s["task"], parameters=s["parameters"], is_public=s["public"],
-                    status="published" if s["public"] else "submitted")
-            for s in specs
-        ])
-        revisions = Revision.objects.bulk_create([
-            Revision(variant=v, number=1, status=v.status) for v in variants
-        ])
+            specs.append(
+                {
+                    "i": i,
+                    "owner": owners[i % len(owners)],
+                    "relation": "original" if original else rng.choice(RELATIONS),
+                    "precision": rng.choice(PRECISIONS),
+                    "license": rng.choice(LICENSES),
+                    "task": rng.choice(TASKS),
+                    "parameters": int(10 ** rng.uniform(6, 11)),
+                    "public": i % UNPUBLISHED_EVERY != 7,
+                }
+            )
+        variants = Variant.objects.bulk_create(
+            [
+                Variant(
+                    owner=s["owner"],
+                    name=f"v{s['i']:07d}",
+                    relation=s["relation"],
+                    precision=s["precision"],
+                    license=s["license"],
+                    task=s["task"],
+                    parameters=s["parameters"],
+                    is_public=s["public"],
+                    status="published" if s["public"] else "submitted",
+                )
+                for s in specs
+            ]
+        )
+        revisions = Revision.objects.bulk_create([Revision(variant=v, number=1, status=v.status) for v in variants])
         with connection.cursor() as cur:
             cur.execute(
                 "UPDATE registry_variant v SET current_revision_id = r.id FROM registry_revision r "
                 "WHERE r.variant_id = v.id AND v.id BETWEEN %s AND %s",
                 [variants[0].pk, variants[-1].pk],
             )
-        originals = [[pk, f"{owner}/{name}"] for pk, owner, name in Variant.objects.filter(
-            relation="original", pk__lte=variants[-1].pk).values_list("pk", "owner__username", "name")[:5000]]
+        originals = [
+            [pk, f"{owner}/{name}"]
+            for pk, owner, name in Variant.objects.filter(relation="original", pk__lte=variants[-1].pk).values_list(
+                "pk", "owner__username", "name"
+            )[:5000]
+        ]
         links = []
         lineage: dict[int, list[list[Any]]] = {}
         for v in variants:
@@ -134,16 +164,34 @@ def generate(start: int, stop: int, benchmarks: list[Any], owners: list[Any], rn
             for b in benchmarks:
                 score = scores[(v.pk, b.pk)]
                 higher = b.metrics[0]["higher_is_better"]
-                entries.append(LeaderboardEntry(
-                    variant_id=v.pk, revision_id=r.pk, benchmark_id=b.pk, benchmark_version=b.version,
-                    score=score, score_metric="score", rank_score=score if higher else -score,
-                    metrics={"score": score, "stderr": 0.01}, verified=rng.random() < 0.3,
-                    contaminated=rng.random() < 0.01, flags=[], result_at=now, listed=s["public"],
-                    ranked=s["public"], variant_name=f"{s['owner'].username}/v{s['i']:07d}",
-                    revision_number=1, owner_id=s["owner"].pk, relation=s["relation"], precision=s["precision"],
-                    license=s["license"], task=s["task"], parameters=s["parameters"], is_public=s["public"],
-                    parents=[[pid, name, ORIGINAL_SCORES.get((pid, b.pk))] for pid, name in lineage.get(v.pk, [])],
-                ))
+                entries.append(
+                    LeaderboardEntry(
+                        variant_id=v.pk,
+                        revision_id=r.pk,
+                        benchmark_id=b.pk,
+                        benchmark_version=b.version,
+                        score=score,
+                        score_metric="score",
+                        rank_score=score if higher else -score,
+                        metrics={"score": score, "stderr": 0.01},
+                        verified=rng.random() < 0.3,
+                        contaminated=rng.random() < 0.01,
+                        flags=[],
+                        result_at=now,
+                        listed=s["public"],
+                        ranked=s["public"],
+                        variant_name=f"{s['owner'].username}/v{s['i']:07d}",
+                        revision_number=1,
+                        owner_id=s["owner"].pk,
+                        relation=s["relation"],
+                        precision=s["precision"],
+                        license=s["license"],
+                        task=s["task"],
+                        parameters=s["parameters"],
+                        is_public=s["public"],
+                        parents=[[pid, name, ORIGINAL_SCORES.get((pid, b.pk))] for pid, name in lineage.get(v.pk, [])],
+                    )
+                )
         for entry in entries:
             entry.document = entry_text(entry)  # what the services store with every row
         LeaderboardEntry.objects.bulk_create(entries, batch_size=5000)
@@ -171,8 +219,10 @@ def bare_sql(benchmark: Any, query: str, columns: tuple[str, ...]) -> tuple[str,
             where.append(f"e.{key} = %s")
             params.append(value)
     selected = ", ".join(f"e.{c}" for c in columns)
-    sql = f"SELECT {selected} FROM leaderboards_leaderboardentry e WHERE {' AND '.join(where)} " \
-          f"ORDER BY e.rank_score DESC, e.id LIMIT 100"  # noqa: S608 - columns and keys are constants
+    sql = (
+        f"SELECT {selected} FROM leaderboards_leaderboardentry e WHERE {' AND '.join(where)} "
+        f"ORDER BY e.rank_score DESC, e.id LIMIT 100"
+    )  # noqa: S608 - columns and keys are constants
     return sql, params
 
 
@@ -218,26 +268,35 @@ def measure(benchmark: Any, runs: int) -> dict[str, dict[str, Any]]:
                 cur.execute(sql, params)
                 cur.fetchall()
 
-        times = interleaved({
-            "api": lambda url=url: client.get(url),
-            "sql": lambda sql=sql, params=params: run_sql(sql, params),
-            "sql_columns": lambda sql=sql_columns, params=params_columns: run_sql(sql, params),
-        }, runs)
+        times = interleaved(
+            {
+                "api": lambda url=url: client.get(url),
+                "sql": lambda sql=sql, params=params: run_sql(sql, params),
+                "sql_columns": lambda sql=sql_columns, params=params_columns: run_sql(sql, params),
+            },
+            runs,
+        )
         out[query or "(no filter)"] = {"rows": len(api_rows), **times}
     return out
 
 
 def report(title: str, results: dict[str, dict[str, Any]]) -> None:
     print(f"\n{title}   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    print("  p50 wall time; ratio = API / SQL; 'columns' = SQL reading every column of the row instead of its "
-          "stored document; cpu = this process's CPU per request")
-    print(f"  {'filter':40} {'rows':>4} {'API':>8} {'SQL':>7} {'ratio':>6} {'columns':>8} {'ratio':>6}   "
-          f"{'API cpu':>8} {'SQL cpu':>8}")
+    print(
+        "  p50 wall time; ratio = API / SQL; 'columns' = SQL reading every column of the row instead of its "
+        "stored document; cpu = this process's CPU per request"
+    )
+    print(
+        f"  {'filter':40} {'rows':>4} {'API':>8} {'SQL':>7} {'ratio':>6} {'columns':>8} {'ratio':>6}   "
+        f"{'API cpu':>8} {'SQL cpu':>8}"
+    )
     for query, r in results.items():
         api, sql, cols = r["api"], r["sql"], r["sql_columns"]
-        print(f"  {query:40} {r['rows']:>4} {api['p50'] * 1e3:>6.2f}ms {sql['p50'] * 1e3:>5.2f}ms "
-              f"{api['p50'] / sql['p50']:>5.2f}x {cols['p50'] * 1e3:>6.2f}ms {api['p50'] / cols['p50']:>5.2f}x   "
-              f"{api['cpu'] * 1e3:>6.2f}ms {sql['cpu'] * 1e3:>6.2f}ms")
+        print(
+            f"  {query:40} {r['rows']:>4} {api['p50'] * 1e3:>6.2f}ms {sql['p50'] * 1e3:>5.2f}ms "
+            f"{api['p50'] / sql['p50']:>5.2f}x {cols['p50'] * 1e3:>6.2f}ms {api['p50'] / cols['p50']:>5.2f}x   "
+            f"{api['cpu'] * 1e3:>6.2f}ms {sql['cpu'] * 1e3:>6.2f}ms"
+        )
 
 
 def main() -> None:
@@ -245,8 +304,11 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=10_000)
     parser.add_argument("--grow", type=int, default=10, help="growth factor for the second measurement (1: skip)")
     parser.add_argument("--runs", type=int, default=60)
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the generated database and reuse it next time (for tuning; skips the growth)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the generated database and reuse it next time (for tuning; skips the growth)",
+    )
     args = parser.parse_args()
 
     old_name = setup(keep=args.keep)
@@ -264,29 +326,39 @@ def main() -> None:
             owners = User.objects.bulk_create([User(username=f"owner{i:03d}") for i in range(200)])
             benchmarks = [
                 Benchmark.objects.create(
-                    slug=f"bench-{k:02d}", name=f"Bench {k}", version="1", runner="noop",
-                    metrics=[{"name": "score", "higher_is_better": k % 5 != 4, "primary": True}])
+                    slug=f"bench-{k:02d}",
+                    name=f"Bench {k}",
+                    version="1",
+                    runner="noop",
+                    metrics=[{"name": "score", "higher_is_better": k % 5 != 4, "primary": True}],
+                )
                 for k in range(BENCHMARKS)
             ]
             target = benchmarks[3]
             t0 = time.perf_counter()
             generate(0, args.variants, benchmarks, owners, rng)
-            print(f"generated {args.variants:,} variants x {BENCHMARKS} benchmarks = {rows:,} entries "
-                  f"in {time.perf_counter() - t0:.1f}s")
+            print(
+                f"generated {args.variants:,} variants x {BENCHMARKS} benchmarks = {rows:,} entries "
+                f"in {time.perf_counter() - t0:.1f}s"
+            )
         small = measure(target, args.runs)
         report(f"{rows:,} entries: filtered top-100 on {target.slug}", small)
         if args.grow > 1:
             t0 = time.perf_counter()
             generate(args.variants, args.variants * args.grow, benchmarks, owners, rng)
             big_rows = args.variants * args.grow * BENCHMARKS
-            print(f"\ngrew to {args.variants * args.grow:,} variants = {big_rows:,} entries "
-                  f"in {time.perf_counter() - t0:.1f}s")
+            print(
+                f"\ngrew to {args.variants * args.grow:,} variants = {big_rows:,} entries "
+                f"in {time.perf_counter() - t0:.1f}s"
+            )
             big = measure(target, args.runs)
             report(f"{big_rows:,} entries: filtered top-100 on {target.slug}", big)
             print(f"\ngrowth cost ({args.grow}x data): p50 big / p50 small (target <= 2x):")
             for query in small:
-                print(f"  {query:40} API {big[query]['api']['p50'] / small[query]['api']['p50']:>5.2f}x   "
-                      f"SQL {big[query]['sql']['p50'] / small[query]['sql']['p50']:.2f}x")
+                print(
+                    f"  {query:40} API {big[query]['api']['p50'] / small[query]['api']['p50']:>5.2f}x   "
+                    f"SQL {big[query]['sql']['p50'] / small[query]['sql']['p50']:.2f}x"
+                )
         worst = max(r["api"]["p50"] / r["sql"]["p50"] for r in small.values())
         print(f"\nworst API / bare SQL (p50) at {rows:,} entries: {worst:.2f}x (target <= 3x)")
     finally:

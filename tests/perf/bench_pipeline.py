@@ -97,8 +97,9 @@ def setup() -> Any:
     if connection.vendor != "postgresql":
         print(f"note: running on {connection.vendor}; the SPEC target is measured on PostgreSQL (set DATABASE_URL)")
     if not settings.CELERY_BROKER_URL.startswith("redis"):
-        print(f"note: broker {settings.CELERY_BROKER_URL}; the SPEC target is measured on Redis "
-              f"(set CELERY_BROKER_URL)")
+        print(
+            f"note: broker {settings.CELERY_BROKER_URL}; the SPEC target is measured on Redis (set CELERY_BROKER_URL)"
+        )
     settings.DEBUG = False
     settings.MC_SPOT_CHECKS = False
     return connection.creation.create_test_db(verbosity=0, autoclobber=True)
@@ -120,16 +121,30 @@ def make_world(variants: int) -> dict[str, Any]:
 
     maintainer = User.objects.create_user("bench-maintainer", password="x")
     user_set_roles(user=maintainer, roles=["maintainer"], actor=None)
-    submitter = User.objects.create_user("bench-submitter", password="x", max_active_jobs=10**6,
-                                         daily_compute_seconds=10**9)
-    benchmark = benchmark_create(actor=maintainer, slug="noop", name="No-op", runner="noop",
-                                 metrics=[{"name": "ok", "primary": True}])
+    submitter = User.objects.create_user(
+        "bench-submitter", password="x", max_active_jobs=10**6, daily_compute_seconds=10**9
+    )
+    benchmark = benchmark_create(
+        actor=maintainer, slug="noop", name="No-op", runner="noop", metrics=[{"name": "ok", "primary": True}]
+    )
     card = "# bench\n\n" + "A card long enough. " * 20
-    rows = Variant.objects.bulk_create([
-        Variant(owner=submitter, name=f"bench-model-{i}", relation="original", license="apache-2.0", card=card,
-                status="published", is_public=True) for i in range(variants)])
-    revisions = Revision.objects.bulk_create([
-        Revision(variant=v, number=1, created_by=submitter, status="published") for v in rows])
+    rows = Variant.objects.bulk_create(
+        [
+            Variant(
+                owner=submitter,
+                name=f"bench-model-{i}",
+                relation="original",
+                license="apache-2.0",
+                card=card,
+                status="published",
+                is_public=True,
+            )
+            for i in range(variants)
+        ]
+    )
+    revisions = Revision.objects.bulk_create(
+        [Revision(variant=v, number=1, created_by=submitter, status="published") for v in rows]
+    )
     for variant, revision in zip(rows, revisions, strict=True):
         variant.current_revision = revision
     Variant.objects.bulk_update(rows, ["current_revision"])
@@ -155,17 +170,46 @@ class Worker:
 
         self.name = f"bench{index}-{uuid.uuid4().hex[:4]}"
         self.log_path = Path(settings.VAR_DIR) / f"{self.name}.log"
-        env = {**os.environ, **WORKER_ENV, "DATABASE_URL": database_url(),
-               "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-               "MC_DISPATCH_QUICK_BUFFER": str(quick_buffer), "MC_DISPATCH_CHUNK": str(chunk),
-               "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}", "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
-               "MC_BENCH_WITHOUT_HOOKS": "1" if without_hooks else "0"}
+        env = {
+            **os.environ,
+            **WORKER_ENV,
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "MC_DISPATCH_QUICK_BUFFER": str(quick_buffer),
+            "MC_DISPATCH_CHUNK": str(chunk),
+            "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
+            "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
+            "MC_BENCH_WITHOUT_HOOKS": "1" if without_hooks else "0",
+        }
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "modelcommons", "worker", "-Q", f"bench.cpu,{RAW_QUEUE}",
-             "-c", str(concurrency), "-n", f"{self.name}@%h", "-I", "tests.perf.bench_pipeline",
-             "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "modelcommons",
+                "worker",
+                "-Q",
+                f"bench.cpu,{RAW_QUEUE}",
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{self.name}@%h",
+                "-I",
+                "tests.perf.bench_pipeline",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self) -> None:
         from apps.benchmarks.models import WorkerNode
@@ -236,15 +280,21 @@ def pipeline_round(world: dict[str, Any], n: int, batch: int = 1) -> tuple[float
     if batch <= 1:
         for _ in range(n):
             seed = next_seed()
-            job, created = job_submit(actor=world["submitter"], revision=revisions[seed % len(revisions)],
-                                      benchmark=world["benchmark"], config={"seed": seed})
+            job, created = job_submit(
+                actor=world["submitter"],
+                revision=revisions[seed % len(revisions)],
+                benchmark=world["benchmark"],
+                config={"seed": seed},
+            )
             assert created
             ids.append(job.pk)
     else:
         for start in range(0, n, batch):
             seeds = [next_seed() for _ in range(min(batch, n - start))]
-            outcome = jobs_submit_batch(actor=world["submitter"], items=[
-                (revisions[seed % len(revisions)], world["benchmark"], {"seed": seed}) for seed in seeds])
+            outcome = jobs_submit_batch(
+                actor=world["submitter"],
+                items=[(revisions[seed % len(revisions)], world["benchmark"], {"seed": seed}) for seed in seeds],
+            )
             assert all(created for _, created in outcome)
             ids.extend(job.pk for job, _ in outcome)
     done_query = BenchmarkJob.objects.filter(pk__gte=ids[0], pk__lte=ids[-1], status="succeeded")
@@ -264,10 +314,13 @@ def idle_latency(world: dict[str, Any], n: int) -> list[float]:
     latencies = []
     for _ in range(n):
         seed = next_seed()
-        job, _ = job_submit(actor=world["submitter"], revision=world["revisions"][seed % len(world["revisions"])],
-                            benchmark=world["benchmark"], config={"seed": seed})
-        query = BenchmarkJob.objects.filter(pk=job.pk, started_at__isnull=False).values_list("queued_at",
-                                                                                            "started_at")
+        job, _ = job_submit(
+            actor=world["submitter"],
+            revision=world["revisions"][seed % len(world["revisions"])],
+            benchmark=world["benchmark"],
+            config={"seed": seed},
+        )
+        query = BenchmarkJob.objects.filter(pk=job.pk, started_at__isnull=False).values_list("queued_at", "started_at")
         while not (row := query.first()):
             time.sleep(0.002)
         latencies.append((row[1] - row[0]).total_seconds())
@@ -281,18 +334,32 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=1, help="pool processes per worker")
-    parser.add_argument("--quick-buffer", type=int, default=None,
-                        help="MC_DISPATCH_QUICK_BUFFER: in-process jobs sent ahead (default: the setting's)")
-    parser.add_argument("--chunk", type=int, default=None,
-                        help="MC_DISPATCH_CHUNK: job ids per message at most (default: the setting's)")
+    parser.add_argument(
+        "--quick-buffer",
+        type=int,
+        default=None,
+        help="MC_DISPATCH_QUICK_BUFFER: in-process jobs sent ahead (default: the setting's)",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="MC_DISPATCH_CHUNK: job ids per message at most (default: the setting's)",
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--idle", type=int, default=50, help="single jobs for the idle commit->claim latency")
     parser.add_argument("--variants", type=int, default=500, help="variants the jobs are spread over")
-    parser.add_argument("--batch", type=int, default=500,
-                        help="submit with jobs_submit_batch in batches of this size (1: job_submit per job)")
-    parser.add_argument("--without-hooks", action="store_true",
-                        help="workers drop the job-finished subscribers (leaderboards, notifications, ...): "
-                             "the engine alone")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=500,
+        help="submit with jobs_submit_batch in batches of this size (1: job_submit per job)",
+    )
+    parser.add_argument(
+        "--without-hooks",
+        action="store_true",
+        help="workers drop the job-finished subscribers (leaderboards, notifications, ...): the engine alone",
+    )
     args = parser.parse_args()
     # `timeout`/CI send SIGTERM: turn it into an exception so the workers are stopped and the database dropped.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -309,8 +376,7 @@ def main() -> None:
         quick_buffer, chunk = settings.MC_DISPATCH_QUICK_BUFFER, settings.MC_DISPATCH_CHUNK
         world = make_world(args.variants)
         purge()
-        workers = [Worker(i, args.concurrency, quick_buffer, chunk, args.without_hooks)
-                   for i in range(args.workers)]
+        workers = [Worker(i, args.concurrency, quick_buffer, chunk, args.without_hooks) for i in range(args.workers)]
         for worker in workers:
             worker.wait_ready()
         # warm both paths (imports, connections, pools) before timing
@@ -319,27 +385,32 @@ def main() -> None:
         from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
 
         engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-        print(f"{args.jobs} jobs over {args.variants} variants, {args.workers} workers x {args.concurrency} pool "
-              f"processes, {0 if args.without_hooks else len(JOB_FINISHED_HOOKS)} job-finished hooks subscribed, "
-              f"in-process lane: {quick_buffer} jobs sent ahead, <= {chunk} ids per message, "
-              f"{'job_submit per job' if args.batch <= 1 else f'jobs_submit_batch of {args.batch}'}, "
-              f"{engine}, broker {settings.CELERY_BROKER_URL.split('://')[0]}")
+        print(
+            f"{args.jobs} jobs over {args.variants} variants, {args.workers} workers x {args.concurrency} pool "
+            f"processes, {0 if args.without_hooks else len(JOB_FINISHED_HOOKS)} job-finished hooks subscribed, "
+            f"in-process lane: {quick_buffer} jobs sent ahead, <= {chunk} ids per message, "
+            f"{'job_submit per job' if args.batch <= 1 else f'jobs_submit_batch of {args.batch}'}, "
+            f"{engine}, broker {settings.CELERY_BROKER_URL.split('://')[0]}"
+        )
         results = []
         for r in range(args.rounds):
             raw_s = raw_round(args.jobs)
             ours_s, latencies = pipeline_round(world, args.jobs, args.batch)
             raw_tps, ours_tps = args.jobs / raw_s, args.jobs / ours_s
             results.append((raw_tps, ours_tps))
-            print(f"round {r + 1}: raw celery {raw_tps:7.1f} tasks/s ({raw_s:5.2f} s) | pipeline {ours_tps:7.1f} "
-                  f"jobs/s ({ours_s:5.2f} s) | ratio {ours_tps / raw_tps:.2f} | commit->claim in the burst "
-                  f"p50 {percentile(latencies, 0.5) * 1000:.0f} ms p95 {percentile(latencies, 0.95) * 1000:.0f} ms")
+            print(
+                f"round {r + 1}: raw celery {raw_tps:7.1f} tasks/s ({raw_s:5.2f} s) | pipeline {ours_tps:7.1f} "
+                f"jobs/s ({ours_s:5.2f} s) | ratio {ours_tps / raw_tps:.2f} | commit->claim in the burst "
+                f"p50 {percentile(latencies, 0.5) * 1000:.0f} ms p95 {percentile(latencies, 0.95) * 1000:.0f} ms"
+            )
         ratios = [o / r for r, o in results]
-        print(f"pipeline / raw celery throughput: median ratio {statistics.median(ratios):.2f} "
-              f"(target >= 0.50)")
+        print(f"pipeline / raw celery throughput: median ratio {statistics.median(ratios):.2f} (target >= 0.50)")
         if args.idle > 0:
             idle = idle_latency(world, args.idle)
-            print(f"idle commit->claim latency ({args.idle} single jobs): p50 {percentile(idle, 0.5) * 1000:.1f} "
-                  f"ms, p95 {percentile(idle, 0.95) * 1000:.1f} ms")
+            print(
+                f"idle commit->claim latency ({args.idle} single jobs): p50 {percentile(idle, 0.5) * 1000:.1f} "
+                f"ms, p95 {percentile(idle, 0.95) * 1000:.1f} ms"
+            )
     finally:
         for worker in workers:
             worker.stop()

@@ -66,10 +66,12 @@ def report(args: Any) -> None:
             finally:
                 spent[name] += time.perf_counter() - started
                 queries[name] += len(connection.queries) - before
+
         return call
 
-    hooks.JOB_FINISHED_HOOKS[:] = [timed(f"  hook {fn.__module__}.{fn.__name__}", fn)
-                                   for fn in hooks.JOB_FINISHED_HOOKS]
+    hooks.JOB_FINISHED_HOOKS[:] = [
+        timed(f"  hook {fn.__module__}.{fn.__name__}", fn) for fn in hooks.JOB_FINISHED_HOOKS
+    ]
     complete = services.jobs_complete
     execution.services.jobs_complete = timed("  jobs_complete (+ the hooks, on commit)", complete)  # type: ignore
     connection.force_debug_cursor = True  # count queries
@@ -79,8 +81,9 @@ def report(args: Any) -> None:
         ids: list[int] = []
         for start in range(0, args.jobs, args.batch):
             seeds = [bench_pipeline.next_seed() for _ in range(min(args.batch, args.jobs - start))]
-            outcome = submit(actor=world["submitter"],
-                             items=[(revisions[s % len(revisions)], benchmark, {"seed": s}) for s in seeds])
+            outcome = submit(
+                actor=world["submitter"], items=[(revisions[s % len(revisions)], benchmark, {"seed": s}) for s in seeds]
+            )
             ids.extend(job.pk for job, _ in outcome)
             reset_queries()
         claim = timed("jobs_claim", services.jobs_claim)
@@ -88,7 +91,7 @@ def report(args: Any) -> None:
         execute = timed("execute_jobs", execution.execute_jobs)
         started = time.perf_counter()
         for start in range(0, len(ids), max(1, args.chunk)):
-            jobs = claim(job_ids=ids[start:start + max(1, args.chunk)], worker="breakdown@localhost")
+            jobs = claim(job_ids=ids[start : start + max(1, args.chunk)], worker="breakdown@localhost")
             dispatch(queue=jobs[0].queue, force=False)
             execute(jobs)
             reset_queries()
@@ -98,8 +101,14 @@ def report(args: Any) -> None:
         connection.force_debug_cursor = False
     n = len(ids)
     print(f"{n} no-op jobs in chunks of {args.chunk}, one process, {connection.vendor}; per job:")
-    for name in ("jobs_submit_batch (per job)", "jobs_claim", "jobs_dispatch", "execute_jobs",
-                 "  jobs_complete (+ the hooks, on commit)", *[k for k in spent if k.startswith("  hook")]):
+    for name in (
+        "jobs_submit_batch (per job)",
+        "jobs_claim",
+        "jobs_dispatch",
+        "execute_jobs",
+        "  jobs_complete (+ the hooks, on commit)",
+        *[k for k in spent if k.startswith("  hook")],
+    ):
         print(f"  {name:72} {spent[name] / n * 1000:7.2f} ms {queries[name] / n:6.1f} queries")
     print(f"  {'claim + dispatch + execute':72} {total / n * 1000:7.2f} ms  -> {n / total:6.1f} jobs/s in one process")
 

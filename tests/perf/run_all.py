@@ -14,12 +14,18 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SCRIPTS = [
     ("job pipeline vs raw Celery (SPEC §6): 2,000 jobs submitted in batches of 500", "bench_pipeline.py", []),
-    ("job pipeline vs raw Celery: the same, one job_submit call per job", "bench_pipeline.py",
-     ["--batch", "1", "--rounds", "1", "--idle", "0"]),
+    (
+        "job pipeline vs raw Celery: the same, one job_submit call per job",
+        "bench_pipeline.py",
+        ["--batch", "1", "--rounds", "1", "--idle", "0"],
+    ),
     ("where a job's time goes, step by step", "breakdown_pipeline.py", []),
     ("leaderboard API vs bare SQL, and 10x growth (SPEC §6)", "bench_leaderboard.py", []),
-    ("1 GiB resumable upload and download vs a static file server, web worker RSS (issue 13)",
-     "bench_transfers.py", []),
+    (
+        "1 GiB resumable upload and download vs a static file server, web worker RSS (issue 13)",
+        "bench_transfers.py",
+        [],
+    ),
 ]
 
 

@@ -426,9 +426,7 @@ class Runner(ABC):
             if spec.dataset.sha256:
                 verify_sha256(spec.dataset.path, spec.dataset.sha256)
             elif not os.path.isfile(spec.dataset.path):
-                raise RunnerError(
-                    "artifact_unavailable", f"dataset is not available at {spec.dataset.path!r}"
-                )
+                raise RunnerError("artifact_unavailable", f"dataset is not available at {spec.dataset.path!r}")
 
     def select_artifact(self, spec: RunSpec) -> ArtifactSpec:
         """The first artifact whose format this runner can load, else ``RunnerError("invalid_config")``."""

@@ -106,9 +106,7 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def folder_artifacts(
-    folder: str | Path, *, formats: Iterable[str] | None = FOLDER_FORMATS
-) -> tuple[ArtifactSpec, ...]:
+def folder_artifacts(folder: str | Path, *, formats: Iterable[str] | None = FOLDER_FORMATS) -> tuple[ArtifactSpec, ...]:
     """One :class:`ArtifactSpec` per file of ``folder`` (recursively, sorted, hidden files skipped).
 
     Only files whose format (by suffix) is in ``formats`` are listed; ``formats=None`` lists every
@@ -220,9 +218,7 @@ def check_dataset(spec: RunSpec, *, runner_key: str, formats: Iterable[str]) -> 
     if spec.dataset is None:
         raise RunnerError("invalid_config", f"runner {runner_key!r} needs a dataset ({', '.join(allowed)})")
     if is_unsafe(spec.dataset.path, spec.dataset.format):
-        raise RunnerError(
-            "unsafe_format", f"refusing to load dataset {Path(spec.dataset.path).name!r}: unsafe format"
-        )
+        raise RunnerError("unsafe_format", f"refusing to load dataset {Path(spec.dataset.path).name!r}: unsafe format")
     fmt = spec.dataset.resolved_format()
     if fmt not in allowed:
         raise RunnerError(

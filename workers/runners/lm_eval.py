@@ -81,8 +81,9 @@ class _RequestProgress:
         for task in loaded.get("tasks", {}).values():
             original = task.build_all_requests
 
-            def build_all_requests(*args: Any, _original: Callable[..., Any] = original, _task: Any = task,
-                                   **kwargs: Any) -> Any:
+            def build_all_requests(
+                *args: Any, _original: Callable[..., Any] = original, _task: Any = task, **kwargs: Any
+            ) -> Any:
                 out = _original(*args, **kwargs)
                 self.total += sum(int(getattr(inst, "repeats", 1) or 1) for inst in (_task.instances or ()))
                 return out
@@ -349,8 +350,10 @@ class LmEvalRunner(FolderRunner):
             kwargs["cache_dir"] = str(scratch / "datasets" / re.sub(r"[^\w.-]", "_", name))
             cfg["dataset_kwargs"] = kwargs
             specs.append(cfg)
-        note(f"tasks: {', '.join(names)}" + (f" (local folder {_shown(include_path)})"
-                                             if include_path is not None else ""))
+        note(
+            f"tasks: {', '.join(names)}"
+            + (f" (local folder {_shown(include_path)})" if include_path is not None else "")
+        )
         return task_manager, specs
 
 

@@ -41,9 +41,7 @@ _ORT_FLOAT_TYPES = {
     "tensor(double)": np.float64,
     "tensor(float16)": np.float16,
 }
-_ORT_INT_TYPES = {
-    f"tensor({t})" for t in ("int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8")
-}
+_ORT_INT_TYPES = {f"tensor({t})" for t in ("int64", "int32", "int16", "int8", "uint64", "uint32", "uint16", "uint8")}
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -72,9 +70,7 @@ def _load_npz(path: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
             x_key = next((k for k in ("X", "x", "features") if k in keys), None)
             y_key = next((k for k in ("y", "labels", "label") if k in keys), None)
             if x_key is None or y_key is None:
-                raise RunnerError(
-                    "invalid_config", f"NPZ dataset needs arrays 'X' and 'y', found {sorted(keys)}"
-                )
+                raise RunnerError("invalid_config", f"NPZ dataset needs arrays 'X' and 'y', found {sorted(keys)}")
             X = data[x_key]
             y = data[y_key]
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
@@ -128,9 +124,7 @@ def _load_csv(path: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
                 raise RunnerError("runner_error", f"CSV dataset line {lineno}: need features and a label")
             label = values[-1]
             if label != int(label):
-                raise RunnerError(
-                    "runner_error", f"CSV dataset line {lineno}: label {label} is not an integer"
-                )
+                raise RunnerError("runner_error", f"CSV dataset line {lineno}: label {label} is not an integer")
             xs.append(values[:-1])
             ys.append(int(label))
     return _stack(xs, ys)
@@ -226,17 +220,13 @@ class OnnxClassificationRunner(Runner):
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(
-                artifact.path, sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            session = ort.InferenceSession(artifact.path, sess_options=options, providers=["CPUExecutionProvider"])
         except MemoryError:
             raise
         except Exception as exc:
             if _looks_like_oom(str(exc)):
                 raise RunnerError("out_of_memory", f"loading the model ran out of memory: {exc}") from exc
-            raise RunnerError(
-                "runner_error", f"onnxruntime cannot load {Path(artifact.path).name!r}: {exc}"
-            ) from exc
+            raise RunnerError("runner_error", f"onnxruntime cannot load {Path(artifact.path).name!r}: {exc}") from exc
         model_size = os.path.getsize(artifact.path)
         inputs = session.get_inputs()
         outputs = session.get_outputs()
@@ -300,9 +290,7 @@ class OnnxClassificationRunner(Runner):
             done += rows
             while next_report <= 4 and done * 4 >= next_report * total:
                 acc_so_far = float(np.mean(predictions[:done] == y[:done]))
-                note(
-                    f"progress {next_report * 25}%: {done}/{total} samples, running accuracy {acc_so_far:.4f}"
-                )
+                note(f"progress {next_report * 25}%: {done}/{total} samples, running accuracy {acc_so_far:.4f}")
                 next_report += 1
             progress(done, total)
 
@@ -331,9 +319,7 @@ class OnnxClassificationRunner(Runner):
 
 def _looks_like_oom(message: str) -> bool:
     text = message.lower()
-    return any(
-        s in text for s in ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory")
-    )
+    return any(s in text for s in ("bad_alloc", "failed to allocate", "out of memory", "cannot allocate memory"))
 
 
 def _shape_for_input(X: np.ndarray, shape: list[Any], name: str) -> np.ndarray:

@@ -193,8 +193,13 @@ class SandboxStatus:
     detail: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "available": self.available, "namespaces": self.namespaces,
-                "user": self.user, "detail": self.detail}
+        return {
+            "mode": self.mode,
+            "available": self.available,
+            "namespaces": self.namespaces,
+            "user": self.user,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -261,8 +266,18 @@ def _bwrap_args(policy: SandboxPolicy, run: _Run, ids: tuple[int, int, str] | No
             "bubblewrap (bwrap) is not installed on this worker: install it (apt-get install bubblewrap), or set "
             "MC_SANDBOX=weak to accept a sandbox without namespaces",
         )
-    args = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-            "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    args = [
+        bwrap,
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "sandbox",
+    ]
     if os.geteuid() != 0:
         args.append("--unshare-user")
     bound = ["/usr"]
@@ -313,11 +328,21 @@ def _bwrap_args(policy: SandboxPolicy, run: _Run, ids: tuple[int, int, str] | No
     if ids is not None:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
-            raise RunnerError("sandbox_unavailable", "setpriv (util-linux) is missing: a root worker cannot drop "
-                                                     "the runner child to an unprivileged user")
+            raise RunnerError(
+                "sandbox_unavailable",
+                "setpriv (util-linux) is missing: a root worker cannot drop the runner child to an unprivileged user",
+            )
         uid, gid, _ = ids
-        args += [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
-                 "--bounding-set=-all", "--no-new-privs", "--"]
+        args += [
+            setpriv,
+            f"--reuid={uid}",
+            f"--regid={gid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+            "--",
+        ]
     return args
 
 
@@ -351,11 +376,26 @@ def child_environment(
     source = os.environ if base is None else base
     env = {name: source[name] for name in _PASSED_ENV if name in source}
     env.update(_OFFLINE_ENV)
-    env.update({"PATH": _SAFE_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONPATH": code_root,
-                TASK_DIRS_ENV: ",".join(task_dirs), "USER": "sandbox", "LOGNAME": "sandbox"})
+    env.update(
+        {
+            "PATH": _SAFE_PATH,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "PYTHONPATH": code_root,
+            TASK_DIRS_ENV: ",".join(task_dirs),
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
+        }
+    )
     if home:
-        env.update({"HOME": home, "TMPDIR": home, "HF_HOME": os.path.join(home, "hf"),
-                    "XDG_CACHE_HOME": os.path.join(home, "cache")})
+        env.update(
+            {
+                "HOME": home,
+                "TMPDIR": home,
+                "HF_HOME": os.path.join(home, "hf"),
+                "XDG_CACHE_HOME": os.path.join(home, "cache"),
+            }
+        )
     if memory_mb:
         # OpenBLAS reserves address space per thread; under RLIMIT_AS that budget is better spent
         # on the model.
@@ -399,36 +439,63 @@ def _probe(policy: SandboxPolicy) -> SandboxStatus:
     except RunnerError as exc:
         return SandboxStatus(policy.mode, False, policy.mode == STRICT, None, exc.message)
     user = ids[2] if ids else None
-    who = (f"children run as {user!r}" if user else
-           "children run as the worker's own user (a worker that is not root cannot switch users)")
+    who = (
+        f"children run as {user!r}"
+        if user
+        else "children run as the worker's own user (a worker that is not root cannot switch users)"
+    )
     if policy.mode == WEAK and ids is not None:
         exposed = [p for p in policy.protected_paths if _readable_by_others(p)]
         if exposed:
-            return SandboxStatus(WEAK, False, False, user,
-                                 f"weak sandbox refused: readable by other users: {', '.join(exposed)} "
-                                 f"(chmod o-rwx them)")
+            return SandboxStatus(
+                WEAK,
+                False,
+                False,
+                user,
+                f"weak sandbox refused: readable by other users: {', '.join(exposed)} (chmod o-rwx them)",
+            )
     try:
         with _private_run(policy, ids) as run:
             argv, extra = _command(policy, run, [sys.executable, "-c", "import workers.runners.sandbox_child"])
             env = child_environment(home=str(run.tmp), task_dirs=policy.task_dirs, code_root=policy.code_root)
-            done = subprocess.run(argv, env=env, cwd=str(run.tmp), stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=60, check=False, **extra)
+            done = subprocess.run(
+                argv,
+                env=env,
+                cwd=str(run.tmp),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=60,
+                check=False,
+                **extra,
+            )
     except RunnerError as exc:
         return SandboxStatus(policy.mode, False, policy.mode == STRICT, user, exc.message)
     except (OSError, subprocess.SubprocessError) as exc:
-        return SandboxStatus(policy.mode, False, policy.mode == STRICT, user,
-                             f"the sandbox cannot start a child: {exc}")
+        return SandboxStatus(
+            policy.mode, False, policy.mode == STRICT, user, f"the sandbox cannot start a child: {exc}"
+        )
     if done.returncode != 0:
         err = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-        hint = ("; install bubblewrap where the kernel allows namespaces, or set MC_SANDBOX=weak to accept a "
-                "sandbox without them" if policy.mode == STRICT else "")
-        return SandboxStatus(policy.mode, False, policy.mode == STRICT, user,
-                             f"the sandbox cannot start a child (status {done.returncode}): {' '.join(err)}{hint}")
+        hint = (
+            "; install bubblewrap where the kernel allows namespaces, or set MC_SANDBOX=weak to accept a "
+            "sandbox without them"
+            if policy.mode == STRICT
+            else ""
+        )
+        return SandboxStatus(
+            policy.mode,
+            False,
+            policy.mode == STRICT,
+            user,
+            f"the sandbox cannot start a child (status {done.returncode}): {' '.join(err)}{hint}",
+        )
     if policy.mode == STRICT:
-        detail = ("strict: namespaces (no network, a private mount namespace showing only the runner's code and "
-                  f"staged inputs, own PID space); {who}")
+        detail = (
+            "strict: namespaces (no network, a private mount namespace showing only the runner's code and "
+            f"staged inputs, own PID space); {who}"
+        )
     else:
-        detail = (f"weak: no namespaces (the network and every file readable by that user stay reachable); {who}")
+        detail = f"weak: no namespaces (the network and every file readable by that user stay reachable); {who}"
     return SandboxStatus(policy.mode, True, policy.mode == STRICT, user, detail)
 
 
@@ -484,14 +551,19 @@ def _stage(spec: RunSpec, run: _Run, *, strict: bool, switching: bool) -> RunSpe
     # One folder per artifact: files of a model folder may share a name ("1_Pooling/config.json" and
     # "config.json"); the file name itself is kept, since runners read the format from its suffix.
     artifacts = tuple(
-        replace(a, path=_stage_file(a.path, run.inputs / f"{i:03d}" / Path(a.path).name, run, strict=strict,
-                                    switching=switching))
+        replace(
+            a,
+            path=_stage_file(
+                a.path, run.inputs / f"{i:03d}" / Path(a.path).name, run, strict=strict, switching=switching
+            ),
+        )
         for i, a in enumerate(spec.artifacts)
     )
     dataset: DatasetSpec | None = spec.dataset
     if dataset is not None:
-        staged = _stage_file(dataset.path, run.inputs / "dataset" / Path(dataset.path).name, run, strict=strict,
-                             switching=switching)
+        staged = _stage_file(
+            dataset.path, run.inputs / "dataset" / Path(dataset.path).name, run, strict=strict, switching=switching
+        )
         dataset = replace(dataset, path=staged)
     return replace(spec, artifacts=artifacts, dataset=dataset)
 
@@ -556,8 +628,12 @@ def _signal_name(number: int) -> str:
 def _limits(policy: SandboxPolicy, timeout_s: float) -> dict[str, int]:
     # CPU time backs up the wall clock (which the parent enforces): every core busy for the whole run, plus slack.
     cpus = os.cpu_count() or 1
-    return {"nproc": policy.max_processes, "fsize_mb": policy.max_file_mb, "nofile": policy.max_open_files,
-            "cpu_s": int(timeout_s * cpus) + 60}
+    return {
+        "nproc": policy.max_processes,
+        "fsize_mb": policy.max_file_mb,
+        "nofile": policy.max_open_files,
+        "cpu_s": int(timeout_s * cpus) + 60,
+    }
 
 
 def run_in_child(
@@ -595,12 +671,25 @@ def run_in_child(
     with _private_run(policy, ids) as run:
         staged = _stage(spec, run, strict=policy.mode == STRICT, switching=ids is not None)
         argv, extra = _command(policy, run, [sys.executable, "-m", "workers.runners.sandbox_child"])
-        env = child_environment(memory_mb, home=str(run.tmp), task_dirs=policy.task_dirs,
-                                code_root=policy.code_root)
-        request = {"runner": runner_key, "spec": staged.to_dict(), "memory_mb": memory_mb,
-                   "limits": _limits(policy, timeout_s), "visible": run.visible}
-        return _run_child(argv, extra, env, str(run.tmp), request, progress, timeout_s=timeout_s,
-                          memory_mb=memory_mb, via_bwrap=policy.mode == STRICT)
+        env = child_environment(memory_mb, home=str(run.tmp), task_dirs=policy.task_dirs, code_root=policy.code_root)
+        request = {
+            "runner": runner_key,
+            "spec": staged.to_dict(),
+            "memory_mb": memory_mb,
+            "limits": _limits(policy, timeout_s),
+            "visible": run.visible,
+        }
+        return _run_child(
+            argv,
+            extra,
+            env,
+            str(run.tmp),
+            request,
+            progress,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            via_bwrap=policy.mode == STRICT,
+        )
 
 
 def _run_child(
@@ -777,8 +866,7 @@ def _exit_status_error(returncode: int | None, memory_mb: int | None, lines: lis
             limit = f" of {memory_mb} MiB" if memory_mb else ""
             return _error(
                 "out_of_memory",
-                f"the runner process died with {_signal_name(sig)} after an allocation failure "
-                f"(memory limit{limit})",
+                f"the runner process died with {_signal_name(sig)} after an allocation failure (memory limit{limit})",
                 lines,
             )
         return _error("runner_error", f"the runner process died with {_signal_name(sig)}: {last}", lines)
@@ -788,9 +876,7 @@ def _exit_status_error(returncode: int | None, memory_mb: int | None, lines: lis
         return _error("runner_error", "the runner process lost its connection to the worker", lines)
     if returncode == EXIT_BAD_REQUEST:
         return _error("runner_error", f"the runner process could not read its request: {last}", lines)
-    return _error(
-        "runner_error", f"the runner process exited with status {returncode} without a result: {last}", lines
-    )
+    return _error("runner_error", f"the runner process exited with status {returncode} without a result: {last}", lines)
 
 
 __all__ = [

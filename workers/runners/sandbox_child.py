@@ -78,8 +78,9 @@ def resolve_runner(ref: str) -> Runner:
 
 
 _MIB = 1024 * 1024
-_NETWORK_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.EADDRNOTAVAIL,
-                             errno.ENETDOWN, errno.EAFNOSUPPORT})
+_NETWORK_ERRNOS = frozenset(
+    {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.EADDRNOTAVAIL, errno.ENETDOWN, errno.EAFNOSUPPORT}
+)
 _DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
@@ -140,8 +141,12 @@ def sandbox_violation(exc: BaseException, visible: list[str] | None, limits: Map
             return f"the sandbox has no network: {type(err).__name__}: {err}"
         if err.errno in _DENIED_ERRNOS:
             return f"the sandbox denied an operation{where}: {err.strerror or err}"
-        if err.errno == errno.ENOENT and isinstance(err.filename, str) and visible \
-                and not _inside(err.filename, visible):
+        if (
+            err.errno == errno.ENOENT
+            and isinstance(err.filename, str)
+            and visible
+            and not _inside(err.filename, visible)
+        ):
             return f"{err.filename} is outside the sandbox (it only shows the runner's code and staged inputs)"
         if err.errno == errno.EAGAIN and isinstance(err, BlockingIOError) and not err.filename:
             return f"the sandbox's process limit ({limits.get('nproc')} processes and threads) was reached: {err}"
@@ -215,9 +220,7 @@ def main() -> None:
     """Read one request, run the runner, report, and exit (never returns)."""
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True
-    )
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     channel = _Channel(protocol)
 
     line = sys.stdin.buffer.readline()
@@ -267,9 +270,7 @@ def main() -> None:
         _exit(0)
     except RunnerError as exc:
         _relax_memory_limit()
-        channel.send(
-            {"type": "error", "reason": exc.reason, "message": exc.message, "exception": "RunnerError"}
-        )
+        channel.send({"type": "error", "reason": exc.reason, "message": exc.message, "exception": "RunnerError"})
         _exit(0)
     except JobCancelled as exc:
         channel.send({"type": "error", "reason": "cancelled", "message": str(exc) or "cancelled"})

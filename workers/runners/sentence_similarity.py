@@ -221,8 +221,13 @@ class SentenceSimilarityRunner(FolderRunner):
         note(
             "metrics: "
             + ", ".join(f"{k}={v:.6g}" for k, v in metrics.items())
-            + (f" (bootstrap stderr over {iters} resamples: " + ", ".join(f"{k} {v:.3g}" for k, v in stderr.items())
-               + ")" if stderr else "")
+            + (
+                f" (bootstrap stderr over {iters} resamples: "
+                + ", ".join(f"{k} {v:.3g}" for k, v in stderr.items())
+                + ")"
+                if stderr
+                else ""
+            )
         )
         environment = self.torch_environment(config, seed=spec.seed)
         return self.result(run_log, metrics=metrics, stderr=stderr, samples=total, environment=environment)

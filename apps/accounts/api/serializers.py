@@ -20,7 +20,9 @@ class TokenSerializer(serializers.ModelSerializer):
 class TokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(
-        child=serializers.ChoiceField(choices=TokenScope.choices), required=False, allow_empty=False,
+        child=serializers.ChoiceField(choices=TokenScope.choices),
+        required=False,
+        allow_empty=False,
         max_length=len(TokenScope.values),
     )
     expires_at = serializers.DateTimeField(required=False)
@@ -87,8 +89,8 @@ class UserStaffSerializer(UserSerializer):
 
 
 class UserUpdateSerializer(serializers.Serializer):
-    roles = serializers.ListField(child=serializers.ChoiceField(choices=Role.choices), required=False,
-                                  max_length=len(Role.values))
+    roles = serializers.ListField(
+        child=serializers.ChoiceField(choices=Role.choices), required=False, max_length=len(Role.values)
+    )
     max_active_jobs = serializers.IntegerField(min_value=0, max_value=100000, required=False, allow_null=True)
-    daily_compute_seconds = serializers.IntegerField(min_value=0, max_value=10**8, required=False,
-                                                     allow_null=True)
+    daily_compute_seconds = serializers.IntegerField(min_value=0, max_value=10**8, required=False, allow_null=True)

@@ -27,8 +27,7 @@ from .serializers import (
 )
 
 
-class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
-                   viewsets.GenericViewSet):
+class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Your personal access tokens. Create and revoke them with your password (HTTP Basic) or a browser session;
     the token is shown once. A token cannot mint or revoke tokens, whatever its scopes; it may only revoke itself."""
 
@@ -62,8 +61,10 @@ class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destro
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         token = self.get_object()
         if isinstance(request.auth, PersonalAccessToken) and request.auth.pk != token.pk:
-            raise PermissionDenied("A token may revoke only itself: revoke other tokens with your password "
-                                   "(HTTP Basic) or in a browser session.")
+            raise PermissionDenied(
+                "A token may revoke only itself: revoke other tokens with your password "
+                "(HTTP Basic) or in a browser session."
+            )
         services.token_revoke(token=token, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -125,7 +125,8 @@ def test_maintainer_grants_roles_and_quota(alice, maintainer, client_for):
 
 def test_contributor_cannot_grant_roles(alice, bob, client_for):
     resp = client_for(alice, scopes=["read", "write", "admin"][:2]).patch(
-        "/api/v1/users/bob/", {"roles": ["maintainer"]}, format="json")
+        "/api/v1/users/bob/", {"roles": ["maintainer"]}, format="json"
+    )
     assert resp.status_code == 403
 
 
@@ -143,6 +144,7 @@ def test_public_profile_hides_email(alice, bob, client_for):
 
 
 # --- token management needs a password or a session (issue 12, finding 3) ----------------------------------------
+
 
 def bearer(raw):
     client = APIClient()

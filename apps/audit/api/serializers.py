@@ -8,6 +8,18 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = ["seq", "created_at", "actor", "verb", "target_type", "target_id", "target_repr",
-                  "before", "after", "request_id", "prev_hash", "hash"]
+        fields = [
+            "seq",
+            "created_at",
+            "actor",
+            "verb",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "before",
+            "after",
+            "request_id",
+            "prev_hash",
+            "hash",
+        ]
         read_only_fields = fields

@@ -30,15 +30,17 @@ def test_many_events_chain_in_order_with_one_lock_of_the_head(alice):
 
     first = audit_record(actor=alice, verb="x.one", target=("thing", 1))
     with CaptureQueriesContext(connection) as queries:
-        events = audit_record_many(actor=alice, verb="x.many", events=[
-            (("thing", i), None, {"i": i}) for i in range(2, 12)])
+        events = audit_record_many(
+            actor=alice, verb="x.many", events=[(("thing", i), None, {"i": i}) for i in range(2, 12)]
+        )
     assert len(queries) == 3  # lock + read the head, insert the ten events, move the head
     assert [e.seq for e in events] == list(range(first.seq + 1, first.seq + 11))
     assert events[0].prev_hash == first.hash
     assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
     stored = list(AuditEvent.objects.filter(verb="x.many").order_by("seq"))
-    assert [(e.seq, e.hash, e.after) for e in stored] == [(e.seq, e.hash, {"i": i}) for i, e in
-                                                          enumerate(events, start=2)]
+    assert [(e.seq, e.hash, e.after) for e in stored] == [
+        (e.seq, e.hash, {"i": i}) for i, e in enumerate(events, start=2)
+    ]
     assert audit_record_many(actor=alice, verb="x.none", events=[]) == []
     report = audit_chain_verify()
     assert report.ok and report.checked == AuditEvent.objects.count()

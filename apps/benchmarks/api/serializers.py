@@ -19,12 +19,16 @@ class MetricSpecSerializer(serializers.Serializer):
 
 
 class DatasetSerializer(serializers.Serializer):
-    uri = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="",
-                                help_text="A path under the project, file://…, or a URI workers can reach.")
+    uri = serializers.CharField(
+        max_length=1000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="A path under the project, file://…, or a URI workers can reach.",
+    )
     sha256 = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     license = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    size_bytes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0,
-                                          max_value=2**62)
+    size_bytes = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0, max_value=2**62)
 
 
 class BenchmarkSerializer(serializers.ModelSerializer):
@@ -35,15 +39,37 @@ class BenchmarkSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Benchmark
-        fields = ["slug", "name", "version", "versions", "description", "task", "runner", "dataset", "metrics",
-                  "config_schema", "default_config", "resource_class", "queue", "timeout_s", "max_attempts",
-                  "tolerance", "is_active", "created_at", "updated_at"]
+        fields = [
+            "slug",
+            "name",
+            "version",
+            "versions",
+            "description",
+            "task",
+            "runner",
+            "dataset",
+            "metrics",
+            "config_schema",
+            "default_config",
+            "resource_class",
+            "queue",
+            "timeout_s",
+            "max_attempts",
+            "tolerance",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(DatasetSerializer)
     def get_dataset(self, obj: Benchmark) -> dict[str, Any]:
-        return {"uri": obj.dataset_uri, "sha256": obj.dataset_sha256, "license": obj.dataset_license,
-                "size_bytes": obj.dataset_size_bytes}
+        return {
+            "uri": obj.dataset_uri,
+            "sha256": obj.dataset_sha256,
+            "license": obj.dataset_license,
+            "size_bytes": obj.dataset_size_bytes,
+        }
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_versions(self, obj: Benchmark) -> list[str]:
@@ -147,16 +173,41 @@ class JobSerializer(serializers.ModelSerializer):
     failure = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField(help_text="Alias of failure.")
     verifies: serializers.PrimaryKeyRelatedField[BenchmarkJob] = serializers.PrimaryKeyRelatedField(
-        read_only=True, allow_null=True, help_text="The job whose result this one re-runs, if any.")
+        read_only=True, allow_null=True, help_text="The job whose result this one re-runs, if any."
+    )
 
     class Meta:
         model = BenchmarkJob
         list_serializer_class = JobListSerializer
-        fields = ["id", "variant", "revision", "benchmark", "benchmark_version", "config", "status", "queue",
-                  "priority", "progress", "queue_position", "attempts", "max_attempts", "submitted_by",
-                  "worker_host", "verifies", "is_spot_check", "counts_against_quota", "cancel_requested",
-                  "created_at", "queued_at", "started_at", "finished_at", "result", "failure", "error",
-                  "log_tail"]
+        fields = [
+            "id",
+            "variant",
+            "revision",
+            "benchmark",
+            "benchmark_version",
+            "config",
+            "status",
+            "queue",
+            "priority",
+            "progress",
+            "queue_position",
+            "attempts",
+            "max_attempts",
+            "submitted_by",
+            "worker_host",
+            "verifies",
+            "is_spot_check",
+            "counts_against_quota",
+            "cancel_requested",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "result",
+            "failure",
+            "error",
+            "log_tail",
+        ]
         read_only_fields = fields
 
     def to_representation(self, instance: BenchmarkJob) -> dict[str, Any]:
@@ -191,11 +242,19 @@ class JobSerializer(serializers.ModelSerializer):
         result = getattr(obj, "result", None) if obj.status == JobStatus.SUCCEEDED else None
         if result is None:
             return None
-        return {"metrics": result.metrics, "stderr": result.stderr, "samples": result.samples,
-                "duration_s": result.duration_s, "runner": result.runner, "runner_version": result.runner_version,
-                "environment": result.environment, "seed": result.seed, "verified": result.verified,
-                "verification_status": result.verification_status,
-                "bundle": reverse("job-bundle", kwargs={"pk": obj.pk})}
+        return {
+            "metrics": result.metrics,
+            "stderr": result.stderr,
+            "samples": result.samples,
+            "duration_s": result.duration_s,
+            "runner": result.runner,
+            "runner_version": result.runner_version,
+            "environment": result.environment,
+            "seed": result.seed,
+            "verified": result.verified,
+            "verification_status": result.verification_status,
+            "bundle": reverse("job-bundle", kwargs={"pk": obj.pk}),
+        }
 
     @extend_schema_field(FailureSerializer(allow_null=True))
     def get_failure(self, obj: BenchmarkJob) -> dict[str, Any] | None:
@@ -203,8 +262,11 @@ class JobSerializer(serializers.ModelSerializer):
             return None
         from apps.benchmarks.choices import INFRASTRUCTURE_FAILURES
 
-        return {"reason": obj.failure_reason, "message": obj.failure_message,
-                "infrastructure": obj.failure_reason in INFRASTRUCTURE_FAILURES}
+        return {
+            "reason": obj.failure_reason,
+            "message": obj.failure_message,
+            "infrastructure": obj.failure_reason in INFRASTRUCTURE_FAILURES,
+        }
 
     @extend_schema_field(FailureSerializer(allow_null=True))
     def get_error(self, obj: BenchmarkJob) -> dict[str, Any] | None:
@@ -213,12 +275,14 @@ class JobSerializer(serializers.ModelSerializer):
 
 class JobCreateSerializer(serializers.Serializer):
     variant = serializers.CharField(max_length=200, help_text="owner/name")
-    revision = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1,
-                                        help_text="Defaults to the current revision.")
+    revision = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="Defaults to the current revision."
+    )
     benchmark = serializers.SlugField(max_length=64)
     config = serializers.DictField(required=False, default=dict)
-    priority = serializers.IntegerField(required=False, default=0, min_value=-100, max_value=100,
-                                        help_text="Maintainers only; ignored for others.")
+    priority = serializers.IntegerField(
+        required=False, default=0, min_value=-100, max_value=100, help_text="Maintainers only; ignored for others."
+    )
 
 
 class BlockedVariantSerializer(serializers.ModelSerializer):
@@ -238,19 +302,22 @@ class BlockedVariantCreateSerializer(serializers.Serializer):
 
 class JobBatchItemSerializer(serializers.Serializer):
     variant = serializers.CharField(max_length=200, help_text="owner/name")
-    revision = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1,
-                                        help_text="Defaults to the current revision.")
+    revision = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="Defaults to the current revision."
+    )
     benchmark = serializers.SlugField(max_length=64)
     config = serializers.DictField(required=False, default=dict)
 
 
 class JobBatchSerializer(serializers.Serializer):
     jobs = JobBatchItemSerializer(many=True, allow_empty=False, max_length=500)
-    priority = serializers.IntegerField(required=False, default=0, min_value=-100, max_value=100,
-                                        help_text="Maintainers only; ignored for others.")
+    priority = serializers.IntegerField(
+        required=False, default=0, min_value=-100, max_value=100, help_text="Maintainers only; ignored for others."
+    )
 
 
 class JobBatchResultSerializer(serializers.Serializer):
-    created = serializers.ListField(child=serializers.BooleanField(),
-                                    help_text="Per item: a new job (true) or an existing one (false).")
+    created = serializers.ListField(
+        child=serializers.BooleanField(), help_text="Per item: a new job (true) or an existing one (false)."
+    )
     jobs = JobSerializer(many=True)

@@ -82,11 +82,15 @@ class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         fields = incoming.to_service_fields()
         benchmark = services.benchmark_create(actor=request.user, **fields)
         benchmark = self.get_queryset().get(pk=benchmark.pk)
-        return Response(BenchmarkSerializer(benchmark).data, status=status.HTTP_201_CREATED,
-                        headers={"ETag": _etag(benchmark)})
+        return Response(
+            BenchmarkSerializer(benchmark).data, status=status.HTTP_201_CREATED, headers={"ETag": _etag(benchmark)}
+        )
 
-    @extend_schema(request=BenchmarkWriteSerializer, responses={200: BenchmarkSerializer},
-                   parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)])
+    @extend_schema(
+        request=BenchmarkWriteSerializer,
+        responses={200: BenchmarkSerializer},
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)],
+    )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if not is_maintainer(request.user):
             raise PermissionDenied("Only maintainers change benchmarks.")
@@ -127,17 +131,20 @@ class JobFilterSet(StrictFilterSet):
         return qs
 
 
-IDEMPOTENCY_PARAMETER = OpenApiParameter(IDEMPOTENCY_HEADER, IDEMPOTENCY_KEY_SCHEMA, OpenApiParameter.HEADER,
-                                         required=False,
-                                         description="Retries with the same key and body get the first response.")
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY_SCHEMA,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retries with the same key and body get the first response.",
+)
 
 
 class JobCursorPagination(CursorPagination):
     ordering = "-id"
 
 
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                 viewsets.GenericViewSet):
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     """Benchmark jobs. Submitting, cancelling, retrying and verifying need the `jobs` token scope.
 
     A POST with an `Idempotency-Key` header returns the first response again when retried."""
@@ -148,8 +155,16 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     search_fields: list[str] = []
     ordering_fields: list[str] = []
     lookup_value_regex = r"[0-9]+"
-    token_scopes = {"list": "read", "retrieve": "read", "bundle": "read",
-                    "create": "jobs", "batch": "jobs", "cancel": "jobs", "retry": "jobs", "verify": "jobs"}
+    token_scopes = {
+        "list": "read",
+        "retrieve": "read",
+        "bundle": "read",
+        "create": "jobs",
+        "batch": "jobs",
+        "cancel": "jobs",
+        "retry": "jobs",
+        "verify": "jobs",
+    }
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         if self.action in ("list", "retrieve", "bundle"):
@@ -159,24 +174,31 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return jobs_for_api(jobs_visible_to(self.request.user))
 
-    def _resolve(self, request: Request, data: dict[str, Any], prefix: str = "",
-                 cache: dict[Any, Any] | None = None) -> tuple[Any, Benchmark]:
+    def _resolve(
+        self, request: Request, data: dict[str, Any], prefix: str = "", cache: dict[Any, Any] | None = None
+    ) -> tuple[Any, Benchmark]:
         """The revision and benchmark an item names; an unknown (or invisible) one is a 400 on its field."""
         cache = {} if cache is None else cache
         key = ("variant", data["variant"].lower())
         if key not in cache:
-            cache[key] = (Variant.objects.visible_to(request.user).by_full_name(data["variant"])
-                          .select_related("owner", "current_revision", "published_revision").first())
+            cache[key] = (
+                Variant.objects.visible_to(request.user)
+                .by_full_name(data["variant"])
+                .select_related("owner", "current_revision", "published_revision")
+                .first()
+            )
         variant = cache[key]
         if variant is None:
-            raise ValidationFailed("Unknown variant.",
-                                   errors={f"{prefix}variant": [f"No variant '{data['variant']}'."]})
+            raise ValidationFailed(
+                "Unknown variant.", errors={f"{prefix}variant": [f"No variant '{data['variant']}'."]}
+            )
         # A revision the user may not see answers exactly as one that does not exist.
         if "revision" in data:
             key = ("revision", variant.pk, data["revision"])
             if key not in cache:
-                cache[key] = Revision.objects.visible_to(request.user).filter(
-                    variant=variant, number=data["revision"]).first()
+                cache[key] = (
+                    Revision.objects.visible_to(request.user).filter(variant=variant, number=data["revision"]).first()
+                )
             revision = cache[key]
         else:
             revision = revision_current_for_user(request.user, variant)
@@ -190,8 +212,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             cache[key] = Benchmark.objects.filter(slug=data["benchmark"]).first()
         benchmark = cache[key]
         if benchmark is None:
-            raise ValidationFailed("Unknown benchmark.",
-                                   errors={f"{prefix}benchmark": [f"No benchmark '{data['benchmark']}'."]})
+            raise ValidationFailed(
+                "Unknown benchmark.", errors={f"{prefix}benchmark": [f"No benchmark '{data['benchmark']}'."]}
+            )
         return revision, benchmark
 
     def _submit(self, request: Request) -> tuple[int, dict[str, Any]]:
@@ -200,30 +223,40 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         data = incoming.validated_data
         revision, benchmark = self._resolve(request, data)
         priority = data["priority"] if is_maintainer(request.user) else 0
-        job, created = services.job_submit(actor=request.user, revision=revision, benchmark=benchmark,
-                                           config=data["config"], priority=priority)
+        job, created = services.job_submit(
+            actor=request.user, revision=revision, benchmark=benchmark, config=data["config"], priority=priority
+        )
         body = JobSerializer(job_with_results(job.pk)).data
         return (status.HTTP_201_CREATED if created else status.HTTP_200_OK), dict(body)
 
     @extend_schema(
         request=JobCreateSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={201: JobSerializer, 200: JobSerializer,
-                   422: OpenApiResponse(description="Idempotency-Key reused with a different body")})
+        responses={
+            201: JobSerializer,
+            200: JobSerializer,
+            422: OpenApiResponse(description="Idempotency-Key reused with a different body"),
+        },
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self._idempotent_response(request, "jobs.create", self._submit)
 
-    def _idempotent_response(self, request: Request, scope: str,
-                             produce: Callable[[Request], tuple[int, dict[str, Any]]]) -> Response:
+    def _idempotent_response(
+        self, request: Request, scope: str, produce: Callable[[Request], tuple[int, dict[str, Any]]]
+    ) -> Response:
         """Run `produce` once per Idempotency-Key (when the header is sent): a retry with the same key and body
         gets the first response back, marked `Idempotent-Replayed: true`."""
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is None:
             code, body = produce(request)
             return Response(body, status=code)
-        code, body, replayed = idempotent(user=request.user, key=key, scope=scope,
-                                          fingerprint=request_fingerprint(request.data),
-                                          produce=lambda: produce(request))
+        code, body, replayed = idempotent(
+            user=request.user,
+            key=key,
+            scope=scope,
+            fingerprint=request_fingerprint(request.data),
+            produce=lambda: produce(request),
+        )
         return Response(body, status=code, headers={"Idempotent-Replayed": "true" if replayed else "false"})
 
     def _submit_batch(self, request: Request) -> tuple[int, dict[str, Any]]:
@@ -239,15 +272,21 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         outcome = services.jobs_submit_batch(actor=request.user, items=items, priority=priority)
         ids = [job.pk for job, _ in outcome]
         by_id = {job.pk: job for job in jobs_for_api(BenchmarkJob.objects.filter(pk__in=set(ids)))}
-        body = {"created": [created for _, created in outcome],
-                "jobs": JobSerializer([by_id[pk] for pk in ids], many=True).data}
+        body = {
+            "created": [created for _, created in outcome],
+            "jobs": JobSerializer([by_id[pk] for pk in ids], many=True).data,
+        }
         return (status.HTTP_201_CREATED if any(body["created"]) else status.HTTP_200_OK), body
 
     @extend_schema(
         request=JobBatchSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={201: JobBatchResultSerializer, 200: JobBatchResultSerializer,
-                   422: OpenApiResponse(description="Idempotency-Key reused with a different body")})
+        responses={
+            201: JobBatchResultSerializer,
+            200: JobBatchResultSerializer,
+            422: OpenApiResponse(description="Idempotency-Key reused with a different body"),
+        },
+    )
     @action(detail=False, methods=["post"])
     def batch(self, request: Request) -> Response:
         """Submit up to 500 jobs at once (a config sweep, many variants): every rule of a single submission,
@@ -275,8 +314,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         """Re-run a succeeded job on another worker where there is one; agreement within the benchmark's
         tolerance marks its result verified, disagreement flags it. Returns the verification job."""
         verification, created = services.job_verify(job=self.get_object(), actor=request.user)
-        return Response(JobSerializer(job_with_results(verification.pk)).data,
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(
+            JobSerializer(job_with_results(verification.pk)).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
     @extend_schema(responses={200: OpenApiResponse(description="The reproducibility bundle (JSON)")})
     def bundle(self, request: Request, pk: str | None = None) -> Response:
@@ -285,12 +326,18 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         job = self.get_object()
         if job.status != JobStatus.SUCCEEDED or getattr(job, "result", None) is None:
             raise Conflict(f"Job {job.pk} has no result yet (it is {job.status}).")
-        return Response(job_bundle(job), headers={
-            "Content-Disposition": f'attachment; filename="job-{job.pk}-bundle.json"'})
+        return Response(
+            job_bundle(job), headers={"Content-Disposition": f'attachment; filename="job-{job.pk}-bundle.json"'}
+        )
 
 
-class BlocklistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                       mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class BlocklistViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     """The maintainers' blocklist: jobs are not queued for these variants (token scope `admin`)."""
 
     serializer_class = BlockedVariantSerializer
@@ -316,8 +363,9 @@ class BlocklistViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         incoming.is_valid(raise_exception=True)
         variant = Variant.objects.visible_to(request.user).by_full_name(incoming.validated_data["variant"]).first()
         if variant is None:
-            raise ValidationFailed("Unknown variant.",
-                                   errors={"variant": [f"No variant '{incoming.validated_data['variant']}'."]})
+            raise ValidationFailed(
+                "Unknown variant.", errors={"variant": [f"No variant '{incoming.validated_data['variant']}'."]}
+            )
         entry = services.blocklist_add(variant=variant, reason=incoming.validated_data["reason"], actor=request.user)
         entry = get_object_or_404(self.get_queryset(), pk=entry.pk)
         return Response(BlockedVariantSerializer(entry).data, status=status.HTTP_201_CREATED)

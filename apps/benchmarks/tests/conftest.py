@@ -40,9 +40,11 @@ def sent(monkeypatch, chunks) -> list[tuple[int, str]]:  # type: ignore[no-untyp
 
     calls: list[tuple[int, str]] = []
     monkeypatch.setattr(dispatch, "send_run_job", lambda job_id, queue: calls.append((job_id, queue)))
-    monkeypatch.setattr(dispatch, "send_run_chunk",
-                        lambda job_ids, queue: (calls.extend((i, queue) for i in job_ids),
-                                                chunks.append((list(job_ids), queue))))
+    monkeypatch.setattr(
+        dispatch,
+        "send_run_chunk",
+        lambda job_ids, queue: (calls.extend((i, queue) for i in job_ids), chunks.append((list(job_ids), queue))),
+    )
     monkeypatch.setattr(dispatch, "_broker_down_until", [0.0])
     return calls
 
@@ -51,12 +53,27 @@ def sent(monkeypatch, chunks) -> list[tuple[int, str]]:  # type: ignore[no-untyp
 def make_variant(db):  # type: ignore[no-untyped-def]
     from apps.registry.models import Artifact, Revision, Variant
 
-    def make(owner: Any, name: str, *, card: str = LONG_CARD, license: str = "apache-2.0",
-             artifacts: tuple[tuple[str, str], ...] = (("model.onnx", "onnx"),), public: bool = True) -> Variant:
-        variant = Variant.objects.create(owner=owner, name=name, relation="original", license=license, card=card,
-                                         status="published" if public else "draft", is_public=public)
-        revision = Revision.objects.create(variant=variant, number=1, created_by=owner,
-                                           status="published" if public else "draft")
+    def make(
+        owner: Any,
+        name: str,
+        *,
+        card: str = LONG_CARD,
+        license: str = "apache-2.0",
+        artifacts: tuple[tuple[str, str], ...] = (("model.onnx", "onnx"),),
+        public: bool = True,
+    ) -> Variant:
+        variant = Variant.objects.create(
+            owner=owner,
+            name=name,
+            relation="original",
+            license=license,
+            card=card,
+            status="published" if public else "draft",
+            is_public=public,
+        )
+        revision = Revision.objects.create(
+            variant=variant, number=1, created_by=owner, status="published" if public else "draft"
+        )
         variant.current_revision = revision
         variant.save(update_fields=["current_revision"])
         for path, fmt in artifacts:
@@ -71,8 +88,12 @@ def make_benchmark(maintainer):  # type: ignore[no-untyped-def]
     from apps.benchmarks.services import benchmark_create
 
     def make(slug: str = "noop", runner: str = "noop", **kw: Any):  # type: ignore[no-untyped-def]
-        fields: dict[str, Any] = {"name": slug.title(), "metrics": [{"name": "ok", "primary": True}],
-                                  "config_schema": {"type": "object"}, "tolerance": 0.01}
+        fields: dict[str, Any] = {
+            "name": slug.title(),
+            "metrics": [{"name": "ok", "primary": True}],
+            "config_schema": {"type": "object"},
+            "tolerance": 0.01,
+        }
         if runner.startswith(runners.MODULE):
             fields["metrics"] = [{"name": "score", "primary": True}]
         fields.update(kw)

@@ -12,18 +12,43 @@ from apps.benchmarks.models import Benchmark, BenchmarkJob, BenchmarkVersion
 pytestmark = pytest.mark.django_db
 
 BENCHMARK_FORM = {
-    "slug": "adm", "name": "Adm", "version": "1", "description": "", "task": "", "runner": "noop",
-    "dataset_uri": "", "dataset_sha256": "", "dataset_license": "", "dataset_size_bytes": "",
-    "metrics": '[{"name": "ok", "primary": true}]', "config_schema": '{"type": "object"}',
-    "default_config": "{}", "resource_class": "cpu", "timeout_s": "60", "max_attempts": "3", "tolerance": "0.01",
+    "slug": "adm",
+    "name": "Adm",
+    "version": "1",
+    "description": "",
+    "task": "",
+    "runner": "noop",
+    "dataset_uri": "",
+    "dataset_sha256": "",
+    "dataset_license": "",
+    "dataset_size_bytes": "",
+    "metrics": '[{"name": "ok", "primary": true}]',
+    "config_schema": '{"type": "object"}',
+    "default_config": "{}",
+    "resource_class": "cpu",
+    "timeout_s": "60",
+    "max_attempts": "3",
+    "tolerance": "0.01",
     "is_active": "on",
-    "versions-TOTAL_FORMS": "0", "versions-INITIAL_FORMS": "0", "versions-MIN_NUM_FORMS": "0",
+    "versions-TOTAL_FORMS": "0",
+    "versions-INITIAL_FORMS": "0",
+    "versions-MIN_NUM_FORMS": "0",
     "versions-MAX_NUM_FORMS": "1000",
 }
 
 
-@pytest.mark.parametrize("model", ["benchmark", "benchmarkjob", "jobresult", "resultverification",
-                                   "blockedvariant", "workernode", "submitterprofile"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "benchmark",
+        "benchmarkjob",
+        "jobresult",
+        "resultverification",
+        "blockedvariant",
+        "workernode",
+        "submitterprofile",
+    ],
+)
 def test_changelists_render_with_filters_and_search(admin_client, model, alice, alice_variant, noop):
     services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop)
     resp = admin_client.get(f"/admin/benchmarks/{model}/?q=alice")
@@ -37,10 +62,12 @@ def test_job_changelist_shows_the_queue_overview(admin_client, alice, alice_vari
 
 
 def test_bulk_cancel_and_retry_go_through_the_services(admin_client, alice, alice_variant, noop):
-    queued, _ = services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop,
-                                    config={"steps": 1})
-    failed, _ = services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop,
-                                    config={"steps": 2})
+    queued, _ = services.job_submit(
+        actor=alice, revision=alice_variant.current_revision, benchmark=noop, config={"steps": 1}
+    )
+    failed, _ = services.job_submit(
+        actor=alice, revision=alice_variant.current_revision, benchmark=noop, config={"steps": 2}
+    )
     services.job_claim(job_id=failed.pk, worker="w@h")
     services.job_fail(job_id=failed.pk, attempt=1, reason="out_of_memory", message="oom")
     url = "/admin/benchmarks/benchmarkjob/"
@@ -62,8 +89,9 @@ def test_benchmark_form_runs_the_service_rules(admin_client):
     assert resp.status_code == 302
     benchmark = Benchmark.objects.get(slug="adm")
     assert BenchmarkVersion.objects.filter(benchmark=benchmark, version="1").exists()
-    resp = admin_client.post(f"/admin/benchmarks/benchmark/{benchmark.pk}/change/",
-                             {**BENCHMARK_FORM, "default_config": '{"steps": 2}'})
+    resp = admin_client.post(
+        f"/admin/benchmarks/benchmark/{benchmark.pk}/change/", {**BENCHMARK_FORM, "default_config": '{"steps": 2}'}
+    )
     assert resp.status_code == 302
     benchmark.refresh_from_db()
     assert benchmark.version == "2" and benchmark.default_config == {"steps": 2}
@@ -71,6 +99,8 @@ def test_benchmark_form_runs_the_service_rules(admin_client):
 
 def test_non_numeric_versions_are_asked_for_in_the_form(admin_client, make_benchmark):
     benchmark = make_benchmark(slug="adm", version="2024-a")
-    resp = admin_client.post(f"/admin/benchmarks/benchmark/{benchmark.pk}/change/",
-                             {**BENCHMARK_FORM, "version": "2024-a", "default_config": '{"steps": 2}'})
+    resp = admin_client.post(
+        f"/admin/benchmarks/benchmark/{benchmark.pk}/change/",
+        {**BENCHMARK_FORM, "version": "2024-a", "default_config": '{"steps": 2}'},
+    )
     assert resp.status_code == 200 and "give a new version" in resp.content.decode()

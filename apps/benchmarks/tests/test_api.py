@@ -16,28 +16,44 @@ from apps.benchmarks.models import BenchmarkJob, JobResult
 pytestmark = pytest.mark.django_db
 
 NEW_BENCHMARK = {
-    "slug": "tiny", "name": "Tiny", "runner": "noop", "task": "text-classification",
+    "slug": "tiny",
+    "name": "Tiny",
+    "runner": "noop",
+    "task": "text-classification",
     "metrics": [{"name": "ok", "higher_is_better": True, "primary": True}],
     "config_schema": {"type": "object", "properties": {"steps": {"type": "integer", "minimum": 1}}},
     "default_config": {"steps": 1},
     "dataset": {"uri": "fixtures/none.jsonl", "sha256": "a" * 64, "license": "cc-by-4.0", "size_bytes": 10},
-    "resource_class": "cpu", "timeout_s": 60, "max_attempts": 2, "tolerance": 0.02,
+    "resource_class": "cpu",
+    "timeout_s": 60,
+    "max_attempts": 2,
+    "tolerance": 0.02,
 }
 
 
 def post_job(client, variant, benchmark="noop", headers=None, **extra):  # type: ignore[no-untyped-def]
-    return client.post("/api/v1/jobs/", {"variant": variant.full_name, "benchmark": benchmark, **extra},
-                       format="json", headers=headers)
+    return client.post(
+        "/api/v1/jobs/", {"variant": variant.full_name, "benchmark": benchmark, **extra}, format="json", headers=headers
+    )
 
 
 def finish(job, metrics=None, worker="w1@h"):  # type: ignore[no-untyped-def]
     claimed = services.job_claim(job_id=job["id"] if isinstance(job, dict) else job.pk, worker=worker)
-    return services.job_complete(job_id=claimed.pk, attempt=claimed.attempts, metrics=metrics or {"ok": 1.0},
-                                 stderr={"ok": 0.0}, samples=1, duration_s=0.1, runner="noop",
-                                 runner_version="1.0.0", environment={"python": "3.11.9"})
+    return services.job_complete(
+        job_id=claimed.pk,
+        attempt=claimed.attempts,
+        metrics=metrics or {"ok": 1.0},
+        stderr={"ok": 0.0},
+        samples=1,
+        duration_s=0.1,
+        runner="noop",
+        runner_version="1.0.0",
+        environment={"python": "3.11.9"},
+    )
 
 
 # --- benchmarks -------------------------------------------------------------------------------------------
+
 
 class TestBenchmarksApi:
     def test_anyone_reads_benchmarks(self, api, noop):
@@ -57,16 +73,19 @@ class TestBenchmarksApi:
         assert body["version"] == "1" and body["dataset"]["sha256"] == "a" * 64 and body["tolerance"] == 0.02
         assert body["default_config"] == {"steps": 1} and body["max_attempts"] == 2
 
-    @pytest.mark.parametrize(("change", "field"), [
-        ({"runner": "missing-runner"}, "runner"),
-        ({"config_schema": {"type": "object", "properties": {"x": {"type": 5}}}}, "config_schema"),
-        ({"config_schema": "not a schema"}, "config_schema"),
-        ({"default_config": {"steps": 0}}, "default_config"),
-        ({"metrics": []}, "metrics"),
-        ({"resource_class": "tpu"}, "resource_class"),
-        ({"tolerance": -0.1}, "tolerance"),
-        ({"slug": "Not A Slug"}, "slug"),
-    ])
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"runner": "missing-runner"}, "runner"),
+            ({"config_schema": {"type": "object", "properties": {"x": {"type": 5}}}}, "config_schema"),
+            ({"config_schema": "not a schema"}, "config_schema"),
+            ({"default_config": {"steps": 0}}, "default_config"),
+            ({"metrics": []}, "metrics"),
+            ({"resource_class": "tpu"}, "resource_class"),
+            ({"tolerance": -0.1}, "tolerance"),
+            ({"slug": "Not A Slug"}, "slug"),
+        ],
+    )
     def test_invalid_definitions_are_400_with_the_field(self, maintainer, client_for, change, field):
         resp = client_for(maintainer).post("/api/v1/benchmarks/", {**NEW_BENCHMARK, **change}, format="json")
         assert resp.status_code == 400, resp.json()
@@ -89,11 +108,11 @@ class TestBenchmarksApi:
     def test_patch_bumps_the_version_and_honours_if_match(self, maintainer, client_for, noop):
         client = client_for(maintainer)
         etag = client.get("/api/v1/benchmarks/noop/")["ETag"]
-        stale = client.patch("/api/v1/benchmarks/noop/", {"description": "x"}, format="json",
-                             HTTP_IF_MATCH='"stale"')
+        stale = client.patch("/api/v1/benchmarks/noop/", {"description": "x"}, format="json", HTTP_IF_MATCH='"stale"')
         assert stale.status_code == 412
-        resp = client.patch("/api/v1/benchmarks/noop/", {"default_config": {"steps": 2}}, format="json",
-                            HTTP_IF_MATCH=etag)
+        resp = client.patch(
+            "/api/v1/benchmarks/noop/", {"default_config": {"steps": 2}}, format="json", HTTP_IF_MATCH=etag
+        )
         assert resp.status_code == 200, resp.json()
         assert resp.json()["version"] == "2" and resp.json()["versions"] == ["2", "1"]
         assert resp["ETag"] != etag
@@ -122,6 +141,7 @@ class TestBenchmarksApi:
 
 # --- jobs -------------------------------------------------------------------------------------------------
 
+
 class TestJobsApi:
     def test_submit_returns_the_job_and_dedupes(self, alice, client_for, alice_variant, noop):
         client = client_for(alice)
@@ -149,14 +169,17 @@ class TestJobsApi:
         assert post_job(api, alice_variant).status_code == 401
         assert post_job(client_for(alice, scopes=("read", "write")), alice_variant).status_code == 403
 
-    @pytest.mark.parametrize(("body", "field"), [
-        ({"variant": "alice/nope", "benchmark": "noop"}, "variant"),
-        ({"variant": "alice/alice-model", "benchmark": "nope"}, "benchmark"),
-        ({"variant": "alice/alice-model", "benchmark": "noop", "revision": 7}, "revision"),
-        ({"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": "two"}}, "config"),
-        ({"variant": "alice/alice-model", "benchmark": "noop", "config": []}, "config"),
-        ({"variant": "alice/alice-model"}, "benchmark"),
-    ])
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"variant": "alice/nope", "benchmark": "noop"}, "variant"),
+            ({"variant": "alice/alice-model", "benchmark": "nope"}, "benchmark"),
+            ({"variant": "alice/alice-model", "benchmark": "noop", "revision": 7}, "revision"),
+            ({"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": "two"}}, "config"),
+            ({"variant": "alice/alice-model", "benchmark": "noop", "config": []}, "config"),
+            ({"variant": "alice/alice-model"}, "benchmark"),
+        ],
+    )
     def test_bad_submissions_are_400_with_errors(self, alice, client_for, alice_variant, noop, body, field):
         resp = client_for(alice).post("/api/v1/jobs/", body, format="json")
         assert resp.status_code == 400, resp.json()
@@ -176,8 +199,9 @@ class TestJobsApi:
         assert set(body["errors"]) == {"card", "license", "variant"}
         assert body["checks"] == ["card_too_short", "license_missing", "variant_blocked"]
 
-    def test_over_quota_is_429_naming_the_limit_with_retry_after(self, alice, client_for, alice_variant, noop,
-                                                               settings):
+    def test_over_quota_is_429_naming_the_limit_with_retry_after(
+        self, alice, client_for, alice_variant, noop, settings
+    ):
         settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 1
         client = client_for(alice)
         assert post_job(client, alice_variant, config={"steps": 1}).status_code == 201
@@ -193,8 +217,14 @@ class TestJobsApi:
         assert resp.json()["priority"] == 50
 
     def test_mass_assignment_of_status_and_owner_is_ignored(self, alice, client_for, alice_variant, noop):
-        resp = post_job(client_for(alice), alice_variant, status="succeeded", submitted_by="bob", attempts=9,
-                        result={"metrics": {"ok": 1}})
+        resp = post_job(
+            client_for(alice),
+            alice_variant,
+            status="succeeded",
+            submitted_by="bob",
+            attempts=9,
+            result={"metrics": {"ok": 1}},
+        )
         assert resp.status_code == 201
         job = BenchmarkJob.objects.get(pk=resp.json()["id"])
         assert job.status == JobStatus.QUEUED and job.submitted_by == alice and job.attempts == 0
@@ -212,8 +242,9 @@ class TestJobsApi:
         other_body = post_job(client, alice_variant, config={"steps": 5}, headers={"Idempotency-Key": "k-1"})
         assert other_body.status_code == 422 and other_body.json()["type"].endswith("idempotency-key-reused")
 
-    def test_idempotency_keys_belong_to_their_user_and_errors_are_not_stored(self, alice, bob, client_for,
-                                                                            alice_variant, make_variant, noop):
+    def test_idempotency_keys_belong_to_their_user_and_errors_are_not_stored(
+        self, alice, bob, client_for, alice_variant, make_variant, noop
+    ):
         bad = post_job(client_for(alice), alice_variant, config={"steps": 0}, headers={"Idempotency-Key": "k"})
         assert bad.status_code == 400
         good = post_job(client_for(alice), alice_variant, config={"steps": 1}, headers={"Idempotency-Key": "k"})
@@ -270,8 +301,9 @@ class TestJobsApi:
         assert data["runner"] == {"key": "noop", "name": "noop", "version": "1.0.0"}
         assert data["config"] == {"steps": 1, "seed": 7} and data["seed"] == 0
         assert data["dataset"]["sha256"] is None and data["benchmark"]["version"] == "1"
-        assert data["artifacts"] == [{"path": "model.onnx", "format": "onnx", "sha256": "0" * 64, "size_bytes": 1,
-                                      "uri": ""}]
+        assert data["artifacts"] == [
+            {"path": "model.onnx", "format": "onnx", "sha256": "0" * 64, "size_bytes": 1, "uri": ""}
+        ]
         assert data["environment"] == {"python": "3.11.9"} and data["variant"] == "alice/alice-model"
         assert client_for(bob).post(f"/api/v1/jobs/{job['id']}/verify/").status_code == 403
         check = client.post(f"/api/v1/jobs/{job['id']}/verify/")
@@ -282,11 +314,16 @@ class TestJobsApi:
         assert verified["verified"] is True and verified["verification_status"] == "verified"
         assert api.get(f"/api/v1/jobs/{job['id']}/bundle.json").json()["verifications"][0]["agreed"] is True
 
-    def test_bundle_of_a_private_job_is_hidden_and_its_query_count_is_flat(self, alice, bob, api, client_for,
-                                                                          make_variant, noop):
+    def test_bundle_of_a_private_job_is_hidden_and_its_query_count_is_flat(
+        self, alice, bob, api, client_for, make_variant, noop
+    ):
         one = make_variant(alice, "private-one", public=False)
-        many = make_variant(alice, "private-many", public=False,
-                            artifacts=tuple((f"shard-{i}.safetensors", "safetensors") for i in range(12)))
+        many = make_variant(
+            alice,
+            "private-many",
+            public=False,
+            artifacts=tuple((f"shard-{i}.safetensors", "safetensors") for i in range(12)),
+        )
         client = client_for(alice)
         jobs = [post_job(client, variant).json() for variant in (one, many)]
         for job in jobs:
@@ -310,21 +347,21 @@ class TestJobsApi:
         assert len(client.get("/api/v1/jobs/?status=queued&benchmark=noop").json()["results"]) == 2
         assert client.get("/api/v1/jobs/?status=bogus").status_code == 400
 
-    def test_list_query_count_is_flat_and_positions_follow_fair_share(self, alice, bob, api, client_for,
-                                                                      alice_variant, make_variant, noop):
+    def test_list_query_count_is_flat_and_positions_follow_fair_share(
+        self, alice, bob, api, client_for, alice_variant, make_variant, noop
+    ):
         alice.max_active_jobs = 100
         alice.save()
-        services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop,
-                            config={"steps": 1})
+        services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop, config={"steps": 1})
         client = client_for(alice)
         client.get("/api/v1/jobs/")  # warm the token (first use writes last_used_at)
         with CaptureQueriesContext(connection) as one:
             assert len(client.get("/api/v1/jobs/").json()["results"]) == 1
         for i in range(2, 13):
-            services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop,
-                                config={"steps": i})
-        bobs, _ = services.job_submit(actor=bob, revision=make_variant(bob, "bobs").current_revision,
-                                      benchmark=noop)
+            services.job_submit(
+                actor=alice, revision=alice_variant.current_revision, benchmark=noop, config={"steps": i}
+            )
+        bobs, _ = services.job_submit(actor=bob, revision=make_variant(bob, "bobs").current_revision, benchmark=noop)
         finish(BenchmarkJob.objects.get(config={"steps": 12}))
         with CaptureQueriesContext(connection) as many:
             results = client.get("/api/v1/jobs/").json()["results"]
@@ -339,16 +376,23 @@ class TestJobsApi:
 
 # --- blocklist --------------------------------------------------------------------------------------------
 
+
 class TestBlocklistApi:
     def test_maintainers_manage_the_blocklist(self, maintainer, alice, client_for, alice_variant):
         client = client_for(maintainer)
         resp = client.post("/api/v1/blocklist/", {"variant": "alice/alice-model", "reason": "spam"}, format="json")
         assert resp.status_code == 201 and resp.json()["variant"] == "alice/alice-model"
         entry = resp.json()["id"]
-        assert client.post("/api/v1/blocklist/", {"variant": "alice/alice-model", "reason": "x"},
-                           format="json").status_code == 409
-        assert client.post("/api/v1/blocklist/", {"variant": "alice/none", "reason": "x"},
-                           format="json").status_code == 400
+        assert (
+            client.post(
+                "/api/v1/blocklist/", {"variant": "alice/alice-model", "reason": "x"}, format="json"
+            ).status_code
+            == 409
+        )
+        assert (
+            client.post("/api/v1/blocklist/", {"variant": "alice/none", "reason": "x"}, format="json").status_code
+            == 400
+        )
         assert client_for(alice).get("/api/v1/blocklist/").status_code == 403
         # A contributor's token cannot have the `admin` scope the blocklist needs: 403 for every id alike.
         assert client_for(alice).get(f"/api/v1/blocklist/{entry}/").status_code == 403
@@ -368,10 +412,12 @@ class TestBlocklistApi:
         other = make_variant(alice, "other-model")
         _, raw = token_create(user=maintainer, name="no-admin", scopes=["read", "write", "jobs", "review"])
         auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
-        for resp in [api.get("/api/v1/blocklist/", **auth), api.get(f"/api/v1/blocklist/{entry.pk}/", **auth),
-                     api.post("/api/v1/blocklist/", {"variant": other.full_name, "reason": "x"}, format="json",
-                              **auth),
-                     api.delete(f"/api/v1/blocklist/{entry.pk}/", **auth)]:
+        for resp in [
+            api.get("/api/v1/blocklist/", **auth),
+            api.get(f"/api/v1/blocklist/{entry.pk}/", **auth),
+            api.post("/api/v1/blocklist/", {"variant": other.full_name, "reason": "x"}, format="json", **auth),
+            api.delete(f"/api/v1/blocklist/{entry.pk}/", **auth),
+        ]:
             assert resp.status_code == 403, resp.content
             assert "'admin' scope" in resp.json()["detail"]
         assert list(BlockedVariant.objects.values_list("variant_id", flat=True)) == [alice_variant.pk]
@@ -393,17 +439,21 @@ class TestBlocklistApi:
 
 # --- batch submission -------------------------------------------------------------------------------------
 
+
 class TestBatchApi:
-    def test_a_batch_queues_every_job_with_the_single_submission_rules(self, alice, client_for, alice_variant,
-                                                                      make_variant, noop, settings):
+    def test_a_batch_queues_every_job_with_the_single_submission_rules(
+        self, alice, client_for, alice_variant, make_variant, noop, settings
+    ):
         settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 10
         client = client_for(alice)
         existing = post_job(client, alice_variant, config={"steps": 1}).json()
         second = make_variant(alice, "second")
-        items = [{"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 1}},
-                 {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 2}},
-                 {"variant": "alice/second", "benchmark": "noop"},
-                 {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 2}}]
+        items = [
+            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 1}},
+            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 2}},
+            {"variant": "alice/second", "benchmark": "noop"},
+            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 2}},
+        ]
         resp = client.post("/api/v1/jobs/batch/", {"jobs": items}, format="json")
         assert resp.status_code == 201, resp.json()
         body = resp.json()
@@ -415,19 +465,26 @@ class TestBatchApi:
         assert again.status_code == 200 and again.json()["created"] == [False] * 4
         assert BenchmarkJob.objects.count() == 3
 
-    def test_one_bad_item_refuses_the_whole_batch_naming_it(self, alice, client_for, alice_variant, make_variant,
-                                                           noop):
+    def test_one_bad_item_refuses_the_whole_batch_naming_it(self, alice, client_for, alice_variant, make_variant, noop):
         make_variant(alice, "short", card="short")
         client = client_for(alice)
-        resp = client.post("/api/v1/jobs/batch/", {"jobs": [
-            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 1}},
-            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": "x"}},
-            {"variant": "alice/short", "benchmark": "noop"}]}, format="json")
+        resp = client.post(
+            "/api/v1/jobs/batch/",
+            {
+                "jobs": [
+                    {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 1}},
+                    {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": "x"}},
+                    {"variant": "alice/short", "benchmark": "noop"},
+                ]
+            },
+            format="json",
+        )
         assert resp.status_code == 400
         errors = resp.json()["errors"]
         assert "jobs.1.config.steps" in errors and errors["jobs.2.card"][0].startswith("card_too_short")
-        unknown = client.post("/api/v1/jobs/batch/", {"jobs": [{"variant": "alice/none", "benchmark": "noop"}]},
-                              format="json")
+        unknown = client.post(
+            "/api/v1/jobs/batch/", {"jobs": [{"variant": "alice/none", "benchmark": "noop"}]}, format="json"
+        )
         assert unknown.status_code == 400 and "jobs.0.variant" in unknown.json()["errors"]
         assert client.post("/api/v1/jobs/batch/", {"jobs": []}, format="json").status_code == 400
         assert not BenchmarkJob.objects.exists()
@@ -436,15 +493,22 @@ class TestBatchApi:
         settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 3
         client = client_for(alice)
         post_job(client, alice_variant, config={"steps": 9})
-        resp = client.post("/api/v1/jobs/batch/", {"jobs": [
-            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": i}} for i in range(1, 4)]},
-            format="json")
+        resp = client.post(
+            "/api/v1/jobs/batch/",
+            {
+                "jobs": [
+                    {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": i}} for i in range(1, 4)
+                ]
+            },
+            format="json",
+        )
         assert resp.status_code == 429 and resp.json()["limit"] == "max_active_jobs" and resp["Retry-After"]
         assert "2 would fit" in resp.json()["detail"]
         assert BenchmarkJob.objects.count() == 1
 
-    def test_batch_queries_grow_by_two_per_variant_and_the_audit_is_one_append(self, alice, client_for,
-                                                                                make_variant, noop, settings):
+    def test_batch_queries_grow_by_two_per_variant_and_the_audit_is_one_append(
+        self, alice, client_for, make_variant, noop, settings
+    ):
         settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 100
         client = client_for(alice)
         names = [make_variant(alice, f"m{i}").full_name for i in range(21)]
@@ -467,8 +531,10 @@ class TestBatchApi:
     def test_batch_needs_the_jobs_scope_and_is_idempotent(self, alice, api, client_for, alice_variant, noop):
         items = {"jobs": [{"variant": "alice/alice-model", "benchmark": "noop"}]}
         assert api.post("/api/v1/jobs/batch/", items, format="json").status_code == 401
-        assert client_for(alice, scopes=("read", "write")).post("/api/v1/jobs/batch/", items,
-                                                                format="json").status_code == 403
+        assert (
+            client_for(alice, scopes=("read", "write")).post("/api/v1/jobs/batch/", items, format="json").status_code
+            == 403
+        )
         client = client_for(alice)
         first = client.post("/api/v1/jobs/batch/", items, format="json", headers={"Idempotency-Key": "b1"})
         BenchmarkJob.objects.update(status=JobStatus.CANCELLED)

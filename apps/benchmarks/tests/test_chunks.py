@@ -25,16 +25,26 @@ def submit_many(user, make_variant, benchmark, n, prefix="m"):  # type: ignore[n
     jobs = []
     for i in range(n):
         variant = make_variant(user, f"{prefix}-{i}")
-        job, created = services.job_submit(actor=user, revision=variant.current_revision, benchmark=benchmark,
-                                           config={"steps": 1})
+        job, created = services.job_submit(
+            actor=user, revision=variant.current_revision, benchmark=benchmark, config={"steps": 1}
+        )
         assert created
         jobs.append(job)
     return jobs
 
 
 def completion(job, **overrides):  # type: ignore[no-untyped-def]
-    fields = {"job_id": job.pk, "attempt": job.attempts, "metrics": {"ok": 1.0}, "stderr": {}, "samples": 1,
-              "duration_s": 0.01, "runner": "noop", "runner_version": "1", "environment": {"python": "3.11"}}
+    fields = {
+        "job_id": job.pk,
+        "attempt": job.attempts,
+        "metrics": {"ok": 1.0},
+        "stderr": {},
+        "samples": 1,
+        "duration_s": 0.01,
+        "runner": "noop",
+        "runner_version": "1",
+        "environment": {"python": "3.11"},
+    }
     fields.update(overrides)
     return services.Completion(**fields)
 
@@ -75,8 +85,7 @@ class TestDispatchChunks:
         dispatch.jobs_dispatch(queue="bench.cpu")
         assert chunks == [] and len(sent) == 4
 
-    def test_sandboxed_runners_get_a_message_per_job(self, alice, make_variant, make_benchmark, sent, chunks,
-                                                     settings):
+    def test_sandboxed_runners_get_a_message_per_job(self, alice, make_variant, make_benchmark, sent, chunks, settings):
         settings.MC_DISPATCH_QUICK_BUFFER = 8
         slow = make_benchmark(slug="slow", runner=f"{runners.MODULE}:ConstantRunner")
         jobs = submit_many(alice, make_variant, slow, 4)
@@ -84,8 +93,9 @@ class TestDispatchChunks:
         assert chunks == []
         assert [job_id for job_id, _ in sent] == [j.pk for j in jobs]
 
-    def test_the_two_lanes_have_their_own_buffers(self, alice, make_variant, make_benchmark, noop, sent, chunks,
-                                                  settings):
+    def test_the_two_lanes_have_their_own_buffers(
+        self, alice, make_variant, make_benchmark, noop, sent, chunks, settings
+    ):
         settings.MC_DISPATCH_BUFFER = 2
         settings.MC_DISPATCH_QUICK_BUFFER = 8
         alice.max_active_jobs = 50
@@ -190,7 +200,8 @@ class TestClaimMany:
         jobs = submit_many(alice, make_variant, noop, 2)
         services.job_claim(job_id=jobs[0].pk, worker="dead@h")
         BenchmarkJob.objects.filter(pk=jobs[0].pk).update(
-            heartbeat_at=timezone.now() - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 5))
+            heartbeat_at=timezone.now() - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 5)
+        )
         claimed = services.jobs_claim(job_ids=[jobs[0].pk, jobs[1].pk], worker="w1@h")
         assert [(j.pk, j.attempts) for j in claimed] == [(jobs[0].pk, 2), (jobs[1].pk, 1)]
         assert AuditEvent.objects.filter(verb="job.takeover", target_id=str(jobs[0].pk)).exists()
@@ -204,8 +215,9 @@ class TestClaimMany:
 
 
 class TestCompleteMany:
-    def test_results_statuses_and_audit_in_bulk_then_one_hook_call(self, alice, make_variant, noop, monkeypatch,
-                                                                    django_capture_on_commit_callbacks):
+    def test_results_statuses_and_audit_in_bulk_then_one_hook_call(
+        self, alice, make_variant, noop, monkeypatch, django_capture_on_commit_callbacks
+    ):
         calls: list[list[int]] = []
         monkeypatch.setattr(hooks, "JOB_FINISHED_HOOKS", [calls.append])
         alice.max_active_jobs = 50
@@ -217,8 +229,11 @@ class TestCompleteMany:
         with django_capture_on_commit_callbacks(execute=True):
             done = services.jobs_complete([completion(j, progress=(3, 3)) for j in claimed[:4]] + [stale])
         assert {pk: j.status for pk, j in done.items()} == {
-            claimed[0].pk: JobStatus.SUCCEEDED, claimed[1].pk: JobStatus.SUCCEEDED,
-            claimed[2].pk: JobStatus.SUCCEEDED, claimed[3].pk: JobStatus.CANCELLED}
+            claimed[0].pk: JobStatus.SUCCEEDED,
+            claimed[1].pk: JobStatus.SUCCEEDED,
+            claimed[2].pk: JobStatus.SUCCEEDED,
+            claimed[3].pk: JobStatus.CANCELLED,
+        }
         rows = {j.pk: j for j in BenchmarkJob.objects.filter(pk__in=[j.pk for j in jobs])}
         assert rows[claimed[0].pk].progress_done == 3 and rows[claimed[0].pk].finished_at is not None
         assert rows[claimed[4].pk].status == JobStatus.RUNNING
@@ -275,12 +290,13 @@ class TestExecuteChunk:
         alice.max_active_jobs = 50
         alice.save()
         jobs = submit_many(alice, make_variant, noop, 3)
-        failing, _ = services.job_submit(actor=alice, revision=jobs[0].revision, benchmark=noop,
-                                         config={"fail": True})
+        failing, _ = services.job_submit(actor=alice, revision=jobs[0].revision, benchmark=noop, config={"fail": True})
         claimed = services.jobs_claim(job_ids=[j.pk for j in jobs] + [failing.pk], worker="w1@h")
         outcomes = execution.execute_jobs(claimed)
         assert {pk: j.status for pk, j in outcomes.items()} == {
-            **{j.pk: JobStatus.SUCCEEDED for j in jobs}, failing.pk: JobStatus.QUEUED}
+            **{j.pk: JobStatus.SUCCEEDED for j in jobs},
+            failing.pk: JobStatus.QUEUED,
+        }
         # the failure was recorded at once (and the job requeued with a backoff: attempts remain)
         failed = BenchmarkJob.objects.get(pk=failing.pk)
         assert failed.failure_reason == FailureReason.RUNNER_ERROR and failed.not_before is not None

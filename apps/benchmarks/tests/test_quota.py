@@ -32,14 +32,14 @@ def in_parallel(fn: Any, n: int) -> list[Any]:
         return list(pool.map(run, range(n)))
 
 
-def test_fifty_parallel_submissions_against_a_quota_of_five_admit_exactly_five(alice, alice_variant, noop,
-                                                                               settings):
+def test_fifty_parallel_submissions_against_a_quota_of_five_admit_exactly_five(alice, alice_variant, noop, settings):
     settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 5
 
     def submit(i: int) -> str:
         try:
-            _, created = services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop,
-                                             config={"steps": i + 1})
+            _, created = services.job_submit(
+                actor=alice, revision=alice_variant.current_revision, benchmark=noop, config={"steps": i + 1}
+            )
         except QuotaExceeded as exc:
             return str(exc.extra["limit"])
         return "created" if created else "existing"
@@ -50,8 +50,9 @@ def test_fifty_parallel_submissions_against_a_quota_of_five_admit_exactly_five(a
     assert BenchmarkJob.objects.filter(submitted_by=alice).count() == 5
 
 
-def test_fifty_parallel_http_submissions_get_five_201_and_429_for_the_rest(alice, alice_variant, noop,
-                                                                           client_for, settings):
+def test_fifty_parallel_http_submissions_get_five_201_and_429_for_the_rest(
+    alice, alice_variant, noop, client_for, settings
+):
     settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 5
     token = client_for(alice).raw_token
 
@@ -60,8 +61,11 @@ def test_fifty_parallel_http_submissions_get_five_201_and_429_for_the_rest(alice
 
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        resp = client.post("/api/v1/jobs/", {"variant": "alice/alice-model", "benchmark": "noop",
-                                             "config": {"steps": i + 1}}, format="json")
+        resp = client.post(
+            "/api/v1/jobs/",
+            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": i + 1}},
+            format="json",
+        )
         return resp.status_code, resp.headers.get("Retry-After")
 
     outcomes = in_parallel(post, THREADS)
@@ -74,8 +78,9 @@ def test_parallel_identical_submissions_by_different_users_make_one_job(make_use
     users = [make_user(f"racer{i}") for i in range(10)]
 
     def submit(i: int) -> tuple[int, bool]:
-        job, created = services.job_submit(actor=users[i], revision=alice_variant.current_revision, benchmark=noop,
-                                           config={"steps": 3})
+        job, created = services.job_submit(
+            actor=users[i], revision=alice_variant.current_revision, benchmark=noop, config={"steps": 3}
+        )
         return job.pk, created
 
     outcomes = in_parallel(submit, len(users))
@@ -92,9 +97,12 @@ def test_parallel_retries_with_one_idempotency_key_make_one_job(alice, alice_var
 
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        resp = client.post("/api/v1/jobs/", {"variant": "alice/alice-model", "benchmark": "noop",
-                                             "config": {"steps": 2}}, format="json",
-                           headers={"Idempotency-Key": "same-key"})
+        resp = client.post(
+            "/api/v1/jobs/",
+            {"variant": "alice/alice-model", "benchmark": "noop", "config": {"steps": 2}},
+            format="json",
+            headers={"Idempotency-Key": "same-key"},
+        )
         return resp.status_code, resp.json()["id"]
 
     outcomes = in_parallel(post, 10)

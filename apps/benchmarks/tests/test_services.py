@@ -31,12 +31,21 @@ def submit(user, variant, benchmark, **config):  # type: ignore[no-untyped-def]
 def run_to_success(job, worker="w1@host", metrics=None):  # type: ignore[no-untyped-def]
     claimed = services.job_claim(job_id=job.pk, worker=worker)
     assert claimed is not None
-    return services.job_complete(job_id=job.pk, attempt=claimed.attempts, metrics=metrics or {"ok": 1.0},
-                                 stderr={}, samples=1, duration_s=0.1, runner="noop", runner_version="1",
-                                 environment={"python": "3.11"})
+    return services.job_complete(
+        job_id=job.pk,
+        attempt=claimed.attempts,
+        metrics=metrics or {"ok": 1.0},
+        stderr={},
+        samples=1,
+        duration_s=0.1,
+        runner="noop",
+        runner_version="1",
+        environment={"python": "3.11"},
+    )
 
 
 # --- benchmarks -------------------------------------------------------------------------------------------
+
 
 class TestBenchmarkDefinition:
     def test_create_freezes_the_first_version_and_audits(self, noop, maintainer):
@@ -49,18 +58,26 @@ class TestBenchmarkDefinition:
         with pytest.raises(PermissionDenied):
             services.benchmark_create(actor=alice, slug="x", name="X", runner="noop", metrics=[{"name": "ok"}])
 
-    @pytest.mark.parametrize(("fields", "field"), [
-        ({"runner": "no-such-runner"}, "runner"),
-        ({"config_schema": {"type": "object", "properties": {"limit": {"type": "bogus"}}}}, "config_schema"),
-        ({"config_schema": {"type": "array"}}, "config_schema"),
-        ({"config_schema": {"type": "object", "properties": {"limit": {"type": "integer"}}},
-          "default_config": {"limit": "many"}}, "default_config"),
-        ({"metrics": [{"name": "a"}, {"name": "a"}]}, "metrics"),
-        ({"metrics": [{"name": "a", "primary": True}, {"name": "b", "primary": True}]}, "metrics"),
-        ({"dataset_sha256": "xyz"}, "dataset_sha256"),
-        ({"tolerance": -1}, "tolerance"),
-        ({"max_attempts": 0}, "max_attempts"),
-    ])
+    @pytest.mark.parametrize(
+        ("fields", "field"),
+        [
+            ({"runner": "no-such-runner"}, "runner"),
+            ({"config_schema": {"type": "object", "properties": {"limit": {"type": "bogus"}}}}, "config_schema"),
+            ({"config_schema": {"type": "array"}}, "config_schema"),
+            (
+                {
+                    "config_schema": {"type": "object", "properties": {"limit": {"type": "integer"}}},
+                    "default_config": {"limit": "many"},
+                },
+                "default_config",
+            ),
+            ({"metrics": [{"name": "a"}, {"name": "a"}]}, "metrics"),
+            ({"metrics": [{"name": "a", "primary": True}, {"name": "b", "primary": True}]}, "metrics"),
+            ({"dataset_sha256": "xyz"}, "dataset_sha256"),
+            ({"tolerance": -1}, "tolerance"),
+            ({"max_attempts": 0}, "max_attempts"),
+        ],
+    )
     def test_invalid_definitions_are_refused_with_the_field(self, make_benchmark, fields, field):
         with pytest.raises(ValidationFailed) as exc:
             make_benchmark(slug="bad", **fields)
@@ -76,14 +93,14 @@ class TestBenchmarkDefinition:
         assert benchmark.primary_metric == "a"
 
     def test_cosmetic_change_keeps_the_version(self, noop, maintainer):
-        updated = services.benchmark_update(benchmark=noop, actor=maintainer,
-                                            changes={"description": "new words", "tolerance": 0.5})
+        updated = services.benchmark_update(
+            benchmark=noop, actor=maintainer, changes={"description": "new words", "tolerance": 0.5}
+        )
         assert updated.version == "1" and updated.tolerance == 0.5
 
     def test_a_change_to_what_results_mean_bumps_the_version(self, noop, maintainer, alice, alice_variant):
         old_job, _ = submit(alice, alice_variant, noop)
-        updated = services.benchmark_update(benchmark=noop, actor=maintainer,
-                                            changes={"default_config": {"steps": 2}})
+        updated = services.benchmark_update(benchmark=noop, actor=maintainer, changes={"default_config": {"steps": 2}})
         assert updated.version == "2"
         assert set(BenchmarkVersion.objects.filter(benchmark=noop).values_list("version", flat=True)) == {"1", "2"}
         old_job.refresh_from_db()
@@ -98,22 +115,26 @@ class TestBenchmarkDefinition:
         with pytest.raises(ValidationFailed) as exc:
             services.benchmark_update(benchmark=benchmark, actor=maintainer, changes={"dataset_uri": "x.npz"})
         assert "version" in exc.value.errors
-        updated = services.benchmark_update(benchmark=benchmark, actor=maintainer,
-                                            changes={"dataset_uri": "x.npz", "version": "2024-b"})
+        updated = services.benchmark_update(
+            benchmark=benchmark, actor=maintainer, changes={"dataset_uri": "x.npz", "version": "2024-b"}
+        )
         assert updated.version == "2024-b"
 
     def test_a_used_version_cannot_come_back(self, noop, maintainer):
         services.benchmark_update(benchmark=noop, actor=maintainer, changes={"default_config": {"steps": 2}})
         with pytest.raises(ValidationFailed):
-            services.benchmark_update(benchmark=noop, actor=maintainer,
-                                      changes={"default_config": {"steps": 3}, "version": "1"})
+            services.benchmark_update(
+                benchmark=noop, actor=maintainer, changes={"default_config": {"steps": 3}, "version": "1"}
+            )
 
 
 # --- submission -------------------------------------------------------------------------------------------
 
+
 class TestSubmission:
     def test_submit_queues_a_job_and_dispatches_only_its_id_after_commit(
-            self, alice, alice_variant, noop, sent, django_capture_on_commit_callbacks):
+        self, alice, alice_variant, noop, sent, django_capture_on_commit_callbacks
+    ):
         with django_capture_on_commit_callbacks(execute=True):
             job, created = submit(alice, alice_variant, noop, steps=3)
         assert created and job.status == JobStatus.QUEUED and job.queue == "bench.cpu"
@@ -144,8 +165,9 @@ class TestSubmission:
         assert not created and same.pk == job.pk
 
     def test_config_is_validated_against_the_schema_and_the_runner(self, alice, alice_variant, make_benchmark):
-        benchmark = make_benchmark(slug="s", config_schema={"type": "object", "properties": {
-            "steps": {"type": "integer", "minimum": 1}}})
+        benchmark = make_benchmark(
+            slug="s", config_schema={"type": "object", "properties": {"steps": {"type": "integer", "minimum": 1}}}
+        )
         with pytest.raises(ValidationFailed) as exc:
             submit(alice, alice_variant, benchmark, steps=0)
         assert "config.steps" in exc.value.errors
@@ -154,8 +176,9 @@ class TestSubmission:
         assert "config" in exc.value.errors
 
     def test_each_submission_check_refuses_with_its_reason(self, alice, make_variant, make_benchmark, maintainer):
-        onnx = make_benchmark(slug="onnx", runner="onnx-classification",
-                              metrics=[{"name": "accuracy", "primary": True}])
+        onnx = make_benchmark(
+            slug="onnx", runner="onnx-classification", metrics=[{"name": "accuracy", "primary": True}]
+        )
         pickled = make_variant(alice, "pickled", artifacts=(("model.bin", "bin"),))
         with pytest.raises(ValidationFailed) as exc:
             submit(alice, pickled, onnx)
@@ -206,8 +229,9 @@ class TestSubmission:
         _, created = submit(maintainer, alice_variant, noop)
         assert created
 
-    def test_contributors_cannot_rerun_their_old_jobs_on_maintainers_only_runners(self, alice, alice_variant, noop,
-                                                                                  settings):
+    def test_contributors_cannot_rerun_their_old_jobs_on_maintainers_only_runners(
+        self, alice, alice_variant, noop, settings
+    ):
         job, _ = submit(alice, alice_variant, noop)  # before the rule (the engine's tests switch it off)
         services.job_claim(job_id=job.pk, worker="w1@h")
         services.job_fail(job_id=job.pk, attempt=1, reason=FailureReason.WORKER_LOST, message="lost")
@@ -233,6 +257,7 @@ class TestSubmission:
 
 # --- quotas -----------------------------------------------------------------------------------------------
 
+
 class TestQuota:
     def test_active_job_limit_names_the_limit_and_when_it_frees(self, alice, alice_variant, noop, settings):
         settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 2
@@ -249,8 +274,9 @@ class TestQuota:
         settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 1
         now = timezone.now()
         done, _ = submit(bob, make_variant(bob, "b"), noop)
-        BenchmarkJob.objects.filter(pk=done.pk).update(status=JobStatus.SUCCEEDED, started_at=now - timedelta(
-            seconds=100), finished_at=now)
+        BenchmarkJob.objects.filter(pk=done.pk).update(
+            status=JobStatus.SUCCEEDED, started_at=now - timedelta(seconds=100), finished_at=now
+        )
         job, _ = submit(alice, alice_variant, noop, steps=1)
         BenchmarkJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, started_at=now - timedelta(seconds=30))
         with pytest.raises(QuotaExceeded) as exc:
@@ -272,10 +298,12 @@ class TestQuota:
         now = timezone.now()
         old, _ = submit(alice, alice_variant, noop, steps=1)
         recent, _ = submit(alice, alice_variant, noop, steps=2)
-        BenchmarkJob.objects.filter(pk=old.pk).update(status=JobStatus.SUCCEEDED, compute_seconds=60,
-                                                      finished_at=now - timedelta(hours=20))
-        BenchmarkJob.objects.filter(pk=recent.pk).update(status=JobStatus.SUCCEEDED, compute_seconds=60,
-                                                         finished_at=now - timedelta(hours=1))
+        BenchmarkJob.objects.filter(pk=old.pk).update(
+            status=JobStatus.SUCCEEDED, compute_seconds=60, finished_at=now - timedelta(hours=20)
+        )
+        BenchmarkJob.objects.filter(pk=recent.pk).update(
+            status=JobStatus.SUCCEEDED, compute_seconds=60, finished_at=now - timedelta(hours=1)
+        )
         with pytest.raises(QuotaExceeded) as exc:
             submit(alice, alice_variant, noop, steps=3)
         assert exc.value.extra["limit"] == "daily_compute_seconds"
@@ -300,6 +328,7 @@ class TestQuota:
 
 # --- claim, progress, completion, failure ----------------------------------------------------------------
 
+
 class TestExecution:
     def test_claim_is_a_compare_and_set(self, alice, alice_variant, noop):
         job, _ = submit(alice, alice_variant, noop)
@@ -322,19 +351,33 @@ class TestExecution:
         services.job_claim(job_id=job.pk, worker="dead@h")
         assert services.job_claim(job_id=job.pk, worker="w2@h") is None  # lease still fresh
         BenchmarkJob.objects.filter(pk=job.pk).update(
-            heartbeat_at=timezone.now() - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 1))
+            heartbeat_at=timezone.now() - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 1)
+        )
         taken = services.job_claim(job_id=job.pk, worker="w2@h")
         assert taken.attempts == 2 and taken.worker_host == "w2@h"
         # the dead attempt's late result is fenced off
-        assert services.job_complete(job_id=job.pk, attempt=1, metrics={"ok": 1}, stderr={}, samples=1,
-                                     duration_s=0, runner="noop", runner_version="1", environment={}) is None
+        assert (
+            services.job_complete(
+                job_id=job.pk,
+                attempt=1,
+                metrics={"ok": 1},
+                stderr={},
+                samples=1,
+                duration_s=0,
+                runner="noop",
+                runner_version="1",
+                environment={},
+            )
+            is None
+        )
         assert AuditEvent.objects.filter(verb="job.takeover", target_id=str(job.pk)).exists()
 
     def test_takeover_with_no_attempts_left_ends_the_job(self, alice, alice_variant, noop, settings):
         job, _ = submit(alice, alice_variant, noop)
         services.job_claim(job_id=job.pk, worker="dead@h")
         BenchmarkJob.objects.filter(pk=job.pk).update(
-            max_attempts=1, heartbeat_at=timezone.now() - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 1))
+            max_attempts=1, heartbeat_at=timezone.now() - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 1)
+        )
         assert services.job_claim(job_id=job.pk, worker="w2@h") is None
         job.refresh_from_db()
         assert job.status == JobStatus.FAILED and job.failure_reason == FailureReason.WORKER_LOST
@@ -351,8 +394,17 @@ class TestExecution:
         assert services.job_progress(job_id=job.pk, attempt=claimed.attempts, done=4, total=10) is True
         assert services.jobs_heartbeat(attempts={job.pk: claimed.attempts}) == {job.pk}
         # a running job that was cancelled writes no result, even when its last batch finished
-        ended = services.job_complete(job_id=job.pk, attempt=1, metrics={"ok": 1}, stderr={}, samples=1,
-                                      duration_s=0, runner="noop", runner_version="1", environment={})
+        ended = services.job_complete(
+            job_id=job.pk,
+            attempt=1,
+            metrics={"ok": 1},
+            stderr={},
+            samples=1,
+            duration_s=0,
+            runner="noop",
+            runner_version="1",
+            environment={},
+        )
         assert ended.status == JobStatus.CANCELLED and not JobResult.objects.filter(job=job).exists()
 
     def test_result_is_written_once_and_fenced_by_attempt(self, alice, alice_variant, noop):
@@ -360,20 +412,29 @@ class TestExecution:
         done = run_to_success(job)
         assert done.status == JobStatus.SUCCEEDED and done.result.metrics == {"ok": 1.0}
         assert done.compute_seconds >= 0 and done.finished_at is not None
-        again = services.job_complete(job_id=job.pk, attempt=1, metrics={"ok": 0.0}, stderr={}, samples=1,
-                                      duration_s=0, runner="noop", runner_version="1", environment={})
+        again = services.job_complete(
+            job_id=job.pk,
+            attempt=1,
+            metrics={"ok": 0.0},
+            stderr={},
+            samples=1,
+            duration_s=0,
+            runner="noop",
+            runner_version="1",
+            environment={},
+        )
         assert again is None and JobResult.objects.get(job=job).metrics == {"ok": 1.0}
 
-    def test_retryable_failures_requeue_with_backoff_until_attempts_run_out(self, alice, alice_variant, noop,
-                                                                           settings):
+    def test_retryable_failures_requeue_with_backoff_until_attempts_run_out(self, alice, alice_variant, noop, settings):
         settings.MC_JOB_RETRY_BACKOFF_S = 10
         job, _ = submit(alice, alice_variant, noop)
         for attempt in (1, 2, 3):
             BenchmarkJob.objects.filter(pk=job.pk).update(not_before=None)
             claimed = services.job_claim(job_id=job.pk, worker="w1@h")
             assert claimed.attempts == attempt
-            failed = services.job_fail(job_id=job.pk, attempt=attempt, reason=FailureReason.RUNNER_ERROR,
-                                       message="boom", log_tail="trace")
+            failed = services.job_fail(
+                job_id=job.pk, attempt=attempt, reason=FailureReason.RUNNER_ERROR, message="boom", log_tail="trace"
+            )
             if attempt < 3:
                 assert failed.status == JobStatus.QUEUED and failed.dispatched_at is None
                 wait = (failed.not_before - timezone.now()).total_seconds()
@@ -381,10 +442,16 @@ class TestExecution:
         job.refresh_from_db()
         assert job.status == JobStatus.FAILED and job.failure_reason == "runner_error" and job.log_tail == "trace"
 
-    @pytest.mark.parametrize(("reason", "status"), [
-        (FailureReason.TIMEOUT, JobStatus.TIMED_OUT), (FailureReason.HASH_MISMATCH, JobStatus.FAILED),
-        (FailureReason.UNSAFE_FORMAT, JobStatus.FAILED), (FailureReason.OUT_OF_MEMORY, JobStatus.FAILED),
-        (FailureReason.INVALID_CONFIG, JobStatus.FAILED)])
+    @pytest.mark.parametrize(
+        ("reason", "status"),
+        [
+            (FailureReason.TIMEOUT, JobStatus.TIMED_OUT),
+            (FailureReason.HASH_MISMATCH, JobStatus.FAILED),
+            (FailureReason.UNSAFE_FORMAT, JobStatus.FAILED),
+            (FailureReason.OUT_OF_MEMORY, JobStatus.FAILED),
+            (FailureReason.INVALID_CONFIG, JobStatus.FAILED),
+        ],
+    )
     def test_deterministic_failures_end_the_job_at_once(self, alice, alice_variant, noop, reason, status):
         job, _ = submit(alice, alice_variant, noop)
         services.job_claim(job_id=job.pk, worker="w1@h")
@@ -393,6 +460,7 @@ class TestExecution:
 
 
 # --- cancel, retry ----------------------------------------------------------------------------------------
+
 
 class TestCancelRetry:
     def test_only_submitter_or_maintainer_cancels(self, alice, bob, maintainer, alice_variant, noop):
@@ -446,6 +514,7 @@ class TestCancelRetry:
 
 # --- recovery ---------------------------------------------------------------------------------------------
 
+
 class TestRecovery:
     def test_stale_running_jobs_are_requeued_then_failed(self, alice, alice_variant, noop, settings):
         job, _ = submit(alice, alice_variant, noop)
@@ -485,7 +554,8 @@ class TestRecovery:
         assert job.dispatched_at is None
 
     def test_after_a_failed_publish_submissions_leave_the_broker_alone_for_a_while(
-            self, alice, alice_variant, noop, monkeypatch, sent):
+        self, alice, alice_variant, noop, monkeypatch, sent
+    ):
         attempts: list[int] = []
 
         def broker_down(job_id, queue):  # type: ignore[no-untyped-def]
@@ -532,14 +602,14 @@ class TestRecovery:
         dispatch.worker_seen(name="w1@h", queues=["bench.cpu"])
         assert dispatch.jobs_recover()["released"] == 1
 
-
     def test_the_beat_forgets_expired_idempotency_keys_and_long_gone_workers(self, alice, settings):
         from apps.benchmarks.models import IdempotencyRecord
 
         now = timezone.now()
         old = IdempotencyRecord.objects.create(user=alice, key="old", request_hash="h", status_code=201, body={})
         IdempotencyRecord.objects.filter(pk=old.pk).update(
-            created_at=now - timedelta(seconds=settings.MC_IDEMPOTENCY_TTL_S + 1))
+            created_at=now - timedelta(seconds=settings.MC_IDEMPOTENCY_TTL_S + 1)
+        )
         IdempotencyRecord.objects.create(user=alice, key="new", request_hash="h", status_code=201, body={})
         WorkerNode.objects.create(name="gone@h", last_seen_at=now - timedelta(days=8))
         WorkerNode.objects.create(name="trusted@h", last_seen_at=now - timedelta(days=8), agreements=3)
@@ -550,9 +620,11 @@ class TestRecovery:
 
 # --- fair share -------------------------------------------------------------------------------------------
 
+
 class TestFairShare:
-    def test_one_users_backlog_does_not_delay_anothers_single_job(self, alice, bob, alice_variant, make_variant,
-                                                                 noop, sent, settings):
+    def test_one_users_backlog_does_not_delay_anothers_single_job(
+        self, alice, bob, alice_variant, make_variant, noop, sent, settings
+    ):
         from apps.benchmarks.selectors import queue_positions
 
         settings.MC_DISPATCH_BUFFER = settings.MC_DISPATCH_QUICK_BUFFER = 2  # noop jobs: the in-process lane
@@ -573,8 +645,9 @@ class TestFairShare:
         dispatch.jobs_dispatch(queue="bench.cpu")
         assert sent[0] == (single.pk, "bench.cpu")
 
-    def test_submitters_take_turns_and_priority_comes_first(self, alice, bob, maintainer, alice_variant,
-                                                            make_variant, noop, sent, settings):
+    def test_submitters_take_turns_and_priority_comes_first(
+        self, alice, bob, maintainer, alice_variant, make_variant, noop, sent, settings
+    ):
         from apps.benchmarks.selectors import queue_positions
 
         settings.MC_DISPATCH_BUFFER = settings.MC_DISPATCH_QUICK_BUFFER = 100
@@ -582,8 +655,9 @@ class TestFairShare:
         bob_variant = make_variant(bob, "bobs")
         a = [submit(alice, alice_variant, noop, steps=i + 1)[0] for i in range(3)]
         b = [submit(bob, bob_variant, noop, steps=i + 1)[0] for i in range(2)]
-        urgent, _ = services.job_submit(actor=maintainer, revision=bob_variant.current_revision, benchmark=noop,
-                                        config={"steps": 99}, priority=10)
+        urgent, _ = services.job_submit(
+            actor=maintainer, revision=bob_variant.current_revision, benchmark=noop, config={"steps": 99}, priority=10
+        )
         jobs = list(BenchmarkJob.objects.filter(status=JobStatus.QUEUED))
         queue_positions(jobs)
         expected = [urgent.pk, a[0].pk, b[0].pk, a[1].pk, b[1].pk, a[2].pk]
@@ -600,6 +674,7 @@ class TestFairShare:
 
 
 # --- verification -----------------------------------------------------------------------------------------
+
 
 class TestVerification:
     def test_agreement_marks_the_result_verified(self, alice, alice_variant, noop):
@@ -711,9 +786,11 @@ class TestVerification:
 
 # --- hooks ------------------------------------------------------------------------------------------------
 
+
 class TestHooks:
-    def test_finished_hooks_run_after_commit_with_the_job_id(self, alice, alice_variant, noop, monkeypatch,
-                                                             django_capture_on_commit_callbacks):
+    def test_finished_hooks_run_after_commit_with_the_job_id(
+        self, alice, alice_variant, noop, monkeypatch, django_capture_on_commit_callbacks
+    ):
         seen: list[int] = []
         monkeypatch.setattr(hooks, "JOB_FINISHED_HOOKS", [seen.extend, lambda job_ids: 1 / 0])
         job, _ = submit(alice, alice_variant, noop)
@@ -724,8 +801,9 @@ class TestHooks:
             callback()  # a failing hook does not stop the others
         assert seen == [job.pk]
 
-    def test_cancel_of_a_queued_job_runs_the_hooks(self, alice, alice_variant, noop, monkeypatch,
-                                                   django_capture_on_commit_callbacks):
+    def test_cancel_of_a_queued_job_runs_the_hooks(
+        self, alice, alice_variant, noop, monkeypatch, django_capture_on_commit_callbacks
+    ):
         seen: list[int] = []
         monkeypatch.setattr(hooks, "JOB_FINISHED_HOOKS", [seen.extend])
         job, _ = submit(alice, alice_variant, noop)
@@ -740,5 +818,6 @@ def test_test_runner_module_has_no_django_imports():
 
     tree = ast.parse(inspect.getsource(runners))
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
-        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert not any(m and m.startswith(("django", "apps.benchmarks.models")) for m in modules)

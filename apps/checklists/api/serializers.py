@@ -71,13 +71,16 @@ class ChecklistItemSerializer(serializers.Serializer):
     na_allowed = serializers.BooleanField(source="item.na_allowed")
     reviewer_verifies = serializers.BooleanField(source="item.reviewer_verifies")
     status = serializers.ChoiceField(choices=ItemStatus.choices)
-    justification = serializers.SerializerMethodField(help_text="The owner's justification followed by the "
-                                                                "detective's explanation.")
-    human_justification = serializers.CharField(source="justification",
-                                                help_text="The owner's words only (what a form edits).")
+    justification = serializers.SerializerMethodField(
+        help_text="The owner's justification followed by the detective's explanation."
+    )
+    human_justification = serializers.CharField(
+        source="justification", help_text="The owner's words only (what a form edits)."
+    )
     evidence_url = serializers.SerializerMethodField()
     source = serializers.SerializerMethodField(  # type: ignore[assignment]
-        help_text="Who gave the current status: auto, human or null.")
+        help_text="Who gave the current status: auto, human or null."
+    )
     answered_by = serializers.SerializerMethodField(help_text="Username, or null for the detective.")
     answered_at = serializers.DateTimeField(allow_null=True)
     confidence = serializers.IntegerField(allow_null=True, help_text="The detective's confidence, 1..5.")
@@ -86,8 +89,9 @@ class ChecklistItemSerializer(serializers.Serializer):
     verified = serializers.SerializerMethodField()
     verified_by = serializers.SerializerMethodField()
     verified_at = serializers.DateTimeField(allow_null=True)
-    satisfied = serializers.SerializerMethodField(help_text="Counts toward its level: met or valid N/A, and "
-                                                            "verified where required.")
+    satisfied = serializers.SerializerMethodField(
+        help_text="Counts toward its level: met or valid N/A, and verified where required."
+    )
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_detective(self, row: ChecklistItem) -> str | None:
@@ -189,10 +193,12 @@ class ChecklistAnswerSerializer(serializers.Serializer):
 
 # --- Components ------------------------------------------------------------------------------------------
 
+
 class ComponentInputSerializer(serializers.Serializer):
     location = StrictCharField(max_length=1000, help_text="A URL or an artifact path.")
-    license = StrictCharField(max_length=64, allow_blank=True, required=False,
-                                    help_text="SPDX or Hub licence id; empty for 'not specified'.")
+    license = StrictCharField(
+        max_length=64, allow_blank=True, required=False, help_text="SPDX or Hub licence id; empty for 'not specified'."
+    )
 
 
 class ComponentsSerializer(serializers.Serializer):
@@ -203,13 +209,24 @@ class ComponentsSerializer(serializers.Serializer):
 
 # --- Templates -------------------------------------------------------------------------------------------
 
+
 class TemplateItemSerializer(serializers.ModelSerializer):
     detective = serializers.CharField(allow_blank=True, required=False, max_length=64)
 
     class Meta:
         model = TemplateItem
-        fields = ["key", "title", "guidance", "required", "level", "kind", "detective", "needs_evidence",
-                  "na_allowed", "reviewer_verifies"]
+        fields = [
+            "key",
+            "title",
+            "guidance",
+            "required",
+            "level",
+            "kind",
+            "detective",
+            "needs_evidence",
+            "na_allowed",
+            "reviewer_verifies",
+        ]
         extra_kwargs: dict[str, dict[str, object]] = {"key": {"validators": []}}
 
 
@@ -222,8 +239,19 @@ class TemplateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ChecklistTemplate
-        fields = ["slug", "name", "version", "description", "is_default", "in_use", "instances", "based_on",
-                  "created_by", "created_at", "items"]
+        fields = [
+            "slug",
+            "name",
+            "version",
+            "description",
+            "is_default",
+            "in_use",
+            "instances",
+            "based_on",
+            "created_by",
+            "created_at",
+            "items",
+        ]
         read_only_fields = fields
 
     def get_instances(self, obj: ChecklistTemplate) -> int:
@@ -268,5 +296,9 @@ class TemplateUpdateSerializer(serializers.Serializer):
     description = StrictCharField(max_length=10_000, allow_blank=True, required=False)
     is_default = StrictBooleanField(required=False)
     items = TemplateItemInputSerializer(  # type: ignore[call-arg]
-        many=True, allow_empty=False, max_length=200, required=False,
-        help_text="The full list of items; replaces the current one.")
+        many=True,
+        allow_empty=False,
+        max_length=200,
+        required=False,
+        help_text="The full list of items; replaces the current one.",
+    )

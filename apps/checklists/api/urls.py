@@ -21,10 +21,17 @@ urlpatterns = [
     path(f"{R}/components/", ComponentsView.as_view(), name="revision-components"),
     path(f"{R}/components/<str:component>/", ComponentDetailView.as_view(), name="revision-component"),
     path(f"{V}/badge.svg", VariantBadgeView.as_view(), name="variant-checklist-badge"),
-    path("checklist-templates/", TemplateViewSet.as_view({"get": "list", "post": "create"}),
-         name="checklist-template-list"),
-    path(f"{T}/", TemplateViewSet.as_view({"get": "retrieve", "patch": "partial_update"}),
-         name="checklist-template-detail"),
-    path(f"{T}/versions/<int:version>/", TemplateViewSet.as_view({"get": "version"}),
-         name="checklist-template-version"),
+    path(
+        "checklist-templates/",
+        TemplateViewSet.as_view({"get": "list", "post": "create"}),
+        name="checklist-template-list",
+    ),
+    path(
+        f"{T}/",
+        TemplateViewSet.as_view({"get": "retrieve", "patch": "partial_update"}),
+        name="checklist-template-detail",
+    ),
+    path(
+        f"{T}/versions/<int:version>/", TemplateViewSet.as_view({"get": "version"}), name="checklist-template-version"
+    ),
 ]

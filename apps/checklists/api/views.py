@@ -39,8 +39,13 @@ from .serializers import (
     TemplateUpdateSerializer,
 )
 
-IF_MATCH = OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                            description="ETag from a previous GET of the item; a stale one gets 412.")
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="ETag from a previous GET of the item; a stale one gets 412.",
+)
 
 
 def _body_etag(data: Any) -> str:
@@ -66,8 +71,9 @@ class RevisionMixin:
     kwargs: Any
 
     def get_revision(self) -> Revision:
-        return registry_selectors.revision_for_user_or_404(self.request.user, owner=self.kwargs["owner"],
-                                                           name=self.kwargs["name"], number=self.kwargs["number"])
+        return registry_selectors.revision_for_user_or_404(
+            self.request.user, owner=self.kwargs["owner"], name=self.kwargs["name"], number=self.kwargs["number"]
+        )
 
 
 def checklist_representation(checklist: Checklist, revision: Revision) -> dict[str, Any]:
@@ -97,8 +103,9 @@ def _load_checklist(revision: Revision, *, with_items: bool = True) -> Checklist
         services.checklist_ensure(revision=revision)
         checklist = load(revision)
     if checklist is None:
-        raise NotFound(f"Revision {revision.number} has no checklist yet: it is created when the revision is "
-                       "submitted.")
+        raise NotFound(
+            f"Revision {revision.number} has no checklist yet: it is created when the revision is submitted."
+        )
     return checklist
 
 
@@ -145,15 +152,23 @@ class ChecklistItemView(RevisionMixin, APIView):
         row = selectors.checklist_item(_load_checklist(self.get_revision(), with_items=False), item_key)
         return Response(ChecklistItemSerializer(row).data, headers={"ETag": services.item_etag(row)})
 
-    @extend_schema(request=ChecklistAnswerSerializer, responses={200: ChecklistItemSerializer}, parameters=[IF_MATCH],
-                   operation_id="v1_variants_revisions_checklist_item_answer")
+    @extend_schema(
+        request=ChecklistAnswerSerializer,
+        responses={200: ChecklistItemSerializer},
+        parameters=[IF_MATCH],
+        operation_id="v1_variants_revisions_checklist_item_answer",
+    )
     def patch(self, request: Request, owner: str, name: str, number: int, item_key: str) -> Response:
         revision = self.get_revision()
         incoming = ChecklistAnswerSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        row = services.checklist_item_answer(revision=revision, key=item_key, actor=request.user,
-                                             changes=dict(incoming.validated_data),
-                                             if_match=request.headers.get("If-Match"))
+        row = services.checklist_item_answer(
+            revision=revision,
+            key=item_key,
+            actor=request.user,
+            changes=dict(incoming.validated_data),
+            if_match=request.headers.get("If-Match"),
+        )
         row = selectors.checklist_item(row.checklist, item_key)
         return Response(ChecklistItemSerializer(row).data, headers={"ETag": services.item_etag(row)})
 
@@ -188,9 +203,12 @@ def _badge_response(request: Request, badge: Badge, revision: Revision | None) -
 
 
 def _badge_for(checklist: Checklist, revision: Revision) -> Badge:
-    title = (f"{revision.variant.full_name} revision {revision.number}: {checklist.template.name} "
-             f"v{checklist.template.version}, level {checklist.level.replace('_', ' ')} ("
-             + ", ".join(f"{k} {v}%" for k, v in checklist.progress.items()) + ")")
+    title = (
+        f"{revision.variant.full_name} revision {revision.number}: {checklist.template.name} "
+        f"v{checklist.template.version}, level {checklist.level.replace('_', ' ')} ("
+        + ", ".join(f"{k} {v}%" for k, v in checklist.progress.items())
+        + ")"
+    )
     return render_badge(level=checklist.level, progress=checklist.progress, title=title)
 
 
@@ -236,6 +254,7 @@ class VariantBadgeView(APIView):
 
 # --- MOF components -----------------------------------------------------------------------------------
 
+
 class ComponentsView(RevisionMixin, APIView):
     """The revision's MOF components (declared, or derived from its artifacts) and its openness class."""
 
@@ -247,8 +266,13 @@ class ComponentsView(RevisionMixin, APIView):
     @extend_schema(responses={200: ComponentsSerializer})
     def get(self, request: Request, owner: str, name: str, number: int) -> Response:
         revision = self.get_revision()
-        data = ComponentsSerializer({"variant": revision.variant.full_name, "revision": revision.number,
-                                     "openness": openness_class_for(revision)}).data
+        data = ComponentsSerializer(
+            {
+                "variant": revision.variant.full_name,
+                "revision": revision.number,
+                "openness": openness_class_for(revision),
+            }
+        ).data
         return Response(data, headers={"ETag": _body_etag(data)})
 
 
@@ -277,15 +301,22 @@ class ComponentDetailView(RevisionMixin, APIView):
             raise NotFound(f"Component '{component}' is not declared on this revision.")
         return Response(ComponentStateSerializer(state).data)
 
-    @extend_schema(request=ComponentInputSerializer, responses={200: ComponentStateSerializer},
-                   operation_id="v1_variants_revisions_component_set")
+    @extend_schema(
+        request=ComponentInputSerializer,
+        responses={200: ComponentStateSerializer},
+        operation_id="v1_variants_revisions_component_set",
+    )
     def put(self, request: Request, owner: str, name: str, number: int, component: str) -> Response:
         revision = self.get_revision()
         incoming = ComponentInputSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        services.component_set(revision=revision, component=component, actor=request.user,
-                                location=incoming.validated_data["location"],
-                                license=incoming.validated_data.get("license", ""))
+        services.component_set(
+            revision=revision,
+            component=component,
+            actor=request.user,
+            location=incoming.validated_data["location"],
+            license=incoming.validated_data.get("license", ""),
+        )
         return Response(ComponentStateSerializer(_component_state(revision, component)).data)
 
     @extend_schema(request=None, responses={204: None}, operation_id="v1_variants_revisions_component_delete")
@@ -295,6 +326,7 @@ class ComponentDetailView(RevisionMixin, APIView):
 
 
 # --- Templates --------------------------------------------------------------------------------------------
+
 
 class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Checklist templates, every version. Anyone reads them; maintainers create and change them (a change to
@@ -306,8 +338,7 @@ class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filterset_fields = ["slug"]
     search_fields = ["slug", "name", "description"]
     ordering_fields = ["slug", "version", "created_at"]
-    token_scopes = {"list": "read", "retrieve": "read", "version": "read", "create": "admin",
-                    "partial_update": "admin"}
+    token_scopes = {"list": "read", "retrieve": "read", "version": "read", "create": "admin", "partial_update": "admin"}
 
     def get_permissions(self) -> list[Any]:
         if self.action in ("list", "retrieve", "version"):
@@ -327,13 +358,18 @@ class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         incoming = TemplateCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        template = services.template_create(actor=request.user, slug=data["slug"], name=data["name"],
-                                            description=data.get("description", ""),
-                                            items=[dict(i) for i in data["items"]],
-                                            is_default=data.get("is_default", False))
+        template = services.template_create(
+            actor=request.user,
+            slug=data["slug"],
+            name=data["name"],
+            description=data.get("description", ""),
+            items=[dict(i) for i in data["items"]],
+            is_default=data.get("is_default", False),
+        )
         body = TemplateSerializer(selectors.template_get(slug=template.slug, version=template.version)).data
-        return Response(body, status=status.HTTP_201_CREATED,
-                        headers={"Location": f"/api/v1/checklist-templates/{template.slug}/"})
+        return Response(
+            body, status=status.HTTP_201_CREATED, headers={"Location": f"/api/v1/checklist-templates/{template.slug}/"}
+        )
 
     @extend_schema(request=TemplateUpdateSerializer, responses={200: TemplateSerializer})
     def partial_update(self, request: Request, slug: str) -> Response:
@@ -341,15 +377,20 @@ class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         if not data:
-            raise ValidationFailed("Nothing to change.", errors={"__all__": [
-                "Give name, description, items or is_default."]})
+            raise ValidationFailed(
+                "Nothing to change.", errors={"__all__": ["Give name, description, items or is_default."]}
+            )
         template, _ = services.template_update(
-            slug=slug, actor=request.user, name=data.get("name"), description=data.get("description"),
-            items=[dict(i) for i in data["items"]] if "items" in data else None, is_default=data.get("is_default"))
+            slug=slug,
+            actor=request.user,
+            name=data.get("name"),
+            description=data.get("description"),
+            items=[dict(i) for i in data["items"]] if "items" in data else None,
+            is_default=data.get("is_default"),
+        )
         return Response(TemplateSerializer(selectors.template_get(slug=template.slug, version=template.version)).data)
 
     @extend_schema(responses={200: TemplateSerializer})
     def version(self, request: Request, slug: str, version: int) -> Response:
         data = TemplateSerializer(selectors.template_get(slug=slug, version=int(version))).data
         return Response(data, headers={"ETag": _body_etag(data)})
-

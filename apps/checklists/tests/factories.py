@@ -9,24 +9,38 @@ from typing import Any
 TERMINAL = ("succeeded", "failed", "cancelled", "timed_out")
 
 
-def finished_job(revision: Any, benchmark: Any, user: Any, *, status: str = "succeeded", verified: bool = False,
-                 verifies: Any = None) -> Any:
+def finished_job(
+    revision: Any, benchmark: Any, user: Any, *, status: str = "succeeded", verified: bool = False, verifies: Any = None
+) -> Any:
     """A job row in the state the engine leaves it, with its result when it succeeded."""
     from django.utils import timezone
 
     from apps.benchmarks.models import BenchmarkJob, JobResult
 
     job = BenchmarkJob.objects.create(
-        revision=revision, benchmark=benchmark, benchmark_version=benchmark.version, config={"batch_size": 64},
+        revision=revision,
+        benchmark=benchmark,
+        benchmark_version=benchmark.version,
+        config={"batch_size": 64},
         config_hash=hashlib.sha256(f"{revision.pk}-{BenchmarkJob.objects.count()}".encode()).hexdigest(),
-        queue="bench.cpu", submitted_by=user, status=status, attempts=1, verifies=verifies,
+        queue="bench.cpu",
+        submitted_by=user,
+        status=status,
+        attempts=1,
+        verifies=verifies,
         failure_reason="runner_error" if status == "failed" else "",
         finished_at=timezone.now() if status in TERMINAL else None,
     )
     if status == "succeeded":
-        JobResult.objects.create(job=job, attempt=1, metrics={"accuracy": 0.97}, runner="onnx-classification",
-                                 runner_version="1", verified=verified,
-                                 **({"verification_status": "verified"} if verified else {}))
+        JobResult.objects.create(
+            job=job,
+            attempt=1,
+            metrics={"accuracy": 0.97},
+            runner="onnx-classification",
+            runner_version="1",
+            verified=verified,
+            **({"verification_status": "verified"} if verified else {}),
+        )
     return job
 
 
@@ -47,10 +61,12 @@ def submitted_revisions(n: int, *, owners: Sequence[Any], prefix: str = "batch")
     revisions = []
     for i in range(n):
         owner = owners[i % len(owners)]
-        variant = Variant.objects.create(owner=owner, name=f"{prefix}-{i}", relation="original", license="MIT",
-                                         status="submitted")
-        revision = Revision.objects.create(variant=variant, number=1, status="submitted", created_by=owner,
-                                           submitted_at=timezone.now())
+        variant = Variant.objects.create(
+            owner=owner, name=f"{prefix}-{i}", relation="original", license="MIT", status="submitted"
+        )
+        revision = Revision.objects.create(
+            variant=variant, number=1, status="submitted", created_by=owner, submitted_at=timezone.now()
+        )
         variant.current_revision = revision
         variant.save(update_fields=["current_revision"])
         checklist_ensure(revision=revision.pk)
@@ -58,12 +74,15 @@ def submitted_revisions(n: int, *, owners: Sequence[Any], prefix: str = "batch")
     return revisions
 
 
-def finished_jobs(n: int, *, benchmark: Any, owners: Sequence[Any], status: str = "succeeded",
-                  prefix: str = "batch") -> list[Any]:
+def finished_jobs(
+    n: int, *, benchmark: Any, owners: Sequence[Any], status: str = "succeeded", prefix: str = "batch"
+) -> list[Any]:
     """A worker's batch: `n` finished jobs, each on the submitted revision of its own new variant, each submitted
     by its variant's owner."""
-    return [finished_job(revision, benchmark, revision.variant.owner, status=status)
-            for revision in submitted_revisions(n, owners=owners, prefix=prefix)]
+    return [
+        finished_job(revision, benchmark, revision.variant.owner, status=status)
+        for revision in submitted_revisions(n, owners=owners, prefix=prefix)
+    ]
 
 
 def make_users(n: int, prefix: str = "batcher") -> list[Any]:

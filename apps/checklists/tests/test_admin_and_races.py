@@ -15,8 +15,7 @@ from apps.checklists.models import Checklist, ChecklistItem, ChecklistTemplate
 
 
 @pytest.mark.django_db
-def test_admin_keeps_a_template_in_use_read_only_and_copies_it_into_a_new_version(int8_submitted, client,
-                                                                                   make_user):
+def test_admin_keeps_a_template_in_use_read_only_and_copies_it_into_a_new_version(int8_submitted, client, make_user):
     admin_user = make_user("root", is_staff=True, is_superuser=True)
     client.force_login(admin_user)
     v1 = ChecklistTemplate.objects.get(slug="open-model-practices")
@@ -24,8 +23,7 @@ def test_admin_keeps_a_template_in_use_read_only_and_copies_it_into_a_new_versio
     page = client.get(f"/admin/checklists/checklisttemplate/{v1.pk}/change/")
     assert page.status_code == 200
     assert b'name="name"' not in page.content  # read-only: the version is in use
-    resp = client.post("/admin/checklists/checklisttemplate/", {
-        "action": "new_version", "_selected_action": [v1.pk]})
+    resp = client.post("/admin/checklists/checklisttemplate/", {"action": "new_version", "_selected_action": [v1.pk]})
     assert resp.status_code == 302
     v2 = ChecklistTemplate.objects.get(slug="open-model-practices", version=2)
     assert v2.is_default and v2.based_on == v1 and v2.items.count() == v1.items.count()
@@ -33,8 +31,7 @@ def test_admin_keeps_a_template_in_use_read_only_and_copies_it_into_a_new_versio
     assert b'name="name"' in edit.content  # not in use yet: editable
     checklist = Checklist.objects.get(revision=int8_submitted)
     assert client.get(f"/admin/checklists/checklist/{checklist.pk}/change/").status_code == 200
-    resp = client.post("/admin/checklists/checklist/", {"action": "run_detectives",
-                                                       "_selected_action": [checklist.pk]})
+    resp = client.post("/admin/checklists/checklist/", {"action": "run_detectives", "_selected_action": [checklist.pk]})
     assert resp.status_code == 302
     for model in ("revisioncomponent", "revisionopenness", "checklist"):
         assert client.get(f"/admin/checklists/{model}/?q=alice").status_code == 200

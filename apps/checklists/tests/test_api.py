@@ -38,6 +38,7 @@ def clients(users, client_for):  # type: ignore[no-untyped-def]
 
 # --- GET the checklist ----------------------------------------------------------------------------------
 
+
 def test_checklist_representation(int8_submitted, clients):
     resp = clients["alice"].get(f"{REV}/checklist/")
     assert resp.status_code == 200, resp.json()
@@ -51,8 +52,22 @@ def test_checklist_representation(int8_submitted, clients):
     assert body["gate"]["holds"] is False and len(body["gate"]["unmet"]) == 4
     assert body["openness"]["mof_class"] == "III" and body["openness"]["conditional"] is True
     item = next(i for i in body["items"] if i["key"] == "safe-serialization")
-    spec_fields = ["key", "title", "guidance", "required", "level", "kind", "needs_evidence", "na_allowed",
-                   "reviewer_verifies", "status", "justification", "evidence_url", "answered_by", "verified_by"]
+    spec_fields = [
+        "key",
+        "title",
+        "guidance",
+        "required",
+        "level",
+        "kind",
+        "needs_evidence",
+        "na_allowed",
+        "reviewer_verifies",
+        "status",
+        "justification",
+        "evidence_url",
+        "answered_by",
+        "verified_by",
+    ]
     assert all(f in item for f in spec_fields)
     assert (item["status"], item["kind"], item["source"], item["confidence"]) == ("met", "auto", "auto", 5)
     assert item["justification"].startswith("Automatic check (confidence 5/5): All 1 artifact(s)")
@@ -62,12 +77,18 @@ def test_checklist_representation(int8_submitted, clients):
     assert again.status_code == 304
 
 
-@pytest.mark.parametrize(("who", "expected"), [
-    ("anon", 404), ("alice", 200), ("bob", 404), ("reviewer1", 200), ("maintainer", 200)])
+@pytest.mark.parametrize(
+    ("who", "expected"), [("anon", 404), ("alice", 200), ("bob", 404), ("reviewer1", 200), ("maintainer", 200)]
+)
 def test_who_sees_a_checklist_under_review(int8_submitted, clients, api, who, expected):
     client = api if who == "anon" else clients[who]
-    for url in (f"{REV}/checklist/", f"{REV}/checklist/license-valid/", f"{REV}/checklist/badge.svg",
-                f"{REV}/components/", f"{BASE}/badge.svg"):
+    for url in (
+        f"{REV}/checklist/",
+        f"{REV}/checklist/license-valid/",
+        f"{REV}/checklist/badge.svg",
+        f"{REV}/components/",
+        f"{BASE}/badge.svg",
+    ):
         resp = client.get(url)
         assert resp.status_code == expected, (url, resp.content[:300])
         if expected == 404:
@@ -125,8 +146,9 @@ def test_badge_svg_says_passing_once_the_gate_holds(int8_submitted, clients, dig
 ANSWER = {"status": "n/a", "justification": "A dynamic int8 quantization: no new training data."}
 
 
-@pytest.mark.parametrize(("who", "expected"), [
-    ("anon", 401), ("bob", 404), ("reviewer1", 403), ("maintainer", 403), ("alice", 200)])
+@pytest.mark.parametrize(
+    ("who", "expected"), [("anon", 401), ("bob", 404), ("reviewer1", 403), ("maintainer", 403), ("alice", 200)]
+)
 def test_who_may_answer_under_review(int8_submitted, clients, api, who, expected):
     client = api if who == "anon" else clients[who]
     resp = client.patch(f"{REV}/checklist/training-data-disclosed/", ANSWER, format="json")
@@ -145,15 +167,12 @@ def test_someone_who_can_see_but_not_answer_gets_403(int8_submitted, clients, us
     resp = clients["bob"].patch(f"{REV}/checklist/training-data-disclosed/", ANSWER, format="json")
     assert resp.status_code == 403 and resp["Content-Type"].startswith("application/problem+json")
     # The owner may see it, but a published checklist is closed.
-    assert clients["alice"].patch(f"{REV}/checklist/training-data-disclosed/", ANSWER,
-                                  format="json").status_code == 409
+    assert clients["alice"].patch(f"{REV}/checklist/training-data-disclosed/", ANSWER, format="json").status_code == 409
 
 
-@pytest.mark.parametrize(("who", "expected"), [
-    ("alice", 403), ("bob", 404), ("reviewer1", 200), ("maintainer", 200)])
+@pytest.mark.parametrize(("who", "expected"), [("alice", 403), ("bob", 404), ("reviewer1", 200), ("maintainer", 200)])
 def test_who_may_verify(int8_submitted, clients, who, expected):
-    assert clients["alice"].patch(f"{REV}/checklist/training-data-disclosed/", ANSWER,
-                                  format="json").status_code == 200
+    assert clients["alice"].patch(f"{REV}/checklist/training-data-disclosed/", ANSWER, format="json").status_code == 200
     resp = clients[who].patch(f"{REV}/checklist/training-data-disclosed/", {"verified": True}, format="json")
     assert resp.status_code == expected, resp.content
     if expected == 200:
@@ -164,8 +183,10 @@ def test_token_scopes(int8_submitted, users, client_for):
     read_only = client_for(users["alice"], scopes=("read",))
     assert read_only.get(f"{REV}/checklist/").status_code == 200
     assert read_only.patch(f"{REV}/checklist/training-data-disclosed/", ANSWER, format="json").status_code == 403
-    assert client_for(users["alice"]).patch(f"{REV}/checklist/training-data-disclosed/", ANSWER,
-                                            format="json").status_code == 200
+    assert (
+        client_for(users["alice"]).patch(f"{REV}/checklist/training-data-disclosed/", ANSWER, format="json").status_code
+        == 200
+    )
     no_read = client_for(users["alice"], scopes=("write",))
     assert no_read.get(f"{REV}/checklist/").status_code == 403
     verify = {"verified": True}
@@ -196,8 +217,9 @@ def test_rule_failures_are_400_problems_naming_the_rule(int8_submitted, clients)
         assert resp.status_code == 400, (bad, resp.content)
         assert "errors" in resp.json()
     assert client.patch(f"{REV}/checklist/no-such-item/", ANSWER, format="json").status_code == 404
-    assert clients["reviewer1"].patch(f"{REV}/checklist/contamination-statement/", {"verified": True},
-                                      format="json").json()["rules"] == ["nothing_to_verify"]
+    assert clients["reviewer1"].patch(
+        f"{REV}/checklist/contamination-statement/", {"verified": True}, format="json"
+    ).json()["rules"] == ["nothing_to_verify"]
 
 
 def test_if_match_on_an_item(int8_submitted, clients):
@@ -212,15 +234,25 @@ def test_if_match_on_an_item(int8_submitted, clients):
 
 
 def test_mass_assignment_of_answer_fields_is_ignored(int8_submitted, clients):
-    resp = clients["alice"].patch(f"{REV}/checklist/contamination-statement/", {
-        "status": "met", "justification": "Held-out split; no overlap with training data.",
-        "answered_by": "reviewer1", "verified_by": "reviewer1", "source": "auto", "confidence": 5}, format="json")
+    resp = clients["alice"].patch(
+        f"{REV}/checklist/contamination-statement/",
+        {
+            "status": "met",
+            "justification": "Held-out split; no overlap with training data.",
+            "answered_by": "reviewer1",
+            "verified_by": "reviewer1",
+            "source": "auto",
+            "confidence": 5,
+        },
+        format="json",
+    )
     assert resp.status_code == 200
     body = resp.json()
     assert (body["answered_by"], body["verified_by"], body["source"]) == ("alice", None, "human")
 
 
 # --- Components -----------------------------------------------------------------------------------------
+
 
 def test_components_api(int8_submitted, clients, api, users):
     client = clients["alice"]
@@ -248,17 +280,25 @@ def test_components_api(int8_submitted, clients, api, users):
 
 # --- Templates ------------------------------------------------------------------------------------------
 
-ITEMS = [{"key": "hashes", "title": "Every artifact has a sha256", "kind": "auto", "detective": "artifact-hashes"},
-         {"key": "paper", "title": "Paper linked", "needs_evidence": "url", "reviewer_verifies": True}]
+ITEMS = [
+    {"key": "hashes", "title": "Every artifact has a sha256", "kind": "auto", "detective": "artifact-hashes"},
+    {"key": "paper", "title": "Paper linked", "needs_evidence": "url", "reviewer_verifies": True},
+]
 
 
 def test_templates_are_read_by_anyone_and_managed_by_maintainers(digits_world, clients, api, users):
     services.template_default()
     assert api.get("/api/v1/checklist-templates/").json()["count"] == 1
-    assert api.post("/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS},
-                    format="json").status_code == 401
-    assert clients["alice"].post("/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS},
-                                 format="json").status_code == 403
+    assert (
+        api.post("/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS}, format="json").status_code
+        == 401
+    )
+    assert (
+        clients["alice"]
+        .post("/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS}, format="json")
+        .status_code
+        == 403
+    )
     from rest_framework.test import APIClient
 
     from apps.accounts.services import token_create
@@ -266,19 +306,27 @@ def test_templates_are_read_by_anyone_and_managed_by_maintainers(digits_world, c
     _, raw = token_create(user=users["maintainer"], name="no-admin", scopes=["read", "write"])
     no_admin = APIClient()
     no_admin.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    assert no_admin.post("/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS},
-                         format="json").status_code == 403
-    resp = clients["maintainer"].post("/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS},
-                                      format="json")
+    assert (
+        no_admin.post(
+            "/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS}, format="json"
+        ).status_code
+        == 403
+    )
+    resp = clients["maintainer"].post(
+        "/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS}, format="json"
+    )
     assert resp.status_code == 201, resp.content
     assert resp.json()["version"] == 1 and [i["key"] for i in resp.json()["items"]] == ["hashes", "paper"]
     assert api.get(resp["Location"]).status_code == 200
-    bad = clients["maintainer"].post("/api/v1/checklist-templates/", {
-        "slug": "y", "name": "Y", "items": [{"key": "a", "title": "A", "kind": "auto", "detective": "nope"}]},
-        format="json")
+    bad = clients["maintainer"].post(
+        "/api/v1/checklist-templates/",
+        {"slug": "y", "name": "Y", "items": [{"key": "a", "title": "A", "kind": "auto", "detective": "nope"}]},
+        format="json",
+    )
     assert bad.status_code == 400 and "items.0.detective" in bad.json()["errors"]
-    dup = clients["maintainer"].post("/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS},
-                                     format="json")
+    dup = clients["maintainer"].post(
+        "/api/v1/checklist-templates/", {"slug": "x", "name": "X", "items": ITEMS}, format="json"
+    )
     assert dup.status_code == 409
     assert clients["alice"].patch("/api/v1/checklist-templates/x/", {"name": "Y"}, format="json").status_code == 403
 
@@ -303,6 +351,7 @@ def test_patching_a_template_in_use_makes_a_new_version(int8_submitted, clients,
 
 # --- Query counts ---------------------------------------------------------------------------------------
 
+
 def _count(client, url):  # type: ignore[no-untyped-def]
     with CaptureQueriesContext(connection) as ctx:
         resp = client.get(url)
@@ -325,8 +374,7 @@ def test_checklist_and_components_query_counts_do_not_grow_with_items(digits_wor
     client = clients["alice"]
     client.get("/api/v1/me/")
     services.template_default()
-    services.template_create(actor=users["maintainer"], slug="tiny", name="Tiny", is_default=True,
-                             items=ITEMS[:1])
+    services.template_create(actor=users["maintainer"], slug="tiny", name="Tiny", is_default=True, items=ITEMS[:1])
     submit(digits_world["int8"])
     small = _count(client, f"{REV}/checklist/")
     components_small = _count(client, f"{REV}/components/")
@@ -334,8 +382,9 @@ def test_checklist_and_components_query_counts_do_not_grow_with_items(digits_wor
     services.template_update(slug="open-model-practices", actor=users["maintainer"], is_default=True)
     pruned = submit(digits_world["pruned"])
     for key in ("model-architecture", "model-card", "data-card", "technical-report", "evaluation-results", "datasets"):
-        services.component_set(revision=pruned, component=key, location="https://example.org/x", license="mit",
-                               actor=users["bob"])
+        services.component_set(
+            revision=pruned, component=key, location="https://example.org/x", license="mit", actor=users["bob"]
+        )
     bob = clients["bob"]
     bob.get("/api/v1/me/")
     large = _count(bob, "/api/v1/variants/bob/digits-mlp-pruned/revisions/1/checklist/")

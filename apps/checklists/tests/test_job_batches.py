@@ -20,17 +20,30 @@ pytestmark = pytest.mark.django_db
 def _snapshot() -> dict[str, list[tuple]]:  # type: ignore[type-arg]
     """The evaluation's results, without ids or clocks."""
     return {
-        "items": sorted(ChecklistItem.objects.values_list(
-            "checklist__revision_id", "item__key", "status", "source", "answered_by_id", "confidence", "explanation",
-            "detective_status", "verified_by_id")),
-        "answered": sorted(ChecklistItem.objects.filter(answered_at__isnull=False)
-                           .values_list("checklist__revision_id", "item__key")),
-        "levels": sorted((c.revision_id, c.level, repr(sorted(c.progress.items())))
-                         for c in Checklist.objects.all()),
-        "openness": sorted((o.revision_id, o.mof_class, o.rank, o.conditional, repr(o.report))
-                           for o in RevisionOpenness.objects.all()),
-        "audit": sorted((e.verb, e.target_id, repr(e.before), repr(e.after))
-                        for e in AuditEvent.objects.filter(verb="checklist.evaluate")),
+        "items": sorted(
+            ChecklistItem.objects.values_list(
+                "checklist__revision_id",
+                "item__key",
+                "status",
+                "source",
+                "answered_by_id",
+                "confidence",
+                "explanation",
+                "detective_status",
+                "verified_by_id",
+            )
+        ),
+        "answered": sorted(
+            ChecklistItem.objects.filter(answered_at__isnull=False).values_list("checklist__revision_id", "item__key")
+        ),
+        "levels": sorted((c.revision_id, c.level, repr(sorted(c.progress.items()))) for c in Checklist.objects.all()),
+        "openness": sorted(
+            (o.revision_id, o.mof_class, o.rank, o.conditional, repr(o.report)) for o in RevisionOpenness.objects.all()
+        ),
+        "audit": sorted(
+            (e.verb, e.target_id, repr(e.before), repr(e.after))
+            for e in AuditEvent.objects.filter(verb="checklist.evaluate")
+        ),
     }
 
 
@@ -67,8 +80,9 @@ def mixed_batch(digits_world, int8_submitted):  # type: ignore[no-untyped-def]
 
 def test_a_batch_leaves_what_one_call_per_job_left(mixed_batch):
     evaluated = AuditEvent.objects.filter(verb="checklist.evaluate").count()  # at submission
-    one_by_one, batched = _same_as_one_by_one(lambda: [on_jobs_finished([pk]) for pk in mixed_batch],
-                                              lambda: on_jobs_finished(list(reversed(mixed_batch))))
+    one_by_one, batched = _same_as_one_by_one(
+        lambda: [on_jobs_finished([pk]) for pk in mixed_batch], lambda: on_jobs_finished(list(reversed(mixed_batch)))
+    )
     assert batched == one_by_one
     items = {(rev, key): status for rev, key, status, *_ in batched["items"]}
     revisions = sorted({rev for rev, _ in items})
@@ -95,7 +109,8 @@ def test_a_full_reevaluation_of_several_revisions_matches_one_per_revision(mixed
     RevisionOpenness.objects.all().delete()
     one_by_one, batched = _same_as_one_by_one(
         lambda: [services.checklist_reevaluate(revision_id=pk) for pk in revision_ids],
-        lambda: services.checklists_reevaluate(revision_ids=revision_ids))
+        lambda: services.checklists_reevaluate(revision_ids=revision_ids),
+    )
     assert batched == one_by_one and len(batched["openness"]) == len(revision_ids)
 
 
@@ -133,8 +148,12 @@ def test_a_batch_costs_the_same_queries_for_5_and_20_revisions(digits_world, fir
             on_jobs_finished(ids)
         with CaptureQueriesContext(connection) as queries:
             on_jobs_finished(ids)
-        assert Checklist.objects.filter(revision__jobs__in=ids, items__item__key="benchmark-succeeded",
-                                        items__status="met").count() == n
+        assert (
+            Checklist.objects.filter(
+                revision__jobs__in=ids, items__item__key="benchmark-succeeded", items__status="met"
+            ).count()
+            == n
+        )
         cost[n] = len(queries)
     # The revisions, the checklists (locked, with their revisions), their items, their jobs, the items' update,
     # the levels' update (and the savepoint); when items flipped, the audit chain's three.

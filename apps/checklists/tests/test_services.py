@@ -22,10 +22,20 @@ from .factories import finished_job, job_finished
 pytestmark = pytest.mark.django_db
 
 DEFAULT_KEYS = [
-    "license-valid", "license-compatible", "safe-serialization", "artifact-hashes", "weights-match-declaration",
+    "license-valid",
+    "license-compatible",
+    "safe-serialization",
+    "artifact-hashes",
+    "weights-match-declaration",
     "card-sections",
-    "benchmark-succeeded", "result-verified", "training-data-disclosed", "contamination-statement",
-    "reproducibility-recipe", "safety-evaluation", "openness-class", "compute-energy",
+    "benchmark-succeeded",
+    "result-verified",
+    "training-data-disclosed",
+    "contamination-statement",
+    "reproducibility-recipe",
+    "safety-evaluation",
+    "openness-class",
+    "compute-energy",
 ]
 
 
@@ -39,6 +49,7 @@ def answer(revision, key, actor, **changes):  # type: ignore[no-untyped-def]
 
 
 # --- Templates ------------------------------------------------------------------------------------------
+
 
 def test_default_template_ships_every_spec_item_with_a_detective_for_each_automatic_one():
     template = services.template_default()
@@ -77,9 +88,18 @@ def test_editing_a_template_in_use_makes_a_new_version_and_instances_keep_theirs
 def test_template_rules_are_enforced(maintainer):
     good = {"key": "a", "title": "A", "kind": "manual"}
     with pytest.raises(ValidationFailed) as err:
-        services.template_create(actor=maintainer, slug="t", name="T", items=[
-            good, {"key": "a", "title": "Again"}, {"key": "b", "title": "B", "kind": "auto", "detective": "nope"},
-            {"key": "Bad Key", "title": "C", "level": "platinum"}, {"key": "d", "title": "D", "detective": "x"}])
+        services.template_create(
+            actor=maintainer,
+            slug="t",
+            name="T",
+            items=[
+                good,
+                {"key": "a", "title": "Again"},
+                {"key": "b", "title": "B", "kind": "auto", "detective": "nope"},
+                {"key": "Bad Key", "title": "C", "level": "platinum"},
+                {"key": "d", "title": "D", "detective": "x"},
+            ],
+        )
     errors = err.value.errors
     assert "items.1.key" in errors and "items.2.detective" in errors and "items.3.key" in errors
     assert "items.3.level" in errors and "items.4.detective" in errors
@@ -95,8 +115,13 @@ def test_template_rules_are_enforced(maintainer):
 
 def test_a_new_default_template_is_used_by_the_next_submission(digits_world, submit, maintainer):
     services.template_default()
-    custom = services.template_create(actor=maintainer, slug="tiny", name="Tiny", is_default=True, items=[
-        {"key": "hashes", "title": "Hashes", "kind": "auto", "detective": "artifact-hashes"}])
+    custom = services.template_create(
+        actor=maintainer,
+        slug="tiny",
+        name="Tiny",
+        is_default=True,
+        items=[{"key": "hashes", "title": "Hashes", "kind": "auto", "detective": "artifact-hashes"}],
+    )
     revision = submit(digits_world["int8"])
     checklist = Checklist.objects.get(revision=revision)
     assert checklist.template == custom
@@ -106,13 +131,19 @@ def test_a_new_default_template_is_used_by_the_next_submission(digits_world, sub
 
 # --- Instances and detectives ---------------------------------------------------------------------------
 
+
 def test_submission_creates_the_instance_with_the_automatic_items_answered(int8_submitted):
     rows = items_of(int8_submitted)
     assert list(rows) == DEFAULT_KEYS
     expected = {
-        "license-valid": "met", "license-compatible": "met", "safe-serialization": "met",
-        "artifact-hashes": "met", "card-sections": "met", "benchmark-succeeded": "unknown",
-        "result-verified": "unknown", "openness-class": "unmet",
+        "license-valid": "met",
+        "license-compatible": "met",
+        "safe-serialization": "met",
+        "artifact-hashes": "met",
+        "card-sections": "met",
+        "benchmark-succeeded": "unknown",
+        "result-verified": "unknown",
+        "openness-class": "unmet",
     }
     for key, status in expected.items():
         row = rows[key]
@@ -151,8 +182,15 @@ def test_pickle_artifacts_make_safe_serialization_unmet_and_the_gate_names_it(di
     revision_withdraw(revision=variant.current_revision, actor=variant.owner)
     variant.refresh_from_db()
     second = revision_create(variant=variant, actor=variant.owner)
-    artifact_add(revision=second, actor=variant.owner, path="pytorch_model.bin", fmt="bin",
-                 uri="https://example.org/pytorch_model.bin", sha256="ab" * 32, size_bytes=1234)
+    artifact_add(
+        revision=second,
+        actor=variant.owner,
+        path="pytorch_model.bin",
+        fmt="bin",
+        uri="https://example.org/pytorch_model.bin",
+        sha256="ab" * 32,
+        size_bytes=1234,
+    )
     variant.refresh_from_db()
     revision = submit(variant)
     row = items_of(revision)["safe-serialization"]
@@ -163,9 +201,11 @@ def test_pickle_artifacts_make_safe_serialization_unmet_and_the_gate_names_it(di
 
 
 def test_card_headings_are_read_with_the_hub_template_names():
-    card = ("---\nlicense: mit\n---\n# Model\n\nIntro.\n\n## Uses\n\n### Direct Use\n\nClassify 8x8 digits in class.\n"
-            "## Bias, Risks, and Limitations\n\n[More Information Needed]\n\nTraining Details\n----------------\n"
-            "### Training Data\n\nsklearn digits, 1,347 training images.\n\n```\n# Evaluation\n```\n")
+    card = (
+        "---\nlicense: mit\n---\n# Model\n\nIntro.\n\n## Uses\n\n### Direct Use\n\nClassify 8x8 digits in class.\n"
+        "## Bias, Risks, and Limitations\n\n[More Information Needed]\n\nTraining Details\n----------------\n"
+        "### Training Data\n\nsklearn digits, 1,347 training images.\n\n```\n# Evaluation\n```\n"
+    )
     headings = [(level, title) for level, title, _ in card_headings(card)]
     assert (2, "uses") in headings and (2, "training details") in headings and (1, "evaluation") not in headings
     from apps.checklists.detectives import card_sections
@@ -177,8 +217,10 @@ def test_card_headings_are_read_with_the_hub_template_names():
     facts.card = card  # type: ignore[attr-defined]
     finding = card_sections(facts)  # type: ignore[arg-type]
     assert finding.status == "unmet" and finding.confidence == 3
-    assert "no heading for evaluation" in finding.explanation and "placeholder sections for limitations" in \
-        finding.explanation
+    assert (
+        "no heading for evaluation" in finding.explanation
+        and "placeholder sections for limitations" in finding.explanation
+    )
     facts.card = ""  # type: ignore[attr-defined]
     assert card_sections(facts).confidence == MAX_CONFIDENCE  # type: ignore[arg-type]
 
@@ -189,10 +231,13 @@ def test_a_broken_detective_answers_unknown_and_the_others_still_run(int8_submit
     def boom(facts):  # type: ignore[no-untyped-def]
         raise RuntimeError("bug")
 
-    monkeypatch.setitem(detectives.DETECTIVES, "artifact-hashes",
-                        detectives.DETECTIVES["artifact-hashes"].__class__(
-                            key="artifact-hashes", title="t", inputs=frozenset({"artifacts"}), authoritative=True,
-                            run=boom))
+    monkeypatch.setitem(
+        detectives.DETECTIVES,
+        "artifact-hashes",
+        detectives.DETECTIVES["artifact-hashes"].__class__(
+            key="artifact-hashes", title="t", inputs=frozenset({"artifacts"}), authoritative=True, run=boom
+        ),
+    )
     services.checklist_reevaluate(revision_id=int8_submitted.pk)
     rows = items_of(int8_submitted)
     assert rows["artifact-hashes"].status == "unknown" and rows["artifact-hashes"].confidence == 1
@@ -201,20 +246,25 @@ def test_a_broken_detective_answers_unknown_and_the_others_still_run(int8_submit
 
 # --- The OpenSSF override rule --------------------------------------------------------------------------
 
+
 def _row(source: str, status: str) -> ChecklistItem:
     return ChecklistItem(status=status, source=source, justification="mine")
 
 
-@pytest.mark.parametrize(("source", "status", "finding", "expected_status", "expected_source"), [
-    ("", "unknown", Finding("met", 2, "x"), "met", "auto"),              # fills what nobody answered
-    ("auto", "met", Finding("unmet", 1, "x"), "unmet", "auto"),          # follows itself at any confidence
-    ("human", "met", Finding("unmet", 4, "x"), "met", "human"),          # unsure: the person's answer stands
-    ("human", "met", Finding("unmet", 5, "x"), "unmet", "auto"),         # certain: it overrides
-    ("human", "met", Finding("unknown", 5, "x"), "met", "human"),        # "don't know" never overrides
-    ("human", "met", Finding("met", 5, "x"), "met", "human"),            # agreeing keeps the person's answer
-])
-def test_a_detective_overwrites_a_human_answer_only_when_certain(source, status, finding, expected_status,
-                                                                 expected_source):
+@pytest.mark.parametrize(
+    ("source", "status", "finding", "expected_status", "expected_source"),
+    [
+        ("", "unknown", Finding("met", 2, "x"), "met", "auto"),  # fills what nobody answered
+        ("auto", "met", Finding("unmet", 1, "x"), "unmet", "auto"),  # follows itself at any confidence
+        ("human", "met", Finding("unmet", 4, "x"), "met", "human"),  # unsure: the person's answer stands
+        ("human", "met", Finding("unmet", 5, "x"), "unmet", "auto"),  # certain: it overrides
+        ("human", "met", Finding("unknown", 5, "x"), "met", "human"),  # "don't know" never overrides
+        ("human", "met", Finding("met", 5, "x"), "met", "human"),  # agreeing keeps the person's answer
+    ],
+)
+def test_a_detective_overwrites_a_human_answer_only_when_certain(
+    source, status, finding, expected_status, expected_source
+):
     row = _row(source, status)
     services._apply_finding(row, finding, now=None)
     assert (row.status, row.source) == (expected_status, expected_source)
@@ -224,7 +274,8 @@ def test_a_detective_overwrites_a_human_answer_only_when_certain(source, status,
 def test_a_person_may_answer_an_unsure_automatic_item_and_it_survives_reevaluation(digits_world, submit):
     variant = digits_world["int8"]
     variant.card = variant.card.replace("## Limitations", "## Caveats worth knowing").replace(
-        "## Intended use", "## What it is for")
+        "## Intended use", "## What it is for"
+    )
     variant.save()
     revision = submit(variant)
     row = items_of(revision)["card-sections"]
@@ -232,8 +283,13 @@ def test_a_person_may_answer_an_unsure_automatic_item_and_it_survives_reevaluati
     with pytest.raises(ValidationFailed) as err:
         answer(revision, "card-sections", variant.owner, status="met")
     assert err.value.extra["rules"] == ["met_needs_justification"]
-    answer(revision, "card-sections", variant.owner, status="met",
-           justification="Intended use is under 'What it is for'; limitations under 'Caveats worth knowing'.")
+    answer(
+        revision,
+        "card-sections",
+        variant.owner,
+        status="met",
+        justification="Intended use is under 'What it is for'; limitations under 'Caveats worth knowing'.",
+    )
     services.checklist_reevaluate(revision_id=revision.pk)
     row = items_of(revision)["card-sections"]
     assert (row.status, row.source, row.answered_by) == ("met", "human", variant.owner)
@@ -256,14 +312,18 @@ def test_answers_contradicting_a_certain_detective_or_on_platform_facts_are_refu
 
 # --- Evidence rules, permissions, verification ----------------------------------------------------------
 
-@pytest.mark.parametrize(("key", "changes", "rules"), [
-    ("training-data-disclosed", {"status": "met"}, ["met_needs_url"]),
-    ("training-data-disclosed", {"status": "n/a"}, ["na_needs_justification"]),
-    ("contamination-statement", {"status": "n/a", "justification": "x" * 30}, ["na_not_allowed"]),
-    ("contamination-statement", {"status": "met", "justification": "too short"}, ["met_needs_justification"]),
-    ("reproducibility-recipe", {"status": "met", "evidence_url": "ftp://example.org/x"}, ["evidence_url_invalid"]),
-    ("reproducibility-recipe", {"status": "met", "evidence_url": "javascript:alert(1)"}, ["evidence_url_invalid"]),
-])
+
+@pytest.mark.parametrize(
+    ("key", "changes", "rules"),
+    [
+        ("training-data-disclosed", {"status": "met"}, ["met_needs_url"]),
+        ("training-data-disclosed", {"status": "n/a"}, ["na_needs_justification"]),
+        ("contamination-statement", {"status": "n/a", "justification": "x" * 30}, ["na_not_allowed"]),
+        ("contamination-statement", {"status": "met", "justification": "too short"}, ["met_needs_justification"]),
+        ("reproducibility-recipe", {"status": "met", "evidence_url": "ftp://example.org/x"}, ["evidence_url_invalid"]),
+        ("reproducibility-recipe", {"status": "met", "evidence_url": "javascript:alert(1)"}, ["evidence_url_invalid"]),
+    ],
+)
 def test_evidence_rules_are_enforced_and_named(int8_submitted, key, changes, rules):
     with pytest.raises(ValidationFailed) as err:
         answer(int8_submitted, key, int8_submitted.variant.owner, **changes)
@@ -278,8 +338,13 @@ def test_only_the_owner_answers_and_only_another_reviewer_verifies(int8_submitte
         answer(int8_submitted, "training-data-disclosed", bob, status="n/a", justification="x" * 30)
     with pytest.raises(PermissionDenied):
         answer(int8_submitted, "training-data-disclosed", maintainer, status="n/a", justification="x" * 30)
-    row = answer(int8_submitted, "training-data-disclosed", owner, status="n/a",
-                 justification="A dynamic int8 quantization: no training data.")
+    row = answer(
+        int8_submitted,
+        "training-data-disclosed",
+        owner,
+        status="n/a",
+        justification="A dynamic int8 quantization: no training data.",
+    )
     assert (row.status, row.source, row.answered_by) == ("n/a", "human", owner)
     with pytest.raises(PermissionDenied):
         answer(int8_submitted, "training-data-disclosed", owner, verified=True)
@@ -294,11 +359,21 @@ def test_only_the_owner_answers_and_only_another_reviewer_verifies(int8_submitte
     row = answer(int8_submitted, "training-data-disclosed", reviewer, verified=True)
     assert row.verified_by == reviewer and row.verified_at
     # Changing the answer drops the verification; repeating it unchanged keeps it.
-    row = answer(int8_submitted, "training-data-disclosed", owner, status="n/a",
-                 justification="A dynamic int8 quantization: no training data.")
+    row = answer(
+        int8_submitted,
+        "training-data-disclosed",
+        owner,
+        status="n/a",
+        justification="A dynamic int8 quantization: no training data.",
+    )
     assert row.verified_by == reviewer
-    row = answer(int8_submitted, "training-data-disclosed", owner, status="met",
-                 evidence_url="https://scikit-learn.org/stable/datasets/toy_dataset.html#digits-dataset")
+    row = answer(
+        int8_submitted,
+        "training-data-disclosed",
+        owner,
+        status="met",
+        evidence_url="https://scikit-learn.org/stable/datasets/toy_dataset.html#digits-dataset",
+    )
     assert row.verified_by is None
     with pytest.raises(ValidationFailed):
         answer(int8_submitted, "training-data-disclosed", owner)
@@ -326,11 +401,21 @@ def test_withdrawing_an_answer_hands_an_automatic_item_back_to_its_detective(dig
 def test_if_match_guards_an_answer(int8_submitted):
     owner = int8_submitted.variant.owner
     with pytest.raises(PreconditionFailed):
-        services.checklist_item_answer(revision=int8_submitted, key="contamination-statement", actor=owner,
-                                       changes={"status": "unmet"}, if_match='"stale"')
+        services.checklist_item_answer(
+            revision=int8_submitted,
+            key="contamination-statement",
+            actor=owner,
+            changes={"status": "unmet"},
+            if_match='"stale"',
+        )
     row = items_of(int8_submitted)["contamination-statement"]
-    services.checklist_item_answer(revision=int8_submitted, key="contamination-statement", actor=owner,
-                                   changes={"status": "unmet"}, if_match=services.item_etag(row))
+    services.checklist_item_answer(
+        revision=int8_submitted,
+        key="contamination-statement",
+        actor=owner,
+        changes={"status": "unmet"},
+        if_match=services.item_etag(row),
+    )
 
 
 def test_a_closed_revision_takes_no_more_answers(int8_submitted):
@@ -344,14 +429,30 @@ def test_a_closed_revision_takes_no_more_answers(int8_submitted):
 
 # --- Levels, progress and the gate ----------------------------------------------------------------------
 
+
 def _answer_manual_items(revision, reviewer):  # type: ignore[no-untyped-def]
     owner = revision.variant.owner
-    answer(revision, "training-data-disclosed", owner, status="n/a",
-           justification="A dynamic int8 quantization of commons/digits-mlp: no new training data.")
-    answer(revision, "contamination-statement", owner, status="met",
-           justification="The digits benchmark uses the held-out 25% split; the parent never saw it.")
-    answer(revision, "reproducibility-recipe", owner, status="met",
-           evidence_url="https://github.com/example/digits/blob/main/fixtures/digits/build.py")
+    answer(
+        revision,
+        "training-data-disclosed",
+        owner,
+        status="n/a",
+        justification="A dynamic int8 quantization of commons/digits-mlp: no new training data.",
+    )
+    answer(
+        revision,
+        "contamination-statement",
+        owner,
+        status="met",
+        justification="The digits benchmark uses the held-out 25% split; the parent never saw it.",
+    )
+    answer(
+        revision,
+        "reproducibility-recipe",
+        owner,
+        status="met",
+        evidence_url="https://github.com/example/digits/blob/main/fixtures/digits/build.py",
+    )
     answer(revision, "training-data-disclosed", reviewer, verified=True)
     answer(revision, "contamination-statement", reviewer, verified=True)
 
@@ -363,12 +464,15 @@ def test_levels_progress_and_the_gate_follow_answers_jobs_and_verification(int8_
     assert any("benchmark-succeeded" in u and "not answered yet" in u for u in unmet)
     _answer_manual_items(revision, reviewer)
     assert checklist_gate_unmet(revision) == [
-        "'At least one benchmark job succeeded on this revision' (benchmark-succeeded) is not answered yet."]
+        "'At least one benchmark job succeeded on this revision' (benchmark-succeeded) is not answered yet."
+    ]
     job = finished_job(revision, digits_world["benchmark"], revision.variant.owner)
     job_finished(job.pk)
     rows = items_of(revision)
-    assert rows["benchmark-succeeded"].status == "met" and f"job {job.pk} (digits)" in \
-        rows["benchmark-succeeded"].explanation
+    assert (
+        rows["benchmark-succeeded"].status == "met"
+        and f"job {job.pk} (digits)" in rows["benchmark-succeeded"].explanation
+    )
     assert rows["result-verified"].status == "unmet"  # suggested: answered, so it counts toward progress
     assert checklist_gate_unmet(revision) == []
     checklist = Checklist.objects.get(revision=revision)
@@ -376,15 +480,25 @@ def test_levels_progress_and_the_gate_follow_answers_jobs_and_verification(int8_
     assert checklist.progress == {"passing": 100, "silver": 50, "gold": 0}
     # Silver: a safety evaluation (verified) and the suggested openness item (answered unmet by its detective).
     owner = revision.variant.owner
-    answer(revision, "safety-evaluation", owner, status="n/a",
-           justification="An 8x8 digit classifier outputs one of ten digits; it cannot produce harmful content.")
+    answer(
+        revision,
+        "safety-evaluation",
+        owner,
+        status="n/a",
+        justification="An 8x8 digit classifier outputs one of ten digits; it cannot produce harmful content.",
+    )
     checklist.refresh_from_db()
     assert (checklist.level, checklist.progress["silver"]) == ("passing", 50)
     answer(revision, "safety-evaluation", reviewer, verified=True)
     checklist.refresh_from_db()
     assert (checklist.level, checklist.progress["silver"]) == ("silver", 100)
-    answer(revision, "compute-energy", owner, status="met",
-           justification="Quantization took 2 CPU-seconds on a laptop: about 0.00002 kWh.")
+    answer(
+        revision,
+        "compute-energy",
+        owner,
+        status="met",
+        justification="Quantization took 2 CPU-seconds on a laptop: about 0.00002 kWh.",
+    )
     checklist.refresh_from_db()
     assert checklist.level == "gold" and checklist.progress == {"passing": 100, "silver": 100, "gold": 100}
 
@@ -420,11 +534,22 @@ def test_level_report_counts_suggested_items_once_answered():
         def __init__(self, status, verified=False):  # type: ignore[no-untyped-def]
             self.status, self.verified_by_id = status, 1 if verified else None
 
-    report = level_report([(I("passing"), A("met")), (I("passing", required=False), A("unknown")),
-                           (I("silver", verify=True), A("met")), (I("gold"), A("met"))])
+    report = level_report(
+        [
+            (I("passing"), A("met")),
+            (I("passing", required=False), A("unknown")),
+            (I("silver", verify=True), A("met")),
+            (I("gold"), A("met")),
+        ]
+    )
     assert report.level == "passing" and report.progress == {"passing": 50, "silver": 0, "gold": 100}
-    report = level_report([(I("passing", na=True), A("n/a")), (I("passing", required=False), A("unmet")),
-                           (I("silver", verify=True), A("met", verified=True))])
+    report = level_report(
+        [
+            (I("passing", na=True), A("n/a")),
+            (I("passing", required=False), A("unmet")),
+            (I("silver", verify=True), A("met", verified=True)),
+        ]
+    )
     assert report.level == "gold" and report.progress == {"passing": 100, "silver": 100, "gold": 100}
     assert level_report([(I("passing"), A("n/a"))]).level == "in_progress"
 
@@ -471,6 +596,7 @@ def test_checklist_changes_are_announced_after_commit(digits_world, submit, djan
 
 # --- Hooks from the registry ----------------------------------------------------------------------------
 
+
 def test_a_variant_change_reevaluates_revisions_that_read_the_live_variant(digits_world):
     from apps.checklists.subscribers import on_variant_updated
     from apps.registry.services import revision_transition
@@ -491,6 +617,7 @@ def test_a_variant_change_reevaluates_revisions_that_read_the_live_variant(digit
 
 
 # --- MOF components and the openness class -------------------------------------------------------------
+
 
 def test_openness_class_from_declared_and_derived_components(digits_world, django_capture_on_commit_callbacks):
     from apps.checklists.openness import openness_class_for, openness_classes_for
@@ -514,17 +641,25 @@ def test_openness_class_from_declared_and_derived_components(digits_world, djang
     }
     with django_capture_on_commit_callbacks(execute=True):
         for key, (location, licence) in class_iii.items():
-            services.component_set(revision=revision, component=key, location=location, license=licence,
-                                   actor=owner)
+            services.component_set(revision=revision, component=key, location=location, license=licence, actor=owner)
     report = openness_class_for(Revision.objects.get(pk=revision.pk))
     assert (report["mof_class"], report["conditional"], report["rank"]) == ("III", False, 1)
     assert report["classes"][1]["status"] == "in_progress" and report["classes"][1]["missing"] == [
-        "training-code", "inference-code", "evaluation-code", "evaluation-data"]
+        "training-code",
+        "inference-code",
+        "evaluation-code",
+        "evaluation-data",
+    ]
     assert openness_classes_for([revision.pk])[revision.pk]["mof_class"] == "III"
     # A licence that is not open for the content type: the class drops and the component says why.
     with django_capture_on_commit_callbacks(execute=True):
-        services.component_set(revision=revision, component="model-card", location="https://example.org/card",
-                               license="cc-by-nc-4.0", actor=owner)
+        services.component_set(
+            revision=revision,
+            component="model-card",
+            location="https://example.org/card",
+            license="cc-by-nc-4.0",
+            actor=owner,
+        )
     report = openness_class_for(revision)
     card = next(c for c in report["components"] if c["component"] == "model-card")
     assert not card["open"] and "open content licence" in card["problem"]
@@ -541,16 +676,19 @@ def test_component_rules(digits_world, bob):
     revision = digits_world["int8"].current_revision
     owner = digits_world["int8"].owner
     with pytest.raises(PermissionDenied):
-        services.component_set(revision=revision, component="training-code", location="https://x.org/a",
-                               license="mit", actor=bob)
+        services.component_set(
+            revision=revision, component="training-code", location="https://x.org/a", license="mit", actor=bob
+        )
     with pytest.raises(ValidationFailed) as err:
-        services.component_set(revision=revision, component="training-code", location="ftp://x.org/a",
-                               license="apache2", actor=owner)
+        services.component_set(
+            revision=revision, component="training-code", location="ftp://x.org/a", license="apache2", actor=owner
+        )
     assert "location" in err.value.errors and "apache-2.0" in err.value.errors["license"][0]
     with pytest.raises(NotFound):
         services.component_set(revision=revision, component="nope", location="a", license="", actor=owner)
-    row = services.component_set(revision=revision, component="training-code", location="train.py",
-                                 license="Apache-2.0", actor=owner)
+    row = services.component_set(
+        revision=revision, component="training-code", location="train.py", license="Apache-2.0", actor=owner
+    )
     assert row.license == "apache-2.0"
     services.component_delete(revision=revision, component="training-code", actor=owner)
     with pytest.raises(NotFound):

@@ -25,8 +25,12 @@ def declared(alice, maintainer):  # type: ignore[no-untyped-def]
     def make(**fields):  # type: ignore[no-untyped-def]
         base = make_original(maintainer, name=f"base-{len(fields)}-{fields.get('parameters')}")
         variant = make_variant(alice, f"v-{fields.get('parameters')}-{fields.get('precision')}", [base], **fields)
-        artifact_add(revision=variant.current_revision, actor=alice, path="model.safetensors",
-                     upload=SimpleUploadedFile("m.safetensors", safetensors({"w": ("BF16", [64, 64])})))
+        artifact_add(
+            revision=variant.current_revision,
+            actor=alice,
+            path="model.safetensors",
+            upload=SimpleUploadedFile("m.safetensors", safetensors({"w": ("BF16", [64, 64])})),
+        )
         return variant
 
     return make

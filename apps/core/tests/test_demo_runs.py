@@ -41,8 +41,11 @@ def test_without_extras_only_core_benchmarks_and_digits_jobs(monkeypatch):
         "tinylm-lmeval": "runner 'lm-eval' is not installed (pip install -e '.[lmeval]')",
         "sts-mini": "runner 'sentence-similarity' is not installed (pip install -e '.[embeddings]')",
     }
-    assert _plan(summary["jobs"]) == [("digits", "alice/digits-mlp-int8"), ("digits", "bob/digits-mlp-pruned"),
-                                      ("digits", "commons/digits-mlp")]
+    assert _plan(summary["jobs"]) == [
+        ("digits", "alice/digits-mlp-int8"),
+        ("digits", "bob/digits-mlp-pruned"),
+        ("digits", "commons/digits-mlp"),
+    ]
     assert not Variant.objects.filter(name__startswith="tinylm").exists()
     # submitted through the service: queued, audited, by the owner (a maintainer for the commons)
     by_variant = {job.revision.variant.full_name: job for job in summary["jobs"]}
@@ -122,8 +125,11 @@ def test_tinylm_folder_reuses_an_intact_build_and_rebuilds_a_damaged_one(tmp_pat
 
     shutil.copytree(_tinylm_dir(), tmp_path / "tinylm")
     built = []
-    monkeypatch.setattr(demo_runs, "_tinylm_builder",
-                        lambda: type("B", (), {"build": staticmethod(lambda out, quiet: built.append(out))}))
+    monkeypatch.setattr(
+        demo_runs,
+        "_tinylm_builder",
+        lambda: type("B", (), {"build": staticmethod(lambda out, quiet: built.append(out))}),
+    )
     assert demo_runs.tinylm_folder(tmp_path / "tinylm") == tmp_path / "tinylm" and built == []
     (tmp_path / "tinylm" / "tinylm-harbour" / "model.safetensors").write_bytes(b"not the weights")
     demo_runs.tinylm_folder(tmp_path / "tinylm")

@@ -98,10 +98,19 @@ def plain():
 
 
 @DEBUG_MODES
-@pytest.mark.parametrize("url", [
-    "/api/v1/no-such-thing/", "/api/nope", "/api/v1/jobs/abc/", "/api/v1/jobs/-1/", "/api/v1/flags/1.5/resolve/",
-    "/api/v1/variants/alice/x/revisions/two/", "/api/v1/users/a/b/c/d/",
-], ids=["unknown", "unknown-short", "non-int-id", "negative-id", "float-id", "non-int-number", "too-deep"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/no-such-thing/",
+        "/api/nope",
+        "/api/v1/jobs/abc/",
+        "/api/v1/jobs/-1/",
+        "/api/v1/flags/1.5/resolve/",
+        "/api/v1/variants/alice/x/revisions/two/",
+        "/api/v1/users/a/b/c/d/",
+    ],
+    ids=["unknown", "unknown-short", "non-int-id", "negative-id", "float-id", "non-int-number", "too-deep"],
+)
 def test_unknown_paths_and_unroutable_ids_are_problem_404(plain, settings, debug, url):
     settings.DEBUG = debug
     for method in ("get", "post", "delete"):
@@ -137,8 +146,12 @@ def test_plain_django_views_under_api_answer_problems(plain, settings, debug):
     settings.DEBUG = debug
     from apps.core.tests.boom_urls import SECRET
 
-    for url, status in [("/api/v1/__boom__/django/", 500), ("/api/v1/__boom__/drf/", 500),
-                        ("/api/v1/__boom__/too-big/", 413), ("/api/v1/__boom__/missing/", 404)]:
+    for url, status in [
+        ("/api/v1/__boom__/django/", 500),
+        ("/api/v1/__boom__/drf/", 500),
+        ("/api/v1/__boom__/too-big/", 413),
+        ("/api/v1/__boom__/missing/", 404),
+    ]:
         resp = plain.get(url)
         assert_problem(resp, status)
         if status != 413:  # a too-large message is for the client; internals are not
@@ -152,8 +165,9 @@ def test_plain_django_views_under_api_answer_problems(plain, settings, debug):
 def test_request_data_too_big_is_413(client_for, alice, settings, debug):
     settings.DEBUG = debug
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    resp = client_for(alice).post("/api/v1/jobs/", data="benchmark=" + "x" * 5000,
-                                  content_type="application/x-www-form-urlencoded")
+    resp = client_for(alice).post(
+        "/api/v1/jobs/", data="benchmark=" + "x" * 5000, content_type="application/x-www-form-urlencoded"
+    )
     assert_problem(resp, 413)
 
 

@@ -29,8 +29,12 @@ def schema(django_db_setup, django_db_blocker) -> dict[str, Any]:  # type: ignor
 
 
 def operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(path, method, op) for path, item in schema["paths"].items() for method, op in item.items()
-            if method in HTTP_METHODS]
+    return [
+        (path, method, op)
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+    ]
 
 
 def parameter(op: dict[str, Any], name: str) -> dict[str, Any]:
@@ -40,12 +44,22 @@ def parameter(op: dict[str, Any], name: str) -> dict[str, Any]:
 def test_public_reads_are_documented_as_public_and_the_rest_as_authenticated(schema):
     paths = schema["paths"]
     # Anonymous readers may call these: authentication is optional ({} among the requirements).
-    for path in ("/api/v1/users/{username}/", "/api/v1/variants/", "/api/v1/variants/{owner}/{name}/",
-                 "/api/v1/benchmarks/", "/api/v1/jobs/{id}/"):
+    for path in (
+        "/api/v1/users/{username}/",
+        "/api/v1/variants/",
+        "/api/v1/variants/{owner}/{name}/",
+        "/api/v1/benchmarks/",
+        "/api/v1/jobs/{id}/",
+    ):
         assert {} in paths[path]["get"]["security"], path
     # These need credentials.
-    for path, method in (("/api/v1/users/{username}/", "patch"), ("/api/v1/notifications/", "get"),
-                         ("/api/v1/webhooks/", "get"), ("/api/v1/variants/", "post"), ("/api/v1/me/", "get")):
+    for path, method in (
+        ("/api/v1/users/{username}/", "patch"),
+        ("/api/v1/notifications/", "get"),
+        ("/api/v1/webhooks/", "get"),
+        ("/api/v1/variants/", "post"),
+        ("/api/v1/me/", "get"),
+    ):
         assert {} not in paths[path][method]["security"], (method, path)
         assert {"bearerAuth": []} in paths[path][method]["security"]
 
@@ -75,17 +89,33 @@ def test_job_verifies_is_nullable(schema):
     assert verifies["type"] == "integer" and verifies["nullable"] is True
 
 
-@pytest.mark.parametrize(("key", "accepted"), [
-    ("a", True), ("3f2c1a9e-7b7e-4c8e-9d41-0c6d2d1e5b77", True), ("a b", True), ("!~", True), ("x" * 255, True),
-    ("", False), (" a", False), ("a ", False), ("x" * 256, False), ("é", False), ("a\tb", False), ("a\n", False),
-])
+@pytest.mark.parametrize(
+    ("key", "accepted"),
+    [
+        ("a", True),
+        ("3f2c1a9e-7b7e-4c8e-9d41-0c6d2d1e5b77", True),
+        ("a b", True),
+        ("!~", True),
+        ("x" * 255, True),
+        ("", False),
+        (" a", False),
+        ("a ", False),
+        ("x" * 256, False),
+        ("é", False),
+        ("a\tb", False),
+        ("a\n", False),
+    ],
+)
 def test_idempotency_key_schema_is_the_rule_the_code_enforces(schema, key, accepted):
     from apps.benchmarks.idempotency import _check_key
 
     for path in ("/api/v1/jobs/", "/api/v1/jobs/batch/"):
         documented = parameter(schema["paths"][path]["post"], "Idempotency-Key")["schema"]
-        valid = (documented["minLength"] <= len(key) <= documented["maxLength"]
-                 and re.search(documented["pattern"], key) is not None and not key.endswith("\n"))
+        valid = (
+            documented["minLength"] <= len(key) <= documented["maxLength"]
+            and re.search(documented["pattern"], key) is not None
+            and not key.endswith("\n")
+        )
         assert valid is accepted, (path, key)
     if accepted:
         assert _check_key(key) == key
@@ -124,8 +154,7 @@ def test_bodies_carry_the_limits_the_code_enforces(schema):
 def test_preferences_refuse_what_the_schema_refuses(client_for, digits_world):
     alice = client_for(digits_world["users"]["alice"])
     assert alice.patch("/api/v1/notifications/preferences/", {}, format="json").status_code == 200
-    refused = alice.patch("/api/v1/notifications/preferences/", {"no_such_kind": {"email": False}},
-                          format="json")
+    refused = alice.patch("/api/v1/notifications/preferences/", {"no_such_kind": {"email": False}}, format="json")
     assert refused.status_code == 400 and "no_such_kind" in refused.json()["errors"]
 
 
@@ -141,14 +170,25 @@ def test_request_bodies_are_json_and_multipart_only_for_files(schema):
 
 def test_basic_authentication_is_a_documented_scheme(schema):
     assert schema["components"]["securitySchemes"]["basicAuth"] == {
-        "type": "http", "scheme": "basic",
-        "description": "Username and password; failed logins are limited (429 with Retry-After)."}
+        "type": "http",
+        "scheme": "basic",
+        "description": "Username and password; failed logins are limited (429 with Retry-After).",
+    }
 
 
-@pytest.mark.parametrize(("ordering", "status"), [
-    ("name", 200), ("-parameters,name", 200), ("", 200), ("nope", 400), ("name, created_at", 400),
-    ("--name", 400), ("name,", 400), ("na\x00me", 400),
-])
+@pytest.mark.parametrize(
+    ("ordering", "status"),
+    [
+        ("name", 200),
+        ("-parameters,name", 200),
+        ("", 200),
+        ("nope", 400),
+        ("name, created_at", 400),
+        ("--name", 400),
+        ("name,", 400),
+        ("na\x00me", 400),
+    ],
+)
 def test_ordering_is_what_the_schema_documents_and_nothing_else(schema, api, digits_world, ordering, status):
     """DRF ignored an ordering it did not know (schemathesis: schema-violating requests accepted); now the code
     takes exactly what the documented pattern describes."""
@@ -200,27 +240,50 @@ def test_blank_model_text_in_responses_may_be_empty(schema):
         jsonschema.validate("maybe", {**flag["resolution"], **resolver})
 
 
-@pytest.mark.parametrize(("path", "valid"), [
-    ("model.safetensors", True), ("1_Pooling/config.json", True), ("a\\b.bin", True), ("a b/c d", True),
-    ("", False), (" ", False), ("/etc/passwd", False), ("a/../b", False), ("./a", False), ("a/", False),
-    ("a//b", False), ("a\x17b", False), (" a", True), ("a ", True), ("..", False), (" ../a", False),
-    ("a/.. ", False), ("a/ .. /b", True), ("x" * 501, False), ("x" * 500, True), ("a/.hidden", True),
-    ("a/...", True), ("\x1c", False),
-])
+@pytest.mark.parametrize(
+    ("path", "valid"),
+    [
+        ("model.safetensors", True),
+        ("1_Pooling/config.json", True),
+        ("a\\b.bin", True),
+        ("a b/c d", True),
+        ("", False),
+        (" ", False),
+        ("/etc/passwd", False),
+        ("a/../b", False),
+        ("./a", False),
+        ("a/", False),
+        ("a//b", False),
+        ("a\x17b", False),
+        (" a", True),
+        ("a ", True),
+        ("..", False),
+        (" ../a", False),
+        ("a/.. ", False),
+        ("a/ .. /b", True),
+        ("x" * 501, False),
+        ("x" * 500, True),
+        ("a/.hidden", True),
+        ("a/...", True),
+        ("\x1c", False),
+    ],
+)
 def test_file_paths_are_documented_as_the_registry_takes_them(schema, path, valid):
     from apps.registry.services import ARTIFACT_PATH_SCHEMA, _clean_path
 
-    documented = parameter(schema["paths"]["/api/v1/variants/{owner}/{name}/revisions/{number}/files/{path}"]["get"],
-                           "path")["schema"]
+    documented = parameter(
+        schema["paths"]["/api/v1/variants/{owner}/{name}/revisions/{number}/files/{path}"]["get"], "path"
+    )["schema"]
     assert documented == ARTIFACT_PATH_SCHEMA
-    matches = (len(path) <= documented["maxLength"] and re.search(documented["pattern"], path) is not None)
+    matches = len(path) <= documented["maxLength"] and re.search(documented["pattern"], path) is not None
     errors: dict[str, list[str]] = {}
     _clean_path(path, errors)
     assert matches is valid and (not errors) is valid, (path, errors)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
-          derandomize=True)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True
+)
 @given(st.text(alphabet=st.sampled_from([" ", ".", "/", "\\", "a", "b", "\x17", "\x1c", "\t", "é"]), max_size=10))
 def test_the_file_path_pattern_is_the_registry_rule(path):
     from apps.registry.services import ARTIFACT_PATH_SCHEMA, _clean_path
@@ -230,10 +293,16 @@ def test_the_file_path_pattern_is_the_registry_rule(path):
     assert (re.search(ARTIFACT_PATH_SCHEMA["pattern"], path) is not None) == (not errors), (path, errors)
 
 
-@pytest.mark.parametrize("url", [
-    "/api/v1/variants/al%00ice/x/", "/api/v1/benchmarks/di%00gits/", "/api/v1/leaderboards/digits/?version=a%00b",
-    "/api/v1/variants/?owner=a%00", "/api/v1/jobs/?variant=a%00/b",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/variants/al%00ice/x/",
+        "/api/v1/benchmarks/di%00gits/",
+        "/api/v1/leaderboards/digits/?version=a%00b",
+        "/api/v1/variants/?owner=a%00",
+        "/api/v1/jobs/?variant=a%00/b",
+    ],
+)
 def test_nul_in_a_url_is_a_problem_400_not_a_database_error(api, digits_world, url):
     """schemathesis: `?version=` with a NUL reached PostgreSQL and answered 500; so did NUL in path parameters."""
     resp = api.get(url)

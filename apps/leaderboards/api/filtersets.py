@@ -16,8 +16,9 @@ from ..models import LeaderboardEntry, SuiteScore
 class _BoardFilterSet(StrictFilterSet):
     relation = django_filters.ChoiceFilter(choices=Relation.choices)
     precision = django_filters.ChoiceFilter(choices=Precision.choices)
-    license = django_filters.CharFilter(method="filter_license", max_length=64,
-                                        help_text="SPDX or Hub license id, case-insensitive.")
+    license = django_filters.CharFilter(
+        method="filter_license", max_length=64, help_text="SPDX or Hub license id, case-insensitive."
+    )
     task = django_filters.CharFilter(max_length=64, help_text="Hub pipeline tag, e.g. image-classification.")
     max_parameters = IntegerFilter(field_name="parameters", lookup_expr="lte", min_value=0, max_value=10**15)
     verified = StrictBooleanFilter()
@@ -49,5 +50,4 @@ class SuiteScoreFilterSet(_BoardFilterSet):
 
     class Meta:
         model = SuiteScore
-        fields = ["relation", "precision", "license", "task", "max_parameters", "verified", "contaminated",
-                  "complete"]
+        fields = ["relation", "precision", "license", "task", "max_parameters", "verified", "contaminated", "complete"]

@@ -34,7 +34,7 @@ class BoardPagination(BasePagination):
         self.page_number = page
         self.size = size
         self.offset = (self.page_number - 1) * size
-        rows = list(queryset[self.offset:self.offset + size + 1])
+        rows = list(queryset[self.offset : self.offset + size + 1])
         self.has_next = len(rows) > size
         return rows[:size]
 
@@ -53,10 +53,18 @@ class BoardPagination(BasePagination):
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [
-            {"name": self.page_query_param, "required": False, "in": "query",
-             "description": f"Page number (1-based, at most {self.max_page}).",
-             "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page}},
-            {"name": self.page_size_query_param, "required": False, "in": "query",
-             "description": f"Rows per page (1 to {self.max_page_size}).",
-             "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size}},
+            {
+                "name": self.page_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Page number (1-based, at most {self.max_page}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Rows per page (1 to {self.max_page_size}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+            },
         ]

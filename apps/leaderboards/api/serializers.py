@@ -20,21 +20,31 @@ __all__ = ["entry_row", "suite_row"]  # the row builders live in ..rows; the web
 class SuiteBenchmarkSerializer(serializers.Serializer):
     benchmark = serializers.SlugField(max_length=64, help_text="Benchmark slug.")
     benchmark_version = serializers.CharField(read_only=True, help_text="The version the suite aggregates.")
-    metric = serializers.CharField(max_length=64, required=False, allow_blank=True,
-                                   help_text="Defaults to the benchmark's primary metric.")
+    metric = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, help_text="Defaults to the benchmark's primary metric."
+    )
     higher_is_better = serializers.BooleanField(read_only=True)
     weight = serializers.FloatField(required=False, default=1.0, min_value=0.0)
-    baseline = serializers.FloatField(required=False, default=0.0,
-                                      help_text="Score of a random or trivial model: normalized to 0.")
-    best = serializers.FloatField(required=False, default=1.0,
-                                  help_text="Best possible score: normalized to 100. Below baseline for "
-                                            "lower-is-better metrics.")
+    baseline = serializers.FloatField(
+        required=False, default=0.0, help_text="Score of a random or trivial model: normalized to 0."
+    )
+    best = serializers.FloatField(
+        required=False,
+        default=1.0,
+        help_text="Best possible score: normalized to 100. Below baseline for lower-is-better metrics.",
+    )
 
     def to_representation(self, item: SuiteBenchmark) -> dict[str, Any]:
         metric = item.metric_name
-        return {"benchmark": item.benchmark.slug, "benchmark_version": item.benchmark.version, "metric": metric,
-                "higher_is_better": metric_direction(item.benchmark, metric), "weight": item.weight,
-                "baseline": item.baseline, "best": item.best}
+        return {
+            "benchmark": item.benchmark.slug,
+            "benchmark_version": item.benchmark.version,
+            "metric": metric,
+            "higher_is_better": metric_direction(item.benchmark, metric),
+            "weight": item.weight,
+            "baseline": item.baseline,
+            "best": item.best,
+        }
 
 
 class SuiteSerializer(serializers.ModelSerializer):
@@ -61,11 +71,16 @@ class SuiteCreateSerializer(serializers.Serializer):
 class SuiteUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True, max_length=20000)
-    benchmarks = SuiteBenchmarkSerializer(many=True, allow_empty=False, max_length=100,  # type: ignore[call-arg]
-                                          required=False)
+    benchmarks = SuiteBenchmarkSerializer(
+        many=True,
+        allow_empty=False,
+        max_length=100,  # type: ignore[call-arg]
+        required=False,
+    )
 
 
 # --- board rows ------------------------------------------------------------------------------------------
+
 
 class FlagSerializer(serializers.Serializer):
     kind = serializers.CharField(help_text="contamination (a confirmed flag) or verification_disputed.")
@@ -79,9 +94,10 @@ class _RowSerializer(serializers.Serializer):
     revision = serializers.IntegerField()
     score = serializers.FloatField()
     verified = serializers.BooleanField()
-    delta_vs_parents = serializers.DictField(child=serializers.FloatField(allow_null=True),
-                                             help_text="{parent full name: this score minus the parent's}, "
-                                                       "null when the parent has no public result.")
+    delta_vs_parents = serializers.DictField(
+        child=serializers.FloatField(allow_null=True),
+        help_text="{parent full name: this score minus the parent's}, null when the parent has no public result.",
+    )
     flags = FlagSerializer(many=True)
     contaminated = serializers.BooleanField()
     relation = serializers.CharField()
@@ -107,12 +123,14 @@ class SuiteComponentSerializer(serializers.Serializer):
 
 
 class SuiteRowSerializer(_RowSerializer):
-    metrics = serializers.DictField(child=serializers.FloatField(),
-                                    help_text="{benchmark slug: normalized score 0..100}")
+    metrics = serializers.DictField(
+        child=serializers.FloatField(), help_text="{benchmark slug: normalized score 0..100}"
+    )
     components = serializers.DictField(child=SuiteComponentSerializer())
     complete = serializers.BooleanField()
-    missing = serializers.ListField(child=serializers.CharField(), help_text="Suite benchmarks without a result "
-                                                                              "(counted as 0).")
+    missing = serializers.ListField(
+        child=serializers.CharField(), help_text="Suite benchmarks without a result (counted as 0)."
+    )
 
 
 class BoardInfoSerializer(serializers.Serializer):

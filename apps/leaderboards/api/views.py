@@ -29,7 +29,8 @@ from .serializers import (
 )
 
 VERSION_PARAM = OpenApiParameter(
-    "version", {"type": "string", "maxLength": 32},
+    "version",
+    {"type": "string", "maxLength": 32},
     description="Benchmark version (default: the benchmark's current version).",
 )
 
@@ -58,8 +59,14 @@ class _BoardView(GenericAPIView):
         assert isinstance(paginator, BoardPagination)
         head = rows.dump({**header, "next": paginator.next_link(), "previous": paginator.previous_link()})
         first = paginator.offset + 1
-        body = "".join([head[:-1], ',"results":[',
-                        ",".join(rows.with_rank(first + i, doc) for i, doc in enumerate(documents)), "]}"])
+        body = "".join(
+            [
+                head[:-1],
+                ',"results":[',
+                ",".join(rows.with_rank(first + i, doc) for i, doc in enumerate(documents)),
+                "]}",
+            ]
+        )
         return HttpResponse(body, content_type="application/json")
 
 
@@ -70,15 +77,22 @@ class BenchmarkLeaderboardView(_BoardView):
     queryset = LeaderboardEntry.objects.none()
     filterset_class = EntryFilterSet
 
-    @extend_schema(parameters=[VERSION_PARAM], responses={200: LeaderboardPageSerializer},
-                   operation_id="leaderboards_benchmark")
+    @extend_schema(
+        parameters=[VERSION_PARAM], responses={200: LeaderboardPageSerializer}, operation_id="leaderboards_benchmark"
+    )
     def get(self, request: Request, benchmark_slug: str) -> HttpResponse:
         benchmark = selectors.benchmark_by_slug(benchmark_slug)
         version = _version_param(request, benchmark.version)
         queryset = self.filter_queryset(selectors.board_entries(benchmark=benchmark, version=version))
-        header = {"benchmark": {"slug": benchmark.slug, "name": benchmark.name, "version": version,
-                                "metric": benchmark.primary_metric,
-                                "higher_is_better": primary_direction(benchmark)}}
+        header = {
+            "benchmark": {
+                "slug": benchmark.slug,
+                "name": benchmark.name,
+                "version": version,
+                "metric": benchmark.primary_metric,
+                "higher_is_better": primary_direction(benchmark),
+            }
+        }
         return self.board_response(header, queryset)
 
 
@@ -94,8 +108,14 @@ class SuiteLeaderboardView(_BoardView):
     def get(self, request: Request, suite_slug: str) -> HttpResponse:
         suite = selectors.suite_by_slug(suite_slug)
         queryset = self.filter_queryset(selectors.suite_board_scores(suite=suite))
-        header = {"suite": {"slug": suite.slug, "name": suite.name, "version": suite.version,
-                            "benchmarks": SuiteBenchmarkSerializer(suite.entries.all(), many=True).data}}
+        header = {
+            "suite": {
+                "slug": suite.slug,
+                "name": suite.name,
+                "version": suite.version,
+                "benchmarks": SuiteBenchmarkSerializer(suite.entries.all(), many=True).data,
+            }
+        }
         return self.board_response(header, queryset)
 
 
@@ -131,14 +151,24 @@ class SuiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         suite = selectors.suite_by_slug(suite.slug)
         return Response(SuiteSerializer(suite).data, status=status.HTTP_201_CREATED, headers={"ETag": suite.etag})
 
-    @extend_schema(request=SuiteUpdateSerializer, responses={200: SuiteSerializer},
-                   parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER,
-                                                description="ETag from a GET; 412 when the suite changed since.")])
+    @extend_schema(
+        request=SuiteUpdateSerializer,
+        responses={200: SuiteSerializer},
+        parameters=[
+            OpenApiParameter(
+                "If-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="ETag from a GET; 412 when the suite changed since.",
+            )
+        ],
+    )
     def partial_update(self, request: Request, slug: str | None = None) -> Response:
         suite = self.get_object()
         incoming = SuiteUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        suite = services.suite_update(suite=suite, actor=request.user, if_match=request.headers.get("If-Match"),
-                                      **incoming.validated_data)
+        suite = services.suite_update(
+            suite=suite, actor=request.user, if_match=request.headers.get("If-Match"), **incoming.validated_data
+        )
         suite = selectors.suite_by_slug(suite.slug)
         return Response(SuiteSerializer(suite).data, headers={"ETag": suite.etag})

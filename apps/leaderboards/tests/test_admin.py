@@ -17,11 +17,20 @@ def admin_client(client, make_user):
 
 
 def _suite_form(**fields):
-    data = {"slug": "core", "name": "Core", "description": "",
-            "entries-TOTAL_FORMS": "1", "entries-INITIAL_FORMS": "0",
-            "entries-MIN_NUM_FORMS": "0", "entries-MAX_NUM_FORMS": "1000",
-            "entries-0-position": "0", "entries-0-metric": "", "entries-0-weight": "1",
-            "entries-0-baseline": "0", "entries-0-best": "1"}
+    data = {
+        "slug": "core",
+        "name": "Core",
+        "description": "",
+        "entries-TOTAL_FORMS": "1",
+        "entries-INITIAL_FORMS": "0",
+        "entries-MIN_NUM_FORMS": "0",
+        "entries-MAX_NUM_FORMS": "1000",
+        "entries-0-position": "0",
+        "entries-0-metric": "",
+        "entries-0-weight": "1",
+        "entries-0-baseline": "0",
+        "entries-0-best": "1",
+    }
     data.update(fields)
     return data
 
@@ -43,12 +52,22 @@ def test_a_suite_made_in_the_admin_is_scored_and_audited_and_edits_bump_its_vers
     suite = Suite.objects.get(slug="core")
     assert suite.version == 1 and SuiteScore.objects.get(suite=suite).score == 50.0
     entry = suite.entries.get()
-    resp = admin_client.post(f"/admin/leaderboards/suite/{suite.pk}/change/", _suite_form(**{
-        "entries-INITIAL_FORMS": "1", "entries-0-id": entry.pk, "entries-0-suite": suite.pk,
-        "entries-0-benchmark": bench.pk, "entries-0-baseline": "0.25"}))
+    resp = admin_client.post(
+        f"/admin/leaderboards/suite/{suite.pk}/change/",
+        _suite_form(
+            **{
+                "entries-INITIAL_FORMS": "1",
+                "entries-0-id": entry.pk,
+                "entries-0-suite": suite.pk,
+                "entries-0-benchmark": bench.pk,
+                "entries-0-baseline": "0.25",
+            }
+        ),
+    )
     assert resp.status_code == 302, resp.content[:2000]
     suite.refresh_from_db()
     assert suite.version == 2
     assert SuiteScore.objects.get(suite=suite).score == pytest.approx(100 / 3, abs=1e-3)  # stored to 4 places
-    assert list(AuditEvent.objects.filter(verb__startswith="suite.").values_list("verb", flat=True)
-                .order_by("seq")) == ["suite.create", "suite.update"]
+    assert list(
+        AuditEvent.objects.filter(verb__startswith="suite.").values_list("verb", flat=True).order_by("seq")
+    ) == ["suite.create", "suite.update"]

@@ -47,10 +47,14 @@ def names(resp):
 def test_anyone_reads_a_board_ranked_best_first_with_deltas_against_parents(api, world):
     resp = api.get(BOARD)
     body = resp.json()
-    assert names(resp) == ["bob/base-ft", "maintainer/base", "alice/base-int8", "maintainer/other",
-                           "bob/other-pruned"]
-    assert body["benchmark"] == {"slug": "bench", "name": "Bench", "version": "1", "metric": "accuracy",
-                                 "higher_is_better": True}
+    assert names(resp) == ["bob/base-ft", "maintainer/base", "alice/base-int8", "maintainer/other", "bob/other-pruned"]
+    assert body["benchmark"] == {
+        "slug": "bench",
+        "name": "Bench",
+        "version": "1",
+        "metric": "accuracy",
+        "higher_is_better": True,
+    }
     first, _, q8 = body["results"][:3]
     assert [r["rank"] for r in body["results"]] == [1, 2, 3, 4, 5]
     assert first["delta_vs_parents"] == {"maintainer/base": 0.03}
@@ -76,29 +80,45 @@ def test_unpublished_variants_never_appear_for_anyone(api, world, alice, maintai
         assert "alice/secret" not in names(client.get(BOARD + "?page_size=100"))
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("relation=quantized", ["alice/base-int8"]),
-    ("precision=int8", ["alice/base-int8"]),
-    ("license=mit", ["bob/base-ft", "maintainer/other"]),
-    ("license=MIT", ["bob/base-ft", "maintainer/other"]),
-    ("task=image-classification", ["bob/base-ft", "maintainer/base", "alice/base-int8", "maintainer/other",
-                                   "bob/other-pruned"]),
-    ("task=text-generation", []),
-    ("max_parameters=5000", ["bob/base-ft", "maintainer/base", "alice/base-int8", "bob/other-pruned"]),
-    ("max_parameters=4000", ["bob/other-pruned"]),
-    ("verified=true", ["maintainer/base", "alice/base-int8"]),
-    ("verified=false", ["bob/base-ft", "maintainer/other", "bob/other-pruned"]),
-    ("relation=finetune&max_parameters=5000&license=mit", ["bob/base-ft"]),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("relation=quantized", ["alice/base-int8"]),
+        ("precision=int8", ["alice/base-int8"]),
+        ("license=mit", ["bob/base-ft", "maintainer/other"]),
+        ("license=MIT", ["bob/base-ft", "maintainer/other"]),
+        (
+            "task=image-classification",
+            ["bob/base-ft", "maintainer/base", "alice/base-int8", "maintainer/other", "bob/other-pruned"],
+        ),
+        ("task=text-generation", []),
+        ("max_parameters=5000", ["bob/base-ft", "maintainer/base", "alice/base-int8", "bob/other-pruned"]),
+        ("max_parameters=4000", ["bob/other-pruned"]),
+        ("verified=true", ["maintainer/base", "alice/base-int8"]),
+        ("verified=false", ["bob/base-ft", "maintainer/other", "bob/other-pruned"]),
+        ("relation=finetune&max_parameters=5000&license=mit", ["bob/base-ft"]),
+    ],
+)
 def test_filters(api, world, query, expected):
     assert names(api.get(f"{BOARD}?{query}")) == expected
 
 
-@pytest.mark.parametrize("query", [
-    "verified=maybe", "max_parameters=abc", "max_parameters=-1", "relation=cousin", "precision=fp64",
-    "page=0", "page=abc", "page_size=0", "verified=true&verified=false", "contaminated=2",
-    "version=" + "x" * 40,
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "verified=maybe",
+        "max_parameters=abc",
+        "max_parameters=-1",
+        "relation=cousin",
+        "precision=fp64",
+        "page=0",
+        "page=abc",
+        "page_size=0",
+        "verified=true&verified=false",
+        "contaminated=2",
+        "version=" + "x" * 40,
+    ],
+)
 def test_bad_filters_are_400_problems(api, world, query):
     resp = api.get(f"{BOARD}?{query}")
     assert resp.status_code == 400, resp.content
@@ -122,7 +142,10 @@ def test_lower_is_better_boards_rank_ascending(api, maintainer):
         make_result(make_variant(maintainer, name, actor=maintainer), speed, {"ms": ms})
     body = api.get("/api/v1/leaderboards/speed/").json()
     assert [(r["variant"], r["rank"]) for r in body["results"]] == [
-        ("maintainer/fast", 1), ("maintainer/mid", 2), ("maintainer/slow", 3)]
+        ("maintainer/fast", 1),
+        ("maintainer/mid", 2),
+        ("maintainer/slow", 3),
+    ]
     assert body["benchmark"]["higher_is_better"] is False
 
 
@@ -144,8 +167,9 @@ def test_version_parameter_selects_another_benchmark_version(api, world, bench):
 
 
 def test_contaminated_rows_are_marked_and_can_be_hidden(api, world, maintainer):
-    services.leaderboard_mark_contaminated(variant_id=world["ft"].pk, flag_id=12, benchmark_slug="bench",
-                                           actor=maintainer)
+    services.leaderboard_mark_contaminated(
+        variant_id=world["ft"].pk, flag_id=12, benchmark_slug="bench", actor=maintainer
+    )
     rows = api.get(BOARD).json()["results"]
     assert rows[0]["variant"] == "bob/base-ft"
     assert rows[0]["contaminated"] is True
@@ -187,8 +211,9 @@ def test_suite_board_query_count_is_the_same_at_1_and_100_rows(maintainer, clien
     client.get("/api/v1/me/")
     small = make_benchmark("small")
     big = make_benchmark("big")
-    services.suite_create(actor=maintainer, slug="s100", name="many",
-                          benchmarks=[{"benchmark": "big"}, {"benchmark": "small"}])
+    services.suite_create(
+        actor=maintainer, slug="s100", name="many", benchmarks=[{"benchmark": "big"}, {"benchmark": "small"}]
+    )
     _publish_many(maintainer, small, 1, start=0)
     _publish_many(maintainer, big, 101, start=1)
     with CaptureQueriesContext(connection) as one:
@@ -202,13 +227,19 @@ def test_suite_board_query_count_is_the_same_at_1_and_100_rows(maintainer, clien
 
 # --- suite boards ----------------------------------------------------------------------------------------
 
+
 def test_suite_board_ranks_normalized_scores_and_lists_missing_benchmarks(api, world, maintainer, bench):
     speed = make_benchmark("speed", metrics=[{"name": "ms", "higher_is_better": False, "primary": True}])
     make_result(world["q8"], speed, {"ms": 20.0})
-    services.suite_create(actor=maintainer, slug="core", name="Core", benchmarks=[
-        {"benchmark": "bench", "weight": 1, "baseline": 0.5, "best": 1.0},
-        {"benchmark": "speed", "weight": 1, "baseline": 100, "best": 0},
-    ])
+    services.suite_create(
+        actor=maintainer,
+        slug="core",
+        name="Core",
+        benchmarks=[
+            {"benchmark": "bench", "weight": 1, "baseline": 0.5, "best": 1.0},
+            {"benchmark": "speed", "weight": 1, "baseline": 100, "best": 0},
+        ],
+    )
     body = api.get("/api/v1/leaderboards/suites/core/").json()
     assert body["suite"]["slug"] == "core" and body["suite"]["version"] == 1
     top = body["results"][0]
@@ -226,8 +257,12 @@ def test_suite_board_ranks_normalized_scores_and_lists_missing_benchmarks(api, w
 
 # --- suites CRUD -----------------------------------------------------------------------------------------
 
-SUITE = {"slug": "core", "name": "Core", "description": "The core suite.",
-         "benchmarks": [{"benchmark": "bench", "weight": 2, "baseline": 0.1, "best": 1.0}]}
+SUITE = {
+    "slug": "core",
+    "name": "Core",
+    "description": "The core suite.",
+    "benchmarks": [{"benchmark": "bench", "weight": 2, "baseline": 0.1, "best": 1.0}],
+}
 
 
 def test_maintainers_create_suites_others_cannot(api, bench, alice, maintainer, client_for):
@@ -237,8 +272,17 @@ def test_maintainers_create_suites_others_cannot(api, bench, alice, maintainer, 
     assert resp.status_code == 201, resp.json()
     body = resp.json()
     assert body["slug"] == "core" and body["version"] == 1 and resp["ETag"]
-    assert body["benchmarks"] == [{"benchmark": "bench", "benchmark_version": "1", "metric": "accuracy",
-                                   "higher_is_better": True, "weight": 2.0, "baseline": 0.1, "best": 1.0}]
+    assert body["benchmarks"] == [
+        {
+            "benchmark": "bench",
+            "benchmark_version": "1",
+            "metric": "accuracy",
+            "higher_is_better": True,
+            "weight": 2.0,
+            "baseline": 0.1,
+            "best": 1.0,
+        }
+    ]
     assert body["leaderboard"] == "/api/v1/leaderboards/suites/core/"
     again = client_for(maintainer).post("/api/v1/suites/", SUITE, format="json")
     assert again.status_code == 400 and "slug" in again.json()["errors"]
@@ -261,15 +305,18 @@ def test_suites_are_written_only_with_the_admin_scope(api, bench, maintainer):
     assert api.patch("/api/v1/suites/core/", {"name": "Renamed"}, format="json", **admin).status_code == 200
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({**SUITE, "benchmarks": []}, "benchmarks"),
-    ({**SUITE, "benchmarks": [{"benchmark": "missing"}]}, "benchmarks.0.benchmark"),
-    ({**SUITE, "benchmarks": [{"benchmark": "bench", "weight": -1}]}, "benchmarks.0.weight"),
-    ({**SUITE, "benchmarks": [{"benchmark": "bench", "baseline": 2, "best": 1}]}, "benchmarks.0.best"),
-    ({**SUITE, "benchmarks": "bench"}, "benchmarks"),
-    ({**SUITE, "slug": "not a slug"}, "slug"),
-    ({"slug": "x"}, "name"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**SUITE, "benchmarks": []}, "benchmarks"),
+        ({**SUITE, "benchmarks": [{"benchmark": "missing"}]}, "benchmarks.0.benchmark"),
+        ({**SUITE, "benchmarks": [{"benchmark": "bench", "weight": -1}]}, "benchmarks.0.weight"),
+        ({**SUITE, "benchmarks": [{"benchmark": "bench", "baseline": 2, "best": 1}]}, "benchmarks.0.best"),
+        ({**SUITE, "benchmarks": "bench"}, "benchmarks"),
+        ({**SUITE, "slug": "not a slug"}, "slug"),
+        ({"slug": "x"}, "name"),
+    ],
+)
 def test_suite_validation_errors_are_400_with_field_errors(bench, maintainer, client_for, payload, field):
     resp = client_for(maintainer).post("/api/v1/suites/", payload, format="json")
     assert resp.status_code == 400, resp.json()
@@ -285,15 +332,18 @@ def test_anyone_reads_suites_and_detail_has_an_etag(api, bench, maintainer):
     assert api.get("/api/v1/suites/nope/").status_code == 404
 
 
-def test_patch_needs_a_maintainer_bumps_the_version_and_honours_if_match(api, bench, alice, maintainer,
-                                                                          client_for):
+def test_patch_needs_a_maintainer_bumps_the_version_and_honours_if_match(api, bench, alice, maintainer, client_for):
     make_benchmark("extra")
     services.suite_create(actor=maintainer, slug="core", name="Core", benchmarks=[{"benchmark": "bench"}])
     etag = api.get("/api/v1/suites/core/")["ETag"]
     assert client_for(alice).patch("/api/v1/suites/core/", {"name": "x"}, format="json").status_code == 403
     client = client_for(maintainer)
-    resp = client.patch("/api/v1/suites/core/", {"benchmarks": [{"benchmark": "bench"}, {"benchmark": "extra"}]},
-                        format="json", HTTP_IF_MATCH=etag)
+    resp = client.patch(
+        "/api/v1/suites/core/",
+        {"benchmarks": [{"benchmark": "bench"}, {"benchmark": "extra"}]},
+        format="json",
+        HTTP_IF_MATCH=etag,
+    )
     assert resp.status_code == 200, resp.json()
     assert resp.json()["version"] == 2 and len(resp.json()["benchmarks"]) == 2
     stale = client.patch("/api/v1/suites/core/", {"name": "again"}, format="json", HTTP_IF_MATCH=etag)
@@ -310,8 +360,9 @@ def test_suite_list_query_count_is_flat(maintainer, client_for, bench):
         assert len(client.get("/api/v1/suites/").json()["results"]) == 1
     for i in range(1, 12):
         extra = make_benchmark(f"b{i}")
-        services.suite_create(actor=maintainer, slug=f"s{i}", name="S",
-                              benchmarks=[{"benchmark": "bench"}, {"benchmark": extra.slug}])
+        services.suite_create(
+            actor=maintainer, slug=f"s{i}", name="S", benchmarks=[{"benchmark": "bench"}, {"benchmark": extra.slug}]
+        )
     with CaptureQueriesContext(connection) as many:
         assert len(client.get("/api/v1/suites/?page_size=100").json()["results"]) == 12
     assert len(one) == len(many)

@@ -25,8 +25,11 @@ pytestmark = pytest.mark.django_db
 
 
 def board(benchmark, version=None):
-    return list(selectors.board_entries(benchmark=benchmark, version=version or benchmark.version)
-                .values_list("variant_name", "score"))
+    return list(
+        selectors.board_entries(benchmark=benchmark, version=version or benchmark.version).values_list(
+            "variant_name", "score"
+        )
+    )
 
 
 @pytest.fixture
@@ -41,11 +44,11 @@ def base(maintainer):
 
 @pytest.fixture
 def child(alice, base):
-    return make_variant(alice, "base-int8", relation="quantized", parents=(base,), precision="int8",
-                        parameters=900)
+    return make_variant(alice, "base-int8", relation="quantized", parents=(base,), precision="int8", parameters=900)
 
 
 # --- summary rows follow results -------------------------------------------------------------------------
+
 
 def test_a_result_writes_one_summary_row_with_the_variants_filter_columns(bench, child):
     job = make_result(child, bench, {"accuracy": 0.91, "latency_ms": 3.0})
@@ -54,7 +57,12 @@ def test_a_result_writes_one_summary_row_with_the_variants_filter_columns(bench,
     assert (entry.score, entry.score_metric, entry.rank_score) == (0.91, "accuracy", 0.91)
     assert entry.metrics == {"accuracy": 0.91, "latency_ms": 3.0}
     assert (entry.variant_name, entry.relation, entry.precision, entry.license, entry.parameters) == (
-        "alice/base-int8", "quantized", "int8", "apache-2.0", 900)
+        "alice/base-int8",
+        "quantized",
+        "int8",
+        "apache-2.0",
+        900,
+    )
     assert entry.listed and entry.ranked and entry.is_public and not entry.verified
     assert board(bench) == [("alice/base-int8", 0.91)]
 
@@ -120,22 +128,25 @@ def test_results_of_unpublished_variants_and_revisions_are_kept_but_never_ranked
     assert board(bench) == []
 
 
-def test_publishing_and_unpublishing_update_the_board(bench, alice, base, maintainer,
-                                                     django_capture_on_commit_callbacks):
+def test_publishing_and_unpublishing_update_the_board(
+    bench, alice, base, maintainer, django_capture_on_commit_callbacks
+):
     draft = make_variant(alice, "later", relation="finetune", parents=(base,), published=False)
     make_result(draft, bench, {"accuracy": 0.9})
     with django_capture_on_commit_callbacks(execute=True):
         publish(draft.current_revision, maintainer)
     assert board(bench) == [("alice/later", 0.9)]
     with django_capture_on_commit_callbacks(execute=True):
-        revision_transition(revision=draft.current_revision, target=RevisionStatus.UNPUBLISHED, actor=maintainer,
-                            reason="test")
+        revision_transition(
+            revision=draft.current_revision, target=RevisionStatus.UNPUBLISHED, actor=maintainer, reason="test"
+        )
     assert board(bench) == []
     assert not LeaderboardEntry.objects.get().listed
 
 
-def test_a_variant_is_ranked_once_on_its_published_revisions(bench, alice, base, maintainer,
-                                                            django_capture_on_commit_callbacks):
+def test_a_variant_is_ranked_once_on_its_published_revisions(
+    bench, alice, base, maintainer, django_capture_on_commit_callbacks
+):
     variant = make_variant(alice, "multi", relation="finetune", parents=(base,))
     first = variant.current_revision
     make_result(variant, bench, {"accuracy": 0.80})
@@ -178,6 +189,7 @@ def test_variant_changes_are_copied_onto_its_rows_once_published(bench, child, a
 
 # --- deltas ----------------------------------------------------------------------------------------------
 
+
 def test_delta_against_each_parent_on_the_same_benchmark_version(bench, maintainer, alice):
     a = make_variant(maintainer, "parent-a", actor=maintainer)
     b = make_variant(maintainer, "parent-b", actor=maintainer)
@@ -199,7 +211,9 @@ def test_delta_is_null_when_the_parent_has_no_public_result(bench, maintainer, a
     make_result(kid, bench, {"accuracy": 0.7})
     rows = selectors.entry_rows_with_deltas(
         list(selectors.board_entries(benchmark=bench, version="1").values(*selectors.ENTRY_ROW_FIELDS)),
-        benchmark=bench, version="1")
+        benchmark=bench,
+        version="1",
+    )
     assert rows[0]["delta_vs_parents"] == {"maintainer/hidden-parent": None}
 
 
@@ -220,18 +234,21 @@ def test_lineage_is_copied_onto_rows_and_follows_changes(bench, maintainer, alic
     assert LeaderboardEntry.objects.get(variant=child).parents == [[other.pk, "maintainer/another-base", 0.7]]
 
 
-def test_a_parent_leaving_the_board_nulls_its_childrens_deltas(bench, maintainer, base, child,
-                                                               django_capture_on_commit_callbacks):
+def test_a_parent_leaving_the_board_nulls_its_childrens_deltas(
+    bench, maintainer, base, child, django_capture_on_commit_callbacks
+):
     make_result(base, bench, {"accuracy": 0.8})
     make_result(child, bench, {"accuracy": 0.9})
     assert LeaderboardEntry.objects.get(variant=child).parents[0][2] == 0.8
     with django_capture_on_commit_callbacks(execute=True):
-        revision_transition(revision=base.current_revision, target=RevisionStatus.UNPUBLISHED, actor=maintainer,
-                            reason="test")
+        revision_transition(
+            revision=base.current_revision, target=RevisionStatus.UNPUBLISHED, actor=maintainer, reason="test"
+        )
     assert LeaderboardEntry.objects.get(variant=child).parents[0][2] is None
 
 
 # --- normalization and suites ----------------------------------------------------------------------------
+
 
 def test_normalization_between_baseline_and_best_clipped_and_inverted_for_lower_is_better():
     higher = SuiteBenchmark(baseline=0.25, best=1.0)
@@ -248,25 +265,40 @@ def test_normalization_between_baseline_and_best_clipped_and_inverted_for_lower_
 def test_suite_score_is_the_weighted_mean_of_normalized_scores(maintainer, alice, base):
     acc = make_benchmark("acc")
     lat = make_benchmark("lat", metrics=[{"name": "ms", "higher_is_better": False, "primary": True}])
-    suite = services.suite_create(actor=maintainer, slug="core", name="Core", benchmarks=[
-        {"benchmark": "acc", "weight": 3, "baseline": 0.1, "best": 1.0},
-        {"benchmark": "lat", "weight": 1, "baseline": 100, "best": 0},
-    ])
-    make_result(base, acc, {"accuracy": 0.82})    # (0.82-0.1)/0.9 = 80
-    make_result(base, lat, {"ms": 40.0})           # (40-100)/(0-100) = 60
+    suite = services.suite_create(
+        actor=maintainer,
+        slug="core",
+        name="Core",
+        benchmarks=[
+            {"benchmark": "acc", "weight": 3, "baseline": 0.1, "best": 1.0},
+            {"benchmark": "lat", "weight": 1, "baseline": 100, "best": 0},
+        ],
+    )
+    make_result(base, acc, {"accuracy": 0.82})  # (0.82-0.1)/0.9 = 80
+    make_result(base, lat, {"ms": 40.0})  # (40-100)/(0-100) = 60
     score = SuiteScore.objects.get(suite=suite, variant=base)
     assert score.score == pytest.approx((3 * 80 + 1 * 60) / 4)
     assert score.complete and score.missing == [] and not score.verified
     assert score.components["acc"]["normalized"] == pytest.approx(80.0)
-    assert score.components["lat"] == {"score": 40.0, "normalized": 60.0, "weight": 1.0, "revision": 1,
-                                       "verified": False, "version": "1"}
+    assert score.components["lat"] == {
+        "score": 40.0,
+        "normalized": 60.0,
+        "weight": 1.0,
+        "revision": 1,
+        "verified": False,
+        "version": "1",
+    }
 
 
 def test_a_missing_benchmark_counts_as_zero_and_is_listed(maintainer, base):
     acc = make_benchmark("acc")
     make_benchmark("other")
-    suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[
-        {"benchmark": "acc", "baseline": 0.0, "best": 1.0}, {"benchmark": "other"}])
+    suite = services.suite_create(
+        actor=maintainer,
+        slug="s",
+        name="S",
+        benchmarks=[{"benchmark": "acc", "baseline": 0.0, "best": 1.0}, {"benchmark": "other"}],
+    )
     make_result(base, acc, {"accuracy": 0.5})
     score = SuiteScore.objects.get(suite=suite)
     assert score.score == pytest.approx(25.0)
@@ -276,8 +308,9 @@ def test_a_missing_benchmark_counts_as_zero_and_is_listed(maintainer, base):
 def test_suite_scores_are_verified_only_when_complete_and_every_component_is(maintainer, base):
     acc = make_benchmark("acc")
     two = make_benchmark("two")
-    suite = services.suite_create(actor=maintainer, slug="s", name="S",
-                                  benchmarks=[{"benchmark": "acc"}, {"benchmark": "two"}])
+    suite = services.suite_create(
+        actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "acc"}, {"benchmark": "two"}]
+    )
     make_result(base, acc, {"accuracy": 0.5}, verified=True)
     assert not SuiteScore.objects.get(suite=suite).verified
     make_result(base, two, {"accuracy": 0.5}, verified=True)
@@ -290,14 +323,21 @@ def test_creating_a_suite_scores_existing_results_and_updating_bumps_the_version
     suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
     assert suite.version == 1
     assert dict(SuiteScore.objects.values_list("variant_name", "score")) == {
-        "maintainer/base-model": 50.0, "alice/base-int8": 60.0}
+        "maintainer/base-model": 50.0,
+        "alice/base-int8": 60.0,
+    }
     suite = services.suite_update(suite=suite, actor=maintainer, name="Renamed")
     assert suite.version == 1  # a name is not a definition change
-    suite = services.suite_update(suite=suite, actor=maintainer, benchmarks=[
-        {"benchmark": "bench", "metric": "latency_ms", "baseline": 20, "best": 0}])
+    suite = services.suite_update(
+        suite=suite,
+        actor=maintainer,
+        benchmarks=[{"benchmark": "bench", "metric": "latency_ms", "baseline": 20, "best": 0}],
+    )
     assert suite.version == 2
     assert dict(SuiteScore.objects.values_list("variant_name", "score")) == {
-        "maintainer/base-model": 50.0, "alice/base-int8": 75.0}
+        "maintainer/base-model": 50.0,
+        "alice/base-int8": 75.0,
+    }
     assert AuditEvent.objects.filter(verb__in=["suite.create", "suite.update"]).count() == 3
 
 
@@ -309,14 +349,20 @@ def test_suite_update_honours_if_match(maintainer, bench):
     assert services.suite_update(suite=suite, actor=maintainer, if_match=suite.etag, name="x").name == "x"
 
 
-@pytest.mark.parametrize(("entry", "field", "message"), [
-    ({"benchmark": "nope"}, "benchmarks.0.benchmark", "No benchmark"),
-    ({"benchmark": "bench", "metric": "f1"}, "benchmarks.0.metric", "has no metric"),
-    ({"benchmark": "bench", "baseline": 1.0, "best": 0.5}, "benchmarks.0.best", "higher-is-better"),
-    ({"benchmark": "bench", "metric": "latency_ms", "baseline": 0, "best": 10}, "benchmarks.0.best",
-     "lower-is-better"),
-    ({"benchmark": "bench", "weight": 0}, "benchmarks.0.weight", "positive"),
-])
+@pytest.mark.parametrize(
+    ("entry", "field", "message"),
+    [
+        ({"benchmark": "nope"}, "benchmarks.0.benchmark", "No benchmark"),
+        ({"benchmark": "bench", "metric": "f1"}, "benchmarks.0.metric", "has no metric"),
+        ({"benchmark": "bench", "baseline": 1.0, "best": 0.5}, "benchmarks.0.best", "higher-is-better"),
+        (
+            {"benchmark": "bench", "metric": "latency_ms", "baseline": 0, "best": 10},
+            "benchmarks.0.best",
+            "lower-is-better",
+        ),
+        ({"benchmark": "bench", "weight": 0}, "benchmarks.0.weight", "positive"),
+    ],
+)
 def test_suite_definitions_are_validated(maintainer, bench, entry, field, message):
     with pytest.raises(ValidationFailed) as exc:
         services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[entry])
@@ -325,13 +371,15 @@ def test_suite_definitions_are_validated(maintainer, bench, entry, field, messag
 
 def test_a_benchmark_listed_twice_is_refused(maintainer, bench):
     with pytest.raises(ValidationFailed) as exc:
-        services.suite_create(actor=maintainer, slug="s", name="S",
-                              benchmarks=[{"benchmark": "bench"}, {"benchmark": "bench"}])
+        services.suite_create(
+            actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}, {"benchmark": "bench"}]
+        )
     assert "benchmarks.1.benchmark" in exc.value.errors
 
 
-def test_a_new_benchmark_version_moves_suites_to_its_results(maintainer, base, bench,
-                                                             django_capture_on_commit_callbacks):
+def test_a_new_benchmark_version_moves_suites_to_its_results(
+    maintainer, base, bench, django_capture_on_commit_callbacks
+):
     suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
     make_result(base, bench, {"accuracy": 0.5})
     assert SuiteScore.objects.filter(suite=suite).count() == 1
@@ -357,13 +405,15 @@ def test_flipping_a_metric_direction_rescores_the_board(maintainer, bench, djang
 
 # --- contamination ---------------------------------------------------------------------------------------
 
+
 def test_a_confirmed_contamination_flag_marks_the_results_on_one_benchmark(maintainer, bench, child):
     other = make_benchmark("other")
     make_result(child, bench, {"accuracy": 0.9})
     make_result(child, other, {"accuracy": 0.9})
     suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
-    mark = services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=41, benchmark_slug="bench",
-                                                  actor=maintainer)
+    mark = services.leaderboard_mark_contaminated(
+        variant_id=child.pk, flag_id=41, benchmark_slug="bench", actor=maintainer
+    )
     assert mark.active
     marked = LeaderboardEntry.objects.get(benchmark=bench)
     assert marked.contaminated and marked.flags == [{"kind": "contamination", "flag": 41, "benchmark": "bench"}]
@@ -397,27 +447,28 @@ def test_contamination_marks_reject_unknown_variants_and_benchmarks(maintainer, 
     with pytest.raises(NotFound):
         services.leaderboard_mark_contaminated(variant_id=10**9, flag_id=1, benchmark_slug=None, actor=maintainer)
     with pytest.raises(ValidationFailed):
-        services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=1, benchmark_slug="nope",
-                                               actor=maintainer)
+        services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=1, benchmark_slug="nope", actor=maintainer)
 
 
 # --- rebuild ---------------------------------------------------------------------------------------------
+
 
 def test_rebuild_recomputes_everything_from_jobs(maintainer, bench, base, child):
     make_result(base, bench, {"accuracy": 0.5})
     job = make_result(child, bench, {"accuracy": 0.6}, verified=True)
     suite = services.suite_create(actor=maintainer, slug="s", name="S", benchmarks=[{"benchmark": "bench"}])
     services.leaderboard_mark_contaminated(variant_id=child.pk, flag_id=3, benchmark_slug=None, actor=maintainer)
-    expected = sorted(LeaderboardEntry.objects.values_list("variant_id", "score", "verified", "ranked",
-                                                           "contaminated"))
+    expected = sorted(LeaderboardEntry.objects.values_list("variant_id", "score", "verified", "ranked", "contaminated"))
     LeaderboardEntry.objects.all().delete()
     SuiteScore.objects.all().delete()
     orphan = make_result(base, make_benchmark("other"), {"accuracy": 0.1})
     orphan.result.delete()  # its entry now has no succeeded job behind it
     counts = services.leaderboard_rebuild()
     assert counts == {"removed": 1, "entries": 2, "suites": 1}
-    assert sorted(LeaderboardEntry.objects.values_list("variant_id", "score", "verified", "ranked",
-                                                       "contaminated")) == expected
+    assert (
+        sorted(LeaderboardEntry.objects.values_list("variant_id", "score", "verified", "ranked", "contaminated"))
+        == expected
+    )
     assert SuiteScore.objects.filter(suite=suite).count() == 2
     assert LeaderboardEntry.objects.get(variant=child).job_id == job.pk
 
@@ -434,15 +485,18 @@ def test_leaderboard_rebuild_command(bench, child, capsys):
 
 # --- the job-finished hook on batches --------------------------------------------------------------------
 
+
 def _rows() -> tuple[dict[Any, Any], dict[Any, Any]]:
     """Every summary row by its natural key, without the columns that depend on write order or time (the
     pk, updated_at); stored documents decoded (PostgreSQL's jsonb may hand back the same object with its keys
     in another order, and a document rewritten from a row read back carries that order)."""
+
     def row(values: dict[str, Any]) -> dict[str, Any]:
         return {k: json.loads(v) if k == "document" else v for k, v in values.items() if k not in ("id", "updated_at")}
 
-    entries = {(r["revision_id"], r["benchmark_id"], r["benchmark_version"]): row(r)
-               for r in LeaderboardEntry.objects.values()}
+    entries = {
+        (r["revision_id"], r["benchmark_id"], r["benchmark_version"]): row(r) for r in LeaderboardEntry.objects.values()
+    }
     scores = {(r["suite_id"], r["variant_id"]): row(r) for r in SuiteScore.objects.values()}
     return entries, scores
 
@@ -458,8 +512,12 @@ def batch_world(maintainer, alice, base, child, bench):
     unverified results, a verification re-run, a failed job, a result without the primary metric, a job
     on an old benchmark version, and an unknown id."""
     lat = make_benchmark("lat", metrics=[{"name": "ms", "higher_is_better": False, "primary": True}])
-    services.suite_create(actor=maintainer, slug="core", name="Core", benchmarks=[
-        {"benchmark": "bench", "weight": 2}, {"benchmark": "lat", "baseline": 100, "best": 0}])
+    services.suite_create(
+        actor=maintainer,
+        slug="core",
+        name="Core",
+        benchmarks=[{"benchmark": "bench", "weight": 2}, {"benchmark": "lat", "baseline": 100, "best": 0}],
+    )
     other = make_variant(maintainer, "other-base", actor=maintainer)
     merged = make_variant(alice, "merged", relation="merge", parents=(base, other))
     services.leaderboard_mark_contaminated(variant_id=other.pk, flag_id=5, benchmark_slug="lat", actor=maintainer)
@@ -479,8 +537,15 @@ def batch_world(maintainer, alice, base, child, bench):
     ]
     # Confirms the original: verified, it beats the newer unverified 0.80 of the batch.
     rerun = make_result(base, bench, {"accuracy": 0.701}, verifies=original, verified=True, record=False)
-    return {"ids": [j.pk for j in jobs] + [rerun.pk, 999_999], "base": base, "child": child, "merged": merged,
-            "other": other, "original": original, "lat": lat}
+    return {
+        "ids": [j.pk for j in jobs] + [rerun.pk, 999_999],
+        "base": base,
+        "child": child,
+        "merged": merged,
+        "other": other,
+        "original": original,
+        "lat": lat,
+    }
 
 
 def test_a_batch_gives_the_same_rows_as_one_call_per_job(batch_world, bench, django_assert_max_num_queries):
@@ -509,7 +574,8 @@ def test_a_batch_gives_the_same_rows_as_one_call_per_job(batch_world, bench, dja
     confirmed = LeaderboardEntry.objects.get(variant=base, benchmark=bench)
     assert (confirmed.job_id, confirmed.verified) == (batch_world["original"].pk, True)
     assert sorted(LeaderboardEntry.objects.get(variant=merged, benchmark=batch_world["lat"]).parents) == sorted(
-        [[base.pk, "maintainer/base-model", 40.0], [other.pk, "maintainer/other-base", 30.0]])
+        [[base.pk, "maintainer/base-model", 40.0], [other.pk, "maintainer/other-base", 30.0]]
+    )
     assert LeaderboardEntry.objects.filter(variant=merged, benchmark_version="0").exists()
     assert SuiteScore.objects.get(variant=other).contaminated
     assert SuiteScore.objects.count() == 4
@@ -527,8 +593,10 @@ def test_recording_a_batch_twice_changes_nothing(batch_world):
 
 
 def _finished_jobs(owner, bench, names, **kw):
-    return [make_result(make_variant(owner, name, actor=owner), bench, {"accuracy": 0.5}, record=False, **kw).pk
-            for name in names]
+    return [
+        make_result(make_variant(owner, name, actor=owner), bench, {"accuracy": 0.5}, record=False, **kw).pk
+        for name in names
+    ]
 
 
 def test_a_batch_costs_the_same_queries_for_5_and_25_jobs_on_distinct_variants(maintainer, bench):
@@ -558,9 +626,11 @@ def test_a_batch_with_lineage_and_suites_costs_the_same_queries_for_5_and_25_var
             services.leaderboard_record_jobs(ids)
         cost[n] = len(queries)
         assert {tuple(e.parents[0][1:]) for e in LeaderboardEntry.objects.filter(variant__in=kids)} == {
-            (f"maintainer/b{n}-{i}", 0.5) for i in range(n)}
+            (f"maintainer/b{n}-{i}", 0.5) for i in range(n)
+        }
         assert {tuple(s.parents[0][1:]) for s in SuiteScore.objects.filter(variant__in=kids)} == {
-            (f"maintainer/b{n}-{i}", 50.0) for i in range(n)}
+            (f"maintainer/b{n}-{i}", 50.0) for i in range(n)
+        }
     # The flat case plus the suites (2), suite scores (2), and the children: lock, entries, suite scores, and
     # one update of each.
     assert cost[5] == cost[25] <= 23, cost
@@ -575,8 +645,9 @@ def test_the_engine_calls_the_batch_hook():
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent transactions (PostgreSQL)")
 @pytest.mark.django_db(transaction=True)
-def test_two_batches_crossing_a_lineage_wait_for_each_other_instead_of_deadlocking(maintainer, alice, bench,
-                                                                                  monkeypatch):
+def test_two_batches_crossing_a_lineage_wait_for_each_other_instead_of_deadlocking(
+    maintainer, alice, bench, monkeypatch
+):
     """top -> middle -> bottom, and an unrelated variant. Batch one names {middle, unrelated}, batch two
     {bottom, top}: had each locked its own variants first and their children afterwards, one would hold
     middle and wait for bottom while the other held bottom and waited for middle. Both take their variants
@@ -611,8 +682,10 @@ def test_two_batches_crossing_a_lineage_wait_for_each_other_instead_of_deadlocki
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run, args=(one, None), name="first"),
-               threading.Thread(target=run, args=(two, first_locked), name="second")]
+    threads = [
+        threading.Thread(target=run, args=(one, None), name="first"),
+        threading.Thread(target=run, args=(two, first_locked), name="second"),
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -31,15 +31,23 @@ def submitted(digits_world, monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def _act(client, url, action, pks, reason=""):  # type: ignore[no-untyped-def]
-    resp = client.post(url, {"action": action, "_selected_action": [str(pk) for pk in pks], "index": "0",
-                             "reason": reason}, follow=True)
+    resp = client.post(
+        url,
+        {"action": action, "_selected_action": [str(pk) for pk in pks], "index": "0", "reason": reason},
+        follow=True,
+    )
     assert resp.status_code == 200
     return [str(m) for m in resp.context["messages"]]
 
 
 def test_every_project_model_is_in_the_console():
-    missing = [m._meta.label for label in CONSOLE_APPS if label in {c.label for c in apps.get_app_configs()}
-               for m in apps.get_app_config(label).get_models() if not admin.site.is_registered(m)]
+    missing = [
+        m._meta.label
+        for label in CONSOLE_APPS
+        if label in {c.label for c in apps.get_app_configs()}
+        for m in apps.get_app_config(label).get_models()
+        if not admin.site.is_registered(m)
+    ]
     assert missing == []
 
 
@@ -81,8 +89,9 @@ def test_bulk_publish_goes_through_the_gate_and_is_audited(console, digits_world
     assert any("Published 1 of 1" in m for m in done)
     submitted.refresh_from_db()
     assert submitted.status == "published"
-    assert AuditEvent.objects.filter(verb="revision.published", actor=u["maintainer"],
-                                     target_id=str(submitted.pk)).exists()
+    assert AuditEvent.objects.filter(
+        verb="revision.published", actor=u["maintainer"], target_id=str(submitted.pk)
+    ).exists()
     no_reason = _act(console, url, "unpublish_revisions", [submitted.pk])
     assert any("reason" in m.lower() for m in no_reason)
     submitted.refresh_from_db()
@@ -93,8 +102,9 @@ def test_bulk_publish_goes_through_the_gate_and_is_audited(console, digits_world
 
 
 def test_bulk_reject_from_the_variant_list(console, digits_world, submitted):
-    messages = _act(console, "/admin/registry/variant/", "reject_revisions", [digits_world["int8"].pk],
-                    reason="not a quantization")
+    messages = _act(
+        console, "/admin/registry/variant/", "reject_revisions", [digits_world["int8"].pk], reason="not a quantization"
+    )
     assert any("Rejected 1 of 1" in m for m in messages)
     submitted.refresh_from_db()
     assert submitted.status == "rejected"
@@ -102,9 +112,12 @@ def test_bulk_reject_from_the_variant_list(console, digits_world, submitted):
 
 def test_bulk_flag_resolution_and_comment_hiding(console, digits_world):
     u = digits_world["users"]
-    flags = [review_services.flag_create(variant=digits_world["base"], reporter=reporter, kind="spam",
-                                         evidence_url="https://example.org/spam")
-             for reporter in (u["alice"], u["bob"])]
+    flags = [
+        review_services.flag_create(
+            variant=digits_world["base"], reporter=reporter, kind="spam", evidence_url="https://example.org/spam"
+        )
+        for reporter in (u["alice"], u["bob"])
+    ]
     messages = _act(console, "/admin/reviews/flag/", "flags_dismiss", [f.pk for f in flags], reason="not spam")
     assert any("Dismissed 2 of 2" in m for m in messages)
     assert set(Flag.objects.values_list("status", flat=True)) == {"dismissed"}
@@ -117,8 +130,12 @@ def test_bulk_flag_resolution_and_comment_hiding(console, digits_world):
 def test_job_cancel_through_the_admin(console, digits_world):
     from apps.benchmarks.services import job_submit
 
-    job, _ = job_submit(actor=digits_world["users"]["alice"], revision=digits_world["int8"].current_revision,
-                        benchmark=digits_world["benchmark"], config={})
+    job, _ = job_submit(
+        actor=digits_world["users"]["alice"],
+        revision=digits_world["int8"].current_revision,
+        benchmark=digits_world["benchmark"],
+        config={},
+    )
     _act(console, "/admin/benchmarks/benchmarkjob/", "cancel_jobs", [job.pk])
     job.refresh_from_db()
     assert job.status == "cancelled"
@@ -127,8 +144,12 @@ def test_job_cancel_through_the_admin(console, digits_world):
 def test_queue_overview_page(console, digits_world):
     from apps.benchmarks.services import job_submit
 
-    job_submit(actor=digits_world["users"]["alice"], revision=digits_world["int8"].current_revision,
-               benchmark=digits_world["benchmark"], config={})
+    job_submit(
+        actor=digits_world["users"]["alice"],
+        revision=digits_world["int8"].current_revision,
+        benchmark=digits_world["benchmark"],
+        config={},
+    )
     resp = console.get("/admin/moderation/moderationoverview/")
     assert resp.status_code == 200
     overview = resp.context["overview"]

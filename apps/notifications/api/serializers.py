@@ -31,8 +31,12 @@ class NotificationSerializer(serializers.ModelSerializer):
 
 
 class MarkReadSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
-                                max_length=1000, help_text="Default: every unread notification.")
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        max_length=1000,
+        help_text="Default: every unread notification.",
+    )
 
 
 class MarkedSerializer(serializers.Serializer):
@@ -76,13 +80,13 @@ EVENT_CHOICES = [ALL_EVENTS, *[e for e in WebhookEvent.values if e != WebhookEve
 
 
 class WebhookSerializer(serializers.ModelSerializer):
-    secret_hint = serializers.SerializerMethodField(help_text="The secret's last characters; it is shown in full "
-                                                              "only at creation and on rotation.")
+    secret_hint = serializers.SerializerMethodField(
+        help_text="The secret's last characters; it is shown in full only at creation and on rotation."
+    )
 
     class Meta:
         model = WebhookSubscription
-        fields = ["id", "url", "events", "scope", "description", "is_active", "secret_hint", "created_at",
-                  "updated_at"]
+        fields = ["id", "url", "events", "scope", "description", "is_active", "secret_hint", "created_at", "updated_at"]
         read_only_fields = fields
 
     def get_secret_hint(self, obj: WebhookSubscription) -> str:
@@ -103,8 +107,7 @@ HTTP_URL = RegexValidator(r"^[Hh][Tt][Tt][Pp][Ss]?://", "Only http and https URL
 
 class WebhookCreateSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=1000, validators=[HTTP_URL])
-    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1,
-                                   max_length=20)
+    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1, max_length=20)
     scope = serializers.ChoiceField(choices=WebhookScope.choices, default=WebhookScope.OWN)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     is_active = StrictBooleanField(default=True)
@@ -112,8 +115,9 @@ class WebhookCreateSerializer(serializers.Serializer):
 
 class WebhookUpdateSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=1000, required=False, validators=[HTTP_URL])
-    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1,
-                                   max_length=20, required=False)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1, max_length=20, required=False
+    )
     scope = serializers.ChoiceField(choices=WebhookScope.choices, required=False)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     is_active = StrictBooleanField(required=False)
@@ -131,8 +135,20 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookDelivery
-        fields = ["id", "message_id", "event", "status", "attempts", "max_attempts", "next_attempt_at",
-                  "last_status_code", "last_error", "redelivery_of", "created_at", "delivered_at"]
+        fields = [
+            "id",
+            "message_id",
+            "event",
+            "status",
+            "attempts",
+            "max_attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "redelivery_of",
+            "created_at",
+            "delivered_at",
+        ]
         read_only_fields = fields
 
 

@@ -37,6 +37,8 @@ from .serializers import (
 )
 
 AUTHENTICATED = [permissions.IsAuthenticated, TokenScopePermission]
+
+
 def me(request: Any) -> User:
     """The signed-in user: these endpoints run only after IsAuthenticated (or as maintainer-only actions)."""
     return cast(User, request.user)
@@ -104,12 +106,12 @@ class NotificationPreferencesView(GenericAPIView):
     def patch(self, request: Request) -> Response:
         incoming = PreferencesUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return Response(services.notification_preferences_set(user=me(request),
-                                                              changes=dict(incoming.validated_data)))
+        return Response(services.notification_preferences_set(user=me(request), changes=dict(incoming.validated_data)))
 
 
-class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
-                     viewsets.GenericViewSet):
+class WebhookViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
     """Your webhook subscriptions. Deliveries are signed the Standard Webhooks way (HMAC-SHA256 over
     `id.timestamp.body`; headers webhook-id, webhook-timestamp, webhook-signature)."""
 
@@ -118,8 +120,15 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     parser_classes = JSON_ONLY
     filter_backends: list[Any] = []
     lookup_value_regex = r"[0-9]{1,18}"
-    token_scopes = {"list": "read", "retrieve": "read", "create": "write", "partial_update": "write",
-                    "destroy": "write", "rotate_secret": "write", "ping": "write"}
+    token_scopes = {
+        "list": "read",
+        "retrieve": "read",
+        "create": "write",
+        "partial_update": "write",
+        "destroy": "write",
+        "rotate_secret": "write",
+        "ping": "write",
+    }
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
@@ -131,8 +140,9 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         incoming = WebhookCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         sub = services.webhook_create(owner=me(request), **incoming.validated_data)
-        return Response(WebhookWithSecretSerializer(sub).data, status=status.HTTP_201_CREATED,
-                        headers={"Cache-Control": "no-store"})
+        return Response(
+            WebhookWithSecretSerializer(sub).data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
+        )
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         sub = self.get_object()
@@ -142,8 +152,12 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         incoming = WebhookUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        sub = services.webhook_update(subscription=self.get_object(), actor=me(request),
-                                      if_match=request.headers.get("If-Match"), **incoming.validated_data)
+        sub = services.webhook_update(
+            subscription=self.get_object(),
+            actor=me(request),
+            if_match=request.headers.get("If-Match"),
+            **incoming.validated_data,
+        )
         return Response(WebhookSerializer(sub).data, headers={"ETag": sub.etag})
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -189,15 +203,17 @@ class WebhookDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     token_scopes = {"list": "read", "retrieve": "read", "redeliver": "write"}
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
-        return WebhookDeliveryDetailSerializer if self.action in ("retrieve", "redeliver") else \
-            WebhookDeliverySerializer
+        return (
+            WebhookDeliveryDetailSerializer if self.action in ("retrieve", "redeliver") else WebhookDeliverySerializer
+        )
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         if getattr(self, "swagger_fake_view", False):
             return WebhookDelivery.objects.none()
         sub_id = self.kwargs["webhook_pk"]
-        sub = get_object_or_404(WebhookSubscription.objects.filter(owner=me(self.request)),
-                                pk=sub_id if sub_id < 2**63 else 0)
+        sub = get_object_or_404(
+            WebhookSubscription.objects.filter(owner=me(self.request)), pk=sub_id if sub_id < 2**63 else 0
+        )
         qs = WebhookDelivery.objects.filter(subscription=sub)
         if self.action in ("retrieve", "redeliver"):
             qs = qs.prefetch_related("attempt_log")

@@ -45,14 +45,17 @@ def test_notifications_are_private_and_can_be_marked_read(alice, bob, client_for
 
 def test_notification_list_query_count_is_flat(alice, client_for):
     services.notify(users=[alice], kind="job_finished", title="first")
-    _flat(client_for(alice), "/api/v1/notifications/",
-          lambda: [services.notify(users=[alice], kind="job_finished", title=f"n{i}") for i in range(11)], 12)
+    _flat(
+        client_for(alice),
+        "/api/v1/notifications/",
+        lambda: [services.notify(users=[alice], kind="job_finished", title=f"n{i}") for i in range(11)],
+        12,
+    )
 
 
 def test_preferences_turn_kinds_off(alice, client_for):
     client = client_for(alice)
-    assert client.get("/api/v1/notifications/preferences/").json()["job_finished"] == {"in_app": True,
-                                                                                      "email": True}
+    assert client.get("/api/v1/notifications/preferences/").json()["job_finished"] == {"in_app": True, "email": True}
     resp = client.patch("/api/v1/notifications/preferences/", {"job_finished": {"email": False}}, format="json")
     assert resp.status_code == 200 and resp.json()["job_finished"] == {"in_app": True, "email": False}
     bad = client.patch("/api/v1/notifications/preferences/", {"sms": {"email": False}}, format="json")
@@ -64,8 +67,7 @@ def test_preferences_turn_kinds_off(alice, client_for):
 def test_webhooks_crud_is_owner_only(alice, bob, client_for, api, settings):
     a, b = client_for(alice), client_for(bob)
     assert api.get("/api/v1/webhooks/").status_code == 401
-    created = a.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["job.finished"]},
-                     format="json")
+    created = a.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["job.finished"]}, format="json")
     assert created.status_code == 201, created.json()
     hook = created.json()
     assert hook["secret"].startswith("whsec_") and hook["scope"] == "own"
@@ -86,19 +88,34 @@ def test_webhooks_crud_is_owner_only(alice, bob, client_for, api, settings):
     refused = a.post("/api/v1/webhooks/", {"url": "http://10.0.0.5/hook", "events": ["job.finished"]}, format="json")
     assert refused.status_code == 400 and "private" in refused.json()["errors"]["url"][0]
     read_only = client_for(alice, scopes=("read",))
-    assert read_only.post("/api/v1/webhooks/", {"url": "http://127.0.0.1/", "events": ["*"]},
-                          format="json").status_code == 403
+    assert (
+        read_only.post("/api/v1/webhooks/", {"url": "http://127.0.0.1/", "events": ["*"]}, format="json").status_code
+        == 403
+    )
     assert a.delete(f"/api/v1/webhooks/{hook['id']}/").status_code == 204
 
 
-@pytest.mark.parametrize("url", [
-    # finding 9 of issue 12: these were accepted
-    "http://[::127.0.0.1]/", "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[fec0::1]/",
-    # the same inside reached by other spellings
-    "http://[::ffff:127.0.0.1]/", "http://[64:ff9b:1:7f00:0:100::]/", "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
-    "http://[fd00::1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://2130706433/", "http://0177.0.0.1/", "http://0x7f.1/",
-    "http://127.1/", "http://localhost:8000/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        # finding 9 of issue 12: these were accepted
+        "http://[::127.0.0.1]/",
+        "http://[64:ff9b::7f00:1]/",
+        "http://[2002:7f00:1::]/",
+        "http://[fec0::1]/",
+        # the same inside reached by other spellings
+        "http://[::ffff:127.0.0.1]/",
+        "http://[64:ff9b:1:7f00:0:100::]/",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+        "http://[fd00::1]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://2130706433/",
+        "http://0177.0.0.1/",
+        "http://0x7f.1/",
+        "http://127.1/",
+        "http://localhost:8000/",
+    ],
+)
 def test_webhook_targets_inside_the_network_are_400_field_errors(alice, client_for, settings, url):
     settings.MC_WEBHOOKS_ALLOW_PRIVATE = False
     client = client_for(alice)
@@ -145,8 +162,7 @@ def test_deliveries_log_ping_and_redeliver(alice, client_for, monkeypatch):
 
     monkeypatch.setattr(current_app, "send_task", lambda *a, **k: None)  # no broker traffic in this test
     client = client_for(alice)
-    hook = client.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["*"]},
-                       format="json").json()
+    hook = client.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["*"]}, format="json").json()
     ping = client.post(f"/api/v1/webhooks/{hook['id']}/ping/")
     assert ping.status_code == 202 and ping.json()["event"] == "ping" and ping.json()["status"] == "pending"
     base = f"/api/v1/webhooks/{hook['id']}/deliveries/"
@@ -173,15 +189,19 @@ def test_delivery_list_query_count_is_flat(alice, client_for, monkeypatch):
     def grow() -> None:
         for _ in range(11):
             services.webhook_event_publish(event="job.finished", data={}, owner_ids=[alice.pk], public=False)
+
     _flat(client, f"/api/v1/webhooks/{hook['id']}/deliveries/", grow, 12)
 
 
 def test_webhook_list_query_count_is_flat(alice, client_for):
     client = client_for(alice)
     services.webhook_create(owner=alice, url="http://127.0.0.1/0", events=["*"])
-    _flat(client, "/api/v1/webhooks/",
-          lambda: [services.webhook_create(owner=alice, url=f"http://127.0.0.1/{i}", events=["*"])
-                   for i in range(1, 12)], 12)
+    _flat(
+        client,
+        "/api/v1/webhooks/",
+        lambda: [services.webhook_create(owner=alice, url=f"http://127.0.0.1/{i}", events=["*"]) for i in range(1, 12)],
+        12,
+    )
 
 
 def test_webhook_detail_etag_and_if_match(alice, client_for):

@@ -35,10 +35,21 @@ def _snapshot(sent: list[int]) -> dict[str, list[tuple]]:  # type: ignore[type-a
     deliveries = list(WebhookDelivery.objects.all())
     return {
         "announcements": sorted(JobAnnouncement.objects.values_list("job_id", "finished_at", "status")),
-        "notifications": sorted((n.user_id, n.kind, n.title, n.body, n.url, repr(sorted(n.data.items())))
-                                for n in Notification.objects.all()),
-        "deliveries": sorted((d.subscription_id, d.event, d.status, d.max_attempts, d.payload["type"],
-                              repr(sorted(d.payload["data"].items()))) for d in deliveries),
+        "notifications": sorted(
+            (n.user_id, n.kind, n.title, n.body, n.url, repr(sorted(n.data.items())))
+            for n in Notification.objects.all()
+        ),
+        "deliveries": sorted(
+            (
+                d.subscription_id,
+                d.event,
+                d.status,
+                d.max_attempts,
+                d.payload["type"],
+                repr(sorted(d.payload["data"].items())),
+            )
+            for d in deliveries
+        ),
         "dispatched": [(len(sent), sorted(sent) == sorted(d.pk for d in deliveries))],
         "emails": sorted((m.subject, m.body, tuple(m.to)) for m in mail.outbox),
     }
@@ -75,8 +86,7 @@ def mixed_batch(digits_world, make_user):  # type: ignore[no-untyped-def]
     services.webhook_create(owner=owners[1], url="http://127.0.0.1:9/all", events=["*"])
     services.webhook_create(owner=owners[2], url="http://127.0.0.1:9/other", events=["variant.submitted"])
     services.webhook_create(owner=quiet, url="http://127.0.0.1:9/visible", events=["*"], scope="visible")
-    services.webhook_create(owner=reviewer, url="http://127.0.0.1:9/reviewer", events=["job.finished"],
-                            scope="visible")
+    services.webhook_create(owner=reviewer, url="http://127.0.0.1:9/reviewer", events=["job.finished"], scope="visible")
     return [job.pk for job in jobs] + [max(job.pk for job in jobs) + 1000]  # and an id nobody knows
 
 
@@ -122,8 +132,7 @@ def test_each_finish_is_announced_once_however_often_the_hooks_run(mixed_batch, 
     counts = (JobAnnouncement.objects.count(), Notification.objects.count(), WebhookDelivery.objects.count())
     assert counts[0] == 6
     announce_jobs_finished(mixed_batch[:1])
-    assert (JobAnnouncement.objects.count(), Notification.objects.count(),
-            WebhookDelivery.objects.count()) == counts
+    assert (JobAnnouncement.objects.count(), Notification.objects.count(), WebhookDelivery.objects.count()) == counts
     # A job that finishes again (a new finish time) is announced again, once.
     from django.utils import timezone
 
@@ -147,8 +156,9 @@ def test_a_batch_costs_the_same_queries_for_5_and_20_jobs(digits_world, dispatch
     owners = make_users(1 if one_submitter else 20)
     for owner in owners[:3]:
         services.webhook_create(owner=owner, url="http://127.0.0.1:9/", events=["job.finished"])
-    services.webhook_create(owner=digits_world["users"]["reviewer1"], url="http://127.0.0.1:9/r",
-                            events=["*"], scope="visible")
+    services.webhook_create(
+        owner=digits_world["users"]["reviewer1"], url="http://127.0.0.1:9/r", events=["*"], scope="visible"
+    )
     services.notification_preferences_set(user=owners[0], changes={"job_finished": {"email": False}})
     cost = {}
     for n in (5, 20):
@@ -199,8 +209,10 @@ def test_concurrent_runs_of_the_hook_announce_once(digits_world, dispatched, mon
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run, args=(None,), name="first"),
-               threading.Thread(target=run, args=(first_inserted,), name="second")]
+    threads = [
+        threading.Thread(target=run, args=(None,), name="first"),
+        threading.Thread(target=run, args=(first_inserted,), name="second"),
+    ]
     for t in threads:
         t.start()
     for t in threads:

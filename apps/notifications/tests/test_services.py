@@ -22,8 +22,15 @@ from apps.notifications.transport import UnsafeTarget, resolve_target
 
 
 def test_signature_matches_the_standard_webhooks_reference_vector():
-    assert sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
-                b'{"test": 2432232314}') == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    assert (
+        sign(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            b'{"test": 2432232314}',
+        )
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
 
 
 def test_verify_refuses_tampering_wrong_keys_and_stale_or_future_timestamps():
@@ -54,19 +61,47 @@ def test_verify_refuses_tampering_wrong_keys_and_stale_or_future_timestamps():
 FINDING_9_URLS = ["http://[::127.0.0.1]/", "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[fec0::1]/"]
 INSIDE_URLS = [
     *FINDING_9_URLS,
-    "http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/", "http://192.168.0.10/", "http://172.16.5.4/",
-    "http://100.64.0.1/", "http://192.0.0.8/", "http://198.18.0.1/",
-    "http://[::1]/", "http://[fc00::1]/", "http://[fd12:3456::1]/", "http://[::ffff:127.0.0.1]/",
-    "http://[::ffff:7f00:1]/", "http://[::ffff:10.0.0.1]/", "http://[64:ff9b::a00:1]/",
+    "http://127.0.0.1:9/x",
+    "http://localhost/x",
+    "http://10.1.2.3/",
+    "http://192.168.0.10/",
+    "http://172.16.5.4/",
+    "http://100.64.0.1/",
+    "http://192.0.0.8/",
+    "http://198.18.0.1/",
+    "http://[::1]/",
+    "http://[fc00::1]/",
+    "http://[fd12:3456::1]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://[::ffff:7f00:1]/",
+    "http://[::ffff:10.0.0.1]/",
+    "http://[64:ff9b::a00:1]/",
     "http://[64:ff9b:1:7f00:0:100::]/",  # local-use NAT64 (RFC 8215) of 127.0.0.1
     "http://[2002:c0a8:1::1]/",  # 6to4 of 192.168.0.1
     "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",  # Teredo
-    "http://[2001:db8::1]/", "http://[fe80::1]/", "http://[ff02::1]/", "http://[::]/", "http://0.0.0.0/",
-    "http://169.254.169.254/", "http://[64:ff9b::a9fe:a9fe]/", "http://[::ffff:169.254.169.254]/",
-    "http://255.255.255.255/", "http://240.0.0.1/", "http://0.1.2.3/", "http://[100::1]/",
+    "http://[2001:db8::1]/",
+    "http://[fe80::1]/",
+    "http://[ff02::1]/",
+    "http://[::]/",
+    "http://0.0.0.0/",
+    "http://169.254.169.254/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[::ffff:169.254.169.254]/",
+    "http://255.255.255.255/",
+    "http://240.0.0.1/",
+    "http://0.1.2.3/",
+    "http://[100::1]/",
 ]
-ODD_IPV4_URLS = ["http://2130706433/", "http://0177.0.0.1/", "http://0x7f.1/", "http://127.1/", "http://0x7f000001/",
-                 "http://127.000.000.001/", "http://017700000001/", "http://1572395042/"]
+ODD_IPV4_URLS = [
+    "http://2130706433/",
+    "http://0177.0.0.1/",
+    "http://0x7f.1/",
+    "http://127.1/",
+    "http://0x7f000001/",
+    "http://127.000.000.001/",
+    "http://017700000001/",
+    "http://1572395042/",
+]
 
 
 @pytest.mark.parametrize("url", INSIDE_URLS)
@@ -82,31 +117,54 @@ def test_odd_spellings_of_ipv4_addresses_are_refused_whatever_the_setting(url):
             resolve_target(url, allow_private=allow_private)
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data/", "http://0.0.0.0/", "http://224.0.0.1/", "http://[ff02::1]/",
-    "http://[fe80::1]/", "http://[::]/", "http://255.255.255.255/", "http://[64:ff9b::a9fe:a9fe]/",
-    "http://[::ffff:169.254.169.254]/", "http://[2002:a9fe:a9fe::]/", "http://[::127.0.0.1]/",
-    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "http://[100::1]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0/",
+        "http://224.0.0.1/",
+        "http://[ff02::1]/",
+        "http://[fe80::1]/",
+        "http://[::]/",
+        "http://255.255.255.255/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[2002:a9fe:a9fe::]/",
+        "http://[::127.0.0.1]/",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+        "http://[100::1]/",
+    ],
+)
 def test_metadata_multicast_unspecified_and_tunnels_are_refused_even_when_private_is_allowed(url):
     with pytest.raises(UnsafeTarget, match="never a webhook target"):
         resolve_target(url, allow_private=True)
 
 
-@pytest.mark.parametrize("url", [
-    "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/", "http://[fec0::1]/", "http://[::ffff:127.0.0.1]/",
-    "http://10.1.2.3/", "http://[fd00::1]/", "http://127.0.0.1:8080/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::7f00:1]/",
+        "http://[2002:7f00:1::]/",
+        "http://[fec0::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://10.1.2.3/",
+        "http://[fd00::1]/",
+        "http://127.0.0.1:8080/",
+    ],
+)
 def test_allowing_private_targets_allows_their_tunnelled_spellings_too(url):
     assert resolve_target(url, allow_private=True).address
 
 
-@pytest.mark.parametrize("url,address", [
-    ("http://[64:ff9b::808:808]/", "64:ff9b::808:808"),  # NAT64 of a public address (IPv6-only networks)
-    ("http://[2002:808:808::1]/", "2002:808:808::1"),  # 6to4 of a public address
-    ("http://[2606:4700:4700::1111]/", "2606:4700:4700::1111"),
-    ("http://8.8.8.8/", "8.8.8.8"),
-])
+@pytest.mark.parametrize(
+    "url,address",
+    [
+        ("http://[64:ff9b::808:808]/", "64:ff9b::808:808"),  # NAT64 of a public address (IPv6-only networks)
+        ("http://[2002:808:808::1]/", "2002:808:808::1"),  # 6to4 of a public address
+        ("http://[2606:4700:4700::1111]/", "2606:4700:4700::1111"),
+        ("http://8.8.8.8/", "8.8.8.8"),
+    ],
+)
 def test_public_addresses_in_any_spelling_pass(url, address):
     assert resolve_target(url, allow_private=False).address == address
 
@@ -123,8 +181,16 @@ def _fake_dns(monkeypatch, answers):  # type: ignore[no-untyped-def]
             return real(host, port, *args, **kwargs)
         calls.append(host)
         addresses = answers[min(len(calls), len(answers)) - 1]
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
-                 (a, port, 0, 0) if ":" in a else (a, port)) for a in addresses]
+        return [
+            (
+                socket.AF_INET6 if ":" in a else socket.AF_INET,
+                socket.SOCK_STREAM,
+                6,
+                "",
+                (a, port, 0, 0) if ":" in a else (a, port),
+            )
+            for a in addresses
+        ]
 
     monkeypatch.setattr(transport.socket, "getaddrinfo", getaddrinfo)
     return calls
@@ -142,11 +208,16 @@ def test_a_host_that_resolves_to_the_inside_is_refused(monkeypatch):
         resolve_target("http://hooks.example.test/", allow_private=False)
 
 
-@pytest.mark.parametrize("url,why", [
-    ("ftp://93.184.216.34/", "Only http and https"), ("http://user:pw@93.184.216.34/", "Credentials"),
-    ("http:///nohost", "no host"), ("http://93.184.216.34:99999/", "valid URL"),
-    ("https://" + "a" * 1000 + ".example/", "longer than"),
-])
+@pytest.mark.parametrize(
+    "url,why",
+    [
+        ("ftp://93.184.216.34/", "Only http and https"),
+        ("http://user:pw@93.184.216.34/", "Credentials"),
+        ("http:///nohost", "no host"),
+        ("http://93.184.216.34:99999/", "valid URL"),
+        ("https://" + "a" * 1000 + ".example/", "longer than"),
+    ],
+)
 def test_malformed_targets_are_refused(url, why):
     with pytest.raises(UnsafeTarget, match=why):
         resolve_target(url, allow_private=True)
@@ -154,8 +225,12 @@ def test_malformed_targets_are_refused(url, why):
 
 def test_public_and_allowed_private_targets_pass():
     target = resolve_target("https://93.184.216.34/hooks?x=1", allow_private=False)
-    assert (target.host, target.port, target.path, target.address) == ("93.184.216.34", 443, "/hooks?x=1",
-                                                                       "93.184.216.34")
+    assert (target.host, target.port, target.path, target.address) == (
+        "93.184.216.34",
+        443,
+        "/hooks?x=1",
+        "93.184.216.34",
+    )
     assert resolve_target("http://127.0.0.1:8080/", allow_private=True).address == "127.0.0.1"
 
 
@@ -192,6 +267,7 @@ def test_create_validates_events_and_only_the_owner_changes_a_webhook(alice, bob
 
 # --- deliveries against a real local receiver ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def receiver_sub(alice):  # type: ignore[no-untyped-def]
     sub = services.webhook_create(owner=alice, url="http://127.0.0.1:1/placeholder", events=["*"])
@@ -204,8 +280,9 @@ def receiver_sub(alice):  # type: ignore[no-untyped-def]
 
 
 def _event(alice):  # type: ignore[no-untyped-def]
-    [delivery] = services.webhook_event_publish(event="job.finished", data={"job": 1, "status": "succeeded"},
-                                                owner_ids=[alice.pk], public=False)
+    [delivery] = services.webhook_event_publish(
+        event="job.finished", data={"job": 1, "status": "succeeded"}, owner_ids=[alice.pk], public=False
+    )
     return delivery
 
 
@@ -337,7 +414,8 @@ def test_at_most_the_response_cap_is_read(slow_server):
     from apps.notifications.transport import post_json
 
     endless = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"".join(
-        b"10000\r\n" + b"x" * 0x10000 + b"\r\n" for _ in range(400))  # 25 MiB of chunks, sent at once
+        b"10000\r\n" + b"x" * 0x10000 + b"\r\n" for _ in range(400)
+    )  # 25 MiB of chunks, sent at once
     server = slow_server(head=endless, drip=b"")
     outcome = post_json(server.url, b"{}", {}, timeout=60, allow_private=True, max_response_bytes=1000)
     assert outcome.ok and outcome.error == "" and outcome.excerpt == "x" * 1000
@@ -348,8 +426,10 @@ def test_redirects_are_not_followed(slow_server):
     from apps.notifications.transport import post_json
 
     inside = slow_server(head=b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", drip=b"")
-    redirect = slow_server(head=f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {inside.url}\r\n"
-                                "Content-Length: 0\r\n\r\n".encode(), drip=b"")
+    redirect = slow_server(
+        head=f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {inside.url}\r\nContent-Length: 0\r\n\r\n".encode(),
+        drip=b"",
+    )
     outcome = post_json(redirect.url, b"{}", {}, timeout=10, allow_private=True)
     assert outcome.status_code == 307 and not outcome.ok and outcome.error == "HTTP 307"
     assert redirect.requests == 1 and inside.requests == 0
@@ -395,12 +475,14 @@ def test_receiver_refuses_bad_signatures_stale_timestamps_and_processes_replays_
 
 # --- who receives which event ---------------------------------------------------------------------------------------
 
+
 @pytestmark_db
 def test_events_reach_only_subscriptions_that_may_know(alice, bob, reviewer):
     own_alice = services.webhook_create(owner=alice, url="http://127.0.0.1/a", events=["variant.submitted"])
     own_bob = services.webhook_create(owner=bob, url="http://127.0.0.1/b", events=["*"])
-    all_bob = services.webhook_create(owner=bob, url="http://127.0.0.1/c", events=["variant.submitted"],
-                                      scope="visible")
+    all_bob = services.webhook_create(
+        owner=bob, url="http://127.0.0.1/c", events=["variant.submitted"], scope="visible"
+    )
     all_rev = services.webhook_create(owner=reviewer, url="http://127.0.0.1/d", events=["*"], scope="visible")
     services.webhook_create(owner=reviewer, url="http://127.0.0.1/e", events=["job.finished"], scope="visible")
     draft = services.webhook_event_publish(event="variant.submitted", data={}, owner_ids=[alice.pk], public=False)
@@ -420,7 +502,8 @@ def test_recovery_redispatches_overdue_deliveries(alice, monkeypatch, settings):
     lost = _event(alice)
     fresh = _event(alice)
     WebhookDelivery.objects.filter(pk=lost.pk).update(
-        created_at=timezone.now() - timedelta(seconds=settings.MC_WEBHOOK_RECOVER_GRACE_S + 5))
+        created_at=timezone.now() - timedelta(seconds=settings.MC_WEBHOOK_RECOVER_GRACE_S + 5)
+    )
     assert services.webhooks_recover() == 1 and sent == [lost.pk]
     assert fresh.pk not in sent
 
@@ -432,8 +515,9 @@ def test_notification_preferences(alice):
     prefs = services.notification_preferences_set(user=alice, changes={"job_finished": {"email": False}})
     assert prefs["job_finished"] == {"in_app": True, "email": False}
     with pytest.raises(ValidationFailed) as err:
-        services.notification_preferences_set(user=alice, changes={"nope": {"email": False},
-                                                                   "job_finished": {"sms": True}})
+        services.notification_preferences_set(
+            user=alice, changes={"nope": {"email": False}, "job_finished": {"sms": True}}
+        )
     assert set(err.value.errors) == {"nope", "job_finished"}
 
 
@@ -443,8 +527,13 @@ def test_notify_skips_opted_out_channels_and_excluded_users(alice, bob, django_c
 
     services.notification_preferences_set(user=bob, changes={"job_finished": {"in_app": False}})
     with django_capture_on_commit_callbacks(execute=True):
-        rows = services.notify(users=[alice, bob, alice, None], kind="job_finished", title="Job 1 succeeded",
-                               body="accuracy=0.97", url="/api/v1/jobs/1/")
+        rows = services.notify(
+            users=[alice, bob, alice, None],
+            kind="job_finished",
+            title="Job 1 succeeded",
+            body="accuracy=0.97",
+            url="/api/v1/jobs/1/",
+        )
     assert [r.user_id for r in rows] == [alice.pk]
     assert sorted(m.to[0] for m in mail.outbox) == ["alice@example.org", "bob@example.org"]
     assert "/api/v1/jobs/1/" in mail.outbox[0].body
@@ -487,7 +576,9 @@ def test_deliveries_have_a_queue_and_a_worker_of_their_own():
     assert queue_of(services.DELIVER_TASK) == "webhooks"
     assert queue_of("notifications.webhooks_recover") == queue_of("workers.tasks.jobs_recover") == "default"
     procfile = (Path(settings.BASE_DIR) / "Procfile").read_text()
-    consumers = {name: set(queues.split(",")) for name, queues in
-                 re.findall(r"^(\w+):\s*celery .* worker .*-Q ([\w.,]+)", procfile, flags=re.MULTILINE)}
+    consumers = {
+        name: set(queues.split(","))
+        for name, queues in re.findall(r"^(\w+):\s*celery .* worker .*-Q ([\w.,]+)", procfile, flags=re.MULTILINE)
+    }
     assert [name for name, queues in consumers.items() if "webhooks" in queues] == ["webhooks"]
     assert consumers["webhooks"] == {"webhooks"} and {"default", "bench.cpu"} <= consumers["worker"]

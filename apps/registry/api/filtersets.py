@@ -26,13 +26,13 @@ class VariantFilterSet(django_filters.FilterSet):
     """Fields of a published variant filter on its last published snapshot for readers who see that snapshot;
     its insiders filter on what it says now."""
 
-    owner = django_filters.CharFilter(field_name="owner__username", lookup_expr="iexact",
-                                      help_text="Owner's username.")
+    owner = django_filters.CharFilter(field_name="owner__username", lookup_expr="iexact", help_text="Owner's username.")
     relation = django_filters.ChoiceFilter(choices=Relation.choices, method="filter_relation")
     license = django_filters.CharFilter(method="filter_license", help_text="Licence id, ignoring case.")
     task = django_filters.CharFilter(method="filter_task", help_text="Hub pipeline tag.")
-    status = django_filters.ChoiceFilter(choices=RevisionStatus.choices, method="filter_status",
-                                         help_text="Status of the current revision.")
+    status = django_filters.ChoiceFilter(
+        choices=RevisionStatus.choices, method="filter_status", help_text="Status of the current revision."
+    )
     parent = django_filters.CharFilter(method="filter_parent", help_text="Direct children of owner/name.")
     precision = django_filters.ChoiceFilter(choices=Precision.choices, method="filter_precision")
     architecture = django_filters.CharFilter(method="filter_architecture")
@@ -42,8 +42,19 @@ class VariantFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Variant
-        fields = ["owner", "relation", "license", "task", "status", "parent", "precision", "architecture",
-                  "hub_id", "min_parameters", "max_parameters"]
+        fields = [
+            "owner",
+            "relation",
+            "license",
+            "task",
+            "status",
+            "parent",
+            "precision",
+            "architecture",
+            "hub_id",
+            "min_parameters",
+            "max_parameters",
+        ]
 
     filter_relation = _declared("relation", "exact")
     filter_license = _declared("license", "iexact")

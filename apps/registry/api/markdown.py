@@ -18,8 +18,12 @@ class MarkdownParser(BaseParser):
 
     media_type = "text/markdown"
 
-    def parse(self, stream: Any, media_type: str | None = None,  # type: ignore[override]
-              parser_context: Any = None) -> str:
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,  # type: ignore[override]
+        parser_context: Any = None,
+    ) -> str:
         limit = settings.MC_CARD_MAX_CHARS * 4  # utf-8 is at most 4 bytes a character
         raw = read_capped(stream, limit, parser_context, "model card")
         try:

@@ -22,18 +22,21 @@ class WeightsHeaderSerializer(serializers.Serializer):
 
     tensors = serializers.IntegerField(required=False)
     parameters = serializers.IntegerField(required=False)
-    dtypes = serializers.DictField(child=serializers.IntegerField(), required=False,
-                                   help_text="Parameters per dtype, e.g. {\"BF16\": 8030261248}.")
-    precision = serializers.CharField(required=False, allow_null=True,
-                                      help_text="fp32 fp16 bf16 fp8 int8 int4 or mixed; null when no class fits.")
+    dtypes = serializers.DictField(
+        child=serializers.IntegerField(), required=False, help_text='Parameters per dtype, e.g. {"BF16": 8030261248}.'
+    )
+    precision = serializers.CharField(
+        required=False, allow_null=True, help_text="fp32 fp16 bf16 fp8 int8 int4 or mixed; null when no class fits."
+    )
     files = serializers.IntegerField(required=False, help_text="Weight files counted (revision totals).")
 
 
 class ArtifactSerializer(serializers.ModelSerializer):
     safe = serializers.BooleanField(read_only=True)
     stored = serializers.SerializerMethodField(help_text="True when the file is in platform storage.")
-    header = WeightsHeaderSerializer(read_only=True, help_text="Read from a stored safetensors or GGUF file's "
-                                                                "header; empty for other files.")
+    header = WeightsHeaderSerializer(
+        read_only=True, help_text="Read from a stored safetensors or GGUF file's header; empty for other files."
+    )
 
     class Meta:
         model = Artifact
@@ -47,13 +50,24 @@ class ArtifactSerializer(serializers.ModelSerializer):
 class RevisionSerializer(serializers.ModelSerializer):
     artifacts = ArtifactSerializer(many=True, read_only=True)
     allowed_transitions = serializers.SerializerMethodField()
-    weights = serializers.SerializerMethodField(help_text="The weight files' headers summed: what the revision "
-                                                          "holds, whatever the variant declares.")
+    weights = serializers.SerializerMethodField(
+        help_text="The weight files' headers summed: what the revision holds, whatever the variant declares."
+    )
 
     class Meta:
         model = Revision
-        fields = ["number", "status", "artifacts", "weights", "created_at", "submitted_at", "status_changed_at",
-                  "status_reason", "notes", "allowed_transitions"]
+        fields = [
+            "number",
+            "status",
+            "artifacts",
+            "weights",
+            "created_at",
+            "submitted_at",
+            "status_changed_at",
+            "status_reason",
+            "notes",
+            "allowed_transitions",
+        ]
         read_only_fields = fields
 
     def get_allowed_transitions(self, obj: Revision) -> list[str]:
@@ -76,9 +90,27 @@ class VariantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Variant
-        fields = ["full_name", "owner", "name", "relation", "parents", "license", "parameters", "precision",
-                  "task", "architecture", "tags", "summary", "status", "current_revision", "created_at",
-                  "updated_at", "hub_id", "is_public", "downloads"]
+        fields = [
+            "full_name",
+            "owner",
+            "name",
+            "relation",
+            "parents",
+            "license",
+            "parameters",
+            "precision",
+            "task",
+            "architecture",
+            "tags",
+            "summary",
+            "status",
+            "current_revision",
+            "created_at",
+            "updated_at",
+            "hub_id",
+            "is_public",
+            "downloads",
+        ]
         read_only_fields = fields
 
     def _user(self) -> Any:
@@ -113,28 +145,38 @@ class VariantDetailSerializer(VariantSerializer):
 
 class _VariantFields(serializers.Serializer):
     relation = serializers.ChoiceField(choices=Relation.choices, required=False)
-    parents = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=32,
-                                    help_text="Full names owner/name (or Hub ids a variant records).")
-    license = serializers.CharField(max_length=64, required=False, allow_blank=True,
-                                    help_text="SPDX or Hugging Face Hub licence id, any case.")
+    parents = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        max_length=32,
+        help_text="Full names owner/name (or Hub ids a variant records).",
+    )
+    license = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, help_text="SPDX or Hugging Face Hub licence id, any case."
+    )
     parameters = serializers.IntegerField(min_value=1, max_value=10**14, required=False, allow_null=True)
-    precision = serializers.ChoiceField(choices=[("", "unset"), *Precision.choices], required=False,
-                                        allow_blank=True)
+    precision = serializers.ChoiceField(choices=[("", "unset"), *Precision.choices], required=False, allow_blank=True)
     architecture = serializers.CharField(max_length=100, required=False, allow_blank=True)
     task = serializers.CharField(max_length=64, required=False, allow_blank=True, help_text="Hub pipeline tag.")
     tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
     summary = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    card = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
-                                 help_text="Markdown body; Hub YAML front matter in it is read as card_data.")
-    card_data = serializers.DictField(required=False, allow_null=True,
-                                      help_text="Hub card metadata (license, base_model, datasets, ...).")
+    card = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="Markdown body; Hub YAML front matter in it is read as card_data.",
+    )
+    card_data = serializers.DictField(
+        required=False, allow_null=True, help_text="Hub card metadata (license, base_model, datasets, ...)."
+    )
     hub_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
 class VariantCreateSerializer(_VariantFields):
     name = serializers.CharField(max_length=96)
-    owner = serializers.CharField(max_length=150, required=False,
-                                  help_text="Maintainers only: 'commons' to register an original there.")
+    owner = serializers.CharField(
+        max_length=150, required=False, help_text="Maintainers only: 'commons' to register an original there."
+    )
 
 
 class VariantUpdateSerializer(_VariantFields):

@@ -17,8 +17,11 @@ R = f"{V}/revisions/<int:number>"
 urlpatterns = [
     path("variants/", VariantViewSet.as_view({"get": "list", "post": "create"}), name="variant-list"),
     path("variants/import-card/", VariantImportCardView.as_view(), name="variant-import-card"),
-    path(f"{V}/", VariantViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
-         name="variant-detail"),
+    path(
+        f"{V}/",
+        VariantViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        name="variant-detail",
+    ),
     path(f"{V}/lineage/", VariantLineageView.as_view(), name="variant-lineage"),
     path(f"{V}/card.md", VariantCardView.as_view(), name="variant-card"),
     path(f"{V}/revisions/", RevisionViewSet.as_view({"get": "list", "post": "create"}), name="revision-list"),

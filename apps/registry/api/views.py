@@ -41,8 +41,13 @@ from .serializers import (
     VariantUpdateSerializer,
 )
 
-ETAG_HEADER = OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                               description="ETag from a previous GET; a stale one gets 412.")
+ETAG_HEADER = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="ETag from a previous GET; a stale one gets 412.",
+)
 
 
 def _with_etag(response: Response, etag: str) -> Response:
@@ -90,8 +95,13 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
     parser_classes = [JSONParser]
     filterset_class = VariantFilterSet
     ordering_fields = ["created_at", "updated_at", "name", "parameters"]
-    token_scopes = {"list": "read", "retrieve": "read", "create": "write", "partial_update": "write",
-                    "destroy": "write"}
+    token_scopes = {
+        "list": "read",
+        "retrieve": "read",
+        "create": "write",
+        "partial_update": "write",
+        "destroy": "write",
+    }
 
     @property
     def search_fields(self) -> list[str]:
@@ -100,8 +110,11 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         request = getattr(self, "request", None)
         if request is not None and is_reviewer(request.user):
             return ["name", "summary", "owner__username", "architecture", "hub_id"]
-        return ["name", "owner__username", *(f"published_revision__metadata__{f}"
-                                             for f in ("summary", "architecture", "hub_id"))]
+        return [
+            "name",
+            "owner__username",
+            *(f"published_revision__metadata__{f}" for f in ("summary", "architecture", "hub_id")),
+        ]
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         if self.action in ("list", "retrieve"):
@@ -114,8 +127,9 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         shown = selectors.variants_as_seen_by(request.user, list(page or []))
-        return self.get_paginated_response(VariantSerializer(shown, many=True,
-                                                             context=self.get_serializer_context()).data)
+        return self.get_paginated_response(
+            VariantSerializer(shown, many=True, context=self.get_serializer_context()).data
+        )
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         if self.action == "list":
@@ -123,8 +137,9 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         return VariantDetailSerializer
 
     def _detail(self, variant: Variant, status_code: int = 200) -> Response:
-        fresh = selectors.variant_as_seen_by(self.request.user,
-                                             selectors.variants_visible_to(self.request.user).get(pk=variant.pk))
+        fresh = selectors.variant_as_seen_by(
+            self.request.user, selectors.variants_visible_to(self.request.user).get(pk=variant.pk)
+        )
         data = VariantDetailSerializer(fresh, context=self.get_serializer_context()).data
         return _with_etag(Response(data, status=status_code), fresh.etag)
 
@@ -134,10 +149,14 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         incoming.is_valid(raise_exception=True)
         data = dict(incoming.validated_data)
         owner = _owner_for_create(request, data.pop("owner", None))
-        variant = services.variant_create(owner=owner, actor=request.user,  # type: ignore[arg-type]
-                                          name=data.pop("name"),
-                                          relation=data.pop("relation", None), parents=data.pop("parents", ()),
-                                          **data)
+        variant = services.variant_create(
+            owner=owner,
+            actor=request.user,  # type: ignore[arg-type]
+            name=data.pop("name"),
+            relation=data.pop("relation", None),
+            parents=data.pop("parents", ()),
+            **data,
+        )
         response = self._detail(variant, status.HTTP_201_CREATED)
         response["Location"] = f"/api/v1/variants/{variant.full_name}/"
         return response
@@ -150,14 +169,17 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         data = VariantDetailSerializer(variant, context=self.get_serializer_context()).data
         return _with_etag(Response(data), variant.etag)
 
-    @extend_schema(request=VariantUpdateSerializer, responses={200: VariantDetailSerializer},
-                   parameters=[ETAG_HEADER])
+    @extend_schema(request=VariantUpdateSerializer, responses={200: VariantDetailSerializer}, parameters=[ETAG_HEADER])
     def partial_update(self, request: Request, owner: str, name: str) -> Response:
         variant = self.get_variant()
         incoming = VariantUpdateSerializer(data=request.data, partial=True)
         incoming.is_valid(raise_exception=True)
-        variant = services.variant_update(variant=variant, actor=request.user,  # type: ignore[arg-type]
-                                          if_match=request.headers.get("If-Match"), **incoming.validated_data)
+        variant = services.variant_update(
+            variant=variant,
+            actor=request.user,  # type: ignore[arg-type]
+            if_match=request.headers.get("If-Match"),
+            **incoming.validated_data,
+        )
         return self._detail(variant)
 
     @extend_schema(responses={204: None})
@@ -176,10 +198,12 @@ class VariantImportCardView(APIView):
 
     @extend_schema(
         request={"application/json": CardImportSerializer, "text/markdown": OpenApiTypes.STR},
-        parameters=[OpenApiParameter("name", OpenApiTypes.STR, required=False,
-                                     description="Variant name, for a text/markdown body."),
-                    OpenApiParameter("owner", OpenApiTypes.STR, required=False,
-                                     description="Maintainers only: 'commons'.")],
+        parameters=[
+            OpenApiParameter(
+                "name", OpenApiTypes.STR, required=False, description="Variant name, for a text/markdown body."
+            ),
+            OpenApiParameter("owner", OpenApiTypes.STR, required=False, description="Maintainers only: 'commons'."),
+        ],
         responses={201: VariantDetailSerializer, 200: VariantDetailSerializer},
     )
     def post(self, request: Request) -> Response:
@@ -192,10 +216,15 @@ class VariantImportCardView(APIView):
             name = incoming.validated_data.get("name")
             owner_name = incoming.validated_data.get("owner")
         owner = _owner_for_create(request, owner_name)
-        variant, created = services.variant_import_card(owner=owner, actor=request.user,  # type: ignore[arg-type]
-                                                        text=text, name=name)
-        fresh = selectors.variant_as_seen_by(request.user,
-                                             selectors.variants_visible_to(request.user).get(pk=variant.pk))
+        variant, created = services.variant_import_card(
+            owner=owner,
+            actor=request.user,  # type: ignore[arg-type]
+            text=text,
+            name=name,
+        )
+        fresh = selectors.variant_as_seen_by(
+            request.user, selectors.variants_visible_to(request.user).get(pk=variant.pk)
+        )
         data = VariantDetailSerializer(fresh, context={"request": request}).data
         response = Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
         response["Location"] = f"/api/v1/variants/{fresh.full_name}/"
@@ -259,9 +288,12 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
     def create(self, request: Request, owner: str, name: str) -> Response:
         incoming = RevisionCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        revision = services.revision_create(variant=self.get_variant(), actor=request.user,  # type: ignore[arg-type]
-                                            notes=incoming.validated_data.get("notes", ""),
-                                            copy_artifacts=incoming.validated_data["copy_artifacts"])
+        revision = services.revision_create(
+            variant=self.get_variant(),
+            actor=request.user,  # type: ignore[arg-type]
+            notes=incoming.validated_data.get("notes", ""),
+            copy_artifacts=incoming.validated_data["copy_artifacts"],
+        )
         revision = Revision.objects.prefetch_related("artifacts").get(pk=revision.pk)
         response = Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
         response["Location"] = f"/api/v1/variants/{owner}/{name}/revisions/{revision.number}/"
@@ -270,8 +302,9 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
 
 class RevisionMixin(VariantMixin):
     def get_revision(self: Any) -> Revision:
-        return selectors.revision_for_user_or_404(self.request.user, variant=self.get_variant(),
-                                                  number=int(self.kwargs["number"]))
+        return selectors.revision_for_user_or_404(
+            self.request.user, variant=self.get_variant(), number=int(self.kwargs["number"])
+        )
 
     def revision_response(self, revision: Revision, status_code: int = 200) -> Response:
         fresh = Revision.objects.prefetch_related("artifacts").get(pk=revision.pk)
@@ -296,16 +329,27 @@ class ArtifactCreateView(RevisionMixin, APIView):
             incoming: serializers.Serializer = ArtifactUploadSerializer(data=request.data)
             incoming.is_valid(raise_exception=True)
             data = incoming.validated_data
-            artifact = services.artifact_add(revision=revision, actor=request.user,  # type: ignore[arg-type]
-                                             upload=data["file"], path=data.get("path"), fmt=data.get("format"),
-                                             sha256=data.get("sha256"))
+            artifact = services.artifact_add(
+                revision=revision,
+                actor=request.user,  # type: ignore[arg-type]
+                upload=data["file"],
+                path=data.get("path"),
+                fmt=data.get("format"),
+                sha256=data.get("sha256"),
+            )
         else:
             incoming = ArtifactRecordSerializer(data=request.data)
             incoming.is_valid(raise_exception=True)
             data = incoming.validated_data
-            artifact = services.artifact_add(revision=revision, actor=request.user,  # type: ignore[arg-type]
-                                             path=data["path"], uri=data["uri"], sha256=data["sha256"],
-                                             size_bytes=data["size_bytes"], fmt=data.get("format"))
+            artifact = services.artifact_add(
+                revision=revision,
+                actor=request.user,  # type: ignore[arg-type]
+                path=data["path"],
+                uri=data["uri"],
+                sha256=data["sha256"],
+                size_bytes=data["size_bytes"],
+                fmt=data.get("format"),
+            )
         return Response(ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)
 
 
@@ -332,7 +376,9 @@ class RevisionWithdrawView(RevisionMixin, APIView):
     def post(self, request: Request, owner: str, name: str, number: int) -> Response:
         incoming = TransitionSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        revision = services.revision_withdraw(revision=self.get_revision(), actor=request.user,  # type: ignore[arg-type]
-                                              reason=incoming.validated_data.get("reason", ""))
+        revision = services.revision_withdraw(
+            revision=self.get_revision(),
+            actor=request.user,  # type: ignore[arg-type]
+            reason=incoming.validated_data.get("reason", ""),
+        )
         return self.revision_response(revision)
-

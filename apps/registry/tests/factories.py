@@ -21,11 +21,20 @@ def commons_user() -> User:
     return user
 
 
-def make_original(maintainer: User, name: str = "base-model", license: str = "apache-2.0", publish: bool = True,
-                  **fields: Any) -> Variant:
+def make_original(
+    maintainer: User, name: str = "base-model", license: str = "apache-2.0", publish: bool = True, **fields: Any
+) -> Variant:
     """An original in the commons namespace, published (as originals are) unless told otherwise."""
-    variant = variant_create(owner=commons_user(), actor=maintainer, name=name, relation="original",
-                             license=license, card=CARD, parameters=fields.pop("parameters", 1000), **fields)
+    variant = variant_create(
+        owner=commons_user(),
+        actor=maintainer,
+        name=name,
+        relation="original",
+        license=license,
+        card=CARD,
+        parameters=fields.pop("parameters", 1000),
+        **fields,
+    )
     if publish:
         publish_current(variant, maintainer)
         variant.refresh_from_db()
@@ -38,17 +47,29 @@ def publish_current(variant: Variant, actor: User) -> None:
         revision_transition(revision=revision, target=target, actor=actor)
 
 
-def make_variant(owner: User, name: str, parents: list[Variant], relation: str = "finetune",
-                 license: str = "apache-2.0", **fields: Any) -> Variant:
+def make_variant(
+    owner: User,
+    name: str,
+    parents: list[Variant],
+    relation: str = "finetune",
+    license: str = "apache-2.0",
+    **fields: Any,
+) -> Variant:
     fields.setdefault("card", CARD)
     return variant_create(owner=owner, name=name, relation=relation, parents=parents, license=license, **fields)
 
 
 def record(variant: Variant, actor: User, path: str = "model.safetensors", **kw: Any):  # type: ignore[no-untyped-def]
     revision = variant.current_revision
-    return artifact_add(revision=revision, actor=actor, path=path, uri=kw.pop("uri", f"hf://org/x@main/{path}"),
-                        sha256=kw.pop("sha256", hashlib.sha256(path.encode()).hexdigest()),
-                        size_bytes=kw.pop("size_bytes", 1234), fmt=kw.pop("fmt", None))
+    return artifact_add(
+        revision=revision,
+        actor=actor,
+        path=path,
+        uri=kw.pop("uri", f"hf://org/x@main/{path}"),
+        sha256=kw.pop("sha256", hashlib.sha256(path.encode()).hexdigest()),
+        size_bytes=kw.pop("size_bytes", 1234),
+        fmt=kw.pop("fmt", None),
+    )
 
 
 def _varint(value: int) -> bytes:
@@ -62,8 +83,16 @@ def _varint(value: int) -> bytes:
 
 def onnx_bytes(graph: bytes = b"\x0a\x00", *, ir_version: int = 8, producer: bytes = b"tests") -> bytes:
     """The framing of an ONNX ModelProto (ir_version, producer_name, graph), enough for the format check."""
-    return (b"\x08" + _varint(ir_version) + b"\x12" + _varint(len(producer)) + producer
-            + b"\x3a" + _varint(len(graph)) + graph)
+    return (
+        b"\x08"
+        + _varint(ir_version)
+        + b"\x12"
+        + _varint(len(producer))
+        + producer
+        + b"\x3a"
+        + _varint(len(graph))
+        + graph
+    )
 
 
 def safetensors_bytes(data: bytes = b"\x00" * 8, dtype: str = "F32") -> bytes:

@@ -14,13 +14,19 @@ def admin_client_seeded(client, digits_world, make_user):
     return client
 
 
-@pytest.mark.parametrize("url", [
-    "/admin/registry/variant/", "/admin/registry/variant/?compat=incompatible", "/admin/registry/variant/?q=llama",
-    "/admin/registry/variant/?relation__exact=merge&status__exact=draft",
-    "/admin/registry/revision/?status__exact=submitted",
-    "/admin/registry/artifact/?format__exact=gguf", "/admin/registry/artifact/?q=safetensors",
-    "/admin/registry/variantparent/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/registry/variant/",
+        "/admin/registry/variant/?compat=incompatible",
+        "/admin/registry/variant/?q=llama",
+        "/admin/registry/variant/?relation__exact=merge&status__exact=draft",
+        "/admin/registry/revision/?status__exact=submitted",
+        "/admin/registry/artifact/?format__exact=gguf",
+        "/admin/registry/artifact/?q=safetensors",
+        "/admin/registry/variantparent/",
+    ],
+)
 def test_changelists_filter_and_search(admin_client_seeded, url):
     resp = admin_client_seeded.get(url)
     assert resp.status_code == 200, url

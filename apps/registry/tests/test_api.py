@@ -23,10 +23,19 @@ def world(alice, bob, reviewer, maintainer, client_for):
     base = make_original(maintainer)
     draft = make_variant(alice, "draft", [base])
     record(draft, alice)
-    clients = {"anonymous": APIClient(), "owner": client_for(alice), "other": client_for(bob),
-               "reviewer": client_for(reviewer), "maintainer": client_for(maintainer)}
-    return {"base": base, "draft": draft, "clients": clients, "users": {
-        "owner": alice, "other": bob, "reviewer": reviewer, "maintainer": maintainer}}
+    clients = {
+        "anonymous": APIClient(),
+        "owner": client_for(alice),
+        "other": client_for(bob),
+        "reviewer": client_for(reviewer),
+        "maintainer": client_for(maintainer),
+    }
+    return {
+        "base": base,
+        "draft": draft,
+        "clients": clients,
+        "users": {"owner": alice, "other": bob, "reviewer": reviewer, "maintainer": maintainer},
+    }
 
 
 ROLES = ["anonymous", "owner", "other", "reviewer", "maintainer"]
@@ -35,31 +44,50 @@ D = "/api/v1/variants/alice/draft"
 # 403); those who see it but may not change it get 403; anonymous writes need authentication first.
 MATRIX = [
     ("get", f"{D}/", None, {"anonymous": 404, "owner": 200, "other": 404, "reviewer": 200, "maintainer": 200}),
-    ("get", f"{D}/lineage/", None, {"anonymous": 404, "owner": 200, "other": 404, "reviewer": 200,
-                                     "maintainer": 200}),
-    ("get", f"{D}/card.md", None, {"anonymous": 404, "owner": 200, "other": 404, "reviewer": 200,
-                                    "maintainer": 200}),
-    ("get", f"{D}/revisions/", None, {"anonymous": 404, "owner": 200, "other": 404, "reviewer": 200,
-                                       "maintainer": 200}),
-    ("get", f"{D}/revisions/1/", None, {"anonymous": 404, "owner": 200, "other": 404, "reviewer": 200,
-                                         "maintainer": 200}),
-    ("patch", f"{D}/", {"summary": "changed"}, {"anonymous": 401, "owner": 200, "other": 404, "reviewer": 403,
-                                                "maintainer": 403}),
-    ("post", f"{D}/revisions/", {}, {"anonymous": 401, "owner": 409, "other": 404, "reviewer": 403,
-                                     "maintainer": 403}),
-    ("post", f"{D}/revisions/1/artifacts/", {"path": "b.safetensors", "uri": "hf://o/m@1/b.safetensors",
-                                             "sha256": "a" * 64, "size_bytes": 1},
-     {"anonymous": 401, "owner": 201, "other": 404, "reviewer": 403, "maintainer": 403}),
-    ("post", f"{D}/revisions/1/submit/", None, {"anonymous": 401, "owner": 200, "other": 404, "reviewer": 403,
-                                                "maintainer": 403}),
-    ("post", f"{D}/revisions/1/withdraw/", {}, {"anonymous": 401, "owner": 200, "other": 404, "reviewer": 403,
-                                                "maintainer": 403}),
-    ("delete", f"{D}/", None, {"anonymous": 401, "owner": 204, "other": 404, "reviewer": 403,
-                               "maintainer": 403}),
+    ("get", f"{D}/lineage/", None, {"anonymous": 404, "owner": 200, "other": 404, "reviewer": 200, "maintainer": 200}),
+    ("get", f"{D}/card.md", None, {"anonymous": 404, "owner": 200, "other": 404, "reviewer": 200, "maintainer": 200}),
+    (
+        "get",
+        f"{D}/revisions/",
+        None,
+        {"anonymous": 404, "owner": 200, "other": 404, "reviewer": 200, "maintainer": 200},
+    ),
+    (
+        "get",
+        f"{D}/revisions/1/",
+        None,
+        {"anonymous": 404, "owner": 200, "other": 404, "reviewer": 200, "maintainer": 200},
+    ),
+    (
+        "patch",
+        f"{D}/",
+        {"summary": "changed"},
+        {"anonymous": 401, "owner": 200, "other": 404, "reviewer": 403, "maintainer": 403},
+    ),
+    ("post", f"{D}/revisions/", {}, {"anonymous": 401, "owner": 409, "other": 404, "reviewer": 403, "maintainer": 403}),
+    (
+        "post",
+        f"{D}/revisions/1/artifacts/",
+        {"path": "b.safetensors", "uri": "hf://o/m@1/b.safetensors", "sha256": "a" * 64, "size_bytes": 1},
+        {"anonymous": 401, "owner": 201, "other": 404, "reviewer": 403, "maintainer": 403},
+    ),
+    (
+        "post",
+        f"{D}/revisions/1/submit/",
+        None,
+        {"anonymous": 401, "owner": 200, "other": 404, "reviewer": 403, "maintainer": 403},
+    ),
+    (
+        "post",
+        f"{D}/revisions/1/withdraw/",
+        {},
+        {"anonymous": 401, "owner": 200, "other": 404, "reviewer": 403, "maintainer": 403},
+    ),
+    ("delete", f"{D}/", None, {"anonymous": 401, "owner": 204, "other": 404, "reviewer": 403, "maintainer": 403}),
 ]
 
 
-@pytest.mark.parametrize("method,url,body,expected", MATRIX, ids=[f"{m} {u[len(D):] or '/'}" for m, u, _, _ in MATRIX])
+@pytest.mark.parametrize("method,url,body,expected", MATRIX, ids=[f"{m} {u[len(D) :] or '/'}" for m, u, _, _ in MATRIX])
 @pytest.mark.parametrize("role", ROLES)
 def test_authorization_matrix_on_a_draft(world, role, method, url, body, expected):
     client = world["clients"][role]
@@ -84,8 +112,7 @@ def test_published_variants_are_public_but_still_only_their_owner_edits(world):
 
 
 def test_lists_show_drafts_only_to_those_who_may_see_them(world):
-    for role, sees in {"anonymous": False, "owner": True, "other": False, "reviewer": True,
-                       "maintainer": True}.items():
+    for role, sees in {"anonymous": False, "owner": True, "other": False, "reviewer": True, "maintainer": True}.items():
         names = [v["full_name"] for v in world["clients"][role].get("/api/v1/variants/").json()["results"]]
         assert ("alice/draft" in names) is sees, role
         assert "commons/base-model" in names
@@ -115,16 +142,44 @@ def test_token_scopes_apply(world, alice, client_for):
 
 # --- create ---------------------------------------------------------------------------------------
 
+
 def test_create_a_variant_as_the_spec_example(world):
     owner = world["clients"]["owner"]
-    resp = owner.post("/api/v1/variants/", {
-        "name": "base-model-int8", "relation": "quantized", "parents": ["commons/base-model"],
-        "license": "Apache-2.0", "parameters": 4810, "precision": "int8", "task": "image-classification",
-        "summary": "int8", "card": CARD}, format="json")
+    resp = owner.post(
+        "/api/v1/variants/",
+        {
+            "name": "base-model-int8",
+            "relation": "quantized",
+            "parents": ["commons/base-model"],
+            "license": "Apache-2.0",
+            "parameters": 4810,
+            "precision": "int8",
+            "task": "image-classification",
+            "summary": "int8",
+            "card": CARD,
+        },
+        format="json",
+    )
     assert resp.status_code == 201, resp.json()
     body = resp.json()
-    for key in ("full_name", "owner", "name", "relation", "parents", "license", "parameters", "precision", "task",
-                "architecture", "tags", "summary", "status", "current_revision", "created_at", "updated_at"):
+    for key in (
+        "full_name",
+        "owner",
+        "name",
+        "relation",
+        "parents",
+        "license",
+        "parameters",
+        "precision",
+        "task",
+        "architecture",
+        "tags",
+        "summary",
+        "status",
+        "current_revision",
+        "created_at",
+        "updated_at",
+    ):
         assert key in body
     assert body["full_name"] == "alice/base-model-int8" and body["parents"] == ["commons/base-model"]
     assert body["license"] == "apache-2.0" and body["status"] == "draft" and body["current_revision"] == 1
@@ -132,19 +187,30 @@ def test_create_a_variant_as_the_spec_example(world):
     assert resp["Location"] == "/api/v1/variants/alice/base-model-int8/" and resp["ETag"]
 
 
-@pytest.mark.parametrize("payload,status,field", [
-    ({"name": "x", "relation": "finetune", "parents": ["commons/base-model"], "license": "apache2"}, 400, "license"),
-    ({"name": "x", "relation": "finetune", "parents": ["nobody/nothing"]}, 400, "parents"),
-    ({"name": "x", "relation": "merge", "parents": ["commons/base-model"]}, 400, "parents"),
-    ({"name": "x", "relation": "original"}, 403, "relation"),
-    ({"name": "-x", "relation": "finetune", "parents": ["commons/base-model"]}, 400, "name"),
-    ({"name": "x", "relation": "finetune", "parents": ["commons/base-model"], "task": "text-generaton"}, 400, "task"),
-    ({"name": "x", "relation": "finetune", "parents": ["commons/base-model"], "parameters": 0}, 400, "parameters"),
-    ({"name": "x", "relation": "sideways", "parents": ["commons/base-model"]}, 400, "relation"),
-    ({"name": "x", "parents": ["commons/base-model"]}, 400, "relation"),
-    ({"name": "x", "relation": "finetune", "parents": "commons/base-model"}, 400, "parents"),
-    ({"name": "x", "relation": "finetune", "parents": ["commons/base-model"], "owner": "bob"}, 403, "owner"),
-])
+@pytest.mark.parametrize(
+    "payload,status,field",
+    [
+        (
+            {"name": "x", "relation": "finetune", "parents": ["commons/base-model"], "license": "apache2"},
+            400,
+            "license",
+        ),
+        ({"name": "x", "relation": "finetune", "parents": ["nobody/nothing"]}, 400, "parents"),
+        ({"name": "x", "relation": "merge", "parents": ["commons/base-model"]}, 400, "parents"),
+        ({"name": "x", "relation": "original"}, 403, "relation"),
+        ({"name": "-x", "relation": "finetune", "parents": ["commons/base-model"]}, 400, "name"),
+        (
+            {"name": "x", "relation": "finetune", "parents": ["commons/base-model"], "task": "text-generaton"},
+            400,
+            "task",
+        ),
+        ({"name": "x", "relation": "finetune", "parents": ["commons/base-model"], "parameters": 0}, 400, "parameters"),
+        ({"name": "x", "relation": "sideways", "parents": ["commons/base-model"]}, 400, "relation"),
+        ({"name": "x", "parents": ["commons/base-model"]}, 400, "relation"),
+        ({"name": "x", "relation": "finetune", "parents": "commons/base-model"}, 400, "parents"),
+        ({"name": "x", "relation": "finetune", "parents": ["commons/base-model"], "owner": "bob"}, 403, "owner"),
+    ],
+)
 def test_create_refusals_are_problems_with_field_errors(world, payload, status, field):
     resp = world["clients"]["owner"].post("/api/v1/variants/", payload, format="json")
     assert resp.status_code == status, resp.json()
@@ -153,35 +219,62 @@ def test_create_refusals_are_problems_with_field_errors(world, payload, status, 
 
 
 def test_unknown_licence_suggests_close_ids(world):
-    resp = world["clients"]["owner"].post("/api/v1/variants/", {
-        "name": "x", "relation": "finetune", "parents": ["commons/base-model"], "license": "apache2"}, format="json")
+    resp = world["clients"]["owner"].post(
+        "/api/v1/variants/",
+        {"name": "x", "relation": "finetune", "parents": ["commons/base-model"], "license": "apache2"},
+        format="json",
+    )
     assert "apache-2.0" in resp.json()["errors"]["license"][0]
 
 
 def test_duplicate_names_ignore_case(world):
-    resp = world["clients"]["owner"].post("/api/v1/variants/", {
-        "name": "DRAFT", "relation": "finetune", "parents": ["commons/base-model"]}, format="json")
+    resp = world["clients"]["owner"].post(
+        "/api/v1/variants/", {"name": "DRAFT", "relation": "finetune", "parents": ["commons/base-model"]}, format="json"
+    )
     assert resp.status_code == 400 and "already has" in resp.json()["errors"]["name"][0]
 
 
 def test_maintainers_register_originals_in_commons(world):
-    resp = world["clients"]["maintainer"].post("/api/v1/variants/", {
-        "name": "new-original", "owner": "commons", "relation": "original", "license": "mit"}, format="json")
+    resp = world["clients"]["maintainer"].post(
+        "/api/v1/variants/",
+        {"name": "new-original", "owner": "commons", "relation": "original", "license": "mit"},
+        format="json",
+    )
     assert resp.status_code == 201 and resp.json()["full_name"] == "commons/new-original"
 
 
 def test_mass_assignment_is_ignored(world, alice):
     owner = world["clients"]["owner"]
-    resp = owner.post("/api/v1/variants/", {
-        "name": "sneaky", "relation": "finetune", "parents": ["commons/base-model"], "status": "published",
-        "is_public": True, "current_revision": 9, "license_compat": {"status": "compatible"}}, format="json")
+    resp = owner.post(
+        "/api/v1/variants/",
+        {
+            "name": "sneaky",
+            "relation": "finetune",
+            "parents": ["commons/base-model"],
+            "status": "published",
+            "is_public": True,
+            "current_revision": 9,
+            "license_compat": {"status": "compatible"},
+        },
+        format="json",
+    )
     assert resp.status_code == 201
     body = resp.json()
     assert body["status"] == "draft" and body["is_public"] is False and body["current_revision"] == 1
-    resp = owner.patch("/api/v1/variants/alice/sneaky/", {
-        "owner": "bob", "status": "published", "is_public": True, "current_revision": 7, "full_name": "bob/x",
-        "created_at": "2000-01-01T00:00:00Z", "license_compat": {"status": "compatible", "issues": []},
-        "summary": "still mine"}, format="json")
+    resp = owner.patch(
+        "/api/v1/variants/alice/sneaky/",
+        {
+            "owner": "bob",
+            "status": "published",
+            "is_public": True,
+            "current_revision": 7,
+            "full_name": "bob/x",
+            "created_at": "2000-01-01T00:00:00Z",
+            "license_compat": {"status": "compatible", "issues": []},
+            "summary": "still mine",
+        },
+        format="json",
+    )
     assert resp.status_code == 200
     variant = Variant.objects.get(owner=alice, name="sneaky")
     assert variant.owner == alice and variant.status == "draft" and not variant.is_public
@@ -190,6 +283,7 @@ def test_mass_assignment_is_ignored(world, alice):
 
 
 # --- detail, ETag, PATCH ---------------------------------------------------------------------------
+
 
 def test_etag_and_if_match(world):
     owner = world["clients"]["owner"]
@@ -226,13 +320,15 @@ def test_put_is_not_allowed(world):
 
 # --- lineage ----------------------------------------------------------------------------------------
 
+
 def test_lineage_endpoint(world, alice):
     child = make_variant(alice, "child", [world["draft"]], relation="quantized")
     assert child
     body = world["clients"]["owner"].get(f"{D}/lineage/").json()
     assert body["variant"] == "alice/draft" and body["parents"] == ["commons/base-model"]
     assert [(n["full_name"], n["relation"], n["depth"]) for n in body["ancestors"]] == [
-        ("commons/base-model", "original", 1)]
+        ("commons/base-model", "original", 1)
+    ]
     assert [(n["full_name"], n["relation"]) for n in body["descendants"]] == [("alice/child", "quantized")]
     assert {"child": "alice/child", "parent": "alice/draft", "relation": "quantized"} in body["edges"]
     # bob sees the published base, but not alice's drafts below it
@@ -240,6 +336,7 @@ def test_lineage_endpoint(world, alice):
 
 
 # --- revisions and lifecycle ---------------------------------------------------------------------
+
 
 def test_submit_refusals_explain_themselves(world, alice):
     make_variant(alice, "empty", [world["base"]], card="")
@@ -251,13 +348,20 @@ def test_submit_refusals_explain_themselves(world, alice):
     again = owner.post(f"{D}/revisions/1/submit/")
     assert again.status_code == 409
     body = again.json()
-    assert body["current"] == "submitted" and body["allowed"] == ["changes_requested", "approved", "rejected",
-                                                                  "withdrawn"]
+    assert body["current"] == "submitted" and body["allowed"] == [
+        "changes_requested",
+        "approved",
+        "rejected",
+        "withdrawn",
+    ]
     assert "Allowed from 'submitted'" in body["detail"]
     frozen = owner.patch(f"{D}/", {"summary": "x"}, format="json")
     assert frozen.status_code == 409 and "new revision" in frozen.json()["detail"]
-    art = owner.post(f"{D}/revisions/1/artifacts/", {"path": "c.onnx", "uri": "hf://o/m@1/c.onnx",
-                                                     "sha256": "a" * 64, "size_bytes": 1}, format="json")
+    art = owner.post(
+        f"{D}/revisions/1/artifacts/",
+        {"path": "c.onnx", "uri": "hf://o/m@1/c.onnx", "sha256": "a" * 64, "size_bytes": 1},
+        format="json",
+    )
     assert art.status_code == 409
     assert owner.post(f"{D}/revisions/99/submit/").status_code == 404
 
@@ -274,6 +378,7 @@ def test_withdraw_then_new_revision(world):
 
 
 # --- artifacts -----------------------------------------------------------------------------------
+
 
 def _upload(client, content, **fields):
     data = {"file": io.BytesIO(content), **fields}
@@ -336,21 +441,35 @@ def test_upload_limit_is_enforced_while_streaming(world, settings):
 
 def test_json_artifact_records(world):
     owner = world["clients"]["owner"]
-    resp = owner.post(f"{D}/revisions/1/artifacts/", {
-        "path": "model-Q4_K_M.gguf", "uri": "hf://org/m-GGUF@abc123/model-Q4_K_M.gguf", "sha256": "A" * 64,
-        "size_bytes": 4_920_734_016}, format="json")
+    resp = owner.post(
+        f"{D}/revisions/1/artifacts/",
+        {
+            "path": "model-Q4_K_M.gguf",
+            "uri": "hf://org/m-GGUF@abc123/model-Q4_K_M.gguf",
+            "sha256": "A" * 64,
+            "size_bytes": 4_920_734_016,
+        },
+        format="json",
+    )
     assert resp.status_code == 201, resp.json()
     body = resp.json()
     assert body["format"] == "gguf" and body["sha256"] == "a" * 64 and body["safe"] is True and not body["stored"]
-    dup = owner.post(f"{D}/revisions/1/artifacts/", {
-        "path": "model-Q4_K_M.gguf", "uri": "hf://org/m@1/x.gguf", "sha256": "b" * 64, "size_bytes": 1}, format="json")
+    dup = owner.post(
+        f"{D}/revisions/1/artifacts/",
+        {"path": "model-Q4_K_M.gguf", "uri": "hf://org/m@1/x.gguf", "sha256": "b" * 64, "size_bytes": 1},
+        format="json",
+    )
     assert dup.status_code == 409
-    bad = owner.post(f"{D}/revisions/1/artifacts/", {"path": "../x.gguf", "uri": "ftp://x", "sha256": "zz",
-                                                     "size_bytes": -2}, format="json")
+    bad = owner.post(
+        f"{D}/revisions/1/artifacts/",
+        {"path": "../x.gguf", "uri": "ftp://x", "sha256": "zz", "size_bytes": -2},
+        format="json",
+    )
     assert bad.status_code == 400 and {"sha256", "size_bytes"} <= set(bad.json()["errors"])
 
 
 # --- lists --------------------------------------------------------------------------------------
+
 
 def test_filters_search_and_ordering(world, alice, bob, maintainer):
     base = world["base"]

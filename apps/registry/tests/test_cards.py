@@ -33,8 +33,21 @@ def snapshot(variant: Variant) -> dict:
     return {
         "relation": variant.relation,
         "parents": [link.parent.full_name for link in variant.parent_links.all()],
-        **{k: getattr(variant, k) for k in ("license", "task", "tags", "parameters", "precision", "architecture",
-                                            "summary", "hub_id", "card", "card_data")},
+        **{
+            k: getattr(variant, k)
+            for k in (
+                "license",
+                "task",
+                "tags",
+                "parameters",
+                "precision",
+                "architecture",
+                "summary",
+                "hub_id",
+                "card",
+                "card_data",
+            )
+        },
     }
 
 
@@ -51,15 +64,20 @@ def hub_parse(text: str):
     return hub.ModelCard(text)
 
 
-@pytest.mark.parametrize("filename,relation,parents", [
-    ("Llama-3.1-8B-Q4_K_M-GGUF.md", "quantized", ["commons/Llama-3.1-8B"]),
-    ("Mistral-7B-v0.3-dolly-lora.md", "adapter", ["commons/Mistral-7B-v0.3"]),
-    ("Mistral-7B-v0.3-ties-merge.md", "merge",
-     ["commons/Mistral-7B-v0.3", "bob/Mistral-7B-v0.3-dolly-sft", "alice/Mistral-7B-v0.3-code-sft"]),
-])
+@pytest.mark.parametrize(
+    "filename,relation,parents",
+    [
+        ("Llama-3.1-8B-Q4_K_M-GGUF.md", "quantized", ["commons/Llama-3.1-8B"]),
+        ("Mistral-7B-v0.3-dolly-lora.md", "adapter", ["commons/Mistral-7B-v0.3"]),
+        (
+            "Mistral-7B-v0.3-ties-merge.md",
+            "merge",
+            ["commons/Mistral-7B-v0.3", "bob/Mistral-7B-v0.3-dolly-sft", "alice/Mistral-7B-v0.3-code-sft"],
+        ),
+    ],
+)
 @pytest.mark.parametrize("as_markdown", [True, False], ids=["text/markdown", "json"])
-def test_import_export_import_gives_the_same_data(lineage, alice, client_for, filename, relation, parents,
-                                                  as_markdown):
+def test_import_export_import_gives_the_same_data(lineage, alice, client_for, filename, relation, parents, as_markdown):
     client = client_for(alice)
     text = (CARDS / filename).read_text()
     name = filename.removesuffix(".md")
@@ -110,13 +128,25 @@ def _verified_result(variant, revision, actor, metrics, verified=True, status="s
     from apps.benchmarks.models import Benchmark, BenchmarkJob, JobResult
 
     bench, _ = Benchmark.objects.get_or_create(
-        slug="arc-mini", defaults={"name": "ARC mini", "runner": "lm-eval", "task": "text-generation",
-                                   "metrics": [{"name": "acc_norm", "higher_is_better": True, "primary": True}]})
-    job = BenchmarkJob.objects.create(revision=revision, benchmark=bench, benchmark_version="1",
-                                      config_hash=f"h{BenchmarkJob.objects.count()}", submitted_by=actor,
-                                      status=status)
-    JobResult.objects.create(job=job, attempt=1, metrics=metrics, runner="lm-eval", runner_version="0.4",
-                             verified=verified)
+        slug="arc-mini",
+        defaults={
+            "name": "ARC mini",
+            "runner": "lm-eval",
+            "task": "text-generation",
+            "metrics": [{"name": "acc_norm", "higher_is_better": True, "primary": True}],
+        },
+    )
+    job = BenchmarkJob.objects.create(
+        revision=revision,
+        benchmark=bench,
+        benchmark_version="1",
+        config_hash=f"h{BenchmarkJob.objects.count()}",
+        submitted_by=actor,
+        status=status,
+    )
+    JobResult.objects.create(
+        job=job, attempt=1, metrics=metrics, runner="lm-eval", runner_version="0.4", verified=verified
+    )
     return job
 
 
@@ -166,17 +196,22 @@ def test_spdx_only_licences_travel_as_other_with_a_name(lineage, alice, client_f
     assert Variant.objects.get(owner=alice, name="gpl-tune-copy").license == "GPL-3.0-or-later"
 
 
-@pytest.mark.parametrize("text,field", [
-    ("# Just markdown\n\nNo metadata.", "card"),
-    ("---\nlicense: [unclosed\n---\nbody", "card"),
-    ("---\n- a list\n---\nbody", "card"),
-    ("---\nbase: &a [1, 2]\nmore: *a\n---\nbody", "card"),
-    ("---\nlicense: mit\nbase_model: nobody/nothing\n---\nbody", "parents"),
-    ("---\nlicense: apache2\nbase_model: commons/Mistral-7B-v0.3\n---\nbody", "license"),
-    ("---\nlicense: mit\nbase_model: commons/Mistral-7B-v0.3\nbase_model_relation: pruned-ish\n---\nb",
-     "card_data.base_model_relation"),
-    ("---\nlicense: mit\nvalue: .nan\nbase_model: commons/Mistral-7B-v0.3\n---\nbody", "card"),
-])
+@pytest.mark.parametrize(
+    "text,field",
+    [
+        ("# Just markdown\n\nNo metadata.", "card"),
+        ("---\nlicense: [unclosed\n---\nbody", "card"),
+        ("---\n- a list\n---\nbody", "card"),
+        ("---\nbase: &a [1, 2]\nmore: *a\n---\nbody", "card"),
+        ("---\nlicense: mit\nbase_model: nobody/nothing\n---\nbody", "parents"),
+        ("---\nlicense: apache2\nbase_model: commons/Mistral-7B-v0.3\n---\nbody", "license"),
+        (
+            "---\nlicense: mit\nbase_model: commons/Mistral-7B-v0.3\nbase_model_relation: pruned-ish\n---\nb",
+            "card_data.base_model_relation",
+        ),
+        ("---\nlicense: mit\nvalue: .nan\nbase_model: commons/Mistral-7B-v0.3\n---\nbody", "card"),
+    ],
+)
 def test_bad_cards_are_clear_problems(lineage, alice, client_for, text, field):
     resp = import_card(client_for(alice), text, "bad")
     assert resp.status_code == 400, resp.json()
@@ -186,24 +221,32 @@ def test_bad_cards_are_clear_problems(lineage, alice, client_for, text, field):
 
 def test_import_transport_errors(lineage, alice, client_for, api):
     client = client_for(alice)
-    assert client.post("/api/v1/variants/import-card/?name=x", b"\xff\xfe---", content_type="text/markdown"
-                       ).status_code == 400
-    assert client.post("/api/v1/variants/import-card/?name=x", b"---\n---\n", content_type="text/plain"
-                       ).status_code == 415
+    assert (
+        client.post("/api/v1/variants/import-card/?name=x", b"\xff\xfe---", content_type="text/markdown").status_code
+        == 400
+    )
+    assert (
+        client.post("/api/v1/variants/import-card/?name=x", b"---\n---\n", content_type="text/plain").status_code == 415
+    )
     no_name = import_card(client, "---\nlicense: mit\nbase_model: commons/Mistral-7B-v0.3\n---\nbody")
     assert no_name.status_code == 400 and "name" in no_name.json()["errors"]
-    named = import_card(client, "---\nlicense: mit\nbase_model: commons/Mistral-7B-v0.3\nmodel-index:\n"
-                                "- name: org/from-index\n  results: []\n---\nbody")
+    named = import_card(
+        client,
+        "---\nlicense: mit\nbase_model: commons/Mistral-7B-v0.3\nmodel-index:\n"
+        "- name: org/from-index\n  results: []\n---\nbody",
+    )
     assert named.status_code == 201 and named.json()["full_name"] == "alice/from-index"
-    assert api.post("/api/v1/variants/import-card/", {"name": "x", "card": "---\n---\n"}, format="json"
-                    ).status_code == 401
+    assert (
+        api.post("/api/v1/variants/import-card/", {"name": "x", "card": "---\n---\n"}, format="json").status_code == 401
+    )
 
 
 def test_originals_are_imported_by_maintainers_only(lineage, alice, maintainer, client_for):
     card = "---\nlicense: mit\npipeline_tag: text-generation\n---\n# An original\n\nWeights from scratch.\n"
     assert import_card(client_for(alice), card, "scratch").status_code == 403
-    resp = client_for(maintainer).post("/api/v1/variants/import-card/?name=scratch&owner=commons",
-                                       card.encode(), content_type="text/markdown")
+    resp = client_for(maintainer).post(
+        "/api/v1/variants/import-card/?name=scratch&owner=commons", card.encode(), content_type="text/markdown"
+    )
     assert resp.status_code == 201 and resp.json()["relation"] == "original"
 
 
@@ -221,8 +264,10 @@ def test_importing_an_existing_name_updates_the_draft(lineage, alice, client_for
 
 def test_dates_stay_strings_and_unknown_keys_survive(lineage, alice, client_for):
     client = client_for(alice)
-    text = ("---\nlicense: mit\nbase_model: commons/Mistral-7B-v0.3\nrelease_date: 2024-07-23\n"
-            "widget:\n- text: Hello\n---\n# Body\n")
+    text = (
+        "---\nlicense: mit\nbase_model: commons/Mistral-7B-v0.3\nrelease_date: 2024-07-23\n"
+        "widget:\n- text: Hello\n---\n# Body\n"
+    )
     assert import_card(client, text, "dated").status_code == 201
     variant = Variant.objects.get(owner=alice, name="dated")
     assert variant.card_data == {"release_date": "2024-07-23", "widget": [{"text": "Hello"}]}

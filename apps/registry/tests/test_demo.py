@@ -23,8 +23,12 @@ def test_seed_registers_real_originals_and_community_variants(digits_world):
     assert originals.count() >= 11  # 13 real models + digits-mlp
     for full_name, (license_id, parameters, architecture) in REAL.items():
         v = Variant.objects.by_full_name(full_name).get()
-        assert (v.license, v.parameters, v.architecture, v.status) == (license_id, parameters, architecture,
-                                                                        "published"), full_name
+        assert (v.license, v.parameters, v.architecture, v.status) == (
+            license_id,
+            parameters,
+            architecture,
+            "published",
+        ), full_name
         assert v.hub_id and v.current_revision.artifacts.count() == 1
     gguf = Variant.objects.by_full_name("alice/Llama-3.1-8B-Q4_K_M-GGUF").get()
     assert gguf.relation == "quantized" and gguf.status == "published" and gguf.precision == "int4"
@@ -32,7 +36,10 @@ def test_seed_registers_real_originals_and_community_variants(digits_world):
     assert lora.relation == "adapter" and lora.status == "submitted"
     merge = Variant.objects.by_full_name("alice/Mistral-7B-v0.3-ties-merge").get()
     assert merge.relation == "merge" and [p.parent.full_name for p in merge.parent_links.all()] == [
-        "commons/Mistral-7B-v0.3", "bob/Mistral-7B-v0.3-dolly-sft", "alice/Mistral-7B-v0.3-code-sft"]
+        "commons/Mistral-7B-v0.3",
+        "bob/Mistral-7B-v0.3-dolly-sft",
+        "alice/Mistral-7B-v0.3-code-sft",
+    ]
     assert Variant.objects.by_full_name("bob/gemma-2-9b-sql-sft").get().license_compat["status"] == "incompatible"
     assert digits_world["int8"].relation == "quantized" and digits_world["pruned"].relation == "pruned"
 

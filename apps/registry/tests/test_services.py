@@ -27,6 +27,7 @@ pytestmark = pytest.mark.django_db
 
 # --- names -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["-starts-with-dash", ".hidden", "has space", "a/b", "x" * 97, "", "ünïcode"])
 def test_bad_names_are_refused(alice, maintainer, name):
     base = make_original(maintainer)
@@ -46,6 +47,7 @@ def test_names_are_unique_per_owner_ignoring_case(alice, bob, maintainer):
 
 # --- relations and parents ----------------------------------------------------------------------------
 
+
 def test_only_maintainers_create_originals(alice, maintainer):
     with pytest.raises(PermissionDenied):
         services.variant_create(owner=alice, name="mine", relation="original", license="mit")
@@ -63,15 +65,30 @@ def test_maintainers_act_for_commons_but_nobody_else_does(alice, maintainer):
         services.variant_update(variant=base, actor=alice, summary="nope")
 
 
-@pytest.mark.parametrize("relation,count,ok", [
-    ("original", 1, False), ("finetune", 0, False), ("finetune", 2, False), ("finetune", 1, True),
-    ("adapter", 1, True), ("quantized", 2, False), ("merge", 1, False), ("merge", 2, True), ("merge", 3, True),
-    ("distilled", 1, True), ("pruned", 0, False),
-])
+@pytest.mark.parametrize(
+    "relation,count,ok",
+    [
+        ("original", 1, False),
+        ("finetune", 0, False),
+        ("finetune", 2, False),
+        ("finetune", 1, True),
+        ("adapter", 1, True),
+        ("quantized", 2, False),
+        ("merge", 1, False),
+        ("merge", 2, True),
+        ("merge", 3, True),
+        ("distilled", 1, True),
+        ("pruned", 0, False),
+    ],
+)
 def test_parent_counts_per_relation(maintainer, relation, count, ok):
     bases = [make_original(maintainer, f"base-{i}") for i in range(3)]
-    call = lambda: services.variant_create(  # noqa: E731
-        owner=maintainer, actor=maintainer, name="v", relation=relation, parents=bases[:count], license="mit")
+
+    def call():
+        return services.variant_create(
+            owner=maintainer, actor=maintainer, name="v", relation=relation, parents=bases[:count], license="mit"
+        )
+
     if ok:
         assert [link.parent for link in call().parent_links.all()] == bases[:count]
     else:
@@ -141,6 +158,7 @@ def test_concurrent_parent_changes_cannot_close_a_cycle(alice, maintainer):
 
 # --- lineage ------------------------------------------------------------------------------------------
 
+
 def _chain(owner, root, length):
     node = root
     for i in range(length):
@@ -153,8 +171,9 @@ def test_lineage_costs_the_same_number_of_queries_at_any_depth(alice, bob, maint
     short_leaf = _chain(alice, short_root, 2)
     deep_root = make_original(maintainer, "deep")
     deep_leaf = _chain(bob, deep_root, 12)
-    short_leaf, deep_leaf, deep_root = (Variant.objects.select_related("owner").get(pk=v.pk)
-                                        for v in (short_leaf, deep_leaf, deep_root))
+    short_leaf, deep_leaf, deep_root = (
+        Variant.objects.select_related("owner").get(pk=v.pk) for v in (short_leaf, deep_leaf, deep_root)
+    )
     with CaptureQueriesContext(connection) as short_q:
         short = variant_lineage(variant=short_leaf, user=maintainer)
     with CaptureQueriesContext(connection) as deep_q:
@@ -178,13 +197,18 @@ def test_lineage_of_a_diamond_lists_each_node_once_and_hides_drafts(alice, bob, 
     assert view["ancestors"][2]["depth"] == 2
     assert view["descendants"] == []  # bob's draft is not alice's to see
     assert {(e["child"], e["parent"]) for e in view["edges"]} == {
-        ("alice/merged", "alice/left"), ("alice/merged", "alice/right"),
-        ("alice/left", "commons/base-model"), ("alice/right", "commons/base-model")}
+        ("alice/merged", "alice/left"),
+        ("alice/merged", "alice/right"),
+        ("alice/left", "commons/base-model"),
+        ("alice/right", "commons/base-model"),
+    }
     assert [n["full_name"] for n in variant_lineage(variant=merged, user=maintainer)["descendants"]] == [
-        "bob/bobs-secret"]
+        "bob/bobs-secret"
+    ]
 
 
 # --- licences --------------------------------------------------------------------------------------------
+
 
 def test_licences_match_ignoring_case_and_store_the_canonical_id(alice, maintainer):
     base = make_original(maintainer, license="Apache-2.0")
@@ -195,9 +219,16 @@ def test_licences_match_ignoring_case_and_store_the_canonical_id(alice, maintain
     assert license_lookup("BigScience-BLOOM-RAIL-1.0").family == "rail"
 
 
-@pytest.mark.parametrize("typo,expected", [("apache2", "apache-2.0"), ("Apache 2.0", "apache-2.0"),
-                                           ("llama-3.1", "llama3.1"), ("cc-by-nc4.0", "cc-by-nc-4.0"),
-                                           ("gemma-terms", "gemma")])
+@pytest.mark.parametrize(
+    "typo,expected",
+    [
+        ("apache2", "apache-2.0"),
+        ("Apache 2.0", "apache-2.0"),
+        ("llama-3.1", "llama3.1"),
+        ("cc-by-nc4.0", "cc-by-nc-4.0"),
+        ("gemma-terms", "gemma"),
+    ],
+)
 def test_unknown_licences_get_close_suggestions(alice, maintainer, typo, expected):
     assert expected in license_suggestions(typo)
     base = make_original(maintainer)
@@ -280,6 +311,7 @@ def test_an_undeclared_licence_is_reported_as_such(alice, maintainer):
 
 # --- updates -------------------------------------------------------------------------------------------
 
+
 def test_only_the_owner_edits(alice, bob, reviewer, maintainer):
     variant = make_variant(alice, "mine", [make_original(maintainer)])
     for other in (bob, reviewer, maintainer):
@@ -318,6 +350,7 @@ def test_a_submitted_revision_freezes_the_variant(alice, maintainer):
 
 # --- revisions --------------------------------------------------------------------------------------
 
+
 def test_new_revisions_follow_the_lifecycle(alice, maintainer):
     variant = make_variant(alice, "mine", [make_original(maintainer)])
     first = variant.current_revision
@@ -344,8 +377,9 @@ def test_submit_requires_an_artifact_a_licence_and_a_card(alice, maintainer):
     assert exc.value.status == 409
 
 
-def test_submit_snapshots_the_variant_and_runs_hooks_after_commit(alice, maintainer,
-                                                                django_capture_on_commit_callbacks):
+def test_submit_snapshots_the_variant_and_runs_hooks_after_commit(
+    alice, maintainer, django_capture_on_commit_callbacks
+):
     variant = make_variant(alice, "mine", [make_original(maintainer)])
     record(variant, alice)
     seen = []
@@ -407,21 +441,36 @@ def test_visibility_follows_publication(alice, bob, maintainer):
 
 # --- artifacts -------------------------------------------------------------------------------------
 
+
 def _draft(alice, maintainer):
     return make_variant(alice, "mine", [make_original(maintainer)]).current_revision
 
 
-@pytest.mark.parametrize("kw,field", [
-    ({"path": "../etc/passwd"}, "path"), ({"path": "/abs.onnx"}, "path"),
-    ({"path": "model.bin", "fmt": "safetensors"}, "format"),
-    ({"path": "model.onnx", "fmt": "gguf"}, "format"), ({"path": "weights", "fmt": None}, "format"),
-    ({"sha256": "abc"}, "sha256"), ({"size_bytes": -1}, "size_bytes"), ({"uri": "ftp://x/y"}, "uri"),
-    ({"uri": "file:///etc/passwd"}, "uri"), ({"fmt": "exe"}, "format"),
-])
+@pytest.mark.parametrize(
+    "kw,field",
+    [
+        ({"path": "../etc/passwd"}, "path"),
+        ({"path": "/abs.onnx"}, "path"),
+        ({"path": "model.bin", "fmt": "safetensors"}, "format"),
+        ({"path": "model.onnx", "fmt": "gguf"}, "format"),
+        ({"path": "weights", "fmt": None}, "format"),
+        ({"sha256": "abc"}, "sha256"),
+        ({"size_bytes": -1}, "size_bytes"),
+        ({"uri": "ftp://x/y"}, "uri"),
+        ({"uri": "file:///etc/passwd"}, "uri"),
+        ({"fmt": "exe"}, "format"),
+    ],
+)
 def test_artifact_records_are_validated(alice, maintainer, kw, field):
     revision = _draft(alice, maintainer)
-    args = {"path": "model.safetensors", "uri": "hf://org/m@abc/model.safetensors", "sha256": "a" * 64,
-            "size_bytes": 10, "fmt": None, **kw}
+    args = {
+        "path": "model.safetensors",
+        "uri": "hf://org/m@abc/model.safetensors",
+        "sha256": "a" * 64,
+        "size_bytes": 10,
+        "fmt": None,
+        **kw,
+    }
     with pytest.raises(ValidationFailed) as exc:
         services.artifact_add(revision=revision, actor=alice, **args)
     assert field in exc.value.errors
@@ -429,18 +478,21 @@ def test_artifact_records_are_validated(alice, maintainer, kw, field):
 
 def test_pickle_records_are_accepted_but_not_safe(alice, maintainer):
     revision = _draft(alice, maintainer)
-    art = services.artifact_add(revision=revision, actor=alice, path="pytorch_model.bin", uri="hf://o/m@1/p.bin",
-                                sha256="b" * 64, size_bytes=5)
+    art = services.artifact_add(
+        revision=revision, actor=alice, path="pytorch_model.bin", uri="hf://o/m@1/p.bin", sha256="b" * 64, size_bytes=5
+    )
     assert art.format == "bin" and art.safe is False
 
 
 def test_duplicate_paths_conflict(alice, maintainer):
     revision = _draft(alice, maintainer)
-    services.artifact_add(revision=revision, actor=alice, path="m.gguf", uri="hf://o/m@1/m.gguf",
-                          sha256="c" * 64, size_bytes=5)
+    services.artifact_add(
+        revision=revision, actor=alice, path="m.gguf", uri="hf://o/m@1/m.gguf", sha256="c" * 64, size_bytes=5
+    )
     with pytest.raises(Conflict):
-        services.artifact_add(revision=revision, actor=alice, path="m.gguf", uri="hf://o/m@1/m.gguf",
-                              sha256="c" * 64, size_bytes=5)
+        services.artifact_add(
+            revision=revision, actor=alice, path="m.gguf", uri="hf://o/m@1/m.gguf", sha256="c" * 64, size_bytes=5
+        )
 
 
 def test_uploads_are_hashed_and_checked(alice, maintainer, settings):
@@ -448,14 +500,16 @@ def test_uploads_are_hashed_and_checked(alice, maintainer, settings):
     content = b"GGUF" + b"\x00" * 100
     digest = hashlib.sha256(content).hexdigest()
     with pytest.raises(ValidationFailed) as exc:
-        services.artifact_add(revision=revision, actor=alice, upload=SimpleUploadedFile("m.gguf", content),
-                              sha256="0" * 64)
+        services.artifact_add(
+            revision=revision, actor=alice, upload=SimpleUploadedFile("m.gguf", content), sha256="0" * 64
+        )
     assert digest in exc.value.errors["sha256"][0]
     with pytest.raises(ValidationFailed) as exc:
         services.artifact_add(revision=revision, actor=alice, upload=SimpleUploadedFile("m.safetensors", content))
     assert "safetensors header" in exc.value.errors["format"][0]
-    art = services.artifact_add(revision=revision, actor=alice, upload=SimpleUploadedFile("m.gguf", content),
-                                sha256=digest.upper())
+    art = services.artifact_add(
+        revision=revision, actor=alice, upload=SimpleUploadedFile("m.gguf", content), sha256=digest.upper()
+    )
     assert art.sha256 == digest and art.size_bytes == len(content) and art.format == "gguf"
     assert art.local_path() and open(art.local_path(), "rb").read() == content
     settings.MC_UPLOAD_MAX_BYTES = 10
@@ -466,6 +520,7 @@ def test_uploads_are_hashed_and_checked(alice, maintainer, settings):
 
 
 # --- delete -----------------------------------------------------------------------------------------
+
 
 def test_delete_rules(alice, maintainer):
     base = make_original(maintainer)

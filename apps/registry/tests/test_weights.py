@@ -155,11 +155,20 @@ def test_the_revision_representation_sums_its_weights(alice, maintainer, client_
     variant = make_variant(alice, "sharded", [base])
     for i, shape in enumerate(([64, 64], [64, 32])):
         data = safetensors({f"w{i}": ("F16", shape)})
-        artifact_add(revision=variant.current_revision, actor=alice, path=f"model-0000{i + 1}.safetensors",
-                     upload=SimpleUploadedFile("m.safetensors", data))
+        artifact_add(
+            revision=variant.current_revision,
+            actor=alice,
+            path=f"model-0000{i + 1}.safetensors",
+            upload=SimpleUploadedFile("m.safetensors", data),
+        )
     body = client_for(alice).get("/api/v1/variants/alice/sharded/revisions/1/").json()
-    assert body["weights"] == {"tensors": 2, "parameters": 6144, "dtypes": {"F16": 6144}, "precision": "fp16",
-                               "files": 2}
+    assert body["weights"] == {
+        "tensors": 2,
+        "parameters": 6144,
+        "dtypes": {"F16": 6144},
+        "precision": "fp16",
+        "files": 2,
+    }
     assert body["artifacts"][0]["header"]["parameters"] == 4096
     empty = client_for(maintainer).get("/api/v1/variants/commons/base-model/revisions/1/").json()
     assert empty["weights"] is None

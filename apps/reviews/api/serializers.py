@@ -15,13 +15,13 @@ class ReviewSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.username", read_only=True)
     revision = serializers.IntegerField(source="revision.number", read_only=True)
     stale = serializers.SerializerMethodField(help_text="On a revision that is no longer the current one.")
-    superseded = serializers.BooleanField(read_only=True, default=False,
-                                          help_text="The same reviewer decided again later.")
+    superseded = serializers.BooleanField(
+        read_only=True, default=False, help_text="The same reviewer decided again later."
+    )
 
     class Meta:
         model = Review
-        fields = ["id", "reviewer", "decision", "body", "body_html", "stale", "superseded", "revision",
-                  "created_at"]
+        fields = ["id", "reviewer", "decision", "body", "body_html", "stale", "superseded", "revision", "created_at"]
         read_only_fields = fields
 
     def get_stale(self, obj: Review) -> bool:
@@ -38,8 +38,9 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class AssignSerializer(serializers.Serializer):
-    reviewer = serializers.CharField(required=False, max_length=150,
-                                     help_text="Maintainers only: assign someone else. Default: yourself.")
+    reviewer = serializers.CharField(
+        required=False, max_length=150, help_text="Maintainers only: assign someone else. Default: yourself."
+    )
 
 
 class GateSerializer(serializers.Serializer):
@@ -61,8 +62,17 @@ class QueueEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Revision
-        fields = ["variant", "revision", "status", "author", "submitted_at", "assignees", "approvals", "objections",
-                  "url"]
+        fields = [
+            "variant",
+            "revision",
+            "status",
+            "author",
+            "submitted_at",
+            "assignees",
+            "approvals",
+            "objections",
+            "url",
+        ]
         read_only_fields = fields
 
     def get_author(self, obj: Revision) -> str:
@@ -85,8 +95,18 @@ class ReplySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Comment
-        fields = ["id", "author", "parent", "body", "body_html", "hidden", "hidden_reason", "created_at",
-                  "edited_at", "editable_until"]
+        fields = [
+            "id",
+            "author",
+            "parent",
+            "body",
+            "body_html",
+            "hidden",
+            "hidden_reason",
+            "created_at",
+            "edited_at",
+            "editable_until",
+        ]
         read_only_fields = fields
 
     def _show(self, obj: Comment) -> bool:
@@ -122,8 +142,12 @@ class CommentSerializer(ReplySerializer):
 
 class CommentCreateSerializer(serializers.Serializer):
     body = serializers.CharField(max_length=20_000)
-    parent = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1,  # type: ignore[assignment]
-                                      help_text="Id of a top-level comment to reply to.")
+    parent = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,  # type: ignore[assignment]
+        help_text="Id of a top-level comment to reply to.",
+    )
 
 
 class CommentEditSerializer(serializers.Serializer):
@@ -143,9 +167,27 @@ class FlagSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Flag
-        fields = ["id", "variant", "revision", "kind", "description", "description_html", "evidence_url",
-                  "evidence_excerpt", "benchmark", "status", "resolution", "resolution_reason", "resolved_by",
-                  "resolved_at", "author_response", "author_responded_at", "reporter", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "variant",
+            "revision",
+            "kind",
+            "description",
+            "description_html",
+            "evidence_url",
+            "evidence_excerpt",
+            "benchmark",
+            "status",
+            "resolution",
+            "resolution_reason",
+            "resolved_by",
+            "resolved_at",
+            "author_response",
+            "author_responded_at",
+            "reporter",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
@@ -174,8 +216,9 @@ class FlagCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
     evidence_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=1000)
     evidence_excerpt = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
-    benchmark = serializers.SlugField(required=False, max_length=64,
-                                      help_text="Contamination flags: the affected benchmark's slug.")
+    benchmark = serializers.SlugField(
+        required=False, max_length=64, help_text="Contamination flags: the affected benchmark's slug."
+    )
 
 
 class FlagResolveSerializer(serializers.Serializer):

@@ -69,8 +69,9 @@ class RevisionScopedView(ReadOpenWriteAuthenticated):
     """Base for /variants/{owner}/{name}/revisions/{number}/…: resolves the revision the user may see, or 404."""
 
     def get_revision(self) -> Revision:
-        return registry_selectors.revision_for_user_or_404(self.request.user, owner=self.kwargs["owner"],
-                                                           name=self.kwargs["name"], number=self.kwargs["number"])
+        return registry_selectors.revision_for_user_or_404(
+            self.request.user, owner=self.kwargs["owner"], name=self.kwargs["name"], number=self.kwargs["number"]
+        )
 
     def revision_response(self, revision: Revision) -> Response:
         fresh = Revision.objects.prefetch_related("artifacts").select_related("variant__owner").get(pk=revision.pk)
@@ -111,9 +112,17 @@ class RevisionGateView(RevisionScopedView):
         revision = self.get_revision()
         unmet = publication_gate_unmet(revision)
         standing = review_standing(revision)
-        return Response(GateSerializer({"met": not unmet, "unmet": unmet, "approvals": standing.approvals,
-                                        "objections": standing.objections,
-                                        "required_approvals": settings.MC_PUBLISH_MIN_APPROVALS}).data)
+        return Response(
+            GateSerializer(
+                {
+                    "met": not unmet,
+                    "unmet": unmet,
+                    "approvals": standing.approvals,
+                    "objections": standing.objections,
+                    "required_approvals": settings.MC_PUBLISH_MIN_APPROVALS,
+                }
+            ).data
+        )
 
 
 class RevisionDecisionView(RevisionScopedView):
@@ -177,8 +186,9 @@ class RevisionAssignView(RevisionScopedView):
         revision = self.get_revision()
         incoming = AssignSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        services.review_assign(revision=revision, reviewer=_assignee(request, incoming.validated_data),
-                               actor=me(request))
+        services.review_assign(
+            revision=revision, reviewer=_assignee(request, incoming.validated_data), actor=me(request)
+        )
         return self._entry(revision)
 
 
@@ -190,18 +200,22 @@ class RevisionUnassignView(RevisionAssignView):
         revision = self.get_revision()
         incoming = AssignSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        services.review_unassign(revision=revision, reviewer=_assignee(request, incoming.validated_data),
-                                 actor=me(request))
+        services.review_unassign(
+            revision=revision, reviewer=_assignee(request, incoming.validated_data), actor=me(request)
+        )
         return self._entry(revision)
 
 
 class QueueFilterSet(StrictFilterSet):
     assigned = django_filters.ChoiceFilter(
-        choices=[("me", "me"), ("none", "none"), ("any", "any")], method="filter_assigned",
-        help_text="me: assigned to you; none: nobody assigned; any: everything (default).")
+        choices=[("me", "me"), ("none", "none"), ("any", "any")],
+        method="filter_assigned",
+        help_text="me: assigned to you; none: nobody assigned; any: everything (default).",
+    )
     status = django_filters.MultipleChoiceFilter(
         choices=[(s, s) for s in ("submitted", "changes_requested", "approved")],
-        help_text="Default: submitted (waiting for reviews).")
+        help_text="Default: submitted (waiting for reviews).",
+    )
 
     class Meta:
         model = Revision
@@ -241,6 +255,7 @@ class ReviewQueueView(mixins.ListModelMixin, GenericAPIView):
 
 # --- comments ------------------------------------------------------------------------------------------------
 
+
 class VariantCommentsView(mixins.ListModelMixin, ReadOpenWriteAuthenticated):
     """Discussion on a variant: top-level comments oldest first, each with its replies. Markdown is rendered
     and sanitised into `body_html`. Hidden comments keep their place but not their text."""
@@ -279,10 +294,12 @@ class CommentDetailView(ReadOpenWriteAuthenticated):
         return selectors.comment_for_user_or_404(self.request.user, pk)
 
     def _respond(self, comment: Comment) -> Response:
-        fresh = (Comment.objects.select_related("author", "hidden_by")
-                 .prefetch_related("replies__author", "replies__hidden_by").get(pk=comment.pk))
-        return Response(CommentSerializer(fresh, context={"request": self.request}).data,
-                        headers={"ETag": fresh.etag})
+        fresh = (
+            Comment.objects.select_related("author", "hidden_by")
+            .prefetch_related("replies__author", "replies__hidden_by")
+            .get(pk=comment.pk)
+        )
+        return Response(CommentSerializer(fresh, context={"request": self.request}).data, headers={"ETag": fresh.etag})
 
     def get(self, request: Request, pk: int) -> Response:
         return self._respond(self._load(pk))
@@ -292,9 +309,14 @@ class CommentDetailView(ReadOpenWriteAuthenticated):
         comment = self._load(pk)
         incoming = CommentEditSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return self._respond(services.comment_edit(comment=comment, actor=me(request),
-                                                   body=incoming.validated_data["body"],
-                                                   if_match=request.headers.get("If-Match")))
+        return self._respond(
+            services.comment_edit(
+                comment=comment,
+                actor=me(request),
+                body=incoming.validated_data["body"],
+                if_match=request.headers.get("If-Match"),
+            )
+        )
 
 
 class CommentHideView(CommentDetailView):
@@ -307,8 +329,9 @@ class CommentHideView(CommentDetailView):
         comment = self._load(pk)
         incoming = ReasonSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return self._respond(services.comment_hide(comment=comment, actor=me(request),
-                                                   reason=incoming.validated_data["reason"]))
+        return self._respond(
+            services.comment_hide(comment=comment, actor=me(request), reason=incoming.validated_data["reason"])
+        )
 
 
 class CommentUnhideView(CommentDetailView):
@@ -322,6 +345,7 @@ class CommentUnhideView(CommentDetailView):
 
 
 # --- flags -----------------------------------------------------------------------------------------------------
+
 
 class VariantFlagsView(GenericAPIView):
     """Flag a published variant, with evidence (a URL or an excerpt)."""
@@ -342,8 +366,9 @@ class VariantFlagsView(GenericAPIView):
         if data.get("benchmark"):
             benchmark = Benchmark.objects.filter(slug=data["benchmark"]).first()
             if benchmark is None:
-                raise ValidationFailed("Unknown benchmark.",
-                                       errors={"benchmark": [f"No benchmark '{data['benchmark']}'."]})
+                raise ValidationFailed(
+                    "Unknown benchmark.", errors={"benchmark": [f"No benchmark '{data['benchmark']}'."]}
+                )
         data["benchmark"] = benchmark
         flag = services.flag_create(variant=variant, reporter=me(request), **data)
         flag = selectors.flags_visible_to(request.user).get(pk=flag.pk)
@@ -427,5 +452,4 @@ class FlagRespondView(FlagDetailView):
         flag = self._load(pk)
         incoming = FlagRespondSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return self._respond(services.flag_respond(flag=flag, actor=me(request),
-                                                   body=incoming.validated_data["body"]))
+        return self._respond(services.flag_respond(flag=flag, actor=me(request), body=incoming.validated_data["body"]))

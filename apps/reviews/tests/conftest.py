@@ -46,9 +46,17 @@ def succeed_job(revision: Any, benchmark: Any, user: Any) -> Any:
     job, _ = job_submit(actor=user, revision=revision, benchmark=benchmark, config={"limit": 10})
     claimed = job_claim(job_id=job.pk, worker="test-worker")
     assert claimed is not None
-    done = job_complete(job_id=job.pk, attempt=claimed.attempts, metrics={"accuracy": 0.97}, stderr={},
-                        samples=10, duration_s=0.1, runner="onnx-classification", runner_version="1",
-                        environment={"python": "3.11"})
+    done = job_complete(
+        job_id=job.pk,
+        attempt=claimed.attempts,
+        metrics={"accuracy": 0.97},
+        stderr={},
+        samples=10,
+        duration_s=0.1,
+        runner="onnx-classification",
+        runner_version="1",
+        environment={"python": "3.11"},
+    )
     assert done is not None and done.status == "succeeded"
     return done
 

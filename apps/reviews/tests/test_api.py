@@ -23,8 +23,10 @@ BASE = "/api/v1/variants/commons/digits-mlp/revisions/1/"
 @pytest.fixture
 def clients(world, client_for, api):  # type: ignore[no-untyped-def]
     u = world["users"]
-    return {"anon": api, **{name: client_for(u[name]) for name in ("alice", "bob", "reviewer1", "reviewer2",
-                                                                   "maintainer", "commons")}}
+    return {
+        "anon": api,
+        **{name: client_for(u[name]) for name in ("alice", "bob", "reviewer1", "reviewer2", "maintainer", "commons")},
+    }
 
 
 def _problem(resp, status):  # type: ignore[no-untyped-def]
@@ -35,12 +37,20 @@ def _problem(resp, status):  # type: ignore[no-untyped-def]
 
 # --- the matrix on a revision under review (visible to its owner, reviewers and maintainers only) ---------------
 
-@pytest.mark.parametrize("path,method,body", [
-    ("reviews/", "get", None), ("gate/", "get", None),
-    ("reviews/", "post", {"decision": "approve"}),
-    ("publish/", "post", {}), ("unpublish/", "post", {"reason": "x"}), ("reject/", "post", {"reason": "x"}),
-    ("assign/", "post", {}), ("unassign/", "post", {}),
-])
+
+@pytest.mark.parametrize(
+    "path,method,body",
+    [
+        ("reviews/", "get", None),
+        ("gate/", "get", None),
+        ("reviews/", "post", {"decision": "approve"}),
+        ("publish/", "post", {}),
+        ("unpublish/", "post", {"reason": "x"}),
+        ("reject/", "post", {"reason": "x"}),
+        ("assign/", "post", {}),
+        ("unassign/", "post", {}),
+    ],
+)
 def test_a_revision_under_review_is_404_for_strangers(world, clients, submitted, path, method, body):
     from rest_framework.test import APIClient
 
@@ -51,8 +61,7 @@ def test_a_revision_under_review_is_404_for_strangers(world, clients, submitted,
     if path in ("publish/", "unpublish/", "reject/"):
         # A contributor's token can never hold `admin`: refused before any lookup, exactly as for a revision
         # that does not exist, so the answer tells nothing.
-        ghost = getattr(clients["bob"], method)(INT8.replace("digits-mlp-int8", "ghost") + path, body,
-                                                format="json")
+        ghost = getattr(clients["bob"], method)(INT8.replace("digits-mlp-int8", "ghost") + path, body, format="json")
         assert _problem(resp, 403)["detail"] == _problem(ghost, 403)["detail"]
     else:
         _problem(resp, 404)
@@ -61,9 +70,11 @@ def test_a_revision_under_review_is_404_for_strangers(world, clients, submitted,
 
 
 def test_unknown_variants_and_revisions_are_404(clients, submitted):
-    for path in ("/api/v1/variants/alice/nope/revisions/1/reviews/",
-                 "/api/v1/variants/alice/digits-mlp-int8/revisions/7/reviews/",
-                 "/api/v1/variants/alice/digits-mlp-int8/revisions/99999999999999999999/reviews/"):
+    for path in (
+        "/api/v1/variants/alice/nope/revisions/1/reviews/",
+        "/api/v1/variants/alice/digits-mlp-int8/revisions/7/reviews/",
+        "/api/v1/variants/alice/digits-mlp-int8/revisions/99999999999999999999/reviews/",
+    ):
         _problem(clients["maintainer"].get(path), 404)
 
 
@@ -76,8 +87,9 @@ def test_owner_sees_reviews_but_cannot_review_or_publish(clients, submitted):
 
 
 def test_reviewer_reviews_but_cannot_publish(clients, submitted):
-    resp = clients["reviewer1"].post(INT8 + "reviews/", {"decision": "request_changes",
-                                                          "body": "Fix <b>it</b><script>x()</script>"}, format="json")
+    resp = clients["reviewer1"].post(
+        INT8 + "reviews/", {"decision": "request_changes", "body": "Fix <b>it</b><script>x()</script>"}, format="json"
+    )
     assert resp.status_code == 201, resp.json()
     review = resp.json()
     assert {"id", "reviewer", "decision", "body", "stale", "created_at"} <= set(review)
@@ -92,8 +104,9 @@ def test_reviewing_your_own_work_is_403_with_the_reason(world, clients, submitte
     from apps.accounts.services import user_set_roles
 
     user_set_roles(user=world["users"]["alice"], roles=["reviewer"], actor=None)
-    body = _problem(client_for(world["users"]["alice"]).post(INT8 + "reviews/", {"decision": "approve"},
-                                                             format="json"), 403)
+    body = _problem(
+        client_for(world["users"]["alice"]).post(INT8 + "reviews/", {"decision": "approve"}, format="json"), 403
+    )
     assert "own work" in body["detail"]
 
 
@@ -150,17 +163,21 @@ def test_stale_reviews_are_marked(world, clients, submitted):
     from apps.registry.services import revision_create
 
     services.review_submit(revision=submitted, reviewer=world["users"]["reviewer1"], decision="approve")
-    services.review_submit(revision=submitted, reviewer=world["users"]["reviewer1"], decision="request_changes",
-                           body="hmm")
+    services.review_submit(
+        revision=submitted, reviewer=world["users"]["reviewer1"], decision="request_changes", body="hmm"
+    )
     rows = clients["alice"].get(INT8 + "reviews/").json()["results"]
     assert [(r["decision"], r["superseded"], r["stale"]) for r in rows] == [
-        ("approve", True, False), ("request_changes", False, False)]
+        ("approve", True, False),
+        ("request_changes", False, False),
+    ]
     revision_create(variant=world["int8"], actor=world["users"]["alice"])
     rows = clients["alice"].get(INT8 + "reviews/").json()["results"]
     assert all(r["stale"] for r in rows)
 
 
 # --- queue ------------------------------------------------------------------------------------------------------
+
 
 def test_queue_is_for_reviewers(clients, submitted):
     assert clients["anon"].get("/api/v1/reviews/queue/").status_code == 401
@@ -185,8 +202,9 @@ def _many_submitted(world, n):  # type: ignore[no-untyped-def]
     owner = world["users"]["bob"]
     for i in range(n):
         variant = Variant.objects.create(owner=owner, name=f"bulk-{Variant.objects.count()}-{i}", relation="finetune")
-        revision = Revision.objects.create(variant=variant, number=1, status="submitted", created_by=owner,
-                                           submitted_at=timezone.now())
+        revision = Revision.objects.create(
+            variant=variant, number=1, status="submitted", created_by=owner, submitted_at=timezone.now()
+        )
         Variant.objects.filter(pk=variant.pk).update(current_revision=revision, status="submitted")
         Review.objects.create(revision=revision, reviewer=world["users"]["reviewer2"], decision="approve")
         ReviewAssignment.objects.create(revision=revision, reviewer=world["users"]["reviewer1"])
@@ -215,20 +233,24 @@ def test_review_list_query_count_is_flat(world, clients, submitted):
 
     def grow() -> None:
         for i in range(11):
-            services.review_submit(revision=submitted, reviewer=world["users"]["reviewer2"], decision="comment",
-                                   body=f"note {i}")
+            services.review_submit(
+                revision=submitted, reviewer=world["users"]["reviewer2"], decision="comment", body=f"note {i}"
+            )
+
     _flat(clients["alice"], INT8 + "reviews/", grow, 12)
 
 
 # --- comments ---------------------------------------------------------------------------------------------------
+
 
 def test_comments_matrix(world, clients, submitted):
     url = "/api/v1/variants/commons/digits-mlp/comments/"
     assert clients["anon"].get(url).status_code == 200
     assert clients["anon"].post(url, {"body": "hi"}, format="json").status_code == 401
     _problem(clients["bob"].get("/api/v1/variants/alice/digits-mlp-int8/comments/"), 404)
-    _problem(clients["bob"].post("/api/v1/variants/alice/digits-mlp-int8/comments/", {"body": "hi"}, format="json"),
-             404)
+    _problem(
+        clients["bob"].post("/api/v1/variants/alice/digits-mlp-int8/comments/", {"body": "hi"}, format="json"), 404
+    )
     top = clients["bob"].post(url, {"body": "**Nice** <img src=x onerror=alert(1)>"}, format="json").json()
     assert "<strong>Nice</strong>" in top["body_html"] and "onerror" not in top["body_html"]
     reply = clients["alice"].post(url, {"body": "agreed", "parent": top["id"]}, format="json").json()
@@ -269,23 +291,44 @@ def test_comment_list_query_count_is_flat(world, clients):
         for i in range(11):
             parent = services.comment_create(variant=variant, author=bob, body=f"c{i}")
             services.comment_create(variant=variant, author=world["users"]["alice"], body=f"r{i}", parent=parent)
+
     _flat(clients["bob"], "/api/v1/variants/commons/digits-mlp/comments/", grow, 12)
 
 
 # --- flags ------------------------------------------------------------------------------------------------------
 
+
 def test_flags_matrix(world, clients, submitted):
     url = "/api/v1/variants/commons/digits-mlp/flags/"
-    assert clients["anon"].post(url, {"kind": "spam", "evidence_url": "https://x.example"},
-                                format="json").status_code == 401
-    _problem(clients["bob"].post("/api/v1/variants/alice/digits-mlp-int8/flags/",
-                                 {"kind": "spam", "evidence_url": "https://x.example"}, format="json"), 404)
+    assert (
+        clients["anon"].post(url, {"kind": "spam", "evidence_url": "https://x.example"}, format="json").status_code
+        == 401
+    )
+    _problem(
+        clients["bob"].post(
+            "/api/v1/variants/alice/digits-mlp-int8/flags/",
+            {"kind": "spam", "evidence_url": "https://x.example"},
+            format="json",
+        ),
+        404,
+    )
     body = _problem(clients["bob"].post(url, {"kind": "spam"}, format="json"), 400)
     assert "evidence" in body["errors"]
-    _problem(clients["bob"].post(url, {"kind": "benchmark_contamination", "evidence_excerpt": "x",
-                                       "benchmark": "nope"}, format="json"), 400)
-    flag = clients["bob"].post(url, {"kind": "benchmark_contamination", "evidence_excerpt": "sample 17 ...",
-                                     "benchmark": "digits"}, format="json").json()
+    _problem(
+        clients["bob"].post(
+            url, {"kind": "benchmark_contamination", "evidence_excerpt": "x", "benchmark": "nope"}, format="json"
+        ),
+        400,
+    )
+    flag = (
+        clients["bob"]
+        .post(
+            url,
+            {"kind": "benchmark_contamination", "evidence_excerpt": "sample 17 ...", "benchmark": "digits"},
+            format="json",
+        )
+        .json()
+    )
     assert flag["status"] == "open" and flag["reporter"] == "bob" and flag["benchmark"] == "digits"
     # who sees it: moderators, the reporter, and the owner (without the reporter's name); nobody else
     assert clients["maintainer"].get("/api/v1/flags/").json()["count"] == 1
@@ -318,17 +361,24 @@ def test_flag_list_query_count_is_flat(world, clients):
 
     def grow() -> None:
         for i in range(11):
-            Flag.objects.create(variant=world["base"], reporter=u["alice"], kind="other",
-                                evidence_url=f"https://example.org/{i}")
+            Flag.objects.create(
+                variant=world["base"], reporter=u["alice"], kind="other", evidence_url=f"https://example.org/{i}"
+            )
+
     Flag.objects.create(variant=world["base"], reporter=u["bob"], kind="spam", evidence_url="https://x.example")
     _flat(clients["maintainer"], "/api/v1/flags/", grow, 12)
 
 
 def test_comment_and_review_models_store_sanitised_html(world, submitted):
-    review = services.review_submit(revision=submitted, reviewer=world["users"]["reviewer1"], decision="comment",
-                                    body='<a href="javascript:alert(1)" onclick="x()">x</a><script>bad()</script>')
-    assert "javascript" not in review.body_html and "onclick" not in review.body_html and "bad()" not in \
-        review.body_html
+    review = services.review_submit(
+        revision=submitted,
+        reviewer=world["users"]["reviewer1"],
+        decision="comment",
+        body='<a href="javascript:alert(1)" onclick="x()">x</a><script>bad()</script>',
+    )
+    assert (
+        "javascript" not in review.body_html and "onclick" not in review.body_html and "bad()" not in review.body_html
+    )
     assert Comment.objects.count() == 0
 
 

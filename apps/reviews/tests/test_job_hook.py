@@ -66,8 +66,9 @@ def test_one_revision_failing_does_not_stop_the_others(world, settings, monkeypa
     assert tried == sorted(job.revision_id for job in jobs)
 
 
-def test_with_auto_publish_a_batch_with_nothing_under_review_costs_one_query(world, settings,
-                                                                             django_assert_num_queries):
+def test_with_auto_publish_a_batch_with_nothing_under_review_costs_one_query(
+    world, settings, django_assert_num_queries
+):
     """Failed jobs on revisions under review and succeeded jobs on published revisions: nothing to try."""
     settings.MC_AUTO_PUBLISH = True
     owners = make_users(4)

@@ -30,6 +30,7 @@ def users(world):  # type: ignore[no-untyped-def]
 
 # --- who may review -------------------------------------------------------------------------------------------
 
+
 def test_only_reviewers_review(world, submitted):
     with pytest.raises(PermissionDenied, match="Only reviewers"):
         services.review_submit(revision=submitted, reviewer=users(world)["bob"], decision="approve")
@@ -115,6 +116,7 @@ def test_a_new_revision_makes_earlier_decisions_stale(world, submitted):
 
 # --- the publication gate -------------------------------------------------------------------------------------
 
+
 def test_gate_refusal_names_approvals_objections_checklist_and_jobs(world, submitted, checklist_met):
     checklist_met.append("Training data disclosed: unmet")
     maintainer = users(world)["maintainer"]
@@ -144,8 +146,9 @@ def test_publish_succeeds_once_the_gate_holds(world, submitted, checklist_met):
     assert published.status == "published"
     world["int8"].refresh_from_db()
     assert world["int8"].is_public and world["int8"].status == "published"
-    assert AuditEvent.objects.filter(verb="revision.published", actor=maintainer,
-                                     target_id=str(submitted.pk)).count() == 1
+    assert (
+        AuditEvent.objects.filter(verb="revision.published", actor=maintainer, target_id=str(submitted.pk)).count() == 1
+    )
     assert audit_chain_verify().ok
     with pytest.raises(InvalidTransition) as again:
         services.revision_publish(revision=submitted, actor=maintainer)
@@ -217,6 +220,7 @@ def test_without_auto_publish_nothing_publishes_itself(world, submitted):
 
 # --- queue and assignment --------------------------------------------------------------------------------------
 
+
 def test_queue_is_oldest_first_without_own_work(world, submitted, make_user):
     bob, r1 = users(world)["bob"], users(world)["reviewer1"]
     later = submit(world["pruned"].current_revision, bob)
@@ -245,24 +249,32 @@ def test_self_assignment_and_maintainer_assignment(world, submitted):
     with pytest.raises(PermissionDenied, match="Only reviewers"):
         services.review_assign(revision=submitted, reviewer=users(world)["bob"], actor=users(world)["bob"])
     services.review_unassign(revision=submitted, reviewer=r1, actor=r1)
-    assert list(ReviewAssignment.objects.filter(revision=submitted).values_list("reviewer__username", flat=True)) \
-        == ["reviewer2"]
+    assert list(ReviewAssignment.objects.filter(revision=submitted).values_list("reviewer__username", flat=True)) == [
+        "reviewer2"
+    ]
 
 
-def test_auto_assignment_picks_the_least_loaded_reviewers(world, settings, checklist_met,
-                                                          django_capture_on_commit_callbacks):
+def test_auto_assignment_picks_the_least_loaded_reviewers(
+    world, settings, checklist_met, django_capture_on_commit_callbacks
+):
     settings.MC_REVIEW_AUTO_ASSIGN = 2
     alice, bob = users(world)["alice"], users(world)["bob"]
     with django_capture_on_commit_callbacks(execute=True):
         first = submit(world["int8"].current_revision, alice)
-    assert sorted(ReviewAssignment.objects.filter(revision=first).values_list("reviewer__username", flat=True)) \
-        == ["reviewer1", "reviewer2"]  # all idle: ties broken by name
+    assert sorted(ReviewAssignment.objects.filter(revision=first).values_list("reviewer__username", flat=True)) == [
+        "reviewer1",
+        "reviewer2",
+    ]  # all idle: ties broken by name
     with django_capture_on_commit_callbacks(execute=True):
         second = submit(world["pruned"].current_revision, bob)
-    assert sorted(ReviewAssignment.objects.filter(revision=second).values_list("reviewer__username", flat=True)) \
-        == ["reviewer1", "reviewer3"]  # reviewer3 was idle; reviewer1 ties reviewer2 on load and wins on name
-    loads = {name: ReviewAssignment.objects.filter(reviewer__username=name).count()
-             for name in ("reviewer1", "reviewer2", "reviewer3")}
+    assert sorted(ReviewAssignment.objects.filter(revision=second).values_list("reviewer__username", flat=True)) == [
+        "reviewer1",
+        "reviewer3",
+    ]  # reviewer3 was idle; reviewer1 ties reviewer2 on load and wins on name
+    loads = {
+        name: ReviewAssignment.objects.filter(reviewer__username=name).count()
+        for name in ("reviewer1", "reviewer2", "reviewer3")
+    }
     assert loads == {"reviewer1": 2, "reviewer2": 1, "reviewer3": 1}
     # Those assigned hear of it; nobody else does.
     assert Notification.objects.filter(kind="review_requested", user__username="reviewer3").count() == 1
@@ -273,16 +285,23 @@ def test_submission_notifies_reviewers_and_emails_them(world, checklist_met, dja
         submit(world["int8"].current_revision, users(world)["alice"])
     notified = set(Notification.objects.filter(kind="review_requested").values_list("user__username", flat=True))
     assert notified == {"reviewer1", "reviewer2", "reviewer3"}
-    assert sorted(m.to[0] for m in mail.outbox) == ["reviewer1@example.org", "reviewer2@example.org",
-                                                    "reviewer3@example.org"]
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "reviewer1@example.org",
+        "reviewer2@example.org",
+        "reviewer3@example.org",
+    ]
     assert "alice/digits-mlp-int8" in mail.outbox[0].subject
 
 
 def test_review_decided_notifies_the_author_unless_turned_off(world, submitted, django_capture_on_commit_callbacks):
     alice = users(world)["alice"]
     with django_capture_on_commit_callbacks(execute=True):
-        services.review_submit(revision=submitted, reviewer=users(world)["reviewer1"], decision="request_changes",
-                               body="Please add **limitations**")
+        services.review_submit(
+            revision=submitted,
+            reviewer=users(world)["reviewer1"],
+            decision="request_changes",
+            body="Please add **limitations**",
+        )
     note = Notification.objects.get(user=alice, kind="review_decided")
     assert "requested changes" in note.title and note.data["decision"] == "request_changes"
     assert [m.to for m in mail.outbox] == [["alice@example.org"]]
@@ -296,11 +315,13 @@ def test_review_decided_notifies_the_author_unless_turned_off(world, submitted, 
 
 # --- comments --------------------------------------------------------------------------------------------------
 
+
 def test_comments_thread_one_level_and_render_safely(world):
     alice, bob = users(world)["alice"], users(world)["bob"]
     variant = world["base"]
-    top = services.comment_create(variant=variant, author=alice,
-                                  body="Nice **model** <script>alert(1)</script> [x](javascript:alert(1))")
+    top = services.comment_create(
+        variant=variant, author=alice, body="Nice **model** <script>alert(1)</script> [x](javascript:alert(1))"
+    )
     assert "<strong>model</strong>" in top.body_html
     assert "<script" not in top.body_html and "javascript:" not in top.body_html
     reply = services.comment_create(variant=variant, author=bob, body="thanks", parent=top)
@@ -319,7 +340,8 @@ def test_comment_edit_window_and_author_only(world, settings):
     edited = services.comment_edit(comment=comment, actor=alice, body="first, *edited*")
     assert edited.edited_at is not None and "<em>edited</em>" in edited.body_html
     Comment.objects.filter(pk=comment.pk).update(
-        created_at=timezone.now() - timedelta(seconds=settings.MC_COMMENT_EDIT_WINDOW_S + 1))
+        created_at=timezone.now() - timedelta(seconds=settings.MC_COMMENT_EDIT_WINDOW_S + 1)
+    )
     with pytest.raises(Conflict, match="can be edited for"):
         services.comment_edit(comment=comment, actor=alice, body="too late")
 
@@ -341,10 +363,16 @@ def test_moderators_hide_comments(world):
 
 # --- flags -----------------------------------------------------------------------------------------------------
 
+
 def _contamination(world):  # type: ignore[no-untyped-def]
-    return services.flag_create(variant=world["base"], reporter=users(world)["bob"], kind="benchmark_contamination",
-                                description="The digits test split is in the training data",
-                                evidence_excerpt="sample 17: 0,0,5,13,9,1 ...", benchmark=world["benchmark"])
+    return services.flag_create(
+        variant=world["base"],
+        reporter=users(world)["bob"],
+        kind="benchmark_contamination",
+        description="The digits test split is in the training data",
+        evidence_excerpt="sample 17: 0,0,5,13,9,1 ...",
+        benchmark=world["benchmark"],
+    )
 
 
 def test_flags_need_evidence_and_a_published_variant(world):
@@ -356,15 +384,15 @@ def test_flags_need_evidence_and_a_published_variant(world):
         services.flag_create(variant=world["base"], reporter=bob, kind="spam", evidence_url="ftp://x")
     with pytest.raises(Conflict, match="published"):
         services.flag_create(variant=world["int8"], reporter=bob, kind="spam", evidence_url="https://x.example")
-    flag = services.flag_create(variant=world["base"], reporter=bob, kind="misleading_card",
-                                evidence_url="https://example.org/issue")
+    flag = services.flag_create(
+        variant=world["base"], reporter=bob, kind="misleading_card", evidence_url="https://example.org/issue"
+    )
     assert flag.status == "open" and flag.revision == world["base"].current_revision
     with pytest.raises(Conflict, match="already have an open flag"):
         services.flag_create(variant=world["base"], reporter=bob, kind="misleading_card", evidence_excerpt="again")
 
 
-def test_contamination_workflow_marks_and_clears_leaderboards(world, monkeypatch,
-                                                               django_capture_on_commit_callbacks):
+def test_contamination_workflow_marks_and_clears_leaderboards(world, monkeypatch, django_capture_on_commit_callbacks):
     calls: list[tuple[str, dict]] = []
     import apps.leaderboards.services as lb
 
@@ -383,8 +411,9 @@ def test_contamination_workflow_marks_and_clears_leaderboards(world, monkeypatch
     assert Notification.objects.filter(user=maintainer, kind="flag_resolved").exists()
     flag = services.flag_resolve(flag=flag, actor=maintainer, action="confirm", reason="overlap verified")
     assert flag.status == "upheld"
-    assert calls == [("mark", {"variant_id": world["base"].pk, "flag_id": flag.pk, "benchmark_slug": "digits",
-                               "actor": maintainer})]
+    assert calls == [
+        ("mark", {"variant_id": world["base"].pk, "flag_id": flag.pk, "benchmark_slug": "digits", "actor": maintainer})
+    ]
     flag = services.flag_resolve(flag=flag, actor=maintainer, action="dismiss", reason="we were wrong")
     assert calls[-1] == ("clear", {"flag_id": flag.pk, "actor": maintainer})
     with pytest.raises(InvalidTransition):
@@ -395,8 +424,12 @@ def test_contamination_workflow_marks_and_clears_leaderboards(world, monkeypatch
 
 def test_resolving_with_unpublish_takes_the_variant_down(world):
     maintainer = users(world)["maintainer"]
-    flag = services.flag_create(variant=world["base"], reporter=users(world)["bob"], kind="license_violation",
-                                evidence_url="https://example.org/licence")
+    flag = services.flag_create(
+        variant=world["base"],
+        reporter=users(world)["bob"],
+        kind="license_violation",
+        evidence_url="https://example.org/licence",
+    )
     with pytest.raises(PermissionDenied):
         services.flag_resolve(flag=flag, actor=users(world)["reviewer1"], action="dismiss", reason="x")
     with pytest.raises(ValidationFailed):
@@ -427,10 +460,14 @@ def test_confirmed_contamination_reaches_the_real_leaderboard_service(world):
 # --- the checklist after approval (issue 12, finding 12) ---------------------------------------------------
 
 MANUAL_ANSWERS = {
-    "training-data-disclosed": {"status": "n/a", "justification":
-                                "A dynamic int8 quantization of commons/digits-mlp: no new training data."},
-    "contamination-statement": {"status": "met", "justification":
-                                "The digits benchmark scores the held-out 25% split the parent never saw."},
+    "training-data-disclosed": {
+        "status": "n/a",
+        "justification": "A dynamic int8 quantization of commons/digits-mlp: no new training data.",
+    },
+    "contamination-statement": {
+        "status": "met",
+        "justification": "The digits benchmark scores the held-out 25% split the parent never saw.",
+    },
     "reproducibility-recipe": {"status": "met", "evidence_url": "https://example.org/digits/build.py"},
 }
 
@@ -445,8 +482,9 @@ def test_the_gate_reads_the_real_checklist(world):
     """No fallback: an unanswered checklist blocks publication, whatever else holds."""
     revision = submit(world["int8"].current_revision, users(world)["alice"])
     unmet = publication_gate_unmet(revision)
-    assert [u for u in unmet if u.startswith("Checklist: ")] and \
-        any("training-data-disclosed" in u for u in unmet), unmet
+    assert [u for u in unmet if u.startswith("Checklist: ")] and any("training-data-disclosed" in u for u in unmet), (
+        unmet
+    )
 
 
 def test_approved_before_the_checklist_is_finished_then_finished_and_published(world):
@@ -474,8 +512,13 @@ def test_approved_before_the_checklist_is_finished_then_finished_and_published(w
     for key in ("training-data-disclosed", "contamination-statement"):
         _answer(revision, key, users(world)["reviewer3"], verified=True)
     # An answer that changes a verified item drops its verification, even now.
-    _answer(revision, "contamination-statement", alice, status="met",
-            justification="Trained on the 75% train split only; the 450 test digits were never seen.")
+    _answer(
+        revision,
+        "contamination-statement",
+        alice,
+        status="met",
+        justification="Trained on the 75% train split only; the 450 test digits were never seen.",
+    )
     assert any("contamination-statement" in u for u in publication_gate_unmet(revision))
     _answer(revision, "contamination-statement", users(world)["reviewer3"], verified=True)
     assert publication_gate_unmet(revision) == []
@@ -484,12 +527,18 @@ def test_approved_before_the_checklist_is_finished_then_finished_and_published(w
     assert published.status == "published" and published.number == 1
     # Published, the checklist is closed.
     with pytest.raises(Conflict, match="published"):
-        _answer(revision, "compute-energy", alice, status="met",
-                justification="Quantization took 2 CPU-seconds on a laptop: about 0.00002 kWh.")
+        _answer(
+            revision,
+            "compute-energy",
+            alice,
+            status="met",
+            justification="Quantization took 2 CPU-seconds on a laptop: about 0.00002 kWh.",
+        )
 
 
-def test_finishing_the_checklist_of_an_approved_revision_auto_publishes(world, settings,
-                                                                        django_capture_on_commit_callbacks):
+def test_finishing_the_checklist_of_an_approved_revision_auto_publishes(
+    world, settings, django_capture_on_commit_callbacks
+):
     settings.MC_AUTO_PUBLISH = True
     alice, reviewer3 = users(world)["alice"], users(world)["reviewer3"]
     revision = submit(world["int8"].current_revision, alice)

@@ -73,8 +73,12 @@ class RevisionFileDownloadView(AnyAcceptMixin, APIView):
                 description="bytes=START-END, bytes=START- or bytes=-SUFFIX",
             ),
             OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False),
-            OpenApiParameter("path", ARTIFACT_PATH_SCHEMA, OpenApiParameter.PATH,
-                             description="The file's path in the revision, e.g. model.safetensors."),
+            OpenApiParameter(
+                "path",
+                ARTIFACT_PATH_SCHEMA,
+                OpenApiParameter.PATH,
+                description="The file's path in the revision, e.g. model.safetensors.",
+            ),
         ],
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,

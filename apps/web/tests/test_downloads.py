@@ -31,8 +31,12 @@ def test_the_variant_page_links_stored_files_and_gives_snippets(client, alice, m
     base = make_original(maintainer)
     draft = make_variant(alice, "tiny-gen", [base], task="text-generation")
     weights = safetensors_bytes(3000)
-    artifact_add(revision=draft.current_revision, actor=alice, path="weights/model.safetensors",
-                 upload=SimpleUploadedFile("model.safetensors", weights))
+    artifact_add(
+        revision=draft.current_revision,
+        actor=alice,
+        path="weights/model.safetensors",
+        upload=SimpleUploadedFile("model.safetensors", weights),
+    )
     record(draft, alice, path="remote.safetensors")
     client.force_login(alice)
     page = client.get("/variants/alice/tiny-gen/").content.decode()

@@ -38,27 +38,37 @@ def body(response: Any) -> str:
 
 
 def _succeeded(actor: User, variant: Any, benchmark: Any) -> BenchmarkJob:
-    job, _ = job_services.job_submit(actor=actor, revision=variant.current_revision, benchmark=benchmark,
-                                     config={"limit": 10})
+    job, _ = job_services.job_submit(
+        actor=actor, revision=variant.current_revision, benchmark=benchmark, config={"limit": 10}
+    )
     claimed = job_services.job_claim(job_id=job.pk, worker="test-host:1")
     assert claimed is not None
-    job_services.job_complete(job_id=job.pk, attempt=claimed.attempts, metrics={"accuracy": 0.95, "macro_f1": 0.9},
-                              stderr={}, samples=10, duration_s=0.1, runner="onnx-classification",
-                              runner_version="1.0.0", environment={})
+    job_services.job_complete(
+        job_id=job.pk,
+        attempt=claimed.attempts,
+        metrics={"accuracy": 0.95, "macro_f1": 0.9},
+        stderr={},
+        samples=10,
+        duration_s=0.1,
+        runner="onnx-classification",
+        runner_version="1.0.0",
+        environment={},
+    )
     return BenchmarkJob.objects.get(pk=job.pk)
 
 
 def _failed(actor: User, variant: Any, benchmark: Any, reason: str) -> BenchmarkJob:
-    job, _ = job_services.job_submit(actor=actor, revision=variant.current_revision, benchmark=benchmark,
-                                     config={"limit": 20})  # not a duplicate of _succeeded
+    job, _ = job_services.job_submit(
+        actor=actor, revision=variant.current_revision, benchmark=benchmark, config={"limit": 20}
+    )  # not a duplicate of _succeeded
     claimed = job_services.job_claim(job_id=job.pk, worker="test-host:1")
     assert claimed is not None
     if reason == "unsafe_format":  # deterministic: ends the job at once
         job_services.job_fail(job_id=job.pk, attempt=claimed.attempts, reason=reason, message="Refused.")
     else:  # an infrastructure failure that used up its attempts
-        BenchmarkJob.objects.filter(pk=job.pk).update(status="failed", failure_reason=reason,
-                                                      failure_message="The worker went away.",
-                                                      finished_at=timezone.now())
+        BenchmarkJob.objects.filter(pk=job.pk).update(
+            status="failed", failure_reason=reason, failure_message="The worker went away.", finished_at=timezone.now()
+        )
     job = BenchmarkJob.objects.get(pk=job.pk)
     assert job.status == "failed" and job.failure_reason == reason
     return job
@@ -77,6 +87,7 @@ def public_result(digits_world):  # type: ignore[no-untyped-def]
 
 
 # --- Verify ---------------------------------------------------------------------------------------
+
 
 def test_verify_button_for_submitter_reviewer_and_maintainer_only(digits_world, alices_result, public_result):
     users = digits_world["users"]
@@ -158,6 +169,7 @@ def test_verify_needs_post_and_a_succeeded_job(digits_world, alices_result):
 
 # --- Retry / re-run -------------------------------------------------------------------------------
 
+
 def test_retry_button_for_maintainer_on_failed_job_only(digits_world):
     users = digits_world["users"]
     failed = _failed(users["alice"], digits_world["int8"], digits_world["benchmark"], "unsafe_format")
@@ -224,7 +236,6 @@ def test_retry_refused_for_another_user_who_can_see_the_job(digits_world):
     assert failed.status == "failed"
 
 
-
 def test_actions_cost_a_bounded_number_of_queries(digits_world):
     """Each POST view reads the job once and hands it to the service; the counts are pinned so that a query per
     related row (N+1) shows up here."""
@@ -236,8 +247,11 @@ def test_actions_cost_a_bounded_number_of_queries(digits_world):
     succeeded = _succeeded(users["alice"], digits_world["int8"], digits_world["benchmark"])
     failed = _failed(users["alice"], digits_world["int8"], digits_world["benchmark"], "worker_lost")
     counts = {}
-    for name, url in (("verify", f"/jobs/{succeeded.pk}/verify/"), ("again", f"/jobs/{succeeded.pk}/verify/"),
-                      ("retry", f"/jobs/{failed.pk}/retry/")):
+    for name, url in (
+        ("verify", f"/jobs/{succeeded.pk}/verify/"),
+        ("again", f"/jobs/{succeeded.pk}/verify/"),
+        ("retry", f"/jobs/{failed.pk}/retry/"),
+    ):
         with CaptureQueriesContext(connection) as ctx:
             assert alice.post(url).status_code == 302
         counts[name] = len(ctx.captured_queries)

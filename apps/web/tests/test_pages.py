@@ -26,6 +26,7 @@ def logged_in(user: User) -> Client:
 
 # --- Public pages and navigation ------------------------------------------------------------------
 
+
 def test_home_links_to_login_and_signup(client):
     body = client.get("/").content.decode()
     assert 'href="/login/"' in body and 'href="/signup/"' in body
@@ -46,9 +47,17 @@ def test_anonymous_is_sent_to_login_for_private_pages(client):
 
 # --- Sign up, log in, log out, password reset ---------------------------------------------------
 
+
 def test_signup_creates_a_contributor_and_logs_in(client):
-    response = client.post("/signup/", {"username": "newbie", "email": "newbie@example.org",
-                                        "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"})
+    response = client.post(
+        "/signup/",
+        {
+            "username": "newbie",
+            "email": "newbie@example.org",
+            "password1": "a-long-pass-phrase-9",
+            "password2": "a-long-pass-phrase-9",
+        },
+    )
     assert response.status_code == 302 and response["Location"] == "/dashboard/"
     user = User.objects.get(username="newbie")
     assert not user.groups.exists() and not user.is_staff
@@ -56,8 +65,9 @@ def test_signup_creates_a_contributor_and_logs_in(client):
 
 
 def test_signup_errors_are_beside_fields_and_input_is_kept(client, alice):
-    response = client.post("/signup/", {"username": "ALICE", "email": "not-an-email",
-                                        "password1": "short", "password2": "different"})
+    response = client.post(
+        "/signup/", {"username": "ALICE", "email": "not-an-email", "password1": "short", "password2": "different"}
+    )
     assert response.status_code == 400
     body = response.content.decode()
     assert 'value="ALICE"' in body and 'value="not-an-email"' in body
@@ -107,6 +117,7 @@ def test_csrf_is_enforced_on_forms(alice):
 
 # --- Tokens ---------------------------------------------------------------------------------------
 
+
 def test_token_is_shown_once_listed_and_revocable(alice):
     client = logged_in(alice)
     response = client.post("/tokens/", {"name": "ci", "scopes": ["read", "jobs"], "expires_in_days": 30})
@@ -147,6 +158,7 @@ def test_cannot_revoke_someone_elses_token(alice, bob):
 
 # --- Variants -------------------------------------------------------------------------------------
 
+
 def test_variant_page_visibility(digits_world, client):
     users = digits_world["users"]
     assert client.get("/variants/commons/digits-mlp/").status_code == 200
@@ -170,9 +182,17 @@ def test_parent_suggestions_only_visible_variants(digits_world):
 
 def test_propose_variant_errors_kept_in_place(digits_world):
     client = logged_in(digits_world["users"]["bob"])
-    response = client.post("/variants/new/", {"name": "bad name!", "relation": "quantized",
-                                              "parents": "commons/no-such", "license": "apache-2.0",
-                                              "parameters": "-3", "summary": "kept summary"})
+    response = client.post(
+        "/variants/new/",
+        {
+            "name": "bad name!",
+            "relation": "quantized",
+            "parents": "commons/no-such",
+            "license": "apache-2.0",
+            "parameters": "-3",
+            "summary": "kept summary",
+        },
+    )
     assert response.status_code == 400
     body = response.content.decode()
     assert 'value="bad name!"' in body and "kept summary" in body
@@ -184,10 +204,19 @@ def test_propose_variant_errors_kept_in_place(digits_world):
 def test_propose_variant_creates_a_draft(digits_world):
     client = logged_in(digits_world["users"]["bob"])
     card = "# mine\n\n" + "A card with enough words. " * 12
-    response = client.post("/variants/new/", {"name": "digits-mine", "relation": "quantized",
-                                              "parents": "commons/digits-mlp", "license": "apache-2.0",
-                                              "parameters": "4810", "precision": "int8",
-                                              "task": "image-classification", "card": card})
+    response = client.post(
+        "/variants/new/",
+        {
+            "name": "digits-mine",
+            "relation": "quantized",
+            "parents": "commons/digits-mlp",
+            "license": "apache-2.0",
+            "parameters": "4810",
+            "precision": "int8",
+            "task": "image-classification",
+            "card": card,
+        },
+    )
     assert response.status_code == 302 and response["Location"] == "/variants/bob/digits-mine/"
     page = client.get("/variants/bob/digits-mine/").content.decode()
     assert "Upload an artifact" in page
@@ -216,6 +245,7 @@ def test_artifact_upload_without_file_shows_error(digits_world):
 
 # --- Jobs -----------------------------------------------------------------------------------------
 
+
 def test_job_submit_form_is_generated_from_schema(digits_world):
     alice = logged_in(digits_world["users"]["alice"])
     body = alice.get("/variants/alice/digits-mlp-int8/jobs/new/").content.decode()
@@ -224,8 +254,10 @@ def test_job_submit_form_is_generated_from_schema(digits_world):
 
 def test_job_submit_bad_config_errors_beside_field(digits_world):
     alice = logged_in(digits_world["users"]["alice"])
-    response = alice.post("/variants/alice/digits-mlp-int8/jobs/new/",
-                          {"benchmark": "digits", "revision": "1", "config-limit": "-5", "config-batch_size": "abc"})
+    response = alice.post(
+        "/variants/alice/digits-mlp-int8/jobs/new/",
+        {"benchmark": "digits", "revision": "1", "config-limit": "-5", "config-batch_size": "abc"},
+    )
     assert response.status_code == 400
     body = response.content.decode()
     assert 'value="-5"' in body and 'value="abc"' in body
@@ -235,8 +267,9 @@ def test_job_submit_bad_config_errors_beside_field(digits_world):
 def test_job_submit_and_job_page(digits_world):
     # Not a transactional test: the on-commit dispatch never fires, so the job just stays queued.
     alice = logged_in(digits_world["users"]["alice"])
-    response = alice.post("/variants/alice/digits-mlp-int8/jobs/new/",
-                          {"benchmark": "digits", "revision": "1", "config-limit": "50"})
+    response = alice.post(
+        "/variants/alice/digits-mlp-int8/jobs/new/", {"benchmark": "digits", "revision": "1", "config-limit": "50"}
+    )
     assert response.status_code == 302
     job_url = response["Location"]
     assert re.fullmatch(r"/jobs/\d+/", job_url)
@@ -251,6 +284,7 @@ def test_job_submit_and_job_page(digits_world):
 
 # --- Leaderboards ---------------------------------------------------------------------------------
 
+
 def test_leaderboard_pages(digits_world, client):
     assert client.get("/leaderboards/").status_code == 200
     assert client.get("/leaderboards/digits/").status_code == 200
@@ -263,6 +297,7 @@ def test_dashboard_lists_my_variants(digits_world):
 
 
 # --- Checklist, reviews, comments, publication --------------------------------------------------
+
 
 @pytest.fixture
 def submitted(digits_world, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
@@ -342,10 +377,13 @@ def test_publish_refused_lists_what_the_gate_needs(submitted):
 
 
 def test_only_maintainers_get_publish_buttons(submitted):
-    assert "Publish</button>" not in logged_in(submitted["users"]["alice"]).get(
-        "/variants/alice/digits-mlp-int8/").content.decode()
+    assert (
+        "Publish</button>"
+        not in logged_in(submitted["users"]["alice"]).get("/variants/alice/digits-mlp-int8/").content.decode()
+    )
     response = logged_in(submitted["users"]["alice"]).post(
-        "/variants/alice/digits-mlp-int8/revisions/1/publish/", follow=True)
+        "/variants/alice/digits-mlp-int8/revisions/1/publish/", follow=True
+    )
     assert "Only maintainers" in response.content.decode()
 
 
@@ -367,22 +405,33 @@ def test_reviewer_dashboard_has_queue(submitted):
 
 # --- Jobs: failure details ------------------------------------------------------------------------
 
+
 def test_failed_job_shows_reason_and_message(digits_world):
     from apps.benchmarks import services as job_services
 
     alice = digits_world["users"]["alice"]
-    job, _ = job_services.job_submit(actor=alice, revision=digits_world["int8"].current_revision,
-                                     benchmark=digits_world["benchmark"], config={"limit": 10})
+    job, _ = job_services.job_submit(
+        actor=alice,
+        revision=digits_world["int8"].current_revision,
+        benchmark=digits_world["benchmark"],
+        config={"limit": 10},
+    )
     claimed = job_services.job_claim(job_id=job.pk, worker="test-host:1")
     assert claimed is not None
-    job_services.job_fail(job_id=job.pk, attempt=claimed.attempts, reason="unsafe_format",
-                          message="Only pickle-based artifacts.", log_tail="loading...\nrefused")
+    job_services.job_fail(
+        job_id=job.pk,
+        attempt=claimed.attempts,
+        reason="unsafe_format",
+        message="Only pickle-based artifacts.",
+        log_tail="loading...\nrefused",
+    )
     body = logged_in(alice).get(f"/jobs/{job.pk}/progress/").content.decode()
     assert "unsafe_format" in body and "Only pickle-based artifacts." in body and "refused" in body
     assert 'hx-trigger="every 1s"' not in body  # terminal: polling stops
 
 
 # --- Leaderboard filters --------------------------------------------------------------------------
+
 
 def test_leaderboard_bad_filter_shows_error_beside_field(digits_world, client):
     response = client.get("/leaderboards/digits/", {"verified": "maybe", "task": "kept-task"})
@@ -399,8 +448,12 @@ def test_leaderboard_sort_links_keep_filters(digits_world, client):
 def test_suite_pages(digits_world, client):
     from apps.leaderboards.services import suite_create
 
-    suite_create(actor=digits_world["users"]["maintainer"], slug="tiny", name="Tiny suite",
-                 benchmarks=[{"benchmark": "digits", "weight": 1}])
+    suite_create(
+        actor=digits_world["users"]["maintainer"],
+        slug="tiny",
+        name="Tiny suite",
+        benchmarks=[{"benchmark": "digits", "weight": 1}],
+    )
     assert "Tiny suite" in client.get("/leaderboards/").content.decode()
     assert client.get("/leaderboards/suites/tiny/").status_code == 200
     assert client.get("/leaderboards/suites/nope/").status_code == 404
@@ -411,13 +464,21 @@ def test_propose_from_uploaded_readme_front_matter(digits_world):
 
     from apps.registry.models import Variant
 
-    readme = ("---\nlicense: mit\nbase_model: commons/digits-mlp\nbase_model_relation: quantized\n"
-              "pipeline_tag: image-classification\n---\n# From a README\n\n" + "Words about the model. " * 12)
+    readme = (
+        "---\nlicense: mit\nbase_model: commons/digits-mlp\nbase_model_relation: quantized\n"
+        "pipeline_tag: image-classification\n---\n# From a README\n\n" + "Words about the model. " * 12
+    )
     client = logged_in(digits_world["users"]["bob"])
-    response = client.post("/variants/new/", {
-        "name": "from-readme", "relation": "", "parents": "", "license": "",
-        "card_file": SimpleUploadedFile("README.md", readme.encode(), content_type="text/markdown"),
-    })
+    response = client.post(
+        "/variants/new/",
+        {
+            "name": "from-readme",
+            "relation": "",
+            "parents": "",
+            "license": "",
+            "card_file": SimpleUploadedFile("README.md", readme.encode(), content_type="text/markdown"),
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     variant = Variant.objects.by_full_name("bob/from-readme").get()
     assert (variant.license, variant.relation, variant.task) == ("mit", "quantized", "image-classification")
@@ -429,12 +490,20 @@ def test_propose_readme_must_be_text(digits_world):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     client = logged_in(digits_world["users"]["bob"])
-    response = client.post("/variants/new/", {"name": "x", "relation": "quantized", "parents": "commons/digits-mlp",
-                                              "card_file": SimpleUploadedFile("README.md", b"\xff\xfe\x00bad")})
+    response = client.post(
+        "/variants/new/",
+        {
+            "name": "x",
+            "relation": "quantized",
+            "parents": "commons/digits-mlp",
+            "card_file": SimpleUploadedFile("README.md", b"\xff\xfe\x00bad"),
+        },
+    )
     assert response.status_code == 400 and 'id="id_card_file_errors"' in response.content.decode()
 
 
 # --- Query counts: pages do not grow with the number of rows ------------------------------------------------
+
 
 def _queries(client: Client, url: str) -> int:
     from django.db import connection
@@ -455,8 +524,9 @@ def test_list_pages_query_count_does_not_grow(digits_world):
         bob.get(url)  # warm the session
     before = {url: _queries(bob, url) for url in urls}
     for i in range(12):
-        variant_create(owner=bob_user, name=f"many-{i}", relation="quantized", parents=["commons/digits-mlp"],
-                       license="apache-2.0")
+        variant_create(
+            owner=bob_user, name=f"many-{i}", relation="quantized", parents=["commons/digits-mlp"], license="apache-2.0"
+        )
     after = {url: _queries(bob, url) for url in urls}
     assert after == before
 
@@ -467,9 +537,17 @@ def test_edit_draft_variant_and_stale_etag(digits_world):
     page = alice.get(url)
     assert page.status_code == 200
     etag = html.unescape(re.search(r'name="etag" value="([^"]+)"', page.content.decode()).group(1))
-    data = {"relation": "quantized", "parents": "commons/digits-mlp", "license": "apache-2.0",
-            "parameters": "4810", "precision": "int8", "task": "image-classification",
-            "summary": "edited summary", "card": digits_world["int8"].card, "etag": etag}
+    data = {
+        "relation": "quantized",
+        "parents": "commons/digits-mlp",
+        "license": "apache-2.0",
+        "parameters": "4810",
+        "precision": "int8",
+        "task": "image-classification",
+        "summary": "edited summary",
+        "card": digits_world["int8"].card,
+        "etag": etag,
+    }
     assert alice.post(url, data).status_code == 302
     digits_world["int8"].refresh_from_db()
     assert digits_world["int8"].summary == "edited summary"
@@ -483,9 +561,10 @@ def test_submitted_variant_cannot_be_edited_but_can_get_a_new_revision(submitted
     alice = logged_in(submitted["users"]["alice"])
     page = alice.get("/variants/alice/digits-mlp-int8/").content.decode()
     assert "Edit details and card" not in page
-    response = alice.post("/variants/alice/digits-mlp-int8/edit/", {"relation": "quantized",
-                                                                      "parents": "commons/digits-mlp",
-                                                                      "summary": "too late"})
+    response = alice.post(
+        "/variants/alice/digits-mlp-int8/edit/",
+        {"relation": "quantized", "parents": "commons/digits-mlp", "summary": "too late"},
+    )
     assert response.status_code == 400 and "new revision" in response.content.decode()
     alice.post("/variants/alice/digits-mlp-int8/revisions/1/withdraw/")
     assert alice.post("/variants/alice/digits-mlp-int8/revisions/1/new-revision/").status_code == 302
@@ -503,8 +582,14 @@ def test_flag_published_variant_errors_in_place(digits_world):
     assert bad.status_code == 400
     body = bad.content.decode()
     assert 'id="id_kind_errors"' in body and "kept flag text" in body and "<details" in body and " open>" in body
-    ok = bob.post("/variants/commons/digits-mlp/flags/", {"kind": "misleading_card", "description": "The card "
-                  "claims 99% accuracy.", "evidence_url": "https://example.org/eval"})
+    ok = bob.post(
+        "/variants/commons/digits-mlp/flags/",
+        {
+            "kind": "misleading_card",
+            "description": "The card claims 99% accuracy.",
+            "evidence_url": "https://example.org/eval",
+        },
+    )
     assert ok.status_code == 302
     assert Flag.objects.filter(variant=digits_world["base"], reporter=digits_world["users"]["bob"]).count() == 1
     # Drafts cannot be flagged by people who cannot see them.
@@ -516,9 +601,17 @@ def _run_job(actor, revision, benchmark, accuracy):  # type: ignore[no-untyped-d
 
     job, _ = job_services.job_submit(actor=actor, revision=revision, benchmark=benchmark)
     claimed = job_services.job_claim(job_id=job.pk, worker="test-host:1")
-    job_services.job_complete(job_id=job.pk, attempt=claimed.attempts, metrics={"accuracy": accuracy, "macro_f1": 0.9},
-                              stderr={}, samples=450, duration_s=0.1, runner="onnx-classification",
-                              runner_version="1.0.0", environment={})
+    job_services.job_complete(
+        job_id=job.pk,
+        attempt=claimed.attempts,
+        metrics={"accuracy": accuracy, "macro_f1": 0.9},
+        stderr={},
+        samples=450,
+        duration_s=0.1,
+        runner="onnx-classification",
+        runner_version="1.0.0",
+        environment={},
+    )
     return job
 
 

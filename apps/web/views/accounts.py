@@ -28,7 +28,8 @@ from . import AuthedRequest, WebRequest
 # Django's LoginView; a login refused by login throttling answers 429 with Retry-After, the form saying why.
 # Explicit template name: the admin ships its own registration/* templates, which would win otherwise.
 login_view = limited_login_view(
-    auth_views.LoginView.as_view(authentication_form=LoginForm, template_name="web/auth/login.html"))
+    auth_views.LoginView.as_view(authentication_form=LoginForm, template_name="web/auth/login.html")
+)
 
 
 def signup(request: WebRequest) -> HttpResponse:
@@ -37,8 +38,11 @@ def signup(request: WebRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = user_signup(username=form.cleaned_data["username"], email=form.cleaned_data["email"],
-                               password=form.cleaned_data["password1"])
+            user = user_signup(
+                username=form.cleaned_data["username"],
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password1"],
+            )
         except ValidationFailed as exc:
             add_service_errors(form, exc)
         else:
@@ -59,7 +63,9 @@ def tokens(request: AuthedRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             token, raw = token_create(
-                user=request.user, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"],
+                user=request.user,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
                 expires_at=timezone.now() + timedelta(days=form.cleaned_data["expires_in_days"]),
             )
         except ValidationFailed as exc:
@@ -69,8 +75,12 @@ def tokens(request: AuthedRequest) -> HttpResponse:
             created = {"token": token, "raw": raw}
             form = TokenCreateForm()
     rows = PersonalAccessToken.objects.filter(user=request.user).order_by("-created_at")
-    return render(request, "web/tokens.html", {"form": form, "tokens": rows, "created": created},
-                  status=400 if form.errors else 200)
+    return render(
+        request,
+        "web/tokens.html",
+        {"form": form, "tokens": rows, "created": created},
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required

@@ -42,13 +42,13 @@ def job_submit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if benchmark is not None:
         config_form = config_form_class(benchmark.config_schema or {}, benchmark.default_config or {})(
-            data, prefix="config")
+            data, prefix="config"
+        )
     elif data is not None:
         errors["benchmark"] = ["Choose a benchmark."]
     if request.htmx and request.method == "GET":
         # The benchmark select swapped: send only that benchmark's config fields.
-        return render(request, "web/partials/config_fields.html", {"config_form": config_form,
-                                                                  "benchmark": benchmark})
+        return render(request, "web/partials/config_fields.html", {"config_form": config_form, "benchmark": benchmark})
     if data is not None and benchmark is not None and config_form is not None and config_form.is_valid():
         revision = next((r for r in revisions if str(r.number) == str(number)), None)
         if revision is None:
@@ -56,8 +56,9 @@ def job_submit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
         else:
             config = {k: v for k, v in config_form.cleaned_data.items() if v not in (None, "")}
             try:
-                job, created = job_services.job_submit(actor=request.user, revision=revision,
-                                                       benchmark=benchmark, config=config)
+                job, created = job_services.job_submit(
+                    actor=request.user, revision=revision, benchmark=benchmark, config=config
+                )
             except DomainError as exc:
                 if isinstance(exc, ValidationFailed):
                     add_service_errors(config_form, exc)
@@ -67,20 +68,36 @@ def job_submit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
                 else:
                     config_form.add_error(None, exc.detail)
             else:
-                messages.success(request, f"Job {job.pk} queued." if created else
-                                 f"The same job already exists (job {job.pk}); here it is.")
+                messages.success(
+                    request,
+                    f"Job {job.pk} queued." if created else f"The same job already exists (job {job.pk}); here it is.",
+                )
                 return redirect("web:job", job_id=job.pk)
     status = 400 if (errors or (config_form is not None and config_form.errors)) else 200
-    return render(request, "web/job_submit.html", {
-        "variant": variant, "benchmarks": benchmarks, "benchmark": benchmark, "config_form": config_form,
-        "revisions": revisions, "revision_number": str(number), "errors": errors,
-    }, status=status)
+    return render(
+        request,
+        "web/job_submit.html",
+        {
+            "variant": variant,
+            "benchmarks": benchmarks,
+            "benchmark": benchmark,
+            "config_form": config_form,
+            "revisions": revisions,
+            "revision_number": str(number),
+            "errors": errors,
+        },
+        status=status,
+    )
 
 
 def _may_verify(job: BenchmarkJob, user: Any) -> bool:
     """Hint for the button; verification_request decides (the submitter, reviewers and maintainers may ask)."""
-    return bool(user.is_authenticated and job.status == JobStatus.SUCCEEDED and not job.is_verification
-                and (job.submitted_by_id == user.pk or is_reviewer(user)))
+    return bool(
+        user.is_authenticated
+        and job.status == JobStatus.SUCCEEDED
+        and not job.is_verification
+        and (job.submitted_by_id == user.pk or is_reviewer(user))
+    )
 
 
 def _retry_label(job: BenchmarkJob, user: Any) -> str:
@@ -90,8 +107,11 @@ def _retry_label(job: BenchmarkJob, user: Any) -> str:
         return ""
     if is_maintainer(user):
         return "Retry"
-    if (job.submitted_by_id == user.pk and job.status == JobStatus.FAILED
-            and job.failure_reason in INFRASTRUCTURE_FAILURES):
+    if (
+        job.submitted_by_id == user.pk
+        and job.status == JobStatus.FAILED
+        and job.failure_reason in INFRASTRUCTURE_FAILURES
+    ):
         return "Re-run"
     return ""
 
@@ -111,8 +131,14 @@ def _job_or_404(request: WebRequest, job_id: int) -> dict[str, Any]:
     user = request.user
     # The buttons are hints; the services decide. job_cancel: the submitter or a maintainer.
     can_cancel = not terminal and user.is_authenticated and (job.submitted_by_id == user.pk or is_maintainer(user))
-    return {"job": JobSerializer(job, context={"request": request}).data, "job_obj": job, "terminal": terminal,
-            "can_cancel": can_cancel, "can_verify": _may_verify(job, user), "retry_label": _retry_label(job, user)}
+    return {
+        "job": JobSerializer(job, context={"request": request}).data,
+        "job_obj": job,
+        "terminal": terminal,
+        "can_cancel": can_cancel,
+        "can_verify": _may_verify(job, user),
+        "retry_label": _retry_label(job, user),
+    }
 
 
 def job_detail(request: WebRequest, job_id: int) -> HttpResponse:
@@ -152,8 +178,12 @@ def job_verify(request: AuthedRequest, job_id: int) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, exc.detail)
         return redirect("web:job", job_id=job.pk)
-    messages.success(request, f"Verification job {verification.pk} queued: it re-runs job {job.pk}." if created
-                     else f"A verification of job {job.pk} is already under way (job {verification.pk}); here it is.")
+    messages.success(
+        request,
+        f"Verification job {verification.pk} queued: it re-runs job {job.pk}."
+        if created
+        else f"A verification of job {job.pk} is already under way (job {verification.pk}); here it is.",
+    )
     return redirect("web:job", job_id=verification.pk)
 
 

@@ -21,8 +21,12 @@ from apps.leaderboards.models import primary_direction
 from ..svg import bar_chart
 
 MAX_ROWS = 200
-SORTS = {"rank": lambda r: r["rank"], "variant": lambda r: r["variant"].lower(),
-         "parameters": lambda r: (r["parameters"] is None, r["parameters"] or 0), "score": lambda r: r["rank"]}
+SORTS = {
+    "rank": lambda r: r["rank"],
+    "variant": lambda r: r["variant"].lower(),
+    "parameters": lambda r: (r["parameters"] is None, r["parameters"] or 0),
+    "score": lambda r: r["rank"],
+}
 
 
 def _sorted(rows: list[dict[str, Any]], sort: str) -> tuple[list[dict[str, Any]], str]:
@@ -41,9 +45,16 @@ def _friendly_filters(form: Any) -> Any:
     for name in ("verified", "contaminated", "complete"):
         if name in form.fields:
             form.fields[name].widget = forms.Select(choices=YES_NO)
-    labels = {"max_parameters": "Max parameters", "license": "Licence", "relation": "Relation",
-              "precision": "Precision", "task": "Task", "verified": "Verified", "contaminated": "Contaminated",
-              "complete": "Complete"}
+    labels = {
+        "max_parameters": "Max parameters",
+        "license": "Licence",
+        "relation": "Relation",
+        "precision": "Precision",
+        "task": "Task",
+        "verified": "Verified",
+        "contaminated": "Contaminated",
+        "complete": "Complete",
+    }
     for name, label in labels.items():
         if name in form.fields:
             form.fields[name].label = label
@@ -78,12 +89,24 @@ def benchmark(request: HttpRequest, slug: str) -> HttpResponse:
         rows = [entry_row(i + 1, row) for i, row in enumerate(values)]
     chart = bar_chart(rows, label_key="variant", value_key="score")
     rows, sort = _sorted(rows, request.GET.get("sort", "rank"))
-    return render(request, "web/leaderboard.html", {
-        "benchmark": bench, "version": version, "rows": rows, "chart": chart, "filterset": filterset,
-        "form": _friendly_filters(filterset.form), "sort": sort, "filters_query": _filters_query(request),
-        "metric": bench.primary_metric, "higher_is_better": primary_direction(bench),
-        "status": 200 if filterset.is_valid() else 400,
-    }, status=200 if filterset.is_valid() else 400)
+    return render(
+        request,
+        "web/leaderboard.html",
+        {
+            "benchmark": bench,
+            "version": version,
+            "rows": rows,
+            "chart": chart,
+            "filterset": filterset,
+            "form": _friendly_filters(filterset.form),
+            "sort": sort,
+            "filters_query": _filters_query(request),
+            "metric": bench.primary_metric,
+            "higher_is_better": primary_direction(bench),
+            "status": 200 if filterset.is_valid() else 400,
+        },
+        status=200 if filterset.is_valid() else 400,
+    )
 
 
 def suite(request: HttpRequest, slug: str) -> HttpResponse:
@@ -99,7 +122,17 @@ def suite(request: HttpRequest, slug: str) -> HttpResponse:
         rows = [suite_row(i + 1, row) for i, row in enumerate(values)]
     chart = bar_chart(rows, label_key="variant", value_key="score")
     rows, sort = _sorted(rows, request.GET.get("sort", "rank"))
-    return render(request, "web/leaderboard_suite.html", {
-        "suite": suite_obj, "rows": rows, "chart": chart, "form": _friendly_filters(filterset.form), "sort": sort,
-        "filters_query": _filters_query(request), "benchmarks": suite_obj.entries.all(),
-    }, status=200 if filterset.is_valid() else 400)
+    return render(
+        request,
+        "web/leaderboard_suite.html",
+        {
+            "suite": suite_obj,
+            "rows": rows,
+            "chart": chart,
+            "form": _friendly_filters(filterset.form),
+            "sort": sort,
+            "filters_query": _filters_query(request),
+            "benchmarks": suite_obj.entries.all(),
+        },
+        status=200 if filterset.is_valid() else 400,
+    )

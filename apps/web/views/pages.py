@@ -16,8 +16,10 @@ from . import AuthedRequest, WebRequest, sections
 
 
 def home(request: WebRequest) -> HttpResponse:
-    recent = registry_selectors.variants_as_seen_by(request.user, list(
-        registry_selectors.variants_visible_to(request.user).filter(is_public=True).order_by("-updated_at")[:8]))
+    recent = registry_selectors.variants_as_seen_by(
+        request.user,
+        list(registry_selectors.variants_visible_to(request.user).filter(is_public=True).order_by("-updated_at")[:8]),
+    )
     benchmarks = Benchmark.objects.visible_to(request.user).filter(is_active=True).order_by("name")
     return render(request, "web/home.html", {"recent": recent, "benchmarks": benchmarks})
 

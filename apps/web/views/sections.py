@@ -33,29 +33,44 @@ from . import AuthedRequest
 def variant_propose(user: Any, form: Any) -> Variant:
     data = form.cleaned_data
     card = data.get("card_file") or data.get("card") or ""
-    fields = {k: data[k] for k in ("license", "parameters", "precision", "task", "architecture", "summary")
-              if data.get(k) not in (None, "")}
-    return registry_services.variant_create(owner=user, name=data["name"], relation=data["relation"] or None,
-                                            parents=form.parent_names(), actor=user, card=card, **fields)
+    fields = {
+        k: data[k]
+        for k in ("license", "parameters", "precision", "task", "architecture", "summary")
+        if data.get(k) not in (None, "")
+    }
+    return registry_services.variant_create(
+        owner=user,
+        name=data["name"],
+        relation=data["relation"] or None,
+        parents=form.parent_names(),
+        actor=user,
+        card=card,
+        **fields,
+    )
 
 
 def variant_edit(user: Any, variant: Variant, form: Any) -> Variant:
     data = form.cleaned_data
-    changes: dict[str, Any] = {k: data.get(k) or "" for k in ("license", "precision", "task", "architecture",
-                                                              "summary")}
+    changes: dict[str, Any] = {
+        k: data.get(k) or "" for k in ("license", "precision", "task", "architecture", "summary")
+    }
     changes["parameters"] = data.get("parameters")
     changes["card"] = data.get("card_file") or data.get("card") or ""
     if data.get("relation"):
         changes["relation"] = data["relation"]
     changes["parents"] = form.parent_names()
-    return registry_services.variant_update(variant=variant, actor=user, if_match=data.get("etag") or None,
-                                            **changes)
+    return registry_services.variant_update(variant=variant, actor=user, if_match=data.get("etag") or None, **changes)
 
 
 def artifact_upload(user: Any, revision: Revision, form: Any) -> Artifact:
     data = form.cleaned_data
-    return registry_services.artifact_add(revision=revision, actor=user, upload=data["file"],
-                                          path=data.get("path") or None, fmt=data.get("format") or None)
+    return registry_services.artifact_add(
+        revision=revision,
+        actor=user,
+        upload=data["file"],
+        path=data.get("path") or None,
+        fmt=data.get("format") or None,
+    )
 
 
 def checklist_answer(user: Any, revision: Revision, key: str, data: dict[str, Any]) -> Any:
@@ -70,8 +85,9 @@ def checklist_answer(user: Any, revision: Revision, key: str, data: dict[str, An
 
 
 def review_submit(user: Any, revision: Revision, data: dict[str, Any]) -> Any:
-    return review_services.review_submit(revision=revision, reviewer=user, decision=data.get("decision", ""),
-                                         body=data.get("body", ""))
+    return review_services.review_submit(
+        revision=revision, reviewer=user, decision=data.get("decision", ""), body=data.get("body", "")
+    )
 
 
 def comment_create(user: Any, variant: Variant, data: dict[str, Any]) -> Any:
@@ -86,10 +102,14 @@ def comment_create(user: Any, variant: Variant, data: dict[str, Any]) -> Any:
 
 def flag_create(user: Any, variant: Variant, form: Any) -> Any:
     data = form.cleaned_data
-    return review_services.flag_create(variant=variant, reporter=user, kind=data.get("kind") or "",
-                                       description=data.get("description") or "",
-                                       evidence_url=data.get("evidence_url") or "",
-                                       evidence_excerpt=data.get("evidence_excerpt") or "")
+    return review_services.flag_create(
+        variant=variant,
+        reporter=user,
+        kind=data.get("kind") or "",
+        description=data.get("description") or "",
+        evidence_url=data.get("evidence_url") or "",
+        evidence_excerpt=data.get("evidence_excerpt") or "",
+    )
 
 
 def revision_action(user: Any, revision: Revision, action: str, *, reason: str = "") -> Revision:
@@ -136,15 +156,18 @@ def _checklist(user: Any, variant: Variant, current: Revision) -> dict[str, Any]
     rows = list(checklist.items.all())
     is_owner = user.is_authenticated and variant.owner_id == user.pk
     reviewer_not_author = is_reviewer(user) and not is_owner and current.created_by_id != user.pk
-    badge = render_badge(level=checklist.level, progress=checklist.progress or {},
-                         title=f"{variant.full_name} checklist")
+    badge = render_badge(
+        level=checklist.level, progress=checklist.progress or {}, title=f"{variant.full_name} checklist"
+    )
     levels = []
     for level, label in Level.choices:
         level_rows = [r for r in rows if r.item.level == level]
-        levels.append({"key": level, "label": label, "percent": (checklist.progress or {}).get(level, 0),
-                       "rows": level_rows})
+        levels.append(
+            {"key": level, "label": label, "percent": (checklist.progress or {}).get(level, 0), "rows": level_rows}
+        )
     return {
-        "checklist": checklist, "levels": levels,
+        "checklist": checklist,
+        "levels": levels,
         "badge_data_uri": "data:image/svg+xml;base64," + base64.b64encode(badge.svg).decode(),
         "badge_message": badge.message,
         "can_answer": is_owner and current.status in checklist_services.ANSWERABLE_STATUSES,
@@ -169,11 +192,17 @@ def _add_parent_deltas(variant: Variant, jobs: list[Any], rows: list[dict[str, A
             benchmarks[job.benchmark_id] = job.benchmark
     for (bench_id, version), group in groups.items():
         benchmark = benchmarks[bench_id]
-        scores = dict(leaderboard_selectors.board_entries(benchmark=benchmark, version=version)
-                      .filter(variant_id__in=list(parents)).values_list("variant_id", "score"))
+        scores = dict(
+            leaderboard_selectors.board_entries(benchmark=benchmark, version=version)
+            .filter(variant_id__in=list(parents))
+            .values_list("variant_id", "score")
+        )
         for row, value in group:
-            row["deltas"] = [{"parent": parents[pid], "delta": round(value - scores[pid], 6),
-                              "metric": benchmark.primary_metric} for pid in parents if pid in scores]
+            row["deltas"] = [
+                {"parent": parents[pid], "delta": round(value - scores[pid], 6), "metric": benchmark.primary_metric}
+                for pid in parents
+                if pid in scores
+            ]
 
 
 def variant_sections(request: HttpRequest, variant: Variant, current: Revision | None) -> dict[str, Any]:
@@ -182,9 +211,15 @@ def variant_sections(request: HttpRequest, variant: Variant, current: Revision |
     jobs = list(jobs_for_api(jobs_visible_to(user).filter(revision__variant=variant)).order_by("-id")[:50])
     job_rows: list[dict[str, Any]] = list(JobSerializer(jobs, many=True, context={"request": request}).data)
     _add_parent_deltas(variant, jobs, job_rows)
-    ctx: dict[str, Any] = {"jobs": job_rows, "actions": [], "checklist": None, "gate": None,
-                           "card_html": render_markdown(variant.card) if variant.card else "",
-                           "comments": review_selectors.comments_of(variant), "reviews": None}
+    ctx: dict[str, Any] = {
+        "jobs": job_rows,
+        "actions": [],
+        "checklist": None,
+        "gate": None,
+        "card_html": render_markdown(variant.card) if variant.card else "",
+        "comments": review_selectors.comments_of(variant),
+        "reviews": None,
+    }
     if current is None:
         return ctx
     ctx["actions"] = _actions(user, variant, current)
@@ -192,11 +227,18 @@ def variant_sections(request: HttpRequest, variant: Variant, current: Revision |
     if current.status != RevisionStatus.DRAFT:
         ctx["reviews"] = list(review_selectors.reviews_of(current))
         is_author = user.pk in author_ids(current)
-        ctx["can_review"] = (is_reviewer(user) and not is_author
-                             and current.status in (RevisionStatus.SUBMITTED, RevisionStatus.APPROVED))
+        ctx["can_review"] = (
+            is_reviewer(user)
+            and not is_author
+            and current.status in (RevisionStatus.SUBMITTED, RevisionStatus.APPROVED)
+        )
         ctx["review_decisions"] = ReviewDecision.choices
-    if current.status in (RevisionStatus.SUBMITTED, RevisionStatus.APPROVED, RevisionStatus.CHANGES_REQUESTED,
-                          RevisionStatus.UNPUBLISHED):
+    if current.status in (
+        RevisionStatus.SUBMITTED,
+        RevisionStatus.APPROVED,
+        RevisionStatus.CHANGES_REQUESTED,
+        RevisionStatus.UNPUBLISHED,
+    ):
         unmet = publication_gate_unmet(current)
         ctx["gate"] = {"ok": not unmet, "missing": unmet}
     return ctx

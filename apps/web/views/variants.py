@@ -54,15 +54,19 @@ def parent_suggestions(request: WebRequest) -> HttpResponse:
     qs = registry_selectors.variants_visible_to(request.user)
     if q:
         owner, sep, name = q.partition("/")
-        qs = qs.filter(owner__username__icontains=owner, name__icontains=name) if sep else (
-            qs.filter(name__icontains=q) | qs.filter(owner__username__icontains=q))
+        qs = (
+            qs.filter(owner__username__icontains=owner, name__icontains=name)
+            if sep
+            else (qs.filter(name__icontains=q) | qs.filter(owner__username__icontains=q))
+        )
     return render(request, "web/partials/parent_options.html", {"variants": qs.order_by("name")[:20]})
 
 
 @login_required
 def variant_propose(request: AuthedRequest) -> HttpResponse:
-    form = VariantProposeForm(request.POST or None, request.FILES or None,
-                              initial={"parents": request.GET.get("parent", "")})
+    form = VariantProposeForm(
+        request.POST or None, request.FILES or None, initial={"parents": request.GET.get("parent", "")}
+    )
     if request.method == "POST" and form.is_valid():
         try:
             variant = sections.variant_propose(request.user, form)
@@ -71,8 +75,12 @@ def variant_propose(request: AuthedRequest) -> HttpResponse:
         else:
             messages.success(request, f"{variant.full_name} created as a draft. Upload its files next.")
             return redirect("web:variant", owner=variant.owner.username, name=variant.name)
-    return render(request, "web/variant_propose.html",
-                  {"form": form, "licenses": license_choices()}, status=400 if form.errors else 200)
+    return render(
+        request,
+        "web/variant_propose.html",
+        {"form": form, "licenses": license_choices()},
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required
@@ -81,11 +89,18 @@ def variant_edit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     if not can_edit_variant(request.user, variant):
         # Seeing a published variant is not editing it, and the form would show its unpublished draft.
         raise DjangoPermissionDenied
-    initial = {"relation": variant.relation, "parents": ", ".join(
-        link.parent.full_name for link in variant.parent_links.all()), "license": variant.license,
-        "parameters": variant.parameters, "precision": variant.precision, "task": variant.task,
-        "architecture": variant.architecture, "summary": variant.summary, "card": variant.card,
-        "etag": variant.etag}
+    initial = {
+        "relation": variant.relation,
+        "parents": ", ".join(link.parent.full_name for link in variant.parent_links.all()),
+        "license": variant.license,
+        "parameters": variant.parameters,
+        "precision": variant.precision,
+        "task": variant.task,
+        "architecture": variant.architecture,
+        "summary": variant.summary,
+        "card": variant.card,
+        "etag": variant.etag,
+    }
     form = VariantEditForm(request.POST or None, request.FILES or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -97,9 +112,12 @@ def variant_edit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
         else:
             messages.success(request, f"{variant.full_name} saved.")
             return redirect("web:variant", owner=variant.owner.username, name=variant.name)
-    return render(request, "web/variant_edit.html", {"form": form, "variant": variant,
-                                                     "licenses": license_choices()},
-                  status=400 if form.errors else 200)
+    return render(
+        request,
+        "web/variant_edit.html",
+        {"form": form, "variant": variant, "licenses": license_choices()},
+        status=400 if form.errors else 200,
+    )
 
 
 def variant_detail(request: WebRequest, owner: str, name: str) -> HttpResponse:
@@ -115,9 +133,14 @@ def _variant_context(request: WebRequest, variant: Variant, **extra: Any) -> dic
     lineage = registry_selectors.variant_lineage(variant=variant, user=user)
     is_owner = user.is_authenticated and variant.owner_id == user.pk
     ctx: dict[str, Any] = {
-        "variant": variant, "revisions": revisions, "current": current, "lineage": lineage,
-        "lineage_svg": lineage_layout(lineage), "is_owner": is_owner,
-        "is_reviewer": is_reviewer(user), "is_maintainer": is_maintainer(user),
+        "variant": variant,
+        "revisions": revisions,
+        "current": current,
+        "lineage": lineage,
+        "lineage_svg": lineage_layout(lineage),
+        "is_owner": is_owner,
+        "is_reviewer": is_reviewer(user),
+        "is_maintainer": is_maintainer(user),
         "upload_form": extra.pop("upload_form", None) or ArtifactUploadForm(),
         "flag_form": extra.pop("flag_form", None) or FlagForm(),
     }
@@ -149,10 +172,13 @@ def artifact_upload(request: AuthedRequest, owner: str, name: str, number: int) 
             messages.success(request, msg)
             return redirect("web:variant", owner=variant.owner.username, name=variant.name)
     if request.headers.get("X-Requested-With") == "XMLHttpRequest":
-        return render(request, "web/partials/upload_form.html",
-                      {"upload_form": form, "variant": variant, "current": revision}, status=400)
-    return render(request, "web/variant_detail.html",
-                  _variant_context(request, variant, upload_form=form), status=400)
+        return render(
+            request,
+            "web/partials/upload_form.html",
+            {"upload_form": form, "variant": variant, "current": revision},
+            status=400,
+        )
+    return render(request, "web/variant_detail.html", _variant_context(request, variant, upload_form=form), status=400)
 
 
 @login_required
@@ -205,9 +231,18 @@ def checklist_answer(request: AuthedRequest, owner: str, name: str, number: int,
         row = next((r for level in ctx["checklist"]["levels"] for r in level["rows"] if r.item.key == key), None)
         if row is None:
             raise Http404
-        return render(request, "web/partials/checklist_item.html", {
-            **ctx, **ctx["checklist"], "row": row, "error": error, "posted": request.POST if error else None,
-        }, status=400 if error else 200)
+        return render(
+            request,
+            "web/partials/checklist_item.html",
+            {
+                **ctx,
+                **ctx["checklist"],
+                "row": row,
+                "error": error,
+                "posted": request.POST if error else None,
+            },
+            status=400 if error else 200,
+        )
     if error is not None:
         messages.error(request, _problem_text(error))
     else:
@@ -222,9 +257,14 @@ def review_submit(request: AuthedRequest, owner: str, name: str, number: int) ->
     try:
         review = sections.review_submit(request.user, revision, request.POST)
     except DomainError as exc:
-        return render(request, "web/variant_detail.html", _variant_context(
-            request, variant, review_errors=exc.errors or {"body": [exc.detail]}, review_posted=request.POST),
-            status=400 if exc.status < 500 else exc.status)
+        return render(
+            request,
+            "web/variant_detail.html",
+            _variant_context(
+                request, variant, review_errors=exc.errors or {"body": [exc.detail]}, review_posted=request.POST
+            ),
+            status=400 if exc.status < 500 else exc.status,
+        )
     messages.success(request, f"Your review ({review.get_decision_display()}) is recorded.")
     return redirect("web:variant", owner=variant.owner.username, name=variant.name)
 
@@ -236,9 +276,14 @@ def comment_create(request: AuthedRequest, owner: str, name: str) -> HttpRespons
     try:
         sections.comment_create(request.user, variant, request.POST)
     except DomainError as exc:
-        return render(request, "web/variant_detail.html", _variant_context(
-            request, variant, comment_errors=exc.errors or {"body": [exc.detail]}, comment_posted=request.POST),
-            status=400)
+        return render(
+            request,
+            "web/variant_detail.html",
+            _variant_context(
+                request, variant, comment_errors=exc.errors or {"body": [exc.detail]}, comment_posted=request.POST
+            ),
+            status=400,
+        )
     messages.success(request, "Comment posted.")
     return redirect("web:variant", owner=variant.owner.username, name=variant.name)
 
@@ -257,5 +302,9 @@ def flag_create(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
         else:
             messages.success(request, "Thank you: the moderators will look at your flag.")
             return redirect("web:variant", owner=variant.owner.username, name=variant.name)
-    return render(request, "web/variant_detail.html", _variant_context(request, variant, flag_form=form,
-                                                                       flag_open=True), status=400)
+    return render(
+        request,
+        "web/variant_detail.html",
+        _variant_context(request, variant, flag_form=form, flag_open=True),
+        status=400,
+    )

@@ -242,11 +242,17 @@ def _shared_cache() -> dict[str, object]:
         return env.cache("CACHE_URL")
     redis_url = env.str("REDIS_URL", default="") or env.str("CELERY_BROKER_URL", default="")
     if redis_url.split("://", 1)[0] in ("redis", "rediss"):
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url,
-                "KEY_PREFIX": "mc-cache"}
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": "mc-cache",
+        }
     # Culling keeps at most this many rows; set high so that a flood of entries cannot push counters out.
-    return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": MC_DB_CACHE_TABLE,
-            "OPTIONS": {"MAX_ENTRIES": env.int("MC_DB_CACHE_MAX_ENTRIES", default=100_000)}}
+    return {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": MC_DB_CACHE_TABLE,
+        "OPTIONS": {"MAX_ENTRIES": env.int("MC_DB_CACHE_MAX_ENTRIES", default=100_000)},
+    }
 
 
 CACHES = {"default": _shared_cache()}
@@ -346,8 +352,12 @@ MC_DISPATCH_CHUNK = env.int("MC_DISPATCH_CHUNK", default=32)
 MC_RESULT_FLUSH_S = env.float("MC_RESULT_FLUSH_S", default=0.25)
 MC_DISPATCH_EVERY_S = env.float("MC_DISPATCH_EVERY_S", default=5.0)
 # Publishing to a down broker fails fast: the job stays in the database and the beat sends it later.
-MC_DISPATCH_RETRY_POLICY = {"max_retries": env.int("MC_DISPATCH_PUBLISH_RETRIES", default=1),
-                            "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+MC_DISPATCH_RETRY_POLICY = {
+    "max_retries": env.int("MC_DISPATCH_PUBLISH_RETRIES", default=1),
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 MC_DISPATCH_BROKER_BACKOFF_S = env.float("MC_DISPATCH_BROKER_BACKOFF_S", default=5.0)
 # Celery's Django fixup closes every database connection before and after each task unless this is set: a
 # new PostgreSQL connection per job costs more than the whole no-op job. Workers keep their connection for
@@ -430,24 +440,27 @@ CELERY_BEAT_SCHEDULE["webhooks-recover"] = {
 
 # --- Checklists (issue 6) ---------------------------------------------------------------------------
 # The template new revisions get until a maintainer makes another one the default (fixtures/checklists/).
-MC_CHECKLIST_DEFAULT_TEMPLATE_FILE = env.str("MC_CHECKLIST_DEFAULT_TEMPLATE_FILE",
-                                             default="open-model-practices-v1.json")
+MC_CHECKLIST_DEFAULT_TEMPLATE_FILE = env.str(
+    "MC_CHECKLIST_DEFAULT_TEMPLATE_FILE", default="open-model-practices-v1.json"
+)
 # The shortest justification an N/A answer, or a met answer on a justification item, may carry.
 MC_CHECKLIST_MIN_JUSTIFICATION_CHARS = env.int("MC_CHECKLIST_MIN_JUSTIFICATION_CHARS", default=20)
 # How long README image proxies may cache the badge of a published revision.
 MC_CHECKLIST_BADGE_MAX_AGE_S = env.int("MC_CHECKLIST_BADGE_MAX_AGE_S", default=300)
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({
-    "ChecklistItemStatusEnum": "apps.checklists.choices.ItemStatus",
-    "ChecklistLevelEnum": "apps.checklists.choices.Level",
-    "ChecklistLevelReachedEnum": "apps.checklists.choices.LEVEL_REACHED_CHOICES",
-    "ChecklistItemKindEnum": "apps.checklists.choices.Kind",
-    "ChecklistEvidenceEnum": "apps.checklists.choices.Evidence",
-    "ChecklistAnswerSourceEnum": "apps.checklists.choices.ANSWER_SOURCES",
-    "MofClassEnum": "apps.checklists.choices.MofClass",
-    "MofClassStatusEnum": "apps.checklists.choices.MofClassStatus",
-    "MofComponentEnum": "apps.checklists.choices.MofComponent",
-    "MofContentTypeEnum": "apps.checklists.choices.ContentType",
-})
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "ChecklistItemStatusEnum": "apps.checklists.choices.ItemStatus",
+        "ChecklistLevelEnum": "apps.checklists.choices.Level",
+        "ChecklistLevelReachedEnum": "apps.checklists.choices.LEVEL_REACHED_CHOICES",
+        "ChecklistItemKindEnum": "apps.checklists.choices.Kind",
+        "ChecklistEvidenceEnum": "apps.checklists.choices.Evidence",
+        "ChecklistAnswerSourceEnum": "apps.checklists.choices.ANSWER_SOURCES",
+        "MofClassEnum": "apps.checklists.choices.MofClass",
+        "MofClassStatusEnum": "apps.checklists.choices.MofClassStatus",
+        "MofComponentEnum": "apps.checklists.choices.MofComponent",
+        "MofContentTypeEnum": "apps.checklists.choices.ContentType",
+    }
+)
 
 # --- Models out: downloads and resumable uploads (issue 13) -------------------------------------------------
 # Partial files of resumable uploads. Every web process must see the same folder (one host, or a shared volume);
@@ -463,8 +476,9 @@ CELERY_BEAT_SCHEDULE["uploads-expire"] = {
 # in bulk by the beat every MC_DOWNLOADS_FLUSH_S. Without Redis each web process keeps its own counts and writes
 # them in one statement at most every MC_DOWNLOADS_FLUSH_S (counts of a process that stops meanwhile are lost).
 MC_DOWNLOADS_REDIS_URL = env.str(
-    "MC_DOWNLOADS_REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
-    else "")
+    "MC_DOWNLOADS_REDIS_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+)
 MC_DOWNLOADS_KEY = env.str("MC_DOWNLOADS_KEY", default="mc:downloads")
 MC_DOWNLOADS_FLUSH_S = env.int("MC_DOWNLOADS_FLUSH_S", default=60)
 CELERY_BEAT_SCHEDULE["downloads-flush"] = {

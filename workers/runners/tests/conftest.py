@@ -80,7 +80,6 @@ def recorder() -> type[ProgressRecorder]:
     return ProgressRecorder
 
 
-
 @pytest.fixture(autouse=True, scope="session")
 def _sandbox_mode_for_this_kernel() -> Any:
     """On a kernel without namespaces the runner tests that are not about the sandbox run in its weak mode; the

@@ -66,9 +66,7 @@ def with_artifact(spec: RunSpec, artifact: ArtifactSpec) -> RunSpec:
 
 def swap_sha(spec: RunSpec, name: str, sha256: str) -> RunSpec:
     """The spec with the expected sha256 of artifact ``name`` replaced."""
-    return replace(
-        spec, artifacts=tuple(replace(a, sha256=sha256) if a.name == name else a for a in spec.artifacts)
-    )
+    return replace(spec, artifacts=tuple(replace(a, sha256=sha256) if a.name == name else a for a in spec.artifacts))
 
 
 class Touch:

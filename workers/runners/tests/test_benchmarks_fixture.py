@@ -17,8 +17,22 @@ REPO = Path(__file__).resolve().parents[3]
 DOC = json.loads((REPO / "fixtures" / "benchmarks.json").read_text(encoding="utf-8"))
 BENCHMARKS = {b["slug"]: b for b in DOC["benchmarks"]}
 FIELDS = {
-    "slug", "name", "version", "description", "task", "runner", "requires_extra", "dataset", "metrics",
-    "config_schema", "default_config", "resource_class", "timeout_s", "max_attempts", "tolerance", "demo_models",
+    "slug",
+    "name",
+    "version",
+    "description",
+    "task",
+    "runner",
+    "requires_extra",
+    "dataset",
+    "metrics",
+    "config_schema",
+    "default_config",
+    "resource_class",
+    "timeout_s",
+    "max_attempts",
+    "tolerance",
+    "demo_models",
 }
 
 

@@ -223,7 +223,11 @@ def test_runner_modules_import_without_their_heavy_dependencies():
         "print(','.join(heavy))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert out.stdout.strip() == ""

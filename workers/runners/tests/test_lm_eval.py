@@ -89,9 +89,7 @@ def test_cancel_between_batches(harbour_model, recorder):
 def test_pickle_weights_refused_and_never_loaded(harbour_model, tmp_path):
     marker = tmp_path / "pwned"
     folder = hf.copy_folder(harbour_model, tmp_path / "model")
-    spec = hf.with_artifact(
-        hf.model_spec(folder, hf.dataset(hf.CLOZE_JSONL), TASK), hf.pickle_weights(folder, marker)
-    )
+    spec = hf.with_artifact(hf.model_spec(folder, hf.dataset(hf.CLOZE_JSONL), TASK), hf.pickle_weights(folder, marker))
     with pytest.raises(RunnerError) as info:
         LmEvalRunner().run(spec, lambda d, t: None)
     assert info.value.reason == "unsafe_format"
@@ -141,8 +139,14 @@ def test_builtin_task_without_cached_data_is_unavailable_offline(harbour_model):
 def test_extract_metrics_names_stderr_and_samples():
     results = {
         "results": {
-            "a": {"alias": "a", "acc,none": 0.5, "acc_stderr,none": 0.1, "em,strict": 0.25,
-                  "em_stderr,strict": "N/A", "flag,none": True},
+            "a": {
+                "alias": "a",
+                "acc,none": 0.5,
+                "acc_stderr,none": 0.1,
+                "em,strict": 0.25,
+                "em_stderr,strict": "N/A",
+                "flag,none": True,
+            },
             "b": {"acc,none": 0.75, "acc_stderr,none": 0.05, "word_perplexity,none": float("inf")},
         },
         "groups": {"g": {"acc,none": 0.6, "acc_stderr,none": 0.02}},

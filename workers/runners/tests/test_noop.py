@@ -49,9 +49,7 @@ def test_fail_drill_is_a_runner_error():
     assert info.value.reason == "runner_error"
 
 
-@pytest.mark.parametrize(
-    "config", [{"sleep_s": -1}, {"steps": 0}, {"fail": "yes"}, {"unknown": 1}, {"sleep_s": "1"}]
-)
+@pytest.mark.parametrize("config", [{"sleep_s": -1}, {"steps": 0}, {"fail": "yes"}, {"unknown": 1}, {"sleep_s": "1"}])
 def test_invalid_config(config):
     with pytest.raises(RunnerError) as info:
         NoopRunner().run(bare_spec(config), lambda d, t: None)

@@ -335,9 +335,7 @@ def test_entry_points_loaded_and_broken_ones_skipped(monkeypatch, caplog):
         importlib.metadata.EntryPoint("test-slow", "workers.runners.tests.fake_runners:SlowRunner", group),
         importlib.metadata.EntryPoint("broken", "no_such_module_xyz:Runner", group),
         importlib.metadata.EntryPoint("not-a-runner", "workers.runners.tests.fake_runners:NotARunner", group),
-        importlib.metadata.EntryPoint(
-            "onnx-classification", "workers.runners.tests.fake_runners:SlowRunner", group
-        ),
+        importlib.metadata.EntryPoint("onnx-classification", "workers.runners.tests.fake_runners:SlowRunner", group),
     ]
 
     def fake_entry_points(**kwargs):

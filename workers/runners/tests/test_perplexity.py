@@ -152,9 +152,7 @@ def test_jsonl_dataset(harbour_model, tmp_path):
 def test_pickle_weights_refused_and_never_loaded(harbour_model, tmp_path):
     marker = tmp_path / "pwned"
     folder = hf.copy_folder(harbour_model, tmp_path / "model")
-    spec = hf.with_artifact(
-        hf.model_spec(folder, hf.dataset(hf.EVAL_TXT)), hf.pickle_weights(folder, marker)
-    )
+    spec = hf.with_artifact(hf.model_spec(folder, hf.dataset(hf.EVAL_TXT)), hf.pickle_weights(folder, marker))
     with pytest.raises(RunnerError) as info:
         PerplexityRunner().run(spec, lambda d, t: None)
     assert info.value.reason == "unsafe_format"

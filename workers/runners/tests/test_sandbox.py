@@ -63,8 +63,7 @@ class Watcher:
 
 
 def probe(policy: SandboxPolicy | None = None, spec: RunSpec | None = None, progress=noop, **config):
-    return run_in_child(PROBE, spec or fake_spec(**config), progress, timeout_s=TIMEOUT, memory_mb=None,
-                        policy=policy)
+    return run_in_child(PROBE, spec or fake_spec(**config), progress, timeout_s=TIMEOUT, memory_mb=None, policy=policy)
 
 
 def in_process(**config):
@@ -98,8 +97,7 @@ def test_timeout_kills_the_child():
     watcher = Watcher()
     started = time.monotonic()
     with pytest.raises(RunnerError) as info:
-        run_in_child(f"{MODULE}:SlowRunner", fake_spec(seconds=60, steps=60), watcher, timeout_s=2.0,
-                     memory_mb=None)
+        run_in_child(f"{MODULE}:SlowRunner", fake_spec(seconds=60, steps=60), watcher, timeout_s=2.0, memory_mb=None)
     assert info.value.reason == "timeout"
     assert "2 s" in info.value.message
     assert time.monotonic() - started < 15
@@ -108,9 +106,7 @@ def test_timeout_kills_the_child():
 
 def test_memory_limit_breach_is_out_of_memory():
     with pytest.raises(RunnerError) as info:
-        run_in_child(
-            f"{MODULE}:MemoryHogRunner", fake_spec(allocate_mb=1024), noop, timeout_s=TIMEOUT, memory_mb=200
-        )
+        run_in_child(f"{MODULE}:MemoryHogRunner", fake_spec(allocate_mb=1024), noop, timeout_s=TIMEOUT, memory_mb=200)
     assert info.value.reason == "out_of_memory"
     assert "200 MiB" in info.value.message
 
@@ -126,8 +122,9 @@ def test_cancel_kills_the_child_and_reraises():
     watcher = Watcher(raise_at=2)
     started = time.monotonic()
     with pytest.raises(JobCancelled):
-        run_in_child(f"{MODULE}:SlowRunner", fake_spec(seconds=30, steps=100), watcher, timeout_s=TIMEOUT,
-                     memory_mb=None)
+        run_in_child(
+            f"{MODULE}:SlowRunner", fake_spec(seconds=30, steps=100), watcher, timeout_s=TIMEOUT, memory_mb=None
+        )
     assert time.monotonic() - started < 15
     assert max(d for d, _ in watcher.calls) < 100
     assert_gone(watcher.pids)
@@ -189,8 +186,17 @@ def test_child_environment_is_an_allowlist(monkeypatch):
     result = run_in_child(f"{MODULE}:EnvRunner", fake_spec(names=[]), noop, timeout_s=TIMEOUT, memory_mb=None)
     assert result.environment["pid"] != os.getpid()
     env = probe(action="whoami").environment["env"]
-    for name in ("HTTPS_PROXY", "http_proxy", "HF_TOKEN", "DATABASE_URL", "SECRET_KEY", "MC_HARMLESS",
-                 "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL", "VIRTUAL_ENV"):
+    for name in (
+        "HTTPS_PROXY",
+        "http_proxy",
+        "HF_TOKEN",
+        "DATABASE_URL",
+        "SECRET_KEY",
+        "MC_HARMLESS",
+        "DJANGO_SETTINGS_MODULE",
+        "CELERY_BROKER_URL",
+        "VIRTUAL_ENV",
+    ):
         assert name not in env, name
     assert env["HF_HUB_OFFLINE"] == "1" and env["TRANSFORMERS_OFFLINE"] == "1" and env["HF_DATASETS_OFFLINE"] == "1"
     assert env["OMP_NUM_THREADS"] == "3"
@@ -205,8 +211,14 @@ def test_child_environment_is_an_allowlist(monkeypatch):
 def test_child_environment_helper():
     env = child_environment(
         256,
-        base={"PATH": "/bin", "ALL_PROXY": "socks5://x", "AWS_SECRET_ACCESS_KEY": "s", "OMP_NUM_THREADS": "2",
-              "SECRET_KEY": "k", "PYTHONPATH": "/elsewhere"},
+        base={
+            "PATH": "/bin",
+            "ALL_PROXY": "socks5://x",
+            "AWS_SECRET_ACCESS_KEY": "s",
+            "OMP_NUM_THREADS": "2",
+            "SECRET_KEY": "k",
+            "PYTHONPATH": "/elsewhere",
+        },
         home="/run/private",
         task_dirs=("/srv/tasks", "/srv/more"),
     )
@@ -242,9 +254,7 @@ def test_hash_mismatch_in_child(digits_spec):
     spec = digits_spec()
     bad = replace(spec.artifacts[0], sha256="0" * 64)
     with pytest.raises(RunnerError) as info:
-        run_in_child(
-            "onnx-classification", replace(spec, artifacts=(bad,)), noop, timeout_s=TIMEOUT, memory_mb=None
-        )
+        run_in_child("onnx-classification", replace(spec, artifacts=(bad,)), noop, timeout_s=TIMEOUT, memory_mb=None)
     assert info.value.reason == "hash_mismatch"
 
 
@@ -320,8 +330,12 @@ def test_child_runs_unprivileged_in_its_own_namespaces_and_folder(tmp_path):
     artifact.write_text("staged bytes")
     data = tmp_path / "data.jsonl"
     data.write_text("{}\n")
-    spec = RunSpec(job_id="x", artifacts=(ArtifactSpec(str(artifact), "0" * 64, "onnx"),),
-                   dataset=DatasetSpec(str(data)), config={"action": "whoami"})
+    spec = RunSpec(
+        job_id="x",
+        artifacts=(ArtifactSpec(str(artifact), "0" * 64, "onnx"),),
+        dataset=DatasetSpec(str(data)),
+        config={"action": "whoami"},
+    )
     env = probe(spec=spec).environment
     if os.geteuid() == 0:
         assert env["uid"] == 65534 and env["gid"] == 65534 and set(env["groups"]) <= {65534}
@@ -350,8 +364,12 @@ def test_inputs_are_shared_not_copied_and_read_only(tmp_path, work_dir):
     artifact = tmp_path / "weights.onnx"
     artifact.write_text("the original")
     artifact.chmod(0o644)
-    spec = RunSpec(job_id="x", artifacts=(ArtifactSpec(str(artifact), "0" * 64, "onnx"),), dataset=None,
-                   config={"action": "whoami"})
+    spec = RunSpec(
+        job_id="x",
+        artifacts=(ArtifactSpec(str(artifact), "0" * 64, "onnx"),),
+        dataset=None,
+        config={"action": "whoami"},
+    )
     policy = SandboxPolicy(work_dir=work_dir)
     env = probe(policy, spec=spec).environment
     # The same file (a hard link, or across filesystems a read-only mount of it), not a copy of gigabytes.
@@ -430,8 +448,12 @@ def test_reading_another_jobs_artifact_is_a_sandbox_violation(tmp_path):
     assert info.value.reason == "sandbox_violation", info.value.message
 
     # And the staged copy of a job that runs at the same moment.
-    spec = RunSpec(job_id="bob", artifacts=(ArtifactSpec(str(bobs), "0" * 64, "onnx"),), dataset=None,
-                   config={"seconds": 30, "steps": 300})
+    spec = RunSpec(
+        job_id="bob",
+        artifacts=(ArtifactSpec(str(bobs), "0" * 64, "onnx"),),
+        dataset=None,
+        config={"seconds": 30, "steps": 300},
+    )
     stop = threading.Event()
 
     def stop_soon(done: int, total: int) -> None:
@@ -532,8 +554,12 @@ def test_weak_mode_keeps_the_environment_allowlist_the_private_folder_and_the_or
     # Without namespaces or another user, the child could write a shared file: it gets a copy.
     artifact = tmp_path / "weights.onnx"
     artifact.write_text("the original")
-    spec = RunSpec(job_id="x", artifacts=(ArtifactSpec(str(artifact), "0" * 64, "onnx"),), dataset=None,
-                   config={"action": "tamper"})
+    spec = RunSpec(
+        job_id="x",
+        artifacts=(ArtifactSpec(str(artifact), "0" * 64, "onnx"),),
+        dataset=None,
+        config={"action": "tamper"},
+    )
     assert probe(policy, spec=spec).environment["tampered"]
     assert artifact.read_text() == "the original"
 

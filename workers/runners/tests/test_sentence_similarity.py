@@ -106,8 +106,9 @@ def test_sha_mismatch_refused(model_dir):
 
 def test_nested_files_need_their_names(model_dir):
     spec = hf.model_spec(model_dir, hf.dataset(hf.STS_JSONL))
-    unnamed = spec.__class__(**{**spec.__dict__, "artifacts": tuple(
-        ArtifactSpec(a.path, a.sha256, a.format) for a in spec.artifacts)})
+    unnamed = spec.__class__(
+        **{**spec.__dict__, "artifacts": tuple(ArtifactSpec(a.path, a.sha256, a.format) for a in spec.artifacts)}
+    )
     with pytest.raises(RunnerError) as info:
         SentenceSimilarityRunner().run(unnamed, lambda d, t: None)
     assert info.value.reason == "invalid_config"

@@ -10,6 +10,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         counts = leaderboard_rebuild(stdout=self.stdout.write)
-        self.stdout.write(self.style.SUCCESS(
-            f"leaderboards rebuilt: {counts['entries']} entries, {counts['suites']} suites, "
-            f"{counts['removed']} stale entries removed"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"leaderboards rebuilt: {counts['entries']} entries, {counts['suites']} suites, "
+                f"{counts['removed']} stale entries removed"
+            )
+        )

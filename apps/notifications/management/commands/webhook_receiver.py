@@ -37,5 +37,7 @@ class Command(BaseCommand):
             pass
         finally:
             receiver.stop()
-            self.stdout.write(f"processed {len(receiver.log.processed)}, duplicates {len(receiver.log.duplicates)}, "
-                              f"refused {len(receiver.log.refused)}")
+            self.stdout.write(
+                f"processed {len(receiver.log.processed)}, duplicates {len(receiver.log.duplicates)}, "
+                f"refused {len(receiver.log.refused)}"
+            )

@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from apps.registry.choices import SAFE_FORMATS, UNSAFE_FORMATS
 from workers.runners.base import SHA256_RE
+from workers.runners.formats import is_safe, is_unsafe
 
 from .choices import MAX_CONFIDENCE, ItemStatus
 from .facts import RevisionFacts
@@ -137,7 +137,7 @@ def safe_serialization(facts: RevisionFacts) -> Finding:
     artifacts = facts.artifacts
     if not artifacts:
         return Finding(S.UNMET, 5, "The revision has no artifacts.")
-    unsafe = [f"{a.path} ({a.format})" for a in artifacts if a.format in UNSAFE_FORMATS]
+    unsafe = [f"{a.path} ({a.format})" for a in artifacts if is_unsafe(a.path, a.format)]
     if unsafe:
         return Finding(
             S.UNMET,
@@ -145,10 +145,10 @@ def safe_serialization(facts: RevisionFacts) -> Finding:
             f"Pickle-based artifacts can run code when loaded and are never loaded here: "
             f"{_listing(unsafe)}. Convert them to safetensors.",
         )
-    safe = [f"{a.path} ({a.format})" for a in artifacts if a.format in SAFE_FORMATS]
+    safe = [f"{a.path} ({a.format})" for a in artifacts if is_safe(a.path, a.format)]
     if not safe:
         return Finding(S.UNMET, 4, "No artifact holds weights in safetensors, onnx or gguf.")
-    other = [a.path for a in artifacts if a.format not in SAFE_FORMATS]
+    other = [a.path for a in artifacts if not is_safe(a.path, a.format)]
     if other:
         return Finding(
             S.MET,

@@ -26,8 +26,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
-from apps.registry.choices import SAFE_FORMATS, UNSAFE_FORMATS
 from apps.registry.models import Revision
+from workers.runners.formats import SAFE_FORMATS, UNSAFE_FORMATS
 
 from .choices import (
     MOF_CLASS_ORDER,

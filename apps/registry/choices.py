@@ -66,25 +66,6 @@ class ArtifactFormat(models.TextChoices):
     OTHER = "other"
 
 
-SAFE_FORMATS = frozenset({"safetensors", "onnx", "gguf"})
-UNSAFE_FORMATS = frozenset({"pickle", "bin", "pt", "pth", "pkl", "ckpt"})
-
-# File extensions whose format is certain. A pickle-family extension can never be declared as a safe format.
-EXTENSION_FORMATS: dict[str, str] = {
-    ".safetensors": "safetensors",
-    ".onnx": "onnx",
-    ".gguf": "gguf",
-    ".bin": "bin",
-    ".pt": "pt",
-    ".pth": "pth",
-    ".pkl": "pkl",
-    ".pickle": "pickle",
-    ".ckpt": "ckpt",
-    ".json": "json",
-    ".txt": "txt",
-    ".md": "txt",
-}
-
 # A new revision may be opened from these states of the current one: a draft is edited in place, and a
 # submitted revision is under review (withdraw it first).
 NEW_REVISION_FROM: tuple[str, ...] = (

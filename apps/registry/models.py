@@ -9,7 +9,9 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 
-from .choices import SAFE_FORMATS, TRANSITIONS, Precision, Relation, RevisionStatus
+from workers.runners.formats import is_safe
+
+from .choices import TRANSITIONS, Precision, Relation, RevisionStatus
 from .querysets import RevisionQuerySet, VariantQuerySet
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
@@ -159,7 +161,7 @@ class Artifact(models.Model):
 
     @property
     def safe(self) -> bool:
-        return self.format in SAFE_FORMATS
+        return is_safe(self.path, self.format)
 
     def local_path(self) -> str | None:
         """A filesystem path a worker can open, for uploads on file storage and file:// URIs."""

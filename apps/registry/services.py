@@ -24,16 +24,14 @@ from apps.accounts.roles import is_maintainer
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, PreconditionFailed, ValidationFailed
 from workers.runners.base import SHA256_RE
+from workers.runners.formats import SAFE_FORMATS, UNSAFE_FORMATS, format_from_extension
 
 from . import hooks
 from .blobs import blob_release, blob_store
 from .cards import card_split, json_safe, metadata_to_fields, summary_from_body
 from .choices import (
-    EXTENSION_FORMATS,
     NEW_REVISION_FROM,
     PIPELINE_TAGS,
-    SAFE_FORMATS,
-    UNSAFE_FORMATS,
     ArtifactFormat,
     Precision,
     Relation,
@@ -611,7 +609,7 @@ def _clean_path(path: Any, errors: dict[str, list[str]]) -> str:
 
 
 def _clean_format(path: str, declared: Any, errors: dict[str, list[str]]) -> str:
-    from_ext = EXTENSION_FORMATS.get(PurePosixPath(path).suffix.lower())
+    from_ext = format_from_extension(PurePosixPath(path))
     if declared:
         value = str(declared).lower()
         if value not in ArtifactFormat.values:

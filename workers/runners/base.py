@@ -32,14 +32,14 @@ from typing import Any, ClassVar
 
 import jsonschema
 
+# The format rules live in their own module; re-exported here because runners (and third parties) import them
+# from the runner interface.
+from workers.runners.formats import SAFE_FORMATS, UNSAFE_FORMATS, is_unsafe
+
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "modelcommons.runners"
 
-#: Serializations that can execute code when loaded. Never opened by a runner.
-UNSAFE_FORMATS: frozenset[str] = frozenset({"pickle", "bin", "pt", "pth", "pkl", "ckpt"})
-#: Serializations that are pure data.
-SAFE_FORMATS: frozenset[str] = frozenset({"safetensors", "onnx", "gguf"})
 
 #: The failure reason codes a job can carry (SPEC, "Benchmark jobs").
 FAILURE_REASONS: frozenset[str] = frozenset(
@@ -217,12 +217,6 @@ class RunnerError(Exception):
 
 class JobCancelled(Exception):
     """Raised by a progress callback to stop a run between batches."""
-
-
-def is_unsafe(path: str, fmt: str | None) -> bool:
-    """True when the declared format or the file suffix names a code-executing serialization."""
-    suffix = Path(path).suffix.lstrip(".").lower()
-    return (fmt or "").strip().lower() in UNSAFE_FORMATS or suffix in UNSAFE_FORMATS
 
 
 def refuse_unsafe(artifact: ArtifactSpec) -> None:

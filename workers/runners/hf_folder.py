@@ -48,25 +48,11 @@ from workers.runners.base import (
     is_unsafe,
     verify_sha256,
 )
+from workers.runners.formats import format_from_extension
 from workers.runners.sandbox_child import looks_like_oom
 
 #: File formats a folder runner accepts, besides the weights themselves.
 FOLDER_FORMATS: frozenset[str] = frozenset({"safetensors", "json", "txt"})
-
-#: Formats by file suffix, for :func:`folder_artifacts`.
-_SUFFIX_FORMATS = {
-    ".safetensors": "safetensors",
-    ".json": "json",
-    ".txt": "txt",
-    ".bin": "bin",
-    ".pt": "pt",
-    ".pth": "pth",
-    ".pkl": "pkl",
-    ".pickle": "pickle",
-    ".ckpt": "ckpt",
-    ".onnx": "onnx",
-    ".gguf": "gguf",
-}
 
 
 def require_extra(extra: str, *modules: str) -> None:
@@ -94,7 +80,7 @@ def require_extra(extra: str, *modules: str) -> None:
 
 def format_for(path: str | Path) -> str:
     """The artifact format a file name implies (``"other"`` when unknown)."""
-    return _SUFFIX_FORMATS.get(Path(path).suffix.lower(), "other")
+    return format_from_extension(path) or "other"
 
 
 def sha256_of(path: str | Path) -> str:
@@ -120,7 +106,9 @@ def folder_artifacts(folder: str | Path, *, formats: Iterable[str] | None = FOLD
         if not path.is_file() or any(part.startswith(".") for part in rel.parts):
             continue
         fmt = format_for(path)
-        if wanted is not None and fmt not in wanted:
+        if wanted is not None and (fmt not in wanted or path.suffix.lower() == ".md"):
+            # Markdown (the model card) is text by its extension, but it is the revision's card, not a file
+            # the runner loads.
             continue
         specs.append(
             ArtifactSpec(

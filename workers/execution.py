@@ -8,12 +8,14 @@ This is the only place where the Django world (jobs, artifacts) meets the runner
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -22,6 +24,7 @@ from apps.benchmarks.choices import FailureReason
 from apps.benchmarks.models import Benchmark, BenchmarkJob, BenchmarkVersion
 from apps.benchmarks.runner_registry import runner_class
 from apps.registry.models import Artifact
+from apps.transfers.worker_access import worker_blob_token
 from workers.runners.base import (
     ArtifactSpec,
     DatasetSpec,
@@ -33,6 +36,7 @@ from workers.runners.base import (
 )
 from workers.runners.inprocess import run_in_process
 from workers.runners.sandbox import SandboxPolicy, run_in_child
+from workers.staging import Blob, BlobCache, BlobSource, HttpSource, S3Source
 
 logger = logging.getLogger(__name__)
 _ARTIFACT_HAS_NAME = "name" in getattr(ArtifactSpec, "__dataclass_fields__", {})
@@ -44,6 +48,8 @@ def worker_identity(nodename: str | None = None) -> str:
 
 
 def resolve_dataset(source: Benchmark | BenchmarkVersion) -> DatasetSpec | None:
+    """The benchmark's dataset. It ships with the code (a file:// path or a path in the repository, fixtures/), so
+    it is read where it is on every worker; when the benchmark records a sha256, it is verified here first."""
     uri = source.dataset_uri
     if not uri:
         return None
@@ -55,12 +61,67 @@ def resolve_dataset(source: Benchmark | BenchmarkVersion) -> DatasetSpec | None:
         )
     else:
         path = Path(uri) if Path(uri).is_absolute() else Path(settings.BASE_DIR) / uri
+    if source.dataset_sha256:
+        verify_sha256(str(path), source.dataset_sha256)
     return DatasetSpec(path=str(path), sha256=source.dataset_sha256 or None)
 
 
-def resolve_artifacts(job: BenchmarkJob, loadable: frozenset[str]) -> tuple[ArtifactSpec, ...]:
-    """The revision's artifacts the runner can load. Pickle-based files are never handed over; each file's
-    sha256 is checked here, before any runner code sees it (runners check again before loading)."""
+_cache: BlobCache | None = None
+
+
+def worker_cache() -> BlobCache:
+    """This process's blob cache (MC_WORKER_CACHE_DIR, capped at MC_WORKER_CACHE_MAX_MB)."""
+    global _cache
+    root, max_bytes = Path(settings.MC_WORKER_CACHE_DIR), int(settings.MC_WORKER_CACHE_MAX_MB) * 1024 * 1024
+    if _cache is None or _cache.root != root or _cache.max_bytes != max_bytes:
+        _cache = BlobCache(root, max_bytes=max_bytes)
+    return _cache
+
+
+def _bucket_source() -> S3Source:
+    """The bucket the platform stores artifacts in, through the storage's own client (same settings)."""
+    from django.core.files.storage import default_storage
+
+    storage: Any = default_storage
+    return S3Source(storage.connection.meta.client, storage.bucket_name)
+
+
+def _platform_source() -> HttpSource:
+    return HttpSource(settings.MC_PLATFORM_URL, worker_blob_token, timeout_s=float(settings.MC_WORKER_FETCH_TIMEOUT_S))
+
+
+def staging_sources() -> list[BlobSource]:
+    """Where this worker fetches blobs it does not have, in order (MC_WORKER_STAGING, MC_STORAGE)."""
+    mode, on_s3 = settings.MC_WORKER_STAGING, settings.MC_STORAGE == "s3"
+    if mode == "s3":
+        if not on_s3:
+            raise RunnerError(
+                FailureReason.ARTIFACT_UNAVAILABLE, "MC_WORKER_STAGING=s3 needs the platform's MC_STORAGE=s3."
+            )
+        return [_bucket_source()]
+    if mode == "http":
+        return [_platform_source()]
+    # auto: the bucket when there is one, with the platform behind it (a worker without bucket credentials)
+    return [_bucket_source(), _platform_source()] if on_s3 else [_platform_source()]
+
+
+def _in_place(artifact: Artifact) -> str | None:
+    """The artifact's file on this machine's disk, when staging may read it there (MC_WORKER_STAGING auto or
+    local) and the storage is a file system that has it."""
+    if settings.MC_WORKER_STAGING not in ("auto", "local"):
+        return None
+    local = artifact.local_path()
+    return local if local and Path(local).is_file() else None
+
+
+def resolve_artifacts(
+    job: BenchmarkJob, loadable: frozenset[str], pins: contextlib.ExitStack | None = None
+) -> tuple[ArtifactSpec, ...]:
+    """The revision's artifacts the runner can load, as files on this worker. Pickle-based files are never handed
+    over. A file is read in place from the shared disk when that is allowed and possible, else staged into the
+    worker's cache (MC_WORKER_STAGING); every sha256 is checked here, before any runner code sees the file
+    (runners check again before loading). Staged files stay pinned (never evicted) until `pins` closes: pass the
+    stack that spans the run."""
     artifacts = list(Artifact.objects.filter(revision_id=job.revision_id))
     usable = [a for a in artifacts if a.format.lower() in loadable and not is_unsafe(a.path, a.format)]
     if not usable:
@@ -75,22 +136,39 @@ def resolve_artifacts(job: BenchmarkJob, loadable: frozenset[str]) -> tuple[Arti
             FailureReason.ARTIFACT_UNAVAILABLE,
             f"The revision has no artifact this runner can load ({', '.join(sorted(loadable))}).",
         )
-    specs = []
-    for artifact in usable:
-        local = artifact.local_path()
-        if local is None or not Path(local).exists():
-            raise RunnerError(
-                FailureReason.ARTIFACT_UNAVAILABLE,
-                f"Artifact {artifact.path} is not reachable from this worker ({artifact.uri or 'storage'}).",
+    with contextlib.ExitStack() as scope:
+        stage = (pins if pins is not None else scope).enter_context(worker_cache().session())
+        sources: list[BlobSource] | None = None
+        specs = []
+        for artifact in usable:
+            local = _in_place(artifact)
+            if local is None and not artifact.file and artifact.uri.startswith("file://"):
+                local = artifact.local_path()  # a development-only file:// record (MC_ARTIFACT_ALLOW_FILE_URIS)
+            if local is not None:
+                verify_sha256(local, artifact.sha256)
+            elif not artifact.file:
+                raise RunnerError(
+                    FailureReason.ARTIFACT_UNAVAILABLE,
+                    f"Artifact {artifact.path} is not stored on the platform ({artifact.uri or 'no URI'}); "
+                    "workers only read stored files.",
+                )
+            elif settings.MC_WORKER_STAGING == "local":
+                raise RunnerError(
+                    FailureReason.ARTIFACT_UNAVAILABLE,
+                    f"Artifact {artifact.path} is not on this worker's disk ({artifact.file.name} under "
+                    f"{settings.MEDIA_ROOT}) and MC_WORKER_STAGING=local fetches nothing.",
+                )
+            else:
+                sources = staging_sources() if sources is None else sources
+                blob = Blob(artifact.sha256, artifact.size_bytes, artifact.path, str(artifact.file.name))
+                local = stage(blob, sources)
+            extra = {"name": artifact.path} if _ARTIFACT_HAS_NAME else {}
+            specs.append(
+                ArtifactSpec(
+                    path=local, sha256=artifact.sha256, format=artifact.format, size_bytes=artifact.size_bytes, **extra
+                )
             )
-        verify_sha256(local, artifact.sha256)
-        extra = {"name": artifact.path} if _ARTIFACT_HAS_NAME else {}
-        specs.append(
-            ArtifactSpec(
-                path=local, sha256=artifact.sha256, format=artifact.format, size_bytes=artifact.size_bytes, **extra
-            )
-        )
-    return tuple(specs)
+        return tuple(specs)
 
 
 class _Heartbeat(threading.Thread):
@@ -150,7 +228,15 @@ def _seed(job: BenchmarkJob) -> int:
 
 def _run(job: BenchmarkJob, heartbeat: _Heartbeat) -> services.Completion | BenchmarkJob | None:
     """Run one claimed attempt. Returns what to record when it ran to the end; a failure is recorded here (and
-    the job, or None when fenced off, is returned)."""
+    the job, or None when fenced off, is returned). The files staged for it stay pinned in the worker cache
+    until it ends."""
+    with contextlib.ExitStack() as pins:
+        return _run_pinned(job, heartbeat, pins)
+
+
+def _run_pinned(
+    job: BenchmarkJob, heartbeat: _Heartbeat, pins: contextlib.ExitStack
+) -> services.Completion | BenchmarkJob | None:
     attempt = job.attempts
     source: Benchmark | BenchmarkVersion = job.spec or job.benchmark
     runner_key = source.runner
@@ -167,7 +253,7 @@ def _run(job: BenchmarkJob, heartbeat: _Heartbeat) -> services.Completion | Benc
         loadable = frozenset(f.lower() for f in getattr(cls, "loadable_formats", frozenset()))
         spec = RunSpec(
             job_id=str(job.pk),
-            artifacts=resolve_artifacts(job, loadable) if loadable else (),
+            artifacts=resolve_artifacts(job, loadable, pins) if loadable else (),
             dataset=resolve_dataset(source),
             config=dict(job.config),
             seed=seed,

@@ -155,6 +155,8 @@ class Artifact(models.Model):
     class Meta:
         ordering = ["revision_id", "path"]
         constraints = [models.UniqueConstraint(fields=["revision", "path"], name="artifact_path_unique")]
+        # Workers fetch stored bytes by their sha256 (apps.transfers.selectors.stored_blob).
+        indexes = [models.Index(fields=["sha256"], name="artifact_sha256_idx")]
 
     def __str__(self) -> str:
         return self.path

@@ -80,3 +80,13 @@ def upload_for_user_or_404(user: Any, upload_id: uuid.UUID | str) -> UploadSessi
     if session is None:
         raise NotFound("No such upload session.")
     return session
+
+
+def stored_blob(sha256: str) -> Artifact:
+    """An artifact whose bytes are stored under `sha256` (any revision, any visibility: the caller is a worker
+    holding a token for this blob); NotFound when no stored artifact has these bytes. One query (by the sha256
+    index)."""
+    artifact = Artifact.objects.filter(sha256=sha256.lower()).exclude(file="").order_by("pk").first()
+    if artifact is None:
+        raise NotFound(f"No stored file has sha256 {sha256}.")
+    return artifact

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.permissions import NO_TOKEN, TokenScopePermission
 from apps.core.parsers import JSONParser
 from apps.registry.api.serializers import ArtifactSerializer
 from apps.registry.services import ARTIFACT_PATH_SCHEMA
@@ -21,6 +22,7 @@ from apps.transfers import selectors, services
 from apps.transfers.downloads import download_recorded
 from apps.transfers.serving import artifact_response
 
+from .authentication import HasWorkerGrantForBlob, WorkerTokenAuthentication
 from .serializers import FileSerializer, UploadCreateSerializer, UploadSerializer
 
 CHUNK_TYPE = "application/offset+octet-stream"
@@ -92,6 +94,22 @@ class RevisionFileDownloadView(AnyAcceptMixin, APIView):
         artifact = selectors.stored_artifact_in(revision, path)
         variant_id = revision.variant_id
         return artifact_response(request, artifact, on_download=lambda: download_recorded(variant_id))
+
+
+class WorkerBlobView(AnyAcceptMixin, APIView):
+    """Internal: a worker stages a job's file by its sha256, from any revision (drafts and private ones too), with
+    `Authorization: Worker <token>` minted for that blob (apps.transfers.worker_access). No token: 401; a bad or
+    expired one: 401; one for another blob: 403; unknown bytes: 404. Answered like a download (Range to resume,
+    ETag, a presigned redirect from S3), not counted as one. Not part of the public API schema."""
+
+    authentication_classes = [WorkerTokenAuthentication]
+    permission_classes = [HasWorkerGrantForBlob, TokenScopePermission]
+    throttle_classes: list[Any] = []  # workers are trusted and fetch in bursts
+    token_scopes = {"GET": NO_TOKEN}  # no personal access token opens it, whatever its scopes
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, sha256: str) -> HttpResponseBase:
+        return artifact_response(request, selectors.stored_blob(sha256))
 
 
 class UploadCreateView(APIView):

@@ -191,21 +191,51 @@ def test_downloads_redirect_to_a_presigned_url_that_serves_the_bytes(s3, alice, 
     assert owner.get(url, HTTP_IF_NONE_MATCH=f'"{digest}"').status_code == 304
 
 
-def test_a_worker_without_the_files_fails_the_job_as_artifact_unavailable(s3, alice, maintainer, client_for):
-    """Workers read artifacts from a local path; on S3 there is none until workers stage files themselves (issue 13
-    part 5), so a job fails with the clear reason instead of crashing."""
+@pytest.mark.parametrize("mode", ["s3", "auto"])
+def test_a_worker_stages_the_files_straight_from_the_bucket(
+    s3, settings, tmp_path, alice, maintainer, client_for, mode
+):
+    """Issue 13 part 5: a worker reads a job's files from the bucket itself (get_object on the blob's key), into
+    its own cache, with no request to the platform and no shared disk."""
+    from contextlib import ExitStack
+    from types import SimpleNamespace
+
+    from workers.execution import resolve_artifacts
+
+    settings.MC_STORAGE, settings.MC_WORKER_STAGING = "s3", mode
+    settings.MC_WORKER_CACHE_DIR = tmp_path / "worker-cache"
+    settings.MC_PLATFORM_URL = "http://127.0.0.1:9"  # nothing listens: the bucket must serve
+    variant = make_variant(alice, "one", [make_original(maintainer)])
+    weights = safetensors_bytes(5000, seed=12)
+    assert _upload(client_for(alice), "alice", "one", "model.safetensors", weights).status_code == 201
+    digest = hashlib.sha256(weights).hexdigest()
+    with ExitStack() as pins:
+        (spec,) = resolve_artifacts(
+            SimpleNamespace(revision_id=variant.current_revision_id), frozenset({"safetensors"}), pins
+        )
+        assert Path(spec.path) == tmp_path / "worker-cache" / "blobs" / "sha256" / digest[:2] / digest[2:4] / digest
+        assert Path(spec.path).read_bytes() == weights and spec.sha256 == digest and spec.name == "model.safetensors"
+
+
+def test_a_blob_missing_from_the_bucket_fails_as_artifact_unavailable(
+    s3, settings, tmp_path, alice, maintainer, client_for
+):
     from types import SimpleNamespace
 
     from apps.benchmarks.choices import FailureReason
     from workers.execution import resolve_artifacts
     from workers.runners.base import RunnerError
 
+    settings.MC_STORAGE, settings.MC_WORKER_STAGING = "s3", "s3"
+    settings.MC_WORKER_CACHE_DIR = tmp_path / "worker-cache"
     variant = make_variant(alice, "one", [make_original(maintainer)])
-    assert _upload(client_for(alice), "alice", "one", "model.safetensors", safetensors_bytes(64)).status_code == 201
+    weights = safetensors_bytes(64)
+    assert _upload(client_for(alice), "alice", "one", "model.safetensors", weights).status_code == 201
+    s3.delete_object(Bucket=BUCKET, Key=blob_name(hashlib.sha256(weights).hexdigest()))
     with pytest.raises(RunnerError) as exc:
         resolve_artifacts(SimpleNamespace(revision_id=variant.current_revision_id), frozenset({"safetensors"}))
     assert exc.value.reason == FailureReason.ARTIFACT_UNAVAILABLE
-    assert "model.safetensors" in str(exc.value)
+    assert "'model.safetensors'" in exc.value.message and f"bucket {BUCKET}" in exc.value.message
 
 
 def test_a_resumable_upload_lands_in_the_bucket_and_its_partial_file_goes(s3, settings, alice, maintainer, client_for):

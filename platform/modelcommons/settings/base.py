@@ -486,6 +486,31 @@ CELERY_BEAT_SCHEDULE["downloads-flush"] = {
     "schedule": timedelta(seconds=MC_DOWNLOADS_FLUSH_S),
 }
 
+# --- Workers need no shared disk (issue 13 part 5) ------------------------------------------------------------
+# How a worker gets a job's files (workers/execution.py, workers/staging.py):
+#   auto  (default) in place from MEDIA_ROOT when MC_STORAGE=filesystem and the file is there (one machine, or a
+#         shared volume); from the bucket when MC_STORAGE=s3; otherwise over HTTP from MC_PLATFORM_URL;
+#   local only in place (today's shared-disk fast path; a missing file fails the job as artifact_unavailable);
+#   http  always from the platform's internal endpoint (GET /api/v1/internal/blobs/<sha256>/);
+#   s3    always straight from the bucket (MC_STORAGE=s3 and its AWS_* settings, read-only credentials suffice).
+# http and s3 copy each file into the worker's cache, verify its sha256 and keep it for the next job.
+MC_WORKER_STAGING = env.str("MC_WORKER_STAGING", default="auto")
+if MC_WORKER_STAGING not in ("auto", "local", "http", "s3"):
+    raise ImproperlyConfigured(f"MC_WORKER_STAGING must be auto, local, http or s3, not {MC_WORKER_STAGING!r}.")
+# The platform as the workers reach it (an internal address may differ from the public MC_SITE_URL).
+MC_PLATFORM_URL = env.str("MC_PLATFORM_URL", default=MC_SITE_URL)
+# The worker's content-addressed cache (blobs/sha256/aa/bb/<sha256>), local to each worker machine, and its size
+# cap: least recently used files are evicted past it (never a file a running job uses).
+MC_WORKER_CACHE_DIR = Path(env.str("MC_WORKER_CACHE_DIR", default=str(VAR_DIR / "worker-cache")))
+MC_WORKER_CACHE_MAX_MB = env.int("MC_WORKER_CACHE_MAX_MB", default=20 * 1024)
+# Workers sign their blob tokens with this secret (HMAC through django.core.signing, a salt of its own); the web
+# tier checks them with it. Empty: SECRET_KEY, which every worker already has. A token opens one blob for
+# MC_WORKER_TOKEN_TTL_S seconds (checked when the request starts: a long download is not cut off).
+MC_WORKER_SECRET = env.str("MC_WORKER_SECRET", default="")
+MC_WORKER_TOKEN_TTL_S = env.int("MC_WORKER_TOKEN_TTL_S", default=300)
+# Seconds a fetch waits for the platform or the bucket to answer (each read, not the whole transfer).
+MC_WORKER_FETCH_TIMEOUT_S = env.float("MC_WORKER_FETCH_TIMEOUT_S", default=60.0)
+
 # --- Login throttling (issue 12) ------------------------------------------------------------------------
 # How many reverse proxies in front of the application server append to X-Forwarded-For: the client is the
 # address the outermost of them saw. 0 (nothing in front): X-Forwarded-For is ignored, REMOTE_ADDR is the client.

@@ -8,8 +8,8 @@ from celery import shared_task
 from django.db import close_old_connections
 
 from apps.benchmarks.dispatch import jobs_dispatch as jobs_dispatch_service
-from apps.benchmarks.dispatch import jobs_recover as jobs_recover_service
 from apps.benchmarks.services import jobs_claim
+from apps.benchmarks.services.recovery import jobs_recover as jobs_recover_service
 from workers import presence  # noqa: F401 - connects the worker signals (private queue, presence)
 from workers.execution import execute_jobs, worker_identity
 

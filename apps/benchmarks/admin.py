@@ -26,7 +26,7 @@ from .models import (
     SubmitterProfile,
     WorkerNode,
 )
-from .verification import verification_resolve
+from .services.verification import verification_resolve
 
 
 class ReadOnlyAdminMixin:

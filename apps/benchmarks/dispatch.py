@@ -20,13 +20,15 @@ The buffer has two lanes, each in fair-share order:
 - jobs of in-process runners (``MC_IN_PROCESS_RUNNERS``, such as ``noop``: milliseconds each, where the cost of
   a message per job would dominate): at most ``MC_DISPATCH_QUICK_BUFFER`` sent ahead, in chunks of up to
   ``MC_DISPATCH_CHUNK`` consecutive ids per message, which a worker claims in one statement and whose results
-  it writes in bulk (:func:`apps.benchmarks.services.jobs_claim`, :func:`~apps.benchmarks.services.jobs_complete`).
+  it writes in bulk (:func:`apps.benchmarks.services.lifecycle.jobs_claim`, :func:`~.lifecycle.jobs_complete`).
 So a newcomer's sandboxed job waits behind at most ``MC_DISPATCH_BUFFER`` sandboxed jobs of others (and a few
 milliseconds of short ones), and a short job behind at most ``MC_DISPATCH_QUICK_BUFFER`` short ones.
 
 Messages carry only job ids. A job whose message never reached a worker (broker down, a worker killed with
-prefetched messages) is found by :func:`jobs_recover` and sent again. Duplicates are harmless: the claim is a
-compare-and-set.
+prefetched messages) is found by :func:`apps.benchmarks.services.recovery.jobs_recover` and sent again.
+Duplicates are harmless: the claim is a compare-and-set.
+
+This module imports nothing above the models: the services call it, never the other way round.
 """
 
 from __future__ import annotations
@@ -39,12 +41,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, F, Q
 from django.db.models.expressions import Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
-from .choices import FailureReason, JobStatus, ResourceClass, queue_for, worker_queue
+from .choices import JobStatus, ResourceClass, queue_for, worker_queue
 from .models import Benchmark, BenchmarkJob, BenchmarkVersion, DispatchQueue, WorkerNode
 
 logger = logging.getLogger(__name__)
@@ -317,97 +319,3 @@ def _dispatch_quietly(queue: str | None) -> None:
 
 def jobs_dispatch_on_commit(queue: str | None = None) -> None:
     transaction.on_commit(lambda: _dispatch_quietly(queue))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Recovery (Celery beat)
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _release_lost_messages(now: datetime) -> int:
-    """Return to the waiting pool the sent-but-unclaimed jobs whose message is presumed lost:
-    - sent to the private queue of a worker that is gone;
-    - sent to a shared queue before a message that a worker has already claimed (brokers are FIFO per queue);
-    - sent while live consumers sat idle (no running job with a fresh lease) for MC_JOB_UNDELIVERED_AFTER_S;
-    - sent more than MC_JOB_REDISPATCH_MAX_S ago (the broker's visibility timeout) whatever the reason.
-    A queue nobody consumes keeps its messages: sending them again would only pile up duplicates."""
-    undelivered_before = now - timedelta(seconds=settings.MC_JOB_UNDELIVERED_AFTER_S)
-    hard_before = now - timedelta(seconds=settings.MC_JOB_REDISPATCH_MAX_S)
-    stale_before = now - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
-    old = list(
-        BenchmarkJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=undelivered_before).values_list(
-            "pk", "queue", "dispatched_at", "target_worker"
-        )
-    )
-    if not old:
-        return 0
-    by_queue: dict[str, list[tuple[int, datetime, str]]] = defaultdict(list)
-    for pk, queue, dispatched_at, target in old:
-        by_queue[queue].append((pk, dispatched_at, target))
-    lost: list[int] = []
-    for queue, rows in by_queue.items():
-        consumers = {w.name for w in live_workers(queue, now=now)}
-        oldest = min(d for _, d, _ in rows)
-        newest_claimed = BenchmarkJob.objects.filter(
-            queue=queue, target_worker="", dispatched_at__gt=oldest, started_at__gte=F("dispatched_at")
-        ).aggregate(m=Max("dispatched_at"))["m"]
-        busy = BenchmarkJob.objects.filter(
-            queue=queue, status=JobStatus.RUNNING, heartbeat_at__gte=stale_before
-        ).exists()
-        for pk, dispatched_at, target in rows:
-            if target:
-                if target not in consumers or dispatched_at < hard_before:
-                    lost.append(pk)
-            elif consumers and (
-                (newest_claimed is not None and dispatched_at < newest_claimed - timedelta(seconds=1))
-                or not busy
-                or dispatched_at < hard_before
-            ):
-                lost.append(pk)
-    if lost:
-        BenchmarkJob.objects.filter(pk__in=lost, status=JobStatus.QUEUED, dispatched_at__lt=undelivered_before).update(
-            dispatched_at=None, target_worker=""
-        )
-        logger.info("released %d jobs whose messages were presumed lost", len(lost))
-    return len(lost)
-
-
-def jobs_recover(*, now: datetime | None = None) -> dict[str, int]:
-    """Periodic repair (Celery beat): requeue (or fail, when attempts are spent) running jobs whose lease went
-    stale because their worker died; release jobs whose message was lost; then top up every queue."""
-    from .services import job_fail
-
-    now = now or timezone.now()
-    stale_before = now - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
-    stale = list(
-        BenchmarkJob.objects.filter(status=JobStatus.RUNNING)
-        .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True))
-        .values_list("pk", "attempts", "worker_host")
-    )
-    requeued = ended = 0
-    for job_id, attempt, worker in stale:
-        job = job_fail(
-            job_id=job_id,
-            attempt=attempt,
-            reason=FailureReason.WORKER_LOST,
-            message=f"Attempt {attempt} stopped sending heartbeats (worker {worker or '?'} was killed or "
-            f"lost); the attempt was abandoned.",
-        )
-        if job is None:
-            continue
-        if job.status == JobStatus.QUEUED:
-            requeued += 1
-        else:
-            ended += 1
-    released = _release_lost_messages(now)
-    dispatched = jobs_dispatch(now=now)
-    _forget_old_records(now)
-    return {"stale": len(stale), "requeued": requeued, "ended": ended, "released": released, "dispatched": dispatched}
-
-
-def _forget_old_records(now: datetime) -> None:
-    """Expired idempotency keys, and workers gone for a week that left no verification record."""
-    from .models import IdempotencyRecord
-
-    IdempotencyRecord.objects.filter(created_at__lt=now - timedelta(seconds=settings.MC_IDEMPOTENCY_TTL_S)).delete()
-    WorkerNode.objects.filter(last_seen_at__lt=now - timedelta(days=7), agreements=0, disagreements=0).delete()

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import Coalesce
@@ -139,9 +140,19 @@ def job_with_results(job_id: int) -> BenchmarkJob:
     return jobs_for_api(BenchmarkJob.objects.filter(pk=job_id)).get()
 
 
-def quota_status(*, user: Any) -> dict[str, Any]:
-    from .services import quota_limits
+def quota_limits(user: Any) -> tuple[int, int]:
+    """(jobs queued or running at once, compute seconds per rolling day) allowed to the user: their own
+    limits where set, else the platform's defaults."""
+    max_active = user.max_active_jobs if user.max_active_jobs is not None else settings.MC_DEFAULT_MAX_ACTIVE_JOBS
+    daily = (
+        user.daily_compute_seconds
+        if user.daily_compute_seconds is not None
+        else settings.MC_DEFAULT_DAILY_COMPUTE_SECONDS
+    )
+    return int(max_active), int(daily)
 
+
+def quota_status(*, user: Any) -> dict[str, Any]:
     max_active, daily = quota_limits(user)
     since = timezone.now() - timedelta(days=1)
     mine = BenchmarkJob.objects.counting_against_quota(user)

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.benchmarks import dispatch, hooks, services, verification
+from apps.benchmarks import dispatch, hooks, services
 from apps.benchmarks.choices import FailureReason, JobStatus, VerificationStatus, worker_queue
 from apps.benchmarks.models import (
     BenchmarkJob,
@@ -18,6 +18,7 @@ from apps.benchmarks.models import (
     SubmitterProfile,
     WorkerNode,
 )
+from apps.benchmarks.services import verification
 from apps.benchmarks.tests import runners
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, QuotaExceeded, ValidationFailed
 
@@ -523,7 +524,7 @@ class TestRecovery:
             BenchmarkJob.objects.filter(pk=job.pk).update(not_before=None)
             assert services.job_claim(job_id=job.pk, worker="dead@h").attempts == attempt
             later = timezone.now() + timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 5)
-            report = dispatch.jobs_recover(now=later)
+            report = services.jobs_recover(now=later)
             assert report["stale"] == 1
         job.refresh_from_db()
         assert job.status == JobStatus.FAILED and job.failure_reason == FailureReason.WORKER_LOST
@@ -533,14 +534,14 @@ class TestRecovery:
         job, _ = submit(alice, alice_variant, noop)
         services.job_claim(job_id=job.pk, worker="dead@h")
         services.job_cancel(job=job, actor=alice)
-        dispatch.jobs_recover(now=timezone.now() + timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 5))
+        services.jobs_recover(now=timezone.now() + timedelta(seconds=settings.MC_JOB_STALE_AFTER_S + 5))
         job.refresh_from_db()
         assert job.status == JobStatus.CANCELLED
 
     def test_never_sent_jobs_are_dispatched_by_the_beat(self, alice, alice_variant, noop, sent):
         job, _ = submit(alice, alice_variant, noop)
         assert sent == []
-        dispatch.jobs_recover()
+        services.jobs_recover()
         assert sent == [(job.pk, "bench.cpu")]
 
     def test_a_failed_publish_puts_the_job_back(self, alice, alice_variant, noop, monkeypatch):
@@ -566,10 +567,10 @@ class TestRecovery:
         submit(alice, alice_variant, noop, steps=1)
         assert dispatch.jobs_dispatch(queue="bench.cpu", force=False) == 0 and len(attempts) == 1
         assert dispatch.jobs_dispatch(queue="bench.cpu", force=False) == 0 and len(attempts) == 1
-        dispatch.jobs_recover()  # the beat always tries
+        services.jobs_recover()  # the beat always tries
         assert len(attempts) == 2
         monkeypatch.setattr("apps.benchmarks.dispatch.send_run_job", lambda job_id, queue: sent.append(job_id))
-        assert dispatch.jobs_recover()["dispatched"] == 1
+        assert services.jobs_recover()["dispatched"] == 1
 
     def test_lost_messages_are_released_and_sent_again(self, alice, alice_variant, noop, sent, settings):
         dispatch.worker_seen(name="w1@h", queues=["bench.cpu"])
@@ -584,7 +585,7 @@ class TestRecovery:
         BenchmarkJob.objects.filter(pk=second.pk).update(dispatched_at=past + timedelta(seconds=5))
         services.job_claim(job_id=second.pk, worker="w1@h")
         dispatch.worker_seen(name="w1@h", queues=["bench.cpu"])
-        report = dispatch.jobs_recover()
+        report = services.jobs_recover()
         assert report["released"] == 1 and sent == [(first.pk, "bench.cpu")]
 
     def test_messages_of_a_queue_nobody_consumes_are_left_alone(self, alice, alice_variant, noop, sent, settings):
@@ -592,7 +593,7 @@ class TestRecovery:
         dispatch.jobs_dispatch(queue="bench.cpu")
         past = timezone.now() - timedelta(seconds=settings.MC_JOB_UNDELIVERED_AFTER_S + 10)
         BenchmarkJob.objects.filter(pk=job.pk).update(dispatched_at=past)
-        assert dispatch.jobs_recover()["released"] == 0
+        assert services.jobs_recover()["released"] == 0
 
     def test_idle_consumers_mean_the_message_was_lost(self, alice, alice_variant, noop, sent, settings):
         job, _ = submit(alice, alice_variant, noop)
@@ -600,7 +601,7 @@ class TestRecovery:
         past = timezone.now() - timedelta(seconds=settings.MC_JOB_UNDELIVERED_AFTER_S + 10)
         BenchmarkJob.objects.filter(pk=job.pk).update(dispatched_at=past)
         dispatch.worker_seen(name="w1@h", queues=["bench.cpu"])
-        assert dispatch.jobs_recover()["released"] == 1
+        assert services.jobs_recover()["released"] == 1
 
     def test_the_beat_forgets_expired_idempotency_keys_and_long_gone_workers(self, alice, settings):
         from apps.benchmarks.models import IdempotencyRecord
@@ -613,7 +614,7 @@ class TestRecovery:
         IdempotencyRecord.objects.create(user=alice, key="new", request_hash="h", status_code=201, body={})
         WorkerNode.objects.create(name="gone@h", last_seen_at=now - timedelta(days=8))
         WorkerNode.objects.create(name="trusted@h", last_seen_at=now - timedelta(days=8), agreements=3)
-        dispatch.jobs_recover()
+        services.jobs_recover()
         assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
         assert list(WorkerNode.objects.values_list("name", flat=True)) == ["trusted@h"]
 

@@ -29,10 +29,11 @@ from apps.accounts.roles import is_maintainer, is_reviewer
 from apps.audit.services import audit_record
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied
 
-from . import hooks
-from .choices import ACTIVE_JOB_STATUSES, JobStatus, VerificationStatus
-from .dispatch import jobs_dispatch_on_commit
-from .models import BenchmarkJob, JobResult, ResultVerification, SubmitterProfile, WorkerNode
+from .. import hooks
+from ..choices import ACTIVE_JOB_STATUSES, JobStatus, VerificationStatus
+from ..dispatch import jobs_dispatch_on_commit
+from ..models import BenchmarkJob, JobResult, ResultVerification, SubmitterProfile, WorkerNode
+from .quota import lock_submitter, quota_enforce
 
 logger = logging.getLogger(__name__)
 
@@ -208,8 +209,6 @@ def verification_failed(*, job: BenchmarkJob) -> None:
 def verification_request(*, job: BenchmarkJob, actor: Any) -> tuple[BenchmarkJob, bool]:
     """Queue a re-run of a succeeded job. The submitter, reviewers and maintainers may ask. A re-run asked by
     staff does not count against anyone's quota; one asked by the submitter does."""
-    from .services import _lock_submitter, quota_enforce
-
     staff = is_reviewer(actor) or is_maintainer(actor)
     if job.submitted_by_id != actor.pk and not staff:
         raise PermissionDenied("Only the submitter, reviewers and maintainers may ask for a verification.")
@@ -219,7 +218,7 @@ def verification_request(*, job: BenchmarkJob, actor: Any) -> tuple[BenchmarkJob
         )
     with transaction.atomic():
         if not staff:
-            _lock_submitter(actor)
+            lock_submitter(actor)
         original = (
             BenchmarkJob.objects.select_for_update(no_key=True, of=("self",)).select_related("benchmark").get(pk=job.pk)
         )

@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,8 @@ def resolve_artifacts(
             f"The revision has no artifact this runner can load ({', '.join(sorted(loadable))}).",
         )
     with contextlib.ExitStack() as scope:
-        stage = (pins if pins is not None else scope).enter_context(worker_cache().session())
-        sources: list[BlobSource] | None = None
+        stage: Callable[[Blob, Sequence[BlobSource]], str] | None = None
+        sources: list[BlobSource] = []
         specs = []
         for artifact in usable:
             local = _in_place(artifact)
@@ -159,7 +160,9 @@ def resolve_artifacts(
                     f"{settings.MEDIA_ROOT}) and MC_WORKER_STAGING=local fetches nothing.",
                 )
             else:
-                sources = staging_sources() if sources is None else sources
+                if stage is None:  # the first file this worker stages for the job
+                    sources = staging_sources()
+                    stage = (pins if pins is not None else scope).enter_context(worker_cache().session())
                 blob = Blob(artifact.sha256, artifact.size_bytes, artifact.path, str(artifact.file.name))
                 local = stage(blob, sources)
             extra = {"name": artifact.path} if _ARTIFACT_HAS_NAME else {}

@@ -227,3 +227,27 @@ def test_hub_paths_are_not_in_the_openapi_schema(files_world):
     schema = files_world["clients"]["anonymous"].get("/api/schema/?format=json")
     assert schema.status_code == 200
     assert not [p for p in schema.json()["paths"] if p.startswith("/api/models")]
+
+
+@pytest.mark.parametrize("path", ["", "/revision/main", "/revision/1"])
+def test_model_info_query_count_does_not_grow_with_files(files_world, path):
+    client = files_world["clients"]["owner"]
+    client.get(DRAFT)  # the token's last-used time is written on its first use
+    with CaptureQueriesContext(connection) as one:
+        first = client.get(f"{DRAFT}{path}")
+    assert first.status_code == 200 and len(first.json()["siblings"]) == 1
+    for i in range(12):
+        store(
+            files_world["draft"].current_revision,
+            files_world["users"]["owner"],
+            f"d/s-{i}.safetensors",
+            safetensors_bytes(16, seed=i),
+        )
+    with CaptureQueriesContext(connection) as many:
+        resp = client.get(f"{DRAFT}{path}")
+    assert len(resp.json()["siblings"]) == 13
+    assert len(many) == len(one) == 6
+    commit = resp.json()["sha"]
+    with CaptureQueriesContext(connection) as by_commit:
+        assert client.get(f"{DRAFT}/revision/{commit}").status_code == 200
+    assert len(by_commit) == 6

@@ -427,3 +427,38 @@ def test_downloads_cannot_be_set_through_the_api(files_world):
     resp = files_world["clients"]["owner"].patch("/api/v1/variants/alice/draft/", {"downloads": 10**6}, format="json")
     assert resp.status_code == 200 and resp.json()["downloads"] == 0
     assert Variant.objects.get(pk=files_world["draft"].pk).downloads == 0
+
+
+def _upload_session_query_counts(client, content: bytes, path: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    counts = {}
+    with CaptureQueriesContext(connection) as queries:
+        created = _declare(client, content, path=path)
+    assert created.status_code == 201, created.json()
+    counts["create"] = len(queries)
+    url = f"/api/v1/uploads/{created.json()['id']}/"
+    for name, call, expected in (
+        ("head", lambda: client.head(url), 200),
+        ("get", lambda: client.get(url), 200),
+        ("patch", lambda: _patch(client, created.json()["id"], content, 0), 200),
+        ("complete", lambda: client.post(f"{url}complete/"), 201),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            assert call().status_code == expected
+        counts[name] = len(queries)
+    return counts
+
+
+def test_upload_session_query_counts_do_not_grow_with_the_revisions_files(files_world):
+    """Each step of a resumable upload costs the same whether the revision holds 1 file or 13."""
+    client = files_world["clients"]["owner"]
+    client.get(f"{DRAFT}/files/")  # the token's last-used time is written on its first use
+    one = _upload_session_query_counts(client, safetensors_bytes(300, seed=50), "one.safetensors")
+    revision = files_world["draft"].current_revision
+    for i in range(12):
+        store(revision, files_world["users"]["owner"], f"shard-{i:02d}.safetensors", safetensors_bytes(64, seed=i))
+    many = _upload_session_query_counts(client, safetensors_bytes(300, seed=51), "many.safetensors")
+    assert many == one
+    # The budgets (savepoints included): create reads the token, the caller's roles, the variant, its parents,
+    # the revision and its files (one prefetch), checks the path and inserts; complete locks the session and
+    # the revision, checks the path, inserts the artifact, chains the audit event (3) and closes the session.
+    assert one == {"create": 10, "head": 2, "get": 2, "patch": 8, "complete": 14}

@@ -21,7 +21,8 @@ from django.utils import timezone
 from apps.accounts.roles import is_reviewer
 from apps.audit.services import audit_record, audit_record_many
 from apps.core.bulk import bulk_update_rows
-from apps.core.errors import Conflict, NotFound, PermissionDenied, PreconditionFailed, ValidationFailed
+from apps.core.conditional import check_if_match, etag_for
+from apps.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision
 
@@ -87,14 +88,6 @@ MAX_ITEMS = 200
 
 def _add(errors: dict[str, list[str]], field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
-
-
-def etag_matches(if_match: str, etag: str) -> bool:
-    """RFC 9110 If-Match: `*` or a list of entity tags, weak ones compared by their opaque part."""
-    candidates = [c.strip() for c in if_match.split(",") if c.strip()]
-    if "*" in candidates:
-        return True
-    return any(c.removeprefix("W/") == etag.removeprefix("W/") for c in candidates)
 
 
 # --- Templates ------------------------------------------------------------------------------------------
@@ -714,11 +707,7 @@ def checklist_item_answer(
     if verified is not None and not is_reviewer(actor):
         raise PermissionDenied("Only reviewers verify checklist items.")
     checklist, row = _lock_item(revision, key)
-    if if_match is not None and not etag_matches(if_match, item_etag(row)):
-        raise PreconditionFailed(
-            f"Item '{key}' changed since you read it (If-Match does not match its ETag). Read it again and retry.",
-            etag=item_etag(row),
-        )
+    check_if_match(if_match, item_etag(row), what=f"Item '{key}'")
     item = row.item
     now = timezone.now()
     before = {"status": row.status, "source": row.source, "verified_by": getattr(row.verified_by, "username", None)}
@@ -831,8 +820,6 @@ def _verify(row: ChecklistItem, item: TemplateItem, revision: Revision, verified
 
 
 def item_etag(row: ChecklistItem) -> str:
-    import hashlib
-
     stamp = "|".join(
         str(v)
         for v in (
@@ -849,7 +836,7 @@ def item_etag(row: ChecklistItem) -> str:
             row.verified_at,
         )
     )
-    return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+    return etag_for(stamp)
 
 
 # --- MOF components and the openness class --------------------------------------------------------------

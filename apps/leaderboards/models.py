@@ -5,12 +5,13 @@ contamination marks by `services.py`, and `manage.py leaderboard_rebuild` recomp
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from apps.core.conditional import etag_for
 
 
 def metric_direction(benchmark: Any, metric: str) -> bool | None:
@@ -51,7 +52,7 @@ class Suite(models.Model):
     def etag(self) -> str:
         """Changes whenever the suite does: detail GETs send it, PATCH honours If-Match against it."""
         stamp = self.updated_at.isoformat() if self.updated_at else ""
-        return '"' + hashlib.sha256(f"{self.pk}:{self.version}:{stamp}".encode()).hexdigest()[:32] + '"'
+        return etag_for(f"{self.pk}:{self.version}:{stamp}")
 
 
 class SuiteBenchmark(models.Model):

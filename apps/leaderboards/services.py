@@ -30,7 +30,8 @@ from apps.audit.services import audit_record
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.models import Benchmark, BenchmarkJob, JobResult
 from apps.core.bulk import bulk_update_rows
-from apps.core.errors import NotFound, PreconditionFailed, ValidationFailed
+from apps.core.conditional import check_if_match
+from apps.core.errors import NotFound, ValidationFailed
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision, Variant, VariantParent
 
@@ -1059,8 +1060,7 @@ def suite_update(
 ) -> Suite:
     """Maintainers: edit a suite. New benchmarks, weights or bounds bump its version and rescore it."""
     suite = Suite.objects.select_for_update().get(pk=suite.pk)
-    if if_match is not None and if_match.strip() not in ("*", suite.etag, f"W/{suite.etag}"):
-        raise PreconditionFailed("The suite changed since you read it (If-Match does not match its ETag).")
+    check_if_match(if_match, suite.etag, what="The suite")
     before = _suite_snapshot(suite)
     if name is not None:
         suite.name = name

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.core.conditional import etag_for
+
 from .choices import DeliveryStatus, NotificationKind, WebhookScope
 
 
@@ -62,10 +64,7 @@ class WebhookSubscription(models.Model):
 
     @property
     def etag(self) -> str:
-        import hashlib
-
-        stamp = f"webhook:{self.pk}:{self.updated_at.isoformat() if self.updated_at else ''}"
-        return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+        return etag_for(f"webhook:{self.pk}:{self.updated_at.isoformat() if self.updated_at else ''}")
 
     def wants(self, event: str) -> bool:
         from .choices import ALL_EVENTS, WebhookEvent

@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.services import audit_record
-from apps.core.errors import Conflict, PermissionDenied, PreconditionFailed, QuotaExceeded, ValidationFailed
+from apps.core.conditional import check_if_match
+from apps.core.errors import Conflict, PermissionDenied, QuotaExceeded, ValidationFailed
 
 from .choices import ALL_EVENTS, OPEN_DELIVERY_STATUSES, DeliveryStatus, NotificationKind, WebhookEvent, WebhookScope
 from .models import Notification, NotificationPreference, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -234,15 +235,10 @@ def webhook_update(
     *, subscription: WebhookSubscription, actor: User, if_match: str | None = None, **fields: Any
 ) -> WebhookSubscription:
     """Change a subscription (owner only); with `if_match`, only if it is still the version read (else 412)."""
-    from apps.registry.services import etag_matches
-
     sub = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
     if sub.owner_id != actor.pk:
         raise PermissionDenied("Only the owner changes a webhook.")
-    if if_match is not None and not etag_matches(if_match, sub.etag):
-        raise PreconditionFailed(
-            "The webhook changed since you read it (If-Match does not match its ETag).", etag=sub.etag
-        )
+    check_if_match(if_match, sub.etag, what="The webhook")
     allowed = {"url", "events", "description", "scope", "is_active"}
     changes = {k: v for k, v in fields.items() if k in allowed}
     if "events" in changes:

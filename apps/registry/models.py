@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 
+from apps.core.conditional import etag_for
 from workers.runners.formats import is_safe
 
 from .choices import TRANSITIONS, Precision, Relation, RevisionStatus
@@ -84,7 +83,7 @@ class Variant(models.Model):
     def etag(self) -> str:
         """Changes whenever the row is written: every service saves `updated_at`."""
         stamp = f"variant:{self.pk}:{self.updated_at.isoformat() if self.updated_at else ''}"
-        return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+        return etag_for(stamp)
 
 
 class VariantParent(models.Model):

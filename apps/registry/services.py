@@ -22,7 +22,8 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.accounts.roles import is_maintainer
 from apps.audit.services import audit_record
-from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, PreconditionFailed, ValidationFailed
+from apps.core.conditional import check_if_match
+from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, ValidationFailed
 from workers.runners.base import SHA256_RE
 from workers.runners.formats import SAFE_FORMATS, UNSAFE_FORMATS, format_from_extension
 
@@ -99,15 +100,6 @@ def _lock_revision(revision_pk: int) -> tuple[Revision, Variant]:
     )
     revision.variant = variant
     return revision, variant
-
-
-def etag_matches(if_match: str, etag: str) -> bool:
-    """RFC 9110 If-Match: `*` or a list of entity tags; weak tags compare by their opaque part."""
-    candidates = [c.strip() for c in if_match.split(",") if c.strip()]
-    if "*" in candidates:
-        return True
-    bare = etag.removeprefix("W/")
-    return any(c.removeprefix("W/") == bare for c in candidates)
 
 
 # --- Input cleaning ----------------------------------------------------------------------------
@@ -419,12 +411,7 @@ def variant_update(
         .get(pk=variant.pk)
     )
     ensure_can_edit(actor, variant)
-    if if_match is not None and not etag_matches(if_match, variant.etag):
-        raise PreconditionFailed(
-            f"{variant.full_name} changed since you read it (If-Match does not match its "
-            "ETag). Read it again and retry.",
-            etag=variant.etag,
-        )
+    check_if_match(if_match, variant.etag, what=variant.full_name)
     if "name" in changes:
         name = changes.pop("name")
         if name != variant.name:

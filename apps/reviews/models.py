@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.core.conditional import etag_for
+
 from .choices import FLAG_TRANSITIONS, FlagAction, FlagKind, FlagStatus, ReviewDecision
 
 
@@ -70,10 +72,7 @@ class Comment(models.Model):
     @property
     def etag(self) -> str:
         """Changes with every edit, hide and unhide."""
-        import hashlib
-
-        stamp = f"comment:{self.pk}:{self.edited_at}:{self.is_hidden}:{self.hidden_at}"
-        return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+        return etag_for(f"comment:{self.pk}:{self.edited_at}:{self.is_hidden}:{self.hidden_at}")
 
 
 class Flag(models.Model):

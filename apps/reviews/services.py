@@ -19,12 +19,12 @@ from apps.accounts.models import User
 from apps.accounts.roles import is_maintainer, is_reviewer
 from apps.audit.services import audit_record
 from apps.benchmarks.models import Benchmark
+from apps.core.conditional import check_if_match
 from apps.core.errors import (
     Conflict,
     InvalidTransition,
     NotFound,
     PermissionDenied,
-    PreconditionFailed,
     ValidationFailed,
 )
 from apps.notifications import events
@@ -406,16 +406,11 @@ def comment_create(*, variant: Variant, author: User, body: str, parent: Comment
 def comment_edit(*, comment: Comment, actor: User, body: str, if_match: str | None = None) -> Comment:
     """Authors edit their own comments within MC_COMMENT_EDIT_WINDOW_S of posting. With `if_match`, the edit
     applies only if the comment is still the version the author read (412 otherwise)."""
-    from apps.registry.services import etag_matches
-
     body = _clean_body(body, required=True, what="A comment")
     comment = Comment.objects.select_for_update().get(pk=comment.pk)
     if comment.author_id != actor.pk:
         raise PermissionDenied("Only the author edits a comment.")
-    if if_match is not None and not etag_matches(if_match, comment.etag):
-        raise PreconditionFailed(
-            "The comment changed since you read it (If-Match does not match its ETag).", etag=comment.etag
-        )
+    check_if_match(if_match, comment.etag, what="The comment")
     if comment.is_hidden:
         raise Conflict("A hidden comment cannot be edited.")
     window = settings.MC_COMMENT_EDIT_WINDOW_S

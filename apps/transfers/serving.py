@@ -31,10 +31,10 @@ from django.http import FileResponse, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.http import content_disposition_header
 
+from apps.core.conditional import if_none_match_hits
 from apps.core.errors import NotFound
 from apps.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 from apps.registry.models import Artifact
-from apps.registry.services import etag_matches
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def artifact_response(
         return response
 
     if_none_match = request.headers.get("If-None-Match")
-    if if_none_match and etag_matches(if_none_match, etag):
+    if if_none_match and if_none_match_hits(if_none_match, etag):
         return finish(HttpResponse(status=304), None)
     range_header = request.headers.get("Range")
     if_range = request.headers.get("If-Range")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -22,6 +21,7 @@ from apps.checklists.badge import Badge, render_badge, render_placeholder
 from apps.checklists.gate import gate_reasons
 from apps.checklists.models import Checklist
 from apps.checklists.openness import openness_class_for
+from apps.core.conditional import etag_for_body, not_modified
 from apps.core.errors import NotFound, ValidationFailed
 from apps.registry import selectors as registry_selectors
 from apps.registry.choices import PUBLIC_STATUSES
@@ -46,16 +46,6 @@ IF_MATCH = OpenApiParameter(
     required=False,
     description="ETag from a previous GET of the item; a stale one gets 412.",
 )
-
-
-def _body_etag(data: Any) -> str:
-    raw = json.dumps(data, sort_keys=True, default=str).encode()
-    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
-
-
-def _not_modified(request: Request, etag: str) -> bool:
-    header = request.headers.get("If-None-Match")
-    return header is not None and services.etag_matches(header, etag)
 
 
 def _read_permissions() -> list[Any]:
@@ -121,8 +111,8 @@ class ChecklistView(RevisionMixin, APIView):
     def get(self, request: Request, owner: str, name: str, number: int) -> Response:
         revision = self.get_revision()
         data = checklist_representation(_load_checklist(revision), revision)
-        etag = _body_etag(data)
-        if _not_modified(request, etag):
+        etag = etag_for_body(data)
+        if not_modified(request, etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(data, headers={"ETag": etag})
 
@@ -186,7 +176,7 @@ class SVGRenderer(BaseRenderer):
 
 
 def _badge_response(request: Request, badge: Badge, revision: Revision | None) -> HttpResponse:
-    if _not_modified(request, badge.etag):
+    if not_modified(request, badge.etag):
         response = HttpResponse(status=304)
     else:
         response = HttpResponse(badge.svg, content_type="image/svg+xml; charset=utf-8")
@@ -273,7 +263,7 @@ class ComponentsView(RevisionMixin, APIView):
                 "openness": openness_class_for(revision),
             }
         ).data
-        return Response(data, headers={"ETag": _body_etag(data)})
+        return Response(data, headers={"ETag": etag_for_body(data)})
 
 
 def _component_state(revision: Revision, component: str) -> dict[str, Any]:
@@ -351,7 +341,7 @@ class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def retrieve(self, request: Request, slug: str) -> Response:
         template = selectors.template_get(slug=slug)
         data = TemplateSerializer(template).data
-        return Response(data, headers={"ETag": _body_etag(data)})
+        return Response(data, headers={"ETag": etag_for_body(data)})
 
     @extend_schema(request=TemplateCreateSerializer, responses={201: TemplateSerializer})
     def create(self, request: Request) -> Response:
@@ -393,4 +383,4 @@ class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(responses={200: TemplateSerializer})
     def version(self, request: Request, slug: str, version: int) -> Response:
         data = TemplateSerializer(selectors.template_get(slug=slug, version=int(version))).data
-        return Response(data, headers={"ETag": _body_etag(data)})
+        return Response(data, headers={"ETag": etag_for_body(data)})

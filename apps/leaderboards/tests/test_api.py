@@ -347,7 +347,10 @@ def test_patch_needs_a_maintainer_bumps_the_version_and_honours_if_match(api, be
     assert resp.status_code == 200, resp.json()
     assert resp.json()["version"] == 2 and len(resp.json()["benchmarks"]) == 2
     stale = client.patch("/api/v1/suites/core/", {"name": "again"}, format="json", HTTP_IF_MATCH=etag)
-    assert stale.status_code == 412
+    assert stale.status_code == 412 and stale["Content-Type"].startswith("application/problem+json")
+    assert stale.json()["etag"] == resp["ETag"]
+    weak = client.patch("/api/v1/suites/core/", {"name": "again"}, format="json", HTTP_IF_MATCH=f"W/{resp['ETag']}")
+    assert weak.status_code == 412  # RFC 9110 §13.1.1: If-Match compares strongly
     assert client.patch("/api/v1/suites/core/", {"slug": "renamed"}, format="json").json()["slug"] == "core"
     assert client.put("/api/v1/suites/core/", SUITE, format="json").status_code == 405
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from django.db.models import QuerySet
@@ -18,6 +16,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import User
 from apps.accounts.roles import is_reviewer
+from apps.core.conditional import etag_for_body, not_modified
 from apps.core.errors import ValidationFailed
 from apps.core.parsers import JSONParser
 from apps.registry import selectors, services
@@ -53,16 +52,6 @@ ETAG_HEADER = OpenApiParameter(
 def _with_etag(response: Response, etag: str) -> Response:
     response["ETag"] = etag
     return response
-
-
-def _body_etag(data: Any) -> str:
-    raw = json.dumps(data, sort_keys=True, default=str).encode()
-    return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
-
-
-def _not_modified(request: Request, etag: str) -> bool:
-    header = request.headers.get("If-None-Match") or ""
-    return bool(header) and services.etag_matches(header, etag)
 
 
 def _owner_for_create(request: Request, username: str | None) -> User:
@@ -164,7 +153,7 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
     @extend_schema(responses={200: VariantDetailSerializer, 304: OpenApiResponse(description="Not modified")})
     def retrieve(self, request: Request, owner: str, name: str) -> Response:
         variant = self.get_variant_as_seen()
-        if _not_modified(request, variant.etag):
+        if not_modified(request, variant.etag):
             return _with_etag(Response(status=status.HTTP_304_NOT_MODIFIED), variant.etag)
         data = VariantDetailSerializer(variant, context=self.get_serializer_context()).data
         return _with_etag(Response(data), variant.etag)
@@ -256,7 +245,7 @@ class VariantCardView(VariantMixin, APIView):
         text = card_render(variant, results=selectors.verified_results(variant, request.user), base_url=base_url)
         response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
         response["Content-Disposition"] = 'inline; filename="README.md"'
-        response["ETag"] = _body_etag(text)
+        response["ETag"] = etag_for_body(text)
         return response
 
 
@@ -279,8 +268,8 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
     def retrieve(self, request: Request, owner: str, name: str, number: int) -> Response:
         revision = selectors.revision_for_user_or_404(request.user, variant=self.get_variant(), number=int(number))
         data = RevisionSerializer(revision).data
-        etag = _body_etag(data)
-        if _not_modified(request, etag):
+        etag = etag_for_body(data)
+        if not_modified(request, etag):
             return _with_etag(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
         return _with_etag(Response(data), etag)
 

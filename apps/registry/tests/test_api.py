@@ -295,6 +295,9 @@ def test_etag_and_if_match(world):
     stale = owner.patch(f"{D}/", {"summary": "two"}, format="json", HTTP_IF_MATCH=etag)
     assert stale.status_code == 412 and stale["Content-Type"].startswith(PROBLEM)
     assert owner.get(f"{D}/").json()["summary"] == "one"
+    assert stale.json()["etag"] == ok["ETag"]
+    weak = owner.patch(f"{D}/", {"summary": "two"}, format="json", HTTP_IF_MATCH=f"W/{ok['ETag']}")
+    assert weak.status_code == 412 and weak["Content-Type"].startswith(PROBLEM)
     assert owner.patch(f"{D}/", {"summary": "three"}, format="json", HTTP_IF_MATCH=ok["ETag"]).status_code == 200
     assert owner.get(f"{D}/revisions/1/")["ETag"]
 

@@ -156,6 +156,49 @@ def test_concurrent_parent_changes_cannot_close_a_cycle(alice, maintainer):
     assert not ({(a.pk, b.pk), (b.pk, a.pk)} <= links)
 
 
+# --- If-Match, under the row lock ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_with_the_same_etag_exactly_one_wins(alice, maintainer):
+    """Both read the same ETag and PATCH at once: the check runs under the row lock, so the second writer
+    sees the first one's write and gets 412 instead of overwriting it."""
+    variant = make_variant(alice, "contested", [make_original(maintainer)])
+    etag = Variant.objects.get(pk=variant.pk).etag
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def write(summary):
+        barrier.wait()
+        try:
+            services.variant_update(variant=variant, actor=alice, if_match=etag, summary=summary)
+            outcomes[summary] = "ok"
+        except PreconditionFailed:
+            outcomes[summary] = "412"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in ("first", "second")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes.values()) == ["412", "ok"]
+    winner = next(s for s, o in outcomes.items() if o == "ok")
+    fresh = Variant.objects.get(pk=variant.pk)
+    assert fresh.summary == winner and fresh.etag != etag
+    assert AuditEvent.objects.filter(verb="variant.update", target_id=str(variant.pk)).count() == 1
+
+
+def test_a_weak_etag_never_satisfies_if_match(alice, maintainer):
+    variant = make_variant(alice, "weakly", [make_original(maintainer)])
+    etag = Variant.objects.get(pk=variant.pk).etag
+    with pytest.raises(PreconditionFailed):
+        services.variant_update(variant=variant, actor=alice, if_match=f"W/{etag}", summary="no")
+    services.variant_update(variant=variant, actor=alice, if_match="*", summary="yes")
+    assert Variant.objects.get(pk=variant.pk).summary == "yes"
+
+
 # --- lineage ------------------------------------------------------------------------------------------
 
 

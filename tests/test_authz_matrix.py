@@ -215,6 +215,9 @@ ROWS: dict[str, list[Cell]] = {
     "upload-complete": [
         Cell("post", "/api/v1/uploads/{upload}/complete/", {"none": roles(404, anonymous=401, owner=409)})
     ],
+    # Internal: workers stage files here with a worker token bound to the blob; no user (maintainers neither, with
+    # any credentials) gets in. Token cases (bad, expired, another blob) are in apps/transfers/tests.
+    "worker-blob": [Cell("get", "/api/v1/internal/blobs/" + "a" * 64 + "/", {"none": roles(401)})],
     "hub-model-info": [Cell("get", "/api/models/{v}", {"draft": seen("draft"), "pub": seen("pub")})],
     "hub-model-info-revision": [
         Cell("get", "/api/models/{v}/revision/{n}", {o: seen(o) for o in ("draft", "pub_draft", "pub")})

@@ -82,7 +82,7 @@ def client_for():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def digits_world(db):  # type: ignore[no-untyped-def]
     """The demo world: accounts, commons/digits-mlp (published), alice's int8 and bob's pruned drafts."""
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
 
     seed_demo("commons-demo")
     from apps.accounts.models import User

@@ -26,7 +26,7 @@ def items(client, url):  # type: ignore[no-untyped-def]
 
 def test_checklist_flow_through_a_real_worker(celery_worker_process, client_for):
     from apps.accounts.models import User
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
 
     seed_demo("commons-demo")
     users = {u.username: u for u in User.objects.all()}
@@ -150,7 +150,7 @@ def test_approved_before_the_checklist_was_finished_still_gets_published(celery_
     still answers it on the approved revision (no 409), the approvals stand, the items a reviewer must verify
     still need a reviewer, and the same revision is published once the gate holds."""
     from apps.accounts.models import User
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
 
     seed_demo("commons-demo")
     users = {u.username: u for u in User.objects.all()}

@@ -17,7 +17,7 @@ def _board(client, slug):
 def test_seeded_demo_jobs_run_and_reach_the_leaderboards(celery_worker_process, client_for):
     from apps.accounts.models import User
     from apps.benchmarks.models import BenchmarkJob
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
 
     tinylm_dir = None
     if {"perplexity", "lm-eval"} <= set(available_runners()):

@@ -8,7 +8,7 @@ pytestmark = [pytest.mark.flow, pytest.mark.django_db(transaction=True)]
 
 
 def test_digits_job_runs_on_a_real_worker(celery_worker_process, client_for):
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
 
     seed_demo("commons-demo")
     from apps.accounts.models import User

@@ -194,11 +194,11 @@ def demo_users(make_user, maintainer):  # type: ignore[no-untyped-def]
 @pytest.mark.skipif(not (HAS_HUB and HAS_TRANSFORMERS), reason="the [hf] extra is not installed")
 def test_transformers_loads_the_demo_tiny_lm(hub, demo_users):
     """commons/tinylm-base as the demo seeds it: built by fixtures/tinylm/build.py and registered by
-    apps.core.demo_runs, then loaded by transformers' own from_pretrained."""
+    apps.demo.runs, then loaded by transformers' own from_pretrained."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from apps.core.demo_runs import ensure_tinylm_variants
+    from apps.demo.runs import ensure_tinylm_variants
     from workers.runners.tests import hf_support
 
     folder = hf_support.tinylm_dir()
@@ -221,7 +221,7 @@ def test_sentence_transformers_encodes_with_the_demo_minilm(hub, demo_users):
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from apps.core.demo_runs import ensure_minilm_revision
+    from apps.demo.runs import ensure_minilm_revision
 
     make_original(demo_users["maintainer"], name="all-MiniLM-L6-v2", publish=False, task="sentence-similarity")
     variant = ensure_minilm_revision(demo_users)

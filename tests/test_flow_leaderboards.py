@@ -12,7 +12,7 @@ TERMINAL = ("succeeded", "failed", "timed_out", "cancelled")
 
 def test_digits_results_reach_the_leaderboard_with_lineage_deltas(celery_worker_process, client_for, api):
     from apps.accounts.models import User
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
     from apps.leaderboards.services import suite_create
     from apps.leaderboards.tests.factories import publish
     from apps.registry.models import Variant

@@ -182,7 +182,7 @@ def test_an_uploaded_artifact_is_what_a_real_worker_runs(celery_worker_process, 
     from io import BytesIO
 
     from apps.accounts.models import User
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
     from tests.fixtures import wait_for
 
     seed_demo("commons-demo")

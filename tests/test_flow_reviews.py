@@ -25,7 +25,7 @@ def _ok(resp, status=200):  # type: ignore[no-untyped-def]
 def test_done_when_alice_reviewers_and_the_maintainer(celery_worker_process, client_for):
     from apps.accounts.models import User
     from apps.accounts.services import user_set_roles
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
     from apps.notifications.receiver import WebhookReceiver
 
     seed_demo("commons-demo")
@@ -186,7 +186,7 @@ def test_fifty_parallel_approvals_and_publishes_leave_one_consistent_state(
 
     from apps.audit.models import AuditEvent
     from apps.audit.services import audit_chain_verify
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
     from apps.registry.models import Revision
     from apps.registry.services import revision_submit
     from apps.reviews.models import Review

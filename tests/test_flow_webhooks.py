@@ -131,7 +131,7 @@ def test_a_trickling_receiver_is_cut_off_and_the_worker_goes_on(
 
 def test_job_finished_is_announced_from_the_worker(celery_worker_process, client_for):
     from apps.accounts.models import User
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
     from apps.notifications.receiver import WebhookReceiver
 
     seed_demo("commons-demo")

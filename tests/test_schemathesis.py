@@ -178,7 +178,7 @@ def run_schemathesis(server: LiveServer, token: str, report_dir: Path) -> tuple[
 def test_api_conforms_to_its_schema(live_api, tmp_path, username, scopes):  # type: ignore[no-untyped-def]
     from apps.accounts.models import User
     from apps.accounts.services import token_create
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
 
     seed_demo("commons-demo")
     _, raw = token_create(user=User.objects.get(username=username), name="schemathesis", scopes=scopes)

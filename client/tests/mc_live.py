@@ -125,8 +125,8 @@ def _build_world(media: Path) -> dict[str, str]:
     account."""
     from apps.accounts.services import token_create
     from apps.benchmarks.services import benchmark_create
-    from apps.core.demo import DIGITS_CARD, _ensure_variant, _publish, ensure_accounts
-    from apps.core.demo_runs import ensure_benchmarks
+    from apps.demo.runs import ensure_benchmarks
+    from apps.demo.seed import DIGITS_CARD, _ensure_variant, _publish, ensure_accounts
     from django.test import override_settings
 
     users = ensure_accounts(PASSWORD)

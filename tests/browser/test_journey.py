@@ -46,7 +46,7 @@ def htmx_settled(page):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def demo(transactional_db):  # type: ignore[no-untyped-def]
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
 
     seed_demo("commons-demo")
 

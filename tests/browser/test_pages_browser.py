@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def world(transactional_db):  # type: ignore[no-untyped-def]
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
 
     seed_demo("commons-demo")
 

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.hub",
     "apps.moderation",
     "apps.web",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [

@@ -7,8 +7,8 @@ import importlib.util
 import pytest
 
 from apps.benchmarks.models import Benchmark, BenchmarkJob
-from apps.core import demo_runs
-from apps.core.demo import seed_demo
+from apps.demo import runs as demo_runs
+from apps.demo.seed import seed_demo
 from apps.registry.models import Variant
 from workers.runners.base import available_runners
 

@@ -2,7 +2,7 @@
 variants of them (a GGUF quantization, fine-tunes, a LoRA adapter, a three-way merge, a licence mistake).
 
 Everything goes through the services, as it would through the API. Idempotent: a variant that exists is
-left alone. The digits family (the runnable loop) is seeded by apps/core/demo.py.
+left alone. The digits family (the runnable loop) is seeded by apps/demo/seed.py.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from typing import Any
 from django.conf import settings
 
 from apps.accounts.models import User
-
-from .choices import RevisionStatus
-from .models import Revision, Variant
-from .services import (
+from apps.registry.choices import RevisionStatus
+from apps.registry.models import Revision, Variant
+from apps.registry.services import (
     artifact_add,
     revision_submit,
     revision_transition,

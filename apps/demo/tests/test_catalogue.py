@@ -45,7 +45,7 @@ def test_seed_registers_real_originals_and_community_variants(digits_world):
 
 
 def test_seeding_twice_changes_nothing(digits_world):
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
 
     before = sorted(Variant.objects.values_list("pk", "updated_at"))
     seed_demo("commons-demo")

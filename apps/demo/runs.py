@@ -1,7 +1,7 @@
 """The demo's benchmark runs (issue 4, "Demo"): the benchmarks of `fixtures/benchmarks.json` whose runner is
 installed, the local models they run on, and the jobs `seed_demo` queues for them.
 
-- digits (core): the three ONNX digits variants the core demo registers;
+- digits (core): the three ONNX digits variants `apps.demo.seed` registers;
 - tinylm-perplexity and tinylm-lmeval (`[hf]`, `[lmeval]`): a 2-layer GPT-2 and its fine-tune, built here by
   `fixtures/tinylm/build.py` (about 30 s of CPU, cached under MC_VAR_DIR) and registered as
   `commons/tinylm-base` and `alice/tinylm-harbour` (relation finetune, parent tinylm-base);
@@ -27,8 +27,8 @@ from django.conf import settings
 from apps.accounts.models import User
 from apps.benchmarks.models import Benchmark, BenchmarkJob
 from apps.benchmarks.services import benchmark_create, job_submit
+from apps.demo.catalogue import advance_revision
 from apps.registry.choices import RevisionStatus
-from apps.registry.demo import advance_revision
 from apps.registry.models import Revision, Variant
 from apps.registry.services import artifact_add_local_file, revision_create, variant_create
 from workers.runners.base import available_runners

@@ -1,5 +1,5 @@
-"""The demo world `seed_demo` builds: accounts, the digits loop, the registry demo and (apps.core.demo_runs) the
-benchmarks with their local models and queued jobs. Idempotent."""
+"""The demo world `seed_demo` builds: accounts, the digits loop, the registry demo (apps.demo.catalogue) and
+(apps.demo.runs) the benchmarks with their local models and queued jobs. Idempotent."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.accounts.services import user_set_roles
-from apps.core.demo_runs import ensure_benchmarks, seed_demo_runs, tinylm_folder_if_runnable
+from apps.demo.catalogue import seed_registry_demo
+from apps.demo.runs import ensure_benchmarks, seed_demo_runs, tinylm_folder_if_runnable
 from apps.registry.choices import RevisionStatus
-from apps.registry.demo import seed_registry_demo
 from apps.registry.models import Revision, Variant
 from apps.registry.services import artifact_add_local_file, revision_transition, variant_create
 

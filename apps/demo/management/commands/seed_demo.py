@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.core.demo import DEMO_ACCOUNTS, seed_demo
+from apps.demo.seed import DEMO_ACCOUNTS, seed_demo
 
 
 class Command(BaseCommand):

@@ -11,12 +11,12 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from apps.accounts.console import MaintainerConsoleMixin, ReadOnlyInline
 from apps.benchmarks.models import BenchmarkJob
 from apps.registry.models import Artifact, Revision, Variant, VariantParent
+from apps.reviews.admin_actions import REVISION_ACTIONS
 from apps.reviews.models import Comment, Flag, Review, ReviewAssignment
 
-from .actions import REVISION_ACTIONS
-from .console import MaintainerConsoleMixin, ReadOnlyInline
 from .models import ModerationOverview
 from .selectors import moderation_overview
 

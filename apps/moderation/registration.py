@@ -13,7 +13,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.db import models
 
-from .console import MaintainerConsoleMixin, ReasonActionForm
+from apps.accounts.console import MaintainerConsoleMixin, ReasonActionForm
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def complete_admin(site: admin.AdminSite | None = None) -> None:
         Revision: (consoles.RevisionConsole, revision_inlines),
         Artifact: (consoles.ArtifactConsole, []),
     }
-    from .actions import REVISION_ACTIONS
+    from apps.reviews.admin_actions import REVISION_ACTIONS
 
     for model, (console, inlines) in ours.items():
         if site.is_registered(model):

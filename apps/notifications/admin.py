@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from apps.moderation.console import MaintainerConsoleMixin, ReadOnlyInline
+from apps.accounts.console import MaintainerConsoleMixin, ReadOnlyInline
 
 from .models import Notification, NotificationPreference, WebhookAttempt, WebhookDelivery, WebhookSubscription
 

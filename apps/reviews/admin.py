@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html
 
-from apps.moderation.actions import COMMENT_ACTIONS, FLAG_ACTIONS
-from apps.moderation.console import MaintainerConsoleMixin
+from apps.accounts.console import MaintainerConsoleMixin
 
+from .admin_actions import COMMENT_ACTIONS, FLAG_ACTIONS
 from .models import Comment, Flag, Review, ReviewAssignment
 
 

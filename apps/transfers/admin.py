@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from apps.moderation.console import MaintainerConsoleMixin
+from apps.accounts.console import MaintainerConsoleMixin
 
 from .models import UploadSession
 

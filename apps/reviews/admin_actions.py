@@ -9,13 +9,12 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.accounts.console import action_reason, run_bulk
 from apps.accounts.models import User
 from apps.registry.models import Revision, Variant
 from apps.reviews import services as review_services
 from apps.reviews.choices import FlagAction
 from apps.reviews.models import Comment, Flag
-
-from .console import action_reason, run_bulk
 
 
 def me(request: Any) -> User:

@@ -1,7 +1,8 @@
 """Building blocks of the moderation console: permission rules and service-backed bulk actions.
 
 The admin never writes business rows itself: every action calls a service, so it is row-locked, audited and
-refused with the same reasons as the API."""
+refused with the same reasons as the API. These blocks live in accounts, the lowest layer that knows who a
+maintainer is, so that every app's admin can use them without importing the console app (apps.moderation)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.accounts.roles import is_maintainer
 from apps.core.errors import DomainError
+
+from .roles import is_maintainer
 
 
 class ReasonActionForm(ActionForm):

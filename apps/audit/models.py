@@ -21,11 +21,6 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def delete(self) -> tuple[int, dict[str, int]]:  # type: ignore[override]
         raise AppendOnlyError("Audit events are append-only.")
 
-    def visible_to(self, user: Any) -> AuditEventQuerySet:
-        from apps.accounts.roles import is_maintainer
-
-        return self if is_maintainer(user) else self.none()
-
 
 class AuditEvent(models.Model):
     seq = models.BigIntegerField(unique=True, editable=False)

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class BenchmarksConfig(AppConfig):
     name = "apps.benchmarks"
     label = "benchmarks"
+
+    def ready(self) -> None:
+        from . import subscribers
+
+        subscribers.register()

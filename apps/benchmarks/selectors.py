@@ -14,6 +14,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.core.errors import NotFound
+from apps.registry.models import Variant
+from apps.registry.querysets import revision_visibility_q
 from apps.registry.selectors import revision_declared
 
 from .choices import ACTIVE_JOB_STATUSES, JobStatus
@@ -238,3 +240,36 @@ def job_bundle(job: BenchmarkJob) -> dict[str, Any]:
         "verifications": verifications,
         "environment": environment,
     }
+
+
+def verified_results(variant: Variant, user: Any) -> list[dict[str, Any]]:
+    """Verified benchmark results of the variant on revisions the user may see, newest first, one per benchmark:
+    the model-index of the registry's card export (registered in ``apps.registry.hooks`` by ``subscribers``)."""
+    rows = JobResult.objects.filter(verified=True, job__status="succeeded", job__revision__variant=variant)
+    visible = revision_visibility_q(user, "job__revision__")
+    if visible is not None:
+        rows = rows.filter(visible)
+    rows = rows.select_related("job__benchmark", "job__revision").order_by(
+        "-job__revision__number", "-job__finished_at", "-id"
+    )
+    seen: set[tuple[str, str]] = set()
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        bench = row.job.benchmark
+        key = (bench.slug, row.job.benchmark_version)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(
+            {
+                "benchmark": bench.slug,
+                "benchmark_name": bench.name,
+                "benchmark_version": key[1],
+                "task": bench.task,
+                "metrics": dict(row.metrics),
+                "job_id": row.job_id,
+                "revision": row.job.revision.number,
+                "primary_metric": bench.primary_metric,
+            }
+        )
+    return out

@@ -1,4 +1,5 @@
-"""Numbers for the moderation overview: the job queues, the review pipeline, flags and webhooks."""
+"""Reads of the maintainers' tools: numbers for the moderation overview (the job queues, the review pipeline, flags
+and webhooks) and the audit trail."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from apps.accounts.roles import is_maintainer
+from apps.audit.models import AuditEvent, AuditEventQuerySet
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.models import BenchmarkJob
 from apps.notifications.choices import DeliveryStatus
@@ -88,3 +91,9 @@ def moderation_overview(now: Any = None) -> dict[str, Any]:
         "open_flags": flags,
         "webhooks_24h": {s: webhooks.get(s, 0) for s in DeliveryStatus.values},
     }
+
+
+def audit_events_visible_to(user: Any) -> AuditEventQuerySet:
+    """The audit trail as the user may read it: all of it for maintainers, nothing for anyone else."""
+    events: AuditEventQuerySet = AuditEvent.objects.all()
+    return events if is_maintainer(user) else events.none()

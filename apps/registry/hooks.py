@@ -32,3 +32,21 @@ VARIANT_UPDATED_HOOKS: list[Hook] = []
 def run_on_commit(hooks: list[Hook], **kwargs: Any) -> None:
     for hook in list(hooks):
         transaction.on_commit(functools.partial(hook, **kwargs), robust=True)
+
+
+# --- Providers: a higher app answers a question the registry asks ------------------------------------------------
+
+#: fn(variant, user) -> the variant's verified benchmark results the user may see, for the card's model-index.
+VerifiedResults = Callable[[Any, Any], list[dict[str, Any]]]
+_verified_results: list[VerifiedResults] = []
+
+
+def register_verified_results(provider: VerifiedResults) -> None:
+    """Name the function that reports verified results (the benchmark engine does, in its ``ready()``). One
+    provider: registering it again changes nothing; a different one replaces it."""
+    _verified_results[:] = [provider]
+
+
+def verified_results(variant: Any, user: Any) -> list[dict[str, Any]]:
+    """The registered provider's results; [] when no app provides them."""
+    return _verified_results[0](variant, user) if _verified_results else []

@@ -102,10 +102,10 @@ class VariantQuerySet(models.QuerySet):
         return self._declared(user, live, snapshot).distinct()
 
     def with_list_relations(self) -> VariantQuerySet:
-        from .models import VariantParent
-
+        # The link model through the relation, not an import: models.py imports this module.
+        links = self.model._meta.get_field("parent_links").related_model
         return self.select_related("owner", "current_revision", "published_revision").prefetch_related(
-            models.Prefetch("parent_links", queryset=VariantParent.objects.select_related("parent__owner"))
+            models.Prefetch("parent_links", queryset=links._default_manager.select_related("parent__owner"))
         )
 
     def by_full_name(self, full_name: str) -> VariantQuerySet:

@@ -12,11 +12,11 @@ from django.db.models import Q, QuerySet
 
 from apps.core.errors import NotFound
 
+from . import hooks
 from .models import Revision, Variant, VariantParent
 from .querysets import (
     RevisionQuerySet,
     VariantQuerySet,
-    revision_visibility_q,
     sees_unpublished,
 )
 
@@ -346,41 +346,8 @@ def variant_lineage(*, variant: Variant, user: Any) -> dict[str, Any]:
 
 
 def verified_results(variant: Variant, user: Any) -> list[dict[str, Any]]:
-    """Verified benchmark results of the variant on revisions the user may see, newest first, one per benchmark.
+    """Verified benchmark results of the variant on revisions the user may see, newest first, one per benchmark:
+    what the benchmark engine reports through ``hooks.register_verified_results`` ([] when no engine is there).
 
-    The one place the registry reads the benchmark engine's tables, so the engine can change its models
-    and adjust only this function. Returns [] when there is none (or no engine installed)."""
-    from django.apps import apps as django_apps
-
-    try:
-        job_result = django_apps.get_model("benchmarks", "JobResult")
-    except LookupError:
-        return []
-    rows = job_result.objects.filter(verified=True, job__status="succeeded", job__revision__variant=variant)
-    visible = revision_visibility_q(user, "job__revision__")
-    if visible is not None:
-        rows = rows.filter(visible)
-    rows = rows.select_related("job__benchmark", "job__revision").order_by(
-        "-job__revision__number", "-job__finished_at", "-id"
-    )
-    seen: set[tuple[str, str]] = set()
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        bench = row.job.benchmark
-        key = (bench.slug, row.job.benchmark_version)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(
-            {
-                "benchmark": bench.slug,
-                "benchmark_name": bench.name,
-                "benchmark_version": key[1],
-                "task": bench.task,
-                "metrics": dict(row.metrics),
-                "job_id": row.job_id,
-                "revision": row.job.revision.number,
-                "primary_metric": bench.primary_metric,
-            }
-        )
-    return out
+    The registry asks and the engine answers, so the registry never reads the engine's tables."""
+    return hooks.verified_results(variant, user)

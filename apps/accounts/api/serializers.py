@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.choices import Role, TokenScope
+from apps.accounts.hooks import quota_status
 from apps.accounts.models import PersonalAccessToken, User
 from apps.accounts.roles import user_roles
 
@@ -62,9 +63,7 @@ class MeSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(QuotaSerializer)
     def get_quota(self, obj: User) -> dict[str, Any]:
-        from apps.benchmarks.selectors import quota_status
-
-        return quota_status(user=obj)
+        return quota_status(obj)
 
 
 class UserSerializer(serializers.ModelSerializer):

@@ -5,6 +5,7 @@ from apps.accounts.permissions import IsMaintainer, TokenScopePermission
 from apps.audit.models import AuditEvent
 from apps.core.filters import StrictFilterSet
 from apps.core.pagination import CursorPagination
+from apps.moderation.selectors import audit_events_visible_to
 
 from .serializers import AuditEventSerializer
 
@@ -33,4 +34,4 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     token_scopes = {"list": "admin"}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return AuditEvent.objects.visible_to(self.request.user)
+        return audit_events_visible_to(self.request.user)

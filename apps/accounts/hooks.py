@@ -1,0 +1,33 @@
+"""Extension point: the quota on a user's own profile (``/api/v1/me/``) is counted by the app that runs the jobs.
+
+Accounts stores a user's quota overrides but does not know what counts against them; the benchmark engine (a
+higher layer) does, and registers its counter in its ``AppConfig.ready()``::
+
+    from apps.accounts.hooks import register_quota_status
+    register_quota_status(quota_status)
+
+So accounts never imports the engine, and the profile still shows the engine's numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+#: user -> {"max_active_jobs", "daily_compute_seconds", "active_jobs", "compute_seconds_today"}
+QuotaStatus = Callable[[Any], dict[str, Any]]
+_quota_status: list[QuotaStatus] = []
+
+
+def register_quota_status(provider: QuotaStatus) -> None:
+    """Name the function that reports a user's quota. One provider: registering it again (a second ``ready()``)
+    changes nothing; a different one replaces it."""
+    _quota_status[:] = [provider]
+
+
+def quota_status(user: Any) -> dict[str, Any]:
+    """The registered provider's report for ``user``."""
+    if not _quota_status:
+        raise ImproperlyConfigured("No app reports quota status: apps.benchmarks registers it in its ready().")
+    return _quota_status[0](user)

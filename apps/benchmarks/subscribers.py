@@ -1,0 +1,21 @@
+"""What the benchmark engine provides to the layers below it, registered from ``BenchmarksConfig.ready()``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.accounts.hooks import register_quota_status
+from apps.registry.hooks import register_verified_results
+
+from .selectors import quota_status, verified_results
+
+
+def _quota_status(user: Any) -> dict[str, Any]:
+    return quota_status(user=user)
+
+
+def register() -> None:
+    """The profile's quota (``/api/v1/me/``) is the engine's count of a user's jobs against the user's limits."""
+    register_quota_status(_quota_status)
+    # The registry's card export lists the verified results of the engine's jobs.
+    register_verified_results(verified_results)

@@ -43,7 +43,7 @@ TERMINAL = ("succeeded", "failed", "timed_out", "cancelled")
 
 @pytest.fixture(autouse=True)
 def drill_settings(settings):  # type: ignore[no-untyped-def]
-    from apps.benchmarks.runner_registry import forget_runners
+    from workers.runners.registry import forget_runners
 
     settings.MC_ALLOW_RUNNER_PATHS = True
     settings.MC_SPOT_CHECKS = False

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.fixtures import wait_for
-from workers.runners.base import available_runners
+from workers.runners.registry import available_runners
 
 pytestmark = [pytest.mark.flow, pytest.mark.django_db(transaction=True)]
 

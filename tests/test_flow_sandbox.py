@@ -37,7 +37,7 @@ SANDBOX_ENV = {
 
 @pytest.fixture(autouse=True)
 def sandbox_settings(settings):  # type: ignore[no-untyped-def]
-    from apps.benchmarks.runner_registry import forget_runners
+    from workers.runners.registry import forget_runners
 
     settings.MC_ALLOW_RUNNER_PATHS = True
     settings.MC_SPOT_CHECKS = False

@@ -23,7 +23,6 @@ from django.conf import settings
 from apps.benchmarks import services
 from apps.benchmarks.choices import FailureReason
 from apps.benchmarks.models import Benchmark, BenchmarkJob, BenchmarkVersion
-from apps.benchmarks.runner_registry import runner_class
 from apps.registry.models import Artifact
 from apps.transfers.worker_access import worker_blob_token
 from workers.runners.base import (
@@ -36,6 +35,7 @@ from workers.runners.base import (
     verify_sha256,
 )
 from workers.runners.inprocess import run_in_process
+from workers.runners.registry import runner_class
 from workers.runners.sandbox import SandboxPolicy, run_in_child
 from workers.staging import Blob, BlobCache, BlobSource, HttpSource, S3Source
 
@@ -248,7 +248,7 @@ def _run_pinned(
     try:
         if heartbeat.must_stop(job.pk):
             raise JobCancelled()
-        cls = runner_class(runner_key)
+        cls = runner_class(runner_key, allow_paths=settings.MC_ALLOW_RUNNER_PATHS)
         if cls is None:
             raise RunnerError(
                 FailureReason.INVALID_CONFIG, f"The runner '{runner_key}' is not installed on worker {job.worker_host}."

@@ -1,52 +1,28 @@
-"""Which runners exist, asked of ``workers.runners`` without making the app import the worker world at load time.
+"""The engine's side of the runner registry (:mod:`workers.runners.registry`): a benchmark names a runner that
+exists, and its config is checked against that runner's schema and artifact formats.
 
-Imports flow workers -> apps, so ``workers.runners.base`` (which has no Django imports) is imported inside the
-functions that need it. A runner is named by a registered key (built-in or the ``modelcommons.runners``
-entry-point group), or, when ``MC_ALLOW_RUNNER_PATHS`` is on (tests, development), by ``"module.path:Class"``.
+Resolution, the entry points and the cache live in the registry, below every app; this module only adds the
+setting that lets tests and development name a runner by ``"module.path:Class"`` (``MC_ALLOW_RUNNER_PATHS``).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from django.conf import settings
 
-_cache: dict[str, Any] = {}
+from workers.runners import registry
+from workers.runners.base import Runner
 
 
-def registered_runners() -> dict[str, Any]:
-    """Key -> Runner class. Cached per process: entry points are scanned once."""
-    if "__all__" not in _cache:
-        from workers.runners.base import available_runners
-
-        _cache["__all__"] = available_runners()
-    return dict(_cache["__all__"])
+def registered_runners() -> dict[str, type[Runner]]:
+    """Name -> Runner class of the runners registered here."""
+    return registry.available_runners()
 
 
-def forget_runners() -> None:
-    """Drop the cache (tests that register runners)."""
-    _cache.clear()
-
-
-def runner_class(key: str) -> Any | None:
-    """The Runner class for a key or an allowed module path; None when there is no such runner."""
-    if key in _cache:
-        return _cache[key]
-    cls = registered_runners().get(key)
-    if cls is None and ":" in key and getattr(settings, "MC_ALLOW_RUNNER_PATHS", False):
-        from workers.runners.base import Runner
-
-        module_name, _, attr = key.partition(":")
-        try:
-            candidate = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError, ValueError):
-            candidate = None
-        if isinstance(candidate, type) and issubclass(candidate, Runner):
-            cls = candidate
-    if cls is not None:
-        _cache[key] = cls
-    return cls
+def runner_class(key: str) -> type[Runner] | None:
+    """The Runner class for a key (or an allowed module path); None when there is no such runner."""
+    return registry.runner_class(key, allow_paths=bool(getattr(settings, "MC_ALLOW_RUNNER_PATHS", False)))
 
 
 def runner_loadable_formats(key: str) -> frozenset[str] | None:

@@ -31,7 +31,7 @@ from apps.demo.catalogue import advance_revision
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision, Variant
 from apps.registry.services import artifact_add_local_file, revision_create, variant_create
-from workers.runners.base import available_runners
+from workers.runners.registry import available_runners
 
 logger = logging.getLogger(__name__)
 

@@ -38,9 +38,6 @@ from workers.runners.formats import SAFE_FORMATS, UNSAFE_FORMATS, is_unsafe
 
 logger = logging.getLogger(__name__)
 
-ENTRY_POINT_GROUP = "modelcommons.runners"
-
-
 #: The failure reason codes a job can carry (SPEC, "Benchmark jobs").
 FAILURE_REASONS: frozenset[str] = frozenset(
     {
@@ -433,97 +430,7 @@ class Runner(ABC):
         )
 
 
-#: The built-in runners: key -> ("module:Class", modules the runner's extra provides). Resolved on
-#: demand, so that a missing extra (or a broken one) only removes its own runner. The runner modules
-#: import their heavy dependencies (torch, ...) inside ``run``; importing them here costs little.
-BUILTIN_RUNNERS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "onnx-classification": ("workers.runners.onnx_classification:OnnxClassificationRunner", ("onnxruntime",)),
-    "noop": ("workers.runners.noop:NoopRunner", ()),
-    "perplexity": ("workers.runners.perplexity:PerplexityRunner", ("torch", "transformers", "safetensors")),
-    "lm-eval": ("workers.runners.lm_eval:LmEvalRunner", ("torch", "transformers", "lm_eval", "datasets")),
-    "sentence-similarity": (
-        "workers.runners.sentence_similarity:SentenceSimilarityRunner",
-        ("torch", "sentence_transformers", "scipy"),
-    ),
-}
-_skipped_builtins: set[str] = set()
-
-
-def _installed(module: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a broken install, or a module half-imported
-        return False
-
-
-def _builtin_runners() -> dict[str, type[Runner]]:
-    """The built-in runners whose extra is installed; the others are skipped (logged once per process)."""
-    import importlib
-
-    runners: dict[str, type[Runner]] = {}
-    for key, (ref, needs) in BUILTIN_RUNNERS.items():
-        missing = [name for name in needs if not _installed(name)]
-        if missing:
-            if key not in _skipped_builtins:
-                _skipped_builtins.add(key)
-                logger.info("runner %r is not available: %s not installed", key, ", ".join(missing))
-            continue
-        module_name, _, attr = ref.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except Exception as exc:  # a broken extra must not take the other runners down
-            if key not in _skipped_builtins:
-                _skipped_builtins.add(key)
-                logger.warning("runner %r is not available: cannot import %s: %s", key, ref, exc)
-            continue
-        runners[key] = cls
-    return runners
-
-
-def available_runners() -> dict[str, type[Runner]]:
-    """Built-in runners plus those registered under the ``modelcommons.runners`` entry-point group.
-
-    An entry point that fails to load, or that does not name a :class:`Runner` subclass, is skipped
-    with a warning. Built-in keys cannot be overridden by entry points.
-    """
-    runners = _builtin_runners()
-    try:
-        entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except Exception as exc:  # a broken distribution's metadata must not take the worker down
-        logger.warning("cannot list %s entry points: %s", ENTRY_POINT_GROUP, exc)
-        return runners
-    for ep in entry_points:
-        try:
-            obj = ep.load()
-        except Exception as exc:
-            logger.warning("skipping runner entry point %r (%s): %s", ep.name, ep.value, exc)
-            continue
-        if not (isinstance(obj, type) and issubclass(obj, Runner)):
-            logger.warning("skipping runner entry point %r (%s): not a Runner subclass", ep.name, ep.value)
-            continue
-        if ep.name in runners:
-            if runners[ep.name] is not obj:
-                logger.warning("skipping runner entry point %r: the key is already taken", ep.name)
-            continue
-        runners[ep.name] = obj
-    return runners
-
-
-def get_runner(key: str) -> Runner:
-    """An instance of the runner registered as ``key``; ``RunnerError("invalid_config")`` if unknown."""
-    runners = available_runners()
-    try:
-        cls = runners[key]
-    except KeyError:
-        known = ", ".join(sorted(runners)) or "none"
-        raise RunnerError("invalid_config", f"unknown runner {key!r} (available: {known})") from None
-    return cls()
-
-
 __all__ = [
-    "ENTRY_POINT_GROUP",
     "FAILURE_REASONS",
     "SAFE_FORMATS",
     "UNSAFE_FORMATS",
@@ -536,9 +443,7 @@ __all__ = [
     "RunSpec",
     "Runner",
     "RunnerError",
-    "available_runners",
     "environment_fingerprint",
-    "get_runner",
     "is_unsafe",
     "refuse_unsafe",
     "verify_sha256",

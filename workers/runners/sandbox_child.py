@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import errno
 import gc
-import importlib
 import json
 import logging
 import os
@@ -36,7 +35,8 @@ import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
-from workers.runners.base import JobCancelled, Runner, RunnerError, RunSpec, get_runner
+from workers.runners.base import JobCancelled, RunnerError, RunSpec
+from workers.runners.registry import get_runner
 
 #: Exit status when the child ran out of memory and could not even report it.
 EXIT_OUT_OF_MEMORY = 86
@@ -60,21 +60,6 @@ def looks_like_oom(text: str) -> bool:
     """Heuristic: does an error text describe an allocation failure?"""
     lowered = text.lower()
     return any(hint in lowered for hint in _OOM_HINTS)
-
-
-def resolve_runner(ref: str) -> Runner:
-    """A runner from a registered key, or from ``"package.module:ClassName"`` (a Runner subclass)."""
-    if ":" not in ref:
-        return get_runner(ref)
-    module_name, _, attr = ref.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        cls = getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
-        raise RunnerError("invalid_config", f"cannot import runner {ref!r}: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, Runner)):
-        raise RunnerError("invalid_config", f"{ref!r} is not a Runner subclass")
-    return cls()
 
 
 _MIB = 1024 * 1024
@@ -242,7 +227,8 @@ def main() -> None:
 
     try:
         apply_limits(limits)
-        runner = resolve_runner(runner_ref)
+        # The parent resolved the name already (and decided whether module paths are allowed).
+        runner = get_runner(runner_ref, allow_paths=True)
         _apply_memory_limit(memory_mb)
         result = runner.run(spec, progress)
         message: dict[str, Any] = {"type": "result", "result": result.to_dict()}

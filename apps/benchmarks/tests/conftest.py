@@ -13,7 +13,7 @@ LONG_CARD = "# A model\n\n" + ("This card explains intended use, limitations, tr
 
 @pytest.fixture(autouse=True)
 def engine_settings(settings):  # type: ignore[no-untyped-def]
-    from apps.benchmarks.runner_registry import forget_runners
+    from workers.runners.registry import forget_runners
 
     settings.MC_ALLOW_RUNNER_PATHS = True
     settings.MC_SPOT_CHECKS = False

@@ -10,7 +10,7 @@ from apps.benchmarks.models import Benchmark, BenchmarkJob
 from apps.demo import runs as demo_runs
 from apps.demo.seed import seed_demo
 from apps.registry.models import Variant
-from workers.runners.base import available_runners
+from workers.runners.registry import available_runners
 
 pytestmark = pytest.mark.django_db
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
+import importlib.metadata
 import json
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from workers.runners import base
-from workers.runners.base import BUILTIN_RUNNERS
+from workers.runners.registry import ENTRY_POINT_GROUP, runner_class
 
 REPO = Path(__file__).resolve().parents[3]
 DOC = json.loads((REPO / "fixtures" / "benchmarks.json").read_text(encoding="utf-8"))
@@ -36,13 +35,8 @@ FIELDS = {
 }
 
 
-def runner_class(key: str):
-    """The runner class, or None when its extra is not installed."""
-    ref, needs = BUILTIN_RUNNERS[key]
-    if not all(base._installed(name) for name in needs):
-        return None
-    module_name, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+#: Every runner name registered, whether or not its extra is installed here.
+REGISTERED = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def test_the_five_benchmarks():
@@ -53,7 +47,7 @@ def test_the_five_benchmarks():
 def test_definition_is_complete_and_consistent(slug):
     b = BENCHMARKS[slug]
     assert set(b) == FIELDS
-    assert b["runner"] in BUILTIN_RUNNERS
+    assert b["runner"] in REGISTERED
     assert b["resource_class"] in ("cpu", "gpu")
     assert 1 <= b["timeout_s"] <= 7 * 24 * 3600 and 1 <= b["max_attempts"] <= 10 and b["tolerance"] >= 0
     names = [m["name"] for m in b["metrics"]]
@@ -63,7 +57,7 @@ def test_definition_is_complete_and_consistent(slug):
     assert b["config_schema"]["type"] == "object"
     jsonschema.validate(b["default_config"], b["config_schema"])
     # Every config the benchmark admits is one its runner admits: no property the runner lacks.
-    cls = runner_class(b["runner"])
+    cls = runner_class(b["runner"])  # None when the runner's extra is not installed
     if cls is None:
         pytest.skip(f"the extra of runner {b['runner']!r} is not installed")
     assert set(b["config_schema"]["properties"]) <= set(cls.config_schema["properties"])

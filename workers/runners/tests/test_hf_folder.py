@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.metadata
-import importlib.util
 import json
-import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from workers.runners import base
 from workers.runners.base import ArtifactSpec, DatasetSpec, RunnerError, RunSpec
 from workers.runners.hf_folder import (
     StagedFolder,
@@ -203,46 +196,7 @@ def test_is_oom_follows_the_exception_chain():
     assert not is_oom(ValueError("bad value"))
 
 
-# --- registration -------------------------------------------------------------------------------
-
-
-def installed(needs) -> bool:
-    return all(base._installed(name) for name in needs)
-
-
-def test_runner_modules_import_without_their_heavy_dependencies():
-    modules = [ref.partition(":")[0] for ref, needs in base.BUILTIN_RUNNERS.values() if needs and installed(needs)]
-    modules = [m for m in modules if m != "workers.runners.onnx_classification"]
-    if not modules:
-        pytest.skip("no torch-based extra installed")
-    code = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        "heavy = [m for m in ('torch', 'transformers', 'lm_eval', 'sentence_transformers', 'datasets', 'scipy')"
-        " if m in sys.modules]\n"
-        "print(','.join(heavy))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert out.stdout.strip() == ""
-
-
-def test_builtin_runner_table_names_real_classes():
-    checked = 0
-    for key, (ref, needs) in base.BUILTIN_RUNNERS.items():
-        if not installed(needs):
-            continue
-        module_name, _, attr = ref.partition(":")
-        cls = getattr(importlib.import_module(module_name), attr)
-        assert issubclass(cls, base.Runner) and cls.key == key
-        checked += 1
-    assert checked >= 2  # noop and onnx-classification are core
+# --- extras -------------------------------------------------------------------------------------
 
 
 def test_require_extra_names_the_extra():
@@ -251,57 +205,3 @@ def test_require_extra_names_the_extra():
     require_extra("core", "json", "os")
     with pytest.raises(ImportError, match=r"\[hf\] extra is not installed \(missing: no_such_module_4\)"):
         require_extra("hf", "json", "no_such_module_4")
-
-
-def test_entry_point_of_a_runner_whose_extra_is_missing_is_skipped(monkeypatch, caplog):
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name, *args, **kwargs):
-        return None if name == "torch" else real_find_spec(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    monkeypatch.setattr(base, "_skipped_builtins", set())
-    monkeypatch.delitem(sys.modules, "workers.runners.perplexity", raising=False)
-    ref = "workers.runners.perplexity:PerplexityRunner"
-    ep = importlib.metadata.EntryPoint("perplexity", ref, base.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [ep])
-    with caplog.at_level(logging.INFO, logger="workers.runners.base"):
-        runners = base.available_runners()
-    assert "perplexity" not in runners
-    assert "[hf] extra is not installed" in caplog.text
-
-
-def test_runner_with_missing_extra_is_skipped_and_logged_once(monkeypatch, caplog):
-    import importlib.util
-
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name, *args, **kwargs):
-        if name == "torch":
-            return None
-        return real_find_spec(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    monkeypatch.setattr(base, "_skipped_builtins", set())
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [])  # built-ins only
-    with caplog.at_level(logging.INFO, logger="workers.runners.base"):
-        runners = base.available_runners()
-        base.available_runners()
-    for key in ("perplexity", "lm-eval", "sentence-similarity"):
-        assert key not in runners
-        assert caplog.text.count(f"runner {key!r} is not available") == 1
-    assert {"noop", "onnx-classification"} <= set(runners)
-    with pytest.raises(RunnerError) as info:
-        base.get_runner("perplexity")
-    assert info.value.reason == "invalid_config"
-
-
-def test_broken_runner_module_is_skipped(monkeypatch, caplog):
-    table = dict(base.BUILTIN_RUNNERS)
-    table["broken"] = ("workers.runners.no_such_module:Nothing", ())
-    monkeypatch.setattr(base, "BUILTIN_RUNNERS", table)
-    monkeypatch.setattr(base, "_skipped_builtins", set())
-    with caplog.at_level(logging.WARNING, logger="workers.runners.base"):
-        runners = base.available_runners()
-    assert "broken" not in runners and "noop" in runners
-    assert "no_such_module" in caplog.text

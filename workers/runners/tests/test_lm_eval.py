@@ -12,8 +12,9 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("lm_eval")
 
-from workers.runners.base import JobCancelled, RunnerError, available_runners  # noqa: E402
+from workers.runners.base import JobCancelled, RunnerError  # noqa: E402
 from workers.runners.lm_eval import LmEvalRunner, extract_metrics  # noqa: E402
+from workers.runners.registry import available_runners  # noqa: E402
 from workers.runners.sandbox import run_in_child  # noqa: E402
 
 TASK = {"tasks": ["tinylm_cloze"], "include_path": "fixtures/tinylm/tasks"}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from workers.runners.base import JobCancelled, RunnerError, RunSpec, available_runners, get_runner
+from workers.runners.base import JobCancelled, RunnerError, RunSpec
 from workers.runners.noop import NoopRunner
+from workers.runners.registry import available_runners, get_runner
 from workers.runners.sandbox import run_in_child
 
 

@@ -6,8 +6,6 @@ import ast
 import builtins
 import csv
 import hashlib
-import importlib.metadata
-import logging
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -22,12 +20,11 @@ from workers.runners.base import (
     JobCancelled,
     Runner,
     RunnerError,
-    available_runners,
     environment_fingerprint,
-    get_runner,
     verify_sha256,
 )
 from workers.runners.onnx_classification import OnnxClassificationRunner, load_dataset, macro_f1
+from workers.runners.registry import available_runners, get_runner
 
 RUNNERS_DIR = Path(__file__).resolve().parents[1]
 
@@ -327,31 +324,6 @@ def test_unknown_runner_is_invalid_config():
         get_runner("no-such-runner")
     assert info.value.reason == "invalid_config"
     assert "unknown runner" in info.value.message
-
-
-def test_entry_points_loaded_and_broken_ones_skipped(monkeypatch, caplog):
-    group = base.ENTRY_POINT_GROUP
-    eps = [
-        importlib.metadata.EntryPoint("test-slow", "workers.runners.tests.fake_runners:SlowRunner", group),
-        importlib.metadata.EntryPoint("broken", "no_such_module_xyz:Runner", group),
-        importlib.metadata.EntryPoint("not-a-runner", "workers.runners.tests.fake_runners:NotARunner", group),
-        importlib.metadata.EntryPoint("onnx-classification", "workers.runners.tests.fake_runners:SlowRunner", group),
-    ]
-
-    def fake_entry_points(**kwargs):
-        assert kwargs == {"group": group}
-        return eps
-
-    monkeypatch.setattr(base.importlib.metadata, "entry_points", fake_entry_points)
-    with caplog.at_level(logging.WARNING, logger="workers.runners.base"):
-        runners = available_runners()
-    from workers.runners.tests.fake_runners import SlowRunner
-
-    assert runners["test-slow"] is SlowRunner
-    assert runners["onnx-classification"] is OnnxClassificationRunner  # built-ins win
-    assert "broken" not in runners and "not-a-runner" not in runners
-    assert "broken" in caplog.text and "not-a-runner" in caplog.text
-    assert isinstance(get_runner("test-slow"), SlowRunner)
 
 
 def test_runner_error_reasons_and_pickling():

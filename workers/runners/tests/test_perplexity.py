@@ -15,8 +15,9 @@ pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 pytest.importorskip("tokenizers")
 
-from workers.runners.base import JobCancelled, RunnerError, available_runners  # noqa: E402
+from workers.runners.base import JobCancelled, RunnerError  # noqa: E402
 from workers.runners.perplexity import PerplexityRunner, sliding_windows  # noqa: E402
+from workers.runners.registry import available_runners  # noqa: E402
 from workers.runners.sandbox import run_in_child  # noqa: E402
 
 

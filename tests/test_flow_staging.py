@@ -48,7 +48,7 @@ def test_a_worker_with_its_own_empty_folders_stages_the_files_over_http(live_ser
     from apps.accounts.models import User
     from apps.benchmarks.models import Benchmark
     from apps.benchmarks.services import job_submit
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
     from apps.registry.models import Artifact, Variant
 
     seed_demo("commons-demo")

@@ -80,7 +80,7 @@ def test_a_worker_with_its_own_empty_folders_stages_the_files_over_http(live_ser
     assert onnx.sha256 in _cached(worker_var)
 
     if HAS_ST:
-        from apps.core.demo_runs import ensure_benchmarks, ensure_minilm_revision
+        from apps.demo.runs import ensure_benchmarks, ensure_minilm_revision
 
         benchmarks, _ = ensure_benchmarks(users["maintainer"], only={"sts-mini"})
         minilm = ensure_minilm_revision(users)

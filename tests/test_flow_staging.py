@@ -110,7 +110,7 @@ def test_a_worker_on_s3_storage_reads_the_bucket_itself(live_server, engine_proc
     from apps.accounts.models import User
     from apps.benchmarks.models import Benchmark
     from apps.benchmarks.services import job_submit
-    from apps.core.demo import seed_demo
+    from apps.demo.seed import seed_demo
     from apps.registry.models import Artifact, Variant
     from tests.fixtures import free_port
 

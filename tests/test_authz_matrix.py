@@ -7,8 +7,11 @@ Objects (tests/visibility_world.py): a draft variant (alice/vis-draft), a publis
 revision (alice/vis-pub revision 2), a published revision (alice/vis-pub revision 1), a private job (a job on
 revision 2) and a public job.
 
-Organization members (SPEC §2 wave 2) come later: add "org_member" to ROLES, a member to the world, and the
-member's expectation to `_seers` and the rows; apps.registry.querysets._org_member_q is where the rule goes.
+Organization roles (SPEC §2 wave 2): an admin (oadmin) and a member (omember) of the organization `vis-org`, which
+has a pending invitation for carol. Organizations do not own variants yet, so to every variant, job, comment and
+flag of this world they are outsiders: unless a row names them, they get what `other` gets. When org-owned
+variants come, give the world an org-owned variant and its insiders here (apps.registry.querysets._org_member_q
+is where the rule goes).
 
 One world per module (built once, inside a transaction rolled back at the end); each cell runs in a savepoint
 that is rolled back, so a write in one cell never changes what the next one sees."""
@@ -26,10 +29,28 @@ from rest_framework.test import APIClient
 
 from tests.visibility_world import build_world
 
-ROLES = ("anonymous", "other", "owner", "reviewer", "maintainer")
-USERNAMES = {"other": "carol", "owner": "alice", "reviewer": "rev", "maintainer": "maint"}
+ROLES = ("anonymous", "other", "owner", "reviewer", "maintainer", "org_admin", "org_member")
+USERNAMES = {
+    "other": "carol",
+    "owner": "alice",
+    "reviewer": "rev",
+    "maintainer": "maint",
+    "org_admin": "oadmin",
+    "org_member": "omember",
+}
 INSIDERS = ("owner", "reviewer", "maintainer")
-AUTHED = ("other", "owner", "reviewer", "maintainer")
+AUTHED = ("other", "owner", "reviewer", "maintainer", "org_admin", "org_member")
+#: Outsiders to every object but their organization: by default they get what `other` gets.
+ORG_ROLES = ("org_admin", "org_member")
+
+
+def _given(per_role: dict[str, Any], role: str, default: Any) -> Any:
+    if role in per_role:
+        return per_role[role]
+    if role in ORG_ROLES:
+        return per_role.get("other", default)
+    return default
+
 
 # Objects a row can be asked about. Each is {placeholder: value} for the path template.
 OBJECTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -53,8 +74,16 @@ def seen(obj: str, ok: int | tuple[int, ...] = 200, hidden: int = 404) -> dict[s
     return {role: ok if role in _seers(obj) else hidden for role in ROLES}
 
 
+def not_carol(status: int) -> dict[str, int]:
+    """For the org roles where `other` (carol) is special: she wrote the comment and raised the flag."""
+    return dict.fromkeys(ORG_ROLES, status)
+
+
+NOT_CAROL = not_carol(403)
+
+
 def roles(default: int | tuple[int, ...], **per_role: int | tuple[int, ...]) -> dict[str, Any]:
-    return {role: per_role.get(role, default) for role in ROLES}
+    return {role: _given(per_role, role, default) for role in ROLES}
 
 
 def write(obj: str, **per_role: int | tuple[int, ...]) -> dict[str, Any]:
@@ -67,7 +96,7 @@ def write(obj: str, **per_role: int | tuple[int, ...]) -> dict[str, Any]:
         elif role not in _seers(obj):
             out[role] = 404
         else:
-            out[role] = per_role.get(role, 403)
+            out[role] = _given(per_role, role, 403)
     return out
 
 
@@ -92,6 +121,7 @@ class Cell:
 V = "/api/v1/variants/{v}"
 R = "/api/v1/variants/{v}/revisions/{n}"
 W = "/variants/{v}"
+ORG = "/api/v1/orgs/vis-org"
 JOB_BODY = {"variant": "{v}", "revision": "{n}", "benchmark": "vis-bench"}
 NEW_VARIANT = {"name": "fresh", "relation": "finetune", "parents": ["commons/vis-base"], "license": "mit"}
 CARD_IMPORT = {
@@ -477,7 +507,10 @@ ROWS: dict[str, list[Cell]] = {
     "comment-detail": [
         Cell("get", "/api/v1/comments/{comment}/", {"none": roles(200)}),
         Cell(
-            "patch", "/api/v1/comments/{comment}/", {"none": roles(403, anonymous=401, other=200)}, {"body": "edited"}
+            "patch",
+            "/api/v1/comments/{comment}/",
+            {"none": roles(403, anonymous=401, other=200, **NOT_CAROL)},
+            {"body": "edited"},
         ),
     ],
     "comment-hide": [
@@ -504,12 +537,14 @@ ROWS: dict[str, list[Cell]] = {
     ],
     "flag-list": [Cell("get", "/api/v1/flags/", {"none": roles(200, anonymous=401)})],
     # carol raised the flag on alice's variant: both see it, and so do moderators; the reviewer does not.
-    "flag-detail": [Cell("get", "/api/v1/flags/{flag}/", {"none": roles(200, anonymous=401, reviewer=404)})],
+    "flag-detail": [
+        Cell("get", "/api/v1/flags/{flag}/", {"none": roles(200, anonymous=401, reviewer=404, **not_carol(404))})
+    ],
     "flag-resolve": [
         Cell(
             "post",
             "/api/v1/flags/{flag}/resolve/",
-            {"none": roles(403, anonymous=401, reviewer=404, maintainer=200)},
+            {"none": roles(403, anonymous=401, reviewer=404, maintainer=200, **not_carol(404))},
             {"action": "dismiss", "reason": "fine"},
         )
     ],
@@ -517,7 +552,7 @@ ROWS: dict[str, list[Cell]] = {
         Cell(
             "post",
             "/api/v1/flags/{flag}/respond/",
-            {"none": roles(403, anonymous=401, reviewer=404, owner=(200, 409))},
+            {"none": roles(403, anonymous=401, reviewer=404, owner=(200, 409), **not_carol(404))},
             {"body": "it is fine"},
         )
     ],
@@ -557,6 +592,69 @@ ROWS: dict[str, list[Cell]] = {
             {"none": roles(404, anonymous=401, owner=202)},
         )
     ],
+    # --- organizations (vis-org: oadmin admin, omember member, a pending invitation for carol) --------------------
+    "org-list": [
+        Cell("get", "/api/v1/orgs/", {"none": roles(200)}),
+        Cell("post", "/api/v1/orgs/", {"none": roles(201, anonymous=401)}, {"name": "fresh-lab"}),
+    ],
+    "org-detail": [
+        Cell("get", ORG + "/", {"none": roles(200)}),
+        Cell(
+            "patch",
+            ORG + "/",
+            {"none": roles(403, anonymous=401, org_admin=200, maintainer=200)},
+            {"description": "changed"},
+        ),
+        Cell("delete", ORG + "/", {"none": roles(403, anonymous=401, org_admin=204, maintainer=204)}),
+    ],
+    "org-members": [Cell("get", ORG + "/members/", {"none": roles(200)})],
+    "org-member-detail": [
+        Cell(
+            "patch",
+            ORG + "/members/omember/",
+            {"none": roles(403, anonymous=401, org_admin=200, maintainer=200)},
+            {"role": "admin"},
+        ),
+        # A member may leave.
+        Cell(
+            "delete",
+            ORG + "/members/omember/",
+            {"none": roles(403, anonymous=401, org_admin=204, org_member=204, maintainer=204)},
+        ),
+    ],
+    "org-invitations": [
+        Cell("get", ORG + "/invitations/", {"none": roles(403, anonymous=401, org_admin=200, maintainer=200)}),
+        Cell(
+            "post",
+            ORG + "/invitations/",
+            {"none": roles(403, anonymous=401, org_admin=201, maintainer=201)},
+            {"username": "rev"},
+        ),
+    ],
+    # Invitations are seen by their invitee (carol: may not revoke), the org's admins and maintainers only.
+    "org-invitation-detail": [
+        Cell(
+            "delete",
+            ORG + "/invitations/{invitation}/",
+            {"none": roles(404, anonymous=401, other=403, org_admin=204, org_member=404, maintainer=204)},
+        )
+    ],
+    "invitation-list": [Cell("get", "/api/v1/invitations/", {"none": roles(200, anonymous=401)})],
+    # Only the invitee decides; the org's admins and maintainers see the invitation (403), nobody else does (404).
+    "invitation-accept": [
+        Cell(
+            "post",
+            "/api/v1/invitations/{invitation}/accept/",
+            {"none": roles(404, anonymous=401, other=200, org_admin=403, org_member=404, maintainer=403)},
+        )
+    ],
+    "invitation-decline": [
+        Cell(
+            "post",
+            "/api/v1/invitations/{invitation}/decline/",
+            {"none": roles(404, anonymous=401, other=200, org_admin=403, org_member=404, maintainer=403)},
+        )
+    ],
     # --- web pages that show or change objects ---------------------------------------------------------------
     "web:variant-list": [Cell("get", "/variants/", {"none": roles(200)}, fmt="html")],
     "web:variant": [Cell("get", W + "/", {"draft": page("draft"), "pub": page("pub")}, fmt="html")],
@@ -566,7 +664,7 @@ ROWS: dict[str, list[Cell]] = {
             W + "/edit/",
             {
                 "draft": page("draft", login=True) | {"reviewer": 403, "maintainer": 403},
-                "pub": page("pub", login=True) | {"other": 403, "reviewer": 403, "maintainer": 403},
+                "pub": page("pub", login=True) | {"other": 403, "reviewer": 403, "maintainer": 403, **NOT_CAROL},
             },
             fmt="html",
         )
@@ -748,6 +846,14 @@ def _build() -> dict[str, Any]:
     block = BlockedVariant.objects.create(variant=world["base"], reason="test", created_by=world["users"]["maint"])
     suite = Suite.objects.create(slug="vis-suite", name="Vis suite")
     SuiteBenchmark.objects.create(suite=suite, benchmark=world["benchmark"], weight=1)
+    from apps.orgs.services import invitation_accept, invitation_create, org_create
+    from tests.factories import UserFactory
+
+    oadmin, omember = UserFactory(username="oadmin"), UserFactory(username="omember")
+    org = org_create(name="vis-org", actor=oadmin)
+    invitation_accept(invitation=invitation_create(org=org, username="omember", actor=oadmin), actor=omember)
+    pending = invitation_create(org=org, username="carol", actor=oadmin)
+    world["users"].update({"oadmin": oadmin, "omember": omember})
     world["clients"] = _clients(world)
     from apps.transfers.services import upload_create
 
@@ -761,6 +867,7 @@ def _build() -> dict[str, Any]:
         "comment": world["comment"].pk,
         "flag": world["flag"].pk,
         "upload": upload.pk,
+        "invitation": pending.pk,
     }
     return world
 

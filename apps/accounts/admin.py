@@ -14,7 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -24,6 +24,7 @@ from apps.core.errors import DomainError
 from . import services
 from .choices import Role
 from .models import PersonalAccessToken, User
+from .namespaces import username_problem
 from .roles import is_maintainer, user_roles
 
 QUOTA_FIELDS = ("max_active_jobs", "daily_compute_seconds")
@@ -57,6 +58,25 @@ class UserAdminForm(UserChangeForm):
         if "roles" in self.fields and self.instance.pk:
             self.initial["roles"] = [r for r in user_roles(self.instance) if r in Role.values]
 
+    def clean_username(self) -> str:
+        username = str(self.cleaned_data["username"])
+        if "username" in self.changed_data and username.lower() != str(self.initial.get("username", "")).lower():
+            problem = username_problem(username)
+            if problem:
+                raise forms.ValidationError(problem)
+        return username
+
+
+class UserAdminCreationForm(AdminUserCreationForm):
+    """The stock add form, refusing the names organizations hold and the reserved ones (as sign-up does)."""
+
+    def clean_username(self) -> str:
+        username = str(super().clean_username())
+        problem = username_problem(username)
+        if problem:
+            raise forms.ValidationError(problem)
+        return username
+
 
 class AuditedPasswordChangeForm(AdminPasswordChangeForm):
     def save(self, commit: bool = True) -> User:
@@ -68,6 +88,7 @@ class AuditedPasswordChangeForm(AdminPasswordChangeForm):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     form = UserAdminForm
+    add_form = UserAdminCreationForm
     change_password_form = AuditedPasswordChangeForm
     fieldsets = (
         (None, {"fields": ("username", "password")}),

@@ -1,12 +1,18 @@
-"""Extension point: the quota on a user's own profile (``/api/v1/me/``) is counted by the app that runs the jobs.
+"""Extension points of the accounts app, for the apps above it (accounts imports none of them).
 
-Accounts stores a user's quota overrides but does not know what counts against them; the benchmark engine (a
-higher layer) does, and registers its counter in its ``AppConfig.ready()``::
+- The quota on a user's own profile (``/api/v1/me/``) is counted by the app that runs the jobs. Accounts stores a
+  user's quota overrides but does not know what counts against them; the benchmark engine (a higher layer) does,
+  and registers its counter in its ``AppConfig.ready()``::
 
-    from apps.accounts.hooks import register_quota_status
-    register_quota_status(quota_status)
+      from apps.accounts.hooks import register_quota_status
+      register_quota_status(quota_status)
 
-So accounts never imports the engine, and the profile still shows the engine's numbers."""
+  So accounts never imports the engine, and the profile still shows the engine's numbers.
+- ``ROLES_CHANGED_HOOKS``: ``fn(user=..., actor=...)`` after a user's roles or superuser status changed. Unlike the
+  registry's after-commit hooks, these run inside the transaction that changed the roles: what they keep in step
+  (the ``commons`` organization's admins are the maintainers) commits or rolls back with the change itself.
+
+See also ``namespaces.NAMESPACE_CLAIMS`` (users and organizations share one name space)."""
 
 from __future__ import annotations
 
@@ -31,3 +37,12 @@ def quota_status(user: Any) -> dict[str, Any]:
     if not _quota_status:
         raise ImproperlyConfigured("No app reports quota status: apps.benchmarks registers it in its ready().")
     return _quota_status[0](user)
+
+
+#: fn(user=..., actor=...) after a user's roles or superuser status changed, in the same transaction.
+ROLES_CHANGED_HOOKS: list[Callable[..., Any]] = []
+
+
+def roles_changed(*, user: Any, actor: Any) -> None:
+    for hook in list(ROLES_CHANGED_HOOKS):
+        hook(user=user, actor=actor)

@@ -17,7 +17,9 @@ from apps.core.errors import NotFound, PermissionDenied, ValidationFailed
 
 from .authentication import TOKEN_PREFIX, hash_token
 from .choices import ROLE_GROUPS, Role, TokenScope
+from .hooks import roles_changed
 from .models import PersonalAccessToken, User
+from .namespaces import username_problem
 from .roles import forget_roles, is_maintainer, user_roles
 
 
@@ -96,6 +98,7 @@ def user_set_roles(*, user: User, roles: list[str], actor: Any) -> User:
     after = sorted(user_roles(user))
     if before != after:
         audit_record(actor=actor, verb="user.roles", target=user, before={"roles": before}, after={"roles": after})
+        roles_changed(user=user, actor=actor)
     return user
 
 
@@ -129,9 +132,13 @@ def user_set_quota(*, user: User, actor: Any, **changes: int | None) -> User:
 @transaction.atomic
 def user_signup(*, username: str, email: str, password: str) -> User:
     """Open sign-up (the web form): a contributor with no roles. The form has already checked the password
-    against AUTH_PASSWORD_VALIDATORS; uniqueness is checked again here, ignoring case, as the constraint does."""
+    against AUTH_PASSWORD_VALIDATORS; uniqueness is checked again here, ignoring case, as the constraint does, and
+    so is the name space shared with organizations and the reserved names."""
     if User.objects.filter(username__iexact=username).exists():
         raise ValidationFailed("Username taken.", errors={"username": ["A user with that username already exists."]})
+    problem = username_problem(username)
+    if problem:
+        raise ValidationFailed("Username not available.", errors={"username": [problem]})
     user = User.objects.create_user(username=username, email=email, password=password)
     audit_record(actor=user, verb="user.signup", target=user, after={"username": username})
     return user
@@ -164,6 +171,11 @@ def user_admin_update(
     if unknown:
         raise ValidationFailed("Unknown account field.", errors={f: ["Not an account field."] for f in unknown})
     user = User.objects.select_for_update().get(pk=user.pk)
+    renamed = changes.get("username")
+    if renamed is not None and renamed.lower() != user.username.lower():
+        problem = username_problem(renamed)
+        if problem:
+            raise ValidationFailed("Username not available.", errors={"username": [problem]})
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for field, value in changes.items():
@@ -181,6 +193,8 @@ def user_admin_update(
     forget_roles(user)
     if before:
         audit_record(actor=actor, verb="user.update", target=user, before=before, after=after)
+    if "is_superuser" in before:
+        roles_changed(user=user, actor=actor)
     return user
 
 
@@ -189,6 +203,9 @@ def user_admin_create(*, user: User, actor: Any) -> User:
     """A superuser adds an account in the admin (the add form has set its username and password): it starts as
     a contributor, with no staff or superuser status."""
     _require_superuser(actor, "add accounts")
+    problem = username_problem(user.username)
+    if problem:
+        raise ValidationFailed("Username not available.", errors={"username": [problem]})
     user.is_staff = user.is_superuser = False
     user.save()
     audit_record(actor=actor, verb="user.create", target=user, after={"username": user.username})

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 # Project apps whose models belong in the console; third-party and framework models are left alone.
 CONSOLE_APPS = (
     "accounts",
+    "orgs",
     "audit",
     "registry",
     "benchmarks",

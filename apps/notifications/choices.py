@@ -9,6 +9,7 @@ class NotificationKind(models.TextChoices):
     JOB_FINISHED = "job_finished", "Benchmark job finished"
     FLAG_RESOLVED = "flag_resolved", "Flag resolved or needs your answer"
     VARIANT_PUBLISHED = "variant_published", "Variant published or unpublished"
+    ORG_MEMBERSHIP = "org_membership", "Organization invitations and membership changes"
 
 
 class WebhookEvent(models.TextChoices):
@@ -19,6 +20,7 @@ class WebhookEvent(models.TextChoices):
     VARIANT_UNPUBLISHED = "variant.unpublished"
     VARIANT_REJECTED = "variant.rejected"
     FLAG_RESOLVED = "flag.resolved"
+    ORG_MEMBER_ADDED = "org.member_added"
     PING = "ping"
 
 

@@ -511,7 +511,7 @@ def test_recovery_redispatches_overdue_deliveries(alice, monkeypatch, settings):
 @pytestmark_db
 def test_notification_preferences(alice):
     prefs = services.notification_preferences(alice)
-    assert prefs["job_finished"] == {"in_app": True, "email": True} and len(prefs) == 5
+    assert prefs["job_finished"] == {"in_app": True, "email": True} and len(prefs) == 6
     prefs = services.notification_preferences_set(user=alice, changes={"job_finished": {"email": False}})
     assert prefs["job_finished"] == {"in_app": True, "email": False}
     with pytest.raises(ValidationFailed) as err:

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.audit",
+    "apps.orgs",
     "apps.registry",
     "apps.benchmarks",
     "apps.checklists",
@@ -335,6 +336,11 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Model Commons <norep
 # --- Registry (issue 3) ---------------------------------------------------------------------------
 # The maintainers' namespace for original models; maintainers act for it (nobody logs in as it).
 MC_COMMONS_USERNAME = env.str("MC_COMMONS_USERNAME", default="commons")
+# Organizations (issue 14): an invitation not accepted or declined within this many days expires.
+MC_ORG_INVITATION_TTL_DAYS = env.int("MC_ORG_INVITATION_TTL_DAYS", default=14)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {"OrgRoleEnum": "apps.orgs.choices.OrgRole", "InvitationStatusEnum": "apps.orgs.choices.InvitationStatus"}
+)
 MC_CARD_MAX_CHARS = env.int("MC_CARD_MAX_CHARS", default=200_000)
 # Artifacts recorded by URI (not stored here) may be as large as real checkpoints.
 MC_ARTIFACT_RECORD_MAX_BYTES = env.int("MC_ARTIFACT_RECORD_MAX_BYTES", default=2 * 1024**4)

@@ -1,0 +1,59 @@
+"""Reads of organizations, members and invitations, filtered for the reader.
+
+Organizations and their member lists are public, as on the Hugging Face Hub: knowing who works in a lab is part
+of trusting its models. Invitations are private to their invitee, the organization's admins and maintainers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from apps.core.errors import NotFound
+
+from .models import Invitation, Membership, Organization
+from .permissions import ensure_can_manage
+from .querysets import InvitationQuerySet
+
+
+def orgs_list(*, user: Any) -> QuerySet[Organization]:
+    """Every organization, with `members_count` and the reader's `my_role`."""
+    return Organization.objects.with_counts(user).order_by("name")
+
+
+def org_get(*, name: str, user: Any) -> Organization:
+    org = orgs_list(user=user).filter(name__iexact=name).first()
+    if org is None:
+        raise NotFound(f"No organization '{name}'.")
+    return org
+
+
+def org_members(*, org: Organization) -> QuerySet[Membership]:
+    """Admins first, then by username."""
+    return Membership.objects.filter(org=org).select_related("user").order_by("role", "user__username")
+
+
+def _invitations() -> InvitationQuerySet:
+    return Invitation.objects.with_effective_status().select_related("org", "invitee", "invited_by")
+
+
+def invitations_received(*, user: Any) -> QuerySet[Invitation]:
+    """The user's own invitations, newest first."""
+    return _invitations().filter(invitee=user).order_by("-created_at", "-id")
+
+
+def org_invitations(*, org: Organization, user: Any) -> QuerySet[Invitation]:
+    """An organization's invitations, for its admins (and maintainers)."""
+    ensure_can_manage(user, org, "see its invitations")
+    return _invitations().filter(org=org).order_by("-created_at", "-id")
+
+
+def invitation_get(*, pk: int, user: Any, org: Organization | None = None) -> Invitation:
+    """An invitation the user may see (its invitee, the org's admins, maintainers); any other is a 404."""
+    qs = _invitations().visible_to(user)
+    if org is not None:
+        qs = qs.filter(org=org)
+    invitation = qs.filter(pk=pk).first()
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    return invitation

@@ -305,3 +305,10 @@ def test_invitation_lists_cost_the_same_for_one_or_many(world, make_user):
 
     _flat(world["outsider"], "/api/v1/invitations/", grow_mine, 13)
     assert carol.org_invitations.count() == 13
+
+
+def test_ids_past_the_database_range_and_odd_names_are_404s(world):
+    problem(world["admin"].delete(ORG + "invitations/99999999999999999999/"), 404)
+    problem(world["outsider"].post("/api/v1/invitations/99999999999999999999/accept/"), 404)
+    problem(world["admin"].patch(ORG + "members/" + "x" * 300 + "/", {"role": "admin"}, format="json"), 404)
+    problem(world["anonymous"].get("/api/v1/orgs/" + "x" * 300 + "/"), 404)

@@ -75,7 +75,12 @@ def worker_cache() -> BlobCache:
     global _cache
     root, max_bytes = Path(settings.MC_WORKER_CACHE_DIR), int(settings.MC_WORKER_CACHE_MAX_MB) * 1024 * 1024
     if _cache is None or _cache.root != root or _cache.max_bytes != max_bytes:
-        _cache = BlobCache(root, max_bytes=max_bytes)
+        try:
+            _cache = BlobCache(root, max_bytes=max_bytes)
+        except OSError as exc:
+            raise RunnerError(
+                FailureReason.ARTIFACT_UNAVAILABLE, f"The worker cache at {root} cannot be made: {exc}"
+            ) from None
     return _cache
 
 

@@ -256,7 +256,10 @@ class BlobCache:
         if pin is not None:  # this process holds it already (verified then; a shared lock keeps it there)
             pin.count += 1
             return str(path)
-        fd = os.open(self._lock_path(sha256), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self._lock_path(sha256), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise RunnerError("artifact_unavailable", f"The worker cache at {self.root} is not usable: {exc}") from None
         try:
             for _ in range(3):
                 # Shared first: a blob other processes use is read alongside them, not waited for.
@@ -277,10 +280,16 @@ class BlobCache:
                     break
             else:
                 raise RunnerError("artifact_unavailable", f"{blob.label} kept disappearing from the worker cache.")
+        except OSError as exc:  # the cache's own disk (full, read-only, permissions): a clear reason, no traceback
+            os.close(fd)
+            raise RunnerError(
+                "artifact_unavailable", f"{blob.label} could not be staged in the worker cache at {self.root}: {exc}"
+            ) from None
         except BaseException:
             os.close(fd)
             raise
-        os.utime(path)  # the access time orders eviction
+        with contextlib.suppress(OSError):  # the access time orders eviction; a file of another user keeps its own
+            os.utime(path)
         self._pins[sha256] = _Pin(fd)
         return str(path)
 

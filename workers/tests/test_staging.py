@@ -193,3 +193,12 @@ def test_two_processes_staging_one_blob_fetch_it_once(tmp_path):
         digests = pool.starmap(_stage_in_a_process, [(str(tmp_path / "cache"), data, log, start_at)] * 2)
     assert digests == [hashlib.sha256(data).hexdigest()] * 2
     assert len(Path(log).read_text().splitlines()) == 1
+
+
+def test_a_broken_cache_folder_fails_with_a_reason_not_a_traceback(tmp_path, files):
+    cache = BlobCache(tmp_path, max_bytes=10_000)
+    (tmp_path / "locks").rmdir()
+    (tmp_path / "locks").write_text("not a folder")
+    with pytest.raises(RunnerError) as exc, cache.session() as stage:
+        stage(blob_of(A), [MemorySource(files)])
+    assert exc.value.reason == "artifact_unavailable" and str(tmp_path) in exc.value.message

@@ -217,6 +217,30 @@ def test_a_worker_stages_the_files_straight_from_the_bucket(
         assert Path(spec.path).read_bytes() == weights and spec.sha256 == digest and spec.name == "model.safetensors"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_http_staging_follows_the_platforms_redirect_to_the_bucket(s3, live_server, settings, tmp_path, maintainer):
+    """A worker without bucket credentials (MC_WORKER_STAGING=http) asks the platform, which answers with a
+    presigned URL of the bucket; the worker's token goes to the platform only, and the bytes come from S3."""
+    from contextlib import ExitStack
+    from types import SimpleNamespace
+
+    from apps.transfers.tests.conftest import store
+    from workers.execution import resolve_artifacts
+
+    settings.MC_STORAGE, settings.MC_WORKER_STAGING = "s3", "http"
+    settings.MC_WORKER_CACHE_DIR = tmp_path / "worker-cache"
+    settings.MC_PLATFORM_URL = live_server.url
+    base = make_original(maintainer, name="in-bucket", publish=False)  # a draft: workers read it all the same
+    weights = safetensors_bytes(30_000, seed=13)
+    store(base.current_revision, maintainer, "model.safetensors", weights)
+    with ExitStack() as pins:
+        (spec,) = resolve_artifacts(
+            SimpleNamespace(revision_id=base.current_revision_id), frozenset({"safetensors"}), pins
+        )
+        assert Path(spec.path).read_bytes() == weights
+        assert Path(spec.path).is_relative_to(tmp_path / "worker-cache")
+
+
 def test_a_blob_missing_from_the_bucket_fails_as_artifact_unavailable(
     s3, settings, tmp_path, alice, maintainer, client_for
 ):

@@ -149,7 +149,13 @@ def resolve_artifacts(
         for artifact in usable:
             local = _in_place(artifact)
             if local is None and not artifact.file and artifact.uri.startswith("file://"):
-                local = artifact.local_path()  # a development-only file:// record (MC_ARTIFACT_ALLOW_FILE_URIS)
+                # A development-only file:// record (MC_ARTIFACT_ALLOW_FILE_URIS): read where it points, if it is there.
+                local = artifact.local_path()
+                if local is None or not Path(local).is_file():
+                    raise RunnerError(
+                        FailureReason.ARTIFACT_UNAVAILABLE,
+                        f"Artifact {artifact.path} is not reachable from this worker ({artifact.uri}).",
+                    )
             if local is not None:
                 verify_sha256(local, artifact.sha256)
             elif not artifact.file:

@@ -15,6 +15,8 @@ from apps.accounts.models import User
 from apps.accounts.services import user_set_roles
 from apps.demo.catalogue import seed_registry_demo
 from apps.demo.runs import ensure_benchmarks, seed_demo_runs, tinylm_folder_if_runnable
+from apps.orgs.models import Organization
+from apps.orgs.services import commons_ensure, commons_sync_member, invitation_accept, invitation_create, org_create
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision, Variant
 from apps.registry.services import artifact_add_local_file, revision_transition, variant_create
@@ -86,6 +88,7 @@ def ensure_accounts(password: str) -> dict[str, User]:
                 "leaderboards",
                 "reviews",
                 "checklists",
+                "orgs",
             ]
         )
     )
@@ -95,6 +98,28 @@ def ensure_accounts(password: str) -> dict[str, User]:
         commons.save(update_fields=["password"])
     users["commons"] = commons
     return users
+
+
+#: A lab as the demo shows one: alice runs it, bob is a member, reviewer1 has an invitation waiting.
+DEMO_ORG = {
+    "name": "harbour-lab",
+    "display_name": "Harbour Lab",
+    "description": "A small lab fine-tuning tiny open models on harbour-and-sea prose.",
+}
+
+
+def ensure_orgs(users: dict[str, User]) -> list[str]:
+    """`commons` with the maintainers as its admins, and the demo lab (idempotent)."""
+    commons_ensure()
+    for user in users.values():
+        commons_sync_member(user=user, actor=None)
+    lab = Organization.objects.filter(name__iexact=DEMO_ORG["name"]).first()
+    if lab is None:
+        lab = org_create(actor=users["alice"], **DEMO_ORG)
+        joining = invitation_create(org=lab, username="bob", role="member", actor=users["alice"])
+        invitation_accept(invitation=joining, actor=users["bob"])
+        invitation_create(org=lab, username="reviewer1", role="member", actor=users["alice"])
+    return sorted(Organization.objects.values_list("name", flat=True))
 
 
 def _ensure_variant(
@@ -132,6 +157,7 @@ def seed_demo(
 @transaction.atomic
 def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm: Path | None) -> dict[str, Any]:
     users = ensure_accounts(password)
+    orgs = ensure_orgs(users)
     benchmarks, _ = ensure_benchmarks(users["maintainer"], only={"digits"})
     benchmark = benchmarks["digits"]
     manifest = _manifest()
@@ -203,6 +229,7 @@ def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm: Path | None) -
     seed_registry_demo(users)
     summary: dict[str, Any] = {
         "users": sorted(users),
+        "orgs": orgs,
         "benchmarks": [benchmark.slug],
         "skipped": {},
         "jobs": [],

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+from apps.core.conditional import etag_for
 
 from .choices import INVITATION_TRANSITIONS, InvitationStatus, OrgRole
 from .querysets import InvitationQuerySet, OrganizationQuerySet
@@ -42,8 +42,9 @@ class Organization(models.Model):
 
     @property
     def etag(self) -> str:
-        stamp = f"org:{self.pk}:{self.updated_at.isoformat() if self.updated_at else ''}"
-        return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+        """Changes with the profile and with every membership change (the services touch `updated_at`), so it
+        covers `members_count` and every reader's `my_role` too."""
+        return etag_for(f"org:{self.pk}:{self.updated_at.isoformat() if self.updated_at else ''}")
 
     @property
     def is_commons(self) -> bool:

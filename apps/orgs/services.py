@@ -18,6 +18,7 @@ from apps.accounts.models import User
 from apps.accounts.namespaces import name_is_reserved
 from apps.accounts.roles import is_maintainer
 from apps.audit.services import audit_record
+from apps.core.conditional import check_if_match
 from apps.core.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 
 from . import hooks
@@ -89,6 +90,11 @@ def _member(org: Organization, username: str) -> Membership:
     return membership
 
 
+def _touch(org: Organization) -> None:
+    """A membership changed: the organization's version (its ETag, `members_count`, `my_role`) moves on."""
+    org.save(update_fields=["updated_at"])
+
+
 def _admins_count(org: Organization) -> int:
     return Membership.objects.filter(org=org, role=OrgRole.ADMIN).count()
 
@@ -134,12 +140,19 @@ def org_create(*, name: str, actor: Any, display_name: str = "", description: st
 
 @transaction.atomic
 def org_update(
-    *, org: Organization, actor: Any, display_name: str | None = None, description: str | None = None
+    *,
+    org: Organization,
+    actor: Any,
+    display_name: str | None = None,
+    description: str | None = None,
+    if_match: str | None = None,
 ) -> Organization:
-    """Change an organization's profile (admins). Its name is its namespace and does not change here."""
+    """Change an organization's profile (admins). Its name is its namespace and does not change here.
+    `if_match` is the request's If-Match header: a stale ETag is a 412."""
     _require_user(actor)
     org = _lock(org)
     ensure_can_manage(actor, org, "change its profile")
+    check_if_match(if_match, org.etag, what=f"The organization {org.name}")
     errors = _profile_errors(display_name=display_name, description=description)
     if errors:
         raise ValidationFailed("Invalid organization.", errors=errors)
@@ -289,6 +302,7 @@ def invitation_accept(*, invitation: Invitation, actor: Any) -> Invitation:
     invitation = _decide(invitation, target=InvitationStatus.ACCEPTED, actor=actor)
     membership, created = Membership.objects.get_or_create(org=org, user=actor, defaults={"role": invitation.role})
     if created:
+        _touch(org)
         audit_record(
             actor=actor,
             verb="org.member.add",
@@ -346,6 +360,7 @@ def member_role_change(*, org: Organization, username: str, role: str, actor: An
     before = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    _touch(org)
     audit_record(
         actor=actor,
         verb="org.member.role",
@@ -385,6 +400,7 @@ def member_remove(*, org: Organization, username: str, actor: Any) -> None:
     )
     role = membership.role
     membership.delete()
+    _touch(org)
     hooks.run(hooks.MEMBER_REMOVED_HOOKS, org=org, user=user, role=role, actor=actor)
 
 
@@ -449,4 +465,7 @@ def commons_sync_member(*, user: User, actor: Any) -> Membership | None:
         )
         membership.delete()
         membership = None
+    else:
+        return membership
+    _touch(org)
     return membership

@@ -23,3 +23,20 @@ def test_seed_demo_without_runs_seeds_accounts_and_variants_and_says_so():
     assert set(User.objects.values_list("username", flat=True)) >= {"maintainer", "reviewer1", "reviewer2", "alice"}
     assert Variant.objects.by_full_name("alice/digits-mlp-int8").exists()
     assert f"{Variant.objects.count()} variants" in text
+
+
+def test_seed_demo_makes_commons_an_org_of_the_maintainers_and_a_demo_lab():
+    from apps.orgs.models import Invitation, Membership
+
+    out = StringIO()
+    call_command("seed_demo", "--no-runs", stdout=out)
+    call_command("seed_demo", "--no-runs", stdout=StringIO())  # idempotent
+    assert "demo organizations: commons, harbour-lab" in out.getvalue()
+
+    def roles(org: str) -> dict[str, str]:
+        return dict(Membership.objects.filter(org__name=org).values_list("user__username", "role"))
+
+    assert roles("commons") == {"maintainer": "admin"}
+    assert roles("harbour-lab") == {"alice": "admin", "bob": "member"}
+    pending = Invitation.objects.get(org__name="harbour-lab", status="pending")
+    assert pending.invitee.username == "reviewer1"

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any, cast
 
 import django_filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import TokenScopePermission
+from apps.core.conditional import not_modified
 from apps.core.filters import StrictFilterSet
 from apps.core.parsers import JSONParser
 from apps.orgs import selectors, services
@@ -33,6 +35,13 @@ ORG_LOOKUP = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 READ_ANYONE_WRITE_SIGNED_IN = [permissions.IsAuthenticatedOrReadOnly, TokenScopePermission]
 SIGNED_IN = [permissions.IsAuthenticated, TokenScopePermission]
 JSON_ONLY = [JSONParser]
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="ETag from a previous GET; a stale one gets 412.",
+)
 STATUS_PARAMETER = OpenApiParameter(
     "status", str, enum=InvitationStatus.values, description="A pending invitation past its expiry is `expired`."
 )
@@ -96,16 +105,21 @@ class OrgViewSet(
         org = services.org_create(actor=request.user, **incoming.validated_data)
         return self._org_response(org, status.HTTP_201_CREATED)
 
+    @extend_schema(responses={200: OrgSerializer, 304: OpenApiResponse(description="Not modified")})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         org = self.get_object()
+        if not_modified(request, org.etag):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": org.etag})
         return Response(OrgSerializer(org).data, headers={"ETag": org.etag})
 
-    @extend_schema(request=OrgUpdateSerializer, responses={200: OrgSerializer})
+    @extend_schema(request=OrgUpdateSerializer, responses={200: OrgSerializer}, parameters=[IF_MATCH])
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         org = self.get_object()
         incoming = OrgUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        org = services.org_update(org=org, actor=request.user, **incoming.validated_data)
+        org = services.org_update(
+            org=org, actor=request.user, if_match=request.headers.get("If-Match"), **incoming.validated_data
+        )
         return self._org_response(org)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

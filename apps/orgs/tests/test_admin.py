@@ -97,3 +97,15 @@ def test_the_user_admin_refuses_an_organizations_name(make_user, alice):
     from apps.accounts.models import User
 
     assert not User.objects.filter(username__iexact="harbour-lab").exists()
+
+
+@pytest.mark.parametrize("name", ["HARBOUR-LAB", "api", "commons"])
+def test_the_signup_page_refuses_an_organizations_name_and_reserved_ones(alice, name):
+    make_org(alice, "harbour-lab")
+    resp = Client().post(
+        "/signup/",
+        {"username": name, "email": "new@example.org", "password1": "pw-Secret-123-x", "password2": "pw-Secret-123-x"},
+    )
+    assert resp.status_code == 400
+    text = resp.content.decode()
+    assert "organization has this name" in text or "reserved by the platform" in text

@@ -312,3 +312,20 @@ def test_ids_past_the_database_range_and_odd_names_are_404s(world):
     problem(world["outsider"].post("/api/v1/invitations/99999999999999999999/accept/"), 404)
     problem(world["admin"].patch(ORG + "members/" + "x" * 300 + "/", {"role": "admin"}, format="json"), 404)
     problem(world["anonymous"].get("/api/v1/orgs/" + "x" * 300 + "/"), 404)
+
+
+def test_etag_follows_profile_and_membership_and_if_match_guards_the_profile(world, make_user):
+    first = world["admin"].get(ORG)
+    etag = first["ETag"]
+    not_modified = world["admin"].get(ORG, HTTP_IF_NONE_MATCH=etag)
+    assert not_modified.status_code == 304 and not_modified["ETag"] == etag
+    # Someone joins: members_count changes, and so does the ETag.
+    add_member(world["org"], make_user("erin"), by=world["users"]["alice"])
+    joined = world["admin"].get(ORG, HTTP_IF_NONE_MATCH=etag)
+    assert joined.status_code == 200 and joined.json()["members_count"] == 3 and joined["ETag"] != etag
+    body = problem(world["admin"].patch(ORG, {"description": "x"}, format="json", HTTP_IF_MATCH=etag), 412)
+    assert "changed since you read it" in body["detail"]
+    current = joined["ETag"]
+    done = world["admin"].patch(ORG, {"description": "x"}, format="json", HTTP_IF_MATCH=current)
+    assert done.status_code == 200 and done["ETag"] != current
+    assert world["admin"].patch(ORG, {"description": "y"}, format="json", HTTP_IF_MATCH="*").status_code == 200

@@ -38,3 +38,6 @@ class Command(BaseCommand):
         self.stdout.write("demo accounts (password from DEMO_PASSWORD):")
         for username, roles in DEMO_ACCOUNTS:
             self.stdout.write(f"  {username:<11} {', '.join(roles) or 'contributor'}  password: {password}")
+        self.stdout.write(
+            f"demo organizations: {', '.join(summary['orgs'])} (see /api/v1/orgs/; reviewer1 has an invitation)"
+        )

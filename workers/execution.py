@@ -9,6 +9,7 @@ This is the only place where the Django world (jobs, artifacts) meets the runner
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -339,18 +340,11 @@ def _run_pinned(
             log_tail="\n".join([*log_lines, tail, f"error: {exc.message}"]),
         )
 
-    environment = dict(result.environment)
-    environment.update(worker=job.worker_host, seed=seed)
+    environment = {**result.environment, "worker": job.worker_host, "seed": seed}
     return services.Completion(
         job_id=job.pk,
         attempt=attempt,
-        metrics=result.metrics,
-        stderr=result.stderr,
-        samples=result.samples,
-        duration_s=result.duration_s,
-        runner=result.runner,
-        runner_version=result.runner_version,
-        environment=environment,
+        result=dataclasses.replace(result, environment=environment),
         log_tail="\n".join([*log_lines, *result.log]),
         seed=seed,
         progress=reported[0] if reported else None,

@@ -6,12 +6,17 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.core.errors import InvalidTransition
+
 from .choices import (
     DEDUPE_EXCLUDED_STATUSES,
     FailureReason,
     JobStatus,
     ResourceClass,
     VerificationStatus,
+    job_statuses_allowing,
+    job_transition_allowed,
+    job_transition_targets,
     queue_for,
 )
 from .querysets import BenchmarkJobQuerySet, BenchmarkQuerySet
@@ -179,6 +184,27 @@ class BenchmarkJob(models.Model):
     @property
     def is_verification(self) -> bool:
         return self.verifies_id is not None
+
+    def allowed_transitions(self) -> tuple[str, ...]:
+        """The statuses this job may move to next (apps.benchmarks.choices.JOB_TRANSITIONS)."""
+        return job_transition_targets(self.status)
+
+    def can_transition_to(self, target: str, *, by: str | None = None) -> bool:
+        """Whether the state machine allows this job to move to `target` (by the event `by`, when given: a
+        failed job may be retried to queued, a running one only requeued)."""
+        return job_transition_allowed(self.status, target, by=by)
+
+    def check_transition(self, target: str, *, by: str | None = None) -> None:
+        """Raise InvalidTransition (409) unless :meth:`can_transition_to`; the message quotes the table."""
+        if self.can_transition_to(target, by=by):
+            return
+        allowed = list(self.allowed_transitions())
+        detail = ""
+        if by is not None and target in allowed:
+            sources = " or ".join(job_statuses_allowing(by))
+            detail = f"Cannot {by} a job that is {self.status}: {by} takes a job from {sources} to {target}."
+        extra = {"event": by} if by is not None else {}
+        raise InvalidTransition(current=self.status, target=target, allowed=allowed, detail=detail, **extra)
 
 
 class JobResult(models.Model):

@@ -47,12 +47,17 @@ class InvalidTransition(Conflict):
     title = "Illegal state transition"
     slug = "invalid-transition"
 
-    def __init__(self, *, current: str, target: str, allowed: list[str]):
+    def __init__(self, *, current: str, target: str, allowed: list[str], detail: str = "", **extra: Any):
+        """`allowed`: the statuses the state machine allows from `current`. `detail` replaces the default message
+        when the refusal needs more words (an event that does not apply here although the target is reachable
+        by another); `extra` adds fields to the problem."""
         super().__init__(
-            f"Cannot go from '{current}' to '{target}'. Allowed from '{current}': " + (", ".join(allowed) or "none"),
+            detail
+            or f"Cannot go from '{current}' to '{target}'. Allowed from '{current}': " + (", ".join(allowed) or "none"),
             current=current,
             target=target,
             allowed=allowed,
+            **extra,
         )
 
 

@@ -18,16 +18,17 @@ from apps.accounts.roles import is_maintainer
 from apps.audit.services import audit_record, audit_record_many
 from apps.core.bulk import bulk_update_rows
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied
+from workers.runners.base import RunResult
 
 from .. import hooks
 from ..choices import (
-    ACTIVE_JOB_STATUSES,
     DEDUPE_EXCLUDED_STATUSES,
     INFRASTRUCTURE_FAILURES,
-    JOB_TRANSITIONS,
     RETRYABLE_FAILURES,
     FailureReason,
+    JobEvent,
     JobStatus,
+    job_statuses_allowing,
 )
 from ..dispatch import jobs_dispatch_on_commit, live_workers
 from ..models import BenchmarkJob, JobResult
@@ -82,14 +83,15 @@ def jobs_claim(*, job_ids: list[int], worker: str) -> list[BenchmarkJob]:
     with transaction.atomic():
         # Lock the plainly claimable rows first: on PostgreSQL a row another claimer holds is waited for and
         # looked at again once it commits, so exactly the rows still claimable come back, and stay ours.
+        claimable = job_statuses_allowing(JobEvent.CLAIM)
         plain = list(
             BenchmarkJob.objects.select_for_update(no_key=True)
-            .filter(pk__in=ids, status=JobStatus.QUEUED, cancel_requested=False, exclude_worker="")
+            .filter(pk__in=ids, status__in=claimable, cancel_requested=False, exclude_worker="")
             .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
             .values_list("pk", flat=True)
         )
         moved = (
-            BenchmarkJob.objects.filter(pk__in=plain, status=JobStatus.QUEUED).update(**_claim_fields(now, worker))
+            BenchmarkJob.objects.filter(pk__in=plain, status__in=claimable).update(**_claim_fields(now, worker))
             if plain
             else 0
         )
@@ -124,7 +126,7 @@ def _claim_contended(job_id: int, worker: str, now: datetime) -> BenchmarkJob | 
     job = BenchmarkJob.objects.select_for_update(no_key=True).filter(pk=job_id).first()
     if job is None:
         return None
-    if job.status == JobStatus.QUEUED and not job.cancel_requested:
+    if job.can_transition_to(JobStatus.RUNNING, by=JobEvent.CLAIM) and not job.cancel_requested:
         if job.not_before and job.not_before > now:
             return None  # an early redelivery during backoff: the dispatcher sends it again when it is due
         same_worker = bool(job.exclude_worker) and job.exclude_worker == worker
@@ -137,7 +139,8 @@ def _claim_contended(job_id: int, worker: str, now: datetime) -> BenchmarkJob | 
                 jobs_dispatch_on_commit(job.queue)
                 return None
         BenchmarkJob.objects.filter(pk=job.pk).update(**_claim_fields(now, worker))
-        return _claimed(job.pk, "job.start", JobStatus.QUEUED, {"same_worker_as_original": same_worker})
+        return _claimed(job.pk, "job.start", job.status, {"same_worker_as_original": same_worker})
+    # A lease takeover, not a transition: the job stays running, under a new attempt on this worker.
     stale_before = now - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
     if job.status == JobStatus.RUNNING and job.heartbeat_at and job.heartbeat_at < stale_before:
         if job.cancel_requested or job.attempts >= job.max_attempts:
@@ -191,17 +194,14 @@ def _elapsed(job: BenchmarkJob, now: datetime) -> float:
 
 @dataclass(frozen=True)
 class Completion:
-    """What a worker reports for one attempt that ran to the end (see :func:`jobs_complete`)."""
+    """What a worker reports for one attempt that ran to the end (see :func:`jobs_complete`): the runner's
+    result as it came back (its environment completed with the worker and the seed), and what the worker adds.
+    `log_tail` is the attempt's log (the worker's lines and the runner's); `progress` the last (done, total)
+    the runner reported."""
 
     job_id: int
     attempt: int
-    metrics: dict[str, float]
-    stderr: dict[str, float]
-    samples: int
-    duration_s: float
-    runner: str
-    runner_version: str
-    environment: dict[str, Any]
+    result: RunResult
     log_tail: str = ""
     seed: int = 0
     progress: tuple[int, int] | None = None
@@ -211,13 +211,7 @@ def job_complete(
     *,
     job_id: int,
     attempt: int,
-    metrics: dict[str, float],
-    stderr: dict[str, float],
-    samples: int,
-    duration_s: float,
-    runner: str,
-    runner_version: str,
-    environment: dict[str, Any],
+    result: RunResult,
     log_tail: str = "",
     seed: int = 0,
     progress: tuple[int, int] | None = None,
@@ -225,25 +219,26 @@ def job_complete(
     """Write the result exactly once. A late or duplicate attempt writes nothing and returns None; a job
     cancelled while its last batch ran ends cancelled, without a result. `progress` is the last (done, total)
     the runner reported (written here rather than by a separate update)."""
-    done = jobs_complete(
-        [
-            Completion(
-                job_id=job_id,
-                attempt=attempt,
-                metrics=metrics,
-                stderr=stderr,
-                samples=samples,
-                duration_s=duration_s,
-                runner=runner,
-                runner_version=runner_version,
-                environment=environment,
-                log_tail=log_tail,
-                seed=seed,
-                progress=progress,
-            )
-        ]
+    completion = Completion(
+        job_id=job_id, attempt=attempt, result=result, log_tail=log_tail, seed=seed, progress=progress
     )
-    return done.get(job_id)
+    return jobs_complete([completion]).get(job_id)
+
+
+def _job_result(job: BenchmarkJob, completion: Completion) -> JobResult:
+    run = completion.result
+    return JobResult(
+        job=job,
+        attempt=completion.attempt,
+        metrics=run.metrics,
+        stderr=run.stderr,
+        samples=run.samples,
+        duration_s=run.duration_s,
+        runner=run.runner,
+        runner_version=run.runner_version,
+        environment=run.environment,
+        seed=completion.seed,
+    )
 
 
 @transaction.atomic
@@ -257,6 +252,7 @@ def jobs_complete(completions: list[Completion]) -> dict[int, BenchmarkJob]:
         return {}
     now = timezone.now()
     locked = BenchmarkJob.objects.select_for_update(no_key=True).filter(pk__in=list(by_id)).order_by("pk")
+    # Fenced: only the attempt that owns the job (running, same attempt number) writes.
     current = [job for job in locked if job.status == JobStatus.RUNNING and job.attempts == by_id[job.pk].attempt]
     out: dict[int, BenchmarkJob] = {}
     succeeded: list[BenchmarkJob] = []
@@ -272,6 +268,7 @@ def jobs_complete(completions: list[Completion]) -> dict[int, BenchmarkJob]:
                 log_tail=c.log_tail,
             )
             continue
+        job.check_transition(JobStatus.SUCCEEDED, by=JobEvent.SUCCEED)
         job.status = JobStatus.SUCCEEDED
         job.finished_at = now
         if c.progress is not None:
@@ -283,23 +280,7 @@ def jobs_complete(completions: list[Completion]) -> dict[int, BenchmarkJob]:
         out[job.pk] = job
     if not succeeded:
         return out
-    results = JobResult.objects.bulk_create(
-        [
-            JobResult(
-                job=job,
-                attempt=by_id[job.pk].attempt,
-                metrics=by_id[job.pk].metrics,
-                stderr=by_id[job.pk].stderr,
-                samples=by_id[job.pk].samples,
-                duration_s=by_id[job.pk].duration_s,
-                runner=by_id[job.pk].runner,
-                runner_version=by_id[job.pk].runner_version,
-                environment=by_id[job.pk].environment,
-                seed=by_id[job.pk].seed,
-            )
-            for job in succeeded
-        ]
-    )
+    results = JobResult.objects.bulk_create([_job_result(job, by_id[job.pk]) for job in succeeded])
     bulk_update_rows(
         BenchmarkJob,
         succeeded,
@@ -312,7 +293,11 @@ def jobs_complete(completions: list[Completion]) -> dict[int, BenchmarkJob]:
             (
                 job,
                 {"status": JobStatus.RUNNING},
-                {"status": JobStatus.SUCCEEDED, "attempt": by_id[job.pk].attempt, "metrics": by_id[job.pk].metrics},
+                {
+                    "status": JobStatus.SUCCEEDED,
+                    "attempt": by_id[job.pk].attempt,
+                    "metrics": by_id[job.pk].result.metrics,
+                },
             )
             for job in succeeded
         ],
@@ -330,28 +315,31 @@ def _backoff(attempt: int) -> timedelta:
 def _fail_locked(
     job: BenchmarkJob, *, attempt: int, reason: str, message: str, now: datetime, log_tail: str = ""
 ) -> BenchmarkJob:
+    if reason == FailureReason.CANCELLED or job.cancel_requested:
+        target, event = JobStatus.CANCELLED, JobEvent.CANCEL
+    elif reason in RETRYABLE_FAILURES and job.attempts < job.max_attempts:
+        target, event = JobStatus.QUEUED, JobEvent.REQUEUE
+    elif reason == FailureReason.TIMEOUT:
+        target, event = JobStatus.TIMED_OUT, JobEvent.TIME_OUT
+    else:
+        target, event = JobStatus.FAILED, JobEvent.FAIL
+    job.check_transition(target, by=event)
     before = job.status
+    job.status = target
     job.compute_seconds += _elapsed(job, now)
     job.failure_reason = reason
     job.failure_message = message[:4000]
     if log_tail:
         job.log_tail = log_tail[-8000:]
-    if reason == FailureReason.CANCELLED or job.cancel_requested:
-        job.status = JobStatus.CANCELLED
-        if reason != FailureReason.CANCELLED:
-            job.failure_message = f"Cancelled; the last attempt ended with {reason}: {message}"[:4000]
-            job.failure_reason = FailureReason.CANCELLED
-    elif reason in RETRYABLE_FAILURES and job.attempts < job.max_attempts:
-        job.status = JobStatus.QUEUED
+    if target == JobStatus.CANCELLED and reason != FailureReason.CANCELLED:
+        job.failure_message = f"Cancelled; the last attempt ended with {reason}: {message}"[:4000]
+        job.failure_reason = FailureReason.CANCELLED
+    if target == JobStatus.QUEUED:
         job.not_before = now + _backoff(job.attempts)
         job.queued_at = now
         job.dispatched_at = None
         job.target_worker = ""
-    elif reason == FailureReason.TIMEOUT:
-        job.status = JobStatus.TIMED_OUT
     else:
-        job.status = JobStatus.FAILED
-    if job.status != JobStatus.QUEUED:
         job.finished_at = now
     job.save()
     audit_record(
@@ -395,15 +383,17 @@ def job_cancel(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
     job = BenchmarkJob.objects.select_for_update(no_key=True).get(pk=job.pk)
     if job.submitted_by_id != actor.pk and not is_maintainer(actor):
         raise PermissionDenied("Only the submitter or a maintainer may cancel this job.")
-    if job.status not in ACTIVE_JOB_STATUSES or job.cancel_requested:
+    job.check_transition(JobStatus.CANCELLED, by=JobEvent.CANCEL)
+    if job.cancel_requested:
         raise InvalidTransition(
             current=job.status,
             target=JobStatus.CANCELLED,
-            allowed=[] if job.cancel_requested else list(JOB_TRANSITIONS.get(job.status, ())),
+            allowed=[],
+            detail=f"Job {job.pk} is being cancelled already: it stops at its next checkpoint.",
         )
     before = job.status
     job.cancel_requested = True
-    if job.status == JobStatus.QUEUED:
+    if job.status == JobStatus.QUEUED:  # no worker holds it: cancelled at once
         job.status = JobStatus.CANCELLED
         job.failure_reason = FailureReason.CANCELLED
         job.failure_message = f"Cancelled by {actor.username} before it started."
@@ -434,10 +424,7 @@ def job_retry(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
     if not maintainer and job.submitted_by_id != actor.pk:
         raise PermissionDenied("Only maintainers may retry other people's jobs.")
     ensure_runner_open(actor, job.benchmark)
-    if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
-        raise InvalidTransition(
-            current=job.status, target=JobStatus.QUEUED, allowed=list(JOB_TRANSITIONS.get(job.status, ()))
-        )
+    job.check_transition(JobStatus.QUEUED, by=JobEvent.RETRY)
     if not maintainer and (job.status != JobStatus.FAILED or job.failure_reason not in INFRASTRUCTURE_FAILURES):
         raise PermissionDenied(
             "You may re-run a job that failed for an infrastructure reason "

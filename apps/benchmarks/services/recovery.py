@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from ..choices import FailureReason, JobStatus
+from ..choices import FailureReason, JobEvent, JobStatus, job_statuses_allowing
 from ..dispatch import jobs_dispatch, live_workers
 from ..models import BenchmarkJob, IdempotencyRecord, WorkerNode
 from .lifecycle import job_fail
@@ -74,7 +74,7 @@ def jobs_recover(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.MC_JOB_STALE_AFTER_S)
     stale = list(
-        BenchmarkJob.objects.filter(status=JobStatus.RUNNING)
+        BenchmarkJob.objects.filter(status__in=job_statuses_allowing(JobEvent.REQUEUE))
         .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True))
         .values_list("pk", "attempts", "worker_host")
     )

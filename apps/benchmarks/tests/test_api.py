@@ -12,6 +12,7 @@ from apps.audit.services import audit_chain_verify
 from apps.benchmarks import services
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.models import BenchmarkJob, JobResult
+from workers.runners.base import RunResult
 
 pytestmark = pytest.mark.django_db
 
@@ -42,13 +43,15 @@ def finish(job, metrics=None, worker="w1@h"):  # type: ignore[no-untyped-def]
     return services.job_complete(
         job_id=claimed.pk,
         attempt=claimed.attempts,
-        metrics=metrics or {"ok": 1.0},
-        stderr={"ok": 0.0},
-        samples=1,
-        duration_s=0.1,
-        runner="noop",
-        runner_version="1.0.0",
-        environment={"python": "3.11.9"},
+        result=RunResult(
+            metrics=metrics or {"ok": 1.0},
+            stderr={"ok": 0.0},
+            samples=1,
+            duration_s=0.1,
+            runner="noop",
+            runner_version="1.0.0",
+            environment={"python": "3.11.9"},
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from apps.benchmarks.choices import FailureReason, JobStatus
 from apps.benchmarks.models import BenchmarkJob, JobResult
 from apps.benchmarks.tests import runners
 from workers import execution
+from workers.runners.base import RunResult
 
 pytestmark = pytest.mark.django_db
 
@@ -33,10 +34,8 @@ def submit_many(user, make_variant, benchmark, n, prefix="m"):  # type: ignore[n
     return jobs
 
 
-def completion(job, **overrides):  # type: ignore[no-untyped-def]
+def completion(job, attempt=None, progress=None, **run):  # type: ignore[no-untyped-def]
     fields = {
-        "job_id": job.pk,
-        "attempt": job.attempts,
         "metrics": {"ok": 1.0},
         "stderr": {},
         "samples": 1,
@@ -45,8 +44,13 @@ def completion(job, **overrides):  # type: ignore[no-untyped-def]
         "runner_version": "1",
         "environment": {"python": "3.11"},
     }
-    fields.update(overrides)
-    return services.Completion(**fields)
+    fields.update(run)
+    return services.Completion(
+        job_id=job.pk,
+        attempt=job.attempts if attempt is None else attempt,
+        result=RunResult(**fields),
+        progress=progress,
+    )
 
 
 class TestDispatchChunks:

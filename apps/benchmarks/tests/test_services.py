@@ -21,6 +21,7 @@ from apps.benchmarks.models import (
 from apps.benchmarks.services import verification
 from apps.benchmarks.tests import runners
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, QuotaExceeded, ValidationFailed
+from workers.runners.base import RunResult
 
 pytestmark = pytest.mark.django_db
 
@@ -35,13 +36,15 @@ def run_to_success(job, worker="w1@host", metrics=None):  # type: ignore[no-unty
     return services.job_complete(
         job_id=job.pk,
         attempt=claimed.attempts,
-        metrics=metrics or {"ok": 1.0},
-        stderr={},
-        samples=1,
-        duration_s=0.1,
-        runner="noop",
-        runner_version="1",
-        environment={"python": "3.11"},
+        result=RunResult(
+            metrics=metrics or {"ok": 1.0},
+            stderr={},
+            samples=1,
+            duration_s=0.1,
+            runner="noop",
+            runner_version="1",
+            environment={"python": "3.11"},
+        ),
     )
 
 
@@ -361,13 +364,15 @@ class TestExecution:
             services.job_complete(
                 job_id=job.pk,
                 attempt=1,
-                metrics={"ok": 1},
-                stderr={},
-                samples=1,
-                duration_s=0,
-                runner="noop",
-                runner_version="1",
-                environment={},
+                result=RunResult(
+                    metrics={"ok": 1},
+                    stderr={},
+                    samples=1,
+                    duration_s=0,
+                    runner="noop",
+                    runner_version="1",
+                    environment={},
+                ),
             )
             is None
         )
@@ -398,13 +403,15 @@ class TestExecution:
         ended = services.job_complete(
             job_id=job.pk,
             attempt=1,
-            metrics={"ok": 1},
-            stderr={},
-            samples=1,
-            duration_s=0,
-            runner="noop",
-            runner_version="1",
-            environment={},
+            result=RunResult(
+                metrics={"ok": 1},
+                stderr={},
+                samples=1,
+                duration_s=0,
+                runner="noop",
+                runner_version="1",
+                environment={},
+            ),
         )
         assert ended.status == JobStatus.CANCELLED and not JobResult.objects.filter(job=job).exists()
 
@@ -416,13 +423,15 @@ class TestExecution:
         again = services.job_complete(
             job_id=job.pk,
             attempt=1,
-            metrics={"ok": 0.0},
-            stderr={},
-            samples=1,
-            duration_s=0,
-            runner="noop",
-            runner_version="1",
-            environment={},
+            result=RunResult(
+                metrics={"ok": 0.0},
+                stderr={},
+                samples=1,
+                duration_s=0,
+                runner="noop",
+                runner_version="1",
+                environment={},
+            ),
         )
         assert again is None and JobResult.objects.get(job=job).metrics == {"ok": 1.0}
 

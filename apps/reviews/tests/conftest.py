@@ -42,6 +42,7 @@ def submitted(world, checklist_met):  # type: ignore[no-untyped-def]
 def succeed_job(revision: Any, benchmark: Any, user: Any) -> Any:
     """Run a job through the engine's own services (submit, claim, complete), as a worker would."""
     from apps.benchmarks.services import job_claim, job_complete, job_submit
+    from workers.runners.base import RunResult
 
     job, _ = job_submit(actor=user, revision=revision, benchmark=benchmark, config={"limit": 10})
     claimed = job_claim(job_id=job.pk, worker="test-worker")
@@ -49,13 +50,15 @@ def succeed_job(revision: Any, benchmark: Any, user: Any) -> Any:
     done = job_complete(
         job_id=job.pk,
         attempt=claimed.attempts,
-        metrics={"accuracy": 0.97},
-        stderr={},
-        samples=10,
-        duration_s=0.1,
-        runner="onnx-classification",
-        runner_version="1",
-        environment={"python": "3.11"},
+        result=RunResult(
+            metrics={"accuracy": 0.97},
+            stderr={},
+            samples=10,
+            duration_s=0.1,
+            runner="onnx-classification",
+            runner_version="1",
+            environment={"python": "3.11"},
+        ),
     )
     assert done is not None and done.status == "succeeded"
     return done

@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.benchmarks import services as job_services
 from apps.benchmarks.models import BenchmarkJob
+from workers.runners.base import RunResult
 
 pytestmark = pytest.mark.django_db
 
@@ -46,13 +47,15 @@ def _succeeded(actor: User, variant: Any, benchmark: Any) -> BenchmarkJob:
     job_services.job_complete(
         job_id=job.pk,
         attempt=claimed.attempts,
-        metrics={"accuracy": 0.95, "macro_f1": 0.9},
-        stderr={},
-        samples=10,
-        duration_s=0.1,
-        runner="onnx-classification",
-        runner_version="1.0.0",
-        environment={},
+        result=RunResult(
+            metrics={"accuracy": 0.95, "macro_f1": 0.9},
+            stderr={},
+            samples=10,
+            duration_s=0.1,
+            runner="onnx-classification",
+            runner_version="1.0.0",
+            environment={},
+        ),
     )
     return BenchmarkJob.objects.get(pk=job.pk)
 

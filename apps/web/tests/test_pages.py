@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import PersonalAccessToken, User
+from workers.runners.base import RunResult
 
 pytestmark = pytest.mark.django_db
 
@@ -604,13 +605,15 @@ def _run_job(actor, revision, benchmark, accuracy):  # type: ignore[no-untyped-d
     job_services.job_complete(
         job_id=job.pk,
         attempt=claimed.attempts,
-        metrics={"accuracy": accuracy, "macro_f1": 0.9},
-        stderr={},
-        samples=450,
-        duration_s=0.1,
-        runner="onnx-classification",
-        runner_version="1.0.0",
-        environment={},
+        result=RunResult(
+            metrics={"accuracy": accuracy, "macro_f1": 0.9},
+            stderr={},
+            samples=450,
+            duration_s=0.1,
+            runner="onnx-classification",
+            runner_version="1.0.0",
+            environment={},
+        ),
     )
     return job
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.roles import is_maintainer, is_reviewer
 from apps.benchmarks import services as job_services
 from apps.benchmarks.api.serializers import JobSerializer
-from apps.benchmarks.choices import INFRASTRUCTURE_FAILURES, TERMINAL_JOB_STATUSES, JobStatus
+from apps.benchmarks.choices import INFRASTRUCTURE_FAILURES, TERMINAL_JOB_STATUSES, JobEvent, JobStatus
 from apps.benchmarks.models import Benchmark, BenchmarkJob
 from apps.benchmarks.selectors import job_for_user_or_404
 from apps.core.errors import DomainError, NotFound, ValidationFailed
@@ -103,7 +103,7 @@ def _may_verify(job: BenchmarkJob, user: Any) -> bool:
 def _retry_label(job: BenchmarkJob, user: Any) -> str:
     """The retry button's label: Retry for a maintainer, Re-run for the submitter of a job that failed for an
     infrastructure reason, empty when job_retry would refuse (the hint mirrors it; the service decides)."""
-    if not user.is_authenticated or job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+    if not user.is_authenticated or not job.can_transition_to(JobStatus.QUEUED, by=JobEvent.RETRY):
         return ""
     if is_maintainer(user):
         return "Retry"
@@ -130,7 +130,11 @@ def _job_or_404(request: WebRequest, job_id: int) -> dict[str, Any]:
     terminal = job.status in TERMINAL_JOB_STATUSES
     user = request.user
     # The buttons are hints; the services decide. job_cancel: the submitter or a maintainer.
-    can_cancel = not terminal and user.is_authenticated and (job.submitted_by_id == user.pk or is_maintainer(user))
+    can_cancel = (
+        job.can_transition_to(JobStatus.CANCELLED, by=JobEvent.CANCEL)
+        and user.is_authenticated
+        and (job.submitted_by_id == user.pk or is_maintainer(user))
+    )
     return {
         "job": JobSerializer(job, context={"request": request}).data,
         "job_obj": job,

@@ -26,6 +26,7 @@ from .choices import Role
 from .models import PersonalAccessToken, User
 from .namespaces import username_problem
 from .roles import is_maintainer, user_roles
+from .types import signed_in
 
 QUOTA_FIELDS = ("max_active_jobs", "daily_compute_seconds")
 PRIVILEGE_FIELDS = ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")
@@ -159,7 +160,7 @@ class UserAdmin(BaseUserAdmin):
 
     def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:
         if not change:
-            services.user_admin_create(user=obj, actor=request.user)
+            services.user_admin_create(user=obj, actor=signed_in(request.user))
             return
         data, changed = form.cleaned_data, set(form.changed_data)
         account = {f: data[f] for f in services.ADMIN_ACCOUNT_FIELDS if f in changed and f in form.fields}
@@ -167,12 +168,14 @@ class UserAdmin(BaseUserAdmin):
             data["user_permissions"] if "user_permissions" in changed and "user_permissions" in form.fields else None
         )
         if account or permissions is not None:
-            services.user_admin_update(user=obj, actor=request.user, changes=account, permissions=permissions)
+            services.user_admin_update(
+                user=obj, actor=signed_in(request.user), changes=account, permissions=permissions
+            )
         quotas = {f: data[f] for f in QUOTA_FIELDS if f in changed and f in form.fields}
         if quotas:
-            services.user_set_quota(user=obj, actor=request.user, **quotas)
+            services.user_set_quota(user=obj, actor=signed_in(request.user), **quotas)
         if "roles" in changed and "roles" in form.fields:
-            services.user_set_roles(user=obj, roles=list(data["roles"]), actor=request.user)
+            services.user_set_roles(user=obj, roles=list(data["roles"]), actor=signed_in(request.user))
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         # No form.save_m2m(): groups and permissions were written by the services in save_model.
@@ -224,7 +227,7 @@ class PersonalAccessTokenAdmin(admin.ModelAdmin):
         done = 0
         for token in queryset:
             try:
-                services.token_revoke(token=token, actor=request.user)  # type: ignore[arg-type]
+                services.token_revoke(token=token, actor=signed_in(request.user))  # type: ignore[arg-type]
                 done += 1
             except DomainError as exc:
                 self.message_user(request, f"{token}: {exc.detail}", messages.WARNING)

@@ -6,13 +6,12 @@ maintainer is, so that every app's admin can use them without importing the cons
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.core.errors import DomainError
@@ -77,7 +76,7 @@ def action_reason(request: HttpRequest) -> str:
 
 
 def run_bulk(
-    modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any], verb: str, call: Callable[[Any], Any]
+    modeladmin: Any, request: HttpRequest, queryset: Iterable[Any], verb: str, call: Callable[[Any], Any]
 ) -> tuple[int, int]:
     """Call a service per selected row; report successes and each refusal with its reason."""
     done, refused = 0, []

@@ -17,12 +17,15 @@ See also ``namespaces.NAMESPACE_CLAIMS`` (users and organizations share one name
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+if TYPE_CHECKING:
+    from .types import Actor, Viewer
+
 #: user -> {"max_active_jobs", "daily_compute_seconds", "active_jobs", "compute_seconds_today"}
-QuotaStatus = Callable[[Any], dict[str, Any]]
+QuotaStatus = Callable[["Viewer"], dict[str, Any]]
 _quota_status: list[QuotaStatus] = []
 
 
@@ -32,7 +35,7 @@ def register_quota_status(provider: QuotaStatus) -> None:
     _quota_status[:] = [provider]
 
 
-def quota_status(user: Any) -> dict[str, Any]:
+def quota_status(user: Viewer) -> dict[str, Any]:
     """The registered provider's report for ``user``."""
     if not _quota_status:
         raise ImproperlyConfigured("No app reports quota status: apps.benchmarks registers it in its ready().")
@@ -43,6 +46,6 @@ def quota_status(user: Any) -> dict[str, Any]:
 ROLES_CHANGED_HOOKS: list[Callable[..., Any]] = []
 
 
-def roles_changed(*, user: Any, actor: Any) -> None:
+def roles_changed(*, user: Actor, actor: Actor | None) -> None:
     for hook in list(ROLES_CHANGED_HOOKS):
         hook(user=user, actor=actor)

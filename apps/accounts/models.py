@@ -14,6 +14,9 @@ class User(AbstractUser):
     max_active_jobs = models.PositiveIntegerField(null=True, blank=True)
     daily_compute_seconds = models.PositiveIntegerField(null=True, blank=True)
 
+    # The user's role names, cached on the instance by apps.accounts.roles (not a field).
+    _mc_roles: list[str]
+
     class Meta:
         constraints = [
             models.UniqueConstraint(models.functions.Lower("username"), name="user_username_ci_unique"),

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .choices import ROLE_GROUPS, Role
 
+if TYPE_CHECKING:
+    from .models import User
+    from .types import Viewer
 
-def user_roles(user: Any) -> list[str]:
-    if user is None or not getattr(user, "is_authenticated", False):
+
+def user_roles(user: Viewer | None) -> list[str]:
+    if user is None or not user.is_authenticated:
         return []
     cached = getattr(user, "_mc_roles", None)
     if cached is None:
@@ -20,16 +24,16 @@ def user_roles(user: Any) -> list[str]:
     return list(cached)
 
 
-def is_maintainer(user: Any) -> bool:
+def is_maintainer(user: Viewer | None) -> bool:
     roles = user_roles(user)
     return Role.MAINTAINER in roles or "admin" in roles
 
 
-def is_reviewer(user: Any) -> bool:
+def is_reviewer(user: Viewer | None) -> bool:
     roles = user_roles(user)
     return Role.REVIEWER in roles or is_maintainer(user)
 
 
-def forget_roles(user: Any) -> None:
+def forget_roles(user: User) -> None:
     if hasattr(user, "_mc_roles"):
         del user._mc_roles

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
@@ -21,6 +21,9 @@ from .hooks import roles_changed
 from .models import PersonalAccessToken, User
 from .namespaces import username_problem
 from .roles import forget_roles, is_maintainer, user_roles
+
+if TYPE_CHECKING:
+    from .types import Actor
 
 
 @transaction.atomic
@@ -76,7 +79,7 @@ def token_revoke(*, token: PersonalAccessToken, actor: User) -> PersonalAccessTo
 
 
 @transaction.atomic
-def user_set_roles(*, user: User, roles: list[str], actor: Any) -> User:
+def user_set_roles(*, user: User, roles: list[str], actor: Actor | None) -> User:
     """Grant and revoke roles. Only maintainers (or the shell, actor=None) may do it."""
     if actor is not None and not is_maintainer(actor):
         raise PermissionDenied("Only maintainers grant and revoke roles.")
@@ -102,14 +105,14 @@ def user_set_roles(*, user: User, roles: list[str], actor: Any) -> User:
     return user
 
 
-def user_grant_role(*, username: str, role: str, actor: Any = None) -> User:
+def user_grant_role(*, username: str, role: str, actor: Actor | None = None) -> User:
     user = User.objects.filter(username__iexact=username).first()
     if user is None:
         raise NotFound(f"No user '{username}'.")
     return user_set_roles(user=user, roles=sorted(set(user_roles(user)) - {"admin"} | {role}), actor=actor)
 
 
-def user_revoke_role(*, username: str, role: str, actor: Any = None) -> User:
+def user_revoke_role(*, username: str, role: str, actor: Actor | None = None) -> User:
     user = User.objects.filter(username__iexact=username).first()
     if user is None:
         raise NotFound(f"No user '{username}'.")
@@ -117,7 +120,7 @@ def user_revoke_role(*, username: str, role: str, actor: Any = None) -> User:
 
 
 @transaction.atomic
-def user_set_quota(*, user: User, actor: Any, **changes: int | None) -> User:
+def user_set_quota(*, user: User, actor: Actor, **changes: int | None) -> User:
     if not is_maintainer(actor):
         raise PermissionDenied("Only maintainers set quotas.")
     user = User.objects.select_for_update().get(pk=user.pk)
@@ -151,7 +154,7 @@ def user_signup(*, username: str, email: str, password: str) -> User:
 ADMIN_ACCOUNT_FIELDS = ("username", "first_name", "last_name", "email", "is_active", "is_staff", "is_superuser")
 
 
-def _require_superuser(actor: Any, what: str) -> None:
+def _require_superuser(actor: Actor, what: str) -> None:
     if not (getattr(actor, "is_authenticated", False) and actor.is_active and actor.is_superuser):
         raise PermissionDenied(f"Only superusers {what}.")
 
@@ -162,7 +165,7 @@ def _permission_names(permissions: Iterable[Permission]) -> list[str]:
 
 @transaction.atomic
 def user_admin_update(
-    *, user: User, actor: Any, changes: dict[str, Any], permissions: Iterable[Permission] | None = None
+    *, user: User, actor: Actor, changes: dict[str, Any], permissions: Iterable[Permission] | None = None
 ) -> User:
     """A superuser changes an account in the admin: its profile, `is_active`, `is_staff`, `is_superuser` and its
     direct permissions. Everything that changed is audited (`user.update`, before and after)."""
@@ -199,7 +202,7 @@ def user_admin_update(
 
 
 @transaction.atomic
-def user_admin_create(*, user: User, actor: Any) -> User:
+def user_admin_create(*, user: User, actor: Actor) -> User:
     """A superuser adds an account in the admin (the add form has set its username and password): it starts as
     a contributor, with no staff or superuser status."""
     _require_superuser(actor, "add accounts")
@@ -213,7 +216,7 @@ def user_admin_create(*, user: User, actor: Any) -> User:
 
 
 @transaction.atomic
-def user_password_set(*, user: User, actor: Any, password: str | None) -> User:
+def user_password_set(*, user: User, actor: Actor, password: str | None) -> User:
     """A superuser sets (or, with None, disables) someone's password in the admin. Audited without the secret."""
     _require_superuser(actor, "set passwords")
     user = User.objects.select_for_update().get(pk=user.pk)

@@ -167,8 +167,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     else:
         detail = data.get("detail", "") if isinstance(data, dict) else str(data)
         extra: dict[str, Any] = {}
-        if isinstance(exc, drf.Throttled) and exc.wait is not None:
-            extra["retry_after"] = int(exc.wait + 0.999)
+        # Throttled sets `wait` (seconds, or None) in its __init__; the DRF stubs do not declare it.
+        wait = getattr(exc, "wait", None) if isinstance(exc, drf.Throttled) else None
+        if wait is not None:
+            extra["retry_after"] = int(wait + 0.999)
         if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
             status = 401
             response.status_code = 401

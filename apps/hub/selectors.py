@@ -17,7 +17,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apps.core.errors import NotFound
 from apps.registry.models import Artifact, Revision, Variant
@@ -28,6 +28,9 @@ from apps.registry.selectors import (
     variant_for_user_or_404,
 )
 from apps.registry.weights import combine
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n"
@@ -69,7 +72,7 @@ def hub_time(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def hub_repo(user: Any, owner: str, name: str) -> Variant:
+def hub_repo(user: Viewer, owner: str, name: str) -> Variant:
     """The variant `owner/name` if the caller may see it; RepoNotFound otherwise."""
     try:
         return variant_for_user_or_404(user, owner, name)
@@ -77,14 +80,14 @@ def hub_repo(user: Any, owner: str, name: str) -> Variant:
         raise RepoNotFound(f"Repository {owner}/{name} not found.")
 
 
-def _numbered(user: Any, variant: Variant, number: int, rev: str) -> Revision:
+def _numbered(user: Viewer, variant: Variant, number: int, rev: str) -> Revision:
     try:
         return revision_for_user_or_404(user, number=number, variant=variant)
     except NotFound:
         raise RevisionNotFound(f"Revision {rev} of {variant.full_name} not found.")
 
 
-def hub_revision(user: Any, variant: Variant, rev: str) -> Revision:
+def hub_revision(user: Viewer, variant: Variant, rev: str) -> Revision:
     """The revision `rev` names (with its artifacts loaded), if the caller may see it; RevisionNotFound
     otherwise."""
     rev = rev.strip()

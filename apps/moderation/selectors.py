@@ -4,7 +4,7 @@ and webhooks) and the audit trail."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Min, Q
 from django.utils import timezone
@@ -19,6 +19,9 @@ from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision
 from apps.reviews.choices import OPEN_FLAG_STATUSES
 from apps.reviews.models import Flag
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
 FAILED_STATES = (JobStatus.FAILED, JobStatus.TIMED_OUT)
 
@@ -93,7 +96,7 @@ def moderation_overview(now: Any = None) -> dict[str, Any]:
     }
 
 
-def audit_events_visible_to(user: Any) -> AuditEventQuerySet:
+def audit_events_visible_to(user: Viewer) -> AuditEventQuerySet:
     """The audit trail as the user may read it: all of it for maintainers, nothing for anyone else."""
     events: AuditEventQuerySet = AuditEvent.objects.all()
     return events if is_maintainer(user) else events.none()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router, transaction
 from django.utils import timezone
@@ -17,6 +17,9 @@ from apps.registry.querysets import revision_is_public
 from .choices import NotificationKind, WebhookEvent
 from .models import JobAnnouncement
 from .services import EventToPublish, Notice, notify, notify_many, webhook_event_publish, webhook_events_publish
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def _authors(revision: Revision) -> list[User]:
     return people
 
 
-def announce_revision_submitted(*, revision: Revision, reviewers: Iterable[User], actor: Any) -> None:
+def announce_revision_submitted(*, revision: Revision, reviewers: Iterable[User], actor: Actor | None) -> None:
     """A revision waits for review: the (assigned, or all) reviewers hear of it; webhooks get variant.submitted."""
     variant = revision.variant
     notify(
@@ -65,7 +68,7 @@ def announce_revision_submitted(*, revision: Revision, reviewers: Iterable[User]
     )
 
 
-def announce_review_assigned(*, revision: Revision, reviewer: User, actor: Any) -> None:
+def announce_review_assigned(*, revision: Revision, reviewer: User, actor: Actor | None) -> None:
     if actor is not None and getattr(actor, "pk", None) == reviewer.pk:
         return  # self-assignment needs no notice
     variant = revision.variant
@@ -103,7 +106,7 @@ def announce_review(*, revision: Revision, review_id: int, reviewer: User, decis
     )
 
 
-def announce_revision_decided(*, revision: Revision, event: str, actor: Any, reason: str = "") -> None:
+def announce_revision_decided(*, revision: Revision, event: str, actor: Actor | None, reason: str = "") -> None:
     """published / unpublished / rejected by a maintainer (or automatically)."""
     variant = revision.variant
     word = {
@@ -145,7 +148,7 @@ def announce_flag_resolved(
     status: str,
     reason: str,
     reporter: User | None,
-    actor: Any,
+    actor: Actor | None,
 ) -> None:
     """A moderator dismissed, confirmed or unpublished on a flag, or asked the author to answer."""
     if action == "ask_author":

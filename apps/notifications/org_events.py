@@ -6,13 +6,16 @@ call us), so the rows exist exactly when the change commits; e-mails and webhook
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apps.accounts.models import User
 from apps.orgs.models import Invitation, Membership, Organization
 
 from .choices import NotificationKind, WebhookEvent
 from .services import notify, webhook_event_publish
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 
 def _org_path(org: Organization) -> str:
@@ -23,11 +26,11 @@ def _admins(org: Organization) -> list[User]:
     return list(User.objects.filter(org_memberships__org=org, org_memberships__role="admin", is_active=True))
 
 
-def _who(actor: Any) -> str:
+def _who(actor: Actor | None) -> str:
     return getattr(actor, "username", None) or "a maintainer"
 
 
-def announce_invitation_created(*, invitation: Invitation, actor: Any) -> None:
+def announce_invitation_created(*, invitation: Invitation, actor: Actor | None) -> None:
     org = invitation.org
     notify(
         users=[invitation.invitee],
@@ -41,7 +44,7 @@ def announce_invitation_created(*, invitation: Invitation, actor: Any) -> None:
     )
 
 
-def announce_invitation_decided(*, invitation: Invitation, actor: Any) -> None:
+def announce_invitation_decided(*, invitation: Invitation, actor: Actor | None) -> None:
     """The org's admins (and whoever sent the invitation) hear the answer."""
     org = invitation.org
     people = [*_admins(org), invitation.invited_by]
@@ -57,7 +60,7 @@ def announce_invitation_decided(*, invitation: Invitation, actor: Any) -> None:
     )
 
 
-def announce_member_added(*, membership: Membership, actor: Any, via: str) -> None:
+def announce_member_added(*, membership: Membership, actor: Actor | None, via: str) -> None:
     """Webhooks get `org.member_added` (membership is public): `own`-scoped subscriptions of the new member and
     of the org's admins, and every `visible` one."""
     org = membership.org
@@ -76,7 +79,7 @@ def announce_member_added(*, membership: Membership, actor: Any, via: str) -> No
     )
 
 
-def announce_member_role_changed(*, membership: Membership, before: str, actor: Any) -> None:
+def announce_member_role_changed(*, membership: Membership, before: str, actor: Actor | None) -> None:
     org = membership.org
     notify(
         users=[membership.user],
@@ -89,7 +92,7 @@ def announce_member_role_changed(*, membership: Membership, before: str, actor: 
     )
 
 
-def announce_member_removed(*, org: Organization, user: User, role: str, actor: Any) -> None:
+def announce_member_removed(*, org: Organization, user: User, role: str, actor: Actor | None) -> None:
     """Someone removed from the org hears it; when a member leaves, the admins do."""
     if getattr(actor, "pk", None) == user.pk:
         notify(

@@ -13,6 +13,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from apps.accounts.console import MaintainerConsoleMixin, ReadOnlyInline, run_bulk
+from apps.accounts.types import signed_in
 
 from . import services
 from .choices import OrgRole
@@ -35,7 +36,13 @@ class InvitationInline(ReadOnlyInline):
 
 @admin.action(description="Delete the selected organizations (refused for commons and while they own things)")
 def delete_organizations(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
-    run_bulk(modeladmin, request, queryset, "Deleted", lambda org: services.org_delete(org=org, actor=request.user))
+    run_bulk(
+        modeladmin,
+        request,
+        queryset,
+        "Deleted",
+        lambda org: services.org_delete(org=org, actor=signed_in(request.user)),
+    )
 
 
 @admin.register(Organization)
@@ -62,7 +69,9 @@ def _set_role(role: str) -> Any:
             request,
             queryset.select_related("org", "user"),
             f"Made {role}",
-            lambda m: services.member_role_change(org=m.org, username=m.user.username, role=role, actor=request.user),
+            lambda m: services.member_role_change(
+                org=m.org, username=m.user.username, role=role, actor=signed_in(request.user)
+            ),
         )
 
     set_role.__name__ = f"make_{role}"
@@ -76,7 +85,7 @@ def remove_members(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Mem
         request,
         queryset.select_related("org", "user"),
         "Removed",
-        lambda m: services.member_remove(org=m.org, username=m.user.username, actor=request.user),
+        lambda m: services.member_remove(org=m.org, username=m.user.username, actor=signed_in(request.user)),
     )
 
 
@@ -97,7 +106,7 @@ def revoke_invitations(modeladmin: Any, request: HttpRequest, queryset: QuerySet
         request,
         queryset.select_related("org"),
         "Revoked",
-        lambda i: services.invitation_revoke(invitation=i, actor=request.user),
+        lambda i: services.invitation_revoke(invitation=i, actor=signed_in(request.user)),
     )
 
 

@@ -3,31 +3,34 @@ invitations are the exception, hidden (404) from everyone but their invitee, the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apps.accounts.roles import is_maintainer
 from apps.core.errors import PermissionDenied
 
 from .choices import OrgRole
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
-def org_role(user: Any, org: Any) -> str | None:
+
+def org_role(user: Viewer, org: Any) -> str | None:
     """The user's role in the organization, or None (one query, unless the org was read with `my_role`)."""
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return None
     from .models import Membership
 
     return Membership.objects.filter(org=org, user=user).values_list("role", flat=True).first()
 
 
-def can_manage_org(user: Any, org: Any) -> bool:
+def can_manage_org(user: Viewer, org: Any) -> bool:
     """The organization's admins manage it (settings, members, invitations, deletion); so do the maintainers,
     who moderate the platform (the moderation console calls the same services)."""
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return False
     return is_maintainer(user) or org_role(user, org) == OrgRole.ADMIN
 
 
-def ensure_can_manage(user: Any, org: Any, action: str) -> None:
+def ensure_can_manage(user: Viewer, org: Any, action: str) -> None:
     if not can_manage_org(user, org):
         raise PermissionDenied(f"Only the admins of {org.name} may {action}.")

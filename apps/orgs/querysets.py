@@ -3,7 +3,7 @@ invitations are seen by their invitee, the organization's admins and the maintai
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Case, Count, Exists, OuterRef, Q, Subquery, Value, When
@@ -14,17 +14,19 @@ from apps.accounts.roles import is_maintainer
 from .choices import InvitationStatus, OrgRole
 
 if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
+
     from .models import Invitation, Organization  # noqa: F401 - named in the QuerySet generics below
 
 
 class OrganizationQuerySet(models.QuerySet["Organization"]):
-    def with_counts(self, user: Any = None) -> OrganizationQuerySet:
+    def with_counts(self, user: Viewer | None = None) -> OrganizationQuerySet:
         """Annotate `members_count` and the user's `my_role` (None for outsiders and anonymous): one query
         for a whole page, however many members."""
         from .models import Membership
 
         qs = self.annotate(members_count=Count("memberships", distinct=True))
-        if getattr(user, "is_authenticated", False):
+        if user is not None and user.is_authenticated:
             mine = Membership.objects.filter(org=OuterRef("pk"), user=user).values("role")[:1]
             return qs.annotate(my_role=Subquery(mine))
         return qs.annotate(my_role=Value(None, output_field=models.CharField()))
@@ -41,9 +43,9 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
             )
         )
 
-    def visible_to(self, user: Any) -> InvitationQuerySet:
+    def visible_to(self, user: Viewer) -> InvitationQuerySet:
         """The invitee's own invitations, and those of organizations the user administers; maintainers see all."""
-        if not getattr(user, "is_authenticated", False):
+        if not user.is_authenticated:
             return self.none()
         if is_maintainer(user):
             return self.all()

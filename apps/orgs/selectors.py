@@ -5,7 +5,7 @@ of trusting its models. Invitations are private to their invitee, the organizati
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
 
@@ -15,13 +15,16 @@ from .models import Invitation, Membership, Organization
 from .permissions import ensure_can_manage
 from .querysets import InvitationQuerySet
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
-def orgs_list(*, user: Any) -> QuerySet[Organization]:
+
+def orgs_list(*, user: Viewer) -> QuerySet[Organization]:
     """Every organization, with `members_count` and the reader's `my_role`."""
     return Organization.objects.with_counts(user).order_by("name")
 
 
-def org_get(*, name: str, user: Any) -> Organization:
+def org_get(*, name: str, user: Viewer) -> Organization:
     org = orgs_list(user=user).filter(name__iexact=name).first()
     if org is None:
         raise NotFound(f"No organization '{name}'.")
@@ -37,18 +40,20 @@ def _invitations() -> InvitationQuerySet:
     return Invitation.objects.with_effective_status().select_related("org", "invitee", "invited_by")
 
 
-def invitations_received(*, user: Any) -> QuerySet[Invitation]:
-    """The user's own invitations, newest first."""
+def invitations_received(*, user: Viewer) -> QuerySet[Invitation]:
+    """The user's own invitations, newest first (none for an anonymous user)."""
+    if not user.is_authenticated:
+        return _invitations().none()
     return _invitations().filter(invitee=user).order_by("-created_at", "-id")
 
 
-def org_invitations(*, org: Organization, user: Any) -> QuerySet[Invitation]:
+def org_invitations(*, org: Organization, user: Viewer) -> QuerySet[Invitation]:
     """An organization's invitations, for its admins (and maintainers)."""
     ensure_can_manage(user, org, "see its invitations")
     return _invitations().filter(org=org).order_by("-created_at", "-id")
 
 
-def invitation_get(*, pk: int, user: Any, org: Organization | None = None) -> Invitation:
+def invitation_get(*, pk: int, user: Viewer, org: Organization | None = None) -> Invitation:
     """An invitation the user may see (its invitee, the org's admins, maintainers); any other is a 404."""
     qs = _invitations().visible_to(user)
     if org is not None:

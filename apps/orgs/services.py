@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -25,6 +25,9 @@ from . import hooks
 from .choices import INVITATION_TRANSITIONS, InvitationStatus, OrgRole
 from .models import ORG_NAME_MAX, ORG_NAME_RE, Invitation, Membership, Organization
 from .permissions import ensure_can_manage
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 DISPLAY_NAME_MAX = 100
 DESCRIPTION_MAX = 2000
@@ -50,7 +53,7 @@ def org_name_problem(name: str) -> str | None:
     return None
 
 
-def _require_user(actor: Any) -> None:
+def _require_user(actor: Actor) -> None:
     if not (getattr(actor, "is_authenticated", False) and actor.is_active):
         raise PermissionDenied("Sign in to do this.")
 
@@ -115,7 +118,7 @@ def _snapshot(org: Organization) -> dict[str, Any]:
 
 
 @transaction.atomic
-def org_create(*, name: str, actor: Any, display_name: str = "", description: str = "") -> Organization:
+def org_create(*, name: str, actor: Actor, display_name: str = "", description: str = "") -> Organization:
     """Create an organization; its creator becomes its first admin."""
     _require_user(actor)
     name = name.strip()
@@ -142,7 +145,7 @@ def org_create(*, name: str, actor: Any, display_name: str = "", description: st
 def org_update(
     *,
     org: Organization,
-    actor: Any,
+    actor: Actor,
     display_name: str | None = None,
     description: str | None = None,
     if_match: str | None = None,
@@ -172,7 +175,7 @@ def org_update(
 
 
 @transaction.atomic
-def org_delete(*, org: Organization, actor: Any) -> None:
+def org_delete(*, org: Organization, actor: Actor) -> None:
     """Delete an organization (admins), with its memberships and invitations. `commons` stays, and so does an
     organization that something still hangs on (a guard in `hooks.ORG_DELETE_GUARDS` says what)."""
     _require_user(actor)
@@ -192,7 +195,7 @@ def org_delete(*, org: Organization, actor: Any) -> None:
 
 
 @transaction.atomic
-def invitation_create(*, org: Organization, username: str, actor: Any, role: str = OrgRole.MEMBER) -> Invitation:
+def invitation_create(*, org: Organization, username: str, actor: Actor, role: str = OrgRole.MEMBER) -> Invitation:
     """Invite a user by name (admins). One pending invitation per user and organization; it expires after
     MC_ORG_INVITATION_TTL_DAYS days."""
     _require_user(actor)
@@ -238,7 +241,7 @@ def invitation_create(*, org: Organization, username: str, actor: Any, role: str
     return invitation
 
 
-def _mark_expired(invitation: Invitation, *, actor: Any) -> None:
+def _mark_expired(invitation: Invitation, *, actor: Actor) -> None:
     invitation.status = InvitationStatus.EXPIRED
     invitation.decided_at = invitation.expires_at
     invitation.save(update_fields=["status", "decided_at"])
@@ -267,7 +270,7 @@ DECISION_VERBS: dict[str, str] = {
 }
 
 
-def _decide(invitation: Invitation, *, target: str, actor: Any) -> Invitation:
+def _decide(invitation: Invitation, *, target: str, actor: Actor) -> Invitation:
     if invitation.is_expired:
         raise Conflict(
             f"This invitation expired on {invitation.expires_at:%Y-%m-%d %H:%M} UTC; ask an admin of "
@@ -293,7 +296,7 @@ def _decide(invitation: Invitation, *, target: str, actor: Any) -> Invitation:
 
 
 @transaction.atomic
-def invitation_accept(*, invitation: Invitation, actor: Any) -> Invitation:
+def invitation_accept(*, invitation: Invitation, actor: Actor) -> Invitation:
     """The invitee joins the organization with the invited role. An expired invitation cannot be accepted."""
     _require_user(actor)
     org, invitation = _locked_invitation(invitation)
@@ -316,7 +319,7 @@ def invitation_accept(*, invitation: Invitation, actor: Any) -> Invitation:
 
 
 @transaction.atomic
-def invitation_decline(*, invitation: Invitation, actor: Any) -> Invitation:
+def invitation_decline(*, invitation: Invitation, actor: Actor) -> Invitation:
     """The invitee says no; the organization's admins hear of it."""
     _require_user(actor)
     _, invitation = _locked_invitation(invitation)
@@ -328,7 +331,7 @@ def invitation_decline(*, invitation: Invitation, actor: Any) -> Invitation:
 
 
 @transaction.atomic
-def invitation_revoke(*, invitation: Invitation, actor: Any) -> Invitation:
+def invitation_revoke(*, invitation: Invitation, actor: Actor) -> Invitation:
     """An admin withdraws a pending invitation."""
     _require_user(actor)
     org, invitation = _locked_invitation(invitation)
@@ -340,7 +343,7 @@ def invitation_revoke(*, invitation: Invitation, actor: Any) -> Invitation:
 
 
 @transaction.atomic
-def member_role_change(*, org: Organization, username: str, role: str, actor: Any) -> Membership:
+def member_role_change(*, org: Organization, username: str, role: str, actor: Actor) -> Membership:
     """Make a member an admin or an admin a member (admins). The last admin cannot be demoted."""
     _require_user(actor)
     org = _lock(org)
@@ -373,7 +376,7 @@ def member_role_change(*, org: Organization, username: str, role: str, actor: An
 
 
 @transaction.atomic
-def member_remove(*, org: Organization, username: str, actor: Any) -> None:
+def member_remove(*, org: Organization, username: str, actor: Actor) -> None:
     """Remove a member (admins), or leave (any member). The last admin can neither leave nor be removed: they
     make someone else an admin first, or delete the organization."""
     _require_user(actor)
@@ -427,7 +430,7 @@ def commons_ensure() -> Organization:
 
 
 @transaction.atomic
-def commons_sync_member(*, user: User, actor: Any) -> Membership | None:
+def commons_sync_member(*, user: User, actor: Actor | None) -> Membership | None:
     """Keep `commons` in step with the maintainer role (accounts' ROLES_CHANGED_HOOKS call this in the role
     change's transaction): a maintainer (or superuser) is one of its admins, anyone else is not a member. The
     role change is the event people hear of, so this announces nothing itself; it is audited."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 
 def organization_holds(name: str) -> str | None:
@@ -14,7 +17,7 @@ def organization_holds(name: str) -> str | None:
     return None
 
 
-def on_roles_changed(*, user: Any, actor: Any) -> None:
+def on_roles_changed(*, user: Actor, actor: Actor | None) -> None:
     """A ROLES_CHANGED_HOOKS entry: the admins of `commons` are the maintainers."""
     from .services import commons_sync_member
 

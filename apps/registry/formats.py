@@ -17,7 +17,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import BinaryIO
+from typing import Protocol
+
+
+class ByteReader(Protocol):
+    """What the checks need of a file: an open binary file, or an upload as Django hands it over."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def tell(self) -> int: ...
+
 
 SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors library's own limit
 ONNX_MAX_TOP_LEVEL_FIELDS = 100_000
@@ -53,7 +62,7 @@ def _looks_like(head: bytes) -> str | None:
     return None
 
 
-def _read_varint(fh: BinaryIO) -> int | None:
+def _read_varint(fh: ByteReader) -> int | None:
     result = 0
     for shift in range(0, 70, 7):
         byte = fh.read(1)
@@ -65,7 +74,7 @@ def _read_varint(fh: BinaryIO) -> int | None:
     return None  # more than 10 bytes: not a varint
 
 
-def _onnx_problem(fh: BinaryIO, size: int) -> str | None:
+def _onnx_problem(fh: ByteReader, size: int) -> str | None:
     fh.seek(0)
     seen: set[int] = set()
     count = 0
@@ -104,7 +113,7 @@ def _onnx_problem(fh: BinaryIO, size: int) -> str | None:
     return None
 
 
-def _safetensors_problem(fh: BinaryIO, size: int) -> str | None:
+def _safetensors_problem(fh: ByteReader, size: int) -> str | None:
     fh.seek(0)
     prefix = fh.read(8)
     if len(prefix) < 8:
@@ -148,7 +157,7 @@ def _safetensors_problem(fh: BinaryIO, size: int) -> str | None:
     return None
 
 
-def _gguf_problem(fh: BinaryIO, size: int) -> str | None:
+def _gguf_problem(fh: ByteReader, size: int) -> str | None:
     fh.seek(0)
     if fh.read(4) != b"GGUF":
         return "the file does not start with the GGUF magic bytes"
@@ -158,7 +167,7 @@ def _gguf_problem(fh: BinaryIO, size: int) -> str | None:
 _CHECKS = {"onnx": _onnx_problem, "safetensors": _safetensors_problem, "gguf": _gguf_problem}
 
 
-def format_mismatch(declared: str, fh: BinaryIO, size: int) -> str | None:
+def format_mismatch(declared: str, fh: ByteReader, size: int) -> str | None:
     """Why the file's bytes are not the declared safe format, or None (also for formats not checked here).
     Reads the file from its start; leaves it at position 0."""
     check = _CHECKS.get(declared)

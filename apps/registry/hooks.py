@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
 Hook = Callable[..., Any]
 
@@ -47,6 +50,6 @@ def register_verified_results(provider: VerifiedResults) -> None:
     _verified_results[:] = [provider]
 
 
-def verified_results(variant: Any, user: Any) -> list[dict[str, Any]]:
+def verified_results(variant: Any, user: Viewer) -> list[dict[str, Any]]:
     """The registered provider's results; [] when no app provides them."""
     return _verified_results[0](variant, user) if _verified_results else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.db.models import Q, QuerySet
@@ -19,6 +19,9 @@ from .querysets import (
     VariantQuerySet,
     sees_unpublished,
 )
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
 # Postgres integers: a larger revision number in a URL cannot exist (and must not reach the database).
 MAX_REVISION_NUMBER = 2**31 - 1
@@ -43,12 +46,12 @@ SNAPSHOT_FIELDS = (
 # --- The access helpers: one per object, each starting from what the user may see -----------------------
 
 
-def variants_visible_to(user: Any) -> VariantQuerySet:
+def variants_visible_to(user: Viewer) -> VariantQuerySet:
     """Variants the user may see, with what lists and representations read (owner, revisions, parents)."""
     return Variant.objects.visible_to(user).with_list_relations()
 
 
-def variant_for_user_or_404(user: Any, owner: str, name: str) -> Variant:
+def variant_for_user_or_404(user: Viewer, owner: str, name: str) -> Variant:
     """The variant `owner/name` as stored, if the user may see it; NotFound otherwise (no one learns it exists).
 
     Writes start from this row; to show it, pass it through `variant_as_seen_by`."""
@@ -58,7 +61,7 @@ def variant_for_user_or_404(user: Any, owner: str, name: str) -> Variant:
     return variant
 
 
-def revisions_visible_to(user: Any, variant: Variant | None = None) -> RevisionQuerySet:
+def revisions_visible_to(user: Viewer, variant: Variant | None = None) -> RevisionQuerySet:
     """Revisions the user may see (published ones, and every state for the variant's insiders), by number."""
     qs = Revision.objects.visible_to(user)
     if variant is not None:
@@ -67,7 +70,7 @@ def revisions_visible_to(user: Any, variant: Variant | None = None) -> RevisionQ
 
 
 def revision_for_user_or_404(
-    user: Any, *, number: int, variant: Variant | None = None, owner: str | None = None, name: str | None = None
+    user: Viewer, *, number: int, variant: Variant | None = None, owner: str | None = None, name: str | None = None
 ) -> Revision:
     """Revision `number` of a variant (given, or named `owner/name`) if the user may see both; NotFound otherwise.
     A draft of a published variant is a 404 to everyone but its insiders."""
@@ -82,7 +85,7 @@ def revision_for_user_or_404(
     return revision
 
 
-def revision_current_for_user(user: Any, variant: Variant) -> Revision | None:
+def revision_current_for_user(user: Viewer, variant: Variant) -> Revision | None:
     """The revision a user means by "the current one": the newest for insiders, the last published for others."""
     if sees_unpublished(user, variant):
         return variant.current_revision
@@ -96,7 +99,7 @@ def revision_declared(revision: Revision, field: str) -> Any:
     return meta[field] if field in meta else getattr(revision.variant, field)
 
 
-def parent_visible(user: Any, parent: Variant) -> bool:
+def parent_visible(user: Viewer, parent: Variant) -> bool:
     """For serializers: name a parent only if the user could open it (no extra query: owner_id is loaded)."""
     return bool(parent.is_public or sees_unpublished(user, parent))
 
@@ -104,7 +107,7 @@ def parent_visible(user: Any, parent: Variant) -> bool:
 # --- What a reader sees of a variant: the public snapshot ---------------------------------------------------
 
 
-def snapshot_parent_ids(user: Any, variant: Variant) -> list[int] | None:
+def snapshot_parent_ids(user: Viewer, variant: Variant) -> list[int] | None:
     """The parents the user sees declared, when that is the published snapshot's list; None when the user sees
     the variant as it stands (an insider, or a snapshot from before parent ids were recorded)."""
     # Insiders first: they see the variant as it stands, and asking costs no query for the published row.
@@ -120,7 +123,7 @@ def snapshot_parent_ids(user: Any, variant: Variant) -> list[int] | None:
 def _prefetched(links: list[VariantParent]) -> QuerySet[VariantParent]:
     """A queryset already evaluated to `links`, as prefetch_related leaves one (so `parent_links.all()` reads it)."""
     qs = VariantParent.objects.none()
-    qs._result_cache = links  # type: ignore[attr-defined]
+    qs._result_cache = links
     qs._prefetch_done = True  # type: ignore[attr-defined]
     return qs
 
@@ -152,7 +155,7 @@ def _public_view(variant: Variant, parents: dict[int, Variant]) -> Variant:
     return view
 
 
-def variants_as_seen_by(user: Any, variants: Sequence[Variant]) -> list[Variant]:
+def variants_as_seen_by(user: Viewer, variants: Sequence[Variant]) -> list[Variant]:
     """Each variant as the user may see it: as it stands for its insiders (owner, reviewers, maintainers), and
     for everyone else as its last published revision's snapshot (card, licence, parents, metadata), so that
     edits to a newer draft stay private until that draft is published.
@@ -174,11 +177,11 @@ def variants_as_seen_by(user: Any, variants: Sequence[Variant]) -> list[Variant]
     return [_public_view(v, known) if v.pk in public else v for v in variants]
 
 
-def variant_as_seen_by(user: Any, variant: Variant) -> Variant:
+def variant_as_seen_by(user: Viewer, variant: Variant) -> Variant:
     return variants_as_seen_by(user, [variant])[0]
 
 
-def variants_resolve(refs: Iterable[str], user: Any) -> tuple[list[Variant], list[str]]:
+def variants_resolve(refs: Iterable[str], user: Viewer) -> tuple[list[Variant], list[str]]:
     """Resolve `owner/name` or Hub ids (`meta-llama/Llama-3.1-8B`, via Variant.hub_id) among visible variants.
 
     Returns the variants in the order of `refs` and the refs that matched nothing."""
@@ -280,7 +283,7 @@ def _node(v: Variant, depth: int, parents: list[str]) -> dict[str, Any]:
     }
 
 
-def variant_lineage(*, variant: Variant, user: Any) -> dict[str, Any]:
+def variant_lineage(*, variant: Variant, user: Viewer) -> dict[str, Any]:
     """Ancestors and descendants with their relations, in three queries whatever the depth (more only when a
     variant the user sees as its published snapshot names parents its current draft has dropped).
 
@@ -345,7 +348,7 @@ def variant_lineage(*, variant: Variant, user: Any) -> dict[str, Any]:
 # --- Results for card export ------------------------------------------------------------------
 
 
-def verified_results(variant: Variant, user: Any) -> list[dict[str, Any]]:
+def verified_results(variant: Variant, user: Viewer) -> list[dict[str, Any]]:
     """Verified benchmark results of the variant on revisions the user may see, newest first, one per benchmark:
     what the benchmark engine reports through ``hooks.register_verified_results`` ([] when no engine is there).
 

@@ -297,13 +297,13 @@ def _compat_document(variant: Variant) -> dict[str, Any]:
 def variant_license_compat_refresh(*, variant: Variant, descendants: bool = False) -> dict[str, Any]:
     """Recompute and store `license_compat` (read by the checklist); with `descendants`, for every variant
     below too, since a licence's terms are carried down the lineage."""
-    variant.license_compat = _compat_document(variant)
+    variant.license_compat = compat = _compat_document(variant)
     variant.save(update_fields=["license_compat", "updated_at"])
     if descendants:
         for child in Variant.objects.filter(pk__in=descendant_ids(variant.pk)).select_related("owner"):
             child.license_compat = _compat_document(child)
             child.save(update_fields=["license_compat", "updated_at"])
-    return variant.license_compat
+    return compat
 
 
 # --- Variants ----------------------------------------------------------------------------------
@@ -649,7 +649,7 @@ def artifact_add(
     sha256: Any = None,
     size_bytes: Any = None,
     uri: Any = None,
-    upload: UploadedFile | None = None,
+    upload: UploadedFile[bytes] | None = None,
     max_bytes: int | None = None,
 ) -> Artifact:
     """Add an artifact to a draft revision: a record (`uri`, `sha256`, `size_bytes`) or an uploaded file.

@@ -15,7 +15,9 @@ import json
 import math
 import struct
 from collections.abc import Mapping
-from typing import Any, BinaryIO
+from typing import Any
+
+from .formats import ByteReader
 
 SAFETENSORS_MAX_HEADER = 100_000_000
 GGUF_MAX_TENSORS = 1_000_000
@@ -108,7 +110,7 @@ def _summary(tensors: int, dtypes: dict[str, int], classes: dict[str | None, int
     }
 
 
-def safetensors_header(fh: BinaryIO, size: int) -> dict[str, Any] | None:
+def safetensors_header(fh: ByteReader, size: int) -> dict[str, Any] | None:
     fh.seek(0)
     prefix = fh.read(8)
     if len(prefix) < 8:
@@ -145,29 +147,29 @@ def safetensors_header(fh: BinaryIO, size: int) -> dict[str, Any] | None:
     return _summary(tensors, dtypes, classes)
 
 
-def _read(fh: BinaryIO, n: int) -> bytes:
+def _read(fh: ByteReader, n: int) -> bytes:
     data = fh.read(n)
     if len(data) != n:
         raise _Bad
     return data
 
 
-def _u32(fh: BinaryIO) -> int:
+def _u32(fh: ByteReader) -> int:
     return int(struct.unpack("<I", _read(fh, 4))[0])
 
 
-def _u64(fh: BinaryIO) -> int:
+def _u64(fh: ByteReader) -> int:
     return int(struct.unpack("<Q", _read(fh, 8))[0])
 
 
-def _skip_string(fh: BinaryIO) -> None:
+def _skip_string(fh: ByteReader) -> None:
     length = _u64(fh)
     if length > GGUF_MAX_STRING:
         raise _Bad
     fh.seek(length, 1)
 
 
-def _skip_value(fh: BinaryIO, kind: int, depth: int = 0) -> None:
+def _skip_value(fh: ByteReader, kind: int, depth: int = 0) -> None:
     if kind in _GGUF_FIXED:
         fh.seek(_GGUF_FIXED[kind], 1)
     elif kind == _GGUF_STRING:
@@ -185,7 +187,7 @@ def _skip_value(fh: BinaryIO, kind: int, depth: int = 0) -> None:
         raise _Bad
 
 
-def gguf_header(fh: BinaryIO, size: int) -> dict[str, Any] | None:
+def gguf_header(fh: ByteReader, size: int) -> dict[str, Any] | None:
     fh.seek(0)
     try:
         if _read(fh, 4) != b"GGUF" or _u32(fh) not in (2, 3):
@@ -220,7 +222,7 @@ def gguf_header(fh: BinaryIO, size: int) -> dict[str, Any] | None:
 READERS = {"safetensors": safetensors_header, "gguf": gguf_header}
 
 
-def weights_header(fmt: str, fh: BinaryIO, size: int) -> dict[str, Any] | None:
+def weights_header(fmt: str, fh: ByteReader, size: int) -> dict[str, Any] | None:
     """{tensors, parameters, dtypes {dtype: parameters}, precision} from the header of a safetensors or GGUF file;
     None for other formats or a header that does not parse. Leaves the file at position 0."""
     reader = READERS.get(fmt)

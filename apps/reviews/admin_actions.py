@@ -38,7 +38,7 @@ def publish_revisions(modeladmin: Any, request: HttpRequest, queryset: QuerySet[
         modeladmin,
         request,
         _revisions(queryset),
-        "Published",  # type: ignore[arg-type]
+        "Published",
         lambda r: review_services.revision_publish(revision=r, actor=me(request), reason=action_reason(request)),
     )
 
@@ -49,7 +49,7 @@ def unpublish_revisions(modeladmin: Any, request: HttpRequest, queryset: QuerySe
         modeladmin,
         request,
         _revisions(queryset),
-        "Unpublished",  # type: ignore[arg-type]
+        "Unpublished",
         lambda r: review_services.revision_unpublish(revision=r, actor=me(request), reason=action_reason(request)),
     )
 
@@ -60,7 +60,7 @@ def reject_revisions(modeladmin: Any, request: HttpRequest, queryset: QuerySet[A
         modeladmin,
         request,
         _revisions(queryset),
-        "Rejected",  # type: ignore[arg-type]
+        "Rejected",
         lambda r: review_services.revision_reject(revision=r, actor=me(request), reason=action_reason(request)),
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -16,8 +16,11 @@ from apps.registry.querysets import revision_visibility_q
 from .choices import STANDING_DECISIONS, ReviewDecision
 from .models import Comment, Flag, Review, ReviewAssignment
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
-def reviews_visible_to(user: Any) -> QuerySet[Review]:
+
+def reviews_visible_to(user: Viewer) -> QuerySet[Review]:
     """Reviews on revisions the user may see (a draft's or submitted revision's reviews: its insiders only)."""
     condition = revision_visibility_q(user, "revision__")
     return Review.objects.all() if condition is None else Review.objects.filter(condition)
@@ -62,12 +65,12 @@ def _standing_count(decision: str) -> Coalesce:
     return Coalesce(Subquery(latest, output_field=IntegerField()), Value(0))
 
 
-def review_queue(user: Any | None, *, statuses: tuple[str, ...] = (RevisionStatus.SUBMITTED,)) -> QuerySet[Revision]:
+def review_queue(user: Viewer | None, *, statuses: tuple[str, ...] = (RevisionStatus.SUBMITTED,)) -> QuerySet[Revision]:
     """Current revisions waiting for review, oldest submission first, without the user's own work."""
     qs = Revision.objects.filter(status__in=statuses).filter(
         Exists(Variant.objects.filter(pk=OuterRef("variant_id"), current_revision_id=OuterRef("pk")))
     )
-    if user is not None:
+    if user is not None and user.is_authenticated:
         qs = qs.exclude(variant__owner=user).exclude(created_by=user)
     return (
         qs.select_related("variant__owner", "created_by")
@@ -93,12 +96,12 @@ def comments_of(variant: Variant) -> QuerySet[Comment]:
     )
 
 
-def comments_visible_to(user: Any) -> QuerySet[Comment]:
+def comments_visible_to(user: Viewer) -> QuerySet[Comment]:
     """Comments on variants the user may see."""
     return Comment.objects.filter(variant__in=Variant.objects.visible_to(user))
 
 
-def comment_for_user_or_404(user: Any, pk: int) -> Comment:
+def comment_for_user_or_404(user: Viewer, pk: int) -> Comment:
     comment = None
     if 0 < pk < 2**63:
         comment = (
@@ -109,17 +112,17 @@ def comment_for_user_or_404(user: Any, pk: int) -> Comment:
     return comment
 
 
-def flags_visible_to(user: Any) -> QuerySet[Flag]:
+def flags_visible_to(user: Viewer) -> QuerySet[Flag]:
     """Moderators see every flag; others the flags they raised and the flags on their own variants."""
     qs = Flag.objects.select_related("variant__owner", "reporter", "resolved_by", "benchmark", "revision")
     if is_maintainer(user):
         return qs
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return qs.none()
     return qs.filter(Q(reporter=user) | Q(variant__owner=user))
 
 
-def flag_for_user_or_404(user: Any, pk: int) -> Flag:
+def flag_for_user_or_404(user: Viewer, pk: int) -> Flag:
     flag = flags_visible_to(user).filter(pk=pk).first() if 0 < pk < 2**63 else None
     if flag is None:
         raise NotFound(f"No flag {pk}.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -45,6 +45,9 @@ from .gate import author_ids, publication_gate_unmet, review_standing, revision_
 from .models import Comment, Flag, Review, ReviewAssignment
 from .rendering import render_markdown
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY_CHARS = 20_000
@@ -65,7 +68,7 @@ def _lock_revision(revision: Revision | int) -> Revision:
     )
 
 
-def _require_maintainer(actor: Any, what: str) -> None:
+def _require_maintainer(actor: Actor, what: str) -> None:
     if not is_maintainer(actor):
         raise PermissionDenied(f"Only maintainers {what}.")
 
@@ -79,7 +82,7 @@ def _clean_body(body: str | None, *, field: str = "body", required: bool, what: 
     return text
 
 
-def _own_work_refusal(revision: Revision, user: Any) -> str | None:
+def _own_work_refusal(revision: Revision, user: Actor) -> str | None:
     if user.pk in author_ids(revision):
         return (
             f"You cannot review your own work: {revision.variant.full_name} revision {revision.number} is "
@@ -147,7 +150,7 @@ def review_submit(*, revision: Revision, reviewer: User, decision: str, body: st
     return review
 
 
-def _approve_if_enough(revision: Revision, *, actor: Any) -> Revision:
+def _approve_if_enough(revision: Revision, *, actor: Actor | None) -> Revision:
     standing = review_standing(revision)
     if len(standing.approvals) >= settings.MC_PUBLISH_MIN_APPROVALS and not standing.objections:
         return revision_transition(
@@ -163,7 +166,7 @@ def _approve_if_enough(revision: Revision, *, actor: Any) -> Revision:
 # --- publication ---------------------------------------------------------------------------------------------
 
 
-def _publish_locked(revision: Revision, *, actor: Any, reason: str) -> Revision:
+def _publish_locked(revision: Revision, *, actor: Actor | None, reason: str) -> Revision:
     if revision.status not in (RS.SUBMITTED, RS.APPROVED, RS.UNPUBLISHED):
         raise InvalidTransition(
             current=revision.status, target=RS.PUBLISHED, allowed=list(revision.allowed_transitions())
@@ -514,7 +517,7 @@ def flag_create(
     return flag
 
 
-def _leaderboard_mark(flag: Flag, actor: Any) -> None:
+def _leaderboard_mark(flag: Flag, actor: Actor) -> None:
     from apps.leaderboards.services import leaderboard_mark_contaminated
 
     leaderboard_mark_contaminated(
@@ -525,7 +528,7 @@ def _leaderboard_mark(flag: Flag, actor: Any) -> None:
     )
 
 
-def _leaderboard_clear(flag: Flag, actor: Any) -> None:
+def _leaderboard_clear(flag: Flag, actor: Actor) -> None:
     from apps.leaderboards.services import leaderboard_clear_contamination
 
     leaderboard_clear_contamination(flag_id=flag.pk, actor=actor)

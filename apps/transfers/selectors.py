@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apps.core.errors import NotFound, ValidationFailed
 from apps.registry.models import Artifact, Revision, Variant
@@ -12,14 +12,17 @@ from apps.registry.services import _clean_path
 
 from .models import UploadSession
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
-def revision_for_files(user: Any, *, owner: str, name: str, number: int) -> Revision:
+
+def revision_for_files(user: Viewer, *, owner: str, name: str, number: int) -> Revision:
     """Revision `number` of `owner/name` with its artifacts loaded, if the user may see it (a draft is a 404 to
     everyone but the variant's insiders): the registry's access helper decides."""
     return revision_for_user_or_404(user, number=number, owner=owner, name=name)
 
 
-def variant_for_upload(user: Any, full_name: Any) -> Variant:
+def variant_for_upload(user: Viewer, full_name: Any) -> Variant:
     """The variant named `owner/name` if the user may see it (writes check more, in the service)."""
     owner, _, name = str(full_name).strip().partition("/")
     if not owner or not name or "/" in name:
@@ -27,7 +30,7 @@ def variant_for_upload(user: Any, full_name: Any) -> Variant:
     return variant_for_user_or_404(user, owner, name)
 
 
-def revision_for_upload(user: Any, variant: Variant, number: int | None) -> Revision:
+def revision_for_upload(user: Viewer, variant: Variant, number: int | None) -> Revision:
     """Revision `number` of the variant, or its current one, if the user may see it."""
     if number is None:
         if variant.current_revision is None:
@@ -70,7 +73,7 @@ def stored_artifact_in(revision: Revision, path: str) -> Artifact:
     return artifact
 
 
-def upload_for_user_or_404(user: Any, upload_id: uuid.UUID | str) -> UploadSession:
+def upload_for_user_or_404(user: Viewer, upload_id: uuid.UUID | str) -> UploadSession:
     """An upload session of the user's own; anyone else's (or none) is NotFound."""
     session = (
         UploadSession.objects.select_related("revision__variant__owner", "artifact")

@@ -176,7 +176,8 @@ def upload_append(
     return session
 
 
-class AssembledUpload(UploadedFile):
+# Django's File is generic in its stubs only (File[bytes] is no class at run time).
+class AssembledUpload(UploadedFile):  # type: ignore[type-arg]
     """The finished partial file, handed to the registry's `artifact_add` like a streamed one-shot upload: it
     carries the sha256, size and first bytes already known, and a temporary path, so the file-system storage
     moves it into place instead of copying it."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import authentication, mixins, permissions, status, viewsets
@@ -14,6 +15,7 @@ from apps.accounts.authentication import BasicAuthentication, BearerTokenAuthent
 from apps.accounts.models import PersonalAccessToken, User
 from apps.accounts.permissions import NO_TOKEN, TokenScopePermission
 from apps.accounts.roles import is_maintainer
+from apps.accounts.types import signed_in
 from apps.core.errors import PermissionDenied
 
 from .serializers import (
@@ -47,14 +49,16 @@ class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destro
     queryset = PersonalAccessToken.objects.none()
     lookup_value_regex = r"[0-9]+"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[PersonalAccessToken]:
+        if not self.request.user.is_authenticated:  # the schema generator's anonymous request
+            return PersonalAccessToken.objects.none()
         return PersonalAccessToken.objects.filter(user=self.request.user)
 
     @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         incoming = TokenCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        token, raw = services.token_create(user=request.user, **incoming.validated_data)
+        token, raw = services.token_create(user=signed_in(request.user), **incoming.validated_data)
         body = TokenCreatedSerializer(token, context={"raw_token": raw}).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
@@ -65,7 +69,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Destro
                 "A token may revoke only itself: revoke other tokens with your password "
                 "(HTTP Basic) or in a browser session."
             )
-        services.token_revoke(token=token, actor=request.user)
+        services.token_revoke(token=token, actor=signed_in(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -106,7 +110,7 @@ class UserViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         incoming.is_valid(raise_exception=True)
         data = dict(incoming.validated_data)
         if "roles" in data:
-            user = services.user_set_roles(user=user, roles=data.pop("roles"), actor=request.user)
+            user = services.user_set_roles(user=user, roles=data.pop("roles"), actor=signed_in(request.user))
         if data:
-            user = services.user_set_quota(user=user, actor=request.user, **data)
+            user = services.user_set_quota(user=user, actor=signed_in(request.user), **data)
         return Response(UserStaffSerializer(user).data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import django_filters
 from drf_spectacular.types import OpenApiTypes
@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import TokenScopePermission
+from apps.accounts.types import signed_in
 from apps.core.conditional import not_modified
 from apps.core.filters import StrictFilterSet
 from apps.core.parsers import JSONParser
@@ -102,7 +103,7 @@ class OrgViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         incoming = OrgCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        org = services.org_create(actor=request.user, **incoming.validated_data)
+        org = services.org_create(actor=signed_in(request.user), **incoming.validated_data)
         return self._org_response(org, status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: OrgSerializer, 304: OpenApiResponse(description="Not modified")})
@@ -118,12 +119,12 @@ class OrgViewSet(
         incoming = OrgUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         org = services.org_update(
-            org=org, actor=request.user, if_match=request.headers.get("If-Match"), **incoming.validated_data
+            org=org, actor=signed_in(request.user), if_match=request.headers.get("If-Match"), **incoming.validated_data
         )
         return self._org_response(org)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.org_delete(org=self.get_object(), actor=request.user)
+        services.org_delete(org=self.get_object(), actor=signed_in(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: MemberSerializer(many=True)}, filters=False)
@@ -149,7 +150,9 @@ class OrgViewSet(
         """Invite a user by username, as `member` (default) or `admin`; they accept or decline."""
         incoming = InvitationCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        invitation = services.invitation_create(org=self.get_object(), actor=request.user, **incoming.validated_data)
+        invitation = services.invitation_create(
+            org=self.get_object(), actor=signed_in(request.user), **incoming.validated_data
+        )
         fresh = selectors.invitation_get(pk=invitation.pk, user=request.user)
         return Response(InvitationSerializer(fresh).data, status=status.HTTP_201_CREATED)
 
@@ -169,13 +172,13 @@ class OrgMemberViewSet(viewsets.GenericViewSet):
         incoming.is_valid(raise_exception=True)
         organization = selectors.org_get(name=org, user=request.user)
         membership = services.member_role_change(
-            org=organization, username=username, role=incoming.validated_data["role"], actor=request.user
+            org=organization, username=username, role=incoming.validated_data["role"], actor=signed_in(request.user)
         )
         return Response(MemberSerializer(membership).data)
 
     def destroy(self, request: Request, org: str, username: str) -> Response:
         organization = selectors.org_get(name=org, user=request.user)
-        services.member_remove(org=organization, username=username, actor=request.user)
+        services.member_remove(org=organization, username=username, actor=signed_in(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -191,7 +194,7 @@ class OrgInvitationViewSet(viewsets.GenericViewSet):
     def destroy(self, request: Request, org: str, pk: int) -> Response:
         organization = selectors.org_get(name=org, user=request.user)
         invitation = selectors.invitation_get(pk=pk, user=request.user, org=organization)
-        services.invitation_revoke(invitation=invitation, actor=request.user)
+        services.invitation_revoke(invitation=invitation, actor=signed_in(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -220,10 +223,10 @@ class InvitationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], filter_backends=[])
     def accept(self, request: Request, pk: str) -> Response:
         invitation = selectors.invitation_get(pk=int(pk), user=request.user)
-        return self._decided(services.invitation_accept(invitation=invitation, actor=cast(Any, request.user)))
+        return self._decided(services.invitation_accept(invitation=invitation, actor=signed_in(request.user)))
 
     @extend_schema(request=None, responses={200: InvitationSerializer})
     @action(detail=True, methods=["post"], filter_backends=[])
     def decline(self, request: Request, pk: str) -> Response:
         invitation = selectors.invitation_get(pk=int(pk), user=request.user)
-        return self._decided(services.invitation_decline(invitation=invitation, actor=cast(Any, request.user)))
+        return self._decided(services.invitation_decline(invitation=invitation, actor=signed_in(request.user)))

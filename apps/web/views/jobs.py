@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -23,8 +23,11 @@ from ..forms import add_service_errors, config_form_class
 from . import AuthedRequest, WebRequest
 from .variants import _variant_or_404
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
-def _benchmarks(user: Any) -> list[Benchmark]:
+
+def _benchmarks(user: Viewer) -> list[Benchmark]:
     return list(Benchmark.objects.visible_to(user).filter(is_active=True).order_by("name"))
 
 
@@ -90,7 +93,7 @@ def job_submit(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     )
 
 
-def _may_verify(job: BenchmarkJob, user: Any) -> bool:
+def _may_verify(job: BenchmarkJob, user: Viewer) -> bool:
     """Hint for the button; verification_request decides (the submitter, reviewers and maintainers may ask)."""
     return bool(
         user.is_authenticated
@@ -100,7 +103,7 @@ def _may_verify(job: BenchmarkJob, user: Any) -> bool:
     )
 
 
-def _retry_label(job: BenchmarkJob, user: Any) -> str:
+def _retry_label(job: BenchmarkJob, user: Viewer) -> str:
     """The retry button's label: Retry for a maintainer, Re-run for the submitter of a job that failed for an
     infrastructure reason, empty when job_retry would refuse (the hint mirrors it; the service decides)."""
     if not user.is_authenticated or not job.can_transition_to(JobStatus.QUEUED, by=JobEvent.RETRY):

@@ -4,7 +4,7 @@ and `variant_sections`, which gathers the read-only parts of the variant page fr
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
 
@@ -29,8 +29,11 @@ from apps.reviews.rendering import render_markdown
 
 from . import AuthedRequest
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor, Viewer
 
-def variant_propose(user: Any, form: Any) -> Variant:
+
+def variant_propose(user: Actor, form: Any) -> Variant:
     data = form.cleaned_data
     card = data.get("card_file") or data.get("card") or ""
     fields = {
@@ -49,7 +52,7 @@ def variant_propose(user: Any, form: Any) -> Variant:
     )
 
 
-def variant_edit(user: Any, variant: Variant, form: Any) -> Variant:
+def variant_edit(user: Actor, variant: Variant, form: Any) -> Variant:
     data = form.cleaned_data
     changes: dict[str, Any] = {
         k: data.get(k) or "" for k in ("license", "precision", "task", "architecture", "summary")
@@ -62,7 +65,7 @@ def variant_edit(user: Any, variant: Variant, form: Any) -> Variant:
     return registry_services.variant_update(variant=variant, actor=user, if_match=data.get("etag") or None, **changes)
 
 
-def artifact_upload(user: Any, revision: Revision, form: Any) -> Artifact:
+def artifact_upload(user: Actor, revision: Revision, form: Any) -> Artifact:
     data = form.cleaned_data
     return registry_services.artifact_add(
         revision=revision,
@@ -73,7 +76,7 @@ def artifact_upload(user: Any, revision: Revision, form: Any) -> Artifact:
     )
 
 
-def checklist_answer(user: Any, revision: Revision, key: str, data: dict[str, Any]) -> Any:
+def checklist_answer(user: Actor, revision: Revision, key: str, data: dict[str, Any]) -> Any:
     from apps.checklists import services as checklist_services
 
     changes: dict[str, Any] = {}
@@ -84,13 +87,13 @@ def checklist_answer(user: Any, revision: Revision, key: str, data: dict[str, An
     return checklist_services.checklist_item_answer(revision=revision, key=key, actor=user, changes=changes)
 
 
-def review_submit(user: Any, revision: Revision, data: dict[str, Any]) -> Any:
+def review_submit(user: Actor, revision: Revision, data: dict[str, Any]) -> Any:
     return review_services.review_submit(
         revision=revision, reviewer=user, decision=data.get("decision", ""), body=data.get("body", "")
     )
 
 
-def comment_create(user: Any, variant: Variant, data: dict[str, Any]) -> Any:
+def comment_create(user: Actor, variant: Variant, data: dict[str, Any]) -> Any:
     parent = None
     if data.get("parent"):
         try:
@@ -100,7 +103,7 @@ def comment_create(user: Any, variant: Variant, data: dict[str, Any]) -> Any:
     return review_services.comment_create(variant=variant, author=user, body=data.get("body", ""), parent=parent)
 
 
-def flag_create(user: Any, variant: Variant, form: Any) -> Any:
+def flag_create(user: Actor, variant: Variant, form: Any) -> Any:
     data = form.cleaned_data
     return review_services.flag_create(
         variant=variant,
@@ -112,7 +115,7 @@ def flag_create(user: Any, variant: Variant, form: Any) -> Any:
     )
 
 
-def revision_action(user: Any, revision: Revision, action: str, *, reason: str = "") -> Revision:
+def revision_action(user: Actor, revision: Revision, action: str, *, reason: str = "") -> Revision:
     if action == "submit":
         return registry_services.revision_submit(revision=revision, actor=user)
     if action == "new-revision":
@@ -128,7 +131,7 @@ def revision_action(user: Any, revision: Revision, action: str, *, reason: str =
     raise ValidationFailed("Unknown action.", errors={"action": [f"Unknown action '{action}'."]})
 
 
-def _actions(user: Any, variant: Variant, current: Revision) -> list[dict[str, Any]]:
+def _actions(user: Viewer, variant: Variant, current: Revision) -> list[dict[str, Any]]:
     """Buttons for what the state machine allows from here and the user's role; the services still decide."""
     allowed = current.allowed_transitions()
     actions: list[dict[str, Any]] = []
@@ -149,7 +152,7 @@ def _actions(user: Any, variant: Variant, current: Revision) -> list[dict[str, A
     return actions
 
 
-def _checklist(user: Any, variant: Variant, current: Revision) -> dict[str, Any] | None:
+def _checklist(user: Viewer, variant: Variant, current: Revision) -> dict[str, Any] | None:
     checklist = checklist_selectors.checklist_for_revision(current)
     if checklist is None:
         return None

@@ -3,6 +3,7 @@
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -164,7 +165,7 @@ FILE_UPLOAD_HANDLERS = ["apps.registry.uploads.HashingUploadHandler"]
 MC_JSON_MAX_BYTES = env.int("MC_JSON_MAX_BYTES", default=1024 * 1024)
 
 # --- REST API -------------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -203,7 +204,7 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Model Commons API",
     "DESCRIPTION": "Registry, benchmark jobs, reviews and checklists for open AI model variants.",
     "VERSION": "1.0.0",

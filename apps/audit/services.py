@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -13,6 +13,11 @@ from django.utils import timezone
 from apps.core.middleware import current_request_id
 
 from .models import GENESIS_HASH, AuditChainHead, AuditEvent
+
+if TYPE_CHECKING:
+    # Who acted: the user model or an anonymous user, None for the system. Audit sits below accounts and may not
+    # import its User; django-stubs resolves this alias to AUTH_USER_MODEL (accounts.User) | AnonymousUser.
+    from django.contrib.auth.models import _AnyUser as AuditActor
 
 
 def canonical_json(value: Any) -> str:
@@ -40,7 +45,13 @@ def _target_fields(target: Any) -> tuple[str, str, str]:
 
 
 def audit_record(
-    *, actor: Any, verb: str, target: Any, before: Any = None, after: Any = None, request_id: str | None = None
+    *,
+    actor: AuditActor | None,
+    verb: str,
+    target: Any,
+    before: Any = None,
+    after: Any = None,
+    request_id: str | None = None,
 ) -> AuditEvent:
     """Append one event to the chain. Call it inside the service's own transaction, as late as possible:
     the chain head stays locked until that transaction commits."""
@@ -48,14 +59,14 @@ def audit_record(
 
 
 def audit_record_many(
-    *, actor: Any, verb: str, events: list[tuple[Any, Any, Any]], request_id: str | None = None
+    *, actor: AuditActor | None, verb: str, events: list[tuple[Any, Any, Any]], request_id: str | None = None
 ) -> list[AuditEvent]:
     """Append several events by one actor with one verb, as (target, before, after), in order: the chain head
     is locked, read and written once, and the events are inserted in one statement (a batch service's
     audit costs three queries, not three per item)."""
     if not events:
         return []
-    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
+    actor_obj = actor if actor is not None and actor.is_authenticated else None
     request_id = request_id or current_request_id.get() or ""
     # No savepoint: the events stand or fall with the caller's transaction (and save two round trips).
     with transaction.atomic(savepoint=False):

@@ -3,7 +3,7 @@ each calls a service per row (role checks, gate, row lock and audit happen there
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -11,15 +11,16 @@ from django.http import HttpRequest
 
 from apps.accounts.console import action_reason, run_bulk
 from apps.accounts.models import User
+from apps.accounts.types import signed_in
 from apps.registry.models import Revision, Variant
 from apps.reviews import services as review_services
 from apps.reviews.choices import FlagAction
 from apps.reviews.models import Comment, Flag
 
 
-def me(request: Any) -> User:
+def me(request: HttpRequest) -> User:
     """The signed-in user: these endpoints run only after IsAuthenticated (or as maintainer-only actions)."""
-    return cast(User, request.user)
+    return signed_in(request.user)
 
 
 def _revisions(queryset: QuerySet[Any]) -> list[Revision]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import django_filters
 from django.shortcuts import get_object_or_404
@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from apps.accounts.models import User
 from apps.accounts.permissions import TokenScopePermission
+from apps.accounts.types import signed_in
 from apps.core.filters import StrictBooleanFilter, StrictFilterSet
 from apps.core.pagination import CursorPagination
 from apps.core.parsers import JSONParser
@@ -39,9 +40,9 @@ from .serializers import (
 AUTHENTICATED = [permissions.IsAuthenticated, TokenScopePermission]
 
 
-def me(request: Any) -> User:
+def me(request: Request) -> User:
     """The signed-in user: these endpoints run only after IsAuthenticated (or as maintainer-only actions)."""
-    return cast(User, request.user)
+    return signed_in(request.user)
 
 
 JSON_ONLY = [JSONParser]

@@ -4,7 +4,7 @@ you may not see is a 404 whatever you try to do with it; role rules live in the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import django_filters
 from django.conf import settings
@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from apps.accounts.models import User
 from apps.accounts.permissions import IsReviewer, TokenScopePermission
+from apps.accounts.types import signed_in
 from apps.benchmarks.models import Benchmark
 from apps.core.errors import ValidationFailed
 from apps.core.filters import StrictFilterSet
@@ -46,9 +47,9 @@ from .serializers import (
 )
 
 
-def me(request: Any) -> User:
+def me(request: Request) -> User:
     """The signed-in user: these endpoints run only after IsAuthenticated (or as maintainer-only actions)."""
-    return cast(User, request.user)
+    return signed_in(request.user)
 
 
 class ReadOpenWriteAuthenticated(GenericAPIView):

@@ -15,6 +15,7 @@ from apps.benchmarks.choices import JobStatus
 from apps.core.errors import NotFound, PreconditionFailed, ValidationFailed
 from apps.leaderboards import selectors, services
 from apps.leaderboards.models import ContaminationMark, LeaderboardEntry, SuiteBenchmark, SuiteScore
+from apps.leaderboards.services import entries
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision
 from apps.registry.services import revision_create, revision_transition, variant_update
@@ -659,7 +660,7 @@ def test_two_batches_crossing_a_lineage_wait_for_each_other_instead_of_deadlocki
     one = [make_result(v, bench, {"accuracy": 0.5}, record=False).pk for v in (middle, unrelated)]
     two = [make_result(v, bench, {"accuracy": s}, record=False).pk for v, s in ((bottom, 0.7), (top, 0.3))]
     first_locked, second_started = threading.Event(), threading.Event()
-    real = services._entries_recompute
+    real = entries._entries_recompute
 
     def slow_recompute(*args, **kwargs):  # type: ignore[no-untyped-def]
         if threading.current_thread().name == "first":
@@ -668,7 +669,7 @@ def test_two_batches_crossing_a_lineage_wait_for_each_other_instead_of_deadlocki
             threading.Event().wait(0.5)  # the second batch is now waiting for our locks
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_entries_recompute", slow_recompute)
+    monkeypatch.setattr(entries, "_entries_recompute", slow_recompute)
     errors: list[BaseException] = []
 
     def run(ids: list[int], wait_for: threading.Event | None) -> None:

@@ -4,13 +4,12 @@ import base64
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.accounts.models import PersonalAccessToken
 from apps.accounts.services import token_create
+from apps.core.testing import assert_same_query_count, count_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -104,13 +103,13 @@ def test_cannot_revoke_someone_elses_token(alice, bob, client_for):
 def test_token_list_query_count_is_flat(alice):
     client = basic("alice")
     token_create(user=alice, name="t0")
-    with CaptureQueriesContext(connection) as one:
+    with count_queries() as one:
         assert client.get("/api/v1/auth/tokens/").status_code == 200
     for i in range(12):
         token_create(user=alice, name=f"t{i + 1}")
-    with CaptureQueriesContext(connection) as many:
+    with count_queries() as many:
         assert client.get("/api/v1/auth/tokens/").json()["count"] == 13
-    assert len(one) == len(many)
+    assert_same_query_count(one, many)
 
 
 def test_maintainer_grants_roles_and_quota(alice, maintainer, client_for):

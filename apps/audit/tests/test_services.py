@@ -9,6 +9,7 @@ from django.db import connection, connections, transaction
 
 from apps.audit.models import GENESIS_HASH, AppendOnlyError, AuditEvent
 from apps.audit.services import audit_chain_verify, audit_record, audit_record_many, chain_hash
+from apps.core.testing import count_queries
 
 
 @pytest.mark.django_db
@@ -26,10 +27,9 @@ def test_events_chain_from_genesis(alice):
 
 @pytest.mark.django_db
 def test_many_events_chain_in_order_with_one_lock_of_the_head(alice):
-    from django.test.utils import CaptureQueriesContext
 
     first = audit_record(actor=alice, verb="x.one", target=("thing", 1))
-    with CaptureQueriesContext(connection) as queries:
+    with count_queries() as queries:
         events = audit_record_many(
             actor=alice, verb="x.many", events=[(("thing", i), None, {"i": i}) for i in range(2, 12)]
         )

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from apps.checklists import services
+from apps.core.testing import get_counted
 
 pytestmark = pytest.mark.django_db
 
@@ -352,21 +351,14 @@ def test_patching_a_template_in_use_makes_a_new_version(int8_submitted, clients,
 # --- Query counts ---------------------------------------------------------------------------------------
 
 
-def _count(client, url):  # type: ignore[no-untyped-def]
-    with CaptureQueriesContext(connection) as ctx:
-        resp = client.get(url)
-    assert resp.status_code == 200, resp.content
-    return len(ctx.captured_queries)
-
-
 def test_template_list_query_count_is_flat(digits_world, clients, users):
     client = clients["alice"]
     services.template_default()
     client.get("/api/v1/me/")  # the first use of a token writes last_used_at
-    one = _count(client, "/api/v1/checklist-templates/?page_size=100")
+    one = get_counted(client, "/api/v1/checklist-templates/?page_size=100")[1]
     for n in range(11):
         services.template_create(actor=users["maintainer"], slug=f"t{n}", name=f"T{n}", items=ITEMS)
-    many = _count(client, "/api/v1/checklist-templates/?page_size=100")
+    many = get_counted(client, "/api/v1/checklist-templates/?page_size=100")[1]
     assert one == many
 
 
@@ -376,8 +368,8 @@ def test_checklist_and_components_query_counts_do_not_grow_with_items(digits_wor
     services.template_default()
     services.template_create(actor=users["maintainer"], slug="tiny", name="Tiny", is_default=True, items=ITEMS[:1])
     submit(digits_world["int8"])
-    small = _count(client, f"{REV}/checklist/")
-    components_small = _count(client, f"{REV}/components/")
+    small = get_counted(client, f"{REV}/checklist/")[1]
+    components_small = get_counted(client, f"{REV}/components/")[1]
     # bob's variant gets the 14-item default template and 6 declared components.
     services.template_update(slug="open-model-practices", actor=users["maintainer"], is_default=True)
     pruned = submit(digits_world["pruned"])
@@ -387,7 +379,7 @@ def test_checklist_and_components_query_counts_do_not_grow_with_items(digits_wor
         )
     bob = clients["bob"]
     bob.get("/api/v1/me/")
-    large = _count(bob, "/api/v1/variants/bob/digits-mlp-pruned/revisions/1/checklist/")
-    components_large = _count(bob, "/api/v1/variants/bob/digits-mlp-pruned/revisions/1/components/")
+    large = get_counted(bob, "/api/v1/variants/bob/digits-mlp-pruned/revisions/1/checklist/")[1]
+    components_large = get_counted(bob, "/api/v1/variants/bob/digits-mlp-pruned/revisions/1/components/")[1]
     assert small == large
     assert components_small == components_large

@@ -4,13 +4,13 @@ openness and audit trail that one call per job left, and costs the same few quer
 from __future__ import annotations
 
 import pytest
-from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
+from django.db import transaction
 
 from apps.audit.models import AuditEvent
 from apps.checklists import services
 from apps.checklists.models import Checklist, ChecklistItem, RevisionOpenness
 from apps.checklists.subscribers import on_jobs_finished
+from apps.core.testing import count_queries
 
 from .factories import finished_job, finished_jobs, make_users, submitted_revisions
 
@@ -146,7 +146,7 @@ def test_a_batch_costs_the_same_queries_for_5_and_20_revisions(digits_world, fir
         ids = [job.pk for job in jobs]
         if not first_finish:
             on_jobs_finished(ids)
-        with CaptureQueriesContext(connection) as queries:
+        with count_queries() as queries:
             on_jobs_finished(ids)
         assert (
             Checklist.objects.filter(

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.benchmarks.models import BenchmarkJob
 from apps.core.bulk import bulk_update_rows
+from apps.core.testing import count_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_writes_every_kind_of_column_and_only_the_given_rows(jobs):  # type: ign
         job.config = {"seed": i, "nested": {"quote": "it's", "list": [1, None]}}
         job.log_tail = "line\n" * i
         job.not_before = None
-    with CaptureQueriesContext(connection) as ctx:
+    with count_queries() as ctx:
         assert (
             bulk_update_rows(
                 BenchmarkJob,
@@ -76,6 +76,6 @@ def test_writes_every_kind_of_column_and_only_the_given_rows(jobs):  # type: ign
 
 
 def test_nothing_to_write_is_no_query(jobs):  # type: ignore[no-untyped-def]
-    with CaptureQueriesContext(connection) as ctx:
+    with count_queries() as ctx:
         assert bulk_update_rows(BenchmarkJob, [], ["status"]) == 0
     assert ctx.captured_queries == []

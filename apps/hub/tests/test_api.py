@@ -6,9 +6,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
+from apps.core.testing import count_queries
 from apps.hub.selectors import commit_id
 from apps.registry.models import Artifact
 from apps.registry.services import revision_create
@@ -141,7 +140,7 @@ def test_tree_lists_files_and_folders(files_world):
 def test_tree_query_count_does_not_grow_with_files(files_world):
     client = files_world["clients"]["owner"]
     client.get(f"{DRAFT}/tree/main")  # the token's last-used time is written on its first use
-    with CaptureQueriesContext(connection) as one:
+    with count_queries() as one:
         assert client.get(f"{DRAFT}/tree/main?recursive=true").status_code == 200
     for i in range(12):
         store(
@@ -150,7 +149,7 @@ def test_tree_query_count_does_not_grow_with_files(files_world):
             f"d/s-{i}.safetensors",
             safetensors_bytes(16, seed=i),
         )
-    with CaptureQueriesContext(connection) as many:
+    with count_queries() as many:
         resp = client.get(f"{DRAFT}/tree/main?recursive=true")
     assert len(resp.json()) == 14
     assert len(many) == len(one)
@@ -233,7 +232,7 @@ def test_hub_paths_are_not_in_the_openapi_schema(files_world):
 def test_model_info_query_count_does_not_grow_with_files(files_world, path):
     client = files_world["clients"]["owner"]
     client.get(DRAFT)  # the token's last-used time is written on its first use
-    with CaptureQueriesContext(connection) as one:
+    with count_queries() as one:
         first = client.get(f"{DRAFT}{path}")
     assert first.status_code == 200 and len(first.json()["siblings"]) == 1
     for i in range(12):
@@ -243,11 +242,11 @@ def test_model_info_query_count_does_not_grow_with_files(files_world, path):
             f"d/s-{i}.safetensors",
             safetensors_bytes(16, seed=i),
         )
-    with CaptureQueriesContext(connection) as many:
+    with count_queries() as many:
         resp = client.get(f"{DRAFT}{path}")
     assert len(resp.json()["siblings"]) == 13
     assert len(many) == len(one) == 6
     commit = resp.json()["sha"]
-    with CaptureQueriesContext(connection) as by_commit:
+    with count_queries() as by_commit:
         assert client.get(f"{DRAFT}/revision/{commit}").status_code == 200
     assert len(by_commit) == 6

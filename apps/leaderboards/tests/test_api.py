@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
+from apps.core.testing import assert_same_query_count, count_queries
 from apps.leaderboards import services
 from apps.leaderboards.api.serializers import LeaderboardRowSerializer, SuiteRowSerializer
 
@@ -196,14 +195,14 @@ def test_board_query_count_is_the_same_at_1_and_100_rows(maintainer, client_for)
     client.get("/api/v1/me/")  # the first use of a token records last_used_at
     big = make_benchmark("big")
     _publish_many(maintainer, big, 101, start=1)
-    with CaptureQueriesContext(connection) as one:
+    with count_queries() as one:
         body = client.get("/api/v1/leaderboards/big/?page_size=1").json()
     assert len(body["results"]) == 1 and body["results"][0]["delta_vs_parents"]
-    with CaptureQueriesContext(connection) as many:
+    with count_queries() as many:
         body = client.get("/api/v1/leaderboards/big/?page_size=100&relation=finetune").json()
     assert len(body["results"]) == 100
     assert all(r["delta_vs_parents"] for r in body["results"])
-    assert len(one) == len(many), [q["sql"] for q in many.captured_queries]
+    assert_same_query_count(one, many)
 
 
 def test_suite_board_query_count_is_the_same_at_1_and_100_rows(maintainer, client_for):
@@ -216,13 +215,13 @@ def test_suite_board_query_count_is_the_same_at_1_and_100_rows(maintainer, clien
     )
     _publish_many(maintainer, small, 1, start=0)
     _publish_many(maintainer, big, 101, start=1)
-    with CaptureQueriesContext(connection) as one:
+    with count_queries() as one:
         body = client.get("/api/v1/leaderboards/suites/s100/?page_size=1").json()
     assert len(body["results"]) == 1 and body["results"][0]["delta_vs_parents"]
-    with CaptureQueriesContext(connection) as many:
+    with count_queries() as many:
         body = client.get("/api/v1/leaderboards/suites/s100/?page_size=100").json()
     assert len(body["results"]) == 100
-    assert len(one) == len(many), [q["sql"] for q in many.captured_queries]
+    assert_same_query_count(one, many)
 
 
 # --- suite boards ----------------------------------------------------------------------------------------
@@ -359,13 +358,13 @@ def test_suite_list_query_count_is_flat(maintainer, client_for, bench):
     client = client_for(maintainer)
     client.get("/api/v1/me/")
     services.suite_create(actor=maintainer, slug="s0", name="S", benchmarks=[{"benchmark": "bench"}])
-    with CaptureQueriesContext(connection) as one:
+    with count_queries() as one:
         assert len(client.get("/api/v1/suites/").json()["results"]) == 1
     for i in range(1, 12):
         extra = make_benchmark(f"b{i}")
         services.suite_create(
             actor=maintainer, slug=f"s{i}", name="S", benchmarks=[{"benchmark": "bench"}, {"benchmark": extra.slug}]
         )
-    with CaptureQueriesContext(connection) as many:
+    with count_queries() as many:
         assert len(client.get("/api/v1/suites/?page_size=100").json()["results"]) == 12
-    assert len(one) == len(many)
+    assert_same_query_count(one, many)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
 from apps.benchmarks.choices import JobStatus
 from apps.core.errors import NotFound, PreconditionFailed, ValidationFailed
+from apps.core.testing import count_queries
 from apps.leaderboards import selectors, services
 from apps.leaderboards.models import ContaminationMark, LeaderboardEntry, SuiteBenchmark, SuiteScore
 from apps.leaderboards.services import entries
@@ -586,7 +586,7 @@ def test_recording_a_batch_twice_changes_nothing(batch_world):
     services.leaderboard_record_jobs(batch_world["ids"])
     entries = list(LeaderboardEntry.objects.order_by("pk").values())
     scores = list(SuiteScore.objects.order_by("pk").values())
-    with CaptureQueriesContext(connection) as again:
+    with count_queries() as again:
         services.leaderboard_record_jobs(batch_world["ids"])
     assert _writes(again.captured_queries) == []
     assert list(LeaderboardEntry.objects.order_by("pk").values()) == entries  # updated_at included
@@ -604,7 +604,7 @@ def test_a_batch_costs_the_same_queries_for_5_and_25_jobs_on_distinct_variants(m
     cost = {}
     for n in (5, 25):
         ids = _finished_jobs(maintainer, bench, [f"m{n}-{i}" for i in range(n)])
-        with CaptureQueriesContext(connection) as queries:
+        with count_queries() as queries:
             services.leaderboard_record_jobs(ids)
         cost[n] = len(queries)
         assert LeaderboardEntry.objects.filter(job_id__in=ids, ranked=True).count() == n
@@ -623,7 +623,7 @@ def test_a_batch_with_lineage_and_suites_costs_the_same_queries_for_5_and_25_var
         for kid in kids:
             make_result(kid, bench, {"accuracy": 0.6})  # on the boards; the batch gives them new parent scores
         ids = [make_result(b, bench, {"accuracy": 0.5}, record=False).pk for b in bases]
-        with CaptureQueriesContext(connection) as queries:
+        with count_queries() as queries:
             services.leaderboard_record_jobs(ids)
         cost[n] = len(queries)
         assert {tuple(e.parents[0][1:]) for e in LeaderboardEntry.objects.filter(variant__in=kids)} == {

@@ -1,8 +1,7 @@
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from apps.audit.services import audit_record
+from apps.core.testing import assert_same_query_count, count_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -22,15 +21,15 @@ def test_audit_filters_and_flat_query_count(alice, maintainer, client_for):
     client = client_for(maintainer)
     audit_record(actor=alice, verb="thing.made", target=("t", 0))
     client.get("/api/v1/me/")  # first use of the token records last_used_at
-    with CaptureQueriesContext(connection) as one:
+    with count_queries() as one:
         body = client.get("/api/v1/audit/?verb=thing.made").json()
     assert len(body["results"]) == 1
     for i in range(15):
         audit_record(actor=alice, verb="thing.made", target=("t", i + 1))
-    with CaptureQueriesContext(connection) as many:
+    with count_queries() as many:
         body = client.get("/api/v1/audit/?verb=thing.made&page_size=100").json()
     assert len(body["results"]) == 16
-    assert len(one) == len(many)
+    assert_same_query_count(one, many)
     assert client.get("/api/v1/audit/?actor=alice&target_id=3").json()["results"][0]["target_id"] == "3"
 
 

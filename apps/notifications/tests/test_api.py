@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
+from apps.core.testing import assert_list_query_count_is_flat
 from apps.notifications import services
 from apps.notifications.models import Notification, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
-
-
-def _flat(client, url, grow, expected):  # type: ignore[no-untyped-def]
-    client.get("/api/v1/me/")
-    with CaptureQueriesContext(connection) as one:
-        first = client.get(url)
-    assert first.status_code == 200 and len(first.json()["results"]) == 1, first.content
-    grow()
-    with CaptureQueriesContext(connection) as many:
-        body = client.get(url + ("&" if "?" in url else "?") + "page_size=100").json()
-    assert len(body["results"]) == expected
-    assert len(one) == len(many), (len(one), len(many))
 
 
 def test_notifications_are_private_and_can_be_marked_read(alice, bob, client_for, api):
@@ -43,9 +30,9 @@ def test_notifications_are_private_and_can_be_marked_read(alice, bob, client_for
     assert a.get("/api/v1/notifications/99999999999999999999/").status_code == 404
 
 
-def test_notification_list_query_count_is_flat(alice, client_for):
+def test_notification_list_query_count_isassert_list_query_count_is_flat(alice, client_for):
     services.notify(users=[alice], kind="job_finished", title="first")
-    _flat(
+    assert_list_query_count_is_flat(
         client_for(alice),
         "/api/v1/notifications/",
         lambda: [services.notify(users=[alice], kind="job_finished", title=f"n{i}") for i in range(11)],
@@ -178,7 +165,7 @@ def test_deliveries_log_ping_and_redeliver(alice, client_for, monkeypatch):
     assert client.get(f"{base}?status=exploded").status_code == 400
 
 
-def test_delivery_list_query_count_is_flat(alice, client_for, monkeypatch):
+def test_delivery_list_query_count_isassert_list_query_count_is_flat(alice, client_for, monkeypatch):
     from celery import current_app
 
     monkeypatch.setattr(current_app, "send_task", lambda *a, **k: None)
@@ -190,13 +177,13 @@ def test_delivery_list_query_count_is_flat(alice, client_for, monkeypatch):
         for _ in range(11):
             services.webhook_event_publish(event="job.finished", data={}, owner_ids=[alice.pk], public=False)
 
-    _flat(client, f"/api/v1/webhooks/{hook['id']}/deliveries/", grow, 12)
+    assert_list_query_count_is_flat(client, f"/api/v1/webhooks/{hook['id']}/deliveries/", grow, 12)
 
 
-def test_webhook_list_query_count_is_flat(alice, client_for):
+def test_webhook_list_query_count_isassert_list_query_count_is_flat(alice, client_for):
     client = client_for(alice)
     services.webhook_create(owner=alice, url="http://127.0.0.1/0", events=["*"])
-    _flat(
+    assert_list_query_count_is_flat(
         client,
         "/api/v1/webhooks/",
         lambda: [services.webhook_create(owner=alice, url=f"http://127.0.0.1/{i}", events=["*"]) for i in range(1, 12)],

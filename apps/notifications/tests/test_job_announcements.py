@@ -10,9 +10,9 @@ import time
 import pytest
 from django.core import mail
 from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
 
 from apps.checklists.tests.factories import finished_job, finished_jobs, make_users, submitted_revisions
+from apps.core.testing import count_queries
 from apps.notifications import services
 from apps.notifications.events import announce_jobs_finished
 from apps.notifications.models import JobAnnouncement, Notification, WebhookDelivery
@@ -165,7 +165,7 @@ def test_a_batch_costs_the_same_queries_for_5_and_20_jobs(digits_world, dispatch
     for n in (5, 20):
         jobs = finished_jobs(n, benchmark=digits_world["benchmark"], owners=owners, prefix=f"q{n}")
         before = Notification.objects.count()
-        with CaptureQueriesContext(connection) as queries:
+        with count_queries() as queries:
             announce_jobs_finished([job.pk for job in jobs])
         assert Notification.objects.count() == before + n
         cost[n] = len(queries)

@@ -4,10 +4,9 @@ import hashlib
 import io
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from apps.core.testing import count_queries
 from apps.registry import services
 from apps.registry.models import Variant
 from apps.registry.tests.factories import CARD, commons_user, make_original, make_variant, onnx_bytes, record
@@ -514,7 +513,7 @@ def test_variant_list_query_count_is_the_same_at_1_and_100_rows(world, bob, role
     client.get("/api/v1/variants/?page_size=1")  # warm the token (first use writes last_used_at)
     counts = {}
     for size in (1, 100):
-        with CaptureQueriesContext(connection) as ctx:
+        with count_queries() as ctx:
             resp = client.get(f"/api/v1/variants/?page_size={size}")
         assert resp.status_code == 200 and len(resp.json()["results"]) == size
         counts[size] = len(ctx)
@@ -533,7 +532,7 @@ def test_revision_list_query_count_is_the_same_at_1_and_12_rows(world, alice, ma
     client.get("/api/v1/variants/alice/many/revisions/?page_size=1")
     counts = {}
     for size in (1, 12):
-        with CaptureQueriesContext(connection) as ctx:
+        with count_queries() as ctx:
             resp = client.get(f"/api/v1/variants/alice/many/revisions/?page_size={size}")
         assert len(resp.json()["results"]) == size
         counts[size] = len(ctx)
@@ -548,7 +547,7 @@ def test_lineage_endpoint_query_count_does_not_grow_with_depth(world, alice, mai
         node = make_variant(alice, f"gen-{depth}", [node])
         if depth in (1, 10):
             client.get(f"/api/v1/variants/alice/gen-{depth}/lineage/")
-            with CaptureQueriesContext(connection) as ctx:
+            with count_queries() as ctx:
                 resp = client.get(f"/api/v1/variants/alice/gen-{depth}/lineage/")
             assert len(resp.json()["ancestors"]) == depth
             counts[depth] = len(ctx)

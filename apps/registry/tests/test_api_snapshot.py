@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from apps.core.testing import count_queries
 from apps.registry.services import revision_create, revision_transition, variant_update
 from apps.registry.tests.factories import make_variant, publish_current, record
 from tests.visibility_world import SECRET_CARD, SECRET_SUMMARY, build_world
@@ -112,7 +111,7 @@ def test_variant_list_query_count_is_flat_for_snapshots(world, clients):
         client.get("/api/v1/variants/?owner=alice&page_size=1")
         counts = {}
         for size in (1, 10):
-            with CaptureQueriesContext(connection) as ctx:
+            with count_queries() as ctx:
                 body = client.get(f"/api/v1/variants/?owner=alice&page_size={size}").json()
             assert len(body["results"]) == size
             counts[size] = len(ctx)

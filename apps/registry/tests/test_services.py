@@ -6,7 +6,6 @@ import threading
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
 from apps.core.errors import (
@@ -16,6 +15,7 @@ from apps.core.errors import (
     PreconditionFailed,
     ValidationFailed,
 )
+from apps.core.testing import count_queries
 from apps.registry import hooks, services
 from apps.registry.licenses import license_lookup, license_suggestions
 from apps.registry.models import Artifact, Revision, Variant
@@ -217,14 +217,14 @@ def test_lineage_costs_the_same_number_of_queries_at_any_depth(alice, bob, maint
     short_leaf, deep_leaf, deep_root = (
         Variant.objects.select_related("owner").get(pk=v.pk) for v in (short_leaf, deep_leaf, deep_root)
     )
-    with CaptureQueriesContext(connection) as short_q:
+    with count_queries() as short_q:
         short = variant_lineage(variant=short_leaf, user=maintainer)
-    with CaptureQueriesContext(connection) as deep_q:
+    with count_queries() as deep_q:
         deep = variant_lineage(variant=deep_leaf, user=maintainer)
     assert len(short["ancestors"]) == 2 and len(deep["ancestors"]) == 12
     assert len(short_q) == len(deep_q) == 2  # the recursive CTE, then the variants
     assert deep["ancestors"][-1]["full_name"] == "commons/deep" and deep["ancestors"][-1]["depth"] == 12
-    with CaptureQueriesContext(connection) as root_q:
+    with count_queries() as root_q:
         down = variant_lineage(variant=deep_root, user=maintainer)
     assert len(down["descendants"]) == 12 and len(root_q) == len(deep_q)
 

@@ -4,10 +4,9 @@ problem+json, and flat query counts on every list."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from apps.core.testing import assert_list_query_count_is_flat
 from apps.registry.models import Revision, Variant
 from apps.reviews import services
 from apps.reviews.models import Comment, Flag, Review, ReviewAssignment
@@ -210,25 +209,14 @@ def _many_submitted(world, n):  # type: ignore[no-untyped-def]
         ReviewAssignment.objects.create(revision=revision, reviewer=world["users"]["reviewer1"])
 
 
-def _flat(client, url, grow, expected_rows):  # type: ignore[no-untyped-def]
-    client.get("/api/v1/me/")  # the token's first use writes last_used_at
-    with CaptureQueriesContext(connection) as one:
-        first = client.get(url)
-    assert first.status_code == 200, first.content
-    assert len(first.json()["results"]) == 1
-    grow()
-    with CaptureQueriesContext(connection) as many:
-        body = client.get(url + ("&" if "?" in url else "?") + "page_size=100").json()
-    assert len(body["results"]) == expected_rows
-    assert len(one) == len(many), (len(one), len(many))
-
-
-def test_queue_query_count_is_flat(world, clients, submitted):
+def test_queue_query_count_isassert_list_query_count_is_flat(world, clients, submitted):
     services.review_assign(revision=submitted, reviewer=world["users"]["reviewer1"], actor=world["users"]["reviewer1"])
-    _flat(clients["reviewer1"], "/api/v1/reviews/queue/?assigned=me", lambda: _many_submitted(world, 11), 12)
+    assert_list_query_count_is_flat(
+        clients["reviewer1"], "/api/v1/reviews/queue/?assigned=me", lambda: _many_submitted(world, 11), 12
+    )
 
 
-def test_review_list_query_count_is_flat(world, clients, submitted):
+def test_review_list_query_count_isassert_list_query_count_is_flat(world, clients, submitted):
     services.review_submit(revision=submitted, reviewer=world["users"]["reviewer1"], decision="comment", body="1")
 
     def grow() -> None:
@@ -237,7 +225,7 @@ def test_review_list_query_count_is_flat(world, clients, submitted):
                 revision=submitted, reviewer=world["users"]["reviewer2"], decision="comment", body=f"note {i}"
             )
 
-    _flat(clients["alice"], INT8 + "reviews/", grow, 12)
+    assert_list_query_count_is_flat(clients["alice"], INT8 + "reviews/", grow, 12)
 
 
 # --- comments ---------------------------------------------------------------------------------------------------
@@ -282,7 +270,7 @@ def test_comment_on_a_draft_is_404_for_strangers_via_detail(world, clients, subm
     assert clients["reviewer1"].get(f"/api/v1/comments/{comment.pk}/").status_code == 200
 
 
-def test_comment_list_query_count_is_flat(world, clients):
+def test_comment_list_query_count_isassert_list_query_count_is_flat(world, clients):
     variant, bob = world["base"], world["users"]["bob"]
     top = services.comment_create(variant=variant, author=bob, body="first")
     services.comment_create(variant=variant, author=world["users"]["alice"], body="re", parent=top)
@@ -292,7 +280,7 @@ def test_comment_list_query_count_is_flat(world, clients):
             parent = services.comment_create(variant=variant, author=bob, body=f"c{i}")
             services.comment_create(variant=variant, author=world["users"]["alice"], body=f"r{i}", parent=parent)
 
-    _flat(clients["bob"], "/api/v1/variants/commons/digits-mlp/comments/", grow, 12)
+    assert_list_query_count_is_flat(clients["bob"], "/api/v1/variants/commons/digits-mlp/comments/", grow, 12)
 
 
 # --- flags ------------------------------------------------------------------------------------------------------
@@ -356,7 +344,7 @@ def test_flags_matrix(world, clients, submitted):
     _problem(clients["maintainer"].get("/api/v1/flags/?status=bogus"), 400)
 
 
-def test_flag_list_query_count_is_flat(world, clients):
+def test_flag_list_query_count_isassert_list_query_count_is_flat(world, clients):
     u = world["users"]
 
     def grow() -> None:
@@ -366,7 +354,7 @@ def test_flag_list_query_count_is_flat(world, clients):
             )
 
     Flag.objects.create(variant=world["base"], reporter=u["bob"], kind="spam", evidence_url="https://x.example")
-    _flat(clients["maintainer"], "/api/v1/flags/", grow, 12)
+    assert_list_query_count_is_flat(clients["maintainer"], "/api/v1/flags/", grow, 12)
 
 
 def test_comment_and_review_models_store_sanitised_html(world, submitted):

@@ -7,9 +7,8 @@ import hashlib
 import io
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
+from apps.core.testing import count_queries
 from apps.registry.models import Artifact, Variant
 from apps.transfers import downloads
 from apps.transfers.choices import UploadStatus
@@ -88,12 +87,12 @@ def test_a_newer_draft_revision_of_a_published_variant_is_hidden(files_world):
 def test_files_list_query_count_does_not_grow_with_files(files_world):
     client = files_world["clients"]["owner"]
     client.get(f"{DRAFT}/files/")  # the token's last-used time is written on its first use
-    with CaptureQueriesContext(connection) as one:
+    with count_queries() as one:
         assert client.get(f"{DRAFT}/files/").status_code == 200
     revision = files_world["draft"].current_revision
     for i in range(12):
         store(revision, files_world["users"]["owner"], f"shard-{i:02d}.safetensors", safetensors_bytes(64, seed=i))
-    with CaptureQueriesContext(connection) as many:
+    with count_queries() as many:
         resp = client.get(f"{DRAFT}/files/")
     assert len(resp.json()) == 13
     assert len(many) == len(one)
@@ -431,7 +430,7 @@ def test_downloads_cannot_be_set_through_the_api(files_world):
 
 def _upload_session_query_counts(client, content: bytes, path: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
     counts = {}
-    with CaptureQueriesContext(connection) as queries:
+    with count_queries() as queries:
         created = _declare(client, content, path=path)
     assert created.status_code == 201, created.json()
     counts["create"] = len(queries)
@@ -442,7 +441,7 @@ def _upload_session_query_counts(client, content: bytes, path: str) -> dict[str,
         ("patch", lambda: _patch(client, created.json()["id"], content, 0), 200),
         ("complete", lambda: client.post(f"{url}complete/"), 201),
     ):
-        with CaptureQueriesContext(connection) as queries:
+        with count_queries() as queries:
             assert call().status_code == expected
         counts[name] = len(queries)
     return counts

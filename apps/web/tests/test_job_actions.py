@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.benchmarks import services as job_services
 from apps.benchmarks.models import BenchmarkJob
+from apps.core.testing import count_queries
 from workers.runners.base import RunResult
 
 pytestmark = pytest.mark.django_db
@@ -242,8 +243,6 @@ def test_retry_refused_for_another_user_who_can_see_the_job(digits_world):
 def test_actions_cost_a_bounded_number_of_queries(digits_world):
     """Each POST view reads the job once and hands it to the service; the counts are pinned so that a query per
     related row (N+1) shows up here."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     users = digits_world["users"]
     alice = logged_in(users["alice"])
@@ -255,7 +254,7 @@ def test_actions_cost_a_bounded_number_of_queries(digits_world):
         ("again", f"/jobs/{succeeded.pk}/verify/"),
         ("retry", f"/jobs/{failed.pk}/retry/"),
     ):
-        with CaptureQueriesContext(connection) as ctx:
+        with count_queries() as ctx:
             assert alice.post(url).status_code == 302
         counts[name] = len(ctx.captured_queries)
     # the same on SQLite and PostgreSQL; asking again returns the running verification, hence fewer

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import PersonalAccessToken, User
+from apps.core.testing import get_counted
 from workers.runners.base import RunResult
 
 pytestmark = pytest.mark.django_db
@@ -506,15 +507,6 @@ def test_propose_readme_must_be_text(digits_world):
 # --- Query counts: pages do not grow with the number of rows ------------------------------------------------
 
 
-def _queries(client: Client, url: str) -> int:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as ctx:
-        assert client.get(url).status_code == 200
-    return len(ctx.captured_queries)
-
-
 def test_list_pages_query_count_does_not_grow(digits_world):
     from apps.registry.services import variant_create
 
@@ -523,12 +515,12 @@ def test_list_pages_query_count_does_not_grow(digits_world):
     urls = ("/variants/", "/dashboard/")
     for url in urls:
         bob.get(url)  # warm the session
-    before = {url: _queries(bob, url) for url in urls}
+    before = {url: get_counted(bob, url)[1] for url in urls}
     for i in range(12):
         variant_create(
             owner=bob_user, name=f"many-{i}", relation="quantized", parents=["commons/digits-mlp"], license="apache-2.0"
         )
-    after = {url: _queries(bob, url) for url in urls}
+    after = {url: get_counted(bob, url)[1] for url in urls}
     assert after == before
 
 

@@ -1,9 +1,11 @@
 """Extension point: code outside the engine (leaderboards, checklists, notifications…) reacts to finished jobs.
 
-Subscribers append a callable taking a list of job ids in their ``AppConfig.ready()``::
+Subscribers append a callable taking a list of job ids in their app's ``subscribers.register()``, which their
+``AppConfig.ready()`` calls::
 
     from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
-    JOB_FINISHED_HOOKS.append(on_jobs_finished)
+    if on_jobs_finished not in JOB_FINISHED_HOOKS:
+        JOB_FINISHED_HOOKS.append(on_jobs_finished)
 
 The engine runs the hooks after the commit that
 - made jobs terminal (succeeded, failed, cancelled, timed_out), with those jobs' ids, and

@@ -2,7 +2,7 @@
 finding), for example the review app's automatic publication once the gate holds.
 
     from apps.checklists.hooks import CHECKLIST_CHANGED_HOOKS
-    CHECKLIST_CHANGED_HOOKS.append(fn)   # fn(revision_id=...), in AppConfig.ready()
+    CHECKLIST_CHANGED_HOOKS.append(fn)   # fn(revision_id=...), in the subscriber's subscribers.register()
 
 Hooks run after the commit that changed the checklist, with ids only; one failing hook is logged and never
 affects the others or the change."""

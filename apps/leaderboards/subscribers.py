@@ -1,9 +1,12 @@
-"""Keep the leaderboard read model in step with the registry and the benchmark definitions.
+"""Keep the leaderboard read model in step with the engine, the registry and the benchmark definitions.
 
 The registry and the engine sit below the leaderboards and must not import them, so the leaderboards
 subscribe to their extension points instead. Subscribers hold no business logic: they call the service that
 re-derives the affected summary rows from the source of truth (after commit: the extension points run then).
 
+- benchmarks: `JOB_FINISHED_HOOKS`, when a result is written or its verification changes: the summary table
+  (LeaderboardEntry) is brought up to date so that reads never aggregate over jobs. The hook takes a batch of job
+  ids and works on the set (a constant number of queries per batch);
 - registry: `REVISION_TRANSITIONED_HOOKS` (publish, unpublish...) and `VARIANT_UPDATED_HOOKS` (license,
   precision, parameters... are board filters);
 - benchmarks: the engine has no hook for definition edits, so a `post_save` on Benchmark notices a new
@@ -66,9 +69,15 @@ def _benchmark_saved(sender: Any, instance: Benchmark, created: bool, raw: bool 
     transaction.on_commit(run, robust=True)
 
 
-def connect() -> None:
+def register() -> None:
+    """Called once from LeaderboardsConfig.ready(); idempotent (a hook is appended once, signals have a uid)."""
+    from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
     from apps.registry import hooks as registry_hooks
 
+    from .services import leaderboard_record_jobs
+
+    if leaderboard_record_jobs not in JOB_FINISHED_HOOKS:
+        JOB_FINISHED_HOOKS.append(leaderboard_record_jobs)
     if on_revision_transitioned not in registry_hooks.REVISION_TRANSITIONED_HOOKS:
         registry_hooks.REVISION_TRANSITIONED_HOOKS.append(on_revision_transitioned)
     if refresh_variant_if_ranked not in registry_hooks.VARIANT_UPDATED_HOOKS:

@@ -7,7 +7,6 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications and webhooks"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401 - registers the webhook tasks with Celery
-        from .events import subscribe_hooks
+        from . import subscribers, tasks  # noqa: F401 - tasks: registers the webhook tasks with Celery
 
-        subscribe_hooks()
+        subscribers.register()

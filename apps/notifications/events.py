@@ -290,14 +290,3 @@ def announce_jobs_finished(job_ids: list[int]) -> None:
             return  # every finish was announced already (hooks may run more than once)
         notify_many(notice for notice, _ in messages)
         webhook_events_publish(event for _, event in messages)
-
-
-def subscribe_hooks() -> None:
-    """Join the engine's job-finished hook list and the organizations' hook lists (no-ops if already there)."""
-    from apps.benchmarks.hooks import JOB_FINISHED_HOOKS
-
-    from .org_events import subscribe_org_hooks
-
-    if announce_jobs_finished not in JOB_FINISHED_HOOKS:
-        JOB_FINISHED_HOOKS.append(announce_jobs_finished)
-    subscribe_org_hooks()

@@ -113,18 +113,3 @@ def announce_member_removed(*, org: Organization, user: User, role: str, actor: 
         url=_org_path(org),
         data={"org": org.name, "username": user.username, "role": role, "left": False},
     )
-
-
-def subscribe_org_hooks() -> None:
-    from apps.orgs import hooks
-
-    subscriptions: list[tuple[list[Any], Any]] = [
-        (hooks.INVITATION_CREATED_HOOKS, announce_invitation_created),
-        (hooks.INVITATION_DECIDED_HOOKS, announce_invitation_decided),
-        (hooks.MEMBER_ADDED_HOOKS, announce_member_added),
-        (hooks.MEMBER_ROLE_CHANGED_HOOKS, announce_member_role_changed),
-        (hooks.MEMBER_REMOVED_HOOKS, announce_member_removed),
-    ]
-    for hook_list, fn in subscriptions:
-        if fn not in hook_list:
-            hook_list.append(fn)

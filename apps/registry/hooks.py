@@ -1,9 +1,11 @@
 """Explicit extension points for other apps, run after the registry's transaction commits.
 
-Other apps append a callable at import time (in their AppConfig.ready), for example the checklist app:
+Other apps append a callable in their `subscribers.register()`, which their AppConfig.ready() calls; for
+example the checklist app:
 
     from apps.registry.hooks import REVISION_SUBMITTED_HOOKS
-    REVISION_SUBMITTED_HOOKS.append(checklist_instance_create_for_revision)
+    if on_revision_submitted not in REVISION_SUBMITTED_HOOKS:
+        REVISION_SUBMITTED_HOOKS.append(on_revision_submitted)
 
 Each hook receives ids only (keyword arguments), runs after commit, and an exception in one hook is logged
 without affecting the others or the request (`robust=True`). No Django signals: the list is the contract.

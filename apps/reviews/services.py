@@ -6,7 +6,6 @@ and webhooks) so that e-mails and deliveries go out after commit."""
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,6 @@ from .rendering import render_markdown
 if TYPE_CHECKING:
     from apps.accounts.types import Actor
 
-logger = logging.getLogger(__name__)
 
 MAX_BODY_CHARS = 20_000
 RS = RevisionStatus
@@ -331,9 +329,9 @@ def reviewers_auto_assign(*, revision: Revision, count: int) -> list[ReviewAssig
     return made
 
 
-def on_revision_submitted(*, revision_id: int, **_: Any) -> None:
-    """REVISION_SUBMITTED_HOOKS subscriber (after commit): auto-assign reviewers if configured, tell the
-    reviewers, fire `variant.submitted`, and re-approve a resubmission whose approvals still stand."""
+def revision_submission_follow_up(*, revision_id: int) -> None:
+    """After a submission commits (subscribers.on_revision_submitted): auto-assign reviewers if configured, tell
+    the reviewers, fire `variant.submitted`, and re-approve a resubmission whose approvals still stand."""
     with transaction.atomic():
         try:
             revision = _lock_revision(revision_id)
@@ -351,29 +349,6 @@ def on_revision_submitted(*, revision_id: int, **_: Any) -> None:
         revision = _approve_if_enough(revision, actor=None)
         if revision.status == RS.APPROVED:
             _auto_publish_locked(revision)
-
-
-def on_jobs_finished(job_ids: list[int]) -> None:
-    """JOB_FINISHED_HOOKS subscriber: succeeded jobs may complete the gate of their revisions (with
-    MC_AUTO_PUBLISH). Off, it reads nothing. On, one query finds the revisions under review (submitted or
-    approved: no other may publish itself) with a succeeded job among these; each is then tried as before, under
-    its row lock (a publication is rare), and a failure on one does not stop the others."""
-    if not settings.MC_AUTO_PUBLISH:
-        return
-    from apps.benchmarks.models import BenchmarkJob
-
-    revision_ids = sorted(
-        set(
-            BenchmarkJob.objects.filter(
-                pk__in=list(job_ids), status="succeeded", revision__status__in=(RS.SUBMITTED, RS.APPROVED)
-            ).values_list("revision_id", flat=True)
-        )
-    )
-    for revision_id in revision_ids:
-        try:
-            revision_try_auto_publish(revision_id=revision_id)
-        except Exception:  # noqa: BLE001 - the others still get their chance; the engine never sees it
-            logger.exception("auto-publish of revision %s after its job succeeded failed", revision_id)
 
 
 # --- comments ------------------------------------------------------------------------------------------------

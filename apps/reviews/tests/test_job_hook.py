@@ -8,7 +8,7 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.checklists.tests.factories import finished_job, finished_jobs, make_users
 from apps.registry.models import Revision
-from apps.reviews import services
+from apps.reviews import services, subscribers
 
 from .conftest import approve
 
@@ -19,7 +19,7 @@ def test_without_auto_publish_a_batch_reads_nothing(world, submitted, settings, 
     settings.MC_AUTO_PUBLISH = False
     ids = [finished_job(submitted, world["benchmark"], world["users"]["alice"]).pk for _ in range(3)]
     with django_assert_num_queries(0):
-        services.on_jobs_finished(ids)
+        subscribers.on_jobs_finished(ids)
 
 
 def test_a_batch_publishes_each_revision_whose_gate_now_holds_once(world, submitted, settings, monkeypatch):
@@ -42,10 +42,10 @@ def test_a_batch_publishes_each_revision_whose_gate_now_holds_once(world, submit
         return real(revision_id=revision_id)
 
     monkeypatch.setattr(services, "revision_try_auto_publish", spy)
-    services.on_jobs_finished(batch + [max(batch) + 1000])
+    subscribers.on_jobs_finished(batch + [max(batch) + 1000])
     submitted.refresh_from_db()
     assert submitted.status == "published" and tried == [submitted.pk]
-    services.on_jobs_finished(batch)  # hooks may run again: a published revision is not tried again
+    subscribers.on_jobs_finished(batch)  # hooks may run again: a published revision is not tried again
     assert tried == [submitted.pk]
     assert AuditEvent.objects.filter(verb="revision.published", target_id=str(submitted.pk)).count() == 1
 
@@ -62,7 +62,7 @@ def test_one_revision_failing_does_not_stop_the_others(world, settings, monkeypa
         return False
 
     monkeypatch.setattr(services, "revision_try_auto_publish", flaky)
-    services.on_jobs_finished([job.pk for job in jobs])
+    subscribers.on_jobs_finished([job.pk for job in jobs])
     assert tried == sorted(job.revision_id for job in jobs)
 
 
@@ -77,4 +77,4 @@ def test_with_auto_publish_a_batch_with_nothing_under_review_costs_one_query(
         succeeded = finished_jobs(n, benchmark=world["benchmark"], owners=owners, prefix=f"s{n}")
         Revision.objects.filter(pk__in=[job.revision_id for job in succeeded]).update(status="published")
         with django_assert_num_queries(1):
-            services.on_jobs_finished([job.pk for job in failed + succeeded])
+            subscribers.on_jobs_finished([job.pk for job in failed + succeeded])

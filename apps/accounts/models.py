@@ -6,6 +6,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
+from .querysets import PersonalAccessTokenQuerySet
+
 
 class User(AbstractUser):
     """The platform's user. Roles are the `reviewers` and `maintainers` groups."""
@@ -21,11 +23,6 @@ class User(AbstractUser):
         constraints = [
             models.UniqueConstraint(models.functions.Lower("username"), name="user_username_ci_unique"),
         ]
-
-
-class PersonalAccessTokenQuerySet(models.QuerySet["PersonalAccessToken"]):
-    def active(self) -> PersonalAccessTokenQuerySet:
-        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
 
 
 class PersonalAccessToken(models.Model):

@@ -7,19 +7,9 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from .querysets import AppendOnlyError, AuditEventQuerySet
+
 GENESIS_HASH = "0" * 64
-
-
-class AppendOnlyError(RuntimeError):
-    pass
-
-
-class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
-    def update(self, **kwargs: Any) -> int:
-        raise AppendOnlyError("Audit events are append-only.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:  # type: ignore[override]
-        raise AppendOnlyError("Audit events are append-only.")
 
 
 class AuditEvent(models.Model):

@@ -6,7 +6,7 @@ call us), so the rows exist exactly when the change commits; e-mails and webhook
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from apps.accounts.models import User
 from apps.orgs.models import Invitation, Membership, Organization

@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import django_filters
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
@@ -28,11 +27,11 @@ from apps.benchmarks.selectors import (
 )
 from apps.core.conditional import check_if_match, etag_for
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
-from apps.core.filters import StrictBooleanFilter, StrictFilterSet
 from apps.core.pagination import CursorPagination
 from apps.registry.models import Revision, Variant
 from apps.registry.selectors import revision_current_for_user
 
+from .filtersets import JobFilterSet
 from .serializers import (
     BenchmarkSerializer,
     BenchmarkWriteSerializer,
@@ -104,29 +103,6 @@ class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         benchmark = services.benchmark_update(benchmark=benchmark, actor=request.user, changes=changes)
         benchmark = self.get_queryset().get(pk=benchmark.pk)
         return Response(BenchmarkSerializer(benchmark).data, headers={"ETag": _etag(benchmark)})
-
-
-class JobFilterSet(StrictFilterSet):
-    variant = django_filters.CharFilter(method="filter_variant", help_text="owner/name")
-    benchmark = django_filters.CharFilter(field_name="benchmark__slug")
-    status = django_filters.ChoiceFilter(choices=JobStatus.choices)
-    mine = StrictBooleanFilter(method="filter_mine")
-
-    class Meta:
-        model = BenchmarkJob
-        fields = ["variant", "benchmark", "status", "mine", "queue"]
-
-    def filter_variant(self, qs: Any, name: str, value: str) -> Any:
-        owner, _, vname = value.partition("/")
-        return qs.filter(revision__variant__owner__username__iexact=owner, revision__variant__name__iexact=vname)
-
-    def filter_mine(self, qs: Any, name: str, value: bool | None) -> Any:
-        user = self.request.user if self.request else None
-        if value and user is not None and user.is_authenticated:
-            return qs.filter(submitted_by=user)
-        if value:
-            return qs.none()
-        return qs
 
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(

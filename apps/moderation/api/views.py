@@ -1,21 +1,11 @@
-import django_filters
 from rest_framework import mixins, permissions, viewsets
 
 from apps.accounts.permissions import IsMaintainer, TokenScopePermission
-from apps.audit.models import AuditEvent
-from apps.core.filters import StrictFilterSet
 from apps.core.pagination import CursorPagination
 from apps.moderation.selectors import audit_events_visible_to
 
+from .filtersets import AuditFilterSet
 from .serializers import AuditEventSerializer
-
-
-class AuditFilterSet(StrictFilterSet):
-    actor = django_filters.CharFilter(field_name="actor_username")
-
-    class Meta:
-        model = AuditEvent
-        fields = ["verb", "target_type", "target_id", "actor", "request_id"]
 
 
 class AuditCursorPagination(CursorPagination):

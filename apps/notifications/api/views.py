@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import django_filters
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
@@ -16,13 +15,12 @@ from rest_framework.response import Response
 from apps.accounts.models import User
 from apps.accounts.permissions import TokenScopePermission
 from apps.accounts.types import signed_in
-from apps.core.filters import StrictBooleanFilter, StrictFilterSet
 from apps.core.pagination import CursorPagination
 from apps.core.parsers import JSONParser
 from apps.notifications import services
-from apps.notifications.choices import DeliveryStatus, NotificationKind
 from apps.notifications.models import Notification, WebhookDelivery, WebhookSubscription
 
+from .filtersets import DeliveryFilterSet, NotificationFilterSet
 from .serializers import (
     MarkedSerializer,
     MarkReadSerializer,
@@ -46,15 +44,6 @@ def me(request: Request) -> User:
 
 
 JSON_ONLY = [JSONParser]
-
-
-class NotificationFilterSet(StrictFilterSet):
-    unread = StrictBooleanFilter(field_name="read_at", lookup_expr="isnull")
-    kind = django_filters.ChoiceFilter(choices=NotificationKind.choices)
-
-    class Meta:
-        model = Notification
-        fields = ["unread", "kind"]
 
 
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -176,14 +165,6 @@ class WebhookViewSet(
     def ping(self, request: Request, pk: str | None = None) -> Response:
         delivery = services.webhook_ping(subscription=self.get_object(), actor=me(request))
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
-
-
-class DeliveryFilterSet(StrictFilterSet):
-    status = django_filters.ChoiceFilter(choices=DeliveryStatus.choices)
-
-    class Meta:
-        model = WebhookDelivery
-        fields = ["status", "event"]
 
 
 class DeliveryCursorPagination(CursorPagination):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import django_filters
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status
@@ -19,17 +18,17 @@ from apps.accounts.permissions import IsReviewer, TokenScopePermission
 from apps.accounts.types import signed_in
 from apps.benchmarks.models import Benchmark
 from apps.core.errors import ValidationFailed
-from apps.core.filters import StrictFilterSet
 from apps.core.parsers import JSONParser
 from apps.registry import selectors as registry_selectors
 from apps.registry.api.serializers import RevisionSerializer
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision
 from apps.reviews import selectors, services
-from apps.reviews.choices import REVIEWABLE_STATUSES, FlagKind, FlagStatus
+from apps.reviews.choices import REVIEWABLE_STATUSES
 from apps.reviews.gate import publication_gate_unmet, review_standing
 from apps.reviews.models import Comment, Flag
 
+from .filtersets import FlagFilterSet, QueueFilterSet
 from .serializers import (
     AssignSerializer,
     CommentCreateSerializer,
@@ -207,29 +206,6 @@ class RevisionUnassignView(RevisionAssignView):
         return self._entry(revision)
 
 
-class QueueFilterSet(StrictFilterSet):
-    assigned = django_filters.ChoiceFilter(
-        choices=[("me", "me"), ("none", "none"), ("any", "any")],
-        method="filter_assigned",
-        help_text="me: assigned to you; none: nobody assigned; any: everything (default).",
-    )
-    status = django_filters.MultipleChoiceFilter(
-        choices=[(s, s) for s in ("submitted", "changes_requested", "approved")],
-        help_text="Default: submitted (waiting for reviews).",
-    )
-
-    class Meta:
-        model = Revision
-        fields = ["assigned", "status"]
-
-    def filter_assigned(self, qs: Any, name: str, value: str) -> Any:
-        if value == "me":
-            return qs.filter(review_assignments__reviewer=self.request.user)
-        if value == "none":
-            return qs.filter(review_assignments__isnull=True)
-        return qs
-
-
 class ReviewQueueView(mixins.ListModelMixin, GenericAPIView):
     """Revisions waiting for review, oldest submission first, without your own work. Reviewers only."""
 
@@ -374,20 +350,6 @@ class VariantFlagsView(GenericAPIView):
         flag = services.flag_create(variant=variant, reporter=me(request), **data)
         flag = selectors.flags_visible_to(request.user).get(pk=flag.pk)
         return Response(FlagSerializer(flag, context={"request": request}).data, status=status.HTTP_201_CREATED)
-
-
-class FlagFilterSet(StrictFilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=FlagStatus.choices)
-    kind = django_filters.ChoiceFilter(choices=FlagKind.choices)
-    variant = django_filters.CharFilter(method="filter_variant", help_text="owner/name")
-
-    class Meta:
-        model = Flag
-        fields = ["status", "kind", "variant"]
-
-    def filter_variant(self, qs: Any, name: str, value: str) -> Any:
-        owner, _, vname = value.partition("/")
-        return qs.filter(variant__owner__username__iexact=owner, variant__name__iexact=vname)
 
 
 class FlagListView(mixins.ListModelMixin, GenericAPIView):

@@ -1,0 +1,20 @@
+"""The audit trail's queryset: append-only (no update, no delete). Who may read it is moderation's rule
+(apps.moderation.selectors.audit_events_visible_to)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+
+class AppendOnlyError(RuntimeError):
+    pass
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("Audit events are append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:  # type: ignore[override]
+        raise AppendOnlyError("Audit events are append-only.")

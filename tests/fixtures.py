@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
+
+from tests.live import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,7 +113,7 @@ def _test_database_url() -> str:
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
-class WorkerProcess:
+class WorkerProcess(ManagedProcess):
     """A real `celery worker` subprocess on the configured broker, started and stopped by PID."""
 
     def __init__(
@@ -125,7 +126,6 @@ class WorkerProcess:
         from django.conf import settings
 
         self.name = name or f"test-{uuid.uuid4().hex[:6]}"
-        self.log_path = Path(settings.VAR_DIR) / f"worker-{self.name}.log"
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
@@ -137,36 +137,9 @@ class WorkerProcess:
             "MC_JOB_HEARTBEAT_S": "1",
             **(extra_env or {}),
         }
-        self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "modelcommons",
-                "worker",
-                "-Q",
-                queues,
-                "-c",
-                str(concurrency),
-                "-n",
-                f"{self.name}@%h",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+        argv = [sys.executable, "-m", "celery", "-A", "modelcommons", "worker", "-Q", queues, "-c", str(concurrency)]
+        argv += ["-n", f"{self.name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+        super().__init__(argv, env, Path(settings.VAR_DIR) / f"worker-{self.name}.log")
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.time() + timeout
@@ -177,26 +150,6 @@ class WorkerProcess:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log_path.read_text()[-4000:]}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (the worker and its pool children)."""
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill(signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text()
 
 
 def purge_broker() -> None:
@@ -234,14 +187,13 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str
 # --- Benchmark engine drills (issue 4): beat, a private Redis, several workers -------------------------------
 
 
-class BeatProcess:
+class BeatProcess(ManagedProcess):
     """A real `celery beat` subprocess (recovery and dispatch ticks), started and stopped by PID."""
 
     def __init__(self, extra_env: dict[str, str] | None = None, broker_url: str | None = None):
         from django.conf import settings
 
         self.name = f"beat-{uuid.uuid4().hex[:6]}"
-        self.log_path = Path(settings.VAR_DIR) / f"{self.name}.log"
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
@@ -250,47 +202,9 @@ class BeatProcess:
             "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
             **(extra_env or {}),
         }
-        self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "modelcommons",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(Path(settings.VAR_DIR) / f"{self.name}-schedule"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        schedule = Path(settings.VAR_DIR) / f"{self.name}-schedule"
+        argv = [sys.executable, "-m", "celery", "-A", "modelcommons", "beat", "--loglevel", "INFO"]
+        super().__init__([*argv, "--schedule", str(schedule)], env, Path(settings.VAR_DIR) / f"{self.name}.log")
 
 
 class PrivateRedis:

@@ -15,13 +15,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures import _test_database_url, free_port
+from tests.fixtures import _test_database_url
+from tests.live import WebServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,95 +33,36 @@ SEED = os.environ.get("MC_SCHEMATHESIS_SEED", "20261203")
 HARD_LIMIT_S = MAX_TIME_S + 180
 
 
-def web_command() -> str:
-    """The Procfile's `web` command (what `make run` starts), listening on the loopback interface only."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return line.removeprefix("web:").strip().replace("0.0.0.0:", "127.0.0.1:")
-    raise AssertionError("the Procfile has no web process")
-
-
-class LiveServer:
-    """`make run`'s web process (the Procfile's gunicorn, development settings) on a free port and the test
-    database."""
-
-    def __init__(self, var_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = var_dir / "gunicorn.log"
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "modelcommons.settings.dev",
-            "DEBUG": "true",
-            "DATABASE_URL": _test_database_url(),
-            "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
-            # `make run`'s embedded broker (kombu's filesystem transport): nothing here runs the queued tasks.
-            "CELERY_BROKER_URL": "filesystem://",
-            "MC_VAR_DIR": str(var_dir),
-            "MEDIA_ROOT": str(var_dir / "media"),
-            # The fuzzer sends thousands of requests from one address: the throttles would answer most with 429.
-            "THROTTLE_ANON": "1000000/min",
-            "THROTTLE_USER": "1000000/min",
-            "THROTTLE_TOKENS": "1000000/min",
-            "THROTTLE_JOBS": "1000000/min",
-        }
-        env.pop("CELERY_TASK_ALWAYS_EAGER", None)
-        env.update(
-            {
-                "PORT": str(self.port),
-                "WEB_CONCURRENCY": "2",
-                "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-            }
-        )
-        self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            ["bash", "-c", f"exec {web_command()}"],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        import urllib.request
-
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited early:\n{self.output()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/schema/", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError(f"gunicorn not ready after {timeout}s:\n{self.output()[-4000:]}")
-
-    def stop(self) -> None:
-        import signal
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text()
+def server_env(var_dir: Path) -> dict[str, str]:
+    """`make run`'s settings (development, DEBUG on) on the test database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "modelcommons.settings.dev",
+        "DEBUG": "true",
+        "DATABASE_URL": _test_database_url(),
+        "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
+        # `make run`'s embedded broker (kombu's filesystem transport): nothing here runs the queued tasks.
+        "CELERY_BROKER_URL": "filesystem://",
+        "MC_VAR_DIR": str(var_dir),
+        "MEDIA_ROOT": str(var_dir / "media"),
+        # The fuzzer sends thousands of requests from one address: the throttles would answer most with 429.
+        "THROTTLE_ANON": "1000000/min",
+        "THROTTLE_USER": "1000000/min",
+        "THROTTLE_TOKENS": "1000000/min",
+        "THROTTLE_JOBS": "1000000/min",
+    }
 
 
 @pytest.fixture(scope="session")
-def live_api(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+def live_api(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WebServer]:  # type: ignore[no-untyped-def]
     """One live server per test session (started on first use)."""
     var_dir = tmp_path_factory.mktemp("schemathesis-server")
     with django_db_blocker.unblock():
-        server = LiveServer(var_dir)
+        env = server_env(var_dir)
+        env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+        server = WebServer(env, var_dir / "gunicorn.log")
     try:
-        server.wait_ready()
+        server.wait_ready(path="/api/schema/")
         yield server
     finally:
         server.stop()
@@ -134,7 +75,7 @@ def failures_of(output: str) -> str:
     return text if len(text) < 30_000 else f"{text[:20_000]}\n…\n{text[-10_000:]}"
 
 
-def run_schemathesis(server: LiveServer, token: str, report_dir: Path) -> tuple[int, str]:
+def run_schemathesis(server: WebServer, token: str, report_dir: Path) -> tuple[int, str]:
     command = [
         sys.executable,
         "-m",

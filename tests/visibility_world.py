@@ -22,6 +22,20 @@ SECRET_CARD = (
 )
 SECRET_SUMMARY = "unreviewed draft summary"
 
+#: The roles a visibility test asks as, and the world's user of each (anonymous has none).
+ROLE_USERS = {"other": "carol", "owner": "alice", "reviewer": "rev", "maintainer": "maint"}
+
+
+def role_clients(world: dict[str, Any]) -> dict[str, Any]:
+    """An API client per role: anonymous, and one signed in as each of ROLE_USERS."""
+    from rest_framework.test import APIClient
+
+    out = {"anonymous": APIClient()}
+    for role, name in ROLE_USERS.items():
+        out[role] = APIClient()
+        out[role].force_login(world["users"][name])
+    return out
+
 
 def _job(revision: Any, benchmark: Any, user: Any, *, succeeded: bool, metric: float) -> Any:
     from apps.benchmarks.models import BenchmarkJob, JobResult

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.live import WebServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "fixtures" / "digits"
@@ -36,75 +34,6 @@ PLATFORM_ENV = {
     "MC_MAINTAINER_ONLY_RUNNERS": "none",  # contributors may submit the noop drills here
     "MC_JOB_PROGRESS_MIN_INTERVAL_S": "0.1",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class WebServer:
-    """gunicorn with the Procfile's worker class on a free loopback port, started and stopped by PID."""
-
-    def __init__(self, env: dict[str, str], log_path: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--pythonpath",
-                "platform,.",
-                "modelcommons.wsgi:application",
-                "--worker-class",
-                "modelcommons.server.ProblemSyncWorker",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "2",
-                "--timeout",
-                "120",
-                "--access-logfile",
-                "-",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn not ready after {timeout}s:\n{self.log_path.read_text()[-4000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text()
 
 
 @dataclass
@@ -216,7 +145,7 @@ def platform_processes(django_db_setup, tmp_path_factory) -> Iterator[Processes]
         **PLATFORM_ENV,
     }
     purge_broker()
-    server = WebServer(env, var / "web.log")
+    server = WebServer(env, var / "web.log", extra_args="--timeout 120")
     worker = None
     try:
         worker = WorkerProcess(

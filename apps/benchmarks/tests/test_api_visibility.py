@@ -14,7 +14,7 @@ from apps.benchmarks.models import BenchmarkJob
 from apps.benchmarks.selectors import job_for_user_or_404, jobs_visible_to
 from apps.benchmarks.services import job_submit, jobs_submit_batch
 from apps.core.errors import NotFound
-from tests.visibility_world import build_world
+from tests.visibility_world import build_world, role_clients
 
 pytestmark = pytest.mark.django_db
 
@@ -26,11 +26,7 @@ def world() -> dict[str, Any]:
 
 @pytest.fixture
 def clients(world) -> dict[str, APIClient]:
-    out = {"anonymous": APIClient()}
-    for role, name in (("other", "carol"), ("owner", "alice"), ("reviewer", "rev"), ("maintainer", "maint")):
-        out[role] = APIClient()
-        out[role].force_login(world["users"][name])
-    return out
+    return role_clients(world)
 
 
 def test_jobs_on_a_newer_draft_are_visible_to_insiders_only(world):

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from apps.core.testing import count_queries
 from apps.registry.services import revision_create, revision_transition, variant_update
 from apps.registry.tests.factories import make_variant, publish_current, record
-from tests.visibility_world import SECRET_CARD, SECRET_SUMMARY, build_world
+from tests.visibility_world import SECRET_CARD, SECRET_SUMMARY, build_world, role_clients
 
 pytestmark = pytest.mark.django_db
 V = "/api/v1/variants/alice/vis-pub"
@@ -24,11 +24,7 @@ def world() -> dict[str, Any]:
 
 @pytest.fixture
 def clients(world) -> dict[str, APIClient]:
-    out = {"anonymous": APIClient()}
-    for role, name in (("other", "carol"), ("owner", "alice"), ("reviewer", "rev"), ("maintainer", "maint")):
-        out[role] = APIClient()
-        out[role].force_login(world["users"][name])
-    return out
+    return role_clients(world)
 
 
 def test_the_public_variant_representation_is_the_published_snapshot(clients):

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from apps.registry.services import revision_transition
 from apps.reviews.models import Review
 from apps.reviews.selectors import comment_for_user_or_404, reviews_visible_to
-from tests.visibility_world import build_world
+from tests.visibility_world import build_world, role_clients
 
 pytestmark = pytest.mark.django_db
 R2 = "/api/v1/variants/alice/vis-pub/revisions/2"
@@ -30,11 +30,7 @@ def world() -> dict[str, Any]:
 
 @pytest.fixture
 def clients(world) -> dict[str, APIClient]:
-    out = {"anonymous": APIClient()}
-    for role, name in (("other", "carol"), ("owner", "alice"), ("reviewer", "rev"), ("maintainer", "maint")):
-        out[role] = APIClient()
-        out[role].force_login(world["users"][name])
-    return out
+    return role_clients(world)
 
 
 def test_reviews_and_gate_of_a_submitted_revision_of_a_published_variant(clients):

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.core.conditional import etag_for
 from apps.core.errors import InvalidTransition
 
 from .choices import (
@@ -57,6 +58,11 @@ class Benchmark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slug} v{self.version}"
+
+    @property
+    def etag(self) -> str:
+        """Changes with every write: detail GETs send it, PATCH honours If-Match against it."""
+        return etag_for(f"benchmark:{self.pk}:{self.version}:{self.updated_at.isoformat() if self.updated_at else ''}")
 
     @property
     def queue(self) -> str:

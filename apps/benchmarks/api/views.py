@@ -25,7 +25,6 @@ from apps.benchmarks.selectors import (
     jobs_for_api,
     jobs_visible_to,
 )
-from apps.core.conditional import check_if_match, etag_for
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
 from apps.core.pagination import CursorPagination
 from apps.registry.models import Revision, Variant
@@ -42,10 +41,6 @@ from .serializers import (
     JobCreateSerializer,
     JobSerializer,
 )
-
-
-def _etag(benchmark: Benchmark) -> str:
-    return etag_for(f"benchmark:{benchmark.pk}:{benchmark.version}:{benchmark.updated_at.isoformat()}")
 
 
 class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -69,7 +64,7 @@ class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         benchmark = self.get_object()
-        return Response(BenchmarkSerializer(benchmark).data, headers={"ETag": _etag(benchmark)})
+        return Response(BenchmarkSerializer(benchmark).data, headers={"ETag": benchmark.etag})
 
     @extend_schema(request=BenchmarkWriteSerializer, responses={201: BenchmarkSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -81,7 +76,7 @@ class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         benchmark = services.benchmark_create(actor=request.user, **fields)
         benchmark = self.get_queryset().get(pk=benchmark.pk)
         return Response(
-            BenchmarkSerializer(benchmark).data, status=status.HTTP_201_CREATED, headers={"ETag": _etag(benchmark)}
+            BenchmarkSerializer(benchmark).data, status=status.HTTP_201_CREATED, headers={"ETag": benchmark.etag}
         )
 
     @extend_schema(
@@ -93,16 +88,16 @@ class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         if not is_maintainer(request.user):
             raise PermissionDenied("Only maintainers change benchmarks.")
         benchmark = self.get_object()
-        # Not yet under the row lock: benchmark_update (apps/benchmarks/services.py) takes no If-Match.
-        check_if_match(request.headers.get("If-Match"), _etag(benchmark), what="The benchmark")
         incoming = BenchmarkWriteSerializer(data=request.data, partial=True)
         incoming.is_valid(raise_exception=True)
         changes = incoming.to_service_fields(current=benchmark)
         if "slug" in changes and changes.pop("slug") != benchmark.slug:
             raise ValidationFailed("The slug cannot change.", errors={"slug": ["A benchmark's slug is permanent."]})
-        benchmark = services.benchmark_update(benchmark=benchmark, actor=request.user, changes=changes)
+        benchmark = services.benchmark_update(
+            benchmark=benchmark, actor=request.user, changes=changes, if_match=request.headers.get("If-Match")
+        )
         benchmark = self.get_queryset().get(pk=benchmark.pk)
-        return Response(BenchmarkSerializer(benchmark).data, headers={"ETag": _etag(benchmark)})
+        return Response(BenchmarkSerializer(benchmark).data, headers={"ETag": benchmark.etag})
 
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(

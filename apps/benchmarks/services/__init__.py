@@ -38,8 +38,6 @@ from .quota import lock_submitter, quota_enforce, quota_enforce_batch, quota_enf
 from .recovery import jobs_recover
 from .submission import (
     BATCH_MAX,
-    PICKLE_SUFFIXES,
-    SAFE_ARTIFACT_FORMATS,
     canonical_config,
     config_validate,
     ensure_runner_open,
@@ -52,8 +50,6 @@ from .verification import spot_check_rate, verification_request, verification_re
 __all__ = [
     "BATCH_MAX",
     "BENCHMARK_FIELDS",
-    "PICKLE_SUFFIXES",
-    "SAFE_ARTIFACT_FORMATS",
     "Completion",
     "benchmark_create",
     "benchmark_current_spec",

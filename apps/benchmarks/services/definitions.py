@@ -13,6 +13,7 @@ from django.db import transaction
 
 from apps.accounts.roles import is_maintainer
 from apps.audit.services import audit_record
+from apps.core.conditional import check_if_match
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
 from apps.registry.models import Variant
 from workers.runners.base import SHA256_RE
@@ -248,12 +249,16 @@ def _bump(version: str) -> str | None:
 
 
 @transaction.atomic
-def benchmark_update(*, benchmark: Benchmark, actor: Any, changes: dict[str, Any]) -> Benchmark:
+def benchmark_update(
+    *, benchmark: Benchmark, actor: Any, changes: dict[str, Any], if_match: str | None = None
+) -> Benchmark:
     """Change a benchmark (maintainers). A change to what a result means (runner, dataset, metrics, config
     schema or defaults) starts a new version: results belong to one version, so old results stay with the old
-    one. Numeric versions are bumped automatically; others need an explicit new `version`."""
+    one. Numeric versions are bumped automatically; others need an explicit new `version`. With `if_match` (the
+    request's If-Match), only if the benchmark is still the version read (412 otherwise)."""
     _require_maintainer(actor, "change benchmarks")
     benchmark = Benchmark.objects.select_for_update(no_key=True).get(pk=benchmark.pk)
+    check_if_match(if_match, benchmark.etag, what="The benchmark")
     unknown = set(changes) - set(BENCHMARK_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", errors={f: ["Not a benchmark field."] for f in sorted(unknown)})

@@ -22,6 +22,7 @@ from apps.core.errors import Conflict, NotFound, PermissionDenied, ValidationFai
 from apps.registry.models import Revision
 from apps.registry.querysets import revision_is_visible_to
 from apps.registry.selectors import revision_declared
+from workers.runners.formats import SAFE_FORMATS, is_safe
 
 from ..choices import DEDUPE_EXCLUDED_STATUSES, SubmissionCheck
 from ..dispatch import jobs_dispatch_on_commit
@@ -29,9 +30,6 @@ from ..models import Benchmark, BenchmarkJob, BenchmarkVersion, BlockedVariant
 from ..runner_registry import runner_config_schema, runner_loadable_formats
 from .definitions import benchmark_current_spec
 from .quota import lock_submitter, quota_enforce, quota_enforce_batch
-
-SAFE_ARTIFACT_FORMATS = frozenset({"safetensors", "onnx", "gguf"})
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 def canonical_config(
@@ -93,20 +91,14 @@ def submission_problems(*, revision: Revision, benchmark: Benchmark) -> dict[str
         )
     elif formats:
         artifacts = list(revision.artifacts.values_list("path", "format"))
-        loadable = [
-            path
-            for path, fmt in artifacts
-            if fmt.lower() in formats
-            and fmt.lower() in SAFE_ARTIFACT_FORMATS
-            and not path.lower().endswith(PICKLE_SUFFIXES)
-        ]
+        loadable = [path for path, fmt in artifacts if fmt.lower() in formats and is_safe(path, fmt)]
         if not loadable:
             found = ", ".join(f"{path} ({fmt})" for path, fmt in artifacts) or "no artifacts"
             refuse(
                 "artifacts",
                 SubmissionCheck.NO_LOADABLE_ARTIFACT,
                 f"Revision {revision.number} has no artifact the '{benchmark.runner}' runner can load safely "
-                f"(it needs one of: {', '.join(sorted(formats & SAFE_ARTIFACT_FORMATS))}; found: {found}). "
+                f"(it needs one of: {', '.join(sorted(formats & SAFE_FORMATS))}; found: {found}). "
                 f"Pickle-based files are never loaded.",
             )
     # What this revision declares: a submitted or published revision's snapshot, not a newer draft's edits.

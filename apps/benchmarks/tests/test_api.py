@@ -112,7 +112,9 @@ class TestBenchmarksApi:
         client = client_for(maintainer)
         etag = client.get("/api/v1/benchmarks/noop/")["ETag"]
         stale = client.patch("/api/v1/benchmarks/noop/", {"description": "x"}, format="json", HTTP_IF_MATCH='"stale"')
-        assert stale.status_code == 412
+        assert stale.status_code == 412 and stale.json()["etag"] == etag
+        weak = client.patch("/api/v1/benchmarks/noop/", {"description": "x"}, format="json", HTTP_IF_MATCH=f"W/{etag}")
+        assert weak.status_code == 412  # If-Match compares strongly (RFC 9110 §13.1.1)
         resp = client.patch(
             "/api/v1/benchmarks/noop/", {"default_config": {"steps": 2}}, format="json", HTTP_IF_MATCH=etag
         )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.audit.models import AuditEvent
@@ -12,6 +10,7 @@ from apps.audit.services import audit_chain_verify
 from apps.benchmarks import services
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.models import BenchmarkJob, JobResult
+from apps.core.testing import assert_same_query_count, count_queries
 from workers.runners.base import RunResult
 
 pytestmark = pytest.mark.django_db
@@ -135,13 +134,13 @@ class TestBenchmarksApi:
 
     def test_list_query_count_is_flat(self, api, make_benchmark):
         make_benchmark(slug="b0")
-        with CaptureQueriesContext(connection) as one:
+        with count_queries() as one:
             api.get("/api/v1/benchmarks/")
         for i in range(1, 12):
             make_benchmark(slug=f"b{i}")
-        with CaptureQueriesContext(connection) as many:
+        with count_queries() as many:
             assert len(api.get("/api/v1/benchmarks/").json()["results"]) == 12
-        assert len(one) == len(many)
+        assert_same_query_count(one, many)
 
 
 # --- jobs -------------------------------------------------------------------------------------------------
@@ -337,11 +336,11 @@ class TestJobsApi:
         assert api.get(url).status_code == 404 and client_for(bob).get(url).status_code == 404
         assert api.get("/api/v1/jobs/999999/bundle.json").status_code == 404
         client.get(url)  # warm the token (first use writes last_used_at)
-        with CaptureQueriesContext(connection) as few:
+        with count_queries() as few:
             assert len(client.get(url).json()["artifacts"]) == 1
-        with CaptureQueriesContext(connection) as lots:
+        with count_queries() as lots:
             assert len(client.get(f"/api/v1/jobs/{jobs[1]['id']}/bundle.json").json()["artifacts"]) == 12
-        assert len(few) == len(lots)
+        assert_same_query_count(few, lots)
 
     def test_filters(self, alice, bob, client_for, alice_variant, make_variant, noop):
         post_job(client_for(alice), alice_variant)
@@ -360,7 +359,7 @@ class TestJobsApi:
         services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop, config={"steps": 1})
         client = client_for(alice)
         client.get("/api/v1/jobs/")  # warm the token (first use writes last_used_at)
-        with CaptureQueriesContext(connection) as one:
+        with count_queries() as one:
             assert len(client.get("/api/v1/jobs/").json()["results"]) == 1
         for i in range(2, 13):
             services.job_submit(
@@ -368,10 +367,10 @@ class TestJobsApi:
             )
         bobs, _ = services.job_submit(actor=bob, revision=make_variant(bob, "bobs").current_revision, benchmark=noop)
         finish(BenchmarkJob.objects.get(config={"steps": 12}))
-        with CaptureQueriesContext(connection) as many:
+        with count_queries() as many:
             results = client.get("/api/v1/jobs/").json()["results"]
         assert len(results) == 13
-        assert len(one) == len(many)
+        assert_same_query_count(one, many)
         positions = {r["id"]: r["queue_position"] for r in results}
         # Bob's single job is second in line: after Alice's first, before the rest of her backlog
         assert positions[bobs.pk] == 2 and sorted(p for p in positions.values() if p) == list(range(1, 13))
@@ -433,13 +432,13 @@ class TestBlocklistApi:
         client = client_for(maintainer)
         services.blocklist_add(variant=make_variant(alice, "v0"), reason="r", actor=maintainer)
         client.get("/api/v1/blocklist/")
-        with CaptureQueriesContext(connection) as one:
+        with count_queries() as one:
             client.get("/api/v1/blocklist/")
         for i in range(1, 12):
             services.blocklist_add(variant=make_variant(alice, f"v{i}"), reason="r", actor=maintainer)
-        with CaptureQueriesContext(connection) as many:
+        with count_queries() as many:
             assert len(client.get("/api/v1/blocklist/").json()["results"]) == 12
-        assert len(one) == len(many)
+        assert_same_query_count(one, many)
 
 
 # --- batch submission -------------------------------------------------------------------------------------
@@ -522,9 +521,9 @@ class TestBatchApi:
             return {"jobs": [{"variant": v, "benchmark": "noop", "config": {"steps": steps}} for v in variants]}
 
         assert client.post("/api/v1/jobs/batch/", batch(names[:1], 50), format="json").status_code == 201  # warm
-        with CaptureQueriesContext(connection) as one:
+        with count_queries() as one:
             assert client.post("/api/v1/jobs/batch/", batch(names[1:2], 1), format="json").status_code == 201
-        with CaptureQueriesContext(connection) as many:
+        with count_queries() as many:
             assert client.post("/api/v1/jobs/batch/", batch(names[1:21], 2), format="json").status_code == 201
         # per further variant: its lookup and its blocklist check; the 20 audit events are one append
         assert len(many) == len(one) + 2 * 19

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.benchmarks.models import BenchmarkJob
 from apps.benchmarks.selectors import job_for_user_or_404, jobs_visible_to
 from apps.benchmarks.services import job_submit, jobs_submit_batch
 from apps.core.errors import NotFound
+from apps.core.testing import count_queries
 from tests.visibility_world import build_world, role_clients
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +113,7 @@ def test_job_list_query_count_is_flat(world, clients):
         client.get("/api/v1/jobs/?page_size=1")
         counts = {}
         for size in (1, 10):
-            with CaptureQueriesContext(connection) as ctx:
+            with count_queries() as ctx:
                 body = client.get(f"/api/v1/jobs/?page_size={size}").json()
             assert len(body["results"]) == size
             counts[size] = len(ctx)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -15,6 +13,7 @@ from apps.benchmarks import dispatch, hooks, services
 from apps.benchmarks.choices import FailureReason, JobStatus
 from apps.benchmarks.models import BenchmarkJob, JobResult
 from apps.benchmarks.tests import runners
+from apps.core.testing import count_queries
 from workers import execution
 from workers.runners.base import RunResult
 
@@ -195,7 +194,7 @@ class TestClaimMany:
         counts = []
         for n, prefix in ((2, "a"), (12, "b")):
             jobs = submit_many(alice, make_variant, noop, n, prefix=prefix)
-            with CaptureQueriesContext(connection) as ctx:
+            with count_queries() as ctx:
                 assert len(services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")) == n
             counts.append(len(ctx.captured_queries))
         assert counts[0] == counts[1], counts
@@ -263,7 +262,7 @@ class TestCompleteMany:
         for n, prefix in ((2, "a"), (12, "b")):
             jobs = submit_many(alice, make_variant, noop, n, prefix=prefix)
             claimed = services.jobs_claim(job_ids=[j.pk for j in jobs], worker="w1@h")
-            with CaptureQueriesContext(connection) as ctx:
+            with count_queries() as ctx:
                 assert len(services.jobs_complete([completion(j) for j in claimed])) == n
             counts.append(len(ctx.captured_queries))
         assert counts[0] == counts[1], counts

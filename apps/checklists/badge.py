@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
+
+from apps.core.conditional import etag_for
 
 from .choices import IN_PROGRESS, LEVEL_ORDER
 
@@ -65,5 +66,4 @@ def _render(label: str, message: str, colour: str, title: str) -> Badge:
         f'<text x="{message_x:.0f}" y="140" transform="scale(.1)" fill="#fff">{escape(message)}</text>'
         "</g></svg>"
     ).encode()
-    etag = '"' + hashlib.sha256(svg).hexdigest()[:32] + '"'
-    return Badge(svg=svg, etag=etag, message=message)
+    return Badge(svg=svg, etag=etag_for(svg), message=message)

@@ -21,9 +21,10 @@ from django.utils.http import parse_etags
 from .errors import PreconditionFailed
 
 
-def etag_for(stamp: str) -> str:
-    """A strong ETag for a version stamp (the row's id and what changes with each write)."""
-    return '"' + hashlib.sha256(stamp.encode()).hexdigest()[:32] + '"'
+def etag_for(stamp: str | bytes) -> str:
+    """A strong ETag for a version stamp (the row's id and what changes with each write) or for content bytes."""
+    data = stamp if isinstance(stamp, bytes) else stamp.encode()
+    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
 
 
 def etag_for_body(data: Any) -> str:

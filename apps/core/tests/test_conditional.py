@@ -20,6 +20,7 @@ def test_etags_are_strong_quoted_and_change_with_the_stamp():
     assert TAG.startswith('"') and TAG.endswith('"') and len(TAG) == 34
     assert etag_for("variant:1:later") != TAG
     assert etag_for_body({"a": 1, "b": [2]}) == etag_for_body({"b": [2], "a": 1})
+    assert etag_for(b"<svg/>") == etag_for("<svg/>")
 
 
 def test_if_match_compares_strongly():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
@@ -15,12 +14,12 @@ from rest_framework.response import Response
 from apps.accounts.permissions import TokenScopePermission
 from apps.accounts.types import signed_in
 from apps.core.conditional import not_modified
-from apps.core.filters import StrictFilterSet
 from apps.core.parsers import JSONParser
 from apps.orgs import selectors, services
 from apps.orgs.choices import InvitationStatus
 from apps.orgs.models import Invitation, Organization
 
+from .filtersets import InvitationFilterSet
 from .serializers import (
     InvitationCreateSerializer,
     InvitationSerializer,
@@ -46,18 +45,6 @@ IF_MATCH = OpenApiParameter(
 STATUS_PARAMETER = OpenApiParameter(
     "status", str, enum=InvitationStatus.values, description="A pending invitation past its expiry is `expired`."
 )
-
-
-class InvitationFilterSet(StrictFilterSet):
-    status = django_filters.ChoiceFilter(
-        field_name="effective_status",
-        choices=InvitationStatus.choices,
-        help_text="A pending invitation past its expiry is `expired`.",
-    )
-
-    class Meta:
-        model = Invitation
-        fields = ["status"]
 
 
 class OrgViewSet(

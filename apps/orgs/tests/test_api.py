@@ -7,10 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from apps.core.testing import assert_same_query_count, count_queries
 from apps.orgs import services
 from apps.orgs.models import Invitation, Membership
 
@@ -49,15 +48,15 @@ def world(alice, bob, make_user, maintainer, client_for, api):
 
 def _flat(client, url, grow, expected):
     client.get("/api/v1/me/")
-    with CaptureQueriesContext(connection) as one:
+    with count_queries() as one:
         first = client.get(url)
     assert first.status_code == 200, first.content
     count = first.json()["count"]
     grow()
-    with CaptureQueriesContext(connection) as many:
+    with count_queries() as many:
         body = client.get(url + ("&" if "?" in url else "?") + "page_size=100").json()
     assert body["count"] == expected > count
-    assert len(one) == len(many), (len(one), len(many))
+    assert_same_query_count(one, many)
 
 
 # --- organizations -------------------------------------------------------------------------------------------

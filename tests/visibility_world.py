@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.utils import timezone
 
 SECRET_CARD = (
@@ -134,3 +135,14 @@ def build_world() -> dict[str, Any]:
         "comment": comment,
         "flag": flag,
     }
+
+
+# Fixtures (tests.visibility_world is a plugin of the root conftest): the world, and a client per role in it.
+@pytest.fixture
+def vis_world(db: Any) -> dict[str, Any]:
+    return build_world()
+
+
+@pytest.fixture
+def vis_clients(vis_world: dict[str, Any]) -> dict[str, Any]:
+    return role_clients(vis_world)

@@ -3,36 +3,22 @@ queuing a job needs sight of the revision."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from rest_framework.test import APIClient
 
 from apps.benchmarks.models import BenchmarkJob
 from apps.benchmarks.selectors import job_for_user_or_404, jobs_visible_to
 from apps.benchmarks.services import job_submit, jobs_submit_batch
 from apps.core.errors import NotFound
 from apps.core.testing import count_queries
-from tests.visibility_world import build_world, role_clients
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def world() -> dict[str, Any]:
-    return build_world()
-
-
-@pytest.fixture
-def clients(world) -> dict[str, APIClient]:
-    return role_clients(world)
-
-
-def test_jobs_on_a_newer_draft_are_visible_to_insiders_only(world):
+def test_jobs_on_a_newer_draft_are_visible_to_insiders_only(vis_world):
     from django.contrib.auth.models import AnonymousUser
 
-    private, public = world["private_job"].pk, world["public_job"].pk
-    for who, user in {"anonymous": AnonymousUser(), **world["users"]}.items():
+    private, public = vis_world["private_job"].pk, vis_world["public_job"].pk
+    for who, user in {"anonymous": AnonymousUser(), **vis_world["users"]}.items():
         insider = who in ("alice", "rev", "maint")
         ids = set(jobs_visible_to(user).values_list("pk", flat=True))
         assert public in ids and (private in ids) is insider, who
@@ -43,20 +29,20 @@ def test_jobs_on_a_newer_draft_are_visible_to_insiders_only(world):
                 job_for_user_or_404(user, private)
 
 
-def test_a_submitter_who_may_not_see_the_revision_no_longer_sees_the_job(world):
+def test_a_submitter_who_may_not_see_the_revision_no_longer_sees_the_job(vis_world):
     """Visibility follows the revision, not the submitter: carol's job on a revision taken down is hidden."""
     from apps.registry.services import revision_transition
 
-    carol, maint = world["users"]["carol"], world["users"]["maint"]
-    BenchmarkJob.objects.filter(pk=world["public_job"].pk).update(submitted_by=carol)
-    assert jobs_visible_to(carol).filter(pk=world["public_job"].pk).exists()
-    revision_transition(revision=world["rev1"], target="unpublished", actor=maint, reason="withdrawn licence")
-    assert not jobs_visible_to(carol).filter(pk=world["public_job"].pk).exists()
+    carol, maint = vis_world["users"]["carol"], vis_world["users"]["maint"]
+    BenchmarkJob.objects.filter(pk=vis_world["public_job"].pk).update(submitted_by=carol)
+    assert jobs_visible_to(carol).filter(pk=vis_world["public_job"].pk).exists()
+    revision_transition(revision=vis_world["rev1"], target="unpublished", actor=maint, reason="withdrawn licence")
+    assert not jobs_visible_to(carol).filter(pk=vis_world["public_job"].pk).exists()
 
 
-def test_http_job_list_detail_bundle_and_log_tail(world, clients):
-    private, public = world["private_job"].pk, world["public_job"].pk
-    for role, client in clients.items():
+def test_http_job_list_detail_bundle_and_log_tail(vis_world, vis_clients):
+    private, public = vis_world["private_job"].pk, vis_world["public_job"].pk
+    for role, client in vis_clients.items():
         insider = role in ("owner", "reviewer", "maintainer")
         listed = {j["id"] for j in client.get("/api/v1/jobs/").json()["results"]}
         assert public in listed and (private in listed) is insider, role
@@ -69,47 +55,49 @@ def test_http_job_list_detail_bundle_and_log_tail(world, clients):
             assert b"secret log tail" not in client.get("/api/v1/jobs/?variant=alice/vis-pub").content, role
 
 
-def test_queuing_a_job_needs_sight_of_the_revision(world, clients):
+def test_queuing_a_job_needs_sight_of_the_revision(vis_world, vis_clients):
     body = {"variant": "alice/vis-pub", "revision": 2, "benchmark": "vis-bench"}
-    refused = clients["other"].post("/api/v1/jobs/", body, format="json")
-    missing = clients["other"].post("/api/v1/jobs/", {**body, "revision": 99}, format="json")
+    refused = vis_clients["other"].post("/api/v1/jobs/", body, format="json")
+    missing = vis_clients["other"].post("/api/v1/jobs/", {**body, "revision": 99}, format="json")
     # Indistinguishable from a revision that does not exist.
     assert refused.status_code == missing.status_code == 400
     assert refused.json()["errors"] == {"revision": ["alice/vis-pub has no revision 2."]}
     assert missing.json()["errors"] == {"revision": ["alice/vis-pub has no revision 99."]}
-    batch = clients["other"].post("/api/v1/jobs/batch/", {"jobs": [body]}, format="json")
+    batch = vis_clients["other"].post("/api/v1/jobs/batch/", {"jobs": [body]}, format="json")
     assert batch.status_code == 400 and "jobs.0.revision" in batch.json()["errors"]
     # Without a revision, "the current one" is the one the user sees: the published revision for carol.
-    queued = clients["other"].post(
+    queued = vis_clients["other"].post(
         "/api/v1/jobs/", {"variant": "alice/vis-pub", "benchmark": "vis-bench"}, format="json"
     )
     assert queued.status_code == 201 and queued.json()["revision"] == 1
-    own = clients["owner"].post("/api/v1/jobs/", {"variant": "alice/vis-pub", "benchmark": "vis-bench"}, format="json")
+    own = vis_clients["owner"].post(
+        "/api/v1/jobs/", {"variant": "alice/vis-pub", "benchmark": "vis-bench"}, format="json"
+    )
     assert own.status_code in (200, 201) and own.json()["revision"] == 2
 
 
-def test_the_submission_services_refuse_a_revision_the_actor_may_not_see(world):
-    carol = world["users"]["carol"]
+def test_the_submission_services_refuse_a_revision_the_actor_may_not_see(vis_world):
+    carol = vis_world["users"]["carol"]
     with pytest.raises(NotFound):
-        job_submit(actor=carol, revision=world["rev2"], benchmark=world["benchmark"], config={})
+        job_submit(actor=carol, revision=vis_world["rev2"], benchmark=vis_world["benchmark"], config={})
     with pytest.raises(NotFound):
-        jobs_submit_batch(actor=carol, items=[(world["rev2"], world["benchmark"], {})])
+        jobs_submit_batch(actor=carol, items=[(vis_world["rev2"], vis_world["benchmark"], {})])
     assert not BenchmarkJob.objects.filter(submitted_by=carol).exists()
 
 
-def test_job_list_query_count_is_flat(world, clients):
+def test_job_list_query_count_is_flat(vis_world, vis_clients):
     for _ in range(10):
         BenchmarkJob.objects.create(
-            revision=world["rev1"],
-            benchmark=world["benchmark"],
+            revision=vis_world["rev1"],
+            benchmark=vis_world["benchmark"],
             benchmark_version="1",
             config={},
             config_hash="x",
-            submitted_by=world["users"]["alice"],
+            submitted_by=vis_world["users"]["alice"],
             status="cancelled",
         )
     for role in ("anonymous", "other", "owner"):
-        client = clients[role]
+        client = vis_clients[role]
         client.get("/api/v1/jobs/?page_size=1")
         counts = {}
         for size in (1, 10):
@@ -120,9 +108,9 @@ def test_job_list_query_count_is_flat(world, clients):
         assert counts[1] == counts[10], (role, counts)
 
 
-def test_the_bundle_of_a_published_result_declares_the_published_precision(world, clients):
+def test_the_bundle_of_a_published_result_declares_the_published_precision(vis_world, vis_clients):
     """The draft changed the precision to int8: the published result was measured on fp16 and says so."""
-    bundle = clients["anonymous"].get(f"/api/v1/jobs/{world['public_job'].pk}/bundle.json").json()
+    bundle = vis_clients["anonymous"].get(f"/api/v1/jobs/{vis_world['public_job'].pk}/bundle.json").json()
     assert bundle["precision"] == bundle["dtype"] == "fp16"
-    own = clients["owner"].get(f"/api/v1/jobs/{world['private_job'].pk}/bundle.json").json()
+    own = vis_clients["owner"].get(f"/api/v1/jobs/{vis_world['private_job'].pk}/bundle.json").json()
     assert own["precision"] == "int8"

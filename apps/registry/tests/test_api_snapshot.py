@@ -3,32 +3,20 @@ Finding 2: its unreviewed edits (card, licence, parents) stay out of the public 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from rest_framework.test import APIClient
 
 from apps.core.testing import count_queries
 from apps.registry.services import revision_create, revision_transition, variant_update
 from apps.registry.tests.factories import make_variant, publish_current, record
-from tests.visibility_world import SECRET_CARD, SECRET_SUMMARY, build_world, role_clients
+from tests.visibility_world import SECRET_CARD, SECRET_SUMMARY
 
 pytestmark = pytest.mark.django_db
 V = "/api/v1/variants/alice/vis-pub"
 
 
-@pytest.fixture
-def world() -> dict[str, Any]:
-    return build_world()
-
-
-@pytest.fixture
-def clients(world) -> dict[str, APIClient]:
-    return role_clients(world)
-
-
-def test_the_public_variant_representation_is_the_published_snapshot(clients):
-    for role, client in clients.items():
+def test_the_public_variant_representation_is_the_published_snapshot(vis_clients):
+    for role, client in vis_clients.items():
         body = client.get(f"{V}/").json()
         if role in ("anonymous", "other"):
             assert body["license"] == "apache-2.0" and body["summary"] == "public summary", role
@@ -41,34 +29,34 @@ def test_the_public_variant_representation_is_the_published_snapshot(clients):
             assert body["current_revision"] == 2 and body["status"] == "draft", role
 
 
-def test_the_public_etag_does_not_move_with_draft_edits(world, clients):
-    before = clients["anonymous"].get(f"{V}/")["ETag"]
-    variant_update(variant=world["pub"], actor=world["users"]["alice"], summary="edited once more")
-    assert clients["anonymous"].get(f"{V}/")["ETag"] == before
-    assert clients["anonymous"].get(f"{V}/", HTTP_IF_NONE_MATCH=before).status_code == 304
+def test_the_public_etag_does_not_move_with_draft_edits(vis_world, vis_clients):
+    before = vis_clients["anonymous"].get(f"{V}/")["ETag"]
+    variant_update(variant=vis_world["pub"], actor=vis_world["users"]["alice"], summary="edited once more")
+    assert vis_clients["anonymous"].get(f"{V}/")["ETag"] == before
+    assert vis_clients["anonymous"].get(f"{V}/", HTTP_IF_NONE_MATCH=before).status_code == 304
 
 
-def test_card_md_is_the_published_card_with_published_results(clients):
-    public = clients["anonymous"].get(f"{V}/card.md").content.decode()
+def test_card_md_is_the_published_card_with_published_results(vis_clients):
+    public = vis_clients["anonymous"].get(f"{V}/card.md").content.decode()
     assert "UNREVIEWED" not in public and "license: apache-2.0" in public and "commons/vis-base" in public
     assert "0.5" in public and "0.9" not in public  # the draft's verified result stays private
-    own = clients["owner"].get(f"{V}/card.md").content.decode()
+    own = vis_clients["owner"].get(f"{V}/card.md").content.decode()
     assert "UNREVIEWED" in own and "license: mit" in own and "commons/vis-other-base" in own
 
 
-def test_the_newer_draft_revision_is_a_404_to_the_public(clients):
-    for role, client in clients.items():
+def test_the_newer_draft_revision_is_a_404_to_the_public(vis_clients):
+    for role, client in vis_clients.items():
         insider = role in ("owner", "reviewer", "maintainer")
         assert client.get(f"{V}/revisions/2/").status_code == (200 if insider else 404), role
         numbers = [r["number"] for r in client.get(f"{V}/revisions/").json()["results"]]
         assert numbers == ([1, 2] if insider else [1]), role
 
 
-def test_list_filters_and_search_see_what_the_reader_sees(clients):
+def test_list_filters_and_search_see_what_the_reader_sees(vis_clients):
     def names(client: APIClient, query: str) -> set[str]:
         return {v["full_name"] for v in client.get(f"/api/v1/variants/?{query}").json()["results"]}
 
-    for role, client in clients.items():
+    for role, client in vis_clients.items():
         insider = role in ("owner", "reviewer", "maintainer")
         assert ("alice/vis-pub" in names(client, "license=mit")) is insider, role
         assert ("alice/vis-pub" in names(client, "license=apache-2.0")) is not insider, role
@@ -82,28 +70,28 @@ def test_list_filters_and_search_see_what_the_reader_sees(clients):
         assert listed["alice/vis-pub"]["license"] == ("mit" if insider else "apache-2.0"), role
 
 
-def test_publishing_the_draft_makes_its_edits_public(world, clients):
-    maint = world["users"]["maint"]
+def test_publishing_the_draft_makes_its_edits_public(vis_world, vis_clients):
+    maint = vis_world["users"]["maint"]
     for target in ("submitted", "approved", "published"):
-        revision_transition(revision=world["rev2"], target=target, actor=maint)
-    body = clients["anonymous"].get(f"{V}/").json()
+        revision_transition(revision=vis_world["rev2"], target=target, actor=maint)
+    body = vis_clients["anonymous"].get(f"{V}/").json()
     assert body["license"] == "mit" and body["card"] == SECRET_CARD and body["current_revision"] == 2
     assert body["parents"] == ["commons/vis-other-base"]
 
 
-def test_variant_list_query_count_is_flat_for_snapshots(world, clients):
+def test_variant_list_query_count_is_flat_for_snapshots(vis_world, vis_clients):
     """Variants shown as snapshots whose drafts changed their parents cost one query for those parents, whatever
     their number."""
-    alice, maint = world["users"]["alice"], world["users"]["maint"]
+    alice, maint = vis_world["users"]["alice"], vis_world["users"]["maint"]
     for i in range(10):
-        variant = make_variant(alice, f"snap-{i}", [world["base"]])
+        variant = make_variant(alice, f"snap-{i}", [vis_world["base"]])
         record(variant, alice)
         publish_current(variant, maint)
         variant.refresh_from_db()
         revision_create(variant=variant, actor=alice)
-        variant_update(variant=variant, actor=alice, parents=[world["other_base"].full_name], license="mit")
+        variant_update(variant=variant, actor=alice, parents=[vis_world["other_base"].full_name], license="mit")
     for role in ("anonymous", "other", "owner"):
-        client = clients[role]
+        client = vis_clients[role]
         client.get("/api/v1/variants/?owner=alice&page_size=1")
         counts = {}
         for size in (1, 10):

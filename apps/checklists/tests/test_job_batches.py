@@ -9,6 +9,7 @@ from django.db import transaction
 from apps.audit.models import AuditEvent
 from apps.checklists import services
 from apps.checklists.models import Checklist, ChecklistItem, RevisionOpenness
+from apps.checklists.services import instances
 from apps.checklists.subscribers import on_jobs_finished
 from apps.core.testing import count_queries
 
@@ -130,7 +131,9 @@ def test_when_the_batch_fails_each_revision_is_tried_alone(mixed_batch, monkeypa
         return real(revision_ids=revision_ids, inputs=inputs)
 
     one_by_one, batched = _same_as_one_by_one(lambda: [on_jobs_finished([pk]) for pk in mixed_batch], lambda: None)
+    # The subscriber calls the package's name, and the one-by-one fallback the module's.
     monkeypatch.setattr(services, "checklists_reevaluate", fragile)
+    monkeypatch.setattr(instances, "checklists_reevaluate", fragile)
     calls.clear()
     on_jobs_finished(mixed_batch)
     assert len(calls[0]) == 6 and all(len(c) == 1 for c in calls[1:]) and len(calls) == 7

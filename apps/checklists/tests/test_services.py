@@ -15,6 +15,7 @@ from apps.checklists.detectives import DETECTIVES, Finding, card_headings
 from apps.checklists.gate import checklist_gate_unmet
 from apps.checklists.levels import level_report
 from apps.checklists.models import Checklist, ChecklistItem, ChecklistTemplate
+from apps.checklists.services import instances
 from apps.core.errors import Conflict, NotFound, PermissionDenied, PreconditionFailed, ValidationFailed
 
 from .factories import finished_job, job_finished
@@ -266,7 +267,7 @@ def test_a_detective_overwrites_a_human_answer_only_when_certain(
     source, status, finding, expected_status, expected_source
 ):
     row = _row(source, status)
-    services._apply_finding(row, finding, now=None)
+    instances._apply_finding(row, finding, now=None)
     assert (row.status, row.source) == (expected_status, expected_source)
     assert row.explanation == "x" and row.confidence == finding.confidence and row.justification == "mine"
 

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import Q
 
 from .choices import ACTIVE_JOB_STATUSES, JobStatus
 
+if TYPE_CHECKING:
+    from .models import Benchmark, BenchmarkJob  # noqa: F401 - named in the QuerySet generics below
 
-class BenchmarkQuerySet(models.QuerySet):
+
+class BenchmarkQuerySet(models.QuerySet["Benchmark"]):
     def visible_to(self, user: Any) -> BenchmarkQuerySet:
         # Benchmarks are public definitions; retired ones stay readable so old results keep their meaning.
         return self
 
 
-class BenchmarkJobQuerySet(models.QuerySet):
+class BenchmarkJobQuerySet(models.QuerySet["BenchmarkJob"]):
     def visible_to(self, user: Any) -> BenchmarkJobQuerySet:
         """A job (its result, bundle and log tail) is visible iff its revision is (apps.registry.querysets):
         jobs on published revisions for everyone, jobs on any other revision for the variant's insiders only."""

@@ -56,7 +56,7 @@ def recent_mean_duration_s(queue: str) -> float | None:
     )
     if not rows:
         return None
-    return sum((end - start).total_seconds() for start, end in rows) / len(rows)
+    return sum((end - start).total_seconds() for start, end in rows if start and end) / len(rows)
 
 
 # The fair-share order of apps.benchmarks.dispatch, in SQL: messages already sent first (in the order they

@@ -80,7 +80,7 @@ def _validate_benchmark(data: dict[str, Any]) -> dict[str, list[str]]:
     default_config = data.get("default_config")
     if not isinstance(default_config, dict):
         err("default_config", "Must be a JSON object.")
-    elif schema_ok:
+    elif schema_ok and isinstance(schema, dict):
         for problem in jsonschema.Draft202012Validator(schema).iter_errors(default_config):
             where = "/".join(str(p) for p in problem.absolute_path) or "(config)"
             err("default_config", f"Does not match config_schema at {where}: {problem.message}")

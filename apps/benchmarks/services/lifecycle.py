@@ -50,7 +50,7 @@ def _claim_fields(now: datetime, worker: str) -> dict[str, Any]:
 
 
 def _claimed(job_id: int, verb: str, before: str, extra: dict[str, Any] | None = None) -> BenchmarkJob:
-    job = BenchmarkJob.objects.select_related("benchmark", "spec").get(pk=job_id)
+    job: BenchmarkJob = BenchmarkJob.objects.select_related("benchmark", "spec").get(pk=job_id)
     audit_record(
         actor=None,
         verb=verb,
@@ -182,7 +182,7 @@ def jobs_heartbeat(*, attempts: dict[int, int]) -> set[int]:
 
 
 def _fenced(job_id: int, attempt: int) -> BenchmarkJob | None:
-    job = BenchmarkJob.objects.select_for_update(no_key=True).filter(pk=job_id).first()
+    job: BenchmarkJob | None = BenchmarkJob.objects.select_for_update(no_key=True).filter(pk=job_id).first()
     if job is None or job.status != JobStatus.RUNNING or job.attempts != attempt:
         return None
     return job
@@ -351,7 +351,7 @@ def _fail_locked(
             "status": job.status,
             "attempt": attempt,
             "reason": reason,
-            "not_before": job.not_before.isoformat() if job.status == JobStatus.QUEUED else None,
+            "not_before": job.not_before.isoformat() if job.status == JobStatus.QUEUED and job.not_before else None,
         },
     )
     if job.status != JobStatus.QUEUED:

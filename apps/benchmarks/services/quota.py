@@ -48,7 +48,7 @@ def _active_retry_after(user: Any, now: datetime) -> int:
         return 60
     if running:
         soonest = min(mean - (now - started).total_seconds() for _, started in running if started)
-        return max(1, math.ceil(soonest))
+        return max(1, math.ceil(float(soonest)))
     return max(1, math.ceil(mean))
 
 
@@ -63,7 +63,7 @@ def _compute_retry_after(user: Any, now: datetime, used: float, budget: int) -> 
     remaining = used
     for finished_at, seconds in rows:
         remaining -= seconds
-        if remaining < budget:
+        if remaining < budget and finished_at is not None:
             return max(1, math.ceil((finished_at + timedelta(days=1) - now).total_seconds()))
     return 24 * 3600
 

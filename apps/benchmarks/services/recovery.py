@@ -39,7 +39,8 @@ def _release_lost_messages(now: datetime) -> int:
         return 0
     by_queue: dict[str, list[tuple[int, datetime, str]]] = defaultdict(list)
     for pk, queue, dispatched_at, target in old:
-        by_queue[queue].append((pk, dispatched_at, target))
+        if dispatched_at is not None:  # always set: the filter above asked for it
+            by_queue[queue].append((pk, dispatched_at, target))
     lost: list[int] = []
     for queue, rows in by_queue.items():
         consumers = {w.name for w in live_workers(queue, now=now)}

@@ -252,10 +252,10 @@ def jobs_submit_batch(
             for field, messages in (exc.errors or {}).items():
                 errors.setdefault(f"jobs.{index}.{field}", []).extend(messages)
             continue
-        key = (revision.pk, benchmark.pk)
-        if key not in checked:
-            checked[key] = submission_problems(revision=revision, benchmark=benchmark)
-        for field, messages in checked[key].items():
+        pair = (revision.pk, benchmark.pk)
+        if pair not in checked:
+            checked[pair] = submission_problems(revision=revision, benchmark=benchmark)
+        for field, messages in checked[pair].items():
             errors.setdefault(f"jobs.{index}.{field}", []).extend(messages)
         prepared.append((revision, benchmark, merged, canonical_config(benchmark, merged)[1]))
     if errors:

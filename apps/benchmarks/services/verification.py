@@ -129,6 +129,8 @@ def _bump_record(model: Any, filters: dict[str, Any], agreed: bool) -> None:
 
 
 def _judge(*, verifier: BenchmarkJob, verifier_result: JobResult) -> None:
+    if verifier.verifies_id is None:
+        return
     original = BenchmarkJob.objects.select_related("benchmark", "spec").get(pk=verifier.verifies_id)
     result = JobResult.objects.select_for_update(no_key=True).filter(job=original).first()
     if result is None:

@@ -283,7 +283,7 @@ def template_new_version(*, template: ChecklistTemplate, actor: Any) -> Checklis
 
 
 def default_template_file() -> Path:
-    return Path(settings.FIXTURES_DIR) / "checklists" / settings.MC_CHECKLIST_DEFAULT_TEMPLATE_FILE
+    return Path(settings.FIXTURES_DIR, "checklists", settings.MC_CHECKLIST_DEFAULT_TEMPLATE_FILE)
 
 
 @transaction.atomic

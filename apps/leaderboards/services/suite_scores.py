@@ -86,7 +86,7 @@ def suite_scores_for_variants(
             s
             for s in suites
             if benchmark_ids is None or any(item.benchmark_id in benchmark_ids.get(pk, ()) for item in s.lb_items)
-        ]  # type: ignore[attr-defined]
+        ]
         for pk in variant_ids
     }
     suite_ids = {s.pk for items in plan.values() for s in items}

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from .types import Actor, Viewer
+    from .types import Actor
 
 #: user -> {"max_active_jobs", "daily_compute_seconds", "active_jobs", "compute_seconds_today"}
-QuotaStatus = Callable[["Viewer"], dict[str, Any]]
+QuotaStatus = Callable[["Actor"], dict[str, Any]]
 _quota_status: list[QuotaStatus] = []
 
 
@@ -35,7 +35,7 @@ def register_quota_status(provider: QuotaStatus) -> None:
     _quota_status[:] = [provider]
 
 
-def quota_status(user: Viewer) -> dict[str, Any]:
+def quota_status(user: Actor) -> dict[str, Any]:
     """The registered provider's report for ``user``."""
     if not _quota_status:
         raise ImproperlyConfigured("No app reports quota status: apps.benchmarks registers it in its ready().")

@@ -12,6 +12,7 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from apps.accounts.types import signed_in
 from apps.core.errors import DomainError
 
 from . import services
@@ -42,11 +43,14 @@ class ReadOnlyAdminMixin:
         return False
 
 
+VERSION_FIELDS = ("version", "runner", "dataset_uri", "dataset_sha256", "created_by", "created_at")
+
+
 class BenchmarkVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = BenchmarkVersion
     extra = 0
-    fields = ["version", "runner", "dataset_uri", "dataset_sha256", "created_by", "created_at"]
-    readonly_fields = fields
+    fields = VERSION_FIELDS
+    readonly_fields = VERSION_FIELDS
     show_change_link = False
 
 
@@ -119,10 +123,10 @@ class BenchmarkAdmin(admin.ModelAdmin):
         fields = {f: form.cleaned_data[f] for f in services.BENCHMARK_FIELDS if f in form.cleaned_data}
         if change:
             saved = services.benchmark_update(
-                benchmark=Benchmark.objects.get(pk=obj.pk), actor=request.user, changes=fields
+                benchmark=Benchmark.objects.get(pk=obj.pk), actor=signed_in(request.user), changes=fields
             )
         else:
-            saved = services.benchmark_create(actor=request.user, slug=form.cleaned_data["slug"], **fields)
+            saved = services.benchmark_create(actor=signed_in(request.user), slug=form.cleaned_data["slug"], **fields)
         obj.pk, obj.version = saved.pk, saved.version
 
 
@@ -218,16 +222,23 @@ class BenchmarkJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob]) -> None:
-        self._bulk(request, queryset, "Cancelled", lambda job: services.job_cancel(job=job, actor=request.user))
+        self._bulk(
+            request, queryset, "Cancelled", lambda job: services.job_cancel(job=job, actor=signed_in(request.user))
+        )
 
     @admin.action(description="Retry selected failed jobs")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob]) -> None:
-        self._bulk(request, queryset, "Requeued", lambda job: services.job_retry(job=job, actor=request.user))
+        self._bulk(
+            request, queryset, "Requeued", lambda job: services.job_retry(job=job, actor=signed_in(request.user))
+        )
 
     @admin.action(description="Verify selected results (re-run on another worker)")
     def verify_jobs(self, request: HttpRequest, queryset: QuerySet[BenchmarkJob]) -> None:
         self._bulk(
-            request, queryset, "Queued verification of", lambda job: services.job_verify(job=job, actor=request.user)
+            request,
+            queryset,
+            "Queued verification of",
+            lambda job: services.job_verify(job=job, actor=signed_in(request.user)),
         )
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
@@ -299,7 +310,7 @@ class ResultVerificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         count = 0
         for verification in queryset.filter(result__verification_status=VerificationStatus.DISPUTED):
             try:
-                verification_resolve(verification=verification, actor=request.user, accept_original=accept)
+                verification_resolve(verification=verification, actor=signed_in(request.user), accept_original=accept)
                 count += 1
             except DomainError as exc:
                 self.message_user(request, exc.detail, messages.ERROR)
@@ -328,18 +339,18 @@ class BlockedVariantAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: BlockedVariant, form: Any, change: bool) -> None:
         try:
-            entry = services.blocklist_add(variant=obj.variant, reason=obj.reason, actor=request.user)
+            entry = services.blocklist_add(variant=obj.variant, reason=obj.reason, actor=signed_in(request.user))
         except DomainError as exc:
             self.message_user(request, f"Not saved: {exc.detail}", messages.ERROR)
             return
         obj.pk = entry.pk
 
     def delete_model(self, request: HttpRequest, obj: BlockedVariant) -> None:
-        services.blocklist_remove(entry=obj, actor=request.user)
+        services.blocklist_remove(entry=obj, actor=signed_in(request.user))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[BlockedVariant]) -> None:
         for entry in queryset:
-            services.blocklist_remove(entry=entry, actor=request.user)
+            services.blocklist_remove(entry=entry, actor=signed_in(request.user))
 
 
 @admin.register(WorkerNode)

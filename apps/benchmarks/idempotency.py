@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -26,6 +26,9 @@ from django.utils import timezone
 from apps.core.errors import DomainError, ValidationFailed
 
 from .models import IdempotencyRecord
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 HEADER = "Idempotency-Key"
 # A key is 1 to 255 printable ASCII characters that neither starts nor ends with a space (HTTP strips those).
@@ -69,7 +72,7 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> tuple[int, dict[str,
 
 
 def idempotent(
-    *, user: Any, key: str, scope: str, fingerprint: str, produce: Callable[[], tuple[int, dict[str, Any]]]
+    *, user: Actor, key: str, scope: str, fingerprint: str, produce: Callable[[], tuple[int, dict[str, Any]]]
 ) -> tuple[int, dict[str, Any], bool]:
     """Run `produce` once per (user, scope, key); returns (status, body, replayed)."""
     key = _check_key(key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Q
@@ -11,17 +11,19 @@ from django.db.models import Q
 from .choices import ACTIVE_JOB_STATUSES, JobStatus
 
 if TYPE_CHECKING:
+    from apps.accounts.types import Actor, Viewer
+
     from .models import Benchmark, BenchmarkJob  # noqa: F401 - named in the QuerySet generics below
 
 
 class BenchmarkQuerySet(models.QuerySet["Benchmark"]):
-    def visible_to(self, user: Any) -> BenchmarkQuerySet:
+    def visible_to(self, user: Viewer) -> BenchmarkQuerySet:
         # Benchmarks are public definitions; retired ones stay readable so old results keep their meaning.
         return self
 
 
 class BenchmarkJobQuerySet(models.QuerySet["BenchmarkJob"]):
-    def visible_to(self, user: Any) -> BenchmarkJobQuerySet:
+    def visible_to(self, user: Viewer) -> BenchmarkJobQuerySet:
         """A job (its result, bundle and log tail) is visible iff its revision is (apps.registry.querysets):
         jobs on published revisions for everyone, jobs on any other revision for the variant's insiders only."""
         from apps.registry.querysets import revision_visibility_q
@@ -48,5 +50,5 @@ class BenchmarkJobQuerySet(models.QuerySet["BenchmarkJob"]):
             queue=queue, status=JobStatus.QUEUED, dispatched_at__isnull=True, cancel_requested=False
         ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
 
-    def counting_against_quota(self, user: Any) -> BenchmarkJobQuerySet:
+    def counting_against_quota(self, user: Actor) -> BenchmarkJobQuerySet:
         return self.filter(submitted_by=user, counts_against_quota=True)

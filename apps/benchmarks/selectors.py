@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
@@ -21,13 +21,16 @@ from apps.registry.selectors import revision_declared
 from .choices import ACTIVE_JOB_STATUSES, JobStatus
 from .models import Benchmark, BenchmarkJob, JobResult
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor, Viewer
 
-def jobs_visible_to(user: Any) -> QuerySet[BenchmarkJob]:
+
+def jobs_visible_to(user: Viewer) -> QuerySet[BenchmarkJob]:
     """Jobs on revisions the user may see (published ones; every revision for the variant's insiders)."""
     return BenchmarkJob.objects.all().visible_to(user)
 
 
-def job_for_user_or_404(user: Any, job_id: int, *, for_display: bool = False) -> BenchmarkJob:
+def job_for_user_or_404(user: Viewer, job_id: int, *, for_display: bool = False) -> BenchmarkJob:
     """The job if the user may see its revision; NotFound otherwise (no one learns it exists). With
     `for_display`, with what its representation reads."""
     qs = jobs_visible_to(user)
@@ -37,7 +40,7 @@ def job_for_user_or_404(user: Any, job_id: int, *, for_display: bool = False) ->
     return job
 
 
-def benchmarks_visible_to(user: Any) -> QuerySet[Benchmark]:
+def benchmarks_visible_to(user: Viewer) -> QuerySet[Benchmark]:
     return Benchmark.objects.all().visible_to(user)
 
 
@@ -142,7 +145,7 @@ def job_with_results(job_id: int) -> BenchmarkJob:
     return jobs_for_api(BenchmarkJob.objects.filter(pk=job_id)).get()
 
 
-def quota_limits(user: Any) -> tuple[int, int]:
+def quota_limits(user: Actor) -> tuple[int, int]:
     """(jobs queued or running at once, compute seconds per rolling day) allowed to the user: their own
     limits where set, else the platform's defaults."""
     max_active = user.max_active_jobs if user.max_active_jobs is not None else settings.MC_DEFAULT_MAX_ACTIVE_JOBS
@@ -154,7 +157,7 @@ def quota_limits(user: Any) -> tuple[int, int]:
     return int(max_active), int(daily)
 
 
-def quota_status(*, user: Any) -> dict[str, Any]:
+def quota_status(*, user: Actor) -> dict[str, Any]:
     max_active, daily = quota_limits(user)
     since = timezone.now() - timedelta(days=1)
     mine = BenchmarkJob.objects.counting_against_quota(user)
@@ -242,7 +245,7 @@ def job_bundle(job: BenchmarkJob) -> dict[str, Any]:
     }
 
 
-def verified_results(variant: Variant, user: Any) -> list[dict[str, Any]]:
+def verified_results(variant: Variant, user: Viewer) -> list[dict[str, Any]]:
     """Verified benchmark results of the variant on revisions the user may see, newest first, one per benchmark:
     the model-index of the registry's card export (registered in ``apps.registry.hooks`` by ``subscribers``)."""
     rows = JobResult.objects.filter(verified=True, job__status="succeeded", job__revision__variant=variant)

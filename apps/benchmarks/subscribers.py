@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apps.accounts.hooks import register_quota_status
 from apps.registry.hooks import register_verified_results
 
 from .selectors import quota_status, verified_results
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
-def _quota_status(user: Any) -> dict[str, Any]:
+
+def _quota_status(user: Actor) -> dict[str, Any]:
     return quota_status(user=user)
 
 

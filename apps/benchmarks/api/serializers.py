@@ -159,7 +159,9 @@ class JobListSerializer(serializers.ListSerializer):
 
         items = list(data.all() if isinstance(data, Manager) else data)
         queue_positions(items)
-        return [self.child.to_representation(item) for item in items]
+        child = self.child
+        assert child is not None  # a ListSerializer always has its child
+        return [child.to_representation(item) for item in items]
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -310,7 +312,8 @@ class JobBatchItemSerializer(serializers.Serializer):
 
 
 class JobBatchSerializer(serializers.Serializer):
-    jobs = JobBatchItemSerializer(many=True, allow_empty=False, max_length=500)
+    # DRF hands max_length on to the ListSerializer that many=True makes; the stubs do not list it.
+    jobs = JobBatchItemSerializer(many=True, allow_empty=False, max_length=500)  # type: ignore[call-arg]
     priority = serializers.IntegerField(
         required=False, default=0, min_value=-100, max_value=100, help_text="Maintainers only; ignored for others."
     )

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from apps.accounts.permissions import TokenScopePermission
 from apps.accounts.roles import is_maintainer
+from apps.accounts.types import signed_in
 from apps.benchmarks import services
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -73,7 +74,7 @@ class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         incoming = BenchmarkWriteSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         fields = incoming.to_service_fields()
-        benchmark = services.benchmark_create(actor=request.user, **fields)
+        benchmark = services.benchmark_create(actor=signed_in(request.user), **fields)
         benchmark = self.get_queryset().get(pk=benchmark.pk)
         return Response(
             BenchmarkSerializer(benchmark).data, status=status.HTTP_201_CREATED, headers={"ETag": benchmark.etag}
@@ -94,7 +95,10 @@ class BenchmarkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         if "slug" in changes and changes.pop("slug") != benchmark.slug:
             raise ValidationFailed("The slug cannot change.", errors={"slug": ["A benchmark's slug is permanent."]})
         benchmark = services.benchmark_update(
-            benchmark=benchmark, actor=request.user, changes=changes, if_match=request.headers.get("If-Match")
+            benchmark=benchmark,
+            actor=signed_in(request.user),
+            changes=changes,
+            if_match=request.headers.get("If-Match"),
         )
         benchmark = self.get_queryset().get(pk=benchmark.pk)
         return Response(BenchmarkSerializer(benchmark).data, headers={"ETag": benchmark.etag})
@@ -148,7 +152,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     ) -> tuple[Any, Benchmark]:
         """The revision and benchmark an item names; an unknown (or invisible) one is a 400 on its field."""
         cache = {} if cache is None else cache
-        key = ("variant", data["variant"].lower())
+        key: tuple[Any, ...] = ("variant", data["variant"].lower())
         if key not in cache:
             cache[key] = (
                 Variant.objects.visible_to(request.user)
@@ -193,7 +197,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         revision, benchmark = self._resolve(request, data)
         priority = data["priority"] if is_maintainer(request.user) else 0
         job, created = services.job_submit(
-            actor=request.user, revision=revision, benchmark=benchmark, config=data["config"], priority=priority
+            actor=signed_in(request.user),
+            revision=revision,
+            benchmark=benchmark,
+            config=data["config"],
+            priority=priority,
         )
         body = JobSerializer(job_with_results(job.pk)).data
         return (status.HTTP_201_CREATED if created else status.HTTP_200_OK), dict(body)
@@ -220,7 +228,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             code, body = produce(request)
             return Response(body, status=code)
         code, body, replayed = idempotent(
-            user=request.user,
+            user=signed_in(request.user),
             key=key,
             scope=scope,
             fingerprint=request_fingerprint(request.data),
@@ -238,7 +246,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             revision, benchmark = self._resolve(request, item, prefix=f"jobs.{index}.", cache=cache)
             items.append((revision, benchmark, item["config"]))
         priority = data["priority"] if is_maintainer(request.user) else 0
-        outcome = services.jobs_submit_batch(actor=request.user, items=items, priority=priority)
+        outcome = services.jobs_submit_batch(actor=signed_in(request.user), items=items, priority=priority)
         ids = [job.pk for job, _ in outcome]
         by_id = {job.pk: job for job in jobs_for_api(BenchmarkJob.objects.filter(pk__in=set(ids)))}
         body = {
@@ -266,7 +274,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel (submitter or maintainer): at once when queued, at the next checkpoint when running."""
-        job = services.job_cancel(job=self.get_object(), actor=request.user)
+        job = services.job_cancel(job=self.get_object(), actor=signed_in(request.user))
         return Response(JobSerializer(job_with_results(job.pk)).data)
 
     @extend_schema(request=None, responses={200: JobSerializer})
@@ -274,7 +282,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def retry(self, request: Request, pk: str | None = None) -> Response:
         """Run a failed job again: maintainers any failed or timed-out job; submitters their own infrastructure
         failures (worker_lost, artifact_unavailable). Not counted against the quota."""
-        job = services.job_retry(job=self.get_object(), actor=request.user)
+        job = services.job_retry(job=self.get_object(), actor=signed_in(request.user))
         return Response(JobSerializer(job_with_results(job.pk)).data)
 
     @extend_schema(request=None, responses={201: JobSerializer, 200: JobSerializer})
@@ -282,7 +290,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def verify(self, request: Request, pk: str | None = None) -> Response:
         """Re-run a succeeded job on another worker where there is one; agreement within the benchmark's
         tolerance marks its result verified, disagreement flags it. Returns the verification job."""
-        verification, created = services.job_verify(job=self.get_object(), actor=request.user)
+        verification, created = services.job_verify(job=self.get_object(), actor=signed_in(request.user))
         return Response(
             JobSerializer(job_with_results(verification.pk)).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -335,10 +343,12 @@ class BlocklistViewSet(
             raise ValidationFailed(
                 "Unknown variant.", errors={"variant": [f"No variant '{incoming.validated_data['variant']}'."]}
             )
-        entry = services.blocklist_add(variant=variant, reason=incoming.validated_data["reason"], actor=request.user)
+        entry = services.blocklist_add(
+            variant=variant, reason=incoming.validated_data["reason"], actor=signed_in(request.user)
+        )
         entry = get_object_or_404(self.get_queryset(), pk=entry.pk)
         return Response(BlockedVariantSerializer(entry).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.blocklist_remove(entry=self.get_object(), actor=request.user)
+        services.blocklist_remove(entry=self.get_object(), actor=signed_in(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)

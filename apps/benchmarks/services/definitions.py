@@ -6,7 +6,7 @@ each version's spec is frozen in a :class:`~apps.benchmarks.models.BenchmarkVers
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 from django.db import transaction
@@ -21,6 +21,9 @@ from workers.runners.base import SHA256_RE
 from ..choices import VERSIONED_BENCHMARK_FIELDS, ResourceClass
 from ..models import Benchmark, BenchmarkVersion, BlockedVariant
 from ..runner_registry import registered_runners, runner_class
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 BENCHMARK_FIELDS = (
     "name",
@@ -43,7 +46,7 @@ BENCHMARK_FIELDS = (
 )
 
 
-def _require_maintainer(actor: Any, what: str) -> None:
+def _require_maintainer(actor: Actor, what: str) -> None:
     if not is_maintainer(actor):
         raise PermissionDenied(f"Only maintainers {what}.")
 
@@ -134,7 +137,7 @@ def _normalize_metrics(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _snapshot(benchmark: Benchmark, actor: Any) -> BenchmarkVersion:
+def _snapshot(benchmark: Benchmark, actor: Actor) -> BenchmarkVersion:
     spec, _ = BenchmarkVersion.objects.update_or_create(
         benchmark=benchmark,
         version=benchmark.version,
@@ -186,7 +189,7 @@ def benchmark_current_spec(benchmark: Benchmark) -> BenchmarkVersion:
 @transaction.atomic
 def benchmark_create(
     *,
-    actor: Any,
+    actor: Actor,
     slug: str,
     name: str,
     runner: str,
@@ -250,7 +253,7 @@ def _bump(version: str) -> str | None:
 
 @transaction.atomic
 def benchmark_update(
-    *, benchmark: Benchmark, actor: Any, changes: dict[str, Any], if_match: str | None = None
+    *, benchmark: Benchmark, actor: Actor, changes: dict[str, Any], if_match: str | None = None
 ) -> Benchmark:
     """Change a benchmark (maintainers). A change to what a result means (runner, dataset, metrics, config
     schema or defaults) starts a new version: results belong to one version, so old results stay with the old
@@ -317,7 +320,7 @@ def benchmark_update(
 
 
 @transaction.atomic
-def blocklist_add(*, variant: Variant, reason: str, actor: Any) -> BlockedVariant:
+def blocklist_add(*, variant: Variant, reason: str, actor: Actor) -> BlockedVariant:
     """Put a variant on the maintainers' blocklist: no new job is queued for it."""
     _require_maintainer(actor, "edit the blocklist")
     if not reason.strip():
@@ -330,7 +333,7 @@ def blocklist_add(*, variant: Variant, reason: str, actor: Any) -> BlockedVarian
 
 
 @transaction.atomic
-def blocklist_remove(*, entry: BlockedVariant, actor: Any) -> None:
+def blocklist_remove(*, entry: BlockedVariant, actor: Actor) -> None:
     """Take a variant off the blocklist."""
     _require_maintainer(actor, "edit the blocklist")
     variant = entry.variant

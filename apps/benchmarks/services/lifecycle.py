@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -34,6 +34,9 @@ from ..dispatch import jobs_dispatch_on_commit, live_workers
 from ..models import BenchmarkJob, JobResult
 from .submission import ensure_runner_open
 from .verification import results_recorded, verification_failed, verification_request
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 
 def _claim_fields(now: datetime, worker: str) -> dict[str, Any]:
@@ -377,7 +380,7 @@ def job_fail(*, job_id: int, attempt: int, reason: str, message: str, log_tail: 
 
 
 @transaction.atomic
-def job_cancel(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
+def job_cancel(*, job: BenchmarkJob, actor: Actor) -> BenchmarkJob:
     """Owner or maintainer: a queued job is cancelled at once, a running one at its next checkpoint (and it
     writes nothing after that)."""
     job = BenchmarkJob.objects.select_for_update(no_key=True).get(pk=job.pk)
@@ -415,7 +418,7 @@ def job_cancel(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
 
 
 @transaction.atomic
-def job_retry(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
+def job_retry(*, job: BenchmarkJob, actor: Actor) -> BenchmarkJob:
     """Run a failed or timed-out job again with a fresh attempt budget. Maintainers may retry any such job; a
     submitter may re-run their own job when it failed for an infrastructure reason (worker_lost,
     artifact_unavailable). Neither counts against the submitter's quota."""
@@ -477,7 +480,7 @@ def job_retry(*, job: BenchmarkJob, actor: Any) -> BenchmarkJob:
     return job
 
 
-def job_verify(*, job: BenchmarkJob, actor: Any) -> tuple[BenchmarkJob, bool]:
+def job_verify(*, job: BenchmarkJob, actor: Actor) -> tuple[BenchmarkJob, bool]:
     """Re-run a succeeded job (same revision, benchmark version and config) on another worker where there is
     one. Returns (verification job, created); a verification already under way comes back instead."""
     return verification_request(job=job, actor=actor)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
@@ -19,8 +19,11 @@ from ..choices import ACTIVE_JOB_STATUSES, JobStatus
 from ..models import BenchmarkJob, SubmitterProfile
 from ..selectors import quota_limits, recent_mean_duration_s
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
-def lock_submitter(user: Any) -> SubmitterProfile:
+
+def lock_submitter(user: Actor) -> SubmitterProfile:
     """Lock the submitter's own row: concurrent submissions of one user queue up here, so a quota check
     after it sees every job admitted before it (50 parallel submissions against a quota of 5 admit exactly 5).
 
@@ -33,7 +36,7 @@ def lock_submitter(user: Any) -> SubmitterProfile:
     return profile
 
 
-def _active_retry_after(user: Any, now: datetime) -> int:
+def _active_retry_after(user: Actor, now: datetime) -> int:
     running = list(
         BenchmarkJob.objects.counting_against_quota(user)
         .filter(status=JobStatus.RUNNING)
@@ -52,7 +55,7 @@ def _active_retry_after(user: Any, now: datetime) -> int:
     return max(1, math.ceil(mean))
 
 
-def _compute_retry_after(user: Any, now: datetime, used: float, budget: int) -> int:
+def _compute_retry_after(user: Actor, now: datetime, used: float, budget: int) -> int:
     window_start = now - timedelta(days=1)
     rows = (
         BenchmarkJob.objects.counting_against_quota(user)
@@ -68,7 +71,7 @@ def _compute_retry_after(user: Any, now: datetime, used: float, budget: int) -> 
     return 24 * 3600
 
 
-def quota_enforce(user: Any, now: datetime | None = None) -> None:
+def quota_enforce(user: Actor, now: datetime | None = None) -> None:
     """Raise QuotaExceeded (429) naming the limit hit and when it frees. Call with the submitter row locked."""
     now = now or timezone.now()
     max_active, budget = quota_limits(user)
@@ -94,7 +97,7 @@ def quota_enforce(user: Any, now: datetime | None = None) -> None:
     _compute_refusal(user, now, float(agg["used"]), budget)
 
 
-def quota_enforce_compute(user: Any, now: datetime) -> None:
+def quota_enforce_compute(user: Actor, now: datetime) -> None:
     """The daily compute-seconds budget alone (429 when spent)."""
     _, budget = quota_limits(user)
     used = (
@@ -105,7 +108,7 @@ def quota_enforce_compute(user: Any, now: datetime) -> None:
     _compute_refusal(user, now, float(used), budget)
 
 
-def _compute_refusal(user: Any, now: datetime, used: float, budget: int) -> None:
+def _compute_refusal(user: Actor, now: datetime, used: float, budget: int) -> None:
     if used >= budget:
         retry_after = _compute_retry_after(user, now, used, budget)
         raise QuotaExceeded(
@@ -117,7 +120,7 @@ def _compute_refusal(user: Any, now: datetime, used: float, budget: int) -> None
         )
 
 
-def quota_enforce_batch(user: Any, adding: int, now: datetime) -> None:
+def quota_enforce_batch(user: Actor, adding: int, now: datetime) -> None:
     """Raise QuotaExceeded (429) unless `adding` more jobs fit the user's limits, saying how many would fit.
     Call with the submitter row locked."""
     max_active, _ = quota_limits(user)

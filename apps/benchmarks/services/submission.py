@@ -9,7 +9,7 @@ import functools
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 from django.conf import settings
@@ -30,6 +30,9 @@ from ..models import Benchmark, BenchmarkJob, BenchmarkVersion, BlockedVariant
 from ..runner_registry import runner_config_schema, runner_loadable_formats
 from .definitions import benchmark_current_spec
 from .quota import lock_submitter, quota_enforce, quota_enforce_batch
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 
 def canonical_config(
@@ -120,13 +123,13 @@ def submission_problems(*, revision: Revision, benchmark: Benchmark) -> dict[str
     return problems
 
 
-def _ensure_visible(actor: Any, revision: Revision) -> None:
+def _ensure_visible(actor: Actor, revision: Revision) -> None:
     """Queuing a job needs sight of the revision: a draft of a published variant is its insiders' alone."""
     if not revision_is_visible_to(actor, revision):
         raise NotFound(f"{revision.variant.full_name} has no revision {revision.number}.")
 
 
-def ensure_runner_open(actor: Any, benchmark: Benchmark) -> None:
+def ensure_runner_open(actor: Actor, benchmark: Benchmark) -> None:
     """Some runners are maintainers' tools (MC_MAINTAINER_ONLY_RUNNERS: noop, for pipeline drills)."""
     if benchmark.runner in settings.MC_MAINTAINER_ONLY_RUNNERS and not is_maintainer(actor):
         raise PermissionDenied(
@@ -152,7 +155,7 @@ def _dedupe_match(revision: Revision, benchmark: Benchmark, config_hash: str) ->
 
 
 def job_submit(
-    *, actor: Any, revision: Revision, benchmark: Benchmark, config: dict[str, Any] | None = None, priority: int = 0
+    *, actor: Actor, revision: Revision, benchmark: Benchmark, config: dict[str, Any] | None = None, priority: int = 0
 ) -> tuple[BenchmarkJob, bool]:
     """Queue a benchmark job, or return the job with the same revision, benchmark version and canonical config
     (unless it failed or was cancelled). Returns (job, created).
@@ -224,7 +227,7 @@ BATCH_MAX = 500
 
 
 def jobs_submit_batch(
-    *, actor: Any, items: list[tuple[Revision, Benchmark, dict[str, Any] | None]], priority: int = 0
+    *, actor: Actor, items: list[tuple[Revision, Benchmark, dict[str, Any] | None]], priority: int = 0
 ) -> list[tuple[BenchmarkJob, bool]]:
     """Submit many jobs at once (a sweep of configs, many variants on one benchmark): the rules of job_submit
     applied to every item, all or nothing, in one transaction. Returns (job, created) per item, in order;
@@ -282,7 +285,7 @@ def jobs_submit_batch(
 
 @transaction.atomic
 def _submit_batch_locked(
-    actor: Any, prepared: list[tuple[Revision, Benchmark, dict[str, Any], str]], priority: int, now: datetime
+    actor: Actor, prepared: list[tuple[Revision, Benchmark, dict[str, Any], str]], priority: int, now: datetime
 ) -> tuple[dict[Any, BenchmarkJob], dict[Any, BenchmarkJob]]:
     lock_submitter(actor)
     existing = {

@@ -18,7 +18,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -34,6 +34,9 @@ from ..choices import ACTIVE_JOB_STATUSES, JobStatus, VerificationStatus
 from ..dispatch import jobs_dispatch_on_commit
 from ..models import BenchmarkJob, JobResult, ResultVerification, SubmitterProfile, WorkerNode
 from .quota import lock_submitter, quota_enforce
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +211,7 @@ def verification_failed(*, job: BenchmarkJob) -> None:
     )
 
 
-def verification_request(*, job: BenchmarkJob, actor: Any) -> tuple[BenchmarkJob, bool]:
+def verification_request(*, job: BenchmarkJob, actor: Actor) -> tuple[BenchmarkJob, bool]:
     """Queue a re-run of a succeeded job. The submitter, reviewers and maintainers may ask. A re-run asked by
     staff does not count against anyone's quota; one asked by the submitter does."""
     staff = is_reviewer(actor) or is_maintainer(actor)
@@ -245,7 +248,7 @@ def verification_request(*, job: BenchmarkJob, actor: Any) -> tuple[BenchmarkJob
 
 
 @transaction.atomic
-def verification_resolve(*, verification: ResultVerification, actor: Any, accept_original: bool) -> JobResult:
+def verification_resolve(*, verification: ResultVerification, actor: Actor, accept_original: bool) -> JobResult:
     """Maintainers settle a disputed result: accept the original (verified) or leave it unverified."""
     if not is_maintainer(actor):
         raise PermissionDenied("Only maintainers resolve disputed results.")

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.permissions import IsMaintainer, TokenScopePermission
+from apps.accounts.types import signed_in
 from apps.core.errors import ValidationFailed
 from apps.core.filters import StrictFilterBackend
 
@@ -147,7 +148,7 @@ class SuiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def create(self, request: Request) -> Response:
         incoming = SuiteCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        suite = services.suite_create(actor=request.user, **incoming.validated_data)
+        suite = services.suite_create(actor=signed_in(request.user), **incoming.validated_data)
         suite = selectors.suite_by_slug(suite.slug)
         return Response(SuiteSerializer(suite).data, status=status.HTTP_201_CREATED, headers={"ETag": suite.etag})
 
@@ -168,7 +169,10 @@ class SuiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         incoming = SuiteUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         suite = services.suite_update(
-            suite=suite, actor=request.user, if_match=request.headers.get("If-Match"), **incoming.validated_data
+            suite=suite,
+            actor=signed_in(request.user),
+            if_match=request.headers.get("If-Match"),
+            **incoming.validated_data,
         )
         suite = selectors.suite_by_slug(suite.slug)
         return Response(SuiteSerializer(suite).data, headers={"ETag": suite.etag})

@@ -3,7 +3,7 @@ reversing the flag lifts its marks."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,10 +16,13 @@ from ..models import ContaminationMark
 from .entries import refresh_variant, refresh_variants
 from .locks import lock_variant, lock_variants
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor, Viewer
+
 
 @transaction.atomic
 def leaderboard_mark_contaminated(
-    *, variant_id: int, flag_id: int, benchmark_slug: str | None, actor: Any
+    *, variant_id: int, flag_id: int, benchmark_slug: str | None, actor: Actor | None
 ) -> ContaminationMark:
     """A contamination flag was confirmed: mark the variant's results on `benchmark_slug` (or, when None,
     on every benchmark) on every board and suite. Idempotent per (flag, variant, benchmark)."""
@@ -49,7 +52,7 @@ def leaderboard_mark_contaminated(
 
 
 @transaction.atomic
-def leaderboard_clear_contamination(*, flag_id: int, actor: Any) -> int:
+def leaderboard_clear_contamination(*, flag_id: int, actor: Actor | None) -> int:
     """A confirmed contamination flag was reversed: lift its marks. Returns how many marks were cleared."""
     marks = list(
         ContaminationMark.objects.select_for_update(of=("self",))
@@ -74,5 +77,5 @@ def leaderboard_clear_contamination(*, flag_id: int, actor: Any) -> int:
     return len(marks)
 
 
-def actor_or_none(actor: Any) -> Any:
-    return actor if getattr(actor, "is_authenticated", False) else None
+def actor_or_none(actor: Viewer | None) -> Actor | None:
+    return actor if actor is not None and actor.is_authenticated else None

@@ -4,7 +4,7 @@ the benchmarks, weights or bounds bumps the suite's version and rescores it."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -15,6 +15,9 @@ from apps.core.errors import ValidationFailed
 
 from ..models import Suite, SuiteBenchmark, metric_direction
 from .suite_scores import suite_items, suite_rebuild
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 
 def _validate_suite_benchmarks(raw: list[dict[str, Any]]) -> list[SuiteBenchmark]:
@@ -94,7 +97,9 @@ def _suite_snapshot(suite: Suite) -> dict[str, Any]:
 
 
 @transaction.atomic
-def suite_create(*, actor: Any, slug: str, name: str, benchmarks: list[dict[str, Any]], description: str = "") -> Suite:
+def suite_create(
+    *, actor: Actor, slug: str, name: str, benchmarks: list[dict[str, Any]], description: str = ""
+) -> Suite:
     """Maintainers: define a suite, then score every variant already on its benchmarks' boards."""
     if Suite.objects.filter(slug__iexact=slug).exists():
         raise ValidationFailed("Slug taken.", errors={"slug": [f"A suite '{slug}' already exists."]})
@@ -112,7 +117,7 @@ def suite_create(*, actor: Any, slug: str, name: str, benchmarks: list[dict[str,
 def suite_update(
     *,
     suite: Suite,
-    actor: Any,
+    actor: Actor,
     if_match: str | None = None,
     name: str | None = None,
     description: str | None = None,
@@ -144,7 +149,7 @@ def suite_update(
 
 
 @transaction.atomic
-def suite_definition_changed(*, suite: Suite, actor: Any, created: bool = False) -> Suite:
+def suite_definition_changed(*, suite: Suite, actor: Actor, created: bool = False) -> Suite:
     """The Django admin created a suite or edited its benchmarks in place: score it (bumping the version of
     an existing suite) and audit."""
     suite = Suite.objects.select_for_update().get(pk=suite.pk)

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import User
 from apps.accounts.roles import is_reviewer
+from apps.accounts.types import signed_in
 from apps.core.conditional import etag_for_body, not_modified
 from apps.core.errors import ValidationFailed
 from apps.core.parsers import JSONParser
@@ -56,7 +57,7 @@ def _with_etag(response: Response, etag: str) -> Response:
 
 def _owner_for_create(request: Request, username: str | None) -> User:
     if not username or username.lower() == request.user.username.lower():
-        return request.user  # type: ignore[return-value]
+        return signed_in(request.user)
     owner = User.objects.filter(username__iexact=username).first()
     if owner is None:
         raise ValidationFailed("Unknown owner.", errors={"owner": [f"No user '{username}'."]})
@@ -140,7 +141,7 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         owner = _owner_for_create(request, data.pop("owner", None))
         variant = services.variant_create(
             owner=owner,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=signed_in(request.user),
             name=data.pop("name"),
             relation=data.pop("relation", None),
             parents=data.pop("parents", ()),
@@ -165,7 +166,7 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         incoming.is_valid(raise_exception=True)
         variant = services.variant_update(
             variant=variant,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=signed_in(request.user),
             if_match=request.headers.get("If-Match"),
             **incoming.validated_data,
         )
@@ -173,7 +174,7 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, owner: str, name: str) -> Response:
-        services.variant_delete(variant=self.get_variant(), actor=request.user)  # type: ignore[arg-type]
+        services.variant_delete(variant=self.get_variant(), actor=signed_in(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -207,7 +208,7 @@ class VariantImportCardView(APIView):
         owner = _owner_for_create(request, owner_name)
         variant, created = services.variant_import_card(
             owner=owner,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=signed_in(request.user),
             text=text,
             name=name,
         )
@@ -279,7 +280,7 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
         incoming.is_valid(raise_exception=True)
         revision = services.revision_create(
             variant=self.get_variant(),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=signed_in(request.user),
             notes=incoming.validated_data.get("notes", ""),
             copy_artifacts=incoming.validated_data["copy_artifacts"],
         )
@@ -320,7 +321,7 @@ class ArtifactCreateView(RevisionMixin, APIView):
             data = incoming.validated_data
             artifact = services.artifact_add(
                 revision=revision,
-                actor=request.user,  # type: ignore[arg-type]
+                actor=signed_in(request.user),
                 upload=data["file"],
                 path=data.get("path"),
                 fmt=data.get("format"),
@@ -332,7 +333,7 @@ class ArtifactCreateView(RevisionMixin, APIView):
             data = incoming.validated_data
             artifact = services.artifact_add(
                 revision=revision,
-                actor=request.user,  # type: ignore[arg-type]
+                actor=signed_in(request.user),
                 path=data["path"],
                 uri=data["uri"],
                 sha256=data["sha256"],
@@ -351,7 +352,7 @@ class RevisionSubmitView(RevisionMixin, APIView):
 
     @extend_schema(request=None, responses={200: RevisionSerializer})
     def post(self, request: Request, owner: str, name: str, number: int) -> Response:
-        revision = services.revision_submit(revision=self.get_revision(), actor=request.user)  # type: ignore[arg-type]
+        revision = services.revision_submit(revision=self.get_revision(), actor=signed_in(request.user))
         return self.revision_response(revision)
 
 
@@ -367,7 +368,7 @@ class RevisionWithdrawView(RevisionMixin, APIView):
         incoming.is_valid(raise_exception=True)
         revision = services.revision_withdraw(
             revision=self.get_revision(),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=signed_in(request.user),
             reason=incoming.validated_data.get("reason", ""),
         )
         return self.revision_response(revision)

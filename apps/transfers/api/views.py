@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import NO_TOKEN, TokenScopePermission
+from apps.accounts.types import signed_in
 from apps.core.parsers import JSONParser
 from apps.registry.api.serializers import ArtifactSerializer
 from apps.registry.services import ARTIFACT_PATH_SCHEMA
@@ -125,7 +126,7 @@ class UploadCreateView(APIView):
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         session = services.upload_create(
-            actor=request.user,  # type: ignore[arg-type]
+            actor=signed_in(request.user),
             variant=data["variant"],
             revision=data.get("revision"),
             path=data["path"],
@@ -195,7 +196,7 @@ class UploadDetailView(AnyAcceptMixin, APIView):
         # The raw body, read in blocks by the service: never request.data or request.body (the whole chunk).
         session = services.upload_append(
             session=session,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=signed_in(request.user),
             offset=offset,
             stream=request._request,
             length=_content_length(request),
@@ -220,7 +221,7 @@ class UploadCompleteView(APIView):
     )
     def post(self, request: Request, upload_id: Any) -> Response:
         session = selectors.upload_for_user_or_404(request.user, upload_id)
-        artifact, created = services.upload_complete(session=session, actor=request.user)  # type: ignore[arg-type]
+        artifact, created = services.upload_complete(session=session, actor=signed_in(request.user))
         return Response(
             ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

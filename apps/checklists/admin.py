@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from apps.accounts.types import signed_in
 from apps.audit.services import audit_record
 
 from . import services
@@ -97,7 +98,7 @@ class ChecklistTemplateAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             verb = "checklist_template.update" if change else "checklist_template.create"
             audit_record(
-                actor=request.user,
+                actor=signed_in(request.user),
                 verb=verb,
                 target=obj,
                 after={
@@ -117,7 +118,7 @@ class ChecklistTemplateAdmin(admin.ModelAdmin):
     @admin.action(description="Copy into a new (editable) version")
     def new_version(self, request: HttpRequest, queryset: QuerySet[ChecklistTemplate]) -> None:
         for template in queryset:
-            new = services.template_new_version(template=template, actor=request.user)
+            new = services.template_new_version(template=template, actor=signed_in(request.user))
             self.message_user(request, f"Created {new.slug} v{new.version} from v{template.version}.")
 
     @admin.action(description="Make the default for new revisions")
@@ -125,7 +126,7 @@ class ChecklistTemplateAdmin(admin.ModelAdmin):
         template = queryset.order_by("-version").first()
         if template is None:
             return
-        services.template_update(slug=template.slug, actor=request.user, is_default=True)
+        services.template_update(slug=template.slug, actor=signed_in(request.user), is_default=True)
         self.message_user(request, f"{template.slug} is now the default template.")
 
 

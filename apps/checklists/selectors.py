@@ -4,7 +4,7 @@ checklist here."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Prefetch, QuerySet
 
@@ -12,6 +12,9 @@ from apps.core.errors import NotFound
 from apps.registry.models import Revision, Variant
 
 from .models import Checklist, ChecklistItem, ChecklistTemplate, TemplateItem
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Viewer
 
 
 def checklist_for_revision(revision: Revision) -> Checklist | None:
@@ -46,13 +49,14 @@ def checklist_item(checklist: Checklist, key: str) -> ChecklistItem:
     return row
 
 
-def badge_revision_for_variant(*, user: Any, variant: Variant) -> Revision | None:
+def badge_revision_for_variant(*, user: Viewer, variant: Variant) -> Revision | None:
     """The revision a README badge shows: the current one if the user may see it and it has a checklist,
     otherwise the newest such revision (a public reader sees the published one while a draft is current)."""
     visible = Revision.objects.visible_to(user).filter(variant=variant, checklist__isnull=False)
-    current = visible.filter(pk=variant.current_revision_id).select_related("checklist").first()
-    if current is not None:
-        return current
+    if variant.current_revision_id is not None:
+        current = visible.filter(pk=variant.current_revision_id).select_related("checklist").first()
+        if current is not None:
+            return current
     return visible.select_related("checklist").order_by("-number").first()
 
 

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import MaintainerWritesOnly
+from apps.accounts.types import signed_in
 from apps.checklists import selectors, services
 from apps.checklists.badge import Badge, render_badge, render_placeholder
 from apps.checklists.gate import gate_reasons
@@ -155,7 +156,7 @@ class ChecklistItemView(RevisionMixin, APIView):
         row = services.checklist_item_answer(
             revision=revision,
             key=item_key,
-            actor=request.user,
+            actor=signed_in(request.user),
             changes=dict(incoming.validated_data),
             if_match=request.headers.get("If-Match"),
         )
@@ -303,7 +304,7 @@ class ComponentDetailView(RevisionMixin, APIView):
         services.component_set(
             revision=revision,
             component=component,
-            actor=request.user,
+            actor=signed_in(request.user),
             location=incoming.validated_data["location"],
             license=incoming.validated_data.get("license", ""),
         )
@@ -311,7 +312,7 @@ class ComponentDetailView(RevisionMixin, APIView):
 
     @extend_schema(request=None, responses={204: None}, operation_id="v1_variants_revisions_component_delete")
     def delete(self, request: Request, owner: str, name: str, number: int, component: str) -> Response:
-        services.component_delete(revision=self.get_revision(), component=component, actor=request.user)
+        services.component_delete(revision=self.get_revision(), component=component, actor=signed_in(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -349,7 +350,7 @@ class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         template = services.template_create(
-            actor=request.user,
+            actor=signed_in(request.user),
             slug=data["slug"],
             name=data["name"],
             description=data.get("description", ""),
@@ -372,7 +373,7 @@ class TemplateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             )
         template, _ = services.template_update(
             slug=slug,
-            actor=request.user,
+            actor=signed_in(request.user),
             name=data.get("name"),
             description=data.get("description"),
             items=[dict(i) for i in data["items"]] if "items" in data else None,

@@ -3,7 +3,7 @@ checked under the row lock)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -21,6 +21,9 @@ from ..hooks import checklist_changed_on_commit
 from ..models import Checklist, ChecklistItem, TemplateItem
 from .instances import checklist_ensure, refresh_level
 from .problems import add_problem, answer_problems
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor, Viewer
 
 S = RevisionStatus
 
@@ -70,7 +73,7 @@ def _check_types(fields: dict[str, Any], verified: Any) -> None:
         raise ValidationFailed("The answer is not valid: see errors.", errors=errors)
 
 
-def can_answer(actor: Any, revision: Revision) -> bool:
+def can_answer(actor: Viewer, revision: Revision) -> bool:
     from apps.registry.permissions import can_edit_variant
 
     return can_edit_variant(actor, revision.variant)
@@ -78,7 +81,7 @@ def can_answer(actor: Any, revision: Revision) -> bool:
 
 @transaction.atomic
 def checklist_item_answer(
-    *, revision: Revision, key: str, actor: Any, changes: dict[str, Any], if_match: str | None = None
+    *, revision: Revision, key: str, actor: Actor, changes: dict[str, Any], if_match: str | None = None
 ) -> ChecklistItem:
     """Answer an item (`status`, `justification`, `evidence_url`: the owner) or verify it (`verified`: a
     reviewer who is not the author). The item's evidence rules are enforced; a 400 names each rule broken.
@@ -132,7 +135,7 @@ def checklist_item_answer(
     return row
 
 
-def _answer(row: ChecklistItem, item: TemplateItem, fields: dict[str, Any], actor: Any, now: Any) -> None:
+def _answer(row: ChecklistItem, item: TemplateItem, fields: dict[str, Any], actor: Actor, now: Any) -> None:
     status = fields.get("status", row.status if row.source == AnswerSource.HUMAN else ItemStatus.UNKNOWN)
     justification = fields.get("justification", row.justification) or ""
     evidence_url = fields.get("evidence_url", row.evidence_url) or ""
@@ -188,7 +191,7 @@ def _answer(row: ChecklistItem, item: TemplateItem, fields: dict[str, Any], acto
         row.verified_by, row.verified_at = None, None
 
 
-def _verify(row: ChecklistItem, item: TemplateItem, revision: Revision, verified: bool, actor: Any, now: Any) -> None:
+def _verify(row: ChecklistItem, item: TemplateItem, revision: Revision, verified: bool, actor: Actor, now: Any) -> None:
     if revision.status not in VERIFIABLE_STATUSES:
         raise Conflict(
             f"Revision {revision.number} is {revision.status}: its checklist is closed.", current_status=revision.status

@@ -3,7 +3,7 @@ the revision is approved; a change re-runs the detectives that read them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from django.db import transaction
@@ -19,6 +19,9 @@ from .answers import can_answer
 from .instances import checklist_reevaluate
 from .problems import add_problem
 
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
+
 S = RevisionStatus
 
 
@@ -26,7 +29,7 @@ S = RevisionStatus
 COMPONENT_EDITABLE_STATUSES = (S.DRAFT, S.SUBMITTED, S.CHANGES_REQUESTED)
 
 
-def _lock_revision_for_components(revision: Revision, actor: Any) -> Revision:
+def _lock_revision_for_components(revision: Revision, actor: Actor) -> Revision:
     revision = Revision.objects.select_for_update().select_related("variant__owner").get(pk=revision.pk)
     if not can_answer(actor, revision):
         raise PermissionDenied(f"Only the owner of {revision.variant.full_name} declares its components.")
@@ -44,7 +47,9 @@ def _after_components_change(revision: Revision) -> None:
 
 
 @transaction.atomic
-def component_set(*, revision: Revision, component: str, location: Any, license: Any, actor: Any) -> RevisionComponent:
+def component_set(
+    *, revision: Revision, component: str, location: Any, license: Any, actor: Actor
+) -> RevisionComponent:
     """Declare where a MOF component of the revision is released and under which licence (create or replace)."""
     from apps.registry.licenses import license_lookup, license_suggestions
 
@@ -91,7 +96,7 @@ def component_set(*, revision: Revision, component: str, location: Any, license:
 
 
 @transaction.atomic
-def component_delete(*, revision: Revision, component: str, actor: Any) -> None:
+def component_delete(*, revision: Revision, component: str, actor: Actor) -> None:
     if component not in MOF_COMPONENT_SPECS:
         raise NotFound(f"No MOF component '{component}'.")
     revision = _lock_revision_for_components(revision, actor)

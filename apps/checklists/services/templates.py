@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -18,6 +18,9 @@ from ..choices import Evidence, Kind, Level
 from ..detectives import DETECTIVES
 from ..models import ITEM_KEY_RE, ChecklistTemplate, TemplateItem
 from .problems import add_problem
+
+if TYPE_CHECKING:
+    from apps.accounts.types import Actor
 
 ITEM_FIELDS = (
     "key",
@@ -132,7 +135,7 @@ def _create_version(
     description: str,
     items: list[dict[str, Any]],
     is_default: bool,
-    actor: Any,
+    actor: Actor | None,
     based_on: ChecklistTemplate | None,
 ) -> ChecklistTemplate:
     template = ChecklistTemplate.objects.create(
@@ -166,7 +169,7 @@ def _clean_header(slug: Any, name: Any, description: Any) -> None:
 
 @transaction.atomic
 def template_create(
-    *, actor: Any, slug: str, name: str, items: Any, description: str = "", is_default: bool = False
+    *, actor: Actor, slug: str, name: str, items: Any, description: str = "", is_default: bool = False
 ) -> ChecklistTemplate:
     """A new template, version 1. Editing it later goes through `template_update`."""
     _clean_header(slug, name, description)
@@ -197,7 +200,7 @@ def template_create(
 def template_update(
     *,
     slug: str,
-    actor: Any,
+    actor: Actor,
     name: Any = None,
     description: Any = None,
     items: Any = None,
@@ -257,7 +260,7 @@ def template_update(
 
 
 @transaction.atomic
-def template_new_version(*, template: ChecklistTemplate, actor: Any) -> ChecklistTemplate:
+def template_new_version(*, template: ChecklistTemplate, actor: Actor) -> ChecklistTemplate:
     """Copy a template version into the next one, unchanged, so it can be edited (the admin's way in)."""
     latest = ChecklistTemplate.objects.select_for_update().filter(slug=template.slug).order_by("-version").first()
     assert latest is not None
@@ -287,7 +290,7 @@ def default_template_file() -> Path:
 
 
 @transaction.atomic
-def template_load_file(*, path: Path, actor: Any = None) -> tuple[ChecklistTemplate, bool]:
+def template_load_file(*, path: Path, actor: Actor | None = None) -> tuple[ChecklistTemplate, bool]:
     """Load a template shipped as JSON (fixtures/checklists/) unless that slug and version exist already."""
     data = json.loads(Path(path).read_text())
     slug, version = data["slug"], int(data.get("version", 1))

@@ -61,6 +61,8 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy apps workers platform/modelcommons
+	$(BIN)/mypy --config-file client/pyproject.toml client/src/modelcommons_client
 	$(PY) manage.py check
 	DJANGO_SETTINGS_MODULE=modelcommons.settings.test $(PY) manage.py makemigrations --check --dry-run
 	$(BIN)/pytest $(PYTEST_ARGS)

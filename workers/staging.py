@@ -43,12 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from workers.runners.base import RunnerError
+from workers.runners.base import SHA256_RE, RunnerError
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # 1 MiB
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE_RE = re.compile(r"^\s*bytes\s+(\d+)-\d+/(?:\d+|\*)\s*$", re.IGNORECASE)
 ATTEMPTS_PER_SOURCE = 2
 
@@ -93,7 +92,7 @@ class BlobSource(Protocol):
 
 def normalized_sha256(value: str) -> str:
     digest = (value or "").strip().lower().removeprefix("sha256:")
-    if not _SHA256_RE.match(digest):
+    if not SHA256_RE.match(digest):
         raise RunnerError("artifact_unavailable", f"{value!r} is not a sha256 (64 hex digits).")
     return digest
 

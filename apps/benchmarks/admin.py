@@ -59,26 +59,7 @@ class BenchmarkAdminForm(forms.ModelForm):
 
     class Meta:
         model = Benchmark
-        fields = [
-            "slug",
-            "name",
-            "version",
-            "description",
-            "task",
-            "runner",
-            "dataset_uri",
-            "dataset_sha256",
-            "dataset_license",
-            "dataset_size_bytes",
-            "metrics",
-            "config_schema",
-            "default_config",
-            "resource_class",
-            "timeout_s",
-            "max_attempts",
-            "tolerance",
-            "is_active",
-        ]
+        fields = ["slug", *services.BENCHMARK_FIELDS]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -256,6 +256,8 @@ class _Stub(BaseHTTPRequestHandler):
     status = 503
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        # Counted before answering: once the client has the answer, the test may read the count at once.
+        self.server.hits += 1  # type: ignore[attr-defined]
         body = json.dumps({**PROBLEM, "status": self.status}).encode()
         self.send_response(self.status)
         self.send_header("Content-Type", "application/problem+json")
@@ -263,7 +265,6 @@ class _Stub(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self.server.hits += 1  # type: ignore[attr-defined]
 
     def log_message(self, *args: object) -> None:
         pass

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from apps.core.errors import NotFound, ValidationFailed
 from apps.registry.models import Artifact, Revision, Variant
 from apps.registry.selectors import revision_for_user_or_404, variant_for_user_or_404
-from apps.registry.services import _clean_path
+from apps.registry.services import clean_artifact_path
 
 from .models import UploadSession
 
@@ -47,7 +47,7 @@ def revision_artifacts(revision: Revision) -> list[Artifact]:
 def clean_file_path(path: str) -> str:
     """A path as the registry stores it; '..', absolute paths and control characters are a 400."""
     errors: dict[str, list[str]] = {}
-    clean = _clean_path(path, errors)
+    clean = clean_artifact_path(path, errors)
     if errors:
         raise ValidationFailed("The file path is not valid: see errors.", errors=errors)
     return clean

@@ -84,8 +84,8 @@ def upload_create(
     ensure_can_edit(actor, target, "upload files to")
     _ensure_mutable(rev)
     errors: dict[str, list[str]] = {}
-    clean_path = registry_services._clean_path(path, errors)
-    clean_fmt = registry_services._clean_format(clean_path, fmt, errors) if clean_path else ""
+    clean_path = registry_services.clean_artifact_path(path, errors)
+    clean_fmt = registry_services.clean_artifact_format(clean_path, fmt, errors) if clean_path else ""
     declared = sha256.strip().lower() if isinstance(sha256, str) else ""
     if not SHA256_RE.match(declared):
         errors.setdefault("sha256", []).append("Must be the file's sha256: 64 hexadecimal characters.")

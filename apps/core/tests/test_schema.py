@@ -269,7 +269,7 @@ def test_blank_model_text_in_responses_may_be_empty(schema):
     ],
 )
 def test_file_paths_are_documented_as_the_registry_takes_them(schema, path, valid):
-    from apps.registry.services import ARTIFACT_PATH_SCHEMA, _clean_path
+    from apps.registry.services import ARTIFACT_PATH_SCHEMA, clean_artifact_path
 
     documented = parameter(
         schema["paths"]["/api/v1/variants/{owner}/{name}/revisions/{number}/files/{path}"]["get"], "path"
@@ -277,7 +277,7 @@ def test_file_paths_are_documented_as_the_registry_takes_them(schema, path, vali
     assert documented == ARTIFACT_PATH_SCHEMA
     matches = len(path) <= documented["maxLength"] and re.search(documented["pattern"], path) is not None
     errors: dict[str, list[str]] = {}
-    _clean_path(path, errors)
+    clean_artifact_path(path, errors)
     assert matches is valid and (not errors) is valid, (path, errors)
 
 
@@ -286,10 +286,10 @@ def test_file_paths_are_documented_as_the_registry_takes_them(schema, path, vali
 )
 @given(st.text(alphabet=st.sampled_from([" ", ".", "/", "\\", "a", "b", "\x17", "\x1c", "\t", "é"]), max_size=10))
 def test_the_file_path_pattern_is_the_registry_rule(path):
-    from apps.registry.services import ARTIFACT_PATH_SCHEMA, _clean_path
+    from apps.registry.services import ARTIFACT_PATH_SCHEMA, clean_artifact_path
 
     errors: dict[str, list[str]] = {}
-    _clean_path(path, errors)
+    clean_artifact_path(path, errors)
     assert (re.search(ARTIFACT_PATH_SCHEMA["pattern"], path) is not None) == (not errors), (path, errors)
 
 

@@ -65,7 +65,7 @@ def test_a_failed_add_keeps_a_blob_another_artifact_names(alice, maintainer, mon
     def boom(**kwargs):
         raise RuntimeError("audit down")
 
-    monkeypatch.setattr(services, "audit_record", boom)
+    monkeypatch.setattr("apps.registry.services.artifacts.audit_record", boom)
     with pytest.raises(RuntimeError):
         _upload(revision, alice)
     assert default_storage.exists(blob_name(DIGEST))

@@ -58,9 +58,12 @@ class PublicationGateUnmet(Conflict):
 
 
 def _lock_revision(revision: Revision | int) -> Revision:
+    # FOR NO KEY UPDATE, as the registry locks it: it excludes every other writer of the row, but not the key-share
+    # locks PostgreSQL takes to check foreign keys, so a worker inserting a leaderboard entry or result that points
+    # at this revision does not deadlock with a publish.
     pk = revision if isinstance(revision, int) else revision.pk
     return (
-        Revision.objects.select_for_update(of=("self",))
+        Revision.objects.select_for_update(of=("self",), no_key=True)
         .select_related("variant__owner", "variant__current_revision", "created_by")
         .get(pk=pk)
     )
@@ -459,7 +462,7 @@ def flag_create(
         errors["benchmark"] = ["Only contamination flags name a benchmark."]
     if errors:
         raise ValidationFailed("Invalid flag.", errors=errors)
-    variant = Variant.objects.select_for_update().get(pk=variant.pk)
+    variant = Variant.objects.select_for_update(no_key=True).get(pk=variant.pk)
     if not variant.is_public:
         raise Conflict("Only published variants can be flagged.")
     if Flag.objects.filter(

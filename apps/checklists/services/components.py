@@ -30,7 +30,7 @@ COMPONENT_EDITABLE_STATUSES = (S.DRAFT, S.SUBMITTED, S.CHANGES_REQUESTED)
 
 
 def _lock_revision_for_components(revision: Revision, actor: Actor) -> Revision:
-    revision = Revision.objects.select_for_update().select_related("variant__owner").get(pk=revision.pk)
+    revision = Revision.objects.select_for_update(no_key=True).select_related("variant__owner").get(pk=revision.pk)
     if not can_answer(actor, revision):
         raise PermissionDenied(f"Only the owner of {revision.variant.full_name} declares its components.")
     if revision.status not in COMPONENT_EDITABLE_STATUSES:

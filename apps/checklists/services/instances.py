@@ -183,7 +183,7 @@ def checklist_ensure(*, revision: Revision | int) -> Checklist | None:
     existing = Checklist.objects.filter(revision_id=revision_id).first()
     if existing is not None:
         return existing
-    locked = Revision.objects.select_for_update().select_related("variant__owner").get(pk=revision_id)
+    locked = Revision.objects.select_for_update(no_key=True).select_related("variant__owner").get(pk=revision_id)
     if locked.status == S.DRAFT or (locked.status == S.WITHDRAWN and locked.submitted_at is None):
         return None  # never submitted: no checklist
     existing = Checklist.objects.filter(revision_id=revision_id).first()

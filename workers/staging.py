@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from workers.runners.base import SHA256_RE, RunnerError
+from workers.runners.base import SHA256_RE, RunnerError, sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -329,16 +329,13 @@ class BlobCache:
         if blob.size_bytes is not None and size != blob.size_bytes:
             logger.warning("cache entry %s has %d bytes, expected %d: fetching it again", path, size, blob.size_bytes)
             return False
-        digest = hashlib.sha256()
         try:
-            with open(path, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    digest.update(chunk)
+            got = sha256_of(path)
         except OSError as exc:
             logger.warning("cache entry %s is unreadable (%s): fetching it again", path, exc)
             return False
-        if digest.hexdigest() != blob.sha256:
-            logger.warning("cache entry %s is corrupt (sha256 %s): fetching it again", path, digest.hexdigest())
+        if got != blob.sha256:
+            logger.warning("cache entry %s is corrupt (sha256 %s): fetching it again", path, got)
             return False
         return True
 

@@ -230,6 +230,15 @@ def refuse_unsafe(artifact: ArtifactSpec) -> None:
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file, streamed in 1 MiB chunks (raises OSError when it cannot be read)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def verify_sha256(path: str, expected: str) -> None:
     """Check a file's sha256 by streaming it in 1 MiB chunks.
 
@@ -243,14 +252,10 @@ def verify_sha256(path: str, expected: str) -> None:
     name = Path(path).name
     if not os.path.isfile(path):
         raise RunnerError("artifact_unavailable", f"{name!r} is not available at {path!r}")
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
+        got = sha256_of(path)
     except OSError as exc:
         raise RunnerError("artifact_unavailable", f"cannot read {name!r}: {exc}") from exc
-    got = digest.hexdigest()
     if got != want:
         raise RunnerError("hash_mismatch", f"sha256 of {name!r} is {got}, expected {want or '(empty)'}")
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import os
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from workers.runners.base import (
     RunSpec,
     environment_fingerprint,
     is_unsafe,
+    sha256_of,
     verify_sha256,
 )
 from workers.runners.formats import format_from_extension
@@ -81,15 +81,6 @@ def require_extra(extra: str, *modules: str) -> None:
 def format_for(path: str | Path) -> str:
     """The artifact format a file name implies (``"other"`` when unknown)."""
     return format_from_extension(path) or "other"
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def folder_artifacts(folder: str | Path, *, formats: Iterable[str] | None = FOLDER_FORMATS) -> tuple[ArtifactSpec, ...]:

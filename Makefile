@@ -77,7 +77,7 @@ typecheck: install
 	$(BIN)/mypy --config-file client/pyproject.toml client/src/modelcommons_client
 
 bench: install
-	$(PY) tests/perf/run_all.py
+	$(PY) tests/perf/run_all.py $(BENCH_ARGS)
 
 fixtures: install
 	$(PY) fixtures/digits/build.py

@@ -28,6 +28,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
+from tests.perf.common import ratio_line  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelcommons.settings.test")
 os.environ.setdefault("MC_VAR_DIR", "/tmp/mc-bench-leaderboard")
 
@@ -359,8 +361,11 @@ def main() -> None:
                     f"  {query:40} API {big[query]['api']['p50'] / small[query]['api']['p50']:>5.2f}x   "
                     f"SQL {big[query]['sql']['p50'] / small[query]['sql']['p50']:.2f}x"
                 )
+            growth = max(big[q]["api"]["p50"] / small[q]["api"]["p50"] for q in small)
+            ratio_line(f"leaderboard_growth_{args.grow}x", growth, target="<=2")
         worst = max(r["api"]["p50"] / r["sql"]["p50"] for r in small.values())
         print(f"\nworst API / bare SQL (p50) at {rows:,} entries: {worst:.2f}x (target <= 3x)")
+        ratio_line("leaderboard_api_vs_sql", worst, target="<=3")
     finally:
         if not args.keep:
             teardown(old_name)

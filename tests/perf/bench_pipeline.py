@@ -44,6 +44,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
+from tests.perf.common import ratio_line  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelcommons.settings.test")
 os.environ.setdefault("MC_VAR_DIR", "/tmp/mc-bench-pipeline")
 # The bench submits as a contributor; noop is a maintainers' runner in production (MC_MAINTAINER_ONLY_RUNNERS).
@@ -405,6 +407,14 @@ def main() -> None:
             )
         ratios = [o / r for r, o in results]
         print(f"pipeline / raw celery throughput: median ratio {statistics.median(ratios):.2f} (target >= 0.50)")
+        ratio_line(
+            "service_submit_vs_raw_celery" if args.batch <= 1 else "service_batch_vs_raw_celery",
+            statistics.median(ratios),
+            ours=statistics.median(o for _, o in results),
+            baseline=statistics.median(r for r, _ in results),
+            unit="jobs/s",
+            target="" if args.batch <= 1 else ">=0.5",
+        )
         if args.idle > 0:
             idle = idle_latency(world, args.idle)
             print(

@@ -34,6 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
+from tests.perf.common import ratio_line  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelcommons.settings.test")
 WORK = Path(tempfile.mkdtemp(prefix="mc-bench-transfers-"))
 os.environ.setdefault("MC_VAR_DIR", str(WORK / "var"))
@@ -271,6 +273,15 @@ def main() -> int:
             f"web worker peak RSS: {rss_upload:.0f} MiB after the upload, {rss_download:.0f} MiB after the "
             f"download (target < 150 MiB)"
         )
+        ratio_line(
+            "download_vs_static",
+            static_s / ours_s,
+            ours=mib / ours_s,
+            baseline=mib / static_s,
+            unit="MiB/s",
+            target=">=0.5",
+        )
+        ratio_line("transfer_web_peak_rss_mib", max(rss_upload, rss_download), unit="MiB", target="<150")
         return 0
     finally:
         for proc in (static, server):

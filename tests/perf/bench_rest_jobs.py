@@ -1,0 +1,206 @@
+"""Job submission through the REST API against raw Celery (issue 16, SPEC §6 wave 2), and an idle worker's RSS.
+Run by `make bench`; it prints numbers and `RATIO` lines, it asserts nothing.
+
+    DATABASE_URL=postgres://root@127.0.0.1:5432/<db> CELERY_BROKER_URL=redis://127.0.0.1:6379/<n> \\
+        python tests/perf/bench_rest_jobs.py [--jobs 1000] [--batch-jobs 2000] [--clients 4] [--rounds 2]
+
+1. The world of bench_pipeline.py (a throw-away database, a `noop` benchmark, published variants, a submitter
+   whose quota allows every job) plus a `jobs` token for the submitter, and 2 real `celery worker` processes.
+2. The Procfile's web process (gunicorn, production settings, DEBUG off) on the same database and broker.
+3. Each round, on the same workers, Redis and PostgreSQL:
+   - raw Celery: `--jobs` no-op tasks published with `apply_async` and drained, end to end;
+   - REST, one job per request: `--clients` threads POST /api/v1/jobs/ (a new connection per request) until
+     `--jobs` jobs are submitted; end to end, from the first request to the last result written;
+   - REST batches: the same clients POST /api/v1/jobs/batch/ with 500 jobs each until `--batch-jobs` are
+     submitted; end to end; against raw Celery with as many tasks.
+4. The RSS of each idle worker (its main process and its pool process) before the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "platform"), str(Path(__file__).resolve().parents[2])]
+
+import requests  # noqa: E402
+
+from tests.perf import bench_pipeline as pipeline  # noqa: E402 - sets the environment the workers share
+from tests.perf.common import (  # noqa: E402
+    children_of,
+    database_url,
+    destroy_database,
+    production_env,
+    ratio_line,
+    rss_mib,
+)
+
+BATCH = 500
+
+
+def wait_done(first: int, last: int, n: int) -> None:
+    from apps.benchmarks.models import BenchmarkJob
+
+    done = BenchmarkJob.objects.filter(pk__gte=first, pk__lte=last, status="succeeded")
+    while done.count() < n:
+        time.sleep(0.01)
+
+
+def rest_round(url: str, token: str, world: dict[str, Any], n: int, clients: int, batch: int) -> float:
+    """Submit `n` jobs over REST from `clients` threads (`batch` jobs per request; 1: POST /jobs/), wait until
+    every one has succeeded; seconds from the first request to the last result."""
+    revisions = world["revisions"]
+    auth = {"Authorization": f"Bearer {token}"}
+    lock = threading.Lock()
+    remaining = [n]
+    ids: list[int] = []
+    errors: list[BaseException] = []
+
+    def item(seed: int) -> dict[str, Any]:
+        revision = revisions[seed % len(revisions)]
+        return {"variant": revision.variant.full_name, "revision": 1, "benchmark": "noop", "config": {"seed": seed}}
+
+    def client() -> None:
+        try:
+            while True:
+                with lock:
+                    take = min(batch, remaining[0])
+                    remaining[0] -= take
+                    seeds = [pipeline.next_seed() for _ in range(take)]
+                if not take:
+                    return
+                if batch == 1:
+                    response = requests.post(f"{url}/api/v1/jobs/", json=item(seeds[0]), headers=auth, timeout=120)
+                    got = [response.json().get("id")]
+                else:
+                    response = requests.post(
+                        f"{url}/api/v1/jobs/batch/", json={"jobs": [item(s) for s in seeds]}, headers=auth, timeout=300
+                    )
+                    got = [job["id"] for job in response.json().get("jobs", [])]
+                if response.status_code != 201:
+                    raise RuntimeError(f"{response.status_code}: {response.text[:500]}")
+                with lock:
+                    ids.extend(got)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    wait_done(min(ids), max(ids), n)
+    elapsed = time.perf_counter() - started
+    from django.db import connection
+
+    connection.close()
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs per round, one per request")
+    parser.add_argument("--batch-jobs", type=int, default=2000, help="jobs per round in batches of 500")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variants", type=int, default=500)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    old_name = pipeline.setup()
+    workers: list[Any] = []
+    web = None
+    try:
+        from django.conf import settings
+
+        from apps.accounts.services import token_create
+        from tests.live import WebServer
+
+        world = pipeline.make_world(args.variants)
+        token = token_create(user=world["submitter"], name="bench", scopes=["read", "jobs"])[1]
+        from django.db import connection
+
+        connection.close()
+        pipeline.purge()
+        workers = [
+            pipeline.Worker(i, 1, settings.MC_DISPATCH_QUICK_BUFFER, settings.MC_DISPATCH_CHUNK)
+            for i in range(args.workers)
+        ]
+        for worker in workers:
+            worker.wait_ready()
+        var = Path(settings.VAR_DIR)
+        env = production_env(database_url(), var, CELERY_BROKER_URL=settings.CELERY_BROKER_URL)
+        web = WebServer(env, var / "bench-rest-web.log")
+        web.wait_ready()
+        time.sleep(2)  # the workers settle after start-up
+        for worker in workers:
+            pids = [worker.proc.pid, *children_of(worker.proc.pid)]
+            sizes = [rss_mib(pid) for pid in pids]
+            print(
+                f"idle worker {worker.name}: RSS " + " + ".join(f"{s:.0f}" for s in sizes) + f" = {sum(sizes):.0f} MiB"
+            )
+        idle = max(sum(rss_mib(p) for p in [w.proc.pid, *children_of(w.proc.pid)]) for w in workers)
+
+        # warm both paths and every web process
+        pipeline.raw_round(50)
+        rest_round(web.url, token, world, 40, args.clients, 1)
+        rest_round(web.url, token, world, 40, args.clients, 20)
+        print(
+            f"{args.workers} workers x 1 pool process, {args.clients} REST clients (a new connection per request), "
+            f"web: the Procfile's gunicorn, WEB_CONCURRENCY={env.get('WEB_CONCURRENCY', '2')}"
+        )
+        single: list[tuple[float, float]] = []
+        batched: list[tuple[float, float]] = []
+        for r in range(args.rounds):
+            raw_s = pipeline.raw_round(args.jobs)
+            rest_s = rest_round(web.url, token, world, args.jobs, args.clients, 1)
+            raw_tps, rest_tps = args.jobs / raw_s, args.jobs / rest_s
+            single.append((raw_tps, rest_tps))
+            print(
+                f"round {r + 1}: raw celery {raw_tps:6.1f} tasks/s | REST, a job per request {rest_tps:6.1f} jobs/s "
+                f"| ratio {rest_tps / raw_tps:.2f}",
+                flush=True,
+            )
+            raw_s = pipeline.raw_round(args.batch_jobs)
+            rest_s = rest_round(web.url, token, world, args.batch_jobs, args.clients, BATCH)
+            raw_tps, rest_tps = args.batch_jobs / raw_s, args.batch_jobs / rest_s
+            batched.append((raw_tps, rest_tps))
+            print(
+                f"round {r + 1}: raw celery {raw_tps:6.1f} tasks/s | REST, batches of {BATCH} {rest_tps:6.1f} jobs/s "
+                f"| ratio {rest_tps / raw_tps:.2f}",
+                flush=True,
+            )
+        for key, results, target in (
+            ("rest_submit_vs_raw_celery", single, ">=0.3"),
+            ("rest_batch_vs_raw_celery", batched, ">=0.8"),
+        ):
+            ratio_line(
+                key,
+                statistics.median(o / r for r, o in results),
+                ours=statistics.median(o for _, o in results),
+                baseline=statistics.median(r for r, _ in results),
+                unit="jobs/s",
+                target=target,
+            )
+        ratio_line("idle_worker_rss_mib", idle, ours=idle, unit="MiB")
+        return 0
+    finally:
+        if web is not None:
+            web.stop()
+        for worker in workers:
+            worker.stop()
+        destroy_database(old_name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

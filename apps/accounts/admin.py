@@ -72,11 +72,11 @@ class UserAdminCreationForm(AdminUserCreationForm):
     """The stock add form, refusing the names organizations hold and the reserved ones (as sign-up does)."""
 
     def clean_username(self) -> str:
-        username = str(super().clean_username())
-        problem = username_problem(username)
+        # The name space's reasons first: an organization's account holds its name as a user row does.
+        problem = username_problem(str(self.cleaned_data.get("username", "")))
         if problem:
             raise forms.ValidationError(problem)
-        return username
+        return str(super().clean_username())
 
 
 class AuditedPasswordChangeForm(AdminPasswordChangeForm):

@@ -15,6 +15,10 @@ class User(AbstractUser):
     # Per-user quota overrides set by maintainers; null means "use the setting".
     max_active_jobs = models.PositiveIntegerField(null=True, blank=True)
     daily_compute_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # An organization's namespace account (apps.orgs.Organization.account): it owns the organization's variants
+    # and is charged for their jobs, as GitHub's accounts of type Organization; it never signs in (inactive, no
+    # usable password) and is never a member, collaborator, reviewer or invitee.
+    is_organization = models.BooleanField(default=False, editable=False)
 
     # The user's role names, cached on the instance by apps.accounts.roles (not a field).
     _mc_roles: list[str]

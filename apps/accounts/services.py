@@ -137,11 +137,12 @@ def user_signup(*, username: str, email: str, password: str) -> User:
     """Open sign-up (the web form): a contributor with no roles. The form has already checked the password
     against AUTH_PASSWORD_VALIDATORS; uniqueness is checked again here, ignoring case, as the constraint does, and
     so is the name space shared with organizations and the reserved names."""
-    if User.objects.filter(username__iexact=username).exists():
-        raise ValidationFailed("Username taken.", errors={"username": ["A user with that username already exists."]})
+    # The name space's own reasons first: an organization's account holds its name as a user row does.
     problem = username_problem(username)
     if problem:
         raise ValidationFailed("Username not available.", errors={"username": [problem]})
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationFailed("Username taken.", errors={"username": ["A user with that username already exists."]})
     user = User.objects.create_user(username=username, email=email, password=password)
     audit_record(actor=user, verb="user.signup", target=user, after={"username": username})
     return user

@@ -16,7 +16,14 @@ from apps.accounts.services import user_set_roles
 from apps.demo.catalogue import seed_registry_demo
 from apps.demo.runs import ensure_benchmarks, seed_demo_runs, tinylm_folder_if_runnable
 from apps.orgs.models import Organization
-from apps.orgs.services import commons_ensure, commons_sync_member, invitation_accept, invitation_create, org_create
+from apps.orgs.services import (
+    commons_ensure,
+    commons_sync_member,
+    invitation_accept,
+    invitation_create,
+    org_account,
+    org_create,
+)
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision, Variant
 from apps.registry.services import artifact_add_local_file, revision_transition, variant_create
@@ -92,11 +99,8 @@ def ensure_accounts(password: str) -> dict[str, User]:
             ]
         )
     )
-    commons, created = ensure_user("commons", password, email="commons@example.org")
-    if created:
-        commons.set_unusable_password()
-        commons.save(update_fields=["password"])
-    users["commons"] = commons
+    # The commons organization's namespace account owns the originals (its admins are the maintainers).
+    users["commons"] = org_account(commons_ensure())
     return users
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.registry.models import Revision, Variant
 from apps.registry.querysets import revision_is_public
+from apps.registry.selectors import namespace_people, namespace_people_ids
 
 from .choices import NotificationKind, WebhookEvent
 from .models import JobAnnouncement
@@ -40,8 +41,8 @@ def _revision_data(revision: Revision) -> dict[str, Any]:
 
 
 def _authors(revision: Revision) -> list[User]:
-    people = [revision.variant.owner]
-    if revision.created_by is not None and revision.created_by_id != revision.variant.owner_id:
+    people = namespace_people(revision.variant.owner)
+    if revision.created_by is not None and revision.created_by_id not in {p.pk for p in people}:
         people.append(revision.created_by)
     return people
 
@@ -64,7 +65,7 @@ def announce_revision_submitted(*, revision: Revision, reviewers: Iterable[User]
         data={**_revision_data(revision), "submitted_by": getattr(actor, "username", None)},
         owner_ids=[u.pk for u in _authors(revision)],
         public=revision_is_public(revision),
-        insider_ids=[variant.owner_id],
+        insider_ids=namespace_people_ids(variant.owner),
     )
 
 
@@ -102,7 +103,7 @@ def announce_review(*, revision: Revision, review_id: int, reviewer: User, decis
         },
         owner_ids=[u.pk for u in _authors(revision)],
         public=revision_is_public(revision),
-        insider_ids=[variant.owner_id],
+        insider_ids=namespace_people_ids(variant.owner),
     )
 
 
@@ -135,7 +136,7 @@ def announce_revision_decided(*, revision: Revision, event: str, actor: Actor | 
         owner_ids=[u.pk for u in _authors(revision)],
         # An unpublished revision was public until now: its subscribers hear it went away.
         public=revision_is_public(revision) or event == WebhookEvent.VARIANT_UNPUBLISHED,
-        insider_ids=[variant.owner_id],
+        insider_ids=namespace_people_ids(variant.owner),
     )
 
 
@@ -153,7 +154,7 @@ def announce_flag_resolved(
     """A moderator dismissed, confirmed or unpublished on a flag, or asked the author to answer."""
     if action == "ask_author":
         notify(
-            users=[variant.owner],
+            users=namespace_people(variant.owner),
             kind=NotificationKind.FLAG_RESOLVED,
             title=f"A moderator asks you about a {kind.replace('_', ' ')} flag on {variant.full_name}",
             body=f"{reason}\n\nAnswer with POST /api/v1/flags/{flag_id}/respond/.",
@@ -162,7 +163,7 @@ def announce_flag_resolved(
         )
     else:
         notify(
-            users=[variant.owner, reporter],
+            users=[*namespace_people(variant.owner), reporter],
             kind=NotificationKind.FLAG_RESOLVED,
             title=f"Flag on {variant.full_name} resolved: {action}",
             body=f"The {kind.replace('_', ' ')} flag was resolved ({action}).\n\nReason: {reason}",
@@ -180,7 +181,7 @@ def announce_flag_resolved(
             "status": status,
             "reason": reason,
         },
-        owner_ids=[variant.owner_id],
+        owner_ids=namespace_people_ids(variant.owner),
         public=variant.is_public,
     )
 
@@ -250,12 +251,13 @@ def _job_finished_messages(job: Any) -> tuple[Notice, EventToPublish]:
     )
     # A job is visible iff its revision is: on a draft, only the variant's insiders (and staff) hear of it, even
     # when someone else submitted it while the revision was public.
+    people = tuple(namespace_people_ids(variant.owner))
     event = EventToPublish(
         event=WebhookEvent.JOB_FINISHED,
         data=data,
-        owner_ids=(job.submitted_by_id, variant.owner_id),
+        owner_ids=(job.submitted_by_id, *people),
         public=revision_is_public(job.revision),
-        insider_ids=(variant.owner_id,),
+        insider_ids=people,
     )
     return notice, event
 

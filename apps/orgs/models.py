@@ -23,10 +23,19 @@ class Organization(models.Model):
     name = models.CharField(max_length=ORG_NAME_MAX, validators=[RegexValidator(ORG_NAME_RE)])
     display_name = models.CharField(max_length=100, blank=True, default="")
     description = models.TextField(max_length=2000, blank=True, default="")
+    # The namespace account (a User row with `is_organization`, named as the org): variants of the organization
+    # are owned by it, so `{org}/{name}` resolves, is unique and is charged exactly like `{user}/{name}`.
+    account = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="organization", null=True, editable=False
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="organizations")
-    # Quotas per owning namespace come with org-owned variants; null means the platform default.
+    # Quotas of the namespace (set by maintainers); null means the platform default (MC_ORG_MAX_QUEUED_JOBS,
+    # MC_ORG_DAILY_COMPUTE_SECONDS). Jobs on the organization's variants submitted by its members are charged here.
     max_queued_jobs = models.PositiveIntegerField(
         null=True, blank=True, help_text="Jobs the organization may have queued at once; empty: the platform default."
+    )
+    daily_compute_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Compute seconds per rolling day; empty: the platform default."
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -46,10 +46,10 @@ def org_name_problem(name: str) -> str | None:
         )
     if name_is_reserved(name):
         return f"“{name}” is reserved by the platform; choose another name."
-    if User.objects.filter(username__iexact=name).exists():
-        return "A user already has this name (users and organizations share one name space)."
     if Organization.objects.filter(name__iexact=name).exists():
         return "An organization with this name already exists."
+    if User.objects.filter(username__iexact=name).exists():
+        return "A user already has this name (users and organizations share one name space)."
     return None
 
 
@@ -110,6 +110,31 @@ def _refuse_commons_membership(org: Organization) -> None:
         )
 
 
+def _new_account(name: str) -> User:
+    """The organization's namespace account: owns its variants, never signs in."""
+    account = User(username=name, is_active=False, is_organization=True)
+    account.set_unusable_password()
+    account.save()
+    return account
+
+
+def org_account(org: Organization) -> User:
+    """The namespace account of `org`, created when missing (an organization from before accounts, or the
+    commons user of an older database, which becomes the commons organization's account)."""
+    if org.account_id is not None:
+        return org.account  # type: ignore[return-value]
+    account = User.objects.filter(username__iexact=org.name).first()
+    if account is None:
+        account = _new_account(org.name)
+    else:
+        account.is_organization, account.is_active = True, False
+        account.set_unusable_password()
+        account.save(update_fields=["is_organization", "is_active", "password"])
+    org.account = account
+    org.save(update_fields=["account"])
+    return account
+
+
 def _snapshot(org: Organization) -> dict[str, Any]:
     return {"name": org.name, "display_name": org.display_name, "description": org.description}
 
@@ -130,7 +155,9 @@ def org_create(*, name: str, actor: Actor, display_name: str = "", description: 
         raise ValidationFailed("Invalid organization.", errors=errors)
     try:
         with transaction.atomic():
-            org = Organization.objects.create(name=name, display_name=display_name, description=description)
+            org = Organization.objects.create(
+                name=name, display_name=display_name, description=description, account=_new_account(name)
+            )
     except IntegrityError:  # created by someone else since the check
         raise ValidationFailed(
             "Invalid organization.", errors={"name": ["An organization with this name already exists."]}
@@ -188,7 +215,10 @@ def org_delete(*, org: Organization, actor: Actor) -> None:
         raise Conflict(f"{org.name} cannot be deleted yet: {' '.join(reasons)}", errors={"org": reasons})
     members = sorted(f"{username}:{role}" for username, role in org.memberships.values_list("user__username", "role"))
     audit_record(actor=actor, verb="org.delete", target=org, before={**_snapshot(org), "members": members})
+    account = org.account
     org.delete()
+    if account is not None:
+        account.delete()
 
 
 # --- invitations ---------------------------------------------------------------------------------------------
@@ -426,6 +456,8 @@ def commons_ensure() -> Organization:
     )
     if created:
         audit_record(actor=None, verb="org.create", target=org, after=_snapshot(org))
+    if org.account_id is None:
+        org_account(org)
     return org
 
 

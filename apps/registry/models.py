@@ -174,3 +174,41 @@ class Artifact(models.Model):
         if self.uri.startswith("file://"):
             return self.uri[len("file://") :]
         return None
+
+
+class Collaborator(models.Model):
+    """A user the owner lets write to one of their variants (SPEC §2, wave 2): edit its metadata and card, upload
+    files, open and submit revisions. Managing it (transfer, delete, collaborators) stays with the owner."""
+
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="collaborators")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="collaborations")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["variant_id", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["variant", "user"], name="collaborator_variant_user_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.variant}"
+
+
+class VariantRedirect(models.Model):
+    """A full name a variant had before a transfer. It answers 308 to the variant's current name, for good, in the
+    API, on the pages and on the Hub-compatible paths, unless a variant takes that name again."""
+
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="redirects")
+    owner_name = models.CharField(max_length=150)
+    name = models.CharField(max_length=96)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(Lower("owner_name"), Lower("name"), name="variant_redirect_name_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner_name}/{self.name} → {self.variant_id}"

@@ -3,16 +3,17 @@
 The one rule, in its two forms (SQL for querysets, Python for rows already loaded):
 - a variant is seen by everyone once one of its revisions is published, and otherwise only by its insiders;
 - a revision is seen by everyone when it is published, and in every other state only by the variant's insiders;
-- the insiders of a variant are its owner, reviewers and maintainers (organization members: see
-  `_org_member_q` / `_is_org_member`, the place to add them when organizations exist).
+- the insiders of a variant are its owner (for an organization's variant: the organization's members), its
+  collaborators, reviewers and maintainers (`_insider_q`, and `sees_unpublished` for rows already loaded).
 Everything else (jobs, bundles, reviews, checklists, webhook fan-out) is visible iff its revision is."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 
 from apps.accounts.roles import is_reviewer
 
@@ -24,24 +25,81 @@ if TYPE_CHECKING:
     from .models import Revision, Variant  # noqa: F401 - named in the QuerySet generics below
 
 
-def _org_member_q(user: Viewer, variant_path: str) -> Q | None:
-    """Organization members of the variant's namespace (SPEC §2, wave 2): None (nobody) until organizations
-    exist. The org-member row of the authorization matrix (tests/test_authz_matrix.py) waits for this."""
-    return None
+@dataclass(frozen=True)
+class Access:
+    """What a signed-in user may reach beyond their own namespace: {namespace account id: role} of their
+    organizations, and the ids of the variants they collaborate on."""
+
+    namespaces: dict[int, str] = field(default_factory=dict)
+    collaborations: frozenset[int] = frozenset()
+
+
+def access_of(user: Viewer) -> Access:
+    """The user's Access, read in one query and cached on the user object for the request."""
+    if not user.is_authenticated:
+        return Access()
+    cached = getattr(user, "_mc_access", None)
+    if cached is not None:
+        return cast(Access, cached)
+    from apps.orgs.models import Membership
+
+    from .models import Collaborator
+
+    kind = models.CharField()
+    rows = (
+        Membership.objects.filter(user=user, org__account__isnull=False)
+        .order_by()
+        .annotate(kind=Value("org", output_field=kind))
+        .values_list("kind", "org__account_id", "role")
+        .union(
+            Collaborator.objects.filter(user=user)
+            .order_by()
+            .annotate(kind=Value("collab", output_field=kind), role=Value("write", output_field=kind))
+            .values_list("kind", "variant_id", "role"),
+            all=True,
+        )
+    )
+    namespaces: dict[int, str] = {}
+    collaborations: set[int] = set()
+    for what, pk, role in rows:
+        if what == "org":
+            namespaces[pk] = role
+        else:
+            collaborations.add(pk)
+    access = Access(namespaces, frozenset(collaborations))
+    user._mc_access = access  # type: ignore[union-attr]
+    return access
+
+
+def forget_access(user: Viewer) -> None:
+    """Drop the cached Access (after a membership or collaborator change in the same request)."""
+    if hasattr(user, "_mc_access"):
+        del user._mc_access  # type: ignore[union-attr]
+
+
+def _org_member_q(user: Viewer, variant_path: str) -> Q:
+    """Variants of the organizations the user belongs to, and variants the user collaborates on (subqueries, so
+    a variant is never repeated by the join)."""
+    from apps.orgs.models import Membership
+
+    from .models import Collaborator
+
+    return Q(**{f"{variant_path}owner_id__in": Membership.objects.filter(user=user).values("org__account_id")}) | Q(
+        **{f"{variant_path}id__in": Collaborator.objects.filter(user=user).values("variant_id")}
+    )
 
 
 def _is_org_member(user: Viewer, variant: Any) -> bool:
     """Python form of `_org_member_q`."""
-    return False
+    access = access_of(user)
+    return variant.owner_id in access.namespaces or variant.pk in access.collaborations
 
 
 def _insider_q(user: Viewer, variant_path: str) -> Q:
     """Rows whose variant (reached through `variant_path`, "" for the variant itself) the signed-in, non-staff
     `user` is an insider of."""
     owner = f"{variant_path}owner" if variant_path else "owner"
-    q = Q(**{owner: user})
-    member = _org_member_q(user, variant_path)
-    return q if member is None else q | member
+    return Q(**{owner: user}) | _org_member_q(user, variant_path)
 
 
 def sees_unpublished(user: Viewer, variant: Any) -> bool:

@@ -21,6 +21,7 @@ from .querysets import (
 )
 
 if TYPE_CHECKING:
+    from apps.accounts.models import User
     from apps.accounts.types import Viewer
 
 # Postgres integers: a larger revision number in a URL cannot exist (and must not reach the database).
@@ -354,3 +355,25 @@ def verified_results(variant: Variant, user: Viewer) -> list[dict[str, Any]]:
 
     The registry asks and the engine answers, so the registry never reads the engine's tables."""
     return hooks.verified_results(variant, user)
+
+
+# --- The people of a namespace ------------------------------------------------------------------------------
+
+
+def namespace_people(owner: User) -> list[User]:
+    """Who speaks for a namespace: the user themself, or an organization's members (admins first). Notifications
+    about a variant go to them; the organization's account itself never reads any."""
+    if not getattr(owner, "is_organization", False):
+        return [owner]
+    from apps.orgs.models import Membership
+
+    return [
+        m.user
+        for m in Membership.objects.filter(org__account=owner, user__is_active=True)
+        .select_related("user")
+        .order_by("role", "user__username")
+    ]
+
+
+def namespace_people_ids(owner: User) -> list[int]:
+    return [u.pk for u in namespace_people(owner)]

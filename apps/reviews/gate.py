@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Q
 
+from apps.accounts.models import User
 from apps.benchmarks.choices import JobStatus
 from apps.benchmarks.models import BenchmarkJob
 from apps.checklists.gate import checklist_gate_unmet as checklist_gate
@@ -26,7 +28,16 @@ class Standing:
 
 
 def author_ids(revision: Revision) -> set[int]:
-    return {pk for pk in (revision.variant.owner_id, revision.created_by_id) if pk is not None}
+    """Everyone on the author's side of a revision, whose approval never counts (no self-approval by proxy): its
+    creator, the variant's owner, its collaborators and, for an organization's variant, every member of it."""
+    variant = revision.variant
+    ids = {pk for pk in (variant.owner_id, revision.created_by_id) if pk is not None}
+    ids.update(
+        User.objects.filter(
+            Q(collaborations__variant_id=variant.pk) | Q(org_memberships__org__account_id=variant.owner_id)
+        ).values_list("pk", flat=True)
+    )
+    return ids
 
 
 def revision_is_current(revision: Revision) -> bool:

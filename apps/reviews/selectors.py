@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from apps.orgs.models import Membership
 from apps.accounts.roles import is_maintainer
 from apps.core.errors import NotFound
 from apps.registry.choices import RevisionStatus
@@ -71,7 +72,14 @@ def review_queue(user: Viewer | None, *, statuses: tuple[str, ...] = (RevisionSt
         Exists(Variant.objects.filter(pk=OuterRef("variant_id"), current_revision_id=OuterRef("pk")))
     )
     if user is not None and user.is_authenticated:
-        qs = qs.exclude(variant__owner=user).exclude(created_by=user)
+        # Not the user's own work: their namespace, their organizations' and the variants they collaborate on.
+        mine = Membership.objects.filter(user=user).values("org__account_id")
+        qs = (
+            qs.exclude(variant__owner=user)
+            .exclude(created_by=user)
+            .exclude(variant__owner_id__in=mine)
+            .exclude(variant__collaborators__user=user)
+        )
     return (
         qs.select_related("variant__owner", "created_by")
         .prefetch_related(
@@ -113,13 +121,15 @@ def comment_for_user_or_404(user: Viewer, pk: int) -> Comment:
 
 
 def flags_visible_to(user: Viewer) -> QuerySet[Flag]:
-    """Moderators see every flag; others the flags they raised and the flags on their own variants."""
+    """Moderators see every flag; others the flags they raised and the flags on their namespace's variants."""
     qs = Flag.objects.select_related("variant__owner", "reporter", "resolved_by", "benchmark", "revision")
     if is_maintainer(user):
         return qs
     if not user.is_authenticated:
         return qs.none()
-    return qs.filter(Q(reporter=user) | Q(variant__owner=user))
+    # The flags on variants of the user's own namespace, or of an organization they belong to.
+    mine = Membership.objects.filter(user=user).values("org__account_id")
+    return qs.filter(Q(reporter=user) | Q(variant__owner=user) | Q(variant__owner_id__in=mine))
 
 
 def flag_for_user_or_404(user: Viewer, pk: int) -> Flag:

@@ -30,6 +30,7 @@ from apps.notifications import events
 from apps.notifications.choices import WebhookEvent
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision, Variant
+from apps.registry.permissions import can_edit_variant
 from apps.registry.services import revision_transition
 
 from .choices import (
@@ -566,8 +567,8 @@ def flag_respond(*, flag: Flag, actor: User, body: str) -> Flag:
     """The variant's owner answers a flag; the flag goes back to the moderators."""
     body = _clean_body(body, required=True, what="An answer")
     flag = Flag.objects.select_for_update(of=("self",)).select_related("variant__owner", "resolved_by").get(pk=flag.pk)
-    if flag.variant.owner_id != actor.pk:
-        raise PermissionDenied("Only the variant's owner answers a flag on it.")
+    if not can_edit_variant(actor, flag.variant):
+        raise PermissionDenied("Only the variant's owner (or its organization's members) answers a flag on it.")
     if flag.status not in (FlagStatus.OPEN, FlagStatus.AWAITING_AUTHOR):
         raise Conflict(f"The flag is {flag.status}; it is no longer open for answers.")
     before = flag.status

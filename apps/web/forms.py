@@ -14,6 +14,7 @@ from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from apps.accounts.choices import TokenScope
 from apps.accounts.login_limits import LimitedLoginFormMixin
 from apps.accounts.models import User
+from apps.accounts.namespaces import username_problem
 from apps.core.errors import DomainError
 from apps.registry.choices import PIPELINE_TAGS, ArtifactFormat, Precision, Relation
 from apps.reviews.choices import FlagKind
@@ -48,6 +49,13 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "email")
+
+    def clean_username(self) -> str:
+        # The name space's reasons first (an organization's account holds its name as a user row does).
+        problem = username_problem(str(self.cleaned_data.get("username", "")))
+        if problem:
+            raise forms.ValidationError(problem)
+        return str(super().clean_username())
 
 
 class LoginForm(LimitedLoginFormMixin, AuthenticationForm):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.orgs.models import Invitation, Membership, Organization
 
@@ -92,11 +93,11 @@ def test_the_user_admin_refuses_an_organizations_name(make_user, alice):
         },
     )
     assert resp.status_code == 200  # the form again, with the error
+    # The organization's namespace account holds the name: the form says it is taken, and no user is added.
     assert "organization has this name" in resp.content.decode()
+    assert User.objects.filter(username__iexact="harbour-lab").count() == 1
     assert not Organization.objects.filter(name__iexact="harbour-lab").exclude(name="harbour-lab").exists()
-    from apps.accounts.models import User
-
-    assert not User.objects.filter(username__iexact="harbour-lab").exists()
+    assert User.objects.get(username__iexact="harbour-lab").is_organization
 
 
 @pytest.mark.parametrize("name", ["HARBOUR-LAB", "api", "commons"])

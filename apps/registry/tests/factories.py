@@ -17,8 +17,10 @@ CARD = (
 
 
 def commons_user() -> User:
-    user, _ = User.objects.get_or_create(username="commons", defaults={"email": "commons@example.org"})
-    return user
+    """The commons organization's namespace account (the organization is created if a flush removed it)."""
+    from apps.orgs.services import commons_ensure, org_account
+
+    return org_account(commons_ensure())
 
 
 def make_original(

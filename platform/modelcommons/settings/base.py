@@ -339,6 +339,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Model Commons <norep
 MC_COMMONS_USERNAME = env.str("MC_COMMONS_USERNAME", default="commons")
 # Organizations (issue 14): an invitation not accepted or declined within this many days expires.
 MC_ORG_INVITATION_TTL_DAYS = env.int("MC_ORG_INVITATION_TTL_DAYS", default=14)
+# Quotas of an organization's namespace (jobs its members queue on its variants), unless maintainers set its own.
+MC_ORG_MAX_QUEUED_JOBS = env.int("MC_ORG_MAX_QUEUED_JOBS", default=20)
+MC_ORG_DAILY_COMPUTE_SECONDS = env.int("MC_ORG_DAILY_COMPUTE_SECONDS", default=4 * 3600)
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {"OrgRoleEnum": "apps.orgs.choices.OrgRole", "InvitationStatusEnum": "apps.orgs.choices.InvitationStatus"}
 )

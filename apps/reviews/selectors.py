@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from apps.orgs.models import Membership
 from apps.accounts.roles import is_maintainer
 from apps.core.errors import NotFound
+from apps.orgs.models import Membership
 from apps.registry.choices import RevisionStatus
 from apps.registry.models import Revision, Variant
 from apps.registry.querysets import revision_visibility_q

@@ -179,6 +179,35 @@ ROWS: dict[str, list[Cell]] = {
         Cell("delete", V + "/", {"draft": write("draft", owner=409), "pub": write("pub", owner=409)}),
     ],
     "variant-lineage": [Cell("get", V + "/lineage/", {"draft": seen("draft"), "pub": seen("pub")})],
+    # Transfers and collaborators: the owner manages (an org's admins for its variants, in
+    # apps/registry/tests/test_orgs_variants.py). The bodies are refused for the owner (already theirs), so the
+    # shared world never changes.
+    "variant-transfer": [
+        Cell(
+            "post",
+            V + "/transfer/",
+            {"draft": write("draft", owner=400), "pub": write("pub", owner=400)},
+            {"to": "alice"},
+        )
+    ],
+    "variant-collaborators": [
+        Cell(
+            "get",
+            V + "/collaborators/",
+            {
+                "draft": write("draft", owner=200, reviewer=200, maintainer=200),
+                "pub": write("pub", owner=200, reviewer=200, maintainer=200),
+            },
+        )
+    ],
+    "variant-collaborator": [
+        Cell("put", V + "/collaborators/alice/", {"draft": write("draft", owner=400), "pub": write("pub", owner=400)}),
+        Cell(
+            "delete",
+            V + "/collaborators/nobody/",
+            {"draft": write("draft", owner=404), "pub": write("pub", owner=404)},
+        ),
+    ],
     "variant-card": [Cell("get", V + "/card.md", {"draft": seen("draft"), "pub": seen("pub")})],
     "revision-list": [
         Cell("get", V + "/revisions/", {"draft": seen("draft"), "pub": seen("pub")}),

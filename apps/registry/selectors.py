@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from apps.core.errors import NotFound
 
 from . import hooks
-from .models import Revision, Variant, VariantParent
+from .models import Collaborator, Revision, Variant, VariantParent
 from .querysets import (
     RevisionQuerySet,
     VariantQuerySet,
@@ -377,3 +377,8 @@ def namespace_people(owner: User) -> list[User]:
 
 def namespace_people_ids(owner: User) -> list[int]:
     return [u.pk for u in namespace_people(owner)]
+
+
+def variant_collaborators(variant: Variant) -> QuerySet[Collaborator]:
+    """A variant's collaborators, by username."""
+    return Collaborator.objects.filter(variant=variant).select_related("user", "added_by").order_by("user__username")

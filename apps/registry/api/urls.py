@@ -1,5 +1,6 @@
 from django.urls import path
 
+from .ownership import VariantCollaboratorsView, VariantCollaboratorView, VariantTransferView
 from .views import (
     ArtifactCreateView,
     RevisionSubmitView,
@@ -22,6 +23,9 @@ urlpatterns = [
         VariantViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
         name="variant-detail",
     ),
+    path(f"{V}/transfer/", VariantTransferView.as_view(), name="variant-transfer"),
+    path(f"{V}/collaborators/", VariantCollaboratorsView.as_view(), name="variant-collaborators"),
+    path(f"{V}/collaborators/<str:username>/", VariantCollaboratorView.as_view(), name="variant-collaborator"),
     path(f"{V}/lineage/", VariantLineageView.as_view(), name="variant-lineage"),
     path(f"{V}/card.md", VariantCardView.as_view(), name="variant-card"),
     path(f"{V}/revisions/", RevisionViewSet.as_view({"get": "list", "post": "create"}), name="revision-list"),

@@ -19,7 +19,7 @@ from .. import hooks
 from ..blobs import blob_release
 from ..choices import RevisionStatus
 from ..models import NAME_RE, Artifact, Revision, Variant
-from ..permissions import can_create_in, ensure_can_edit
+from ..permissions import can_create_in, ensure_can_edit, ensure_can_manage
 from .lineage import license_compat_document, lock_lineage, parents_replace, set_parents, variant_license_compat_refresh
 from .validation import EDITABLE_FIELDS, add_error, clean_variant_input
 
@@ -173,7 +173,7 @@ def variant_update(
 def variant_delete(*, variant: Variant, actor: User) -> None:
     """Delete a variant that never went further than draft (withdrawn and rejected count as that too)."""
     variant = Variant.objects.select_for_update(of=("self",), no_key=True).select_related("owner").get(pk=variant.pk)
-    ensure_can_edit(actor, variant, "delete")
+    ensure_can_manage(actor, variant, "delete")
     engaged = list(
         variant.revisions.exclude(status__in=[S.DRAFT, S.WITHDRAWN, S.REJECTED]).values_list("number", "status")
     )

@@ -10,8 +10,8 @@ an audit event in the same transaction; side effects (hooks of other apps, file 
 - :mod:`.lineage`: the lineage lock, parent links without cycles, licence compatibility down the lineage;
 - :mod:`.validation`: cleaning of variant input (fields, card front matter, declared parents).
 
-Inside the package imports go one way: card_import → variants → lineage and validation; ownership → nothing else here; revisions and artifacts →
-validation. This module re-exports the public API: ``from apps.registry import services`` keeps working."""
+Inside the package imports go one way: card_import → variants → lineage and validation; revisions and artifacts →
+validation; ownership imports none of them. This module re-exports the public API: ``from apps.registry import services`` keeps working."""
 
 from .artifacts import (
     ARTIFACT_PATH_SCHEMA,

@@ -11,7 +11,8 @@ an audit event in the same transaction; side effects (hooks of other apps, file 
 - :mod:`.validation`: cleaning of variant input (fields, card front matter, declared parents).
 
 Inside the package imports go one way: card_import → variants → lineage and validation; revisions and artifacts →
-validation; ownership imports none of them. This module re-exports the public API: ``from apps.registry import services`` keeps working."""
+validation; ownership imports none of them. This module re-exports the public API: ``from apps.registry import
+services`` keeps working."""
 
 from .artifacts import (
     ARTIFACT_PATH_SCHEMA,

@@ -233,3 +233,22 @@ def test_sentence_transformers_encodes_with_the_demo_minilm(hub, demo_users):
     assert embedding.shape == (384,)
     assert np.allclose(embedding, local.encode(sentence), atol=1e-6)
     assert downloads.downloads_pending(variant.pk) >= 5  # the weights, config, tokenizer, modules, pooling
+
+
+@needs_hub
+def test_the_old_name_of_a_transferred_model_keeps_working(hub, world, tmp_path):
+    """A transfer answers 308 from the old repo id: the real client reads model info and downloads a file by the
+    old name (HF users' scripts keep working after a repo moves, as on the Hub)."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    from apps.orgs.services import org_create
+    from apps.registry.services import variant_transfer
+
+    maintainer = world["users"]["maintainer"]
+    org_create(name="tiny-lab", actor=maintainer)
+    variant_transfer(variant=world["base"], to="tiny-lab", actor=maintainer)
+    api = HfApi(endpoint=hub)
+    info = api.model_info("commons/tiny-files")
+    assert info.id == "tiny-lab/tiny-files"
+    path = hf_hub_download("commons/tiny-files", "config.json", endpoint=hub, cache_dir=tmp_path / "c")
+    assert Path(path).read_bytes() == CONFIG

@@ -22,6 +22,8 @@ class User(AbstractUser):
 
     # The user's role names, cached on the instance by apps.accounts.roles (not a field).
     _mc_roles: list[str]
+    # What the user reaches through organizations and collaborations, cached by apps.registry.querysets.access_of.
+    _mc_access: object
 
     class Meta:
         constraints = [

@@ -47,12 +47,12 @@ def access_of(user: Viewer) -> Access:
 
     kind = models.CharField()
     rows = (
-        Membership.objects.filter(user=user, org__account__isnull=False)
+        Membership.objects.filter(user_id=user.pk, org__account__isnull=False)
         .order_by()
         .annotate(kind=Value("org", output_field=kind))
         .values_list("kind", "org__account_id", "role")
         .union(
-            Collaborator.objects.filter(user=user)
+            Collaborator.objects.filter(user_id=user.pk)
             .order_by()
             .annotate(kind=Value("collab", output_field=kind), role=Value("write", output_field=kind))
             .values_list("kind", "variant_id", "role"),
@@ -67,14 +67,14 @@ def access_of(user: Viewer) -> Access:
         else:
             collaborations.add(pk)
     access = Access(namespaces, frozenset(collaborations))
-    user._mc_access = access  # type: ignore[union-attr]
+    user._mc_access = access
     return access
 
 
 def forget_access(user: Viewer) -> None:
     """Drop the cached Access (after a membership or collaborator change in the same request)."""
     if hasattr(user, "_mc_access"):
-        del user._mc_access  # type: ignore[union-attr]
+        del user._mc_access
 
 
 def _org_member_q(user: Viewer, variant_path: str) -> Q:
@@ -84,9 +84,10 @@ def _org_member_q(user: Viewer, variant_path: str) -> Q:
 
     from .models import Collaborator
 
-    return Q(**{f"{variant_path}owner_id__in": Membership.objects.filter(user=user).values("org__account_id")}) | Q(
-        **{f"{variant_path}id__in": Collaborator.objects.filter(user=user).values("variant_id")}
-    )
+    pk = cast(int, user.pk)
+    return Q(
+        **{f"{variant_path}owner_id__in": Membership.objects.filter(user_id=pk).values("org__account_id")}
+    ) | Q(**{f"{variant_path}id__in": Collaborator.objects.filter(user_id=pk).values("variant_id")})
 
 
 def _is_org_member(user: Viewer, variant: Any) -> bool:

@@ -19,6 +19,7 @@ from apps.core.errors import PermissionDenied
 from apps.registry import selectors, services
 from apps.registry.models import Collaborator
 from apps.registry.permissions import can_edit_variant
+from apps.registry.querysets import sees_unpublished
 
 from .serializers import VariantDetailSerializer
 from .views import VariantMixin
@@ -77,7 +78,7 @@ class VariantCollaboratorsView(VariantMixin, ListAPIView):
 
     def get_queryset(self) -> QuerySet[Collaborator]:
         variant = self.get_variant()
-        if not (can_edit_variant(self.request.user, variant) or selectors.sees_unpublished(self.request.user, variant)):
+        if not (can_edit_variant(self.request.user, variant) or sees_unpublished(self.request.user, variant)):
             raise PermissionDenied(f"Only the people who write to {variant.full_name} see its collaborators.")
         return selectors.variant_collaborators(variant)
 

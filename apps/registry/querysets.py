@@ -85,9 +85,9 @@ def _org_member_q(user: Viewer, variant_path: str) -> Q:
     from .models import Collaborator
 
     pk = cast(int, user.pk)
-    return Q(
-        **{f"{variant_path}owner_id__in": Membership.objects.filter(user_id=pk).values("org__account_id")}
-    ) | Q(**{f"{variant_path}id__in": Collaborator.objects.filter(user_id=pk).values("variant_id")})
+    return Q(**{f"{variant_path}owner_id__in": Membership.objects.filter(user_id=pk).values("org__account_id")}) | Q(
+        **{f"{variant_path}id__in": Collaborator.objects.filter(user_id=pk).values("variant_id")}
+    )
 
 
 def _is_org_member(user: Viewer, variant: Any) -> bool:

@@ -1,4 +1,5 @@
-"""The audit chain: append-only, hash-linked, serialized under concurrency, tamper-evident."""
+"""The audit log: append-only, lock-free appends with keyed content hashes, sealed in signed Merkle batches;
+tampering, deletion, insertion and reordering are named by audit_verify, rolled-back gaps are not."""
 
 import threading
 
@@ -7,36 +8,63 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections, transaction
 
-from apps.audit.models import GENESIS_HASH, AppendOnlyError, AuditEvent
-from apps.audit.services import audit_chain_verify, audit_record, audit_record_many, chain_hash
+from apps.audit.models import GENESIS_HASH, AppendOnlyError, AuditChainHead, AuditEvent, AuditSeal
+from apps.audit.services import (
+    _allocate_seqs,
+    audit_chain_verify,
+    audit_record,
+    audit_record_many,
+    audit_seal,
+    chain_hash,
+    event_hash,
+    merkle_root,
+)
 from apps.core.testing import count_queries
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the lock-free sequence and the rollback gaps are PostgreSQL's"
+)
+
+
+def _tamper(sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _five(alice):
+    return [audit_record(actor=alice, verb=f"v{i}", target=("t", i), after={"i": i}) for i in range(5)]
 
 
 @pytest.mark.django_db
-def test_events_chain_from_genesis(alice):
+def test_events_carry_their_own_keyed_hash(alice):
     first = audit_record(actor=alice, verb="x.one", target=("thing", 1), after={"a": 1})
     second = audit_record(actor=None, verb="x.two", target=alice, before={"b": [1, 2]})
-    assert first.prev_hash == GENESIS_HASH or first.seq > 1
-    assert second.prev_hash == first.hash and second.seq == first.seq + 1
-    assert second.hash == chain_hash(first.hash, second.canonical_payload())
+    assert first.prev_hash == second.prev_hash == ""
+    assert second.seq > first.seq
+    assert second.hash == event_hash(second.canonical_payload()) != first.hash
     assert second.target_type == "accounts.user" and second.target_id == str(alice.pk)
     assert first.actor_username == "alice" and second.actor_username == ""
     report = audit_chain_verify()
-    assert report.ok and report.checked == AuditEvent.objects.count()
+    assert report.ok and report.checked == AuditEvent.objects.count() == report.sealed
+    seal = AuditSeal.objects.get()
+    assert seal.count == 2 and seal.last_seq == second.seq and seal.first_seq == 1
+    assert seal.root == merkle_root([f"{e.seq}:{e.hash}".encode() for e in (first, second)])
 
 
 @pytest.mark.django_db
-def test_many_events_chain_in_order_with_one_lock_of_the_head(alice):
-
+def test_many_events_are_appended_in_order_with_two_queries_and_no_lock(alice):
     first = audit_record(actor=alice, verb="x.one", target=("thing", 1))
     with count_queries() as queries:
         events = audit_record_many(
             actor=alice, verb="x.many", events=[(("thing", i), None, {"i": i}) for i in range(2, 12)]
         )
-    assert len(queries) == 3  # lock + read the head, insert the ten events, move the head
-    assert [e.seq for e in events] == list(range(first.seq + 1, first.seq + 11))
-    assert events[0].prev_hash == first.hash
-    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    sql = " ".join(q["sql"] for q in queries).upper()
+    if connection.vendor == "postgresql":
+        assert len(queries) == 2 and "FOR UPDATE" not in sql  # the seqs from the sequence, one insert
+    else:
+        assert len(queries) == 3  # SQLite: the head row allocates: read, insert, move
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 10 and seqs[0] > first.seq
     stored = list(AuditEvent.objects.filter(verb="x.many").order_by("seq"))
     assert [(e.seq, e.hash, e.after) for e in stored] == [
         (e.seq, e.hash, {"i": i}) for i, e in enumerate(events, start=2)
@@ -58,6 +86,16 @@ def test_append_only_in_the_app(alice):
         AuditEvent.objects.filter(pk=event.pk).update(verb="y")
     with pytest.raises(AppendOnlyError):
         AuditEvent.objects.all().delete()
+    audit_seal()
+    seal = AuditSeal.objects.get()
+    with pytest.raises(AppendOnlyError):
+        seal.save()
+    with pytest.raises(AppendOnlyError):
+        seal.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditSeal.objects.update(root="0")
+    with pytest.raises(AppendOnlyError):
+        AuditSeal.objects.all().delete()
 
 
 @pytest.mark.django_db
@@ -71,25 +109,36 @@ def test_request_id_is_recorded(client_for, alice):
     assert AuditEvent.objects.get(verb="token.revoke").request_id == "req-43"
 
 
-def _tamper(sql, params):
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
 @pytest.mark.django_db
-def test_tampered_content_is_named_by_audit_verify(alice):
-    events = [audit_record(actor=alice, verb=f"v{i}", target=("t", i), after={"i": i}) for i in range(5)]
+def test_tampered_unsealed_event_is_named_and_never_sealed(alice):
+    events = _five(alice)
     _tamper("UPDATE audit_auditevent SET after = %s WHERE id = %s", ['{"i": 99}', events[2].pk])
     report = audit_chain_verify()
-    assert not report.ok and report.broken_seq == events[2].seq
+    assert not report.ok and report.broken_seq == events[2].seq and report.broken_id == events[2].pk
     assert "modified" in report.reason
+    assert AuditSeal.objects.get().last_seq == events[2].seq - 1  # the sealer stopped before the bad row
     with pytest.raises(CommandError, match=f"#{events[2].seq}"):
         call_command("audit_verify")
 
 
 @pytest.mark.django_db
-def test_deleted_row_is_detected(alice):
+def test_tampered_sealed_event_is_named_even_with_a_recomputed_unkeyed_hash(alice):
+    events = _five(alice)
+    assert audit_seal() == 5
+    _tamper("UPDATE audit_auditevent SET verb = %s WHERE id = %s", ["forged", events[1].pk])
+    forged = AuditEvent.objects.get(pk=events[1].pk)
+    _tamper(
+        "UPDATE audit_auditevent SET hash = %s, prev_hash = %s WHERE id = %s",
+        [chain_hash(events[0].hash, forged.canonical_payload()), events[0].hash, events[1].pk],
+    )
+    report = audit_chain_verify()
+    assert not report.ok and report.broken_seq == events[1].seq
+
+
+@pytest.mark.django_db
+def test_deleted_sealed_event_is_detected(alice):
     events = [audit_record(actor=alice, verb=f"v{i}", target=("t", i)) for i in range(4)]
+    audit_seal()
     _tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[1].pk])
     report = audit_chain_verify()
     assert not report.ok and report.broken_seq == events[1].seq and "gap" in report.reason
@@ -98,42 +147,223 @@ def test_deleted_row_is_detected(alice):
 @pytest.mark.django_db
 def test_deleted_tail_is_detected(alice):
     events = [audit_record(actor=alice, verb=f"v{i}", target=("t", i)) for i in range(3)]
+    audit_seal()
     _tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[-1].pk])
     report = audit_chain_verify()
-    assert not report.ok and "tail" in report.reason
+    assert not report.ok and report.broken_seq == events[-1].seq and "tail" in report.reason
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("sealed", [True, False])
+def test_reordered_events_are_detected(alice, sealed):
+    events = _five(alice)
+    if sealed:
+        audit_seal()
+    a, b = events[1], events[3]
+    _tamper("UPDATE audit_auditevent SET seq = -1 WHERE id = %s", [a.pk])
+    _tamper("UPDATE audit_auditevent SET seq = %s WHERE id = %s", [a.seq, b.pk])
+    _tamper("UPDATE audit_auditevent SET seq = %s WHERE id = %s", [b.seq, a.pk])
+    report = audit_chain_verify()
+    assert not report.ok and report.broken_seq == a.seq and "modified" in report.reason
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_an_event_inserted_into_a_sealed_range_is_detected(alice):
+    first = audit_record(actor=alice, verb="v", target=("t", 1))
+    with pytest.raises(RuntimeError), transaction.atomic():
+        rolled_back = audit_record(actor=alice, verb="gone", target=("t", 2))
+        raise RuntimeError("roll back")
+    last = audit_record(actor=alice, verb="v", target=("t", 3))
+    audit_seal()
+    assert [rolled_back.seq, rolled_back.seq] in AuditSeal.objects.get().skipped
+    # even with a valid keyed hash (an insider with the key), the seal does not list it
+    with transaction.atomic():
+        audit_record_many(actor=alice, verb="late", events=[(("t", 9), None, None)])
+    late = AuditEvent.objects.get(verb="late")
+    _tamper("UPDATE audit_auditevent SET seq = %s WHERE id = %s", [rolled_back.seq, late.pk])
+    late.seq = rolled_back.seq
+    _tamper("UPDATE audit_auditevent SET hash = %s WHERE id = %s", [event_hash(late.canonical_payload()), late.pk])
+    report = audit_chain_verify(seal=False)
+    assert not report.ok and report.broken_seq == rolled_back.seq and "inserted" in report.reason
+    assert first.seq < rolled_back.seq < last.seq
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's dense seqs")
+@pytest.mark.django_db
+def test_sqlite_dense_seqs_name_an_unsealed_deletion(alice):
+    """On SQLite a rollback also rolls the head row back, so seqs are dense and any gap is a deletion."""
+    events = _five(alice)
+    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[2].pk])
+    report = audit_chain_verify()
+    assert not report.ok and report.broken_seq == events[2].seq and "gap" in report.reason
+    assert AuditSeal.objects.get().last_seq == events[1].seq  # nothing is sealed over the gap
+    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[4].pk])
+    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[3].pk])
+    report = audit_chain_verify()
+    assert not report.ok and report.broken_seq == events[2].seq and "tail" in report.reason
+
+
+@pytest.mark.django_db
+def test_a_forged_or_deleted_seal_is_detected(alice):
+    _five(alice)
+    audit_seal()
+    audit_record(actor=alice, verb="more", target=("t", 9))
+    audit_seal()
+    seal = AuditSeal.objects.order_by("number").first()
+    _tamper("UPDATE audit_auditseal SET count = count + 1 WHERE id = %s", [seal.pk])
+    report = audit_chain_verify(seal=False)
+    assert not report.ok and "signature" in report.reason
+    _tamper("DELETE FROM audit_auditseal WHERE id = %s", [seal.pk])
+    report = audit_chain_verify(seal=False)
+    assert not report.ok and "seal 1 is missing" in report.reason
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_rolled_back_gaps_are_not_false_alarms(alice):
+    kept = []
+    for i in range(6):
+        with transaction.atomic():
+            kept.append(audit_record(actor=alice, verb="kept", target=("t", i)))
+        if i % 2:
+            with pytest.raises(RuntimeError), transaction.atomic():
+                audit_record_many(actor=alice, verb="gone", events=[(("t", i), None, None)] * 3)
+                raise RuntimeError("roll back")
+    report = audit_chain_verify()
+    assert report.ok and report.checked == 6 and report.sealed == 6
+    skipped = [seq for seal in AuditSeal.objects.all() for start, end in seal.skipped for seq in range(start, end + 1)]
+    assert len([s for s in skipped if s > kept[0].seq]) == 9
+    # a rollback after the last seal: still no alarm, and it is sealed as skipped next time
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit_record(actor=alice, verb="gone", target=("t", 99))
+        raise RuntimeError("roll back")
+    assert audit_chain_verify().ok
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_chained_events_from_before_the_seals_still_verify(alice):
+    """What migration 0002 leaves: hash-chained events, the head row as their anchor, then sealed-format ones."""
+    seqs = _allocate_seqs(3)
+    prev, legacy = GENESIS_HASH, []
+    for seq in seqs:
+        event = AuditEvent(seq=seq, created_at=alice.date_joined, verb="old", target_type="t", target_id=str(seq))
+        event.prev_hash, event.hash = prev, chain_hash(prev, event.canonical_payload())
+        prev = event.hash
+        legacy.append(event)
+    AuditEvent.objects.bulk_create(legacy)
+    AuditChainHead.objects.create(id=1, last_seq=seqs[-1], last_hash=prev)
+    audit_record(actor=alice, verb="new", target=("t", 1))
+    report = audit_chain_verify(seal=False)
+    assert report.ok and report.checked == 4 and report.sealed == 0
+    _tamper("DELETE FROM audit_auditevent WHERE seq = %s", [seqs[-1]])  # the unsealed legacy tail
+    report = audit_chain_verify()
+    assert not report.ok and report.broken_seq == seqs[-1] and "tail" in report.reason
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_sealed_chained_events_detect_tampering(alice):
+    seqs = _allocate_seqs(2)
+    prev = GENESIS_HASH
+    for seq in seqs:
+        event = AuditEvent(seq=seq, created_at=alice.date_joined, verb="old", target_type="t", target_id=str(seq))
+        event.prev_hash, event.hash = prev, chain_hash(prev, event.canonical_payload())
+        event.save()
+        prev = event.hash
+    assert audit_chain_verify().ok and AuditSeal.objects.get().count == 2
+    _tamper("UPDATE audit_auditevent SET target_id = 'x' WHERE seq = %s", [seqs[0]])
+    report = audit_chain_verify()
+    assert not report.ok and report.broken_seq == seqs[0] and "modified" in report.reason
 
 
 @pytest.mark.django_db
 def test_audit_verify_command_ok(alice, capsys):
     audit_record(actor=alice, verb="v", target=("t", 1))
     call_command("audit_verify")
-    assert "audit chain OK" in capsys.readouterr().out
+    assert "audit log OK: 1 events verified" in capsys.readouterr().out
+    call_command("audit_seal")
+    assert "sealed 0 events" in capsys.readouterr().out
 
 
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_writers_cannot_fork_the_chain(alice):
-    """Many threads, each in its own transaction and connection, append at once."""
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
-
-    def writer(n: int) -> None:
-        try:
-            barrier.wait()
-            for i in range(10):
+def _writer(n: int, barrier: threading.Barrier, errors: list[BaseException], rollback_every: int = 0) -> None:
+    try:
+        barrier.wait()
+        for i in range(10):
+            try:
                 with transaction.atomic():
                     audit_record(actor=None, verb="race", target=("t", f"{n}-{i}"), after={"n": n, "i": i})
+                    if rollback_every and i % rollback_every == 0:
+                        raise RuntimeError("roll back")
+            except RuntimeError:
+                pass
+    except BaseException as exc:  # noqa: BLE001
+        errors.append(exc)
+    finally:
+        connections.close_all()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_and_a_sealer_all_appear_and_verify():
+    """Threads, each in its own transactions and connection, append at once (some roll back) while a sealer runs."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(9)
+    threads = [threading.Thread(target=_writer, args=(n, barrier, errors, 3 if n % 2 else 0)) for n in range(8)]
+
+    def sealer() -> None:
+        try:
+            barrier.wait()
+            for _ in range(5):
+                audit_seal(wait_s=0.5)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    threads.append(threading.Thread(target=sealer))
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors, errors
+    kept = 4 * 10 + 4 * 6  # the odd writers roll back i = 0, 3, 6, 9
     seqs = list(AuditEvent.objects.filter(verb="race").values_list("seq", flat=True))
-    assert len(seqs) == 80 and len(set(seqs)) == 80
-    assert len(set(AuditEvent.objects.values_list("prev_hash", flat=True))) == AuditEvent.objects.count()
-    assert audit_chain_verify().ok
+    assert len(seqs) == kept and len(set(seqs)) == kept
+    report = audit_chain_verify()
+    assert report.ok, report
+    assert report.checked == report.sealed == kept
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_an_open_transaction_holds_the_seal_back_instead_of_being_sealed_over():
+    inserted, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def slow_writer() -> None:
+        try:
+            with transaction.atomic():
+                audit_record(actor=None, verb="slow", target=("t", "slow"))
+                inserted.set()
+                release.wait(30)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    before = audit_record(actor=None, verb="fast", target=("t", 0))
+    assert audit_seal() == 1
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    assert inserted.wait(30)
+    after = audit_record(actor=None, verb="fast", target=("t", 1))
+    # Past the wait only a gap-free prefix may be sealed, and the slow seq (which may still commit) comes first.
+    assert audit_seal(wait_s=0.1) == 0
+    assert AuditSeal.objects.get().last_seq == before.seq < after.seq
+    release.set()
+    thread.join()
+    assert not errors, errors
+    report = audit_chain_verify()
+    assert report.ok and report.checked == report.sealed == 3

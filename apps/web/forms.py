@@ -16,6 +16,7 @@ from apps.accounts.login_limits import LimitedLoginFormMixin
 from apps.accounts.models import User
 from apps.accounts.namespaces import username_problem
 from apps.core.errors import DomainError
+from apps.orgs.choices import OrgRole
 from apps.registry.choices import PIPELINE_TAGS, ArtifactFormat, Precision, Relation
 from apps.reviews.choices import FlagKind
 
@@ -96,8 +97,13 @@ def license_choices() -> list[tuple[str, str]]:
 
 
 class VariantProposeForm(forms.Form):
+    owner = forms.ChoiceField(
+        label="Create in",
+        required=False,
+        help_text="Your own namespace, or an organization you belong to.",
+    )
     name = forms.CharField(
-        max_length=96, help_text="Letters, digits, “.”, “_” and “-”. It becomes <em>your-username/name</em>."
+        max_length=96, help_text="Letters, digits, “.”, “_” and “-”. It becomes <em>namespace/name</em>."
     )
     relation = forms.ChoiceField(
         choices=[("", "—")] + [c for c in Relation.choices if c[0] != Relation.ORIGINAL],
@@ -143,6 +149,15 @@ class VariantProposeForm(forms.Form):
         "pipeline_tag, …) fills the fields you leave empty.",
     )
 
+    def __init__(self, *args: Any, namespaces: list[str] | None = None, **kwargs: Any) -> None:
+        """`namespaces`: where the user may create, their own first (the registry checks again)."""
+        super().__init__(*args, **kwargs)
+        owner = self.fields["owner"]
+        assert isinstance(owner, forms.ChoiceField)
+        owner.choices = [(n, n) for n in namespaces or []]
+        if namespaces:
+            owner.initial = namespaces[0]
+
     def clean_card_file(self) -> str | None:
         upload = self.cleaned_data.get("card_file")
         if not upload:
@@ -166,6 +181,7 @@ class VariantEditForm(VariantProposeForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         del self.fields["name"]
+        del self.fields["owner"]
 
 
 class FlagForm(forms.Form):
@@ -222,3 +238,34 @@ def config_form_class(schema: dict[str, Any], defaults: dict[str, Any]) -> type[
             fields[key] = forms.CharField(**common)
     # No min/max here on purpose: out-of-range values go to the service, whose schema errors come back per field.
     return type("BenchmarkConfigForm", (forms.Form,), fields)
+
+
+# --- Organizations, invitations, transfers and collaborators -------------------------------------------------
+
+
+class OrgCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=40,
+        help_text="2 to 40 letters, digits, “-”, “_” and “.”. It becomes the namespace <em>name/variant</em> "
+        "and is shared with user names.",
+    )
+    display_name = forms.CharField(max_length=100, required=False)
+    description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class InvitationForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Username", help_text="The account to invite.")
+    role = forms.ChoiceField(choices=OrgRole.choices, initial=OrgRole.MEMBER)
+
+
+class TransferForm(forms.Form):
+    to = forms.CharField(
+        max_length=150,
+        label="Transfer to",
+        help_text="A user name, or an organization where you may create variants. The old name keeps "
+        "redirecting to the new one.",
+    )
+
+
+class CollaboratorForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Collaborator's username", help_text="They may edit this variant.")

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from .views import accounts, jobs, leaderboards, pages, variants
+from .views import accounts, jobs, leaderboards, orgs, pages, variants
 
 app_name = "web"
 V = "variants/<str:owner>/<str:name>/"
@@ -56,6 +56,18 @@ urlpatterns = [
     path(V + "flags/", variants.flag_create, name="flag-create"),
     path(V + "revisions/<int:number>/<str:action>/", variants.revision_action, name="revision-action"),
     path(V + "jobs/new/", jobs.job_submit, name="job-submit"),
+    # Organizations and invitations
+    path("orgs/", orgs.org_list, name="org-list"),
+    path("orgs/new/", orgs.org_create, name="org-create"),
+    path("orgs/<str:org>/", orgs.org_detail, name="org"),
+    path("orgs/<str:org>/members/", orgs.org_members, name="org-members"),
+    path("orgs/<str:org>/members/invite/", orgs.org_invite, name="org-invite"),
+    path("orgs/<str:org>/members/<str:username>/role/", orgs.member_role, name="org-member-role"),
+    path("orgs/<str:org>/members/<str:username>/remove/", orgs.member_remove, name="org-member-remove"),
+    path("orgs/<str:org>/invitations/<int:pk>/revoke/", orgs.invitation_revoke, name="org-invitation-revoke"),
+    path("invitations/", orgs.invitations, name="invitations"),
+    path("invitations/<int:pk>/accept/", orgs.invitation_decide, {"decision": "accept"}, name="invitation-accept"),
+    path("invitations/<int:pk>/decline/", orgs.invitation_decide, {"decision": "decline"}, name="invitation-decline"),
     # Jobs
     path("jobs/<int:job_id>/", jobs.job_detail, name="job"),
     path("jobs/<int:job_id>/progress/", jobs.job_progress, name="job-progress"),

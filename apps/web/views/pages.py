@@ -5,11 +5,14 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from apps.accounts.roles import is_reviewer
 from apps.benchmarks.api.serializers import JobSerializer
 from apps.benchmarks.models import Benchmark
 from apps.benchmarks.selectors import jobs_for_api, jobs_visible_to, quota_status
+from apps.orgs.choices import InvitationStatus
+from apps.orgs.selectors import invitations_received, orgs_list
 from apps.registry import selectors as registry_selectors
 
 from . import AuthedRequest, WebRequest, sections
@@ -34,6 +37,10 @@ def dashboard(request: AuthedRequest) -> HttpResponse:
         "my_jobs": JobSerializer(my_jobs, many=True, context={"request": request}).data,
         "quota": quota_status(user=user),
         "is_reviewer": is_reviewer(user),
+        "my_orgs": list(orgs_list(user=user).filter(memberships__user=user)),
+        "my_invitations": list(
+            invitations_received(user=user).filter(status=InvitationStatus.PENDING, expires_at__gt=timezone.now())[:20]
+        ),
     }
     ctx.update(sections.dashboard_sections(request))
     return render(request, "web/dashboard.html", ctx)

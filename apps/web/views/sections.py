@@ -4,8 +4,9 @@ and `variant_sections`, which gathers the read-only parts of the variant page fr
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from django.db.models import F, Func, OuterRef, Q, Subquery
 from django.http import HttpRequest
 
 from apps.accounts.roles import is_maintainer, is_reviewer
@@ -17,7 +18,10 @@ from apps.checklists.badge import render_badge
 from apps.checklists.choices import ItemStatus, Level
 from apps.core.errors import NotFound, ValidationFailed
 from apps.leaderboards import selectors as leaderboard_selectors
+from apps.leaderboards.models import LeaderboardEntry
 from apps.notifications.models import Notification
+from apps.orgs.choices import OrgRole
+from apps.orgs.selectors import org_get, orgs_list
 from apps.registry import services as registry_services
 from apps.registry.choices import NEW_REVISION_FROM, RevisionStatus
 from apps.registry.models import Artifact, Revision, Variant
@@ -33,8 +37,34 @@ if TYPE_CHECKING:
     from apps.accounts.types import Actor, Viewer
 
 
+def create_namespaces(user: Actor) -> list[str]:
+    """Where the user may create a variant, for the propose form's "Create in": their own namespace first, then
+    the organizations they belong to (commons only for its admins, the maintainers). One query."""
+    names = [user.username]
+    for org in orgs_list(user=user).filter(memberships__user=user):
+        if org.is_commons and org.my_role != OrgRole.ADMIN:  # type: ignore[attr-defined]
+            continue
+        names.append(org.name)
+    return names
+
+
+def _namespace_owner(user: Actor, name: str) -> Any:
+    """The account named `name` as an owner for a new variant: the user, or an organization's account. Whether
+    the user may create there is the registry's decision."""
+    if not name or name.lower() == user.username.lower():
+        return user
+    try:
+        org = org_get(name=name, user=user)
+    except NotFound:
+        raise ValidationFailed("Unknown namespace.", errors={"owner": [f"No organization '{name}'."]}) from None
+    if org.account is None:
+        raise ValidationFailed("Unknown namespace.", errors={"owner": [f"{org.name} has no namespace yet."]})
+    return org.account
+
+
 def variant_propose(user: Actor, form: Any) -> Variant:
     data = form.cleaned_data
+    owner = _namespace_owner(user, data.get("owner") or "")
     card = data.get("card_file") or data.get("card") or ""
     fields = {
         k: data[k]
@@ -42,7 +72,7 @@ def variant_propose(user: Actor, form: Any) -> Variant:
         if data.get(k) not in (None, "")
     }
     return registry_services.variant_create(
-        owner=user,
+        owner=owner,
         name=data["name"],
         relation=data["relation"] or None,
         parents=form.parent_names(),
@@ -257,3 +287,55 @@ def dashboard_sections(request: AuthedRequest) -> dict[str, Any]:
     if is_reviewer(user):
         ctx["review_queue"] = list(review_selectors.review_queue(user)[:20])
     return ctx
+
+
+def namespace_standing(owner: Any) -> list[dict[str, Any]]:
+    """The namespace's best rank on each benchmark's current board (its variants' ranked rows), best first.
+
+    One query: each of the namespace's ranked rows counts the rows ahead of it on the same board, read through
+    the leaderboards app's board selector (so the order is exactly the board's: score, then earlier id)."""
+    ahead = (
+        leaderboard_selectors.board_entries(
+            benchmark=cast(Any, OuterRef("benchmark")), version=cast(Any, OuterRef("benchmark_version"))
+        )
+        .filter(Q(rank_score__gt=OuterRef("rank_score")) | Q(rank_score=OuterRef("rank_score"), id__lt=OuterRef("id")))
+        .order_by()
+        .values(n=Func(F("id"), function="COUNT"))
+    )
+    size = (
+        leaderboard_selectors.board_entries(
+            benchmark=cast(Any, OuterRef("benchmark")), version=cast(Any, OuterRef("benchmark_version"))
+        )
+        .order_by()
+        .values(n=Func(F("id"), function="COUNT"))
+    )
+    rows = (
+        LeaderboardEntry.objects.filter(variant__owner=owner, ranked=True, benchmark_version=F("benchmark__version"))
+        .annotate(ahead=Subquery(ahead), board_size=Subquery(size))
+        .values(
+            "benchmark__slug",
+            "benchmark__name",
+            "benchmark_version",
+            "variant__name",
+            "score",
+            "score_metric",
+            "ahead",
+            "board_size",
+        )
+    )
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        rank = int(row["ahead"] or 0) + 1
+        slug = row["benchmark__slug"]
+        if slug not in best or rank < best[slug]["rank"]:
+            best[slug] = {
+                "slug": slug,
+                "benchmark": row["benchmark__name"],
+                "version": row["benchmark_version"],
+                "variant": row["variant__name"],
+                "score": row["score"],
+                "metric": row["score_metric"],
+                "rank": rank,
+                "of": int(row["board_size"] or 0),
+            }
+    return sorted(best.values(), key=lambda r: (r["rank"], r["benchmark"]))

@@ -65,7 +65,13 @@ def parent_suggestions(request: WebRequest) -> HttpResponse:
 @login_required
 def variant_propose(request: AuthedRequest) -> HttpResponse:
     form = VariantProposeForm(
-        request.POST or None, request.FILES or None, initial={"parents": request.GET.get("parent", "")}
+        request.POST or None,
+        request.FILES or None,
+        initial={
+            "parents": request.GET.get("parent", ""),
+            **({"owner": request.GET["in"]} if "in" in request.GET else {}),
+        },
+        namespaces=sections.create_namespaces(request.user),
     )
     if request.method == "POST" and form.is_valid():
         try:

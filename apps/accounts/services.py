@@ -90,6 +90,10 @@ def user_set_roles(*, user: User, roles: list[str], actor: Actor | None) -> User
             errors={"roles": [f"Unknown role(s): {', '.join(unknown)}. Valid: {', '.join(Role.values)}."]},
         )
     user = User.objects.select_for_update().get(pk=user.pk)
+    if user.is_organization:
+        raise ValidationFailed(
+            "Not a person.", errors={"roles": [f"{user.username} is an organization: roles are for people."]}
+        )
     before = sorted(user_roles(user))
     for role, group_name in ROLE_GROUPS.items():
         group, _ = Group.objects.get_or_create(name=group_name)

@@ -230,6 +230,29 @@ def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm: Path | None) -
             ),
         },
     )
+    # The lab's own work: a draft in harbour-lab's namespace that its members (alice, bob) see and edit.
+    lab = Organization.objects.get(name__iexact=DEMO_ORG["name"])
+    _ensure_variant(
+        owner=org_account(lab),
+        name="digits-mlp-harbour-int8",
+        relation="quantized",
+        parents=[base],
+        artifact="digits-mlp-int8.onnx",
+        actor=users["bob"],
+        fields={
+            "license": "apache-2.0",
+            "parameters": int8["parameters"],
+            "precision": "int8",
+            "architecture": "MLP",
+            "task": "image-classification",
+            "tags": ["onnx", "int8", "harbour-lab"],
+            "summary": "Harbour Lab's int8 build of commons/digits-mlp (a draft the lab's members work on).",
+            "card": DIGITS_CARD.replace(
+                "# digits-mlp",
+                "# digits-mlp-harbour-int8\n\nHarbour Lab's int8 quantization of commons/digits-mlp.",
+            ),
+        },
+    )
     seed_registry_demo(users)
     summary: dict[str, Any] = {
         "users": sorted(users),

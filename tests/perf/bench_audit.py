@@ -8,6 +8,8 @@ numbers, it asserts nothing.
    the quota of its own user through the real service (accounts.services.user_set_quota: one transaction that
    locks the user row, writes it and appends an audit event). The writes are unrelated, so nothing but the audit
    log could serialize them. A sampler counts how often a writer is waiting on a lock (pg_stat_activity).
+   1 and 4 writers alternate for `--rounds` rounds (the machine is shared: alternating keeps a change in its load
+   from favouring one side); the medians are compared.
 3. Prints writes/s of each and the ratio (target >= 2.5x), as `RATIO audit_4_vs_1 <x>`. Threads share the GIL:
    where a write costs more Python CPU than database wait, they cannot scale whatever the database does, so the
    same is measured with writer processes too (as gunicorn's workers are), printed as `RATIO
@@ -33,24 +35,7 @@ sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelcommons.settings.test")
 os.environ.setdefault("MC_VAR_DIR", "/tmp/mc-bench-audit")
 
-
-def setup() -> Any:
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        print(f"note: running on {connection.vendor}; the SPEC target is measured on PostgreSQL (set DATABASE_URL)")
-    settings.DEBUG = False
-    return connection.creation.create_test_db(verbosity=0, autoclobber=True)
-
-
-def teardown(old_name: Any) -> None:
-    from django.db import connection
-
-    connection.creation.destroy_test_db(old_name, verbosity=0)
+from tests.perf.common import create_database, destroy_database, median, ratio_line  # noqa: E402
 
 
 class LockSampler(threading.Thread):
@@ -133,48 +118,57 @@ def run_writers(writers: int, seconds: float, users: list[Any], actor: Any, mode
     return sum(counts), elapsed, sampler.waiting / max(sampler.samples, 1)
 
 
+def measure(mode: str, rounds: int, seconds: float, users: list[Any], actor: Any, what: str) -> tuple[float, float]:
+    """Median writes/s of 1 and of 4 writers, alternating, over `rounds` rounds."""
+    rates: dict[int, list[float]] = {1: [], 4: []}
+    for n in range(rounds):
+        for writers in (1, 4):
+            count, elapsed, waiting = run_writers(writers, seconds, users, actor, mode)
+            rates[writers].append(count / elapsed)
+            print(
+                f"  round {n + 1}, {writers} writer {mode}: {count} {what} in {elapsed:.1f} s = "
+                f"{count / elapsed:.1f}/s; a writer waited on a lock in {waiting:.0%} of the samples",
+                flush=True,
+            )
+    return median(rates[1]), median(rates[4])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="how long each run writes")
+    parser.add_argument("--seconds", type=float, default=3.0, help="how long each run writes")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of 1 and 4 writers")
     parser.add_argument("--modes", default="threads,processes", help="writers as threads, processes or both")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the runs without the audit event")
     args = parser.parse_args()
 
-    old_name = setup()
+    old_name, _ = create_database()
     try:
         from django.core.management import call_command
 
+        import apps.accounts.services as accounts_services
         from apps.accounts.models import User
-        from apps.accounts.services import user_set_roles
         from apps.audit.models import AuditEvent
         from apps.audit.services import audit_chain_verify
 
         actor = User.objects.create(username="bench-maintainer")
-        actor = user_set_roles(user=actor, roles=["maintainer"], actor=None)
+        actor = accounts_services.user_set_roles(user=actor, roles=["maintainer"], actor=None)
         users = [User.objects.create(username=f"bench-writer{i}") for i in range(4)]
-
-        import apps.accounts.services as accounts_services
 
         audited = accounts_services.audit_record
         for mode in args.modes.split(","):
-            for with_audit in (True, False) if not args.no_ceiling else (True,):
-                accounts_services.audit_record = audited if with_audit else (lambda **kwargs: None)  # type: ignore[assignment]
-                what = "audited writes" if with_audit else "writes WITHOUT the audit event"
-                rates = {}
-                for writers in (1, 4):
-                    count, elapsed, waiting = run_writers(writers, args.seconds, users, actor, mode)
-                    rates[writers] = count / elapsed
-                    print(
-                        f"{writers} writer {mode}: {count} {what} in {elapsed:.1f} s = {rates[writers]:.1f} "
-                        f"writes/s; a writer waited on a lock in {waiting:.0%} of the samples"
-                    )
-                ratio = rates[4] / rates[1]
-                if with_audit:
-                    print(f"{mode}: 4 writers vs 1: {ratio:.2f}x (target >= 2.5x)")
-                    print(f"RATIO audit_4_vs_1{'' if mode == 'threads' else '_' + mode} {ratio:.2f}")
-                else:
-                    print(f"{mode}: 4 writers vs 1 without the audit event (this machine's ceiling): {ratio:.2f}x")
-        accounts_services.audit_record = audited
+            suffix = "" if mode == "threads" else f"_{mode}"
+            one, four = measure(mode, args.rounds, args.seconds, users, actor, "audited writes")
+            print(f"{mode}: 1 writer {one:.1f}/s, 4 writers {four:.1f}/s: {four / one:.2f}x (target >= 2.5x)")
+            ratio_line(f"audit_4_vs_1{suffix}", four / one, ours=four, baseline=one, unit="writes/s", target=">=2.5")
+            if args.no_ceiling:
+                continue
+            accounts_services.audit_record = lambda **kwargs: None  # type: ignore[assignment]
+            try:
+                one, four = measure(mode, args.rounds, args.seconds, users, actor, "writes WITHOUT the audit event")
+            finally:
+                accounts_services.audit_record = audited
+            print(f"{mode}, the same writes without their audit event (this machine's ceiling): {four / one:.2f}x")
+            ratio_line(f"audit_4_vs_1{suffix}_without_audit", four / one, ours=four, baseline=one, unit="writes/s")
 
         events = AuditEvent.objects.count()
         for label in ("seal pending + verify", "verify (all sealed)"):
@@ -190,7 +184,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        teardown(old_name)
+        destroy_database(old_name)
 
 
 if __name__ == "__main__":

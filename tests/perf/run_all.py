@@ -45,6 +45,7 @@ SCRIPTS = [
         False,
     ),
     ("where a job's time goes, step by step", "breakdown_pipeline.py", [], False),
+    ("audited writes, 4 writers vs 1, and audit_verify (issue 16)", "bench_audit.py", [], False),
     ("leaderboard API vs bare SQL, and 10x growth (SPEC §6)", "bench_leaderboard.py", [], True),
     (
         "1 GiB resumable upload and download vs a static file server, web worker RSS (issue 13)",

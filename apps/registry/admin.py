@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .choices import CompatStatus
-from .models import Artifact, Revision, Variant, VariantParent
+from .models import Artifact, Collaborator, Revision, Variant, VariantParent, VariantRedirect
 
 
 class ReadOnlyAdminMixin:
@@ -52,6 +52,22 @@ class RevisionInline(ReadOnlyTabularInline):
     ordering = ["-number"]
 
 
+class CollaboratorInline(ReadOnlyTabularInline):
+    model = Collaborator
+    fk_name = "variant"
+    fields = ["user", "added_by", "created_at"]
+    verbose_name_plural = "collaborators (write)"
+    show_change_link = False
+
+
+class RedirectInline(ReadOnlyTabularInline):
+    model = VariantRedirect
+    fk_name = "variant"
+    fields = ["owner_name", "name", "created_at"]
+    verbose_name_plural = "former names (answer 308)"
+    show_change_link = False
+
+
 class ArtifactInline(ReadOnlyTabularInline):
     model = Artifact
     fields = ["path", "format", "size_bytes", "sha256", "uri", "file", "created_at"]
@@ -89,7 +105,7 @@ class VariantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["name", "owner__username", "summary", "hub_id", "license", "architecture"]
     list_select_related = ["owner", "current_revision"]
     date_hierarchy = "created_at"
-    inlines = [ParentInline, RevisionInline]
+    inlines = [ParentInline, RevisionInline, CollaboratorInline, RedirectInline]
 
     @admin.display(description="licence check")
     def compat(self, obj: Variant) -> str:
@@ -118,3 +134,12 @@ class VariantParentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["child", "parent", "position"]
     search_fields = ["child__name", "parent__name", "child__owner__username", "parent__owner__username"]
     list_select_related = ["child__owner", "parent__owner"]
+
+
+@admin.register(VariantRedirect)
+class VariantRedirectAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Former full names of transferred variants (written by apps.registry.services.variant_transfer)."""
+
+    list_display = ["__str__", "variant", "created_at"]
+    search_fields = ["owner_name", "name", "variant__name", "variant__owner__username"]
+    list_select_related = ["variant__owner"]

@@ -367,3 +367,35 @@ def test_an_open_transaction_holds_the_seal_back_instead_of_being_sealed_over():
     assert not errors, errors
     report = audit_chain_verify()
     assert report.ok and report.checked == report.sealed == 3
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_migration_0002_keeps_the_chained_events_verifiable():
+    """Events chained by the old code, then the migration: they verify, get sealed, and new events follow them."""
+    from django.db.migrations.executor import MigrationExecutor
+    from django.utils import timezone
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("audit", "0001_initial")])
+    try:
+        prev, legacy = GENESIS_HASH, []
+        for seq in range(1, 5):  # what the old audit_record wrote: seq from the head, hash chained to the previous
+            event = AuditEvent(
+                seq=seq, created_at=timezone.now(), verb="old", target_type="t", target_id=str(seq), after={"n": seq}
+            )
+            event.prev_hash, event.hash = prev, chain_hash(prev, event.canonical_payload())
+            prev = event.hash
+            legacy.append(event)
+        AuditEvent.objects.bulk_create(legacy)
+        AuditChainHead.objects.create(id=1, last_seq=4, last_hash=prev)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    new = audit_record(actor=None, verb="new", target=("t", 5))
+    assert new.seq == 5 and new.prev_hash == ""
+    report = audit_chain_verify()
+    assert report.ok and report.checked == report.sealed == 5, report
+    _tamper("UPDATE audit_auditevent SET after = '{\"n\": 9}' WHERE seq = 2", [])
+    report = audit_chain_verify()
+    assert not report.ok and report.broken_seq == 2 and "modified" in report.reason

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -160,13 +160,16 @@ def quota_limits(user: Actor) -> tuple[int, int]:
 def quota_status(*, user: Actor) -> dict[str, Any]:
     max_active, daily = quota_limits(user)
     since = timezone.now() - timedelta(days=1)
-    mine = BenchmarkJob.objects.counting_against_quota(user)
-    used = mine.filter(finished_at__gte=since).aggregate(used=Coalesce(Sum("compute_seconds"), 0.0))["used"]
+    # One query for both (GET /api/v1/me/ shows them on every call).
+    totals = BenchmarkJob.objects.counting_against_quota(user).aggregate(
+        used=Coalesce(Sum("compute_seconds", filter=Q(finished_at__gte=since)), 0.0),
+        active=Count("pk", filter=Q(status__in=ACTIVE_JOB_STATUSES)),
+    )
     return {
         "max_active_jobs": max_active,
         "daily_compute_seconds": daily,
-        "active_jobs": mine.filter(status__in=ACTIVE_JOB_STATUSES).count(),
-        "compute_seconds_today": round(float(used), 3),
+        "active_jobs": int(totals["active"]),
+        "compute_seconds_today": round(float(totals["used"]), 3),
     }
 
 

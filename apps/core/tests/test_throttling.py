@@ -82,3 +82,62 @@ def test_api_throttles_are_ours_and_count_in_a_shared_cache(settings):
     assert [c.__module__ for c in api_settings.DEFAULT_THROTTLE_CLASSES] == ["apps.core.throttling"] * 3
     assert settings.REST_FRAMEWORK["NUM_PROXIES"] == settings.MC_TRUSTED_PROXIES
     assert not isinstance(caches["default"], LocMemCache)
+
+
+def _user_throttle(clock: list[float], pk: int = 42):  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from apps.core.throttling import UserRateThrottle
+
+    throttle = UserRateThrottle()
+    throttle.timer = lambda: clock[0]  # type: ignore[method-assign]
+    request = RequestFactory().get("/")
+    request.user = SimpleNamespace(is_authenticated=True, pk=pk)  # type: ignore[assignment]
+    return throttle, request
+
+
+def test_user_throttle_is_a_sliding_log_that_does_not_count_refusals(monkeypatch):
+    """At most 3 in any 60 s; a refused request is not counted; Retry-After as DRF computes it (issue 16: the log
+    lives in a Redis sorted set when the cache is Redis, in DRF's pickled list otherwise; the rule is the same)."""
+    from apps.core.throttling import UserRateThrottle
+
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "3/min"})
+    clock = [1000.0]
+
+    def hit(at: float) -> tuple[bool, float | None]:
+        clock[0] = at
+        throttle, request = _user_throttle(clock)
+        allowed = throttle.allow_request(request, None)
+        return allowed, None if allowed else throttle.wait()
+
+    assert [hit(t)[0] for t in (1000.0, 1001.0, 1002.0)] == [True, True, True]
+    allowed, wait = hit(1003.0)
+    assert not allowed and wait == pytest.approx(57.0)
+    assert hit(1030.0)[0] is False
+    # 1000 has left the window; the refusals at 1003 and 1030 were never counted, so there is room for one.
+    assert hit(1060.5)[0] is True
+    assert hit(1060.6)[0] is False
+    assert hit(1061.5)[0] is True  # 1001 has left too
+    # Another user has an allowance of their own.
+    clock[0] = 1061.6
+    throttle, request = _user_throttle(clock, pk=43)
+    assert throttle.allow_request(request, None) is True
+
+
+def test_on_redis_the_throttle_log_is_one_sorted_set(monkeypatch):
+    from django.core.cache import caches
+
+    from apps.core.cache import RedisCache
+    from apps.core.throttling import UserRateThrottle
+
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("the shared cache is not Redis here (CELERY_BROKER_URL/REDIS_URL unset)")
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "100/min"})
+    clock = [5000.0]
+    for i in range(4):
+        clock[0] = 5000.0 + i
+        throttle, request = _user_throttle(clock, pk=7)
+        assert throttle.allow_request(request, None)
+    backend = caches["default"]
+    key = backend.make_and_validate_key(throttle.get_cache_key(request, None))
+    assert backend._cache.get_client(key).zcard(key) == 4

@@ -248,7 +248,7 @@ def _shared_cache() -> dict[str, object]:
     redis_url = env.str("REDIS_URL", default="") or env.str("CELERY_BROKER_URL", default="")
     if redis_url.split("://", 1)[0] in ("redis", "rediss"):
         return {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "apps.core.cache.RedisCache",
             "LOCATION": redis_url,
             "KEY_PREFIX": "mc-cache",
         }

@@ -695,3 +695,22 @@ def test_two_batches_crossing_a_lineage_wait_for_each_other_instead_of_deadlocki
     parents = dict(LeaderboardEntry.objects.values_list("variant_id", "parents"))
     assert parents[middle.pk] == [[top.pk, "maintainer/top", 0.3]]
     assert parents[bottom.pk] == [[middle.pk, "alice/middle", 0.5]]
+
+
+def test_a_transfer_renames_the_variant_and_its_parent_on_the_boards(
+    bench, base, child, alice, maintainer, django_capture_on_commit_callbacks
+):
+    """Rows hold names as text: a transfer (of a ranked variant, or of a parent) rewrites them."""
+    from apps.orgs.services import org_create
+    from apps.registry.services import variant_transfer
+
+    make_result(child, bench, {"accuracy": 0.91})
+    org_create(name="tide-lab", actor=alice)
+    org_create(name="reef-lab", actor=maintainer)
+    with django_capture_on_commit_callbacks(execute=True):
+        variant_transfer(variant=child, to="tide-lab", actor=alice)
+    assert board(bench) == [("tide-lab/base-int8", 0.91)]
+    with django_capture_on_commit_callbacks(execute=True):
+        variant_transfer(variant=base, to="reef-lab", actor=maintainer)
+    entry = LeaderboardEntry.objects.get(variant=child)
+    assert [name for _, name, *_ in entry.parents] == ["reef-lab/base-model"]

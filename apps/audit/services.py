@@ -11,14 +11,18 @@ Appending (`audit_record`, `audit_record_many`), no lock:
     The key is settings.MC_AUDIT_KEY, else SECRET_KEY. Without the key nobody can rewrite an event and fix its
     hash, so tampering with an unsealed event is detected, as is moving it to another seq (reordering).
 
-Sealing (`audit_seal`: on demand by `audit_verify` and `manage.py audit_seal`; meant to run periodically too),
-one sealer at a time (a transaction-level advisory lock that no writer takes):
-  - it seals the next range of seqs (previous seal's last_seq, H] into an `AuditSeal`: the events' count, the
+Sealing (`audit_seal`), one sealer at a time (a transaction-level advisory lock that no writer takes), runs
+  - on demand: `audit_verify` seals first, and `manage.py audit_seal` (for cron or a beat schedule);
+  - after commits: at most every MC_AUDIT_SEAL_EVERY_S seconds (default 5; 0 turns it off) per process, a write
+    that commits tries it (on_commit, without waiting: if another sealer holds the lock it is skipped, and it seals
+    only what is final right now). The writes in between pay nothing for it.
+A seal:
+  - seals the next range of seqs (previous seal's last_seq, H] into an `AuditSeal`: the events' count, the
     Merkle root (RFC 6962 leaf/node hashing) of their (seq, hash) leaves, the list of seqs in the range that no
     event holds ("skipped"), and the previous seal's hash; its signature is an HMAC with the audit key. Seals form
     a chain, so once sealed no event can be removed, added, altered or reordered, and no seal dropped or forged,
     without `audit_verify` naming it;
-  - it checks every event's hash before sealing it and stops before the first bad one: it never vouches for a
+  - checks every event's hash before sealing it and stops before the first bad one: it never vouches for a
     tampered row.
 
 Gaps, the hard part. A seq can be missing for two reasons: the transaction that took it rolled back (nextval is
@@ -52,8 +56,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -71,10 +77,13 @@ if TYPE_CHECKING:
     # import its User; django-stubs resolves this alias to AUTH_USER_MODEL (accounts.User) | AnonymousUser.
     from django.contrib.auth.models import _AnyUser as AuditActor
 
+logger = logging.getLogger(__name__)
 SEQUENCE = "audit_event_seq"  # created by migration 0002 on PostgreSQL; named literally in the SQL below
 SEAL_LOCK_KEY = 0x4D43_4155_4449_54  # "MCAUDIT": only sealers take it
 MAX_SEAL_EVENTS = 5000
 SEAL_WAIT_S = 10.0
+_next_seal_at = 0.0  # per process (time.monotonic): when a commit may try to seal again
+_checkpoint: tuple[int, datetime] | None = None  # per process: (last seq, clock) read by a sealer that could not wait
 
 
 def canonical_json(value: Any) -> str:
@@ -202,7 +211,24 @@ def audit_record_many(
             rows[0].save()
         else:
             AuditEvent.objects.bulk_create(rows)
+        if time.monotonic() >= _next_seal_at:
+            transaction.on_commit(_seal_after_commit)
     return rows
+
+
+def _seal_after_commit() -> None:
+    """Seal what is final, now that a write committed, unless a commit of this process did so lately or another
+    sealer is at work. Never fails the write: the next attempt, audit_seal or audit_verify catches up."""
+    global _next_seal_at
+    every = float(getattr(settings, "MC_AUDIT_SEAL_EVERY_S", 5.0))
+    now = time.monotonic()
+    if every <= 0 or now < _next_seal_at:
+        return
+    _next_seal_at = now + every
+    try:
+        audit_seal(wait_s=0, blocking=False)
+    except Exception:
+        logger.exception("audit: sealing after a commit failed; the next attempt or audit_verify will seal")
 
 
 def _event_problem(event: AuditEvent, previous: AuditEvent | None) -> str:
@@ -223,26 +249,35 @@ def _event_problem(event: AuditEvent, previous: AuditEvent | None) -> str:
 
 def _pg_resolved_horizon(wait_s: float) -> int | None:
     """The highest seq below which no transaction can still commit an event (see the module docstring), or None
-    when a transaction that may hold one is still open after `wait_s`."""
+    when a transaction that may hold one is still open after `wait_s`. A sealer that cannot wait (after a commit)
+    leaves its reading as a checkpoint; the next attempt of this process finds it resolved, even under a load that
+    never leaves a moment without a transaction in flight."""
+    global _checkpoint
     with connection.cursor() as cursor:
         cursor.execute("SELECT last_value, is_called FROM audit_event_seq")
         last_value, is_called = cursor.fetchone()
         horizon = int(last_value) if is_called else int(last_value) - 1
         cursor.execute("SELECT clock_timestamp()")
         (started,) = cursor.fetchone()
-        deadline = time.monotonic() + wait_s
-        while True:
+
+        def open_since(moment: datetime) -> int:
             cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid() AND xact_start <= %s",
-                [started],
+                [moment],
             )
-            if cursor.fetchone()[0] == 0:
-                return horizon
+            return int(cursor.fetchone()[0])
+
+        deadline = time.monotonic() + wait_s
+        while open_since(started):
             if time.monotonic() >= deadline:
+                earlier, _checkpoint = _checkpoint, (horizon, started)
+                if earlier is not None and earlier[0] <= horizon and not open_since(earlier[1]):
+                    return earlier[0]
                 return None
             time.sleep(0.02)
+        return horizon
 
 
 def _skipped_ranges(first: int, last: int, present: list[int]) -> list[list[int]]:
@@ -259,14 +294,19 @@ def _in_ranges(seq: int, ranges: list[list[int]]) -> bool:
     return any(start <= seq <= end for start, end in ranges)
 
 
-def audit_seal(*, wait_s: float = SEAL_WAIT_S) -> int:
+def audit_seal(*, wait_s: float = SEAL_WAIT_S, blocking: bool = True) -> int:
     """Seal every event that can be sealed now into signed batches; returns how many events were sealed.
-    One sealer at a time; writers never wait for it."""
+    One sealer at a time (blocking=False: return 0 at once if another is at work); writers never wait for it."""
     sealed = 0
     with transaction.atomic():
         if _is_postgres():
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+                if blocking:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+                else:
+                    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [SEAL_LOCK_KEY])
+                    if not cursor.fetchone()[0]:
+                        return 0
             horizon = _pg_resolved_horizon(wait_s)
         else:
             horizon = None  # SQLite: seqs are dense, so a gap is a deletion: never seal over one

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections, transaction
 
+from apps.audit import services
 from apps.audit.models import GENESIS_HASH, AppendOnlyError, AuditChainHead, AuditEvent, AuditSeal
 from apps.audit.services import (
     _allocate_seqs,
@@ -338,7 +339,8 @@ def test_concurrent_writers_and_a_sealer_all_appear_and_verify():
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_an_open_transaction_holds_the_seal_back_instead_of_being_sealed_over():
+def test_an_open_transaction_holds_the_seal_back_instead_of_being_sealed_over(settings):
+    settings.MC_AUDIT_SEAL_EVERY_S = 0  # this test seals by hand
     inserted, release = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -371,7 +373,8 @@ def test_an_open_transaction_holds_the_seal_back_instead_of_being_sealed_over():
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_migration_0002_keeps_the_chained_events_verifiable():
+def test_migration_0002_keeps_the_chained_events_verifiable(settings):
+    settings.MC_AUDIT_SEAL_EVERY_S = 0
     """Events chained by the old code, then the migration: they verify, get sealed, and new events follow them."""
     from django.db.migrations.executor import MigrationExecutor
     from django.utils import timezone
@@ -399,3 +402,59 @@ def test_migration_0002_keeps_the_chained_events_verifiable():
     _tamper("UPDATE audit_auditevent SET after = '{\"n\": 9}' WHERE seq = 2", [])
     report = audit_chain_verify()
     assert not report.ok and report.broken_seq == 2 and "modified" in report.reason
+
+
+def _open_writer(name: str, errors: list[BaseException]) -> tuple[threading.Event, threading.Thread]:
+    """A thread that appends an event in a transaction it keeps open until the returned event is set."""
+    inserted, release = threading.Event(), threading.Event()
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                audit_record(actor=None, verb=name, target=("t", name))
+                inserted.set()
+                release.wait(30)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert inserted.wait(30)
+    return release, thread
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_sealer_that_cannot_wait_resolves_its_reading_on_its_next_attempt(settings, monkeypatch):
+    """Under a load where some transaction is always open, the gap of a still-open one is sealed a turn later."""
+    settings.MC_AUDIT_SEAL_EVERY_S = 0
+    monkeypatch.setattr(services, "_checkpoint", None)
+    errors: list[BaseException] = []
+    release_a, thread_a = _open_writer("a", errors)
+    audit_record(actor=None, verb="fast", target=("t", 1))
+    assert audit_seal(wait_s=0) == 0  # a's seq comes first and may still commit: the reading is kept
+    release_b, thread_b = _open_writer("b", errors)
+    release_a.set()
+    thread_a.join()
+    assert audit_seal(wait_s=0) == 2  # b is open, but everything up to the kept reading is final: a and fast
+    assert not AuditEvent.objects.filter(verb="b").exists()  # not committed yet
+    release_b.set()
+    thread_b.join()
+    assert not errors, errors
+    report = audit_chain_verify()
+    assert report.ok and report.checked == report.sealed == 3
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_seals_at_most_every_few_seconds(settings, monkeypatch):
+    settings.MC_AUDIT_SEAL_EVERY_S = 3600
+    monkeypatch.setattr(services, "_next_seal_at", 0.0)
+    first = audit_record(actor=None, verb="x", target=("t", 1))  # autocommit: sealed right after its commit
+    assert AuditSeal.objects.get().last_seq == first.seq
+    audit_record(actor=None, verb="x", target=("t", 2))  # within the interval: not sealed
+    assert AuditSeal.objects.count() == 1
+    report = audit_chain_verify()
+    assert report.ok and report.checked == 2 and report.seals == 2

@@ -6,13 +6,19 @@ jobs per broker queue are sent ahead and not yet claimed (the buffer). Each time
 cancel, a submission, a beat tick) the dispatcher picks the next jobs by
 
 1. ``priority`` (maintainer-set), highest first;
-2. fair share: the submitter holding the fewest of the queue's slots goes first. A job's *share key* is the
-   number of its submitter's jobs already in flight in that queue (sent or running) plus its rank among the
-   submitter's waiting jobs, so submitters take turns, round robin;
-3. the oldest job.
+2. fair share: the namespace holding the fewest of the queue's slots goes first. Shares are kept per namespace
+   a job is charged to (``BenchmarkJob.charged_to``: an organization for its members' jobs on its variants, the
+   submitter otherwise; :mod:`apps.benchmarks.services.quota`), so a lab with ten accounts working under its
+   organization gets one share, not ten. A job's *share key* is the number of its namespace's jobs already in
+   flight in that queue (sent or running) plus its rank among the namespace's waiting jobs, so namespaces take
+   turns, round robin;
+3. on equal share keys, the namespace served longest ago (the newest ``dispatched_at`` of its jobs in flight;
+   none in flight goes first): without it the oldest backlog would win every tie, and with two slots a
+   namespace of old jobs would start two jobs for each one of a newcomer's;
+4. the oldest job.
 
-A single job of a new submitter therefore waits for at most the jobs already in the buffer, never for
-another submitter's backlog. The API's queue positions use the same order (:mod:`apps.benchmarks.selectors`).
+A single job of a new namespace therefore waits for at most the jobs already in the buffer, never for
+another namespace's backlog. The API's queue positions use the same order (:mod:`apps.benchmarks.selectors`).
 
 The buffer has two lanes, each in fair-share order:
 - jobs of sandboxed runners (seconds to hours each): at most ``MC_DISPATCH_BUFFER`` sent ahead, one id per
@@ -41,7 +47,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 from django.db.models.expressions import Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
@@ -106,17 +112,18 @@ def known_queues() -> list[str]:
 
 
 def fair_share_pick(queue: str, n: int, now: datetime, quick: bool | None = None) -> list[tuple[int, int, int, str]]:
-    """The next `n` waiting jobs of `queue` in dispatch order: (id, submitter id, priority, exclude_worker).
+    """The next `n` waiting jobs of `queue` in dispatch order: (id, namespace id, priority, exclude_worker).
     `quick` True/False keeps only the jobs of in-process runners / of the others (the two lanes)."""
     if n <= 0:
         return []
-    in_flight = dict(
-        BenchmarkJob.objects.in_flight(queue)
+    in_flight: dict[int | None, tuple[int, datetime | None]] = {
+        namespace: (count, last)
+        for namespace, count, last in BenchmarkJob.objects.in_flight(queue)
         .order_by()
-        .values("submitted_by_id")
-        .annotate(n=Count("id"))
-        .values_list("submitted_by_id", "n")
-    )
+        .values("charged_to_id")
+        .annotate(n=Count("id"), last=Max("dispatched_at"))
+        .values_list("charged_to_id", "n", "last")
+    }
     waiting = BenchmarkJob.objects.waiting(queue, now)
     if quick is not None:
         # The frozen spec's runner, else the benchmark's.
@@ -125,12 +132,17 @@ def fair_share_pick(queue: str, n: int, now: datetime, quick: bool | None = None
         waiting = waiting.filter(in_lane) if quick else waiting.exclude(in_lane)
     rows = list(
         waiting.annotate(
-            rank=Window(RowNumber(), partition_by=[F("submitted_by_id"), F("priority")], order_by=F("id").asc())
+            rank=Window(RowNumber(), partition_by=[F("charged_to_id"), F("priority")], order_by=F("id").asc())
         )
         .filter(rank__lte=n)
-        .values_list("id", "submitted_by_id", "priority", "rank", "exclude_worker")
+        .values_list("id", "charged_to_id", "priority", "rank", "exclude_worker")
     )
-    rows.sort(key=lambda r: (-r[2], in_flight.get(r[1], 0) + r[3] - 1, r[0]))
+
+    def order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        held, last = in_flight.get(row[1], (0, None))
+        return (-row[2], held + row[3] - 1, last is not None, last or now, row[0])
+
+    rows.sort(key=order)
     return [(r[0], r[1], r[2], r[4]) for r in rows[:n]]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -129,6 +131,18 @@ class BenchmarkJob(models.Model):
     queue = models.CharField(max_length=32, default="bench.cpu")
     priority = models.IntegerField(default=0)
     submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    # The namespace whose quota and fair share the job uses (apps.benchmarks.services.quota explains the rule):
+    # the organization's account for a member's job on the organization's variant, the submitter otherwise.
+    # Indexed by the (charged_to, ...) composites below.
+    charged_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="charged_jobs",
+        db_index=False,
+        help_text="The namespace (a user or an organization's account) charged for this job.",
+    )
     verifies = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="verifications")
     is_spot_check = models.BooleanField(default=False, help_text="Started by the adaptive verification policy.")
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -172,7 +186,8 @@ class BenchmarkJob(models.Model):
             models.Index(fields=["status", "queue", "priority", "id"]),
             models.Index(fields=["queue", "status", "dispatched_at"], name="job_dispatch_idx"),
             models.Index(fields=["submitted_by", "status"]),
-            models.Index(fields=["submitted_by", "finished_at"], name="job_compute_window_idx"),
+            models.Index(fields=["charged_to", "status"], name="job_charged_active_idx"),
+            models.Index(fields=["charged_to", "finished_at"], name="job_charged_window_idx"),
             models.Index(fields=["revision", "benchmark", "config_hash"]),
         ]
         constraints = [
@@ -186,6 +201,12 @@ class BenchmarkJob(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.pk} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The services name the namespace; a row made elsewhere (fixtures, the shell) is charged to its submitter.
+        if self._state.adding and self.charged_to_id is None and self.submitted_by_id is not None:
+            self.charged_to_id = self.submitted_by_id
+        super().save(*args, **kwargs)
 
     @property
     def is_verification(self) -> bool:

@@ -50,5 +50,6 @@ class BenchmarkJobQuerySet(models.QuerySet["BenchmarkJob"]):
             queue=queue, status=JobStatus.QUEUED, dispatched_at__isnull=True, cancel_requested=False
         ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
 
-    def counting_against_quota(self, user: Actor) -> BenchmarkJobQuerySet:
-        return self.filter(submitted_by=user, counts_against_quota=True)
+    def counting_against_quota(self, namespace: Actor | int) -> BenchmarkJobQuerySet:
+        """The jobs charged to a namespace (a user, or an organization's account) that count against its quota."""
+        return self.filter(charged_to=namespace, counts_against_quota=True)

@@ -14,6 +14,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.core.errors import NotFound
+from apps.orgs.models import Organization
+from apps.orgs.selectors import org_quota_limits
 from apps.registry.models import Variant
 from apps.registry.querysets import revision_visibility_q
 from apps.registry.selectors import revision_declared
@@ -64,11 +66,13 @@ def recent_mean_duration_s(queue: str) -> float | None:
 
 # The fair-share order of apps.benchmarks.dispatch, in SQL: messages already sent first (in the order they
 # were sent), then waiting jobs past their backoff, then those still in backoff; within each, priority,
-# then the share key (the submitter's jobs in flight + the job's rank among the submitter's waiting jobs),
-# then age. Window functions work the same on PostgreSQL and SQLite.
+# then the share key (the namespace's jobs in flight + the job's rank among the namespace's waiting jobs;
+# a namespace is the `charged_to` of a job, apps.benchmarks.services.quota), then the namespace served longest
+# ago (the newest dispatch among its jobs in flight; none first), then age. A job charged to no one
+# (its namespace was deleted) counts as namespace 0. Window functions work the same on PostgreSQL and SQLite.
 _POSITIONS_SQL = """
 WITH queued AS (
-    SELECT id, queue, priority, submitted_by_id, dispatched_at,
+    SELECT id, queue, priority, COALESCE(charged_to_id, 0) AS namespace_id, dispatched_at,
            CASE WHEN dispatched_at IS NULL THEN 1 ELSE 0 END AS waiting,
            CASE WHEN not_before IS NOT NULL AND not_before > %s THEN 1 ELSE 0 END AS backoff
     FROM {table}
@@ -76,26 +80,27 @@ WITH queued AS (
 ),
 ranked_waiting AS (
     SELECT q.*,
-           ROW_NUMBER() OVER (PARTITION BY queue, priority, submitted_by_id, waiting, backoff ORDER BY id) - 1
+           ROW_NUMBER() OVER (PARTITION BY queue, priority, namespace_id, waiting, backoff ORDER BY id) - 1
                AS user_rank
     FROM queued q
 ),
 in_flight AS (
-    SELECT queue, submitted_by_id, COUNT(*) AS n
+    SELECT queue, COALESCE(charged_to_id, 0) AS namespace_id, COUNT(*) AS n, MAX(dispatched_at) AS last_served
     FROM {table}
     WHERE queue IN ({queues})
       AND (status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL))
-    GROUP BY queue, submitted_by_id
+    GROUP BY queue, COALESCE(charged_to_id, 0)
 ),
 ordered AS (
     SELECT r.id,
            ROW_NUMBER() OVER (
                PARTITION BY r.queue
                ORDER BY r.waiting, r.backoff, r.dispatched_at, r.priority DESC,
-                        r.user_rank + COALESCE(f.n, 0), r.id
+                        r.user_rank + COALESCE(f.n, 0),
+                        CASE WHEN f.last_served IS NULL THEN 0 ELSE 1 END, f.last_served, r.id
            ) AS position
     FROM ranked_waiting r
-    LEFT JOIN in_flight f ON f.queue = r.queue AND f.submitted_by_id = r.submitted_by_id
+    LEFT JOIN in_flight f ON f.queue = r.queue AND f.namespace_id = r.namespace_id
 )
 SELECT id, position FROM ordered WHERE id IN ({ids})
 """
@@ -145,32 +150,53 @@ def job_with_results(job_id: int) -> BenchmarkJob:
     return jobs_for_api(BenchmarkJob.objects.filter(pk=job_id)).get()
 
 
-def quota_limits(user: Actor) -> tuple[int, int]:
-    """(jobs queued or running at once, compute seconds per rolling day) allowed to the user: their own
-    limits where set, else the platform's defaults."""
-    max_active = user.max_active_jobs if user.max_active_jobs is not None else settings.MC_DEFAULT_MAX_ACTIVE_JOBS
+def quota_limits(namespace: Actor) -> tuple[int, int]:
+    """(jobs queued or running at once, compute seconds per rolling day) allowed to a namespace: an
+    organization's account gets the organization's limits (set by maintainers, else MC_ORG_*), a user their
+    own limits where set, else the platform's defaults."""
+    if namespace.is_organization:
+        org = Organization.objects.filter(account_id=namespace.pk).first()
+        if org is not None:
+            return org_quota_limits(org)
+    max_active = (
+        namespace.max_active_jobs if namespace.max_active_jobs is not None else settings.MC_DEFAULT_MAX_ACTIVE_JOBS
+    )
     daily = (
-        user.daily_compute_seconds
-        if user.daily_compute_seconds is not None
+        namespace.daily_compute_seconds
+        if namespace.daily_compute_seconds is not None
         else settings.MC_DEFAULT_DAILY_COMPUTE_SECONDS
     )
     return int(max_active), int(daily)
 
 
-def quota_status(*, user: Actor) -> dict[str, Any]:
-    max_active, daily = quota_limits(user)
+def quota_usage(namespace: Actor | int) -> tuple[int, float]:
+    """(jobs queued or running, compute seconds used in the last 24 hours) charged to a namespace (a user or
+    an organization's account, or its id), in one query (``/api/v1/me/`` and ``/api/v1/orgs/{org}/`` show them on
+    every call)."""
     since = timezone.now() - timedelta(days=1)
-    # One query for both (GET /api/v1/me/ shows them on every call).
-    totals = BenchmarkJob.objects.counting_against_quota(user).aggregate(
+    totals = BenchmarkJob.objects.counting_against_quota(namespace).aggregate(
         used=Coalesce(Sum("compute_seconds", filter=Q(finished_at__gte=since)), 0.0),
         active=Count("pk", filter=Q(status__in=ACTIVE_JOB_STATUSES)),
     )
+    return int(totals["active"]), round(float(totals["used"]), 3)
+
+
+def quota_status(*, user: Actor) -> dict[str, Any]:
+    """A user's own quota (``/api/v1/me/``): the jobs charged to their personal namespace."""
+    max_active, daily = quota_limits(user)
+    active, used = quota_usage(user)
     return {
         "max_active_jobs": max_active,
         "daily_compute_seconds": daily,
-        "active_jobs": int(totals["active"]),
-        "compute_seconds_today": round(float(totals["used"]), 3),
+        "active_jobs": active,
+        "compute_seconds_today": used,
     }
+
+
+def org_quota_usage(account_id: int) -> dict[str, Any]:
+    """An organization's use of its quota, for ``GET /api/v1/orgs/{org}/`` (apps.orgs.hooks)."""
+    active, used = quota_usage(account_id)
+    return {"queued_or_running": active, "compute_seconds_used": used}
 
 
 def job_bundle(job: BenchmarkJob) -> dict[str, Any]:

@@ -1,18 +1,19 @@
 """Organizations, memberships and invitations in the moderation console.
 
 Rows are read-only: every change goes through apps.orgs.services (row locks, the last-admin rule, audit,
-notifications), as it does from the API. Maintainers delete organizations, change roles, remove members and
-revoke invitations with the bulk actions; each refusal is reported with its reason."""
+notifications), as it does from the API. Maintainers delete organizations, set their quotas, change roles, remove
+members and revoke invitations with the bulk actions; each refusal is reported with its reason."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from apps.accounts.console import MaintainerConsoleMixin, ReadOnlyInline, run_bulk
+from apps.accounts.console import MaintainerConsoleMixin, ReadOnlyInline, ReasonActionForm, run_bulk
 from apps.accounts.types import signed_in
 
 from . import services
@@ -45,14 +46,77 @@ def delete_organizations(modeladmin: Any, request: HttpRequest, queryset: QueryS
     )
 
 
+QUOTA_HELP = "empty: unchanged; “default”: the platform default; else a whole number"
+
+
+class OrgQuotaActionForm(ReasonActionForm):
+    """The action bar of the organizations list: the quota the "Set the quota" action gives the selection."""
+
+    max_queued_jobs = forms.CharField(
+        required=False,
+        max_length=12,
+        label="Max queued jobs",
+        widget=forms.TextInput(attrs={"placeholder": QUOTA_HELP}),
+    )
+    daily_compute_seconds = forms.CharField(
+        required=False,
+        max_length=12,
+        label="Daily compute seconds",
+        widget=forms.TextInput(attrs={"placeholder": QUOTA_HELP}),
+    )
+
+
+def _quota_changes(request: HttpRequest) -> tuple[dict[str, int | None], list[str]]:
+    """The quota fields of the action bar: (changes, problems). The service checks the bounds again."""
+    changes: dict[str, int | None] = {}
+    problems = []
+    for key in services.QUOTA_BOUNDS:
+        raw = str(request.POST.get(key, "")).strip()
+        if not raw:
+            continue
+        if raw.lower() == "default":
+            changes[key] = None
+        elif raw.isdigit():
+            changes[key] = int(raw)
+        else:
+            problems.append(f"{key}: “{raw}” is not a whole number (or “default”).")
+    return changes, problems
+
+
+@admin.action(description="Set the quota of the selected organizations (maintainers; audited)")
+def set_quota(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Organization]) -> None:
+    changes, problems = _quota_changes(request)
+    if problems or not changes:
+        modeladmin.message_user(
+            request, " ".join(problems) or "Give max queued jobs or daily compute seconds.", messages.ERROR
+        )
+        return
+    run_bulk(
+        modeladmin,
+        request,
+        queryset,
+        "Set the quota of",
+        lambda org: services.org_quota_set(org=org, actor=signed_in(request.user), **changes),
+    )
+
+
 @admin.register(Organization)
 class OrganizationAdmin(MaintainerConsoleMixin, admin.ModelAdmin):
-    list_display = ["name", "display_name", "members", "max_queued_jobs", "created_at"]
+    list_display = ["name", "display_name", "members", "max_queued_jobs", "daily_compute_seconds", "created_at"]
     search_fields = ["name", "display_name"]
     list_filter = ["created_at"]
-    readonly_fields = ["name", "display_name", "description", "max_queued_jobs", "created_at", "updated_at"]
+    readonly_fields = [
+        "name",
+        "display_name",
+        "description",
+        "max_queued_jobs",
+        "daily_compute_seconds",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [MembershipInline, InvitationInline]
-    actions = [delete_organizations]
+    action_form = OrgQuotaActionForm  # type: ignore[misc]
+    actions = [set_quota, delete_organizations]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Organization]:
         return super().get_queryset(request).annotate(members_count=Count("memberships"))

@@ -5,14 +5,17 @@ of trusting its models. Invitations are private to their invitee, the organizati
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 
+from apps.accounts.roles import is_maintainer
 from apps.core.errors import NotFound
 
+from . import hooks
 from .models import Invitation, Membership, Organization
-from .permissions import ensure_can_manage
+from .permissions import ensure_can_manage, org_role
 from .querysets import InvitationQuerySet
 
 if TYPE_CHECKING:
@@ -62,3 +65,31 @@ def invitation_get(*, pk: int, user: Viewer, org: Organization | None = None) ->
     if invitation is None:
         raise NotFound("No such invitation.")
     return invitation
+
+
+def org_quota_limits(org: Organization) -> tuple[int, int]:
+    """(jobs queued or running at once, compute seconds per rolling day) of an organization's namespace: its own
+    limits where a maintainer set them, else MC_ORG_MAX_QUEUED_JOBS and MC_ORG_DAILY_COMPUTE_SECONDS."""
+    max_queued = org.max_queued_jobs if org.max_queued_jobs is not None else settings.MC_ORG_MAX_QUEUED_JOBS
+    daily = (
+        org.daily_compute_seconds if org.daily_compute_seconds is not None else settings.MC_ORG_DAILY_COMPUTE_SECONDS
+    )
+    return int(max_queued), int(daily)
+
+
+def org_quota(*, org: Organization, user: Viewer) -> dict[str, Any] | None:
+    """The organization's quota and its use, for its members and the maintainers; None for everyone else.
+    The use is counted by the app that runs jobs (``hooks.org_quota_usage``); two queries, whatever the history."""
+    if not user.is_authenticated:
+        return None
+    role = getattr(org, "my_role", None) if hasattr(org, "my_role") else org_role(user, org)
+    if role is None and not is_maintainer(user):
+        return None
+    max_queued, daily = org_quota_limits(org)
+    usage = hooks.org_quota_usage(org)
+    return {
+        "max_queued_jobs": max_queued,
+        "daily_compute_seconds": daily,
+        "queued_or_running": int(usage.get("queued_or_running", 0)),
+        "compute_seconds_used": float(usage.get("compute_seconds_used", 0.0)),
+    }

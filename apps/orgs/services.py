@@ -176,9 +176,12 @@ def org_update(
     display_name: str | None = None,
     description: str | None = None,
     if_match: str | None = None,
+    quota: dict[str, int | None] | None = None,
 ) -> Organization:
     """Change an organization's profile (admins). Its name is its namespace and does not change here.
-    `if_match` is the request's If-Match header: a stale ETag is a 412."""
+    `if_match` is the request's If-Match header: a stale ETag is a 412. `quota` (``max_queued_jobs``,
+    ``daily_compute_seconds``) is the maintainers' alone (:func:`org_quota_set`), in the same transaction: a
+    request that mixes both is refused whole."""
     _require_user(actor)
     org = _lock(org)
     ensure_can_manage(actor, org, "change its profile")
@@ -186,6 +189,8 @@ def org_update(
     errors = _profile_errors(display_name=display_name, description=description)
     if errors:
         raise ValidationFailed("Invalid organization.", errors=errors)
+    if quota:
+        org = org_quota_set(org=org, actor=actor, **quota)
     changes = {
         key: value
         for key, value in (("display_name", display_name), ("description", description))
@@ -198,6 +203,45 @@ def org_update(
         setattr(org, key, value)
     org.save(update_fields=[*changes, "updated_at"])
     audit_record(actor=actor, verb="org.update", target=org, before=before, after=changes)
+    return org
+
+
+#: The organization's quota fields and their bounds (as a user's quota: apps.accounts.api.serializers).
+QUOTA_BOUNDS = {"max_queued_jobs": 100_000, "daily_compute_seconds": 10**8}
+
+
+def _quota_errors(changes: dict[str, Any]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for key, value in changes.items():
+        if key not in QUOTA_BOUNDS:
+            errors[key] = [f"Not a quota field; give {' or '.join(QUOTA_BOUNDS)}."]
+        elif value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= QUOTA_BOUNDS[key]
+        ):
+            errors[key] = [f"A whole number from 0 to {QUOTA_BOUNDS[key]}, or null for the platform default."]
+    return errors
+
+
+@transaction.atomic
+def org_quota_set(*, org: Organization, actor: Actor, **changes: int | None) -> Organization:
+    """Set an organization's quota (maintainers only): ``max_queued_jobs`` (jobs queued or running at once) and
+    ``daily_compute_seconds``; None goes back to the platform default (MC_ORG_*). Jobs that its members submit
+    on its variants are charged to it (apps.benchmarks.services.quota). Audited as ``org.quota``."""
+    _require_user(actor)
+    if not is_maintainer(actor):
+        raise PermissionDenied(f"Only maintainers set the quota of {org.name}.")
+    errors = _quota_errors(changes)
+    if errors:
+        raise ValidationFailed("Invalid quota.", errors=errors)
+    org = _lock(org)
+    changed = {key: value for key, value in changes.items() if getattr(org, key) != value}
+    if not changed:
+        return org
+    before = {key: getattr(org, key) for key in changed}
+    for key, value in changed.items():
+        setattr(org, key, value)
+    org.save(update_fields=[*changed, "updated_at"])
+    audit_record(actor=actor, verb="org.quota", target=org, before=before, after=changed)
     return org
 
 

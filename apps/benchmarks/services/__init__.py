@@ -2,7 +2,7 @@
 
 - :mod:`.definitions`: benchmarks, their frozen versions, the maintainers' blocklist;
 - :mod:`.submission`: config validation, pre-queue checks, dedupe, single and batch submission;
-- :mod:`.quota`: the submitter's row lock and quota checks;
+- :mod:`.quota`: which namespace a job is charged to, its row lock and quota checks;
 - :mod:`.lifecycle`: claim, progress and heartbeats, complete, fail, cancel, retry (the job state machine);
 - :mod:`.verification`: independent re-runs that verify results, and their judgement;
 - :mod:`.recovery`: the beat's repair of stale leases and lost messages.
@@ -34,7 +34,7 @@ from .lifecycle import (
     jobs_complete,
     jobs_heartbeat,
 )
-from .quota import lock_submitter, quota_enforce, quota_enforce_batch, quota_enforce_compute
+from .quota import job_namespace, lock_namespace, quota_enforce, quota_enforce_batch, quota_enforce_compute
 from .recovery import jobs_recover
 from .submission import (
     BATCH_MAX,
@@ -64,6 +64,7 @@ __all__ = [
     "job_claim",
     "job_complete",
     "job_fail",
+    "job_namespace",
     "job_progress",
     "job_retry",
     "job_submit",
@@ -73,7 +74,7 @@ __all__ = [
     "jobs_heartbeat",
     "jobs_recover",
     "jobs_submit_batch",
-    "lock_submitter",
+    "lock_namespace",
     "quota_enforce",
     "quota_enforce_batch",
     "quota_enforce_compute",

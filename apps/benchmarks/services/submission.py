@@ -29,7 +29,7 @@ from ..dispatch import jobs_dispatch_on_commit
 from ..models import Benchmark, BenchmarkJob, BenchmarkVersion, BlockedVariant
 from ..runner_registry import runner_config_schema, runner_loadable_formats
 from .definitions import benchmark_current_spec
-from .quota import lock_submitter, quota_enforce, quota_enforce_batch
+from .quota import job_namespace, job_namespaces, lock_namespace, quota_enforce, quota_enforce_batch
 
 if TYPE_CHECKING:
     from apps.accounts.types import Actor
@@ -179,13 +179,14 @@ def job_submit(
             checks=sorted({m.split(":", 1)[0] for ms in problems.values() for m in ms}),
         )
     now = timezone.now()
+    namespace = job_namespace(actor, revision.variant)
     try:
         with transaction.atomic():
-            lock_submitter(actor)
+            lock_namespace(namespace)
             existing = _dedupe_match(revision, benchmark, config_hash)
             if existing is not None:
                 return existing, False
-            quota_enforce(actor, now)
+            quota_enforce(namespace, now)
             job = BenchmarkJob.objects.create(
                 revision=revision,
                 benchmark=benchmark,
@@ -196,6 +197,7 @@ def job_submit(
                 queue=benchmark.queue,
                 priority=priority,
                 submitted_by=actor,
+                charged_to=namespace,
                 max_attempts=benchmark.max_attempts,
                 queued_at=now,
             )
@@ -210,6 +212,7 @@ def job_submit(
                     "revision": revision.pk,
                     "config": merged,
                     "priority": priority,
+                    "charged_to": namespace.username,
                 },
             )
             jobs_dispatch_on_commit(job.queue)
@@ -287,7 +290,11 @@ def jobs_submit_batch(
 def _submit_batch_locked(
     actor: Actor, prepared: list[tuple[Revision, Benchmark, dict[str, Any], str]], priority: int, now: datetime
 ) -> tuple[dict[Any, BenchmarkJob], dict[Any, BenchmarkJob]]:
-    lock_submitter(actor)
+    # Each item is charged to its own namespace (the actor's, or an organization's the actor works in): the
+    # namespaces' rows are locked in one order (by id), so two batches never wait on each other in a cycle.
+    namespaces = job_namespaces(actor, {r.variant_id: r.variant for r, _, _, _ in prepared}.values())
+    for namespace in sorted({n.pk: n for n in namespaces.values()}.values(), key=lambda n: n.pk):
+        lock_namespace(namespace)
     existing = {
         (j.revision_id, j.benchmark_id, j.benchmark_version, j.config_hash): j
         for j in BenchmarkJob.objects.filter(
@@ -313,11 +320,18 @@ def _submit_batch_locked(
                 queue=benchmark.queue,
                 priority=priority,
                 submitted_by=actor,
+                charged_to=namespaces[revision.variant_id],
                 max_attempts=benchmark.max_attempts,
                 queued_at=now,
             )
     if new:
-        quota_enforce_batch(actor, len(new), now)
+        adding: dict[int, int] = {}
+        for job in new.values():
+            charged = namespaces[job.revision.variant_id].pk
+            adding[charged] = adding.get(charged, 0) + 1
+        for namespace in sorted({n.pk: n for n in namespaces.values()}.values(), key=lambda n: n.pk):
+            if adding.get(namespace.pk):
+                quota_enforce_batch(namespace, adding[namespace.pk], now)
         created = BenchmarkJob.objects.bulk_create(list(new.values()))
         audit_record_many(
             actor=actor,
@@ -334,6 +348,7 @@ def _submit_batch_locked(
                         "config": job.config,
                         "priority": priority,
                         "batch": len(created),
+                        "charged_to": namespaces[job.revision.variant_id].username,
                     },
                 )
                 for job in created

@@ -33,7 +33,7 @@ from .. import hooks
 from ..choices import ACTIVE_JOB_STATUSES, JobStatus, VerificationStatus
 from ..dispatch import jobs_dispatch_on_commit
 from ..models import BenchmarkJob, JobResult, ResultVerification, SubmitterProfile, WorkerNode
-from .quota import lock_submitter, quota_enforce
+from .quota import job_namespace, lock_namespace, quota_enforce
 
 if TYPE_CHECKING:
     from apps.accounts.types import Actor
@@ -58,7 +58,7 @@ def spot_check_rate(*, submitter_streak: int | None, worker_streak: int | None) 
 
 
 def _create_verification(
-    *, original: BenchmarkJob, submitted_by_id: int, counts: bool, spot_check: bool
+    *, original: BenchmarkJob, submitted_by_id: int, charged_to_id: int | None, counts: bool, spot_check: bool
 ) -> BenchmarkJob:
     now = timezone.now()
     return BenchmarkJob.objects.create(
@@ -71,6 +71,7 @@ def _create_verification(
         queue=original.queue,
         priority=original.priority,
         submitted_by_id=submitted_by_id,
+        charged_to_id=charged_to_id,
         verifies=original,
         is_spot_check=spot_check,
         max_attempts=original.benchmark.max_attempts,
@@ -108,7 +109,11 @@ def results_recorded(recorded: list[tuple[BenchmarkJob, JobResult]]) -> None:
         if rate < 1.0 and spot_check_random() >= rate:
             continue
         verification = _create_verification(
-            original=job, submitted_by_id=job.submitted_by_id, counts=False, spot_check=True
+            original=job,
+            submitted_by_id=job.submitted_by_id,
+            charged_to_id=job.charged_to_id,
+            counts=False,
+            spot_check=True,
         )
         audit_record(
             actor=None, verb="job.spot_check", target=verification, after={"verifies": job.pk, "rate": round(rate, 4)}
@@ -221,9 +226,12 @@ def verification_request(*, job: BenchmarkJob, actor: Actor) -> tuple[BenchmarkJ
         raise Conflict(
             "This job is itself a verification; verify the original job instead.", original_job=job.verifies_id
         )
+    # Charged like a submission by the actor on the job's variant (a member's re-run of an organization's job uses
+    # the organization's quota); a re-run asked by staff is charged to no quota but still takes its turn.
+    namespace = job_namespace(actor, job.revision.variant)
     with transaction.atomic():
         if not staff:
-            lock_submitter(actor)
+            lock_namespace(namespace)
         original = (
             BenchmarkJob.objects.select_for_update(no_key=True, of=("self",)).select_related("benchmark").get(pk=job.pk)
         )
@@ -233,9 +241,13 @@ def verification_request(*, job: BenchmarkJob, actor: Actor) -> tuple[BenchmarkJ
         if running is not None:
             return running, False
         if not staff:
-            quota_enforce(actor)
+            quota_enforce(namespace)
         verification = _create_verification(
-            original=original, submitted_by_id=actor.pk, counts=not staff, spot_check=False
+            original=original,
+            submitted_by_id=actor.pk,
+            charged_to_id=namespace.pk,
+            counts=not staff,
+            spot_check=False,
         )
         audit_record(
             actor=actor,

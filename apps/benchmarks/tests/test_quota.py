@@ -50,6 +50,38 @@ def test_fifty_parallel_submissions_against_a_quota_of_five_admit_exactly_five(a
     assert BenchmarkJob.objects.filter(submitted_by=alice).count() == 5
 
 
+def test_fifty_parallel_submissions_from_five_members_against_an_org_quota_of_five_admit_exactly_five(
+    make_user, make_variant, maintainer, noop, settings
+):
+    """Issue 14, measured: the five members' submissions are charged to the organization and serialize on its
+    namespace's row, whoever sends them."""
+    from apps.orgs import services as org_services
+    from apps.orgs.tests.factories import add_member, make_org
+
+    settings.MC_DEFAULT_MAX_ACTIVE_JOBS = 100  # each member alone could queue them all
+    members = [make_user(f"member{i}") for i in range(5)]
+    org = make_org(members[0], "harbour-lab")
+    for member in members[1:]:
+        add_member(org, member, by=members[0])
+    org_services.org_quota_set(org=org, actor=maintainer, max_queued_jobs=5)
+    variant = make_variant(org.account, "lab-model")
+
+    def submit(i: int) -> str:
+        try:
+            _, created = services.job_submit(
+                actor=members[i % 5], revision=variant.current_revision, benchmark=noop, config={"steps": i + 1}
+            )
+        except QuotaExceeded as exc:
+            assert exc.detail.startswith("harbour-lab has 5 jobs queued or running; its limit is 5.")
+            return str(exc.extra["limit"])
+        return "created" if created else "existing"
+
+    outcomes = in_parallel(submit, THREADS)
+    assert outcomes.count("created") == 5
+    assert outcomes.count("max_active_jobs") == THREADS - 5
+    assert BenchmarkJob.objects.filter(charged_to=org.account).count() == BenchmarkJob.objects.count() == 5
+
+
 def test_fifty_parallel_http_submissions_get_five_201_and_429_for_the_rest(
     alice, alice_variant, noop, client_for, settings
 ):

@@ -26,9 +26,12 @@ from .serializers import (
     MemberSerializer,
     MemberUpdateSerializer,
     OrgCreateSerializer,
+    OrgDetailSerializer,
     OrgSerializer,
     OrgUpdateSerializer,
 )
+
+QUOTA_FIELDS = ("max_queued_jobs", "daily_compute_seconds")
 
 #: Unknown names are a 404 from the lookup; this only keeps slashes and odd characters out of the route.
 ORG_LOOKUP = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
@@ -82,31 +85,46 @@ class OrgViewSet(
     def get_object(self) -> Organization:
         return selectors.org_get(name=self.kwargs["org"], user=self.request.user)
 
+    def _detail(self, org: Organization) -> dict[str, Any]:
+        quota = selectors.org_quota(org=org, user=self.request.user)
+        return dict(OrgDetailSerializer(org, context={"quota": quota}).data)
+
     def _org_response(self, org: Organization, code: int = status.HTTP_200_OK) -> Response:
         fresh = selectors.org_get(name=org.name, user=self.request.user)
-        return Response(OrgSerializer(fresh).data, status=code, headers={"ETag": fresh.etag})
+        return Response(self._detail(fresh), status=code, headers={"ETag": fresh.etag})
 
-    @extend_schema(request=OrgCreateSerializer, responses={201: OrgSerializer})
+    @extend_schema(request=OrgCreateSerializer, responses={201: OrgDetailSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         incoming = OrgCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         org = services.org_create(actor=signed_in(request.user), **incoming.validated_data)
         return self._org_response(org, status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: OrgSerializer, 304: OpenApiResponse(description="Not modified")})
+    @extend_schema(responses={200: OrgDetailSerializer, 304: OpenApiResponse(description="Not modified")})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """An organization. Its members and the maintainers also get `quota`, whose use moves with every job
+        while the ETag follows the profile and the membership: for them the answer is never a 304."""
         org = self.get_object()
-        if not_modified(request, org.etag):
+        body = self._detail(org)
+        if body["quota"] is None and not_modified(request, org.etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": org.etag})
-        return Response(OrgSerializer(org).data, headers={"ETag": org.etag})
+        return Response(body, headers={"ETag": org.etag})
 
-    @extend_schema(request=OrgUpdateSerializer, responses={200: OrgSerializer}, parameters=[IF_MATCH])
+    @extend_schema(request=OrgUpdateSerializer, responses={200: OrgDetailSerializer}, parameters=[IF_MATCH])
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Change the profile (the org's admins); `max_queued_jobs` and `daily_compute_seconds` are the
+        maintainers' (403 for anyone else)."""
         org = self.get_object()
         incoming = OrgUpdateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
+        data = dict(incoming.validated_data)
+        quota = {key: data.pop(key) for key in QUOTA_FIELDS if key in data}
         org = services.org_update(
-            org=org, actor=signed_in(request.user), if_match=request.headers.get("If-Match"), **incoming.validated_data
+            org=org,
+            actor=signed_in(request.user),
+            if_match=request.headers.get("If-Match"),
+            quota=quota or None,
+            **data,
         )
         return self._org_response(org)
 

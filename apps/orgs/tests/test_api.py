@@ -73,6 +73,7 @@ def test_organizations_are_public_with_member_counts_and_the_readers_role(world)
         "my_role": None,
         "created_at": None,
         "updated_at": None,
+        "quota": None,
     }
     assert world["admin"].get(ORG).json()["my_role"] == "admin"
     assert world["member"].get("/api/v1/orgs/HARBOUR-LAB/").json()["my_role"] == "member"
@@ -316,8 +317,12 @@ def test_ids_past_the_database_range_and_odd_names_are_404s(world):
 def test_etag_follows_profile_and_membership_and_if_match_guards_the_profile(world, make_user):
     first = world["admin"].get(ORG)
     etag = first["ETag"]
-    not_modified = world["admin"].get(ORG, HTTP_IF_NONE_MATCH=etag)
+    assert world["outsider"].get(ORG)["ETag"] == etag  # one validator for every reader
+    not_modified = world["outsider"].get(ORG, HTTP_IF_NONE_MATCH=etag)
     assert not_modified.status_code == 304 and not_modified["ETag"] == etag
+    # A member's answer carries the quota's use, which moves with every job: never a 304, same ETag.
+    members_view = world["admin"].get(ORG, HTTP_IF_NONE_MATCH=etag)
+    assert members_view.status_code == 200 and members_view["ETag"] == etag and members_view.json()["quota"]
     # Someone joins: members_count changes, and so does the ETag.
     add_member(world["org"], make_user("erin"), by=world["users"]["alice"])
     joined = world["admin"].get(ORG, HTTP_IF_NONE_MATCH=etag)

@@ -79,7 +79,7 @@ def org_quota_limits(org: Organization) -> tuple[int, int]:
 
 def org_quota(*, org: Organization, user: Viewer) -> dict[str, Any] | None:
     """The organization's quota and its use, for its members and the maintainers; None for everyone else.
-    The use is counted by the app that runs jobs (``hooks.org_quota_usage``); two queries, whatever the history."""
+    The use is counted by the app that runs jobs (``hooks.org_quota_usage``): one query, whatever the history."""
     if not user.is_authenticated:
         return None
     role = getattr(org, "my_role", None) if hasattr(org, "my_role") else org_role(user, org)

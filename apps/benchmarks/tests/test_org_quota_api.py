@@ -17,8 +17,8 @@ from apps.orgs.tests.factories import add_member, make_org
 pytestmark = pytest.mark.django_db
 ORG = "/api/v1/orgs/harbour-lab/"
 #: GET /api/v1/orgs/{org}/ for a member, quota included: the token, the org with its counts and the reader's role,
-#: and the two usage reads (jobs queued or running, compute seconds of the rolling day).
-DETAIL_QUERIES = 4
+#: and the usage (jobs queued or running and compute seconds of the rolling day, in one aggregate).
+DETAIL_QUERIES = 3
 
 
 def problem(response, status, field=None):  # type: ignore[no-untyped-def]

@@ -9,7 +9,9 @@ Appending (`audit_record`, `audit_record_many`), no lock:
     rolled back), and
   - carries its own content hash: hash = HMAC-SHA256(audit key, canonical JSON of its fields, seq included).
     The key is settings.MC_AUDIT_KEY, else SECRET_KEY. Without the key nobody can rewrite an event and fix its
-    hash, so tampering with an unsealed event is detected, as is moving it to another seq (reordering).
+    hash, so tampering with an unsealed event is detected, as is moving it to another seq (reordering). The key
+    must outlive the log: set MC_AUDIT_KEY to the current SECRET_KEY before rotating SECRET_KEY, or every event
+    and seal made with the old key stops verifying.
 
 Sealing (`audit_seal`), one sealer at a time (a transaction-level advisory lock that no writer takes), runs
   - on demand: `audit_verify` seals first, and `manage.py audit_seal` (for cron or a beat schedule);
@@ -30,8 +32,8 @@ not transactional: a normal event), or its committed row was deleted (tampering)
 so the sealer only seals a range once every transaction that could still commit a seq in it has ended:
   - it reads the sequence's last value V, then the clock t; any transaction that took a seq <= V had started
     by t;
-  - it waits (bounded, `wait_s`) until no other backend of this database has a transaction that started at or
-    before t (pg_stat_activity.xact_start, the snapshot cleared on each poll);
+  - it waits (bounded, `wait_s`) until no other client backend of this database has a transaction that started
+    at or before t (pg_stat_activity.xact_start, the snapshot cleared on each poll; autovacuum is not a writer);
   - after that every seq <= V is final: a row present is committed, a seq absent is a rollback and is recorded
     in the seal as skipped. If the wait times out (a long transaction is open) it seals only the gap-free
     prefix, which needs no such proof, and leaves the rest for the next run.
@@ -264,7 +266,7 @@ def _pg_resolved_horizon(wait_s: float) -> int | None:
             cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND xact_start <= %s",
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND xact_start <= %s",
                 [moment],
             )
             return int(cursor.fetchone()[0])

@@ -56,6 +56,9 @@ urlpatterns = [
     path(V + "flags/", variants.flag_create, name="flag-create"),
     path(V + "revisions/<int:number>/<str:action>/", variants.revision_action, name="revision-action"),
     path(V + "jobs/new/", jobs.job_submit, name="job-submit"),
+    path(V + "transfer/", variants.variant_transfer, name="variant-transfer"),
+    path(V + "collaborators/", variants.collaborator_add, name="collaborator-add"),
+    path(V + "collaborators/<str:username>/remove/", variants.collaborator_remove, name="collaborator-remove"),
     # Organizations and invitations
     path("orgs/", orgs.org_list, name="org-list"),
     path("orgs/new/", orgs.org_create, name="org-create"),

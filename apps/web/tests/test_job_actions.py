@@ -257,5 +257,8 @@ def test_actions_cost_a_bounded_number_of_queries(digits_world):
         with count_queries() as ctx:
             assert alice.post(url).status_code == 302
         counts[name] = len(ctx.captured_queries)
-    # the same on SQLite and PostgreSQL; asking again returns the running verification, hence fewer
-    assert counts == {"verify": 15, "again": 9, "retry": 12}
+    # Asking again returns the running verification, hence fewer (verify and again read the namespace's quota
+    # since quotas are kept per namespace). An audit event costs one query fewer on PostgreSQL (its seq comes from
+    # a sequence) than on SQLite (a locked head row): hence the bounds.
+    assert counts["again"] == 12, counts
+    assert 17 <= counts["verify"] <= 18 and 11 <= counts["retry"] <= 12, counts

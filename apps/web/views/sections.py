@@ -25,6 +25,7 @@ from apps.orgs.selectors import org_get, orgs_list
 from apps.registry import services as registry_services
 from apps.registry.choices import NEW_REVISION_FROM, RevisionStatus
 from apps.registry.models import Artifact, Revision, Variant
+from apps.registry.permissions import can_edit_variant
 from apps.reviews import selectors as review_selectors
 from apps.reviews import services as review_services
 from apps.reviews.choices import ReviewDecision
@@ -93,6 +94,18 @@ def variant_edit(user: Actor, variant: Variant, form: Any) -> Variant:
         changes["relation"] = data["relation"]
     changes["parents"] = form.parent_names()
     return registry_services.variant_update(variant=variant, actor=user, if_match=data.get("etag") or None, **changes)
+
+
+def variant_transfer(user: Actor, variant: Variant, form: Any) -> Variant:
+    return registry_services.variant_transfer(variant=variant, to=form.cleaned_data["to"], actor=user)
+
+
+def collaborator_add(user: Actor, variant: Variant, form: Any) -> Any:
+    return registry_services.collaborator_add(variant=variant, username=form.cleaned_data["username"], actor=user)
+
+
+def collaborator_remove(user: Actor, variant: Variant, username: str) -> None:
+    registry_services.collaborator_remove(variant=variant, username=username, actor=user)
 
 
 def artifact_upload(user: Actor, revision: Revision, form: Any) -> Artifact:
@@ -165,7 +178,7 @@ def _actions(user: Viewer, variant: Variant, current: Revision) -> list[dict[str
     """Buttons for what the state machine allows from here and the user's role; the services still decide."""
     allowed = current.allowed_transitions()
     actions: list[dict[str, Any]] = []
-    if user.is_authenticated and variant.owner_id == user.pk:
+    if can_edit_variant(user, variant):  # its namespace's people and collaborators
         if RevisionStatus.SUBMITTED in allowed:
             actions.append({"name": "submit", "label": "Submit for review", "style": ""})
         if RevisionStatus.WITHDRAWN in allowed:
@@ -187,7 +200,7 @@ def _checklist(user: Viewer, variant: Variant, current: Revision) -> dict[str, A
     if checklist is None:
         return None
     rows = list(checklist.items.all())
-    is_owner = user.is_authenticated and variant.owner_id == user.pk
+    is_owner = can_edit_variant(user, variant)
     reviewer_not_author = is_reviewer(user) and not is_owner and current.created_by_id != user.pk
     badge = render_badge(
         level=checklist.level, progress=checklist.progress or {}, title=f"{variant.full_name} checklist"

@@ -16,11 +16,13 @@ from apps.accounts.roles import is_maintainer, is_reviewer
 from apps.core.errors import DomainError, NotFound, PermissionDenied
 from apps.registry import selectors as registry_selectors
 from apps.registry.models import Revision, Variant
-from apps.registry.permissions import can_edit_variant
+from apps.registry.permissions import can_edit_variant, can_manage_variant
 
 from ..forms import (
     ArtifactUploadForm,
+    CollaboratorForm,
     FlagForm,
+    TransferForm,
     VariantEditForm,
     VariantProposeForm,
     add_service_errors,
@@ -133,18 +135,29 @@ def variant_detail(request: WebRequest, owner: str, name: str) -> HttpResponse:
 
 def _variant_context(request: WebRequest, variant: Variant, **extra: Any) -> dict[str, Any]:
     user = request.user
+    # Decided on the stored row: its namespace's people and collaborators edit, the owner or org admins manage.
+    can_edit = can_edit_variant(user, variant)
+    can_manage = can_manage_variant(user, variant)
+    collaborators = (
+        list(registry_selectors.variant_collaborators(variant))
+        if can_manage and not variant.owner.is_organization
+        else None
+    )
     variant = registry_selectors.variant_as_seen_by(user, variant)
     revisions = list(registry_selectors.revisions_visible_to(user, variant))
     current = next((r for r in revisions if r.pk == variant.current_revision_id), revisions[-1] if revisions else None)
     lineage = registry_selectors.variant_lineage(variant=variant, user=user)
-    is_owner = user.is_authenticated and variant.owner_id == user.pk
     ctx: dict[str, Any] = {
         "variant": variant,
         "revisions": revisions,
         "current": current,
         "lineage": lineage,
         "lineage_svg": lineage_layout(lineage),
-        "is_owner": is_owner,
+        "is_owner": can_edit,
+        "can_manage": can_manage,
+        "collaborators": collaborators,
+        "transfer_form": extra.pop("transfer_form", None) or TransferForm(),
+        "collaborator_form": extra.pop("collaborator_form", None) or CollaboratorForm(),
         "is_reviewer": is_reviewer(user),
         "is_maintainer": is_maintainer(user),
         "upload_form": extra.pop("upload_form", None) or ArtifactUploadForm(),
@@ -314,3 +327,69 @@ def flag_create(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
         _variant_context(request, variant, flag_form=form, flag_open=True),
         status=400,
     )
+
+
+@login_required
+@require_POST
+def variant_transfer(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
+    """Move the variant to a user or an organization; its old name answers 308 to the new one from now on."""
+    variant = _variant_or_404(request, owner, name)
+    if not can_manage_variant(request.user, variant):
+        raise DjangoPermissionDenied
+    old_name = variant.full_name
+    form = TransferForm(request.POST)
+    if form.is_valid():
+        try:
+            variant = sections.variant_transfer(request.user, variant, form)
+        except DomainError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{old_name} is now {variant.full_name}; its old name redirects here.")
+            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+    return render(
+        request,
+        "web/variant_detail.html",
+        _variant_context(request, variant, transfer_form=form, manage_open=True),
+        status=400,
+    )
+
+
+@login_required
+@require_POST
+def collaborator_add(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
+    variant = _variant_or_404(request, owner, name)
+    if not can_manage_variant(request.user, variant):
+        raise DjangoPermissionDenied
+    form = CollaboratorForm(request.POST)
+    if form.is_valid():
+        try:
+            collaborator = sections.collaborator_add(request.user, variant, form)
+        except DomainError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"{collaborator.user.username} may now edit {variant.full_name}.")
+            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+    return render(
+        request,
+        "web/variant_detail.html",
+        _variant_context(request, variant, collaborator_form=form, manage_open=True),
+        status=400,
+    )
+
+
+@login_required
+@require_POST
+def collaborator_remove(request: AuthedRequest, owner: str, name: str, username: str) -> HttpResponse:
+    """The owner takes a collaborator off, or a collaborator leaves; a refusal is a message."""
+    variant = _variant_or_404(request, owner, name)
+    try:
+        sections.collaborator_remove(request.user, variant, username)
+    except PermissionDenied:
+        raise DjangoPermissionDenied
+    except NotFound:
+        raise Http404
+    except DomainError as exc:
+        messages.error(request, _problem_text(exc))
+    else:
+        messages.success(request, f"{username} no longer edits {variant.full_name}.")
+    return redirect("web:variant", owner=variant.owner.username, name=variant.name)

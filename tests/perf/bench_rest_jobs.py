@@ -2,7 +2,7 @@
 Run by `make bench`; it prints numbers and `RATIO` lines, it asserts nothing.
 
     DATABASE_URL=postgres://root@127.0.0.1:5432/<db> CELERY_BROKER_URL=redis://127.0.0.1:6379/<n> \\
-        python tests/perf/bench_rest_jobs.py [--jobs 1000] [--batch-jobs 2000] [--clients 4] [--rounds 2]
+        python tests/perf/bench_rest_jobs.py [--jobs 300] [--batch-jobs 2000] [--clients 4] [--rounds 2]
 
 1. The world of bench_pipeline.py (a throw-away database, a `noop` benchmark, published variants, a submitter
    whose quota allows every job) plus a `jobs` token for the submitter, and 2 real `celery worker` processes.
@@ -108,7 +108,7 @@ def rest_round(url: str, token: str, world: dict[str, Any], n: int, clients: int
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=1000, help="jobs per round, one per request")
+    parser.add_argument("--jobs", type=int, default=300, help="jobs per round, one per request")
     parser.add_argument("--batch-jobs", type=int, default=2000, help="jobs per round in batches of 500")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)

@@ -96,6 +96,13 @@ def main() -> int:
 
             return call
 
+        seeds = iter(range(10**9))
+
+        def job_submit() -> None:
+            body = {"variant": world["original"], "benchmark": "noop", "config": {"seed": next(seeds)}}
+            r = client.post("/api/v1/jobs/", body, content_type="application/json", **auth)
+            assert r.status_code == 201, r.content
+
         cases = {
             "healthz": get("/healthz", {}),
             "me": get("/api/v1/me/", auth),
@@ -103,6 +110,7 @@ def main() -> int:
             "job": get(f"/api/v1/jobs/{world['job']}/", auth),
             "variant_list": get("/api/v1/variants/", auth),
             "write_cycle": write_cycle,
+            "job_submit": job_submit,
         }
         only = {k for k in args.only.split(",") if k}
         for key, call in cases.items():

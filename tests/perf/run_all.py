@@ -115,7 +115,8 @@ def parse(line: str, script: str) -> dict[str, str] | None:
         "metric": title,
         "ours": with_unit("ours"),
         "baseline": with_unit("baseline"),
-        "ratio": f"{value:.2f}",
+        # An absolute measure (a memory size) has no baseline: its value is in `ours`.
+        "ratio": f"{value:.2f}" if "baseline" in fields or "ours" not in fields else "-",
         "target": target or "-",
         "met": met(value, target),
         "script": script,

@@ -141,3 +141,29 @@ def test_parallel_retries_with_one_idempotency_key_make_one_job(alice, alice_var
     assert {code for code, _ in outcomes} <= {200, 201}
     assert len({job_id for _, job_id in outcomes}) == 1
     assert BenchmarkJob.objects.count() == 1 and IdempotencyRecord.objects.count() == 1
+
+
+def test_migration_0005_charges_every_earlier_job_to_its_submitter(alice, alice_variant, noop):
+    """Issue 14: jobs from before namespaces are charged to their submitter."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = ("benchmarks", "0004_job_failure_reason_sandbox")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    try:
+        old_apps = executor.loader.project_state([before]).apps
+        OldJob = old_apps.get_model("benchmarks", "BenchmarkJob")  # noqa: N806 - a model class
+        revision = alice_variant.current_revision
+        for steps in (1, 2):
+            OldJob.objects.create(
+                revision_id=revision.pk,
+                benchmark_id=noop.pk,
+                benchmark_version="1",
+                config={"steps": steps},
+                config_hash=f"h{steps}",
+                submitted_by_id=alice.pk,
+            )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert list(BenchmarkJob.objects.values_list("charged_to_id", flat=True)) == [alice.pk, alice.pk]

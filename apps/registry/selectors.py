@@ -382,3 +382,14 @@ def namespace_people_ids(owner: User) -> list[int]:
 def variant_collaborators(variant: Variant) -> QuerySet[Collaborator]:
     """A variant's collaborators, by username."""
     return Collaborator.objects.filter(variant=variant).select_related("user", "added_by").order_by("user__username")
+
+
+def variants_of_my_namespaces(user: Viewer) -> VariantQuerySet:
+    """The variants a signed-in user works on: their own, their organizations' and those they collaborate on."""
+    if not user.is_authenticated:
+        return variants_visible_to(user).none()
+    from apps.orgs.models import Membership
+
+    orgs = Membership.objects.filter(user_id=user.pk).values("org__account_id")
+    shared = Collaborator.objects.filter(user_id=user.pk).values("variant_id")
+    return variants_visible_to(user).filter(Q(owner_id=user.pk) | Q(owner_id__in=orgs) | Q(pk__in=shared))

@@ -294,3 +294,14 @@ def test_org_profile_and_members_page_query_counts_are_flat(digits_world, make_u
     assert after == before
     body = client.get("/orgs/tide-lab/").content.decode()
     assert body.count("tide-lab/v-") >= 8 and "member7" in body
+
+
+def test_the_dashboard_lists_my_organizations_variants(alice, bob, maintainer, make_user):
+    from apps.registry.tests.factories import make_original, make_variant
+
+    org = make_org(alice)
+    add_member(org, bob, by=alice)
+    base = make_original(maintainer)
+    make_variant(org.account, "lab-draft", [base], actor=alice)
+    assert "harbour-lab/lab-draft" in logged_in(bob).get("/dashboard/").content.decode()
+    assert "harbour-lab/lab-draft" not in logged_in(make_user("carol")).get("/dashboard/").content.decode()

@@ -30,7 +30,7 @@ def home(request: WebRequest) -> HttpResponse:
 @login_required
 def dashboard(request: AuthedRequest) -> HttpResponse:
     user = request.user
-    my_variants = registry_selectors.variants_visible_to(user).filter(owner=user).order_by("-updated_at")[:50]
+    my_variants = registry_selectors.variants_of_my_namespaces(user).order_by("-updated_at")[:50]
     my_jobs = jobs_for_api(jobs_visible_to(user).filter(submitted_by=user)).order_by("-id")[:20]
     ctx = {
         "my_variants": my_variants,

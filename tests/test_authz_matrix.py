@@ -788,6 +788,76 @@ ROWS: dict[str, list[Cell]] = {
             fmt="html",
         )
     ],
+    # --- organization pages (apps/web/views/orgs.py) and a variant's ownership forms: the bodies are refused or
+    # name nothing, so the shared world never changes. Writes of non-admins are 403; anonymous goes to login.
+    "web:org-list": [Cell("get", "/orgs/", {"none": roles(200)}, fmt="html")],
+    "web:org": [Cell("get", "/orgs/vis-org/", {"none": roles(200)}, fmt="html")],
+    "web:org-members": [Cell("get", "/orgs/vis-org/members/", {"none": roles(200)}, fmt="html")],
+    "web:org-create": [Cell("post", "/orgs/new/", {"none": roles(400, anonymous=302)}, {"name": "!"}, fmt="html")],
+    "web:org-invite": [
+        Cell(
+            "post",
+            "/orgs/vis-org/members/invite/",
+            {"none": roles(403, anonymous=302, org_admin=400, maintainer=400)},
+            {"username": "nobody-here", "role": "member"},
+            fmt="html",
+        )
+    ],
+    "web:org-member-role": [
+        Cell(
+            "post",
+            "/orgs/vis-org/members/nobody-here/role/",
+            {"none": roles(302)},  # back to the members page with the service's refusal as a message
+            {"role": "admin"},
+            fmt="html",
+        )
+    ],
+    "web:org-member-remove": [
+        Cell(
+            "post",
+            "/orgs/vis-org/members/nobody-here/remove/",
+            {"none": roles(302)},  # back with the refusal as a message (a member may remove themself: leave)
+            {},
+            fmt="html",
+        )
+    ],
+    "web:org-invitation-revoke": [
+        Cell("post", "/orgs/vis-org/invitations/999999/revoke/", {"none": roles(404, anonymous=302)}, {}, fmt="html")
+    ],
+    "web:invitations": [Cell("get", "/invitations/", {"none": roles(200, anonymous=302)}, fmt="html")],
+    "web:invitation-accept": [
+        Cell("post", "/invitations/999999/accept/", {"none": roles(404, anonymous=302)}, {}, fmt="html")
+    ],
+    "web:invitation-decline": [
+        Cell("post", "/invitations/999999/decline/", {"none": roles(404, anonymous=302)}, {}, fmt="html")
+    ],
+    "web:variant-transfer": [
+        Cell(
+            "post",
+            W + "/transfer/",
+            {o: page(o, 403, login=True) | {"owner": 400} for o in ("draft", "pub")},
+            {"to": "alice"},
+            fmt="html",
+        )
+    ],
+    "web:collaborator-add": [
+        Cell(
+            "post",
+            W + "/collaborators/",
+            {o: page(o, 403, login=True) | {"owner": 400} for o in ("draft", "pub")},
+            {"username": "alice"},
+            fmt="html",
+        )
+    ],
+    "web:collaborator-remove": [
+        Cell(
+            "post",
+            W + "/collaborators/nobody-here/remove/",
+            {o: page(o, 403, login=True) | {"owner": 404} for o in ("draft", "pub")},
+            {},
+            fmt="html",
+        )
+    ],
     "web:job-retry": [
         Cell(
             "post",

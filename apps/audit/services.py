@@ -44,6 +44,13 @@ an attacker with database access could rewrite the whole (unkeyed) chain at any 
 The sealer's database role must see the writers' backends in pg_stat_activity (the same role, as in every
 deployment here, or pg_read_all_stats).
 
+The newest end of the log needs a witness outside the database, as a Certificate Transparency log's signed tree
+heads need clients that remember them: whoever can delete rows can delete the newest seals together with events
+they covered (the sealer would then re-seal what is left). So every seal is logged (logger apps.audit.services,
+INFO: number, range, hash), `audit_verify` prints the newest seal's number and hash, and `audit_verify
+--expect-seal N:HASH` checks that a seal once seen is still there, unchanged. (The old chain had the same limit:
+its head row could be deleted with the tail.)
+
 Events from before migration 0002 keep their chained format (prev_hash = the previous event's hash, hash =
 sha256(prev_hash + canonical JSON)) and verify as before; the first seal covers them. On PostgreSQL the old chain
 head row stays as the legacy anchor: the event at its last_seq must still exist with its last_hash.
@@ -362,7 +369,18 @@ def _write_seal(last: AuditSeal | None, first_seq: int, last_seq: int, events: l
     seal.hash = seal_hash(seal.prev_hash, seal.canonical_body())
     seal.signature = seal_signature(seal.hash)
     seal.save()
+    logger.info("audit seal %s: #%s..#%s, %s events, hash %s", seal.number, first_seq, last_seq, seal.count, seal.hash)
     return seal
+
+
+def audit_seal_is_known(number: int, hash_: str) -> bool:
+    """Whether seal `number` still exists with this hash (a seal recorded earlier, from the log or audit_verify:
+    the check against a truncated log)."""
+    return AuditSeal.objects.filter(number=number, hash=hash_).exists()
+
+
+def audit_newest_seal() -> AuditSeal | None:
+    return AuditSeal.objects.order_by("-number").first()
 
 
 @dataclass

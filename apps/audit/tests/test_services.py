@@ -280,6 +280,29 @@ def test_sealed_chained_events_detect_tampering(alice):
 
 
 @pytest.mark.django_db
+def test_a_truncated_log_is_caught_against_a_seal_seen_before(alice, capsys):
+    events = _five(alice)
+    call_command("audit_verify")
+    out = capsys.readouterr().out
+    witness = out.split("--expect-seal ")[1].split()[0]
+    seal = AuditSeal.objects.get()
+    assert witness == f"{seal.number}:{seal.hash}"
+    call_command("audit_verify", "--expect-seal", witness)
+    # whoever deletes the newest events and their seal leaves a log that verifies on its own, but not the witness
+    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[-1].pk])
+    _tamper("DELETE FROM audit_auditseal WHERE id = %s", [seal.pk])
+    if connection.vendor == "postgresql":
+        assert audit_chain_verify().ok  # the log alone cannot tell a truncated end
+        caught = "seal 1 with hash .* is gone"
+    else:
+        caught = "tail"  # SQLite's allocator row still knows the last seq
+    with pytest.raises(CommandError, match=caught):
+        call_command("audit_verify", "--expect-seal", witness)
+    with pytest.raises(CommandError, match="N:HASH"):
+        call_command("audit_verify", "--expect-seal", "one:abc")
+
+
+@pytest.mark.django_db
 def test_audit_verify_command_ok(alice, capsys):
     audit_record(actor=alice, verb="v", target=("t", 1))
     call_command("audit_verify")

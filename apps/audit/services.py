@@ -35,8 +35,10 @@ so the sealer only seals a range once every transaction that could still commit 
   - it waits (bounded, `wait_s`) until no other client backend of this database has a transaction that started
     at or before t (pg_stat_activity.xact_start, the snapshot cleared on each poll; autovacuum is not a writer);
   - after that every seq <= V is final: a row present is committed, a seq absent is a rollback and is recorded
-    in the seal as skipped. If the wait times out (a long transaction is open) it seals only the gap-free
-    prefix, which needs no such proof, and leaves the rest for the next run.
+    in the seal as skipped. If the wait times out (a long transaction is open; a sealer after a commit does not
+    wait at all) it keeps (V, t) as a checkpoint and seals up to the checkpoint of its previous attempt if that
+    one is final by now, else only the gap-free prefix, which needs no such proof; the rest waits for the next
+    run. A crashed writer is a rollback too: its backend ends, and so does its transaction.
 So a deletion is distinguishable from a rollback once sealed; what remains is the window between an event's
 commit and its seal, where an attacker with write access to the database could delete it as if it had rolled
 back (its content, though, cannot be changed without the key). Sealing often keeps that window short; before,

@@ -11,7 +11,6 @@ from rest_framework import authentication, exceptions
 
 from . import login_limits
 from .models import PersonalAccessToken
-from .roles import remember_roles, role_group_annotations
 
 TOKEN_PREFIX = "mc_"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -37,13 +36,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Token contains invalid characters.")
         if not raw.startswith(TOKEN_PREFIX):
             raise exceptions.AuthenticationFailed("Not a Model Commons token (expected the mc_ prefix).")
-        # One query: the token, its user, and the user's roles (which every permission check reads).
-        token = (
-            PersonalAccessToken.objects.select_related("user")
-            .annotate(**role_group_annotations("user"))
-            .filter(token_hash=hash_token(raw))
-            .first()
-        )
+        token = PersonalAccessToken.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if token.revoked_at is not None:
@@ -57,7 +50,6 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
             PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
-        remember_roles(token.user, token)
         return token.user, token
 
     def authenticate_header(self, request: Any) -> str:

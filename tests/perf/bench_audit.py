@@ -142,6 +142,9 @@ def main() -> None:
     args = parser.parse_args()
 
     old_name, _ = create_database()
+    import logging
+
+    logging.getLogger("apps.audit.services").setLevel(logging.WARNING)  # one INFO line per seal: noise here
     try:
         from django.core.management import call_command
 

@@ -139,6 +139,20 @@ def _ensure_variant(
     return variant
 
 
+def _int8_fields(entry: dict[str, Any], *, tags: list[str], summary: str, title: str) -> dict[str, Any]:
+    """The metadata of an int8 build of commons/digits-mlp (alice's, and the demo lab's)."""
+    return {
+        "license": "apache-2.0",
+        "parameters": entry["parameters"],
+        "precision": "int8",
+        "architecture": "MLP",
+        "task": "image-classification",
+        "tags": tags,
+        "summary": summary,
+        "card": DIGITS_CARD.replace("# digits-mlp", f"# {title}"),
+    }
+
+
 def _publish(revision: Revision, actor: User) -> None:
     for target in (RevisionStatus.SUBMITTED, RevisionStatus.APPROVED, RevisionStatus.PUBLISHED):
         revision.refresh_from_db()
@@ -194,19 +208,12 @@ def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm: Path | None) -
         parents=[base],
         artifact="digits-mlp-int8.onnx",
         actor=users["alice"],
-        fields={
-            "license": "apache-2.0",
-            "parameters": int8["parameters"],
-            "precision": "int8",
-            "architecture": "MLP",
-            "task": "image-classification",
-            "tags": ["onnx", "int8"],
-            "summary": "Dynamic int8 quantization of commons/digits-mlp.",
-            "card": DIGITS_CARD.replace(
-                "# digits-mlp",
-                "# digits-mlp-int8\n\nInt8 dynamic quantization (onnxruntime quantize_dynamic) of commons/digits-mlp.",
-            ),
-        },
+        fields=_int8_fields(
+            int8,
+            tags=["onnx", "int8"],
+            summary="Dynamic int8 quantization of commons/digits-mlp.",
+            title="digits-mlp-int8\n\nInt8 dynamic quantization (onnxruntime quantize_dynamic) of commons/digits-mlp.",
+        ),
     )
     pruned = _file_entry(manifest, "digits-mlp-pruned.onnx")
     pruned_variant = _ensure_variant(
@@ -239,19 +246,12 @@ def _seed(password: str, *, runs: bool, queue_jobs: bool, tinylm: Path | None) -
         parents=[base],
         artifact="digits-mlp-int8.onnx",
         actor=users["bob"],
-        fields={
-            "license": "apache-2.0",
-            "parameters": int8["parameters"],
-            "precision": "int8",
-            "architecture": "MLP",
-            "task": "image-classification",
-            "tags": ["onnx", "int8", "harbour-lab"],
-            "summary": "Harbour Lab's int8 build of commons/digits-mlp (a draft the lab's members work on).",
-            "card": DIGITS_CARD.replace(
-                "# digits-mlp",
-                "# digits-mlp-harbour-int8\n\nHarbour Lab's int8 quantization of commons/digits-mlp.",
-            ),
-        },
+        fields=_int8_fields(
+            int8,
+            tags=["onnx", "int8", "harbour-lab"],
+            summary="Harbour Lab's int8 build of commons/digits-mlp (a draft the lab's members work on).",
+            title="digits-mlp-harbour-int8\n\nHarbour Lab's int8 quantization of commons/digits-mlp.",
+        ),
     )
     seed_registry_demo(users)
     summary: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -307,26 +308,38 @@ def comment_create(request: AuthedRequest, owner: str, name: str) -> HttpRespons
     return redirect("web:variant", owner=variant.owner.username, name=variant.name)
 
 
+def _variant_form_post(
+    request: AuthedRequest,
+    variant: Variant,
+    form: Any,
+    act: Callable[[], tuple[str, Variant]],
+    **context: Any,
+) -> HttpResponse:
+    """A form on the variant page: on valid input the service runs (`act` returns the success message and the
+    variant to go back to); its refusals go beside the fields, and the page comes back with 400."""
+    if form.is_valid():
+        try:
+            message, variant = act()
+        except DomainError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, message)
+            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
+    return render(request, "web/variant_detail.html", _variant_context(request, variant, **context), status=400)
+
+
 @login_required
 @require_POST
 def flag_create(request: AuthedRequest, owner: str, name: str) -> HttpResponse:
     """Anyone signed in flags a published variant; moderators resolve flags in the admin."""
     variant = _variant_or_404(request, owner, name)
     form = FlagForm(request.POST)
-    if form.is_valid():
-        try:
-            sections.flag_create(request.user, variant, form)
-        except DomainError as exc:
-            add_service_errors(form, exc)
-        else:
-            messages.success(request, "Thank you: the moderators will look at your flag.")
-            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
-    return render(
-        request,
-        "web/variant_detail.html",
-        _variant_context(request, variant, flag_form=form, flag_open=True),
-        status=400,
-    )
+
+    def act() -> tuple[str, Variant]:
+        sections.flag_create(request.user, variant, form)
+        return "Thank you: the moderators will look at your flag.", variant
+
+    return _variant_form_post(request, variant, form, act, flag_form=form, flag_open=True)
 
 
 @login_required
@@ -338,20 +351,12 @@ def variant_transfer(request: AuthedRequest, owner: str, name: str) -> HttpRespo
         raise DjangoPermissionDenied
     old_name = variant.full_name
     form = TransferForm(request.POST)
-    if form.is_valid():
-        try:
-            variant = sections.variant_transfer(request.user, variant, form)
-        except DomainError as exc:
-            add_service_errors(form, exc)
-        else:
-            messages.success(request, f"{old_name} is now {variant.full_name}; its old name redirects here.")
-            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
-    return render(
-        request,
-        "web/variant_detail.html",
-        _variant_context(request, variant, transfer_form=form, manage_open=True),
-        status=400,
-    )
+
+    def act() -> tuple[str, Variant]:
+        moved = sections.variant_transfer(request.user, variant, form)
+        return f"{old_name} is now {moved.full_name}; its old name redirects here.", moved
+
+    return _variant_form_post(request, variant, form, act, transfer_form=form, manage_open=True)
 
 
 @login_required
@@ -361,20 +366,12 @@ def collaborator_add(request: AuthedRequest, owner: str, name: str) -> HttpRespo
     if not can_manage_variant(request.user, variant):
         raise DjangoPermissionDenied
     form = CollaboratorForm(request.POST)
-    if form.is_valid():
-        try:
-            collaborator = sections.collaborator_add(request.user, variant, form)
-        except DomainError as exc:
-            add_service_errors(form, exc)
-        else:
-            messages.success(request, f"{collaborator.user.username} may now edit {variant.full_name}.")
-            return redirect("web:variant", owner=variant.owner.username, name=variant.name)
-    return render(
-        request,
-        "web/variant_detail.html",
-        _variant_context(request, variant, collaborator_form=form, manage_open=True),
-        status=400,
-    )
+
+    def act() -> tuple[str, Variant]:
+        collaborator = sections.collaborator_add(request.user, variant, form)
+        return f"{collaborator.user.username} may now edit {variant.full_name}.", variant
+
+    return _variant_form_post(request, variant, form, act, collaborator_form=form, manage_open=True)
 
 
 @login_required

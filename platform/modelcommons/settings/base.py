@@ -494,6 +494,15 @@ MC_DOWNLOADS_REDIS_URL = env.str(
 )
 MC_DOWNLOADS_KEY = env.str("MC_DOWNLOADS_KEY", default="mc:downloads")
 MC_DOWNLOADS_FLUSH_S = env.int("MC_DOWNLOADS_FLUSH_S", default=60)
+# The audit log (apps.audit.services): events are written without a lock and sealed in order into signed batches.
+# The key signs events and seals; it must outlive the log (set it to the current SECRET_KEY before rotating that).
+MC_AUDIT_KEY = env.str("MC_AUDIT_KEY", default="")
+# A committing write seals at most this often per process (0: only the beat, audit_seal and audit_verify seal).
+MC_AUDIT_SEAL_EVERY_S = env.float("MC_AUDIT_SEAL_EVERY_S", default=5.0)
+CELERY_BEAT_SCHEDULE["audit-seal"] = {
+    "task": "audit.seal",
+    "schedule": timedelta(seconds=env.int("MC_AUDIT_SEAL_BEAT_S", default=30)),
+}
 CELERY_BEAT_SCHEDULE["downloads-flush"] = {
     "task": "transfers.downloads_flush",
     "schedule": timedelta(seconds=MC_DOWNLOADS_FLUSH_S),

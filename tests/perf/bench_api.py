@@ -2,7 +2,7 @@
 Run by `make bench`; it prints numbers and `RATIO` lines, it asserts nothing.
 
     DATABASE_URL=postgres://root@127.0.0.1:5432/<db> CELERY_BROKER_URL=redis://127.0.0.1:6379/<n> \\
-        python tests/perf/bench_api.py [--seconds 6] [--rounds 2] [--samples 200] [--mlflow-workers 4]
+        python tests/perf/bench_api.py [--seconds 6] [--rounds 3] [--samples 200] [--mlflow-workers 4]
 
 1. Creates a throw-away database (`test_<db>`, dropped at the end) with a published original, alice with a
    read/write/jobs token, a `noop` benchmark and one job, and starts the Procfile's web process (gunicorn, its
@@ -130,7 +130,7 @@ class Server:
         self.log.close()
 
 
-def start_ours(database: str) -> Server:
+def start_ours(database: str, extra: str = "") -> Server:
     from tests.live import free_port, web_command
 
     port = free_port()
@@ -138,6 +138,7 @@ def start_ours(database: str) -> Server:
     env.setdefault("WEB_CONCURRENCY", "2")
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     command = web_command().replace(" --access-logfile -", f" --access-logfile {WORK / 'access.log'}")
+    command = f"{command} {extra}".strip()  # later gunicorn options override the Procfile's
     print(f"ours: {command.replace('${PORT:-8000}', str(port))}  (WEB_CONCURRENCY={env['WEB_CONCURRENCY']})")
     return Server(["bash", "-c", f"exec {command}"], env, WORK / "gunicorn.log", f"http://127.0.0.1:{port}")
 
@@ -331,10 +332,11 @@ def overhead(url: str, token: str, world: dict[str, Any], samples: int) -> dict[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="each timed cycle run")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=200, help="GETs of each path for the overhead p50s")
     parser.add_argument("--mlflow-workers", type=int, default=4, help="MLflow's server processes (its default)")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--web-args", default="", help="gunicorn options added to the Procfile's (to compare)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
@@ -345,7 +347,7 @@ def main() -> int:
         from django.db import connection
 
         connection.close()
-        ours = start_ours(database)
+        ours = start_ours(database, args.web_args)
         servers.append(ours)
         ours.wait_ready("/healthz")
         blob = safetensors_kib()
@@ -357,10 +359,12 @@ def main() -> int:
             server.wait_ready("/health")
             experiment_id, model = mlflow_setup(server.url)
             mlflow = mlflow_cycle(server.url, experiment_id, model)
-        # warm every worker process of both (imports, connection pools, caches) before timing
+        # warm every worker process of both (imports, connection pools, caches; MLflow's workers initialise their
+        # stores on their first requests) before timing
         for name, cycle in (("ours", our), ("mlflow", mlflow)):
             if cycle is not None:
-                cycles_per_s(cycle, 4, 3.0, name)
+                cycles_per_s(cycle, 4, args.seconds, name)
+                cycles_per_s(cycle, 1, args.seconds / 2, name)
 
         results: dict[tuple[str, int], list[float]] = {}
         for r in range(args.rounds):

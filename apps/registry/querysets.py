@@ -4,7 +4,7 @@ The one rule, in its two forms (SQL for querysets, Python for rows already loade
 - a variant is seen by everyone once one of its revisions is published, and otherwise only by its insiders;
 - a revision is seen by everyone when it is published, and in every other state only by the variant's insiders;
 - the insiders of a variant are its owner (for an organization's variant: the organization's members), its
-  collaborators, reviewers and maintainers (`_insider_q`, and `sees_unpublished` for rows already loaded).
+  collaborators, reviewers and maintainers (`insider_q`, and `sees_unpublished` for rows already loaded).
 Everything else (jobs, bundles, reviews, checklists, webhook fan-out) is visible iff its revision is."""
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _is_org_member(user: Viewer, variant: Any) -> bool:
     return variant.owner_id in access.namespaces or variant.pk in access.collaborations
 
 
-def _insider_q(user: Viewer, variant_path: str) -> Q:
+def insider_q(user: Viewer, variant_path: str) -> Q:
     """Rows whose variant (reached through `variant_path`, "" for the variant itself) the signed-in, non-staff
     `user` is an insider of."""
     owner = f"{variant_path}owner" if variant_path else "owner"
@@ -119,7 +119,7 @@ def revision_visibility_q(user: Viewer, revision_path: str = "") -> Q | None:
         return None
     public = Q(**{f"{revision_path}status__in": PUBLIC_STATUSES})
     if user.is_authenticated:
-        return public | _insider_q(user, f"{revision_path}variant__")
+        return public | insider_q(user, f"{revision_path}variant__")
     return public
 
 
@@ -138,14 +138,14 @@ class VariantQuerySet(models.QuerySet["Variant"]):
         if is_reviewer(user):
             return self
         if user.is_authenticated:
-            return self.filter(Q(is_public=True) | _insider_q(user, ""))
+            return self.filter(Q(is_public=True) | insider_q(user, ""))
         return self.filter(is_public=True)
 
     def _declared(self, user: Viewer, live: Q, snapshot: Q) -> VariantQuerySet:
         if is_reviewer(user):
             return self.filter(live)
         if user.is_authenticated:
-            insider = _insider_q(user, "")
+            insider = insider_q(user, "")
             return self.filter((insider & live) | (~insider & snapshot))
         return self.filter(snapshot)
 

@@ -39,9 +39,8 @@ def _target_namespace(to: str) -> User:
     return account
 
 
-def _rename_in_snapshots(variant: Variant, old: str, new: str) -> int:
+def _rename_in_snapshots(child_ids: list[int], old: str, new: str) -> int:
     """Children's revision snapshots declare their parents by full name: rename this variant in them."""
-    child_ids = list(VariantParent.objects.filter(parent=variant).values_list("child_id", flat=True))
     changed = []
     for revision in Revision.objects.filter(variant_id__in=child_ids).only("id", "metadata"):
         meta = revision.metadata if isinstance(revision.metadata, dict) else {}
@@ -98,7 +97,8 @@ def variant_transfer(*, variant: Variant, to: str, actor: User) -> Variant:
     dropped = sorted(Collaborator.objects.filter(variant=variant).values_list("user__username", flat=True))
     if target.is_organization:
         Collaborator.objects.filter(variant=variant).delete()
-    renamed = _rename_in_snapshots(variant, old_name, new_name)
+    child_ids = list(VariantParent.objects.filter(parent=variant).values_list("child_id", flat=True))
+    renamed = _rename_in_snapshots(child_ids, old_name, new_name)
     audit_record(
         actor=actor,
         verb="variant.transfer",
@@ -112,7 +112,6 @@ def variant_transfer(*, variant: Variant, to: str, actor: User) -> Variant:
         },
     )
     forget_access(actor)
-    child_ids = list(VariantParent.objects.filter(parent=variant).values_list("child_id", flat=True))
     for variant_id in [variant.pk, *child_ids]:
         hooks.run_on_commit(hooks.VARIANT_UPDATED_HOOKS, variant_id=variant_id, fields=["owner", "parents"])
     return variant

@@ -132,6 +132,14 @@ def revision_is_public(revision: Any) -> bool:
     return revision.status in PUBLIC_STATUSES
 
 
+def parents_prefetch(variant_model: Any) -> models.Prefetch[Any]:
+    """The parent links of variants with each parent and its owner (what every representation shows), in the
+    declared order."""
+    # The link model through the relation, not an import: models.py imports this module.
+    links = variant_model._meta.get_field("parent_links").related_model
+    return models.Prefetch("parent_links", queryset=links._default_manager.select_related("parent__owner"))
+
+
 class VariantQuerySet(models.QuerySet["Variant"]):
     def visible_to(self, user: Viewer) -> VariantQuerySet:
         """Published variants for everyone; drafts and variants under review for their insiders only."""
@@ -165,12 +173,13 @@ class VariantQuerySet(models.QuerySet["Variant"]):
         snapshot = Q(published_revision__metadata__parents__icontains=f'"{owner}/{name}"')
         return self._declared(user, live, snapshot).distinct()
 
+    def with_heads(self) -> VariantQuerySet:
+        """The owner and the current and published revisions, joined (what permission checks and visibility
+        read); no parents."""
+        return self.select_related("owner", "current_revision", "published_revision")
+
     def with_list_relations(self) -> VariantQuerySet:
-        # The link model through the relation, not an import: models.py imports this module.
-        links = self.model._meta.get_field("parent_links").related_model
-        return self.select_related("owner", "current_revision", "published_revision").prefetch_related(
-            models.Prefetch("parent_links", queryset=links._default_manager.select_related("parent__owner"))
-        )
+        return self.with_heads().prefetch_related(parents_prefetch(self.model))
 
     def by_full_name(self, full_name: str) -> VariantQuerySet:
         owner, _, name = full_name.partition("/")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, prefetch_related_objects
 
 from apps.core.errors import NotFound
 
@@ -18,6 +18,7 @@ from .querysets import (
     RevisionQuerySet,
     VariantQuerySet,
     insider_q,
+    parents_prefetch,
     revision_is_visible_to,
     sees_unpublished,
 )
@@ -57,10 +58,13 @@ def variants_visible_to(user: Viewer) -> VariantQuerySet:
 def variant_for_user_or_404(user: Viewer, owner: str, name: str) -> Variant:
     """The variant `owner/name` as stored, if the user may see it; NotFound otherwise (no one learns it exists).
 
-    Writes start from this row; to show it, pass it through `variant_as_seen_by`."""
+    Writes start from this row; to show it, pass it through `variant_as_seen_by` (which loads its parents).
+    """
     # One row by its unique name, then the visibility rule in its Python form (`sees_unpublished`, the same rule as
-    # `visible_to`): building the rule's SQL for one row cost more than the query itself (issue 16's profile).
-    variant = Variant.objects.with_list_relations().by_full_name(f"{owner}/{name}").first()
+    # `visible_to`): building the rule's SQL for one row cost more than the query itself (issue 16's profile). The
+    # parents are not prefetched here: most callers (uploads, revisions, jobs, reviews) never read them, and that
+    # prefetch cost more than the row itself.
+    variant = Variant.objects.with_heads().by_full_name(f"{owner}/{name}").first()
     if variant is None or not (variant.is_public or sees_unpublished(user, variant)):
         raise NotFound(f"No variant '{owner}/{name}'.")
     return variant
@@ -75,20 +79,25 @@ def revisions_visible_to(user: Viewer, variant: Variant | None = None) -> Revisi
 
 
 def revision_for_user_or_404(
-    user: Viewer, *, number: int, variant: Variant | None = None, owner: str | None = None, name: str | None = None
+    user: Viewer,
+    *,
+    number: int,
+    variant: Variant | None = None,
+    owner: str | None = None,
+    name: str | None = None,
+    with_artifacts: bool = True,
 ) -> Revision:
     """Revision `number` of a variant (given, or named `owner/name`) if the user may see both; NotFound otherwise.
-    A draft of a published variant is a 404 to everyone but its insiders."""
+    A draft of a published variant is a 404 to everyone but its insiders. `with_artifacts=False` for callers that
+    change the revision and read it again (or never read its artifacts)."""
     if variant is None:
         variant = variant_for_user_or_404(user, str(owner), str(name))
     revision = None
     if 0 < number <= MAX_REVISION_NUMBER:
-        revision = (
-            Revision.objects.filter(variant=variant, number=number)
-            .select_related("created_by")
-            .prefetch_related("artifacts")
-            .first()
-        )
+        found = Revision.objects.filter(variant=variant, number=number).select_related("created_by")
+        if with_artifacts:
+            found = found.prefetch_related("artifacts")
+        revision = found.first()
     if revision is not None:
         revision.variant = variant  # the row we already have
     # The revision rule in its Python form (the same as `revisions_visible_to`), on the one row.
@@ -132,7 +141,7 @@ def snapshot_parent_ids(user: Viewer, variant: Variant) -> list[int] | None:
     return [int(i) for i in ids] if isinstance(ids, list) else None
 
 
-def _prefetched(links: list[VariantParent]) -> QuerySet[VariantParent]:
+def links_as_prefetched(links: list[VariantParent]) -> QuerySet[VariantParent]:
     """A queryset already evaluated to `links`, as prefetch_related leaves one (so `parent_links.all()` reads it)."""
     qs = VariantParent.objects.none()
     qs._result_cache = links
@@ -156,7 +165,7 @@ def _public_view(variant: Variant, parents: dict[int, Variant]) -> Variant:
     view.updated_at = published.status_changed_at or variant.updated_at
     ids = meta.get("parent_ids")
     if isinstance(ids, list):
-        view._prefetched_objects_cache["parent_links"] = _prefetched(  # type: ignore[attr-defined]
+        view._prefetched_objects_cache["parent_links"] = links_as_prefetched(  # type: ignore[attr-defined]
             [
                 VariantParent(child_id=variant.pk, parent=parents[int(pid)], position=i)
                 for i, pid in enumerate(ids)
@@ -167,13 +176,17 @@ def _public_view(variant: Variant, parents: dict[int, Variant]) -> Variant:
     return view
 
 
-def variants_as_seen_by(user: Viewer, variants: Sequence[Variant]) -> list[Variant]:
+def variants_as_seen_by(user: Viewer, variants: Sequence[Variant], *, with_parents: bool = True) -> list[Variant]:
     """Each variant as the user may see it: as it stands for its insiders (owner, reviewers, maintainers), and
     for everyone else as its last published revision's snapshot (card, licence, parents, metadata), so that
     edits to a newer draft stay private until that draft is published.
 
-    Needs `published_revision` loaded (`with_list_relations()` does it). Costs at most one query (the snapshot
-    parents that are not among the live parents already prefetched), whatever the number of variants."""
+    Needs `published_revision` loaded (`with_heads()` does it). Costs at most two queries whatever the number of
+    variants: the parents of those whose parents are not prefetched yet (unless `with_parents=False`, for callers
+    that do not show them), and the snapshot parents that are not among the live ones."""
+    unloaded = [v for v in variants if "parent_links" not in getattr(v, "_prefetched_objects_cache", {})]
+    if unloaded and with_parents:
+        prefetch_related_objects(unloaded, parents_prefetch(Variant))
     public = {v.pk: v for v in variants if v.published_revision_id is not None and not sees_unpublished(user, v)}
     known: dict[int, Variant] = {}
     wanted: set[int] = set()
@@ -332,7 +345,7 @@ def variant_lineage(*, variant: Variant, user: Viewer) -> dict[str, Any]:
     edges.update((c, p) for c, ids in declared.items() for p in ids)
     anc_depth = _depths(variant.pk, sorted(edges), upward=True)
     desc_depth = _depths(variant.pk, sorted(edges), upward=False)
-    visible = {v.pk: v for v in variants_as_seen_by(user, list(loaded.values()))}
+    visible = {v.pk: v for v in variants_as_seen_by(user, list(loaded.values()), with_parents=False)}
     variant = visible[variant.pk]
     ordered = sorted(edges)
 

@@ -261,13 +261,18 @@ def checklists_reevaluate(*, revision_ids: Iterable[int], inputs: Iterable[str] 
 def openness_store(facts: RevisionFacts) -> RevisionOpenness:
     """Store the revision's openness class for filters (leaderboards, variant lists)."""
     report = openness_for_facts(facts)
-    stored, _ = RevisionOpenness.objects.update_or_create(
+    row = RevisionOpenness(
         revision_id=facts.revision.pk,
-        defaults={
-            "mof_class": report["mof_class"] or "",
-            "rank": report["rank"],
-            "conditional": report["conditional"],
-            "report": {"label": report["label"], "classes": report["classes"]},
-        },
+        mof_class=report["mof_class"] or "",
+        rank=report["rank"],
+        conditional=report["conditional"],
+        report={"label": report["label"], "classes": report["classes"]},
     )
-    return stored
+    # One upsert (INSERT ... ON CONFLICT DO UPDATE), not update_or_create's savepoint, locking read and insert.
+    RevisionOpenness.objects.bulk_create(
+        [row],
+        update_conflicts=True,
+        unique_fields=["revision"],
+        update_fields=["mof_class", "rank", "conditional", "report", "computed_at"],
+    )
+    return row

@@ -127,11 +127,11 @@ class VariantViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewSe
         return VariantDetailSerializer
 
     def _detail(self, variant: Variant, status_code: int = 200) -> Response:
-        fresh = selectors.variant_as_seen_by(
-            self.request.user, selectors.variants_visible_to(self.request.user).get(pk=variant.pk)
-        )
-        data = VariantDetailSerializer(fresh, context=self.get_serializer_context()).data
-        return _with_etag(Response(data, status=status_code), fresh.etag)
+        """The representation of a variant this request just wrote: the service's row (saved whole, with its owner
+        and revisions joined), not read again; its writer is one of its insiders."""
+        shown = selectors.variant_as_seen_by(self.request.user, variant)
+        data = VariantDetailSerializer(shown, context=self.get_serializer_context()).data
+        return _with_etag(Response(data, status=status_code), shown.etag)
 
     @extend_schema(request=VariantCreateSerializer, responses={201: VariantDetailSerializer})
     def create(self, request: Request) -> Response:
@@ -292,8 +292,9 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
 
 class RevisionMixin(VariantMixin):
     def get_revision(self: Any) -> Revision:
+        # Every view here changes the revision and answers with `revision_response` (which reads it again).
         return selectors.revision_for_user_or_404(
-            self.request.user, variant=self.get_variant(), number=int(self.kwargs["number"])
+            self.request.user, variant=self.get_variant(), number=int(self.kwargs["number"]), with_artifacts=False
         )
 
     def revision_response(self, revision: Revision, status_code: int = 200) -> Response:

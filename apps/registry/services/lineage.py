@@ -13,7 +13,7 @@ from apps.core.errors import ValidationFailed
 
 from ..licenses import license_compat
 from ..models import Variant, VariantParent
-from ..selectors import ancestor_depths, descendant_ids
+from ..selectors import ancestor_depths, descendant_ids, links_as_prefetched
 
 # Any constant works; it only has to be the same for every process touching lineage.
 LINEAGE_LOCK_KEY = 0x6D630001
@@ -29,12 +29,21 @@ def lock_lineage() -> None:
     # SQLite runs write transactions one at a time (IMMEDIATE mode), which already serialises them.
 
 
-def set_parents(variant: Variant, parents: Sequence[Variant]) -> None:
-    """Replace the parent links, in the declared order. No cycle check: see `parents_replace`."""
-    VariantParent.objects.filter(child=variant).delete()
-    VariantParent.objects.bulk_create(
+def set_parents(variant: Variant, parents: Sequence[Variant], *, fresh: bool = False) -> None:
+    """Replace the parent links, in the declared order (`fresh`: a variant just created, which has none). No cycle
+    check: see `parents_replace`. The new links are left as the variant's prefetched parents."""
+    if not fresh:
+        VariantParent.objects.filter(child=variant).delete()
+    links = VariantParent.objects.bulk_create(
         [VariantParent(child=variant, parent=p, position=i) for i, p in enumerate(parents)]
     )
+    if all(p.__class__ is Variant and "owner" in p._state.fields_cache for p in parents):
+        variant._prefetched_objects_cache = {  # type: ignore[attr-defined]
+            **getattr(variant, "_prefetched_objects_cache", {}),
+            "parent_links": links_as_prefetched(links),
+        }
+    else:  # a representation reads them again, with their owners
+        getattr(variant, "_prefetched_objects_cache", {}).pop("parent_links", None)
 
 
 def parents_replace(variant: Variant, parents: Sequence[Variant]) -> None:

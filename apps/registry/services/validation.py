@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.db.models import prefetch_related_objects
 
 from apps.accounts.models import User
 from apps.accounts.roles import is_maintainer
@@ -17,6 +18,7 @@ from ..cards import card_split, json_safe, metadata_to_fields, summary_from_body
 from ..choices import PIPELINE_TAGS, Precision, Relation
 from ..licenses import license_lookup, license_suggestions
 from ..models import HUB_ID_RE, Variant
+from ..querysets import parents_prefetch
 from ..selectors import variants_resolve
 
 EDITABLE_FIELDS = (
@@ -124,6 +126,14 @@ def _clean_fields(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[st
     return out
 
 
+def _parent_links(variant: Variant) -> list[Any]:
+    """The variant's parent links with their parents, loaded once and kept as its prefetched parents (the
+    representation after an update reads them again)."""
+    if "parent_links" not in getattr(variant, "_prefetched_objects_cache", {}):
+        prefetch_related_objects([variant], parents_prefetch(Variant))
+    return list(variant.parent_links.all())
+
+
 def clean_variant_input(
     *, actor: User, data: dict[str, Any], existing: Variant | None, infer: bool
 ) -> tuple[dict[str, Any], list[Variant] | None]:
@@ -194,9 +204,7 @@ def clean_variant_input(
                 add_error(errors, "parents", "A variant cannot be its own parent.")
 
     final_parents = (
-        parents
-        if parents is not None
-        else ([link.parent for link in existing.parent_links.select_related("parent__owner")] if existing else [])
+        parents if parents is not None else ([link.parent for link in _parent_links(existing)] if existing else [])
     )
     if relation and not errors.get("parents"):
         if relation == Relation.ORIGINAL and final_parents:

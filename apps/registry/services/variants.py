@@ -83,7 +83,7 @@ def variant_create(
             "The variant is not valid: see errors.",
             errors={"name": [f"{owner.username} already has a variant named '{name}'."]},
         )
-    set_parents(variant, resolved or [])
+    set_parents(variant, resolved or [], fresh=True)
     revision = Revision.objects.create(variant=variant, number=1, created_by=actor)
     variant.current_revision = revision
     variant.license_compat = license_compat_document(variant)
@@ -117,7 +117,7 @@ def variant_update(
     # of=self: PostgreSQL cannot lock the nullable side of the outer join to current_revision.
     variant = (
         Variant.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("owner", "current_revision")
+        .select_related("owner", "current_revision", "published_revision")
         .get(pk=variant.pk)
     )
     ensure_can_edit(actor, variant)

@@ -64,7 +64,8 @@ def variant_for_user_or_404(user: Viewer, owner: str, name: str) -> Variant:
     # `visible_to`): building the rule's SQL for one row cost more than the query itself (issue 16's profile). The
     # parents are not prefetched here: most callers (uploads, revisions, jobs, reviews) never read them, and that
     # prefetch cost more than the row itself.
-    variant = Variant.objects.with_heads().by_full_name(f"{owner}/{name}").first()
+    # At most one row (names are unique ignoring case): no ORDER BY to compile (`first()` would add one).
+    variant = next(iter(Variant.objects.with_heads().by_full_name(f"{owner}/{name}").order_by()[:1]), None)
     if variant is None or not (variant.is_public or sees_unpublished(user, variant)):
         raise NotFound(f"No variant '{owner}/{name}'.")
     return variant
@@ -90,14 +91,24 @@ def revision_for_user_or_404(
     """Revision `number` of a variant (given, or named `owner/name`) if the user may see both; NotFound otherwise.
     A draft of a published variant is a 404 to everyone but its insiders. `with_artifacts=False` for callers that
     change the revision and read it again (or never read its artifacts)."""
-    if variant is None:
-        variant = variant_for_user_or_404(user, str(owner), str(name))
     revision = None
     if 0 < number <= MAX_REVISION_NUMBER:
-        found = Revision.objects.filter(variant=variant, number=number).select_related("created_by")
+        if variant is None:
+            # By name: the revision with its variant (and the variant's owner and revisions) in one query; the
+            # variant's own rule is checked below, and a miss goes the long way to say what is missing.
+            found = Revision.objects.select_related(
+                "created_by", "variant__owner", "variant__current_revision", "variant__published_revision"
+            ).filter(variant__owner__username__iexact=owner, variant__name__iexact=name, number=number)
+        else:
+            found = Revision.objects.filter(variant=variant, number=number).select_related("created_by")
         if with_artifacts:
             found = found.prefetch_related("artifacts")
-        revision = found.first()
+        revision = next(iter(found.order_by()[:1]), None)  # unique (variant, number): no ORDER BY to compile
+    if variant is None:
+        if revision is None or not (revision.variant.is_public or sees_unpublished(user, revision.variant)):
+            variant = variant_for_user_or_404(user, str(owner), str(name))  # the variant's 404 if it is that
+            raise NotFound(f"{variant.full_name} has no revision {number}.")
+        variant = revision.variant
     if revision is not None:
         revision.variant = variant  # the row we already have
     # The revision rule in its Python form (the same as `revisions_visible_to`), on the one row.

@@ -267,7 +267,7 @@ class RevisionViewSet(VariantMixin, mixins.ListModelMixin, viewsets.GenericViewS
 
     @extend_schema(responses={200: RevisionSerializer, 304: OpenApiResponse(description="Not modified")})
     def retrieve(self, request: Request, owner: str, name: str, number: int) -> Response:
-        revision = selectors.revision_for_user_or_404(request.user, variant=self.get_variant(), number=int(number))
+        revision = selectors.revision_for_user_or_404(request.user, owner=owner, name=name, number=int(number))
         data = RevisionSerializer(revision).data
         etag = etag_for_body(data)
         if not_modified(request, etag):
@@ -294,7 +294,11 @@ class RevisionMixin(VariantMixin):
     def get_revision(self: Any) -> Revision:
         # Every view here changes the revision and answers with `revision_response` (which reads it again).
         return selectors.revision_for_user_or_404(
-            self.request.user, variant=self.get_variant(), number=int(self.kwargs["number"]), with_artifacts=False
+            self.request.user,
+            owner=self.kwargs["owner"],
+            name=self.kwargs["name"],
+            number=int(self.kwargs["number"]),
+            with_artifacts=False,
         )
 
     def revision_response(self, revision: Revision, status_code: int = 200) -> Response:

@@ -76,7 +76,9 @@ def variant_create(
     if errors:
         raise ValidationFailed("The variant is not valid: see errors.", errors=errors)
     try:
-        with transaction.atomic():
+        # No savepoint of its own: a duplicate name (a race past `_check_name`) ends this whole service, whose
+        # atomic block rolls back, so there is nothing to keep below it (two round trips fewer per create).
+        with transaction.atomic(savepoint=False):
             variant = Variant.objects.create(owner=owner, name=name, **cleaned)
     except IntegrityError:
         raise ValidationFailed(

@@ -45,6 +45,25 @@ def test_names_are_unique_per_owner_ignoring_case(alice, bob, maintainer):
     assert make_variant(bob, "my-model", [base]).full_name == "bob/my-model"
 
 
+def test_a_name_taken_by_a_racing_create_is_a_field_error_and_leaves_the_transaction_usable(
+    alice, maintainer, monkeypatch
+):
+    """The unique constraint is the last word when two creates race past the name check: the loser gets the
+    same field error, its rows are rolled back, and the caller's transaction goes on."""
+    from apps.registry.models import Revision
+    from apps.registry.services import variants as variant_services
+
+    base = make_original(maintainer)
+    make_variant(alice, "Raced", [base])
+    monkeypatch.setattr(variant_services, "_check_name", lambda owner, name, errors: None)  # lost the race
+    revisions_before = Revision.objects.count()
+    with pytest.raises(ValidationFailed) as exc:
+        make_variant(alice, "raced", [base])
+    assert "already has a variant named 'raced'" in exc.value.errors["name"][0]
+    assert Revision.objects.count() == revisions_before  # the connection still answers, nothing half-written
+    assert make_variant(alice, "after-the-race", [base]).current_revision.number == 1
+
+
 # --- relations and parents ----------------------------------------------------------------------------
 
 

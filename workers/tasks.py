@@ -52,6 +52,8 @@ def jobs_recover() -> dict[str, int]:
 
 
 @shared_task(name="workers.tasks.jobs_dispatch", ignore_result=True)
-def jobs_dispatch() -> int:
-    """Celery beat: top up every queue's broker buffer in fair-share order (backoffs that came due)."""
-    return jobs_dispatch_service()
+def jobs_dispatch(queue: str | None = None) -> int:
+    """Top up one queue's broker buffer (asked for after submissions), or every queue's (the beat: backoffs
+    that came due), in fair-share order."""
+    close_old_connections()
+    return jobs_dispatch_service(queue=queue)

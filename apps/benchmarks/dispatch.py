@@ -40,6 +40,7 @@ This module imports nothing above the models: the services call it, never the ot
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -59,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 RUN_JOB_TASK = "workers.tasks.run_job"
 RUN_JOBS_TASK = "workers.tasks.run_jobs"
+DISPATCH_TASK = "workers.tasks.jobs_dispatch"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -330,4 +332,67 @@ def _dispatch_quietly(queue: str | None) -> None:
 
 
 def jobs_dispatch_on_commit(queue: str | None = None) -> None:
+    """After the commit, top up `queue` here, in this process (a worker's claims, cancels and retries)."""
     transaction.on_commit(lambda: _dispatch_quietly(queue))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Dispatch requested from a request (submissions): run by a worker, coalesced
+# ---------------------------------------------------------------------------------------------------------
+
+
+def send_dispatch_request(queue: str | None, countdown: float = 0.0) -> None:
+    """Publish one jobs_dispatch message for `queue` on the default queue, to run `countdown` seconds from now.
+    Raises when the broker is unreachable."""
+    from celery import current_app
+
+    current_app.send_task(
+        DISPATCH_TASK,
+        kwargs={"queue": queue},
+        queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+        countdown=countdown or None,
+        retry=True,
+        retry_policy=settings.MC_DISPATCH_RETRY_POLICY,
+    )
+
+
+_clock = time.time  # wall time: the windows are shared by every process on the cache
+
+
+def _request_dispatch(queue: str | None) -> None:
+    """Ask a worker to top up `queue`, at most twice per window of MC_DISPATCH_COALESCE_S per queue, whatever the
+    number of web processes and submissions: the first submission of a window asks for a run at once (a lone
+    job starts without delay); the second asks for one at the window's end, which sees every job committed in the
+    window (each submission commits before this runs, inside its window); the others ask for nothing. The shared
+    cache's atomic `add` decides who is first. A lost message costs at most the beat's period
+    (MC_DISPATCH_EVERY_S): the beat dispatches every queue, and each claim dispatches its queue."""
+    if time.monotonic() < _broker_down_until[0]:
+        return  # the broker failed us a moment ago: the jobs wait in the database, and the beat sends them
+    window = float(settings.MC_DISPATCH_COALESCE_S)
+    countdown = 0.0
+    if window > 0:
+        from django.core.cache import cache
+
+        now = _clock()
+        slot = int(now // window)
+        name = queue or "*"
+        try:
+            if not cache.add(f"mc:dispatch:{name}:{slot}:first", 1, timeout=max(1, math.ceil(window * 4))):
+                if not cache.add(f"mc:dispatch:{name}:{slot}:last", 1, timeout=max(1, math.ceil(window * 4))):
+                    return
+                # a little past the window's end, so that a worker's clock a hair ahead still runs it after
+                countdown = (slot + 1) * window - now + min(0.05, window / 4)
+        except Exception:  # noqa: BLE001 - no shared cache to coalesce on: ask anyway (duplicates are harmless)
+            logger.warning("dispatch coalescing unavailable; requesting a dispatch of %s", name, exc_info=True)
+    try:
+        send_dispatch_request(queue, countdown)
+    except Exception as exc:  # noqa: BLE001 - broker down: the submission stands, the beat sends its jobs
+        _broker_down_until[0] = time.monotonic() + float(settings.MC_DISPATCH_BROKER_BACKOFF_S)
+        logger.warning("could not request a dispatch of %s: %s", queue or "all queues", exc)
+
+
+def jobs_dispatch_requested_on_commit(queue: str | None = None) -> None:
+    """After the commit, ask a worker to top up `queue` (see :func:`_request_dispatch`): the submitting request
+    neither waits for the fair-share pick nor makes its queries, and a burst of submissions costs a few dispatch
+    runs, not one each."""
+    transaction.on_commit(lambda: _request_dispatch(queue))

@@ -193,7 +193,8 @@ class Worker:
                 "modelcommons",
                 "worker",
                 "-Q",
-                f"bench.cpu,{RAW_QUEUE}",
+                # as the Procfile's worker: the default queue carries the dispatch runs submissions ask for
+                f"default,bench.cpu,{RAW_QUEUE}",
                 "-c",
                 str(concurrency),
                 "-n",
@@ -239,7 +240,7 @@ def purge() -> None:
     from modelcommons.celery import app
 
     with app.connection_for_write() as conn:
-        for queue in ("bench.cpu", RAW_QUEUE):
+        for queue in ("default", "bench.cpu", RAW_QUEUE):
             try:
                 conn.default_channel.queue_purge(queue)
             except Exception:  # noqa: BLE001 - not declared yet

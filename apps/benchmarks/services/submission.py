@@ -1,7 +1,8 @@
 """Queuing jobs: config validation, the pre-queue submission checks, dedupe, single and batch submission.
 
-The row is the source of truth; only its id is sent to the broker, after commit, by the fair-share dispatcher
-(:mod:`apps.benchmarks.dispatch`)."""
+The row is the source of truth; only its id is sent to the broker by the fair-share dispatcher
+(:mod:`apps.benchmarks.dispatch`), which a worker runs after the commit (coalesced across submissions): the
+submitting request does not wait for it."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from apps.registry.selectors import revision_declared
 from workers.runners.formats import SAFE_FORMATS, is_safe
 
 from ..choices import DEDUPE_EXCLUDED_STATUSES, SubmissionCheck
-from ..dispatch import jobs_dispatch_on_commit
+from ..dispatch import jobs_dispatch_requested_on_commit
 from ..models import Benchmark, BenchmarkJob, BenchmarkVersion, BlockedVariant
 from ..runner_registry import runner_config_schema, runner_loadable_formats
 from .definitions import benchmark_current_spec
@@ -215,7 +216,7 @@ def job_submit(
                     "charged_to": namespace.username,
                 },
             )
-            jobs_dispatch_on_commit(job.queue)
+            jobs_dispatch_requested_on_commit(job.queue)
     except IntegrityError:
         # Another submitter made the same key a moment ago: the dedupe constraint caught the race, this
         # transaction (or savepoint) was rolled back, and their job is the answer.
@@ -355,5 +356,5 @@ def _submit_batch_locked(
             ],
         )
         for queue in {job.queue for job in created}:
-            jobs_dispatch_on_commit(queue)
+            jobs_dispatch_requested_on_commit(queue)
     return existing, new

@@ -19,6 +19,8 @@ def engine_settings(settings):  # type: ignore[no-untyped-def]
     settings.MC_SPOT_CHECKS = False
     settings.MC_DISPATCH_BUFFER = 4
     settings.MC_DISPATCH_QUICK_BUFFER = 4
+    # Every submission asks for a dispatch (the `sent` stub runs it at once); the coalescing has tests of its own.
+    settings.MC_DISPATCH_COALESCE_S = 0
     # The engine's tests drive the pipeline with contributors' noop jobs; in production noop is a maintainers'
     # runner (MC_MAINTAINER_ONLY_RUNNERS), which the tests of that rule set back.
     settings.MC_MAINTAINER_ONLY_RUNNERS = []
@@ -35,7 +37,8 @@ def chunks() -> list[tuple[list[int], str]]:
 @pytest.fixture(autouse=True)
 def sent(monkeypatch, chunks) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
     """Unit tests talk to no broker: run_job messages are recorded as (job id, broker queue), and so is each id of a
-    chunk (run_jobs); `chunks` records the chunks themselves."""
+    chunk (run_jobs); `chunks` records the chunks themselves. A request for a dispatch (after a submission) runs
+    the dispatch at once, as the worker receiving it would."""
     from apps.benchmarks import dispatch
 
     calls: list[tuple[int, str]] = []
@@ -44,6 +47,9 @@ def sent(monkeypatch, chunks) -> list[tuple[int, str]]:  # type: ignore[no-untyp
         dispatch,
         "send_run_chunk",
         lambda job_ids, queue: (calls.extend((i, queue) for i in job_ids), chunks.append((list(job_ids), queue))),
+    )
+    monkeypatch.setattr(
+        dispatch, "send_dispatch_request", lambda queue, countdown=0.0: dispatch.jobs_dispatch(queue=queue)
     )
     monkeypatch.setattr(dispatch, "_broker_down_until", [0.0])
     return calls

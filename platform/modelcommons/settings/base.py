@@ -364,6 +364,9 @@ MC_DISPATCH_QUICK_BUFFER = env.int("MC_DISPATCH_QUICK_BUFFER", default=64)
 MC_DISPATCH_CHUNK = env.int("MC_DISPATCH_CHUNK", default=32)
 MC_RESULT_FLUSH_S = env.float("MC_RESULT_FLUSH_S", default=0.25)
 MC_DISPATCH_EVERY_S = env.float("MC_DISPATCH_EVERY_S", default=5.0)
+# Submissions ask a worker to dispatch after their commit (a message on the default queue), at most twice per
+# this many seconds per queue however many arrive (0: once per submission).
+MC_DISPATCH_COALESCE_S = env.float("MC_DISPATCH_COALESCE_S", default=0.2)
 # Publishing to a down broker fails fast: the job stays in the database and the beat sends it later.
 MC_DISPATCH_RETRY_POLICY = {
     "max_retries": env.int("MC_DISPATCH_PUBLISH_RETRIES", default=1),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -21,7 +21,7 @@ from apps.registry.querysets import revision_is_visible_to, revision_visibility_
 from apps.registry.selectors import revision_declared
 
 from .choices import ACTIVE_JOB_STATUSES, JobStatus
-from .models import Benchmark, BenchmarkJob, JobResult
+from .models import Benchmark, BenchmarkJob, BlockedVariant, JobResult
 
 if TYPE_CHECKING:
     from apps.accounts.types import Actor, Viewer
@@ -49,6 +49,24 @@ def benchmarks_visible_to(user: Viewer) -> QuerySet[Benchmark]:
     return Benchmark.objects.all().visible_to(user)
 
 
+def benchmark_with_current_spec(qs: QuerySet[Benchmark]) -> QuerySet[Benchmark]:
+    """Benchmarks read with the frozen spec of their current version in the same query (a submission records it:
+    ``benchmark_current_spec`` then makes no query of its own)."""
+    return qs.annotate(
+        current_spec=FilteredRelation("versions", condition=Q(versions__version=F("version")))
+    ).select_related("current_spec")  # type: ignore[misc] # the stubs know no FilteredRelation names
+
+
+BLOCKLIST_REASON = "mc_blocklist_reason"
+
+
+def blocklist_reason() -> dict[str, Any]:
+    """An annotation for a variant query: the reason of the variant's newest blocklist entry (NULL if none), which
+    the submission checks read instead of asking (:func:`apps.benchmarks.services.submission_problems`)."""
+    entries = BlockedVariant.objects.filter(variant=OuterRef("pk")).order_by("-created_at", "-id")
+    return {BLOCKLIST_REASON: Subquery(entries.values("reason")[:1])}
+
+
 def jobs_for_api(qs: QuerySet[BenchmarkJob]) -> QuerySet[BenchmarkJob]:
     return qs.select_related("benchmark", "revision__variant__owner", "submitted_by", "result")
 
@@ -73,6 +91,8 @@ def recent_mean_duration_s(queue: str) -> float | None:
 # a namespace is the `charged_to` of a job, apps.benchmarks.services.quota), then the namespace served longest
 # ago (the newest dispatch among its jobs in flight; none first), then age. A job charged to no one
 # (its namespace was deleted) counts as namespace 0. Window functions work the same on PostgreSQL and SQLite.
+# Each row also carries what the queue's ETA needs: the jobs running in it now and the mean run time of its
+# last 50 successes (recent_mean_duration_s), so that positions and ETAs cost one query.
 _POSITIONS_SQL = """
 WITH queued AS (
     SELECT id, queue, priority, COALESCE(charged_to_id, 0) AS namespace_id, dispatched_at,
@@ -95,7 +115,7 @@ in_flight AS (
     GROUP BY queue, COALESCE(charged_to_id, 0)
 ),
 ordered AS (
-    SELECT r.id,
+    SELECT r.id, r.queue,
            ROW_NUMBER() OVER (
                PARTITION BY r.queue
                ORDER BY r.waiting, r.backoff, r.dispatched_at, r.priority DESC,
@@ -104,14 +124,34 @@ ordered AS (
            ) AS position
     FROM ranked_waiting r
     LEFT JOIN in_flight f ON f.queue = r.queue AND f.namespace_id = r.namespace_id
-)
-SELECT id, position FROM ordered WHERE id IN ({ids})
+),
+stats AS ({stats})
+SELECT o.id, o.position, s.running, s.mean_s FROM ordered o JOIN stats s ON s.queue = o.queue
+WHERE o.id IN ({ids})
 """
+
+# One row per queue: its running jobs and the mean duration of its last 50 successes (NULL without any).
+_QUEUE_STATS_SQL = """
+SELECT %s AS queue,
+       (SELECT COUNT(*) FROM {table} WHERE queue = %s AND status = 'running') AS running,
+       (SELECT AVG(d) FROM (
+            SELECT {duration} AS d FROM {table}
+            WHERE queue = %s AND status = 'succeeded' AND started_at IS NOT NULL AND finished_at IS NOT NULL
+            ORDER BY finished_at DESC LIMIT 50
+       ) recent) AS mean_s
+"""
+
+
+def _duration_sql() -> str:
+    if connection.vendor == "postgresql":
+        return "EXTRACT(EPOCH FROM (finished_at - started_at))"
+    return "(julianday(finished_at) - julianday(started_at)) * 86400.0"
 
 
 def queue_positions(jobs: Iterable[BenchmarkJob]) -> None:
     """Set `queue_position` and `queue_eta_s` on each queued job of a page, in the dispatcher's fair-share
-    order. A constant number of queries per page, whatever its size."""
+    order. One query per page, whatever its size (none when no job of it is queued)."""
+    jobs = list(jobs)
     queued = [j for j in jobs if j.status == JobStatus.QUEUED]
     for job in jobs:
         job.queue_position = None  # type: ignore[attr-defined]
@@ -119,34 +159,30 @@ def queue_positions(jobs: Iterable[BenchmarkJob]) -> None:
     if not queued:
         return
     queues = sorted({j.queue for j in queued})
+    table = connection.ops.quote_name(BenchmarkJob._meta.db_table)
+    stats = _QUEUE_STATS_SQL.format(table=table, duration=_duration_sql())
     sql = _POSITIONS_SQL.format(
-        table=connection.ops.quote_name(BenchmarkJob._meta.db_table),
+        table=table,
         queues=", ".join(["%s"] * len(queues)),
+        stats=" UNION ALL ".join([stats] * len(queues)),
         ids=", ".join(["%s"] * len(queued)),
     )
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params: list[Any] = [now, *queues, *queues, *[j.pk for j in queued]]
+    params: list[Any] = [now, *queues, *queues, *[q for q in queues for _ in range(3)], *[j.pk for j in queued]]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        positions = dict(cursor.fetchall())
-    running = dict(
-        BenchmarkJob.objects.filter(queue__in=queues, status=JobStatus.RUNNING)
-        .order_by()
-        .values("queue")
-        .annotate(n=Count("id"))
-        .values_list("queue", "n")
-    )
-    means = {q: recent_mean_duration_s(q) for q in queues}
+        rows = {pk: (position, running, mean) for pk, position, running, mean in cursor.fetchall()}
     for job in queued:
-        position = positions.get(job.pk)
+        position, running, mean = rows.get(job.pk, (None, 0, None))
         job.queue_position = position  # type: ignore[attr-defined]
-        mean = means.get(job.queue)
         if position is None or mean is None:
             continue
         # Jobs run `parallel` at a time (the slots busy now); this one starts after the rounds ahead of it
         # and then takes one mean run time.
-        parallel = max(1, running.get(job.queue, 0))
-        job.queue_eta_s = round(mean * (math.ceil((position - 1) / parallel) + 1), 1)  # type: ignore[attr-defined]
+        parallel = max(1, int(running or 0))
+        job.queue_eta_s = round(  # type: ignore[attr-defined]
+            float(mean) * (math.ceil((position - 1) / parallel) + 1), 1
+        )
 
 
 def job_with_results(job_id: int) -> BenchmarkJob:

@@ -20,7 +20,9 @@ from apps.benchmarks.idempotency import KEY_SCHEMA as IDEMPOTENCY_KEY_SCHEMA
 from apps.benchmarks.idempotency import idempotent, request_fingerprint
 from apps.benchmarks.models import Benchmark, BenchmarkJob, BlockedVariant
 from apps.benchmarks.selectors import (
+    benchmark_with_current_spec,
     benchmarks_visible_to,
+    blocklist_reason,
     job_bundle,
     job_for_user_or_404,
     job_with_results,
@@ -166,6 +168,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             found = (
                 Variant.objects.by_full_name(data["variant"])
                 .select_related("owner", "current_revision", "published_revision")
+                .annotate(**blocklist_reason())  # the submission checks read it
                 .first()
             )
             # The visibility rule in its Python form, on the one row (the same rule as `visible_to`).
@@ -196,7 +199,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             raise ValidationFailed("Unknown revision.", errors={f"{prefix}revision": [missing]})
         key = ("benchmark", data["benchmark"])
         if key not in cache:
-            cache[key] = Benchmark.objects.filter(slug=data["benchmark"]).first()
+            cache[key] = benchmark_with_current_spec(Benchmark.objects.filter(slug=data["benchmark"])).first()
         benchmark = cache[key]
         if benchmark is None:
             raise ValidationFailed(
@@ -217,7 +220,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             config=data["config"],
             priority=priority,
         )
-        body = JobSerializer(job_with_results(job.pk)).data
+        # A new job is serialized from the row just written: its revision (with the variant and its owner),
+        # benchmark and submitter are the objects the service was given, and a queued job has no result yet.
+        # An existing one (dedupe) is read with what its representation needs.
+        body = JobSerializer(job if created else job_with_results(job.pk)).data
         return (status.HTTP_201_CREATED if created else status.HTTP_200_OK), dict(body)
 
     @extend_schema(

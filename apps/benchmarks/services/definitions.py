@@ -160,6 +160,9 @@ def benchmark_current_spec(benchmark: Benchmark) -> BenchmarkVersion:
     """The frozen spec of the benchmark's current version, made on first use (benchmarks created outside the
     services, e.g. by an older seed, have none yet)."""
     cached: BenchmarkVersion | None = getattr(benchmark, "_mc_spec", None)
+    if cached is None:
+        # read with the benchmark, when it was (apps.benchmarks.selectors.benchmark_with_current_spec)
+        cached = getattr(benchmark, "current_spec", None)
     if cached is not None and cached.version == benchmark.version:
         return cached
     spec = BenchmarkVersion.objects.filter(benchmark=benchmark, version=benchmark.version).first()

@@ -22,15 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Sum
+from django.db.models import Count, FloatField, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.core.errors import QuotaExceeded
-from apps.orgs.models import Membership
+from apps.registry.querysets import access_of
 
 from ..choices import ACTIVE_JOB_STATUSES, JobStatus
 from ..models import BenchmarkJob, SubmitterProfile
@@ -46,22 +46,15 @@ def job_namespace(actor: Actor, variant: Variant) -> User:
     owner = variant.owner
     if owner.pk == actor.pk or not owner.is_organization:
         return actor
-    if Membership.objects.filter(org__account_id=owner.pk, user_id=actor.pk).exists():
-        return owner
-    return actor
+    # The actor's memberships, as the visibility checks of the same request read them (one query, cached).
+    return owner if owner.pk in access_of(actor).namespaces else actor
 
 
 def job_namespaces(actor: Actor, variants: Iterable[Variant]) -> dict[int, User]:
-    """variant id -> namespace, for many variants (a batch): one membership query in all."""
+    """variant id -> namespace, for many variants (a batch): one membership query in all (none if cached)."""
     variants = list(variants)
     org_owner_ids = {v.owner_id for v in variants if v.owner.is_organization and v.owner_id != actor.pk}
-    member_of: set[int] = set()
-    if org_owner_ids:
-        member_of = set(
-            Membership.objects.filter(org__account_id__in=org_owner_ids, user_id=actor.pk).values_list(
-                "org__account_id", flat=True
-            )
-        )
+    member_of = org_owner_ids & set(access_of(actor).namespaces) if org_owner_ids else set()
     return {v.pk: (v.owner if v.owner_id in member_of else actor) for v in variants}
 
 
@@ -114,31 +107,45 @@ def _compute_retry_after(namespace: User, now: datetime, used: float, budget: in
     return 24 * 3600
 
 
-def _compute_used(namespace: User, now: datetime) -> float:
-    used = (
-        BenchmarkJob.objects.counting_against_quota(namespace)
-        .filter(finished_at__gte=now - timedelta(days=1))
-        .aggregate(used=Coalesce(Sum("compute_seconds"), 0.0))["used"]
+def namespace_usage(namespace: User, now: datetime, **also: Any) -> dict[str, Any]:
+    """What counts against the namespace's quota now: `active` (jobs queued or running) and `used` (compute seconds
+    finished in the last 24 hours), plus the scalar subqueries `also` names (job_submit's dedupe match), in ONE
+    statement. Each is an indexed range read of its own, as a scalar subquery: one aggregate with FILTERs would
+    read every job the namespace was ever charged, on each submission.
+
+    A statement of its own, run after :func:`lock_namespace` returned: under READ COMMITTED it sees every job
+    committed before the lock was granted (a subquery of the locking SELECT would not)."""
+    charged = BenchmarkJob.objects.counting_against_quota(namespace).order_by().values("charged_to")
+    active = charged.filter(status__in=ACTIVE_JOB_STATUSES).annotate(n=Count("pk")).values("n")
+    used = charged.filter(finished_at__gte=now - timedelta(days=1)).annotate(s=Sum("compute_seconds")).values("s")
+    names = ["active", "used", *also]
+    row = (
+        User.objects.filter(pk=namespace.pk)
+        .annotate(
+            mc_active=Coalesce(Subquery(active), 0),
+            mc_used=Coalesce(Subquery(used), 0.0, output_field=FloatField()),
+            **{f"mc_{name}": value for name, value in also.items()},
+        )
+        .values_list(*[f"mc_{name}" for name in names])
+        .get()
     )
-    return float(used)
-
-
-def _active_count(namespace: User) -> int:
-    return BenchmarkJob.objects.counting_against_quota(namespace).filter(status__in=ACTIVE_JOB_STATUSES).count()
+    usage = dict(zip(names, row, strict=True))
+    usage["active"], usage["used"] = int(usage["active"]), float(usage["used"])
+    return usage
 
 
 def _charged(namespace: User) -> dict[str, str]:
     return {"charged_to": namespace.username}
 
 
-def quota_enforce(namespace: User, now: datetime | None = None) -> None:
+def quota_enforce(namespace: User, now: datetime | None = None, *, usage: dict[str, Any] | None = None) -> None:
     """Raise QuotaExceeded (429) naming the limit hit, the namespace when it is an organization, and when it
-    frees. Call with the namespace's row locked."""
+    frees. Call with the namespace's row locked; `usage` is :func:`namespace_usage` read since the lock, if the
+    caller has it."""
     now = now or timezone.now()
+    usage = usage if usage is not None else namespace_usage(namespace, now)
     max_active, _ = quota_limits(namespace)
-    # Two indexed range reads rather than one aggregate with FILTERs: that one reads every job the namespace
-    # was ever charged, on each submission.
-    active = _active_count(namespace)
+    active = usage["active"]
     if active >= max_active:
         retry_after = _active_retry_after(namespace, now)
         if namespace.is_organization:
@@ -153,13 +160,13 @@ def quota_enforce(namespace: User, now: datetime | None = None) -> None:
             active_jobs=active,
             **_charged(namespace),
         )
-    quota_enforce_compute(namespace, now)
+    quota_enforce_compute(namespace, now, used=usage["used"])
 
 
-def quota_enforce_compute(namespace: User, now: datetime) -> None:
+def quota_enforce_compute(namespace: User, now: datetime, *, used: float | None = None) -> None:
     """The daily compute-seconds budget alone (429 when spent)."""
     _, budget = quota_limits(namespace)
-    used = _compute_used(namespace, now)
+    used = used if used is not None else namespace_usage(namespace, now)["used"]
     if used >= budget:
         retry_after = _compute_retry_after(namespace, now, used, budget)
         if namespace.is_organization:
@@ -180,7 +187,8 @@ def quota_enforce_batch(namespace: User, adding: int, now: datetime) -> None:
     """Raise QuotaExceeded (429) unless `adding` more jobs fit the namespace's limits, saying how many would fit.
     Call with the namespace's row locked."""
     max_active, _ = quota_limits(namespace)
-    active = _active_count(namespace)
+    usage = namespace_usage(namespace, now)
+    active = usage["active"]
     if active + adding > max_active:
         fits = max(0, max_active - active)
         if namespace.is_organization:
@@ -201,4 +209,4 @@ def quota_enforce_batch(namespace: User, adding: int, now: datetime) -> None:
             active_jobs=active,
             **_charged(namespace),
         )
-    quota_enforce_compute(namespace, now)
+    quota_enforce_compute(namespace, now, used=usage["used"])

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet, Subquery
 from django.utils import timezone
 
 from apps.accounts.roles import is_maintainer
@@ -29,8 +30,16 @@ from ..choices import DEDUPE_EXCLUDED_STATUSES, SubmissionCheck
 from ..dispatch import jobs_dispatch_requested_on_commit
 from ..models import Benchmark, BenchmarkJob, BenchmarkVersion, BlockedVariant
 from ..runner_registry import runner_config_schema, runner_loadable_formats
+from ..selectors import BLOCKLIST_REASON
 from .definitions import benchmark_current_spec
-from .quota import job_namespace, job_namespaces, lock_namespace, quota_enforce, quota_enforce_batch
+from .quota import (
+    job_namespace,
+    job_namespaces,
+    lock_namespace,
+    namespace_usage,
+    quota_enforce,
+    quota_enforce_batch,
+)
 
 if TYPE_CHECKING:
     from apps.accounts.types import Actor
@@ -116,7 +125,10 @@ def submission_problems(*, revision: Revision, benchmark: Benchmark) -> dict[str
         )
     if not (revision_declared(revision, "license") or "").strip():
         refuse("license", SubmissionCheck.LICENSE_MISSING, "The variant declares no licence.")
-    block = BlockedVariant.objects.filter(variant=variant).values_list("reason", flat=True).first()
+    if hasattr(variant, BLOCKLIST_REASON):
+        block = getattr(variant, BLOCKLIST_REASON)  # read with the variant (selectors.blocklist_reason)
+    else:
+        block = BlockedVariant.objects.filter(variant=variant).values_list("reason", flat=True).first()
     if block is not None:
         refuse(
             "variant", SubmissionCheck.VARIANT_BLOCKED, f"{variant.full_name} is on the maintainers' blocklist: {block}"
@@ -138,10 +150,10 @@ def ensure_runner_open(actor: Actor, benchmark: Benchmark) -> None:
         )
 
 
-def _dedupe_match(revision: Revision, benchmark: Benchmark, config_hash: str) -> BenchmarkJob | None:
+def _dedupe_matches(revision: Revision, benchmark: Benchmark, config_hash: str) -> QuerySet[BenchmarkJob]:
     # No ORDER BY: the dedupe constraint allows one match at most, and "ORDER BY id LIMIT 1" tempts
     # PostgreSQL into walking the primary key backwards through every job when there is no match.
-    matches = list(
+    return (
         BenchmarkJob.objects.filter(
             revision=revision,
             benchmark=benchmark,
@@ -150,8 +162,12 @@ def _dedupe_match(revision: Revision, benchmark: Benchmark, config_hash: str) ->
             verifies__isnull=True,
         )
         .exclude(status__in=DEDUPE_EXCLUDED_STATUSES)
-        .order_by()[:1]
+        .order_by()
     )
+
+
+def _dedupe_match(revision: Revision, benchmark: Benchmark, config_hash: str) -> BenchmarkJob | None:
+    matches = list(_dedupe_matches(revision, benchmark, config_hash)[:1])
     return matches[0] if matches else None
 
 
@@ -184,10 +200,13 @@ def job_submit(
     try:
         with transaction.atomic():
             lock_namespace(namespace)
-            existing = _dedupe_match(revision, benchmark, config_hash)
-            if existing is not None:
-                return existing, False
-            quota_enforce(namespace, now)
+            # The dedupe match and the quota's usage in one statement, read after the lock was granted.
+            usage = namespace_usage(
+                namespace, now, existing=Subquery(_dedupe_matches(revision, benchmark, config_hash).values("pk")[:1])
+            )
+            if usage["existing"] is not None:
+                return BenchmarkJob.objects.get(pk=usage["existing"]), False
+            quota_enforce(namespace, now, usage=usage)
             job = BenchmarkJob.objects.create(
                 revision=revision,
                 benchmark=benchmark,

@@ -32,13 +32,19 @@ def jobs_visible_to(user: Viewer) -> QuerySet[BenchmarkJob]:
     return BenchmarkJob.objects.all().visible_to(user)
 
 
-def job_for_user_or_404(user: Viewer, job_id: int, *, for_display: bool = False) -> BenchmarkJob:
+def job_for_user_or_404(
+    user: Viewer, job_id: int, *, for_display: bool = False, for_serializer: bool = False
+) -> BenchmarkJob:
     """The job if the user may see its revision; NotFound otherwise (no one learns it exists). With
-    `for_display`, with what its representation reads."""
+    `for_display`, with what its representation reads; with `for_serializer`, with only the columns the API's
+    representation reads (:func:`jobs_for_serializer`)."""
     # One row by id, then the revision rule in its Python form (the same as `jobs_visible_to`), which costs less
     # than building the rule's SQL for one row (issue 16's profile).
     base: QuerySet[BenchmarkJob] = BenchmarkJob.objects.all()
-    qs = jobs_for_api(base) if for_display else base.select_related("revision__variant")
+    if for_serializer:
+        qs = jobs_for_serializer(base)
+    else:
+        qs = jobs_for_api(base) if for_display else base.select_related("revision__variant")
     job = qs.filter(pk=job_id).first() if 0 < job_id < 2**63 else None
     if job is None or not revision_is_visible_to(user, job.revision):
         raise NotFound(f"No job {job_id}.")
@@ -69,6 +75,49 @@ def blocklist_reason() -> dict[str, Any]:
 
 def jobs_for_api(qs: QuerySet[BenchmarkJob]) -> QuerySet[BenchmarkJob]:
     return qs.select_related("benchmark", "revision__variant__owner", "submitted_by", "result")
+
+
+# The columns apps.benchmarks.api.serializers.JobSerializer reads, and the revision rule's Python form
+# (revision status, variant and owner ids): about 50 columns instead of 160. A variant's card, a revision's
+# snapshot and a benchmark's schemas are large, and compiling and reading every column was most of a job
+# detail read (issue 16). A field left out here would be read by one query per job: the list's flat query
+# count (test_api) catches it.
+_SERIALIZED_JOB_FIELDS = (
+    "id",
+    "benchmark_version",
+    "config",
+    "status",
+    "queue",
+    "priority",
+    "progress_done",
+    "progress_total",
+    "attempts",
+    "max_attempts",
+    "worker_host",
+    "verifies",
+    "is_spot_check",
+    "counts_against_quota",
+    "cancel_requested",
+    "created_at",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "failure_reason",
+    "failure_message",
+    "log_tail",
+    "benchmark__slug",
+    "revision__number",
+    "revision__status",
+    "revision__variant__name",
+    "revision__variant__owner__username",
+    "submitted_by__username",
+    "result",
+)
+
+
+def jobs_for_serializer(qs: QuerySet[BenchmarkJob]) -> QuerySet[BenchmarkJob]:
+    """Jobs with only what the API's JobSerializer reads (web pages use :func:`jobs_for_api`)."""
+    return jobs_for_api(qs).only(*_SERIALIZED_JOB_FIELDS)
 
 
 def recent_mean_duration_s(queue: str) -> float | None:
@@ -186,7 +235,8 @@ def queue_positions(jobs: Iterable[BenchmarkJob]) -> None:
 
 
 def job_with_results(job_id: int) -> BenchmarkJob:
-    return jobs_for_api(BenchmarkJob.objects.filter(pk=job_id)).get()
+    """One job as the API represents it."""
+    return jobs_for_serializer(BenchmarkJob.objects.filter(pk=job_id)).get()
 
 
 def quota_limits(namespace: Actor) -> tuple[int, int]:

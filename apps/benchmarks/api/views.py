@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
@@ -26,7 +27,7 @@ from apps.benchmarks.selectors import (
     job_bundle,
     job_for_user_or_404,
     job_with_results,
-    jobs_for_api,
+    jobs_for_serializer,
     jobs_visible_to,
 )
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
@@ -121,6 +122,43 @@ class JobCursorPagination(CursorPagination):
     ordering = "-id"
 
 
+def _variants_for_submission(qs: QuerySet[Variant]) -> QuerySet[Variant]:
+    """Variants with what a submission reads of them: the owner, the revisions a submitter may mean, and the
+    reason of a blocklist entry (the submission checks read it)."""
+    return qs.select_related("owner", "current_revision", "published_revision").annotate(**blocklist_reason())
+
+
+def _read_ahead(items: list[dict[str, Any]], cache: dict[Any, Any]) -> None:
+    """Every variant a batch names, and every revision it names by number, in two queries (not two per item).
+    The rows only: `_resolve` still applies the visibility rule to each, and looks up one by one whatever this
+    did not find (an unknown name, a name whose case folds differently in Python and in SQL)."""
+    names = {item["variant"].lower() for item in items}
+    if len(names) < 2:
+        return
+    matching = Q()
+    for name in names:
+        owner, _, short = name.partition("/")
+        matching |= Q(owner__username__iexact=owner, name__iexact=short)
+    # The order `.first()` takes for one name: the model's ordering, else the primary key.
+    ordering = list(Variant._meta.ordering or ["pk"])
+    for variant in _variants_for_submission(Variant.objects.filter(matching)).order_by(*ordering):
+        cache.setdefault(("variant row", variant.full_name.lower()), variant)
+    wanted = {
+        (v.pk, item["revision"])
+        for item in items
+        if "revision" in item
+        for v in [cache.get(("variant row", item["variant"].lower()))]
+        if v is not None
+    }
+    if wanted:
+        rows = Revision.objects.filter(
+            variant_id__in={pk for pk, _ in wanted}, number__in={number for _, number in wanted}
+        ).order_by(*(Revision._meta.ordering or ["pk"]))
+        for revision in rows:
+            if (revision.variant_id, revision.number) in wanted:
+                cache.setdefault(("revision row", revision.variant_id, revision.number), revision)
+
+
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     """Benchmark jobs. Submitting, cancelling, retrying and verifying need the `jobs` token scope.
 
@@ -149,12 +187,18 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         return [permissions.IsAuthenticated(), *super().get_permissions()]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return jobs_for_api(jobs_visible_to(self.request.user))
+        return jobs_for_serializer(jobs_visible_to(self.request.user))
 
     def get_object(self) -> BenchmarkJob:
         """The one job by id through the access helper (its Python rule costs less than the list's SQL rule)."""
         raw = str(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, ""))
-        job = job_for_user_or_404(self.request.user, int(raw) if raw.isdigit() else 0, for_display=True)
+        # A detail read needs only the representation's columns; the actions and the bundle read more of the job.
+        job = job_for_user_or_404(
+            self.request.user,
+            int(raw) if raw.isdigit() else 0,
+            for_display=True,
+            for_serializer=self.action == "retrieve",
+        )
         self.check_object_permissions(self.request, job)
         return job
 
@@ -165,12 +209,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         cache = {} if cache is None else cache
         key: tuple[Any, ...] = ("variant", data["variant"].lower())
         if key not in cache:
-            found = (
-                Variant.objects.by_full_name(data["variant"])
-                .select_related("owner", "current_revision", "published_revision")
-                .annotate(**blocklist_reason())  # the submission checks read it
-                .first()
-            )
+            found = cache.get(("variant row", key[1]))  # read ahead for a batch (_read_ahead)
+            if found is None:
+                found = _variants_for_submission(Variant.objects.by_full_name(data["variant"])).first()
             # The visibility rule in its Python form, on the one row (the same rule as `visible_to`).
             visible = found is not None and (found.is_public or sees_unpublished(request.user, found))
             cache[key] = found if visible else None
@@ -183,7 +224,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         if "revision" in data:
             key = ("revision", variant.pk, data["revision"])
             if key not in cache:
-                found_revision = Revision.objects.filter(variant=variant, number=data["revision"]).first()
+                found_revision = cache.get(("revision row", variant.pk, data["revision"]))
+                if found_revision is None:
+                    found_revision = Revision.objects.filter(variant=variant, number=data["revision"]).first()
                 if found_revision is not None:
                     found_revision.variant = variant
                     if not revision_is_visible_to(request.user, found_revision):
@@ -261,6 +304,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         cache: dict[Any, Any] = {}
+        _read_ahead(data["jobs"], cache)
         items = []
         for index, item in enumerate(data["jobs"]):
             revision, benchmark = self._resolve(request, item, prefix=f"jobs.{index}.", cache=cache)
@@ -268,7 +312,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         priority = data["priority"] if is_maintainer(request.user) else 0
         outcome = services.jobs_submit_batch(actor=signed_in(request.user), items=items, priority=priority)
         ids = [job.pk for job, _ in outcome]
-        by_id = {job.pk: job for job in jobs_for_api(BenchmarkJob.objects.filter(pk__in=set(ids)))}
+        by_id = {job.pk: job for job in jobs_for_serializer(BenchmarkJob.objects.filter(pk__in=set(ids)))}
         body = {
             "created": [created for _, created in outcome],
             "jobs": JobSerializer([by_id[pk] for pk in ids], many=True).data,

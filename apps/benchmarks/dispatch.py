@@ -3,7 +3,8 @@
 Why a dispatcher instead of sending every job to the broker at submission: a broker queue is FIFO, so one
 user's 500 jobs sent first would run before anybody else's. Here the database row is the queue, and only a few
 jobs per broker queue are sent ahead and not yet claimed (the buffer). Each time a slot frees (a claim, a
-cancel, a submission, a beat tick) the dispatcher picks the next jobs by
+cancel, a beat tick) or jobs arrive (a submission asks a worker to dispatch, coalesced:
+:func:`jobs_dispatch_requested_on_commit`) the dispatcher picks the next jobs by
 
 1. ``priority`` (maintainer-set), highest first;
 2. fair share: the namespace holding the fewest of the queue's slots goes first. Shares are kept per namespace

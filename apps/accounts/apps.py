@@ -10,5 +10,8 @@ class AccountsConfig(AppConfig):
 
         from . import schema  # noqa: F401 - registers the OpenAPI auth extension
         from .login_limits import limit_admin_login
+        from .token_cache import connect
+
+        connect()
 
         limit_admin_login(admin.site)

@@ -7,7 +7,8 @@ backend keeps one per pool. Behaviour is otherwise Django's.
 
 It also counts the API throttles' hits (`sliding_window_hit`, used by apps/core/throttling.py) in a sorted set
 per key, atomically and in one round trip, where Django's generic cache API would need a read and a write of the
-whole history (a race between processes, and a payload that grows with the rate)."""
+whole history (a race between processes, and a payload that grows with the rate). `run_script` runs a Lua
+script in one round trip for the callers that need one (the token cache of apps/accounts/token_cache.py)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,21 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+        self._scripts: dict[tuple[int, str], Any] = {}
+
+    def raw_client(self, *, write: bool = True) -> Any:
+        """The redis-py client (bytes in, bytes out) behind this cache, for callers that build their own keys
+        with `make_and_validate_key`."""
+        return self._cache.get_client(write=write)
+
+    def run_script(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a Lua script atomically in one round trip (EVALSHA, loading it on first use). Keys are full keys
+        (`make_and_validate_key`); replies are redis-py's raw ones (bytes)."""
+        client = self.raw_client()
+        script = self._scripts.get((id(client), source))
+        if script is None:
+            script = self._scripts[(id(client), source)] = client.register_script(source)
+        return script(keys=keys, args=args)
 
     def sliding_window_hit(self, key: str, now: float, duration: float) -> tuple[int, float, str]:
         """Record a hit at `now` under `key` and forget those older than `duration` seconds, in one MULTI/EXEC:

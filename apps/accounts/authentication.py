@@ -25,6 +25,10 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def _from_database(token_hash: str) -> PersonalAccessToken | None:
+    return PersonalAccessToken.objects.select_related("user").filter(token_hash=token_hash).first()
+
+
 def _refusal(token: PersonalAccessToken, now: datetime) -> str | None:
     if token.revoked_at is not None:
         return "Token has been revoked."
@@ -56,7 +60,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         cached: PersonalAccessToken | None = None
         if cache is not None:
             gen, cached = token_cache.lookup(cache, token_hash)
-        token = cached or PersonalAccessToken.objects.select_related("user").filter(token_hash=token_hash).first()
+        token = cached or _from_database(token_hash)
+        if cache is not None and token is not None and gen is None:
+            # The token's first sighting: no generation was read before that database read, so read one now and
+            # the database again (once a day a token; the entry is then written as on any miss).
+            gen = token_cache.first_sighting(cache, token_hash, token.user_id)
+            token = _from_database(token_hash)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         now = timezone.now()
@@ -67,7 +76,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
             dirty = True
-        if cache is not None and dirty:
+        if cache is not None and gen is not None and dirty:
             user_roles(token.user)  # the entry carries them: nearly every permission check reads them
             token_cache.store(cache, token_hash, gen, token)
         if refusal is not None:

@@ -12,8 +12,9 @@ renamed or deleted) bumps the user's generation right away and again once the tr
 read the database before the commit (so saw the old rows) recorded an older generation, and its entry is refused.
 One Redis round trip looks up an entry: a Lua script reads the token's generation key (`auth:tok:<hash>:gen`,
 written with the first entry) and the entry, and returns the current generation with the entry if it matches.
-The first sighting of a token only records that key (its reader had no generation to record); later misses read
-the generation first and then the database. A generation that vanished (eviction, expiry) comes back as a fresh
+On a token's first sighting (or once that key expired) its reader has no generation read before its database
+read: it records the key, reads the generation, and reads the database again; later misses read the generation
+first and then the database. A generation that vanished (eviction, expiry) comes back as a fresh
 random number, so it never matches an entry written before. Expiry, revocation and the user's is_active are checked
 in Python on every hit. Entries live ENTRY_TTL seconds at most, as a safety net only.
 
@@ -53,6 +54,18 @@ end
 local entry = redis.call('HMGET', KEYS[2], 'gen', 'data')
 if entry[1] == gen and entry[2] then return {gen, entry[2]} end
 return {gen}
+"""
+
+# KEYS[1]: the token's generation-key key, KEYS[2]: the user's generation key; ARGV as _LOOKUP's. Records the
+# one in the other and returns the user's current generation.
+_FIRST_SIGHTING = """
+redis.call('SET', KEYS[1], KEYS[2], 'EX', ARGV[2])
+local gen = redis.call('GET', KEYS[2])
+if not gen then
+  gen = ARGV[1]
+  redis.call('SET', KEYS[2], gen, 'EX', ARGV[2])
+end
+return gen
 """
 
 # KEYS: users' generation keys; ARGV[1]: a fresh generation for those that vanished, ARGV[2]: the TTL.
@@ -118,21 +131,27 @@ def lookup(cache: RedisCache, token_hash: str) -> tuple[bytes | None, PersonalAc
     return gen, token
 
 
-def store(cache: RedisCache, token_hash: str, gen: bytes | None, token: PersonalAccessToken) -> None:
+def first_sighting(cache: RedisCache, token_hash: str, user_id: int) -> bytes:
+    """Record which user's generation governs this token and return that generation: the caller must then read
+    the token from the database (again) before it may `store` what it read with it."""
+    keys = [_keys(cache, token_hash)[0], _gen_key(cache, user_id)]
+    return bytes(cache.run_script(_FIRST_SIGHTING, keys, [_fresh_generation(), GEN_TTL]))
+
+
+def store(cache: RedisCache, token_hash: str, gen: bytes, token: PersonalAccessToken) -> None:
     """Write `token` (with its user and roles: `user._mc_roles` must be set) as read from the database after
-    `gen` was read, or, with no generation (the token's first sighting), only the token's generation key."""
+    `gen` was read."""
     gen_key_key, entry_key = _keys(cache, token_hash)
+    user = token.user
+    data = {
+        "token": {name: getattr(token, name) for name in _token_fields()},
+        "user": {name: getattr(user, name) for name in _user_fields()},
+        "roles": list(user._mc_roles),
+    }
     pipe = cache.raw_client().pipeline(transaction=False)
     pipe.set(gen_key_key, _gen_key(cache, token.user_id), ex=GEN_TTL)
-    if gen is not None:
-        user = token.user
-        data = {
-            "token": {name: getattr(token, name) for name in _token_fields()},
-            "user": {name: getattr(user, name) for name in _user_fields()},
-            "roles": list(user._mc_roles),
-        }
-        pipe.hset(entry_key, mapping={"gen": gen, "data": pickle.dumps(data, pickle.HIGHEST_PROTOCOL)})
-        pipe.expire(entry_key, ENTRY_TTL)
+    pipe.hset(entry_key, mapping={"gen": gen, "data": pickle.dumps(data, pickle.HIGHEST_PROTOCOL)})
+    pipe.expire(entry_key, ENTRY_TTL)
     pipe.execute()
 
 

@@ -58,17 +58,28 @@ class RedisCache(DjangoRedisCache):
         """Record a hit at `now` under `key` and forget those older than `duration` seconds, in one MULTI/EXEC:
         returns (hits within the window, this one included; the oldest hit's time; this hit's member, for
         `sliding_window_forget`)."""
-        full = self.make_and_validate_key(key)
-        client = self._cache.get_client(full, write=True)
-        member = f"{now:.6f}:{os.urandom(6).hex()}"
+        return self.sliding_window_hits([(key, now, duration)])[0]
+
+    def sliding_window_hits(self, hits: list[tuple[str, float, float]]) -> list[tuple[int, float, str]]:
+        """`sliding_window_hit` for several (key, now, duration) at once, in one MULTI/EXEC (one round trip)."""
+        client = self.raw_client()
         pipe = client.pipeline(transaction=True)
-        pipe.zremrangebyscore(full, "-inf", now - duration)
-        pipe.zadd(full, {member: now})
-        pipe.zcard(full)
-        pipe.zrange(full, 0, 0, withscores=True)
-        pipe.expire(full, int(duration) + 1)
-        _, _, count, oldest, _ = pipe.execute()
-        return int(count), float(oldest[0][1]) if oldest else now, member
+        members = []
+        for key, now, duration in hits:
+            full = self.make_and_validate_key(key)
+            member = f"{now:.6f}:{os.urandom(6).hex()}"
+            members.append(member)
+            pipe.zremrangebyscore(full, "-inf", now - duration)
+            pipe.zadd(full, {member: now})
+            pipe.zcard(full)
+            pipe.zrange(full, 0, 0, withscores=True)
+            pipe.expire(full, int(duration) + 1)
+        replies = pipe.execute()
+        results = []
+        for i, ((_, now, _), member) in enumerate(zip(hits, members, strict=True)):
+            count, oldest = replies[5 * i + 2], replies[5 * i + 3]
+            results.append((int(count), float(oldest[0][1]) if oldest else now, member))
+        return results
 
     def sliding_window_forget(self, key: str, member: str) -> None:
         """Take back a hit that `sliding_window_hit` recorded (a refused request does not count)."""

@@ -79,7 +79,10 @@ def test_api_throttles_are_ours_and_count_in_a_shared_cache(settings):
     from django.core.cache.backends.locmem import LocMemCache
     from rest_framework.settings import api_settings
 
-    assert [c.__module__ for c in api_settings.DEFAULT_THROTTLE_CLASSES] == ["apps.core.throttling"] * 3
+    from apps.core.throttling import AnonRateThrottle, ApiRateThrottles, ScopedRateThrottle, UserRateThrottle
+
+    assert api_settings.DEFAULT_THROTTLE_CLASSES == [ApiRateThrottles]
+    assert ApiRateThrottles.parts == (AnonRateThrottle, UserRateThrottle, ScopedRateThrottle)
     assert settings.REST_FRAMEWORK["NUM_PROXIES"] == settings.MC_TRUSTED_PROXIES
     assert not isinstance(caches["default"], LocMemCache)
 
@@ -141,3 +144,83 @@ def test_on_redis_the_throttle_log_is_one_sorted_set(monkeypatch):
     backend = caches["default"]
     key = backend.make_and_validate_key(throttle.get_cache_key(request, None))
     assert backend._cache.get_client(key).zcard(key) == 4
+
+
+def _api_throttles(clock: list[float], pk: int):  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from apps.core.throttling import ApiRateThrottles
+
+    throttles = ApiRateThrottles()
+    for part in throttles.throttles:
+        part.timer = lambda: clock[0]  # type: ignore[method-assign]
+    request = RequestFactory().get("/")
+    request.user = SimpleNamespace(is_authenticated=True, pk=pk)  # type: ignore[assignment]
+    return throttles, request, SimpleNamespace(throttle_scope="tokens")
+
+
+def test_the_api_throttles_together_decide_as_one_after_the_other(monkeypatch):
+    """User 3/min and a scope at 2/min: recorded together (on Redis, one round trip), the answers, the waits and
+    the logs are those of DRF running the throttles in turn (each counts what it accepts, none what it refuses)."""
+    from django.core.cache import caches
+
+    from apps.core.throttling import ScopedRateThrottle, UserRateThrottle
+
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "3/min"})
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"tokens": "2/min"})
+    times = (1000.0, 1001.0, 1002.0, 1003.0, 1061.5, 1062.5)
+
+    def run(pk: int, together: bool) -> list[tuple[bool, float | None]]:
+        clock = [0.0]
+        answers = []
+        for at in times:
+            clock[0] = at
+            throttles, request, view = _api_throttles(clock, pk)
+            if together:
+                allowed = throttles.allow_request(request, view)
+                answers.append((allowed, None if allowed else throttles.wait()))
+            else:
+                waits = [t.wait() for t in throttles.throttles if not t.allow_request(request, view)]
+                answers.append((not waits, max((w for w in waits if w is not None), default=None)))
+        return answers
+
+    together, in_turn = run(pk=7, together=True), run(pk=8, together=False)
+    assert together == in_turn
+    assert [allowed for allowed, _ in together] == [True, True, False, False, True, True]
+    assert together[2][1] == pytest.approx(58.0)  # the scope's wait
+    cache = caches["default"]
+    if hasattr(cache, "raw_client"):
+        client = cache.raw_client()
+        for key in ("throttle_user_{}", "throttle_tokens_{}"):
+            sizes = [client.zcard(cache.make_and_validate_key(key.format(pk))) for pk in (7, 8)]
+            assert sizes[0] == sizes[1] > 0, (key, sizes)
+
+
+def test_an_authenticated_request_makes_two_redis_round_trips(db, monkeypatch):  # type: ignore[no-untyped-def]
+    """The token (apps/accounts/token_cache.py) and the throttles, user and scope together."""
+    from django.core.cache import caches
+    from redis.connection import AbstractConnection
+
+    from apps.accounts.services import token_create
+    from apps.core.cache import RedisCache
+    from tests.factories import UserFactory
+
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("the shared cache is not Redis here")
+    _, raw = token_create(user=UserFactory(), name="t", scopes=["read"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert client.get("/api/v1/auth/tokens/").status_code == 200  # a scoped view ("tokens"); fills the cache
+    sent: list[bytes] = []
+    real = AbstractConnection.send_packed_command
+
+    def spy(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        sent.append(command)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", spy)
+    assert client.get("/api/v1/auth/tokens/").status_code == 200
+    assert len(sent) == 2, sent
+    sent.clear()
+    assert APIClient().get("/api/v1/benchmarks/").status_code == 200  # anonymous: the throttles only
+    assert len(sent) == 1, sent

@@ -192,11 +192,8 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_SCHEMA_CLASS": "apps.core.schema.AutoSchema",
     # DRF's throttles keyed by the one client address (apps.core.throttling.client_address), counted in the
     # shared default cache below.
-    "DEFAULT_THROTTLE_CLASSES": [
-        "apps.core.throttling.AnonRateThrottle",
-        "apps.core.throttling.UserRateThrottle",
-        "apps.core.throttling.ScopedRateThrottle",
-    ],
+    # Anonymous, per-user and per-scope limits (rates below), recorded in one Redis round trip.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.ApiRateThrottles"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("THROTTLE_ANON", default="600/min"),
         "user": env.str("THROTTLE_USER", default="3000/min"),

@@ -197,3 +197,14 @@ def test_listing_tokens_and_me_need_the_read_scope(alice):
     _, reader = token_create(user=alice, name="ro", scopes=["read"])
     assert bearer(reader).get("/api/v1/auth/tokens/").json()["count"] == 2
     assert bearer(reader).get("/api/v1/me/").status_code == 200
+
+
+def test_profile_serializers_build_their_fields_once_and_hand_out_copies(alice, bob):
+    from apps.accounts.api.serializers import MeSerializer, UserSerializer, UserStaffSerializer
+
+    one, other = MeSerializer(alice), MeSerializer(bob)
+    assert one.fields["username"] is not other.fields["username"]
+    assert (one.data["username"], other.data["username"]) == ("alice", "bob")
+    assert set(UserSerializer(alice).data) == {"username", "roles", "date_joined"}
+    staff = UserStaffSerializer(alice).data
+    assert set(staff) == {"username", "email", "roles", "date_joined", "max_active_jobs", "daily_compute_seconds"}

@@ -9,7 +9,7 @@ import io
 import pytest
 from django.db import connection
 
-from apps.core.testing import count_queries
+from apps.core.testing import count_queries, token_auth_queries
 from apps.registry.models import Artifact, Variant
 from apps.transfers import downloads
 from apps.transfers.choices import UploadStatus
@@ -458,9 +458,17 @@ def test_upload_session_query_counts_do_not_grow_with_the_revisions_files(files_
         store(revision, files_world["users"]["owner"], f"shard-{i:02d}.safetensors", safetensors_bytes(64, seed=i))
     many = _upload_session_query_counts(client, safetensors_bytes(300, seed=51), "many.safetensors")
     assert many == one
-    # The budgets (savepoints included): create reads the token, the caller's roles, the variant (not its
-    # parents), the revision and its files (one prefetch), checks the path and inserts; complete locks the session and
-    # the revision, checks the path, inserts the artifact, appends the audit event (PostgreSQL: its seq and its
-    # insert; SQLite: the head row's three) and closes the session.
+    # The budgets (savepoints included): each step reads the token (and create the caller's roles) unless the
+    # token cache holds them; create reads the variant (not its parents), the revision and its files (one
+    # prefetch), checks the path and inserts; complete locks the session and the revision, checks the path,
+    # inserts the artifact, appends the audit event (PostgreSQL: its seq and its insert; SQLite: the head row's
+    # three) and closes the session.
     audit = 2 if connection.vendor == "postgresql" else 3
-    assert one == {"create": 9, "head": 2, "get": 2, "patch": 8, "complete": 11 + audit}
+    token, token_and_roles = token_auth_queries(roles=False), token_auth_queries(roles=True)
+    assert one == {
+        "create": 7 + token_and_roles,
+        "head": 1 + token,
+        "get": 1 + token,
+        "patch": 7 + token,
+        "complete": 10 + token + audit,
+    }

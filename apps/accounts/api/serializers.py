@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -10,20 +9,7 @@ from apps.accounts.choices import Role, TokenScope
 from apps.accounts.hooks import quota_status
 from apps.accounts.models import PersonalAccessToken, User
 from apps.accounts.roles import user_roles
-
-
-# A ModelSerializer builds its fields from the model again for every instance (0.35 ms for MeSerializer, a tenth
-# of an authenticated /me): they depend on the class alone (its Meta and declared fields), so they are built once per
-# class and each instance gets a deep copy, which is how DRF hands out declared fields. (A comment, not a docstring:
-# drf-spectacular would describe the serializers with it.)
-class FieldsBuiltOnce:
-    def get_fields(self) -> dict[str, Any]:
-        cls = type(self)
-        built = cls.__dict__.get("_fields_built_once")
-        if built is None:
-            built = super().get_fields()  # type: ignore[misc]
-            cls._fields_built_once = built  # type: ignore[attr-defined]
-        return copy.deepcopy(built)
+from apps.core.serializers import FieldsBuiltOnce
 
 
 class TokenSerializer(serializers.ModelSerializer):

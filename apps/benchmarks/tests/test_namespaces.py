@@ -143,6 +143,30 @@ def test_org_compute_budget_counts_every_members_jobs(lab, alice, bob, maintaine
     assert submit(bob, lab["variant"], noop, steps=3)[1]
 
 
+def test_quota_usage_counts_the_namespaces_active_jobs_and_its_rolling_days_compute(lab, alice, bob, noop):
+    """What /api/v1/me/ and an org's detail show (one statement of SQL): queued or running jobs charged to the
+    namespace, and the compute of its jobs finished in the last 24 hours; nothing else counts."""
+    from apps.benchmarks.selectors import org_quota_usage, quota_usage
+
+    account = lab["account"]
+    assert quota_usage(account) == (0, 0.0) and quota_usage(account.pk) == (0, 0.0)
+    recent, _ = submit(alice, lab["variant"], noop, steps=1)
+    finish(recent, compute_seconds=12.25)
+    old, _ = submit(alice, lab["variant"], noop, steps=2)
+    finish(old, compute_seconds=100)
+    BenchmarkJob.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(days=1, minutes=1))
+    queued, _ = submit(bob, lab["variant"], noop, steps=3)
+    running, _ = submit(bob, lab["variant"], noop, steps=4)
+    assert services.job_claim(job_id=running.pk, worker="w1@h") is not None
+    exempt, _ = submit(bob, lab["variant"], noop, steps=5)
+    BenchmarkJob.objects.filter(pk=exempt.pk).update(counts_against_quota=False)
+    submit(bob, lab["bob_variant"], noop, steps=6)  # bob's own namespace pays for this one
+    assert quota_usage(account) == (2, 12.25)
+    assert org_quota_usage(account.pk) == {"queued_or_running": 2, "compute_seconds_used": 12.25}
+    assert quota_usage(bob) == (1, 0.0)
+    assert quota_status(user=bob)["active_jobs"] == 1
+
+
 def test_org_quota_is_maintainers_business_and_audited(lab, alice, maintainer):
     from apps.core.errors import PermissionDenied, ValidationFailed
 

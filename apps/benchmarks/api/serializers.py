@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from apps.benchmarks.choices import JobStatus, ResourceClass
 from apps.benchmarks.models import Benchmark, BenchmarkJob, BlockedVariant
+from apps.core.serializers import FieldsBuiltOnce
 
 
 class MetricSpecSerializer(serializers.Serializer):
@@ -164,7 +165,7 @@ class JobListSerializer(serializers.ListSerializer):
         return [child.to_representation(item) for item in items]
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     variant = serializers.SerializerMethodField()
     revision = serializers.IntegerField(source="revision.number", read_only=True)
     benchmark = serializers.CharField(source="benchmark.slug", read_only=True)

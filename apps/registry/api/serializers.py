@@ -9,7 +9,6 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.core.serializers import FieldsBuiltOnce
 from apps.registry.cards import card_metadata
 from apps.registry.choices import ArtifactFormat, Precision, Relation
 from apps.registry.licenses import license_lookup
@@ -32,7 +31,7 @@ class WeightsHeaderSerializer(serializers.Serializer):
     files = serializers.IntegerField(required=False, help_text="Weight files counted (revision totals).")
 
 
-class ArtifactSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+class ArtifactSerializer(serializers.ModelSerializer):
     safe = serializers.BooleanField(read_only=True)
     stored = serializers.SerializerMethodField(help_text="True when the file is in platform storage.")
     header = WeightsHeaderSerializer(
@@ -48,7 +47,7 @@ class ArtifactSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
         return bool(obj.file)
 
 
-class RevisionSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+class RevisionSerializer(serializers.ModelSerializer):
     artifacts = ArtifactSerializer(many=True, read_only=True)
     allowed_transitions = serializers.SerializerMethodField()
     weights = serializers.SerializerMethodField(
@@ -79,7 +78,7 @@ class RevisionSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
         return combine([a.header for a in obj.artifacts.all()])
 
 
-class VariantSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+class VariantSerializer(serializers.ModelSerializer):
     """List representation. Needs `with_list_relations()` (owner, current revision and parents loaded)."""
 
     full_name = serializers.CharField(read_only=True)

@@ -123,6 +123,11 @@ def revision_visibility_q(user: Viewer, revision_path: str = "") -> Q | None:
     return public
 
 
+def variant_is_visible_to(user: Viewer, variant: Any) -> bool:
+    """Python form of `VariantQuerySet.visible_to` for a loaded variant (no query: owner_id is loaded)."""
+    return bool(variant.is_public or sees_unpublished(user, variant))
+
+
 def revision_is_visible_to(user: Viewer, revision: Any) -> bool:
     """Python form of `revision_visibility_q` for a loaded revision (its variant loaded too)."""
     return revision.status in PUBLIC_STATUSES or sees_unpublished(user, revision.variant)

@@ -21,6 +21,7 @@ from .querysets import (
     parents_prefetch,
     revision_is_visible_to,
     sees_unpublished,
+    variant_is_visible_to,
 )
 
 if TYPE_CHECKING:
@@ -64,11 +65,19 @@ def variant_for_user_or_404(user: Viewer, owner: str, name: str) -> Variant:
     # `visible_to`): building the rule's SQL for one row cost more than the query itself (issue 16's profile). The
     # parents are not prefetched here: most callers (uploads, revisions, jobs, reviews) never read them, and that
     # prefetch cost more than the row itself.
-    # At most one row (names are unique ignoring case): no ORDER BY to compile (`first()` would add one).
-    variant = next(iter(Variant.objects.with_heads().by_full_name(f"{owner}/{name}").order_by()[:1]), None)
-    if variant is None or not (variant.is_public or sees_unpublished(user, variant)):
+    variant = variant_visible_by_name(user, f"{owner}/{name}")
+    if variant is None:
         raise NotFound(f"No variant '{owner}/{name}'.")
     return variant
+
+
+def variant_visible_by_name(user: Viewer, full_name: str, queryset: VariantQuerySet | None = None) -> Variant | None:
+    """The variant `owner/name` from `queryset` (default: with its owner and revisions joined) if the user may see
+    it, else None: one row by its unique name, then the visibility rule in its Python form."""
+    rows = (queryset if queryset is not None else Variant.objects.with_heads()).by_full_name(full_name)
+    # At most one row (names are unique ignoring case): no ORDER BY to compile (`first()` would add one).
+    variant = next(iter(rows.order_by()[:1]), None)
+    return variant if variant is not None and variant_is_visible_to(user, variant) else None
 
 
 def revisions_visible_to(user: Viewer, variant: Variant | None = None) -> RevisionQuerySet:
@@ -105,7 +114,7 @@ def revision_for_user_or_404(
             found = found.prefetch_related("artifacts")
         revision = next(iter(found.order_by()[:1]), None)  # unique (variant, number): no ORDER BY to compile
     if variant is None:
-        if revision is None or not (revision.variant.is_public or sees_unpublished(user, revision.variant)):
+        if revision is None or not variant_is_visible_to(user, revision.variant):
             variant = variant_for_user_or_404(user, str(owner), str(name))  # the variant's 404 if it is that
             raise NotFound(f"{variant.full_name} has no revision {number}.")
         variant = revision.variant
@@ -133,7 +142,7 @@ def revision_declared(revision: Revision, field: str) -> Any:
 
 def parent_visible(user: Viewer, parent: Variant) -> bool:
     """For serializers: name a parent only if the user could open it (no extra query: owner_id is loaded)."""
-    return bool(parent.is_public or sees_unpublished(user, parent))
+    return variant_is_visible_to(user, parent)
 
 
 # --- What a reader sees of a variant: the public snapshot ---------------------------------------------------
@@ -229,7 +238,7 @@ def variants_resolve(refs: Iterable[str], user: Viewer) -> tuple[list[Variant], 
     # The names' rows, then the visibility rule in its Python form on them (as `variant_for_user_or_404` does):
     # the rule's SQL cost more to build than the lookup itself.
     rows = list(Variant.objects.filter(cond).select_related("owner").order_by()) if refs else []
-    candidates = [v for v in rows if v.is_public or sees_unpublished(user, v)]
+    candidates = [v for v in rows if variant_is_visible_to(user, v)]
     found: list[Variant] = []
     missing: list[str] = []
     for ref in refs:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
@@ -33,8 +33,8 @@ from apps.benchmarks.selectors import (
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
 from apps.core.pagination import CursorPagination
 from apps.registry.models import Revision, Variant
-from apps.registry.querysets import revision_is_visible_to, sees_unpublished
-from apps.registry.selectors import revision_current_for_user
+from apps.registry.querysets import VariantQuerySet, revision_is_visible_to, variant_is_visible_to
+from apps.registry.selectors import revision_current_for_user, variant_visible_by_name
 
 from .filtersets import JobFilterSet
 from .serializers import (
@@ -122,10 +122,10 @@ class JobCursorPagination(CursorPagination):
     ordering = "-id"
 
 
-def _variants_for_submission(qs: QuerySet[Variant]) -> QuerySet[Variant]:
+def _variants_for_submission(qs: VariantQuerySet) -> VariantQuerySet:
     """Variants with what a submission reads of them: the owner, the revisions a submitter may mean, and the
     reason of a blocklist entry (the submission checks read it)."""
-    return qs.select_related("owner", "current_revision", "published_revision").annotate(**blocklist_reason())
+    return qs.with_heads().annotate(**blocklist_reason())
 
 
 def _read_ahead(items: list[dict[str, Any]], cache: dict[Any, Any]) -> None:
@@ -210,11 +210,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         key: tuple[Any, ...] = ("variant", data["variant"].lower())
         if key not in cache:
             found = cache.get(("variant row", key[1]))  # read ahead for a batch (_read_ahead)
-            if found is None:
-                found = _variants_for_submission(Variant.objects.by_full_name(data["variant"])).first()
-            # The visibility rule in its Python form, on the one row (the same rule as `visible_to`).
-            visible = found is not None and (found.is_public or sees_unpublished(request.user, found))
-            cache[key] = found if visible else None
+            if found is not None:
+                cache[key] = found if variant_is_visible_to(request.user, found) else None
+            else:
+                cache[key] = variant_visible_by_name(
+                    request.user, data["variant"], _variants_for_submission(Variant.objects.all())
+                )
         variant = cache[key]
         if variant is None:
             raise ValidationFailed(

@@ -12,6 +12,8 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from apps.core.compiled import CompiledQuery
+
 from . import login_limits, token_cache
 from .models import PersonalAccessToken
 from .roles import user_roles
@@ -25,8 +27,15 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+# Compiled once (apps.core.compiled); the hash is unique: no ORDER BY.
+_BY_HASH: CompiledQuery[PersonalAccessToken] = CompiledQuery(
+    lambda token_hash: PersonalAccessToken.objects.select_related("user").filter(token_hash=token_hash).order_by(),
+    str,
+)
+
+
 def _from_database(token_hash: str) -> PersonalAccessToken | None:
-    return PersonalAccessToken.objects.select_related("user").filter(token_hash=token_hash).first()
+    return _BY_HASH.first(token_hash)
 
 
 def _refusal(token: PersonalAccessToken, now: datetime) -> str | None:

@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import F, FilteredRelation, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from apps.core.compiled import CompiledQuery
 from apps.core.errors import NotFound
 from apps.orgs.models import Organization
 from apps.orgs.selectors import org_quota_limits
@@ -39,12 +40,15 @@ def job_for_user_or_404(
     representation reads (:func:`jobs_for_serializer`)."""
     # One row by id, then the revision rule in its Python form (the same as `jobs_visible_to`), which costs less
     # than building the rule's SQL for one row (issue 16's profile).
-    base: QuerySet[BenchmarkJob] = BenchmarkJob.objects.all()
-    if for_serializer:
-        qs = jobs_for_serializer(base)
+    job = None
+    if not 0 < job_id < 2**63:
+        job = None
+    elif for_serializer:
+        job = _JOB_FOR_SERIALIZER.first(job_id)  # compiled once: building it cost more than running it
     else:
+        base: QuerySet[BenchmarkJob] = BenchmarkJob.objects.all()
         qs = jobs_for_api(base) if for_display else base.select_related("revision__variant")
-    job = qs.filter(pk=job_id).first() if 0 < job_id < 2**63 else None
+        job = qs.filter(pk=job_id).first()
     if job is None or not revision_is_visible_to(user, job.revision):
         raise NotFound(f"No job {job_id}.")
     return job
@@ -117,6 +121,11 @@ _SERIALIZED_JOB_FIELDS = (
 def jobs_for_serializer(qs: QuerySet[BenchmarkJob]) -> QuerySet[BenchmarkJob]:
     """Jobs with only what the API's JobSerializer reads (web pages use :func:`jobs_for_api`)."""
     return jobs_for_api(qs).only(*_SERIALIZED_JOB_FIELDS)
+
+
+_JOB_FOR_SERIALIZER: CompiledQuery[BenchmarkJob] = CompiledQuery(
+    lambda pk: jobs_for_serializer(BenchmarkJob.objects.filter(pk=pk)), int
+)
 
 
 def recent_mean_duration_s(queue: str) -> float | None:

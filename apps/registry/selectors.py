@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 from django.db.models import Q, QuerySet, prefetch_related_objects
 
+from apps.core.compiled import CompiledQuery
 from apps.core.errors import NotFound
 
 from . import hooks
@@ -74,9 +75,12 @@ def variant_for_user_or_404(user: Viewer, owner: str, name: str) -> Variant:
 def variant_visible_by_name(user: Viewer, full_name: str, queryset: VariantQuerySet | None = None) -> Variant | None:
     """The variant `owner/name` from `queryset` (default: with its owner and revisions joined) if the user may see
     it, else None: one row by its unique name, then the visibility rule in its Python form."""
-    rows = (queryset if queryset is not None else Variant.objects.with_heads()).by_full_name(full_name)
-    # At most one row (names are unique ignoring case): no ORDER BY to compile (`first()` would add one).
-    variant = next(iter(rows.order_by()[:1]), None)
+    if queryset is None:
+        owner, _, name = full_name.partition("/")
+        variant = _VARIANT_BY_NAME.first(owner, name)
+    else:
+        # At most one row (names are unique ignoring case): no ORDER BY to compile (`first()` would add one).
+        variant = next(iter(queryset.by_full_name(full_name).order_by()[:1]), None)
     return variant if variant is not None and variant_is_visible_to(user, variant) else None
 
 
@@ -86,6 +90,32 @@ def revisions_visible_to(user: Viewer, variant: Variant | None = None) -> Revisi
     if variant is not None:
         qs = qs.filter(variant=variant)
     return qs.prefetch_related("artifacts").order_by("number")
+
+
+# The hot lookups by name and number, compiled once (apps.core.compiled: building them cost more than running
+# them). Each is unique (names ignoring case; a variant's revision numbers): no ORDER BY.
+_VARIANT_BY_NAME: CompiledQuery[Variant] = CompiledQuery(
+    lambda owner, name: Variant.objects.with_heads().by_full_name(f"{owner}/{name}").order_by()[:1], str, str
+)
+_REVISION_BY_NAME: CompiledQuery[Revision] = CompiledQuery(
+    lambda owner, name, number: (
+        Revision.objects.select_related(
+            "created_by", "variant__owner", "variant__current_revision", "variant__published_revision"
+        )
+        .filter(variant__owner__username__iexact=owner, variant__name__iexact=name, number=number)
+        .order_by()
+    ),
+    str,
+    str,
+    int,
+)
+_REVISION_OF_VARIANT: CompiledQuery[Revision] = CompiledQuery(
+    lambda variant_id, number: (
+        Revision.objects.select_related("created_by").filter(variant_id=variant_id, number=number).order_by()
+    ),
+    int,
+    int,
+)
 
 
 def revision_for_user_or_404(
@@ -105,14 +135,11 @@ def revision_for_user_or_404(
         if variant is None:
             # By name: the revision with its variant (and the variant's owner and revisions) in one query; the
             # variant's own rule is checked below, and a miss goes the long way to say what is missing.
-            found = Revision.objects.select_related(
-                "created_by", "variant__owner", "variant__current_revision", "variant__published_revision"
-            ).filter(variant__owner__username__iexact=owner, variant__name__iexact=name, number=number)
+            revision = _REVISION_BY_NAME.first(str(owner), str(name), number)
         else:
-            found = Revision.objects.filter(variant=variant, number=number).select_related("created_by")
-        if with_artifacts:
-            found = found.prefetch_related("artifacts")
-        revision = next(iter(found.order_by()[:1]), None)  # unique (variant, number): no ORDER BY to compile
+            revision = _REVISION_OF_VARIANT.first(variant.pk, number)
+        if revision is not None and with_artifacts:
+            prefetch_related_objects([revision], "artifacts")
     if variant is None:
         if revision is None or not variant_is_visible_to(user, revision.variant):
             variant = variant_for_user_or_404(user, str(owner), str(name))  # the variant's 404 if it is that

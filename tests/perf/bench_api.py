@@ -375,7 +375,7 @@ def main() -> int:
                     rate = cycles_per_s(cycle, threads, args.seconds, name)
                     results.setdefault((name, threads), []).append(rate)
                     print(f"round {r + 1}: {name:6s} {threads} client(s): {rate:6.1f} cycles/s", flush=True)
-        for threads in (1, 4):
+        for threads in (1, 4) if results else ():  # --rounds 0: the request overhead alone
             ours_rate = median(results[("ours", threads)])
             if mlflow is None:
                 print(f"write cycle, {threads} client(s): ours {ours_rate:.1f} cycles/s")

@@ -17,6 +17,9 @@ Run by `make bench`; it prints numbers and `RATIO` lines, it asserts nothing.
 4. Request overhead: `--samples` GETs of each of /healthz, /api/v1/me/, a revision detail, a job detail and the
    variant list (20 rows), interleaved, one connection each; p50 of each and its ratio to /healthz.
 5. The RSS of each web worker process after all that (and its peak).
+6. The request overhead of 4. again under `make run`'s configuration (`--skip-make-run` to leave it out): the same
+   Procfile web process with the development settings (DEBUG on), a fresh SQLite database migrated and seeded
+   with the same world, the database cache and the filesystem broker; only the throttle rates are raised.
 """
 
 from __future__ import annotations
@@ -329,6 +332,58 @@ def overhead(url: str, token: str, world: dict[str, Any], samples: int) -> dict[
     return {key: percentile(values[10:], 0.5) for key, values in times.items()}
 
 
+def start_make_run() -> tuple[Server, dict[str, Any]]:
+    """The web process as `make run` starts it (the Procfile, the development settings, SQLite, the database cache,
+    the filesystem broker) on a fresh data folder, with bench_api's world in it."""
+    from tests.live import free_port, web_command
+
+    var = WORK / "make-run"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env.update(
+        MC_VAR_DIR=str(var),
+        PYTHONPATH=f"{ROOT / 'platform'}:{ROOT}",
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        MC_MAINTAINER_ONLY_RUNNERS="",
+        THROTTLE_USER="1000000/min",
+        THROTTLE_ANON="1000000/min",
+        THROTTLE_JOBS="1000000/min",
+    )
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    code = "import json; from tests.perf.bench_api import make_world; print('WORLD=' + json.dumps(make_world()))"
+    done = subprocess.run([*manage, "shell", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0 or "WORLD=" not in done.stdout:
+        raise RuntimeError(f"seeding the make run world failed:\n{done.stderr[-3000:]}")
+    world = json.loads(done.stdout.split("WORLD=", 1)[1].splitlines()[0])
+    port = free_port()
+    env["PORT"] = str(port)
+    command = web_command().replace(" --access-logfile -", "")
+    print(f"make run's web process: {command.replace('${PORT:-8000}', str(port))}  (dev settings, SQLite)")
+    server = Server(["bash", "-c", f"exec {command}"], env, WORK / "make-run.log", f"http://127.0.0.1:{port}")
+    return server, world
+
+
+def print_overhead(p50: dict[str, float], samples: int, suffix: str = "") -> None:
+    base = p50["healthz"]
+    print(f"request overhead{suffix.replace('_', ' ')}, p50 of {samples} GETs each, a new connection each:")
+    for key, value in p50.items():
+        print(f"  {key:13s} {value * 1000:6.2f} ms  {value / base:5.2f}x /healthz")
+    targets = {"me": "<=2", "revision": "<=3", "job": "<=3", "variant_list": ""}
+    for key, target in targets.items():
+        ratio_line(
+            f"{key}_vs_healthz{suffix}",
+            p50[key] / base,
+            ours=p50[key] * 1000,
+            baseline=base * 1000,
+            unit="ms",
+            target=target,
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="each timed cycle run")
@@ -336,6 +391,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=200, help="GETs of each path for the overhead p50s")
     parser.add_argument("--mlflow-workers", type=int, default=4, help="MLflow's server processes (its default)")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--skip-make-run", action="store_true", help="leave out the overhead under make run")
     parser.add_argument("--web-args", default="", help="gunicorn options added to the Procfile's (to compare)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -394,27 +450,22 @@ def main() -> int:
                 target=">=2",
             )
 
-        p50 = overhead(ours.url, world["token"], world, args.samples)
-        base = p50["healthz"]
-        print(f"request overhead, p50 of {args.samples} GETs each, a new connection each:")
-        for key, value in p50.items():
-            print(f"  {key:13s} {value * 1000:6.2f} ms  {value / base:5.2f}x /healthz")
-        targets = {"me": "<=2", "revision": "<=3", "job": "<=3", "variant_list": ""}
-        for key, target in targets.items():
-            ratio_line(
-                f"{key}_vs_healthz",
-                p50[key] / base,
-                ours=p50[key] * 1000,
-                baseline=base * 1000,
-                unit="ms",
-                target=target,
-            )
+        print_overhead(overhead(ours.url, world["token"], world, args.samples), args.samples)
 
         workers = wait_children(ours.proc.pid, 1)
         for pid in workers:
             print(f"web worker {pid}: RSS {rss_mib(pid):.0f} MiB now, peak {rss_mib(pid, 'VmHWM'):.0f} MiB")
         rss = max(rss_mib(pid) for pid in workers)
         ratio_line("web_rss_mib", rss, ours=rss, unit="MiB", target="<150")
+        if not args.skip_make_run:
+            for server in reversed(servers):  # alone on the machine
+                server.stop()
+            servers.clear()
+            dev, dev_world = start_make_run()
+            servers.append(dev)
+            dev.wait_ready("/healthz")
+            p50 = overhead(dev.url, dev_world["token"], dev_world, args.samples)
+            print_overhead(p50, args.samples, "_make_run")
         return 0
     finally:
         for server in reversed(servers):

@@ -98,8 +98,10 @@ def rest_round(url: str, token: str, world: dict[str, Any], n: int, clients: int
         thread.join()
     if errors:
         raise errors[0]
+    submitted = time.perf_counter() - started
     wait_done(min(ids), max(ids), n)
     elapsed = time.perf_counter() - started
+    print(f"  ({n} jobs, {batch} a request: submitted in {submitted:.2f} s, all succeeded at {elapsed:.2f} s)")
     from django.db import connection
 
     connection.close()

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractUser
+from typing import ClassVar
+
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.utils import timezone
 
-from .querysets import PersonalAccessTokenQuerySet
+from .querysets import PersonalAccessTokenQuerySet, UserQuerySet
+
+
+class Users(UserManager["User"]):
+    """Django's user manager (create_user, create_superuser...) over UserQuerySet."""
+
+    use_in_migrations = True
+
+    def get_queryset(self) -> UserQuerySet:
+        return UserQuerySet(self.model, using=self._db)
 
 
 class User(AbstractUser):
@@ -19,6 +30,8 @@ class User(AbstractUser):
     # and is charged for their jobs, as GitHub's accounts of type Organization; it never signs in (inactive, no
     # usable password) and is never a member, collaborator, reviewer or invitee.
     is_organization = models.BooleanField(default=False, editable=False)
+
+    objects: ClassVar[Users] = Users()
 
     # The user's role names, cached on the instance by apps.accounts.roles (not a field).
     _mc_roles: list[str]

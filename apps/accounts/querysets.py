@@ -8,7 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 if TYPE_CHECKING:
-    from .models import PersonalAccessToken  # noqa: F401 - named in the QuerySet generic below
+    from .models import PersonalAccessToken, User  # noqa: F401 - named in the QuerySet generics below
 
 
 class PersonalAccessTokenQuerySet(models.QuerySet["PersonalAccessToken"]):
@@ -25,6 +25,21 @@ class PersonalAccessTokenQuerySet(models.QuerySet["PersonalAccessToken"]):
         if shared_cache() is None:
             return super().update(**kwargs)
         user_ids = list(self.order_by().values_list("user_id", flat=True).distinct())
+        count = super().update(**kwargs)
+        invalidate(user_ids)
+        return count
+
+
+class UserQuerySet(models.QuerySet["User"]):
+    def update(self, **kwargs: Any) -> int:
+        """A queryset update sends no post_save: refuse the cached tokens of the users it touches (deactivated,
+        renamed...) as a save would (apps/accounts/token_cache.py), except for the last-login stamp, which no cached
+        entry is checked against."""
+        from .token_cache import invalidate, shared_cache
+
+        if set(kwargs) <= {"last_login"} or shared_cache() is None:
+            return super().update(**kwargs)
+        user_ids = list(self.order_by().values_list("pk", flat=True))
         count = super().update(**kwargs)
         invalidate(user_ids)
         return count

@@ -267,20 +267,21 @@ def quota_limits(namespace: Actor) -> tuple[int, int]:
 
 
 # The totals of `quota_usage`: the jobs of `counting_against_quota(namespace)` queued or running, and their compute
-# seconds since a moment.
+# seconds since a moment. Each is a range read of its own index (job_charged_active_idx, job_charged_window_idx), as
+# in the submission's `namespace_usage`: one aggregate over the namespace's jobs read its whole history each call.
 _QUOTA_USAGE_COLUMNS = ("status", "finished_at", "compute_seconds", "charged_to", "counts_against_quota")
 _QUOTA_USAGE_SQL = """
-SELECT COUNT(CASE WHEN {status} IN ({statuses}) THEN 1 END),
-       COALESCE(SUM(CASE WHEN {finished_at} >= %s THEN {compute_seconds} END), 0)
-FROM {table}
-WHERE {charged_to} = %s AND {counts_against_quota}
+SELECT (SELECT COUNT(*) FROM {table}
+        WHERE {charged_to} = %s AND {status} IN ({statuses}) AND {counts_against_quota}),
+       (SELECT COALESCE(SUM({compute_seconds}), 0) FROM {table}
+        WHERE {charged_to} = %s AND {finished_at} >= %s AND {counts_against_quota})
 """
 
 
 def quota_usage(namespace: Actor | int) -> tuple[int, float]:
     """(jobs queued or running, compute seconds used in the last 24 hours) charged to a namespace (a user or
-    an organization's account, or its id), in one query (``/api/v1/me/`` and ``/api/v1/orgs/{org}/`` show them on
-    every call)."""
+    an organization's account, or its id), in one statement of two indexed reads (``/api/v1/me/`` and
+    ``/api/v1/orgs/{org}/`` show them on every call)."""
     since = timezone.now() - timedelta(days=1)
     namespace_id = namespace if isinstance(namespace, int) else namespace.pk
     # `counting_against_quota(namespace)` with the two totals, as SQL written once: the ORM took longer to build
@@ -291,7 +292,7 @@ def quota_usage(namespace: Actor | int) -> tuple[int, float]:
         statuses=", ".join(["%s"] * len(ACTIVE_JOB_STATUSES)),
         **{f.name: quote(str(f.column)) for f in BenchmarkJob._meta.concrete_fields if f.name in _QUOTA_USAGE_COLUMNS},
     )
-    params = [*ACTIVE_JOB_STATUSES, connection.ops.adapt_datetimefield_value(since), namespace_id]
+    params = [namespace_id, *ACTIVE_JOB_STATUSES, namespace_id, connection.ops.adapt_datetimefield_value(since)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         active, used = cursor.fetchone()

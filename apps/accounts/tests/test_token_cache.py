@@ -112,16 +112,24 @@ def test_expiry_is_checked_on_every_hit(alice_token, monkeypatch):
     assert resp.status_code == 401 and "expired" in resp.json()["detail"]
 
 
-@pytest.mark.parametrize("how", ["save", "admin"])
+@pytest.mark.parametrize("how", ["save", "admin", "bulk"])
 def test_a_deactivated_user_is_refused_on_the_next_request(alice, alice_token, make_user, how):
     _, _, client = alice_token
     if how == "save":
         alice.is_active = False
         alice.save()
+    elif how == "bulk":  # a queryset update sends no post_save: UserQuerySet.update refuses the entries itself
+        assert User.objects.filter(username__in=["alice", "nobody-else"]).update(is_active=False) == 1
     else:
         user_admin_update(user=alice, actor=make_user("root", is_superuser=True), changes={"is_active": False})
     resp = client.get("/api/v1/me/")
     assert resp.status_code == 401 and "inactive" in resp.json()["detail"]
+
+
+def test_a_bulk_last_login_stamp_keeps_the_entry(alice, alice_token, redis_cache):
+    _, raw, client = alice_token
+    User.objects.filter(pk=alice.pk).update(last_login=timezone.now())
+    assert cached(redis_cache, raw) is not None and client.get("/api/v1/me/").status_code == 200
 
 
 def test_a_deleted_user_is_refused(alice, alice_token):

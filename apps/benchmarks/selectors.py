@@ -41,11 +41,9 @@ def job_for_user_or_404(
     # One row by id, then the revision rule in its Python form (the same as `jobs_visible_to`), which costs less
     # than building the rule's SQL for one row (issue 16's profile).
     job = None
-    if not 0 < job_id < 2**63:
-        job = None
-    elif for_serializer:
+    if 0 < job_id < 2**63 and for_serializer:
         job = _JOB_FOR_SERIALIZER.first(job_id)  # compiled once: building it cost more than running it
-    else:
+    elif 0 < job_id < 2**63:
         base: QuerySet[BenchmarkJob] = BenchmarkJob.objects.all()
         qs = jobs_for_api(base) if for_display else base.select_related("revision__variant")
         job = qs.filter(pk=job_id).first()

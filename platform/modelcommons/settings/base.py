@@ -102,17 +102,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
-    # A request opening its own SQLite connection pays for the PRAGMAs above and for Django registering its SQL
-    # functions: most of a small GET under `make run`. Each thread keeps its connection instead.
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Server-side parameter binding lets psycopg prepare a statement it has run twice on a connection, so the hot
     # reads skip PostgreSQL's parse and plan (half a joined lookup's time; CONN_MAX_AGE keeps the connections, and
     # with them the plans). Turn it off behind a transaction-mode pooler (PgBouncer without max_prepared_statements).
     if env.bool("DB_PREPARED_STATEMENTS", default=True):
         DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 2})
+# Each thread keeps its connection between requests, on SQLite too: there a request opening its own paid for the
+# PRAGMAs above and for Django registering its SQL functions, most of a small GET under `make run`.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

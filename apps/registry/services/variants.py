@@ -154,7 +154,9 @@ def variant_update(
         parents_replace(variant, parents)
     for key, value in cleaned.items():
         setattr(variant, key, value)
-    variant.save()
+    # Only the columns that changed (and the stamp the ETag reads): the others were read under the row lock, and
+    # writing them back rewrote the card (up to MC_CARD_MAX_CHARS) on every PATCH.
+    variant.save(update_fields=[*cleaned, "updated_at"])
     changed = sorted(k for k in [*cleaned, *(["parents"] if parents is not None else [])])
     if {"license", "parents", "relation"} & set(changed):
         variant_license_compat_refresh(variant=variant, descendants=True)

@@ -393,6 +393,19 @@ def test_if_match_guards_against_lost_updates(alice, maintainer):
     services.variant_update(variant=variant, actor=alice, if_match="*", summary="any")
 
 
+def test_an_update_writes_the_changed_columns_and_the_stamp_only(alice, maintainer):
+    variant = make_variant(alice, "mine", [make_original(maintainer)])
+    etag = Variant.objects.get(pk=variant.pk).etag
+    with count_queries() as queries:
+        services.variant_update(variant=variant, actor=alice, summary="shorter", tags=["a"])
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "registry_variant"')]
+    assert len(updates) == 1
+    assert all(f'"{column}"' in updates[0] for column in ("summary", "tags", "updated_at"))
+    assert '"card"' not in updates[0] and '"license"' not in updates[0]
+    stored = Variant.objects.get(pk=variant.pk)
+    assert (stored.summary, stored.tags, stored.card) == ("shorter", ["a"], CARD) and stored.etag != etag
+
+
 def test_variants_cannot_be_renamed(alice, maintainer):
     variant = make_variant(alice, "mine", [make_original(maintainer)])
     with pytest.raises(ValidationFailed):

@@ -30,7 +30,7 @@ def test_notifications_are_private_and_can_be_marked_read(alice, bob, client_for
     assert a.get("/api/v1/notifications/99999999999999999999/").status_code == 404
 
 
-def test_notification_list_query_count_isassert_list_query_count_is_flat(alice, client_for):
+def test_notification_list_query_count_is_flat(alice, client_for):
     services.notify(users=[alice], kind="job_finished", title="first")
     assert_list_query_count_is_flat(
         client_for(alice),
@@ -165,7 +165,7 @@ def test_deliveries_log_ping_and_redeliver(alice, client_for, monkeypatch):
     assert client.get(f"{base}?status=exploded").status_code == 400
 
 
-def test_delivery_list_query_count_isassert_list_query_count_is_flat(alice, client_for, monkeypatch):
+def test_delivery_list_query_count_is_flat(alice, client_for, monkeypatch):
     from celery import current_app
 
     monkeypatch.setattr(current_app, "send_task", lambda *a, **k: None)
@@ -180,7 +180,7 @@ def test_delivery_list_query_count_isassert_list_query_count_is_flat(alice, clie
     assert_list_query_count_is_flat(client, f"/api/v1/webhooks/{hook['id']}/deliveries/", grow, 12)
 
 
-def test_webhook_list_query_count_isassert_list_query_count_is_flat(alice, client_for):
+def test_webhook_list_query_count_is_flat(alice, client_for):
     client = client_for(alice)
     services.webhook_create(owner=alice, url="http://127.0.0.1/0", events=["*"])
     assert_list_query_count_is_flat(

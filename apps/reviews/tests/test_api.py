@@ -209,14 +209,14 @@ def _many_submitted(world, n):  # type: ignore[no-untyped-def]
         ReviewAssignment.objects.create(revision=revision, reviewer=world["users"]["reviewer1"])
 
 
-def test_queue_query_count_isassert_list_query_count_is_flat(world, clients, submitted):
+def test_queue_query_count_is_flat(world, clients, submitted):
     services.review_assign(revision=submitted, reviewer=world["users"]["reviewer1"], actor=world["users"]["reviewer1"])
     assert_list_query_count_is_flat(
         clients["reviewer1"], "/api/v1/reviews/queue/?assigned=me", lambda: _many_submitted(world, 11), 12
     )
 
 
-def test_review_list_query_count_isassert_list_query_count_is_flat(world, clients, submitted):
+def test_review_list_query_count_is_flat(world, clients, submitted):
     services.review_submit(revision=submitted, reviewer=world["users"]["reviewer1"], decision="comment", body="1")
 
     def grow() -> None:
@@ -270,7 +270,7 @@ def test_comment_on_a_draft_is_404_for_strangers_via_detail(world, clients, subm
     assert clients["reviewer1"].get(f"/api/v1/comments/{comment.pk}/").status_code == 200
 
 
-def test_comment_list_query_count_isassert_list_query_count_is_flat(world, clients):
+def test_comment_list_query_count_is_flat(world, clients):
     variant, bob = world["base"], world["users"]["bob"]
     top = services.comment_create(variant=variant, author=bob, body="first")
     services.comment_create(variant=variant, author=world["users"]["alice"], body="re", parent=top)
@@ -346,7 +346,7 @@ def test_flags_matrix(world, clients, submitted):
     _problem(clients["maintainer"].get("/api/v1/flags/?status=bogus"), 400)
 
 
-def test_flag_list_query_count_isassert_list_query_count_is_flat(world, clients):
+def test_flag_list_query_count_is_flat(world, clients):
     u = world["users"]
 
     def grow() -> None:

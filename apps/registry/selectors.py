@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
@@ -72,16 +72,21 @@ def variant_for_user_or_404(user: Viewer, owner: str, name: str) -> Variant:
     return variant
 
 
-def variant_visible_by_name(user: Viewer, full_name: str, queryset: VariantQuerySet | None = None) -> Variant | None:
-    """The variant `owner/name` from `queryset` (default: with its owner and revisions joined) if the user may see
-    it, else None: one row by its unique name, then the visibility rule in its Python form."""
-    if queryset is None:
-        owner, _, name = full_name.partition("/")
-        variant = _VARIANT_BY_NAME.first(owner, name)
-    else:
-        # At most one row (names are unique ignoring case): no ORDER BY to compile (`first()` would add one).
-        variant = next(iter(queryset.by_full_name(full_name).order_by()[:1]), None)
+def variant_visible_by_name(
+    user: Viewer, full_name: str, lookup: CompiledQuery[Variant] | None = None
+) -> Variant | None:
+    """The variant `owner/name` if the user may see it, else None: one row by its unique name, then the visibility
+    rule in its Python form. `lookup` reads the row (default: with its owner and revisions joined); a caller that
+    reads more of it passes its own, made by :func:`variant_by_name_lookup`."""
+    owner, _, name = full_name.partition("/")
+    variant = (lookup or _VARIANT_BY_NAME).first(owner, name)
     return variant if variant is not None and variant_is_visible_to(user, variant) else None
+
+
+def variant_by_name_lookup(queryset: Callable[[], VariantQuerySet]) -> CompiledQuery[Variant]:
+    """A compiled by-name read of the variants `queryset()` gives (with what the caller reads of them), for
+    :func:`variant_visible_by_name`. At most one row (names are unique ignoring case): no ORDER BY."""
+    return CompiledQuery(lambda owner, name: queryset().by_full_name(f"{owner}/{name}").order_by()[:1], str, str)
 
 
 def revisions_visible_to(user: Viewer, variant: Variant | None = None) -> RevisionQuerySet:
@@ -94,9 +99,7 @@ def revisions_visible_to(user: Viewer, variant: Variant | None = None) -> Revisi
 
 # The hot lookups by name and number, compiled once (apps.core.compiled: building them cost more than running
 # them). Each is unique (names ignoring case; a variant's revision numbers): no ORDER BY.
-_VARIANT_BY_NAME: CompiledQuery[Variant] = CompiledQuery(
-    lambda owner, name: Variant.objects.with_heads().by_full_name(f"{owner}/{name}").order_by()[:1], str, str
-)
+_VARIANT_BY_NAME: CompiledQuery[Variant] = variant_by_name_lookup(lambda: Variant.objects.with_heads())
 _REVISION_BY_NAME: CompiledQuery[Revision] = CompiledQuery(
     lambda owner, name, number: (
         Revision.objects.select_related(

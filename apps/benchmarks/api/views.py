@@ -30,11 +30,16 @@ from apps.benchmarks.selectors import (
     jobs_for_serializer,
     jobs_visible_to,
 )
-from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
+from apps.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from apps.core.pagination import CursorPagination
 from apps.registry.models import Revision, Variant
 from apps.registry.querysets import VariantQuerySet, revision_is_visible_to, variant_is_visible_to
-from apps.registry.selectors import revision_current_for_user, variant_visible_by_name
+from apps.registry.selectors import (
+    revision_current_for_user,
+    revision_for_user_or_404,
+    variant_by_name_lookup,
+    variant_visible_by_name,
+)
 
 from .filtersets import JobFilterSet
 from .serializers import (
@@ -128,6 +133,10 @@ def _variants_for_submission(qs: VariantQuerySet) -> VariantQuerySet:
     return qs.with_heads().annotate(**blocklist_reason())
 
 
+# The submission's read of the variant it names, compiled once (apps.core.compiled).
+_SUBMISSION_VARIANT = variant_by_name_lookup(lambda: _variants_for_submission(Variant.objects.all()))
+
+
 def _read_ahead(items: list[dict[str, Any]], cache: dict[Any, Any]) -> None:
     """Every variant a batch names, and every revision it names by number, in two queries (not two per item).
     The rows only: `_resolve` still applies the visibility rule to each, and looks up one by one whatever this
@@ -213,9 +222,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             if found is not None:
                 cache[key] = found if variant_is_visible_to(request.user, found) else None
             else:
-                cache[key] = variant_visible_by_name(
-                    request.user, data["variant"], _variants_for_submission(Variant.objects.all())
-                )
+                cache[key] = variant_visible_by_name(request.user, data["variant"], _SUBMISSION_VARIANT)
         variant = cache[key]
         if variant is None:
             raise ValidationFailed(
@@ -226,11 +233,16 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             key = ("revision", variant.pk, data["revision"])
             if key not in cache:
                 found_revision = cache.get(("revision row", variant.pk, data["revision"]))
-                if found_revision is None:
-                    found_revision = Revision.objects.filter(variant=variant, number=data["revision"]).first()
                 if found_revision is not None:
                     found_revision.variant = variant
                     if not revision_is_visible_to(request.user, found_revision):
+                        found_revision = None
+                else:
+                    try:
+                        found_revision = revision_for_user_or_404(
+                            request.user, number=data["revision"], variant=variant, with_artifacts=False
+                        )
+                    except NotFound:
                         found_revision = None
                 cache[key] = found_revision
             revision = cache[key]

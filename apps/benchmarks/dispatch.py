@@ -294,9 +294,11 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
         DispatchQueue.objects.filter(name=queue).update(last_dispatch_at=now)
     # Sent after the commit, so a worker never sees an id whose row says "not dispatched".
     sent = 0
-    # Short jobs go up to MC_DISPATCH_CHUNK ids and half the room per message, so at least two messages are out
-    # for two consumers; every sandboxed job gets a message of its own.
-    chunk = max(1, min(int(settings.MC_DISPATCH_CHUNK), -(-quick_room // 2)))
+    # Short jobs go up to MC_DISPATCH_CHUNK ids and half the buffer per message: a full buffer is at least two
+    # messages, one for each of two consumers, and a refill after a claim (the lane drained to half) is one full
+    # chunk, not the room split in two (which halved the chunks, and doubled the per-message cost a job pays:
+    # the claim, the bulk write and the job-finished hooks). Every sandboxed job gets a message of its own.
+    chunk = max(1, min(int(settings.MC_DISPATCH_CHUNK), -(-quick_limit // 2)))
     messages = _messages(slow_picks, routes, 1) + _messages(quick_picks, routes, chunk)
     try:
         for broker_queue, ids in messages:

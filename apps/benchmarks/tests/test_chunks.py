@@ -137,7 +137,28 @@ class TestDispatchChunks:
         services.jobs_claim(job_ids=[job_id for job_id, _ in sent[:2]], worker="w1@h")  # 6 left: more than half
         assert dispatch.jobs_dispatch(queue="bench.cpu") == 0 and chunks == []
         services.jobs_claim(job_ids=[job_id for job_id, _ in sent[2:4]], worker="w1@h")  # 4 left: half
-        assert dispatch.jobs_dispatch(queue="bench.cpu") == 4 and [len(ids) for ids, _ in chunks] == [2, 2]
+        # the refill is one chunk of half the buffer: the other consumer's message is still out
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 4 and [len(ids) for ids, _ in chunks] == [4]
+
+    def test_refills_keep_full_chunks(self, alice, make_variant, noop, sent, chunks, settings):
+        # Regression: a refill split the room in two, so with a backlog the chunks after the first two were half
+        # the size (16 of the default 32), and every job paid twice the per-message cost.
+        settings.MC_DISPATCH_QUICK_BUFFER = 16
+        settings.MC_DISPATCH_CHUNK = 8
+        alice.max_active_jobs = 80
+        alice.save()
+        submit_many(alice, make_variant, noop, 60)
+        BenchmarkJob.objects.update(dispatched_at=None)
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        assert [len(ids) for ids, _ in chunks] == [8, 8]
+        outstanding = [ids for ids, _ in chunks]
+        for _ in range(4):
+            chunks.clear()
+            services.jobs_claim(job_ids=outstanding.pop(0), worker="w1@h")  # a consumer takes the oldest message
+            dispatch.jobs_dispatch(queue="bench.cpu")
+            assert [len(ids) for ids, _ in chunks] == [8]
+            outstanding += [ids for ids, _ in chunks]
+            assert BenchmarkJob.objects.buffered("bench.cpu").count() == 16
 
     def test_a_newcomer_waits_for_the_buffered_jobs_only(self, alice, bob, make_variant, noop, sent, settings):
         settings.MC_DISPATCH_QUICK_BUFFER = 4

@@ -362,8 +362,9 @@ MC_ARTIFACT_ALLOW_FILE_URIS = env.bool("MC_ARTIFACT_ALLOW_FILE_URIS", default=Fa
 # (about the number of worker slots consuming it): more keeps fast workers busier, fewer keeps the queue fairer.
 MC_DISPATCH_BUFFER = env.int("MC_DISPATCH_BUFFER", default=4)
 # Jobs of in-process runners (MC_IN_PROCESS_RUNNERS: milliseconds each) have a lane of their own: this many sent
-# ahead, up to MC_DISPATCH_CHUNK ids (and half this buffer) per message. A worker claims a chunk in one statement, runs its jobs one
-# after the other, and writes their results in bulk at least every MC_RESULT_FLUSH_S (and at the chunk's end).
+# ahead, up to MC_DISPATCH_CHUNK ids (and half this buffer) per message. A worker claims a chunk in one statement,
+# runs its jobs one after the other, and writes their results in bulk at least every MC_RESULT_FLUSH_S (and at the
+# chunk's end).
 MC_DISPATCH_QUICK_BUFFER = env.int("MC_DISPATCH_QUICK_BUFFER", default=64)
 MC_DISPATCH_CHUNK = env.int("MC_DISPATCH_CHUNK", default=32)
 MC_RESULT_FLUSH_S = env.float("MC_RESULT_FLUSH_S", default=0.25)

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.benchmarks.choices import JobStatus
+from apps.benchmarks.choices import JobStatus, VerificationStatus
 from apps.benchmarks.models import Benchmark, BenchmarkJob, JobResult
 from apps.core.bulk import bulk_update_rows
 from apps.registry.choices import RevisionStatus
@@ -121,45 +121,88 @@ def _job_candidates(jobs: list[BenchmarkJob], *, metric: str, higher: bool, conf
     return candidates
 
 
+# What a recomputation reads of a job and its result.
+_CANDIDATE_FIELDS = (
+    "id",
+    "revision",
+    "benchmark",
+    "benchmark_version",
+    "status",
+    "verifies",
+    "finished_at",
+    "result__id",
+    "result__job",
+    "result__metrics",
+    "result__verified",
+    "result__verification_status",
+    "result__created_at",
+)
+
+
+def _is_plain_finish(job: BenchmarkJob) -> bool:
+    """A job whose finish can only add a candidate to its key: not a verification re-run, and, if it succeeded,
+    a result no verification has touched yet (a verification changes an existing candidate's standing)."""
+    if job.verifies_id is not None:
+        return False
+    if job.status != JobStatus.SUCCEEDED:
+        return True
+    result = getattr(job, "result", None)
+    return result is None or (not result.verified and result.verification_status in ("", VerificationStatus.UNVERIFIED))
+
+
 def _entries_recompute(
     keys: Iterable[EntryKey],
     *,
     variants: Mapping[int, Variant],
     revisions: Mapping[int, Revision],
     benchmarks: Mapping[int, Benchmark],
+    finished: Mapping[EntryKey, list[BenchmarkJob]] | None = None,
 ) -> None:
     """Write, update or delete the entries of (revision, benchmark, version) keys from their succeeded jobs.
 
-    Set-based: one read of the jobs and results of all keys, one of the re-runs that confirmed them, one of
-    the existing entries, then at most one delete, one insert and one update, however many keys. Only keys of
-    `variants` (locked by the caller) are written; an entry's other columns are `refresh_variants`'s job."""
+    Set-based: one read of the existing entries, one of the jobs and results of the keys, one of the re-runs
+    that confirmed them, then at most one delete, one insert and one update, however many keys. Only keys of
+    `variants` (locked by the caller) are written; an entry's other columns are `refresh_variants`'s job.
+
+    `finished` (the job-finished hook) holds, per key, jobs that just finished, read with their results
+    (`_CANDIDATE_FIELDS`). A key whose finished jobs are all plain (`_is_plain_finish`) and whose entry stands
+    on the current primary metric is brought up to date from its entry and those jobs alone: a new succeeded job
+    only adds a candidate, and the representative of a set grown by new candidates is the representative of
+    the old one's representative and the new ones (best verified, else latest). So a finished job costs the
+    same however many jobs its key has run before. Every other key (no entry yet, a verification, a changed
+    metric) reads all its succeeded jobs."""
     todo = sorted(
         k for k in set(keys) if k[0] in revisions and k[1] in benchmarks and revisions[k[0]].variant_id in variants
     )
     if not todo:
         return
     where = _where_keys(todo)
+    existing = {(e.revision_id, e.benchmark_id, e.benchmark_version): e for e in LeaderboardEntry.objects.filter(where)}
+    incremental: dict[EntryKey, LeaderboardEntry] = {}
     jobs: dict[EntryKey, list[BenchmarkJob]] = defaultdict(list)
-    succeeded = (
-        BenchmarkJob.objects.filter(where, status=JobStatus.SUCCEEDED, verifies__isnull=True, result__isnull=False)
-        .select_related("result")
-        .only(
-            "id",
-            "revision",
-            "benchmark",
-            "benchmark_version",
-            "finished_at",
-            "result__id",
-            "result__job",
-            "result__metrics",
-            "result__verified",
-            "result__verification_status",
-            "result__created_at",
+    for key, items in (finished or {}).items():
+        entry = existing.get(key)
+        if (
+            key in todo
+            and entry is not None
+            and entry.job_id is not None
+            and entry.score_metric == (benchmarks[key[1]].primary_metric or "")
+            and all(_is_plain_finish(job) for job in items)
+        ):
+            incremental[key] = entry
+            jobs[key] = [job for job in items if job.status == JobStatus.SUCCEEDED and hasattr(job, "result")]
+    full = [key for key in todo if key not in incremental]
+    if full:
+        succeeded = (
+            BenchmarkJob.objects.filter(
+                _where_keys(full), status=JobStatus.SUCCEEDED, verifies__isnull=True, result__isnull=False
+            )
+            .select_related("result")
+            .only(*_CANDIDATE_FIELDS)
+            .order_by()
         )
-        .order_by()
-    )
-    for job in succeeded:
-        jobs[(job.revision_id, job.benchmark_id, job.benchmark_version)].append(job)
+        for job in succeeded:
+            jobs[(job.revision_id, job.benchmark_id, job.benchmark_version)].append(job)
     job_ids = [job.pk for items in jobs.values() for job in items]
     # A verification re-run that agreed may be recorded on the re-run's result rather than the original's.
     confirmed = (
@@ -173,7 +216,6 @@ def _entries_recompute(
         if job_ids
         else set()
     )
-    existing = {(e.revision_id, e.benchmark_id, e.benchmark_version): e for e in LeaderboardEntry.objects.filter(where)}
     columns = {pk: _variant_columns(variant) for pk, variant in variants.items()}
     now = timezone.now()
     created: list[LeaderboardEntry] = []
@@ -184,28 +226,33 @@ def _entries_recompute(
         revision_id, benchmark_id, version = key
         benchmark, revision = benchmarks[benchmark_id], revisions[revision_id]
         metric = benchmark.primary_metric or ""
-        chosen = choose_representative(
-            _job_candidates(jobs.get(key, []), metric=metric, higher=primary_direction(benchmark), confirmed=confirmed)
+        candidates = _job_candidates(
+            jobs.get(key, []), metric=metric, higher=primary_direction(benchmark), confirmed=confirmed
         )
         entry = existing.get(key)
+        standing = incremental.get(key)
+        if standing is not None and standing.job_id is not None:
+            # The entry stands for every job of the key that finished before these.
+            candidates = [c for c in candidates if c.pk != standing.job_id]
+            candidates.append(Candidate(standing.rank_score, standing.verified, standing.result_at, standing.job_id))
+        chosen = choose_representative(candidates)
         if chosen is None:
             if entry is not None:
                 vanished.append(entry.pk)
             continue
         job = chosen.obj
-        values = {
-            "variant_id": revision.variant_id,
-            "job_id": job.pk,
-            "score": job.result.metrics[metric],
-            "score_metric": metric,
-            "rank_score": chosen.rank_score,
-            "metrics": job.result.metrics,
-            "verified": chosen.verified,
-            "disputed": getattr(job.result, "verification_status", "") == DISPUTED,
-            "result_at": chosen.at,
-            "revision_number": revision.number,
-            **columns[revision.variant_id],
-        }
+        values = {"variant_id": revision.variant_id, "revision_number": revision.number, **columns[revision.variant_id]}
+        if job is not None:  # None: the entry's own job is still the representative
+            values |= {
+                "job_id": job.pk,
+                "score": job.result.metrics[metric],
+                "score_metric": metric,
+                "rank_score": chosen.rank_score,
+                "metrics": job.result.metrics,
+                "verified": chosen.verified,
+                "disputed": getattr(job.result, "verification_status", "") == DISPUTED,
+                "result_at": chosen.at,
+            }
         if entry is None:
             created.append(
                 LeaderboardEntry(
@@ -405,9 +452,10 @@ def _propagate_to_children(
 def leaderboard_record_jobs(job_ids: Iterable[int]) -> None:
     """JOB_FINISHED_HOOKS entry: jobs finished or their verification changed; update their summary rows.
 
-    For each job (a verification re-run stands for the job it verifies; unknown ids are ignored) recomputes
-    its revision's entry on its benchmark version from every succeeded job, so it is idempotent and also
-    correct for failed or cancelled jobs (which simply change nothing). Set-based: one transaction and a
+    For each job (a verification re-run stands for the job it verifies; unknown ids are ignored) brings its
+    revision's entry on its benchmark version up to date: from the entry and the job alone when the job only adds
+    a candidate, else from every succeeded job of the key (`_entries_recompute`). Either way it is idempotent and
+    also correct for failed or cancelled jobs (which simply change nothing). Set-based: one transaction and a
     constant number of queries for the whole batch, whatever its size."""
     ids = sorted({int(i) for i in job_ids})
     if not ids:
@@ -415,14 +463,25 @@ def leaderboard_record_jobs(job_ids: Iterable[int]) -> None:
     originals = BenchmarkJob.objects.filter(pk__in=ids, verifies__isnull=False).values("verifies_id")
     jobs = list(
         BenchmarkJob.objects.filter(Q(pk__in=ids, verifies__isnull=True) | Q(pk__in=originals))
-        .select_related("revision")
-        .only("id", "revision", "benchmark", "benchmark_version", "revision__variant", "revision__number")
+        .select_related("revision", "result")
+        .only(*_CANDIDATE_FIELDS, "revision__variant", "revision__number")
         .order_by()
     )
     if not jobs:
         return
     revisions = {job.revision_id: job.revision for job in jobs}
     keys = {(job.revision_id, job.benchmark_id, job.benchmark_version) for job in jobs}
+    finished: dict[EntryKey, list[BenchmarkJob]] = defaultdict(list)
+    verified_again: set[EntryKey] = set()  # keys of jobs a re-run among `ids` verified
+    wanted = set(ids)
+    for job in jobs:
+        key = (job.revision_id, job.benchmark_id, job.benchmark_version)
+        if job.pk in wanted:
+            finished[key].append(job)
+        else:
+            verified_again.add(key)
+    for key in verified_again:
+        finished.pop(key, None)
     changed: dict[int, set[int]] = defaultdict(set)
     for revision_id, benchmark_id, _ in keys:
         changed[revisions[revision_id].variant_id].add(benchmark_id)
@@ -431,7 +490,7 @@ def leaderboard_record_jobs(job_ids: Iterable[int]) -> None:
         if not variants:
             return
         benchmarks = Benchmark.objects.in_bulk({key[1] for key in keys})
-        _entries_recompute(keys, variants=variants, revisions=revisions, benchmarks=benchmarks)
+        _entries_recompute(keys, variants=variants, revisions=revisions, benchmarks=benchmarks, finished=finished)
         refresh_variants(variants.values(), benchmark_ids=changed)
 
 

@@ -593,6 +593,82 @@ def test_recording_a_batch_twice_changes_nothing(batch_world):
     assert list(SuiteScore.objects.order_by("pk").values()) == scores
 
 
+def _job_reads(queries: list[dict[str, Any]]) -> list[str]:
+    return [q["sql"] for q in queries if q["sql"].startswith("SELECT") and 'FROM "benchmarks_benchmarkjob"' in q["sql"]]
+
+
+def test_a_finished_job_is_recorded_from_the_entry_without_reading_its_keys_history(bench, child):
+    for score in (0.5, 0.6, 0.7, 0.65):
+        make_result(child, bench, {"accuracy": score})
+    job = make_result(child, bench, {"accuracy": 0.4}, record=False)
+    with count_queries() as recorded:
+        services.leaderboard_record_job(job.pk)
+    # one read of jobs: the finished job itself (with its result), not the four before it
+    assert len(_job_reads(recorded.captured_queries)) == 1
+    entry = LeaderboardEntry.objects.get()
+    assert (entry.job_id, entry.score, entry.verified) == (job.pk, 0.4, False)  # none verified: the latest
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["first result", "verified at once", "verification changed", "a re-run verified it", "metric renamed"],
+)
+def test_keys_a_finish_cannot_simply_add_to_read_their_whole_history(bench, child, why):
+    earlier = make_result(child, bench, {"accuracy": 0.8}, record=why != "first result")
+    job = earlier
+    if why == "verified at once":
+        job = make_result(child, bench, {"accuracy": 0.7}, verified=True, record=False)
+    elif why == "verification changed":
+        earlier.result.verified = True
+        earlier.result.save(update_fields=["verified"])
+    elif why == "a re-run verified it":
+        job = make_result(child, bench, {"accuracy": 0.8}, verifies=earlier, verified=True, record=False)
+    elif why == "metric renamed":
+        LeaderboardEntry.objects.update(score_metric="old-name")
+        job = make_result(child, bench, {"accuracy": 0.7}, record=False)
+    with count_queries() as recorded:
+        services.leaderboard_record_job(job.pk)
+    assert len(_job_reads(recorded.captured_queries)) == 2  # the finished jobs, then every job of the key
+    entry = LeaderboardEntry.objects.get()
+    assert entry.score_metric == "accuracy"
+    assert entry.verified == (why != "first result" and why != "metric renamed")
+
+
+def test_recording_finishes_one_by_one_agrees_with_recomputing_from_every_job(maintainer, alice, base, child):
+    """Entries kept up to date finish by finish (from the entry and the new job) are exactly what a rebuild from
+    all jobs gives, through verified and unverified results, failures, a lower-is-better board, replays of old
+    finishes and verifications changing afterwards."""
+    import random
+
+    rng = random.Random(16)
+    higher = make_benchmark("acc-board")
+    lower = make_benchmark("loss-board", metrics=[{"name": "loss", "higher_is_better": False, "primary": True}])
+    finished: list[Any] = []
+    for step in range(60):
+        variant = rng.choice([base, child])
+        benchmark = rng.choice([higher, lower])
+        metric = benchmark.primary_metric
+        roll = rng.random()
+        if roll < 0.1:
+            make_result(variant, benchmark, {}, status=JobStatus.FAILED)
+        elif roll < 0.15 and finished:
+            services.leaderboard_record_job(rng.choice(finished).pk)  # a hook replayed for an old finish
+        elif roll < 0.2 and finished:
+            old = rng.choice(finished)  # a verification decided afterwards
+            old.result.verified = True
+            old.result.save(update_fields=["verified"])
+            services.leaderboard_record_job(old.pk)
+        else:
+            score = rng.choice([0.1, 0.2, 0.3, 0.4, 0.5])  # ties on purpose
+            finished.append(make_result(variant, benchmark, {metric: score}, verified=rng.random() < 0.2))
+        kept = _rows()
+        savepoint = transaction.savepoint()
+        services.leaderboard_rebuild()
+        assert _rows() == kept, f"step {step}"
+        transaction.savepoint_rollback(savepoint)
+    assert LeaderboardEntry.objects.filter(verified=True).exists()
+
+
 def _finished_jobs(owner, bench, names, **kw):
     return [
         make_result(make_variant(owner, name, actor=owner), bench, {"accuracy": 0.5}, record=False, **kw).pk

@@ -210,6 +210,35 @@ class TestSubmission:
             submit(alice, bad, noop)
         assert set(exc.value.errors) == {"card", "license"}
 
+    def test_a_batch_reads_its_variants_blocklist_once_and_names_the_blocked_item(
+        self, alice, maintainer, make_variant, noop
+    ):
+        from apps.core.testing import count_queries
+
+        alice.max_active_jobs = 50
+        alice.save()
+
+        def batch(n: int, prefix: str) -> tuple[int, ValidationFailed | None]:
+            variants = [make_variant(alice, f"{prefix}-{i}") for i in range(n)]
+            services.blocklist_add(variant=variants[1], reason="eval set in the training data", actor=maintainer)
+            revisions = [v.current_revision for v in variants]
+            for variant, revision in zip(variants, revisions, strict=True):
+                revision.variant = variant  # as the API hands them over: read with their variant
+            items = [(revision, noop, {"steps": 1}) for revision in revisions]
+            with count_queries() as queries:
+                try:
+                    services.jobs_submit_batch(actor=alice, items=items)
+                except ValidationFailed as exc:
+                    return len(queries.captured_queries), exc
+            return len(queries.captured_queries), None
+
+        few, refused = batch(3, "few")
+        many, _ = batch(12, "many")
+        assert few == many  # not one blocklist query per variant
+        assert refused is not None and list(refused.errors) == ["jobs.1.variant"]
+        assert "eval set in the training data" in refused.errors["jobs.1.variant"][0]
+        assert not BenchmarkJob.objects.exists()
+
     def test_a_runner_that_loads_nothing_needs_no_artifact(self, alice, make_variant, noop):
         bare = make_variant(alice, "bare", artifacts=())
         _, created = submit(alice, bare, noop)

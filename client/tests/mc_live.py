@@ -123,9 +123,13 @@ def platform_processes(django_db_setup, tmp_path_factory) -> Iterator[Processes]
     """The web server and the worker, once per module, on the test database and a media folder of the module."""
     from django.conf import settings
     from django.db import connection
+    from django.db.backends.base.creation import TEST_DATABASE_PREFIX
     from tests.fixtures import WorkerProcess, _test_database_url, purge_broker
 
-    assert connection.settings_dict["NAME"].startswith("test"), "the test database is not set up"
+    # The name the test run gave the database: its TEST NAME where one is set (the SQLite file of the test settings,
+    # or pytest-xdist's per-worker name), else Django's "test_" prefix on the configured name.
+    name, test_name = connection.settings_dict["NAME"], connection.settings_dict["TEST"]["NAME"]
+    assert name == test_name if test_name else name.startswith(TEST_DATABASE_PREFIX), "the test database is not set up"
     var = tmp_path_factory.mktemp("mc-platform")
     media = var / "media"
     media.mkdir()

@@ -131,6 +131,8 @@ class WorkerProcess(ManagedProcess):
             "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
             "DATABASE_URL": _test_database_url(),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            # The filesystem broker's folder (SQLite runs): a worker given its own MC_VAR_DIR reads the same queues.
+            "MC_BROKER_DIR": str(settings.BROKER_DIR),
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
             "HF_HUB_OFFLINE": "1",
@@ -199,6 +201,7 @@ class BeatProcess(ManagedProcess):
             "DJANGO_SETTINGS_MODULE": "modelcommons.settings.test",
             "DATABASE_URL": _test_database_url(),
             "CELERY_BROKER_URL": broker_url or settings.CELERY_BROKER_URL,
+            "MC_BROKER_DIR": str(settings.BROKER_DIR),
             "PYTHONPATH": f"{ROOT / 'platform'}:{ROOT}",
             **(extra_env or {}),
         }

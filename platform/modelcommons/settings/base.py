@@ -267,8 +267,9 @@ def _shared_cache() -> dict[str, object]:
 CACHES = {"default": _shared_cache()}
 
 # --- Celery -----------------------------------------------------------------------------------
-# Embedded default: kombu's filesystem transport, so `make run` needs no broker service.
-BROKER_DIR = VAR_DIR / "broker"
+# Embedded default: kombu's filesystem transport, so `make run` needs no broker service. Its folder is the broker's
+# address: every process on it (a worker with its own MC_VAR_DIR too) must name the same MC_BROKER_DIR.
+BROKER_DIR = Path(env.str("MC_BROKER_DIR", default=str(VAR_DIR / "broker")))
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem"):

@@ -33,6 +33,19 @@ def submit_many(user, make_variant, benchmark, n, prefix="m"):  # type: ignore[n
     return jobs
 
 
+def backlog(settings, user, make_variant, benchmark, n, *, buffer, chunk=None, room=50):  # type: ignore[no-untyped-def]
+    """n undispatched short jobs of `user` (who may hold `room` active jobs), with the lane's buffer and chunk
+    size set: what the dispatcher finds under a backlog."""
+    settings.MC_DISPATCH_QUICK_BUFFER = buffer
+    if chunk is not None:
+        settings.MC_DISPATCH_CHUNK = chunk
+    user.max_active_jobs = room
+    user.save()
+    jobs = submit_many(user, make_variant, benchmark, n)
+    BenchmarkJob.objects.update(dispatched_at=None)
+    return jobs
+
+
 def completion(job, attempt=None, progress=None, **run):  # type: ignore[no-untyped-def]
     fields = {
         "metrics": {"ok": 1.0},
@@ -53,28 +66,18 @@ def completion(job, attempt=None, progress=None, **run):  # type: ignore[no-unty
 
 
 class TestDispatchChunks:
-    def test_short_jobs_go_out_in_chunks_of_half_the_room(self, alice, make_variant, noop, sent, chunks, settings):
-        settings.MC_DISPATCH_QUICK_BUFFER = 8
-        settings.MC_DISPATCH_CHUNK = 16
-        alice.max_active_jobs = 50
-        alice.save()
-        jobs = submit_many(alice, make_variant, noop, 12)
+    def test_short_jobs_go_out_in_chunks_of_half_the_buffer(self, alice, make_variant, noop, sent, chunks, settings):
+        jobs = backlog(settings, alice, make_variant, noop, 12, buffer=8, chunk=16)
         sent.clear()
         chunks.clear()
-        BenchmarkJob.objects.update(dispatched_at=None)
         assert dispatch.jobs_dispatch(queue="bench.cpu") == 8
-        # the buffer counts jobs: 8 of them, in two messages of 4 (half the room), in dispatch order
+        # the buffer counts jobs: 8 of them, in two messages of 4 (half the buffer), in dispatch order
         assert [ids for ids, _ in chunks] == [[j.pk for j in jobs[:4]], [j.pk for j in jobs[4:8]]]
         assert [job_id for job_id, _ in sent] == [j.pk for j in jobs[:8]]
         assert BenchmarkJob.objects.buffered("bench.cpu").count() == 8
 
     def test_chunk_size_is_capped_by_the_setting(self, alice, make_variant, noop, sent, chunks, settings):
-        settings.MC_DISPATCH_QUICK_BUFFER = 8
-        settings.MC_DISPATCH_CHUNK = 3
-        alice.max_active_jobs = 50
-        alice.save()
-        submit_many(alice, make_variant, noop, 8)
-        BenchmarkJob.objects.update(dispatched_at=None)
+        backlog(settings, alice, make_variant, noop, 8, buffer=8, chunk=3)
         sent.clear()
         chunks.clear()
         dispatch.jobs_dispatch(queue="bench.cpu")
@@ -143,12 +146,7 @@ class TestDispatchChunks:
     def test_refills_keep_full_chunks(self, alice, make_variant, noop, sent, chunks, settings):
         # Regression: a refill split the room in two, so with a backlog the chunks after the first two were half
         # the size (16 of the default 32), and every job paid twice the per-message cost.
-        settings.MC_DISPATCH_QUICK_BUFFER = 16
-        settings.MC_DISPATCH_CHUNK = 8
-        alice.max_active_jobs = 80
-        alice.save()
-        submit_many(alice, make_variant, noop, 60)
-        BenchmarkJob.objects.update(dispatched_at=None)
+        backlog(settings, alice, make_variant, noop, 60, buffer=16, chunk=8, room=80)
         dispatch.jobs_dispatch(queue="bench.cpu")
         assert [len(ids) for ids, _ in chunks] == [8, 8]
         outstanding = [ids for ids, _ in chunks]

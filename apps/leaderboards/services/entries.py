@@ -230,7 +230,7 @@ def _entries_recompute(
             jobs.get(key, []), metric=metric, higher=primary_direction(benchmark), confirmed=confirmed
         )
         entry = existing.get(key)
-        standing = incremental.get(key)
+        standing = incremental.get(key)  # its job_id is set (see above); the test narrows the type
         if standing is not None and standing.job_id is not None:
             # The entry stands for every job of the key that finished before these.
             candidates = [c for c in candidates if c.pk != standing.job_id]

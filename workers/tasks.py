@@ -23,6 +23,9 @@ def _claim_and_run(hostname: str | None, job_ids: list[int]) -> None:
     # This claim freed buffer slots: send the next jobs in fair-share order before running these.
     jobs_dispatch_service(queue=jobs[0].queue, force=False)
     execute_jobs(jobs)
+    # And the jobs of in-process runners that arrived meanwhile were held back for the end of this work (Nagle's
+    # rule, apps.benchmarks.dispatch._holds_partial_chunk): they go now, together.
+    jobs_dispatch_service(queue=jobs[0].queue, force=False)
 
 
 @shared_task(name="workers.tasks.run_job", bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -150,32 +150,77 @@ def fair_share_pick(queue: str, n: int, now: datetime, quick: bool | None = None
 
 
 def _lanes_now(queue: str, now: datetime) -> dict[str, int]:
-    """One look at a queue's queued jobs, per lane: how many are sent and unclaimed (`slow_sent`, `quick_sent`)
-    and how many wait to be sent (`slow_waiting`, `quick_waiting`). Plain SQL: it runs on every claim and every
-    submission, and building it with the ORM cost twice its execution."""
+    """One look at a queue's jobs, per lane: how many are sent and unclaimed (`slow_sent`, `quick_sent`), how many
+    wait to be sent (`slow_waiting`, `quick_waiting`), and how many jobs of in-process runners are in flight
+    (sent, or running) since less than MC_DISPATCH_HOLD_S (`quick_fresh`: see :func:`_holds_partial_chunk`).
+    Plain SQL: it runs on every claim and every submission, and building it with the ORM cost twice its
+    execution."""
     quick = list(settings.MC_IN_PROCESS_RUNNERS)
     quote = connection.ops.quote_name
     is_quick = f"COALESCE(v.runner, b.runner) IN ({', '.join(['%s'] * len(quick))})" if quick else "1 = 0"
-    waiting = "j.dispatched_at IS NULL AND NOT j.cancel_requested AND (j.not_before IS NULL OR j.not_before <= %s)"
+    queued = "j.status = %s"
+    waiting = (
+        f"{queued} AND j.dispatched_at IS NULL AND NOT j.cancel_requested "
+        "AND (j.not_before IS NULL OR j.not_before <= %s)"
+    )
+    sent = f"{queued} AND j.dispatched_at IS NOT NULL"
+    fresh = f"(({sent} AND j.dispatched_at >= %s) OR (j.status = %s AND j.started_at >= %s))"
     # Table names come from the models' metadata; every value is a parameter.
     sql = (
-        f"SELECT SUM(CASE WHEN j.dispatched_at IS NOT NULL AND NOT ({is_quick}) THEN 1 ELSE 0 END), "  # noqa: S608
-        f"SUM(CASE WHEN j.dispatched_at IS NOT NULL AND {is_quick} THEN 1 ELSE 0 END), "
+        f"SELECT SUM(CASE WHEN {sent} AND NOT ({is_quick}) THEN 1 ELSE 0 END), "  # noqa: S608
+        f"SUM(CASE WHEN {sent} AND {is_quick} THEN 1 ELSE 0 END), "
         f"SUM(CASE WHEN {waiting} AND NOT ({is_quick}) THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN {waiting} AND {is_quick} THEN 1 ELSE 0 END) "
+        f"SUM(CASE WHEN {waiting} AND {is_quick} THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN {fresh} AND {is_quick} THEN 1 ELSE 0 END) "
         f"FROM {quote(BenchmarkJob._meta.db_table)} j "
         f"JOIN {quote(Benchmark._meta.db_table)} b ON b.id = j.benchmark_id "
         f"LEFT JOIN {quote(BenchmarkVersion._meta.db_table)} v ON v.id = j.spec_id "
-        f"WHERE j.queue = %s AND j.status = %s"
+        f"WHERE j.queue = %s AND j.status IN (%s, %s)"
     )
     at = connection.ops.adapt_datetimefield_value(now)
-    params = [*quick, *quick, at, *quick, at, *quick, queue, JobStatus.QUEUED.value]
+    cutoff = connection.ops.adapt_datetimefield_value(now - timedelta(seconds=_hold_s()))
+    q, r = JobStatus.QUEUED.value, JobStatus.RUNNING.value
+    params = [
+        *[q, *quick],
+        *[q, *quick],
+        *[q, at, *quick],
+        *[q, at, *quick],
+        *[q, cutoff, r, cutoff, *quick],
+        *[queue, q, r],
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return dict(
-        zip(("slow_sent", "quick_sent", "slow_waiting", "quick_waiting"), (int(v or 0) for v in row), strict=True)
+        zip(
+            ("slow_sent", "quick_sent", "slow_waiting", "quick_waiting", "quick_fresh"),
+            (int(v or 0) for v in row),
+            strict=True,
+        )
     )
+
+
+def _hold_s() -> float:
+    return max(0.0, float(settings.MC_DISPATCH_HOLD_S))
+
+
+def _quick_chunk() -> int:
+    """Ids per message of in-process jobs: up to MC_DISPATCH_CHUNK and half the quick buffer."""
+    return max(1, min(int(settings.MC_DISPATCH_CHUNK), -(-_lanes()[1] // 2)))
+
+
+def _holds_partial_chunk(look: dict[str, int]) -> bool:
+    """Nagle's rule for the lane of in-process jobs: fewer waiting than a chunk are not sent while jobs of the
+    lane sent or started within MC_DISPATCH_HOLD_S are still in flight; they go together when that work ends
+    (its worker dispatches after it runs a message, :func:`workers.tasks._claim_and_run`).
+
+    Why: with one job per submission, sending each job the moment it arrives gave messages of one to three jobs,
+    and a message costs its worker a claim, a bulk write and the job-finished hooks (about thirty queries)
+    whatever its size; the jobs that arrive while a message runs now share the next one. A lane with nothing in
+    flight sends at once, so a lone job never waits; a full chunk is never held; and work in flight for longer
+    than MC_DISPATCH_HOLD_S (a worker that died, a lost message, a slow runner) holds nothing back. The beat and
+    the submissions' coalesced dispatch requests still run as before."""
+    return _hold_s() > 0 and 0 < look["quick_waiting"] < _quick_chunk() and look["quick_fresh"] > 0
 
 
 def _messages(
@@ -272,11 +317,13 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
     look = _lanes_now(queue, now)
     need_slow = look["slow_sent"] <= _refill_at(slow_limit) and look["slow_waiting"] > 0
     need_quick = look["quick_sent"] <= _refill_at(quick_limit) and look["quick_waiting"] > 0
+    need_quick = need_quick and not _holds_partial_chunk(look)
     if not (need_slow or need_quick):
         return 0
     with transaction.atomic():
         _lock_queue(queue)
         look = _lanes_now(queue, now)
+        need_quick = need_quick and not _holds_partial_chunk(look)
         slow_picks = fair_share_pick(queue, slow_limit - look["slow_sent"], now, quick=False) if need_slow else []
         quick_room = quick_limit - look["quick_sent"]
         quick_picks = fair_share_pick(queue, quick_room, now, quick=True) if need_quick else []
@@ -298,8 +345,7 @@ def _dispatch_queue(queue: str, now: datetime) -> int:
     # messages, one for each of two consumers, and a refill after a claim (the lane drained to half) is one full
     # chunk, not the room split in two (which halved the chunks, and doubled the per-message cost a job pays:
     # the claim, the bulk write and the job-finished hooks). Every sandboxed job gets a message of its own.
-    chunk = max(1, min(int(settings.MC_DISPATCH_CHUNK), -(-quick_limit // 2)))
-    messages = _messages(slow_picks, routes, 1) + _messages(quick_picks, routes, chunk)
+    messages = _messages(slow_picks, routes, 1) + _messages(quick_picks, routes, _quick_chunk())
     try:
         for broker_queue, ids in messages:
             send_run_jobs(ids, broker_queue)

@@ -104,6 +104,7 @@ class TestDispatchChunks:
     ):
         settings.MC_DISPATCH_BUFFER = 2
         settings.MC_DISPATCH_QUICK_BUFFER = 8
+        settings.MC_DISPATCH_HOLD_S = 0  # the buffers alone (a partial chunk is held while work is in flight)
         alice.max_active_jobs = 50
         alice.save()
         slow = make_benchmark(slug="slow", runner=f"{runners.MODULE}:ConstantRunner")
@@ -157,6 +158,98 @@ class TestDispatchChunks:
             assert [len(ids) for ids, _ in chunks] == [8]
             outstanding += [ids for ids, _ in chunks]
             assert BenchmarkJob.objects.buffered("bench.cpu").count() == 16
+
+    def test_a_partial_chunk_waits_for_the_work_in_flight_then_goes_in_one_message(
+        self, alice, make_variant, noop, sent, chunks, settings
+    ):
+        # Nagle's rule: one job per submission used to give messages of one to three ids, each paying a claim, a
+        # bulk write and the hooks; the jobs that arrive while work is in flight now share the next message.
+        settings.MC_DISPATCH_QUICK_BUFFER = 8  # chunks of 4
+        alice.max_active_jobs = 50
+        alice.save()
+        [first] = submit_many(alice, make_variant, noop, 1, prefix="a")
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 1  # nothing in flight: a lone job goes at once
+        later = submit_many(alice, make_variant, noop, 3, prefix="b")
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 0  # held: the first is sent and unclaimed
+        assert not BenchmarkJob.objects.filter(pk__in=[j.pk for j in later], dispatched_at__isnull=False).exists()
+        [claimed] = services.jobs_claim(job_ids=[first.pk], worker="w1@h")
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 0  # still held: it runs
+        services.jobs_complete([completion(claimed)])
+        chunks.clear()
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 3
+        assert [ids for ids, _ in chunks] == [[j.pk for j in later]]
+
+    def test_a_full_chunk_is_never_held(self, alice, make_variant, noop, sent, chunks, settings):
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
+        alice.max_active_jobs = 50
+        alice.save()
+        [first] = submit_many(alice, make_variant, noop, 1, prefix="a")
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        services.jobs_claim(job_ids=[first.pk], worker="w1@h")
+        later = submit_many(alice, make_variant, noop, 3, prefix="b")
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 0
+        later += submit_many(alice, make_variant, noop, 1, prefix="c")
+        # a chunk's worth waits: it goes while the first still runs
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 4
+        assert [ids for ids, _ in chunks] == [[j.pk for j in later]]
+
+    def test_work_in_flight_longer_than_the_hold_holds_nothing(self, alice, make_variant, noop, sent, settings):
+        # a worker that died mid-chunk, a lost message, a slow runner: the lane does not wait for them
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
+        settings.MC_DISPATCH_HOLD_S = 0.5
+        alice.max_active_jobs = 50
+        alice.save()
+        [first] = submit_many(alice, make_variant, noop, 1, prefix="a")
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        services.jobs_claim(job_ids=[first.pk], worker="w1@h")
+        [second] = submit_many(alice, make_variant, noop, 1, prefix="b")
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 0
+        BenchmarkJob.objects.filter(pk=first.pk).update(started_at=timezone.now() - timedelta(seconds=1))
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 1 and sent[-1][0] == second.pk
+        # and a message sent longer ago than the hold and never claimed (lost) holds nothing either
+        [third] = submit_many(alice, make_variant, noop, 1, prefix="c")
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 0
+        BenchmarkJob.objects.filter(pk=second.pk).update(dispatched_at=timezone.now() - timedelta(seconds=1))
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 1 and sent[-1][0] == third.pk
+
+    def test_a_zero_hold_sends_at_once(self, alice, make_variant, noop, sent, settings):
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
+        settings.MC_DISPATCH_HOLD_S = 0
+        alice.max_active_jobs = 50
+        alice.save()
+        for i in range(3):
+            [job] = submit_many(alice, make_variant, noop, 1, prefix=f"m{i}")
+            assert dispatch.jobs_dispatch(queue="bench.cpu") == 1 and sent[-1][0] == job.pk
+
+    def test_sandboxed_jobs_are_never_held(self, alice, make_variant, make_benchmark, noop, sent, settings):
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
+        alice.max_active_jobs = 50
+        alice.save()
+        [quick] = submit_many(alice, make_variant, noop, 1, prefix="q")
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        slow = make_benchmark(slug="slow", runner=f"{runners.MODULE}:ConstantRunner")
+        slow_jobs = submit_many(alice, make_variant, slow, 2, prefix="s")
+        more = submit_many(alice, make_variant, noop, 1, prefix="r")
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 2  # the sandboxed ones; the short one is held
+        assert [j for j, _ in sent] == [quick.pk] + [j.pk for j in slow_jobs]
+        assert BenchmarkJob.objects.get(pk=more[0].pk).dispatched_at is None
+
+    def test_the_worker_sends_the_held_jobs_when_its_message_is_done(
+        self, alice, make_variant, noop, sent, chunks, settings, monkeypatch
+    ):
+        from workers import tasks
+
+        monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # the test's connection stays open
+        settings.MC_DISPATCH_QUICK_BUFFER = 8
+        alice.max_active_jobs = 50
+        alice.save()
+        [first] = submit_many(alice, make_variant, noop, 1, prefix="a")
+        dispatch.jobs_dispatch(queue="bench.cpu")
+        later = submit_many(alice, make_variant, noop, 2, prefix="b")
+        assert dispatch.jobs_dispatch(queue="bench.cpu") == 0
+        tasks._claim_and_run("w1@h", [first.pk])  # claims, dispatches (held: it runs), runs, dispatches again
+        assert BenchmarkJob.objects.get(pk=first.pk).status == JobStatus.SUCCEEDED
+        assert [ids for ids, _ in chunks] == [[j.pk for j in later]]
 
     def test_a_newcomer_waits_for_the_buffered_jobs_only(self, alice, bob, make_variant, noop, sent, settings):
         settings.MC_DISPATCH_QUICK_BUFFER = 4

@@ -611,6 +611,7 @@ class TestRecovery:
         assert services.jobs_recover()["dispatched"] == 1
 
     def test_lost_messages_are_released_and_sent_again(self, alice, alice_variant, noop, sent, settings):
+        settings.MC_DISPATCH_HOLD_S = 0  # the resend at once, not after the claimed job's run (test_chunks)
         dispatch.worker_seen(name="w1@h", queues=["bench.cpu"])
         first, _ = submit(alice, alice_variant, noop, steps=1)
         second, _ = submit(alice, alice_variant, noop, steps=2)

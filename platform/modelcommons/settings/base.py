@@ -368,6 +368,10 @@ MC_DISPATCH_BUFFER = env.int("MC_DISPATCH_BUFFER", default=4)
 # chunk's end).
 MC_DISPATCH_QUICK_BUFFER = env.int("MC_DISPATCH_QUICK_BUFFER", default=64)
 MC_DISPATCH_CHUNK = env.int("MC_DISPATCH_CHUNK", default=32)
+# Nagle's rule for that lane: fewer than a chunk of such jobs waiting are held back while jobs of the lane sent or
+# started within this many seconds are in flight, and go together when that work ends (0: send at once). Work in
+# flight for longer (a slow chunk, a dead worker, a lost message) holds nothing back.
+MC_DISPATCH_HOLD_S = env.float("MC_DISPATCH_HOLD_S", default=0.5)
 MC_RESULT_FLUSH_S = env.float("MC_RESULT_FLUSH_S", default=0.25)
 MC_DISPATCH_EVERY_S = env.float("MC_DISPATCH_EVERY_S", default=5.0)
 # Submissions ask a worker to dispatch after their commit (a message on the default queue), at most twice per

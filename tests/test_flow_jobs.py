@@ -316,3 +316,45 @@ def test_a_burst_of_short_jobs_runs_in_chunks(digits_world, engine_processes, cl
     wait_for(
         lambda: JobAnnouncement.objects.filter(job_id__in=ids).count() == 40, timeout=30, message="every job announced"
     )
+
+
+def test_short_jobs_submitted_one_by_one_wait_for_the_running_one_then_share_a_message(
+    digits_world, engine_processes, client_for, settings
+):
+    """Nagle's rule for the lane of short jobs, end to end: the jobs submitted one per request while another short
+    job runs are held back, and the worker sends them together once it is done (one message, one claim), with
+    no beat running to pick up a job left behind."""
+    from apps.benchmarks.models import BenchmarkJob
+
+    settings.MC_DISPATCH_QUICK_BUFFER = 16
+    settings.MC_DISPATCH_HOLD_S = 30  # the running job holds the others back for as long as it runs here
+    engine_processes.worker(  # two pool processes: one runs the dispatch requests while the other runs a job
+        concurrency=2,
+        env={**ENGINE_ENV, "MC_DISPATCH_QUICK_BUFFER": "16", "MC_DISPATCH_CHUNK": "8", "MC_DISPATCH_HOLD_S": "30"},
+    )
+    noop_benchmark(digits_world["users"]["maintainer"])
+    alice = client_for(digits_world["users"]["alice"])
+
+    def submit(config):  # type: ignore[no-untyped-def]
+        resp = alice.post(
+            "/api/v1/jobs/", {"variant": "alice/digits-mlp-int8", "benchmark": "noop", "config": config}, format="json"
+        )
+        assert resp.status_code == 201, resp.content
+        return resp.json()["id"]
+
+    first = submit({"sleep_s": 3, "steps": 1})
+    wait_for(
+        lambda: BenchmarkJob.objects.get(pk=first).status == "running", timeout=60, message="the first job to start"
+    )
+    later = [submit({"steps": i + 1}) for i in range(3)]
+    assert BenchmarkJob.objects.get(pk=first).status == "running"
+    wait_for(
+        lambda: BenchmarkJob.objects.filter(pk__in=later, status="succeeded").count() == 3,
+        timeout=60,
+        message="the held jobs to succeed",
+    )
+    rows = BenchmarkJob.objects.filter(pk__in=[first, *later])
+    finished_first = rows.get(pk=first).finished_at
+    started = {row.started_at for row in rows if row.pk in later}
+    assert len(started) == 1, started  # claimed together, in one statement
+    assert started.pop() >= finished_first  # after the running job was done, not beside it

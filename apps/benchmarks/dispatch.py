@@ -28,8 +28,11 @@ The buffer has two lanes, each in fair-share order:
   a message per job would dominate): at most ``MC_DISPATCH_QUICK_BUFFER`` sent ahead, in chunks of up to
   ``MC_DISPATCH_CHUNK`` consecutive ids per message, which a worker claims in one statement and whose results
   it writes in bulk (:func:`apps.benchmarks.services.lifecycle.jobs_claim`, :func:`~.lifecycle.jobs_complete`).
+  Fewer than a chunk of them are held back while the lane has work in flight, and go together when it ends
+  (Nagle's rule, ``MC_DISPATCH_HOLD_S``: :func:`_holds_partial_chunk`).
 So a newcomer's sandboxed job waits behind at most ``MC_DISPATCH_BUFFER`` sandboxed jobs of others (and a few
-milliseconds of short ones), and a short job behind at most ``MC_DISPATCH_QUICK_BUFFER`` short ones.
+milliseconds of short ones), and a short job behind at most ``MC_DISPATCH_QUICK_BUFFER`` short ones (and the end
+of the lane's work in flight, if that began less than ``MC_DISPATCH_HOLD_S`` ago).
 
 Messages carry only job ids. A job whose message never reached a worker (broker down, a worker killed with
 prefetched messages) is found by :func:`apps.benchmarks.services.recovery.jobs_recover` and sent again.

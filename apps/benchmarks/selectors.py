@@ -265,36 +265,74 @@ def quota_limits(namespace: Actor) -> tuple[int, int]:
 
 
 # The totals of `quota_usage`: the jobs of `counting_against_quota(namespace)` queued or running, and their compute
-# seconds since a moment. Each is a range read of its own index (job_charged_active_idx, job_charged_window_idx), as
-# in the submission's `namespace_usage`: one aggregate over the namespace's jobs read its whole history each call.
-_QUOTA_USAGE_COLUMNS = ("status", "finished_at", "compute_seconds", "charged_to", "counts_against_quota")
+# seconds since a moment. Each is a range read of its own index (job_charged_active_idx, job_charged_window_idx): one
+# aggregate over the namespace's jobs read its whole history each call. A submission reads its dedupe match in the
+# same statement (`_submit_dedupe_match`'s columns: `submission._dedupe_matches`).
+_QUOTA_USAGE_COLUMNS = (
+    "status",
+    "finished_at",
+    "compute_seconds",
+    "charged_to",
+    "counts_against_quota",
+    "id",
+    "revision",
+    "benchmark",
+    "benchmark_version",
+    "config_hash",
+    "verifies",
+)
 _QUOTA_USAGE_SQL = """
 SELECT (SELECT COUNT(*) FROM {table}
         WHERE {charged_to} = %s AND {status} IN ({statuses}) AND {counts_against_quota}),
        (SELECT COALESCE(SUM({compute_seconds}), 0) FROM {table}
         WHERE {charged_to} = %s AND {finished_at} >= %s AND {counts_against_quota})
 """
+_DEDUPE_MATCH_SQL = """,
+       (SELECT {id} FROM {table}
+        WHERE {revision} = %s AND {benchmark} = %s AND {benchmark_version} = %s AND {config_hash} = %s
+          AND {verifies} IS NULL AND NOT ({status} IN ({excluded})) LIMIT 1)
+"""
+
+
+def quota_usage_row(
+    namespace_id: int, since: Any, dedupe: tuple[int, int, str, str] | None = None
+) -> tuple[int, float, int | None]:
+    """(jobs queued or running, compute seconds finished since `since`, unrounded) charged to a namespace, and with
+    `dedupe` = (revision id, benchmark id, benchmark version, config hash) the id of the job a submission of that
+    key would return instead of queuing one (not a verification, and not failed, cancelled or timed out), else
+    None: one statement of indexed reads. Written once as SQL: the ORM took longer to build and compile these
+    aggregates than the database took to run them (issue 16's profiles of `/api/v1/me/` and of a submission)."""
+    from .choices import DEDUPE_EXCLUDED_STATUSES
+
+    quote = connection.ops.quote_name
+    columns = {
+        f.name: quote(str(f.column)) for f in BenchmarkJob._meta.concrete_fields if f.name in _QUOTA_USAGE_COLUMNS
+    }
+    table = quote(BenchmarkJob._meta.db_table)
+    sql = _QUOTA_USAGE_SQL.format(table=table, statuses=", ".join(["%s"] * len(ACTIVE_JOB_STATUSES)), **columns)
+    params: list[Any] = [
+        namespace_id,
+        *ACTIVE_JOB_STATUSES,
+        namespace_id,
+        connection.ops.adapt_datetimefield_value(since),
+    ]
+    if dedupe is not None:
+        excluded = [str(status) for status in DEDUPE_EXCLUDED_STATUSES]
+        sql += _DEDUPE_MATCH_SQL.format(table=table, excluded=", ".join(["%s"] * len(excluded)), **columns)
+        params += [*dedupe, *excluded]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return int(row[0] or 0), float(row[1] or 0.0), (int(row[2]) if dedupe is not None and row[2] is not None else None)
 
 
 def quota_usage(namespace: Actor | int) -> tuple[int, float]:
     """(jobs queued or running, compute seconds used in the last 24 hours) charged to a namespace (a user or
     an organization's account, or its id), in one statement of two indexed reads (``/api/v1/me/`` and
     ``/api/v1/orgs/{org}/`` show them on every call)."""
-    since = timezone.now() - timedelta(days=1)
     namespace_id = namespace if isinstance(namespace, int) else namespace.pk
-    # `counting_against_quota(namespace)` with the two totals, as SQL written once: the ORM took longer to build
-    # and compile this aggregate than the database took to run it (issue 16's profile of /api/v1/me/).
-    quote = connection.ops.quote_name
-    sql = _QUOTA_USAGE_SQL.format(
-        table=quote(BenchmarkJob._meta.db_table),
-        statuses=", ".join(["%s"] * len(ACTIVE_JOB_STATUSES)),
-        **{f.name: quote(str(f.column)) for f in BenchmarkJob._meta.concrete_fields if f.name in _QUOTA_USAGE_COLUMNS},
-    )
-    params = [namespace_id, *ACTIVE_JOB_STATUSES, namespace_id, connection.ops.adapt_datetimefield_value(since)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        active, used = cursor.fetchone()
-    return int(active or 0), round(float(used or 0.0), 3)
+    active, used, _ = quota_usage_row(namespace_id, timezone.now() - timedelta(days=1))
+    return active, round(used, 3)
 
 
 def quota_status(*, user: Actor) -> dict[str, Any]:

@@ -24,17 +24,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, FloatField, Subquery, Sum
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.core.errors import QuotaExceeded
 from apps.registry.querysets import access_of
 
-from ..choices import ACTIVE_JOB_STATUSES, JobStatus
+from ..choices import JobStatus
 from ..models import BenchmarkJob, SubmitterProfile
-from ..selectors import quota_limits, recent_mean_duration_s
+from ..selectors import quota_limits, quota_usage_row, recent_mean_duration_s
 
 if TYPE_CHECKING:
     from apps.accounts.types import Actor
@@ -107,30 +105,20 @@ def _compute_retry_after(namespace: User, now: datetime, used: float, budget: in
     return 24 * 3600
 
 
-def namespace_usage(namespace: User, now: datetime, **also: Any) -> dict[str, Any]:
+def namespace_usage(
+    namespace: User, now: datetime, *, dedupe: tuple[int, int, str, str] | None = None
+) -> dict[str, Any]:
     """What counts against the namespace's quota now: `active` (jobs queued or running) and `used` (compute seconds
-    finished in the last 24 hours), plus the scalar subqueries `also` names (job_submit's dedupe match), in ONE
-    statement. Each is an indexed range read of its own, as a scalar subquery: one aggregate with FILTERs would
-    read every job the namespace was ever charged, on each submission.
+    finished in the last 24 hours), and with `dedupe` (revision id, benchmark id, benchmark version, config hash)
+    `existing`: the id of the job a submission of that key returns, else None; in ONE statement of indexed range
+    reads (:func:`~apps.benchmarks.selectors.quota_usage_row`).
 
     A statement of its own, run after :func:`lock_namespace` returned: under READ COMMITTED it sees every job
     committed before the lock was granted (a subquery of the locking SELECT would not)."""
-    charged = BenchmarkJob.objects.counting_against_quota(namespace).order_by().values("charged_to")
-    active = charged.filter(status__in=ACTIVE_JOB_STATUSES).annotate(n=Count("pk")).values("n")
-    used = charged.filter(finished_at__gte=now - timedelta(days=1)).annotate(s=Sum("compute_seconds")).values("s")
-    names = ["active", "used", *also]
-    row = (
-        User.objects.filter(pk=namespace.pk)
-        .annotate(
-            mc_active=Coalesce(Subquery(active), 0),
-            mc_used=Coalesce(Subquery(used), 0.0, output_field=FloatField()),
-            **{f"mc_{name}": value for name, value in also.items()},
-        )
-        .values_list(*[f"mc_{name}" for name in names])
-        .get()
-    )
-    usage = dict(zip(names, row, strict=True))
-    usage["active"], usage["used"] = int(usage["active"]), float(usage["used"])
+    active, used, existing = quota_usage_row(namespace.pk, now - timedelta(days=1), dedupe)
+    usage: dict[str, Any] = {"active": active, "used": used}
+    if dedupe is not None:
+        usage["existing"] = existing
     return usage
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet, Subquery
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.accounts.roles import is_maintainer
@@ -201,9 +201,7 @@ def job_submit(
         with transaction.atomic():
             lock_namespace(namespace)
             # The dedupe match and the quota's usage in one statement, read after the lock was granted.
-            usage = namespace_usage(
-                namespace, now, existing=Subquery(_dedupe_matches(revision, benchmark, config_hash).values("pk")[:1])
-            )
+            usage = namespace_usage(namespace, now, dedupe=(revision.pk, benchmark.pk, benchmark.version, config_hash))
             if usage["existing"] is not None:
                 return BenchmarkJob.objects.get(pk=usage["existing"]), False
             quota_enforce(namespace, now, usage=usage)

@@ -358,6 +358,53 @@ class TestQuota:
         _, created = submit(alice, alice_variant, noop, steps=9)  # the re-run holds no quota slot
         assert created
 
+    def test_the_usage_statement_agrees_with_the_querysets_it_stands_for(self, alice, alice_variant, noop):
+        # namespace_usage is one SQL statement (the ORM took longer to build it than PostgreSQL to run it): its
+        # totals and its dedupe match must be what counting_against_quota and _dedupe_matches select, in every
+        # state a job of the key can be in.
+        from apps.benchmarks.services.quota import namespace_usage
+        from apps.benchmarks.services.submission import _dedupe_match, canonical_config
+
+        alice.max_active_jobs = 50
+        alice.save()
+        now = timezone.now()
+        revision = alice_variant.current_revision
+        _, key_hash = canonical_config(noop, {**noop.default_config, "steps": 7})
+        key = (revision.pk, noop.pk, noop.version, key_hash)
+
+        def usage():  # type: ignore[no-untyped-def]
+            got = namespace_usage(alice, now, dedupe=key)
+            charged = BenchmarkJob.objects.counting_against_quota(alice)
+            assert got["active"] == charged.filter(status__in=["queued", "running"]).count()
+            window = charged.filter(finished_at__gte=now - timedelta(days=1))
+            assert got["used"] == pytest.approx(sum(j.compute_seconds or 0 for j in window))
+            match = _dedupe_match(revision, noop, key_hash)
+            assert got["existing"] == (match.pk if match else None)
+            return got
+
+        assert usage() == {"active": 0, "used": 0.0, "existing": None}
+        job, _ = submit(alice, alice_variant, noop, steps=7)
+        other, _ = submit(alice, alice_variant, noop, steps=8)
+        assert usage()["existing"] == job.pk and usage()["active"] == 2
+        for status in ("failed", "cancelled", "timed_out"):  # ended without a result: a new submission queues
+            BenchmarkJob.objects.filter(pk=job.pk).update(status=status, finished_at=now, compute_seconds=5)
+            assert usage()["existing"] is None
+        BenchmarkJob.objects.filter(pk=job.pk).update(status="succeeded", finished_at=now - timedelta(hours=2))
+        BenchmarkJob.objects.filter(pk=other.pk).update(
+            status="succeeded", finished_at=now - timedelta(hours=30), compute_seconds=40
+        )
+        got = usage()
+        assert got["existing"] == job.pk and got["active"] == 0 and got["used"] == 5.0  # 30 h ago is outside
+        BenchmarkJob.objects.filter(pk=job.pk).update(counts_against_quota=False)
+        assert usage()["used"] == 0.0
+        BenchmarkJob.objects.filter(pk=job.pk).update(status="queued")  # as an infrastructure re-run: no slot
+        assert usage()["active"] == 0
+        # a verification re-run of the key is never the match
+        BenchmarkJob.objects.filter(pk=job.pk).update(status="failed")
+        BenchmarkJob.objects.filter(pk=other.pk).update(config_hash=key_hash, verifies=job)
+        assert usage()["existing"] is None
+        assert namespace_usage(alice, now) == {"active": 0, "used": 0.0}  # no key, no match read
+
 
 # --- claim, progress, completion, failure ----------------------------------------------------------------
 

@@ -64,6 +64,18 @@ def benchmark_with_current_spec(qs: QuerySet[Benchmark]) -> QuerySet[Benchmark]:
     ).select_related("current_spec")  # type: ignore[misc] # the stubs know no FilteredRelation names
 
 
+# A submission's benchmark by slug (unique) with its current spec: compiled once (apps.core.compiled), as the
+# FilteredRelation join cost more to build and compile on every submission than to run.
+_BENCHMARK_BY_SLUG: CompiledQuery[Benchmark] = CompiledQuery(
+    lambda slug: benchmark_with_current_spec(Benchmark.objects.filter(slug=slug)).order_by()[:1], str
+)
+
+
+def benchmark_by_slug(slug: str) -> Benchmark | None:
+    """The benchmark named `slug`, with its current version's frozen spec read in the same query, or None."""
+    return _BENCHMARK_BY_SLUG.first(slug)
+
+
 BLOCKLIST_REASON = "mc_blocklist_reason"
 
 

@@ -21,7 +21,7 @@ from apps.benchmarks.idempotency import KEY_SCHEMA as IDEMPOTENCY_KEY_SCHEMA
 from apps.benchmarks.idempotency import idempotent, request_fingerprint
 from apps.benchmarks.models import Benchmark, BenchmarkJob, BlockedVariant
 from apps.benchmarks.selectors import (
-    benchmark_with_current_spec,
+    benchmark_by_slug,
     benchmarks_visible_to,
     blocklist_reason,
     job_bundle,
@@ -255,7 +255,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             raise ValidationFailed("Unknown revision.", errors={f"{prefix}revision": [missing]})
         key = ("benchmark", data["benchmark"])
         if key not in cache:
-            cache[key] = benchmark_with_current_spec(Benchmark.objects.filter(slug=data["benchmark"])).first()
+            cache[key] = benchmark_by_slug(data["benchmark"])
         benchmark = cache[key]
         if benchmark is None:
             raise ValidationFailed(

@@ -11,6 +11,7 @@ from apps.audit.models import AuditEvent
 from apps.benchmarks import dispatch, hooks, services
 from apps.benchmarks.choices import FailureReason, JobStatus, VerificationStatus, worker_queue
 from apps.benchmarks.models import (
+    Benchmark,
     BenchmarkJob,
     BenchmarkVersion,
     JobResult,
@@ -21,6 +22,7 @@ from apps.benchmarks.models import (
 from apps.benchmarks.services import verification
 from apps.benchmarks.tests import runners
 from apps.core.errors import Conflict, InvalidTransition, PermissionDenied, QuotaExceeded, ValidationFailed
+from apps.core.testing import count_queries
 from workers.runners.base import RunResult
 
 pytestmark = pytest.mark.django_db
@@ -133,6 +135,27 @@ class TestBenchmarkDefinition:
 
 
 # --- submission -------------------------------------------------------------------------------------------
+
+
+class TestBenchmarkBySlug:
+    def test_the_compiled_lookup_gives_what_the_orm_gives(self, noop, maintainer):
+        # a submission's benchmark is read by a query compiled once: the same instance as the ORM's, with the
+        # current version's frozen spec, before and after a new version
+        from apps.benchmarks.selectors import benchmark_by_slug, benchmark_with_current_spec
+        from apps.benchmarks.services import benchmark_update
+        from apps.core.tests.test_compiled import _state
+
+        def orm(slug):  # type: ignore[no-untyped-def]
+            return benchmark_with_current_spec(Benchmark.objects.filter(slug=slug)).first()
+
+        for steps in (2, 3):
+            with count_queries() as queries:
+                got = benchmark_by_slug("noop")
+            assert len(queries) == 1
+            assert got is not None and _state(got) == _state(orm("noop"))
+            assert got.current_spec.version == got.version
+            benchmark_update(benchmark=got, actor=maintainer, changes={"default_config": {"steps": steps}})
+        assert benchmark_by_slug("noop").version == "3" and benchmark_by_slug("no-such") is None
 
 
 class TestSubmission:

@@ -259,3 +259,29 @@ def test_api_collaborators(lab, alice, bob, http):
     org_variant = _create(http["member"], "harbour-lab")
     assert org_variant.status_code == 201
     problem(http["admin"].put("/api/v1/variants/harbour-lab/lab-tune/collaborators/carol/"), 409, "username")
+
+
+def test_access_statement_agrees_with_the_sql_rule(lab, alice, bob, make_user, maintainer):
+    # access_of is one SQL statement written once (its ORM union cost more to build than to run); the Python rule
+    # it feeds (_is_org_member) must pick exactly the variants the SQL rule (_org_member_q) picks.
+    from apps.orgs.models import Organization
+    from apps.registry.querysets import _is_org_member, _org_member_q, access_of, forget_access
+
+    other = make_org(bob, "other-lab")
+    Organization.objects.filter(pk=other.pk).update(account=None)  # an organization without an account
+    dave = make_user("dave")
+    mine = make_variant(lab["account"], "lab-tune", [lab["base"]], actor=bob)
+    theirs = make_variant(dave, "daves-tune", [lab["base"]])
+    shared = make_variant(dave, "daves-shared", [lab["base"]])
+    services.collaborator_add(variant=shared, username="bob", actor=dave)
+    forget_access(bob)
+    access = access_of(bob)
+    assert access.namespaces == {lab["account"].pk: "member"}
+    assert access.collaborations == frozenset({shared.pk})
+    for user in (alice, bob, lab["carol"], dave):
+        forget_access(user)
+        every = Variant.objects.all()
+        by_sql = set(every.filter(_org_member_q(user, "")).values_list("pk", flat=True))
+        assert {v.pk for v in every if _is_org_member(user, v)} == by_sql, user.username
+    assert access_of(alice).namespaces == {lab["account"].pk: "admin"} and mine.owner_id == lab["account"].pk
+    assert not _is_org_member(bob, theirs)

@@ -19,11 +19,14 @@ Run by `make bench`; it prints numbers and `RATIO` lines, it asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +111,46 @@ def rest_round(url: str, token: str, world: dict[str, Any], n: int, clients: int
     return elapsed
 
 
+@contextlib.contextmanager
+def rest_platform(variants: int, n_workers: int) -> Iterator[tuple[dict[str, Any], str, list[Any], Any]]:
+    """(world, token, workers, web): bench_pipeline's throw-away database and world with a `jobs` token for its
+    submitter, `n_workers` real `celery worker` processes (1 pool process each) and the Procfile's web process
+    (gunicorn, production settings) on the same database and broker, settled; all stopped, and the database
+    dropped, at the end."""
+    old_name = pipeline.setup()
+    workers: list[Any] = []
+    web = None
+    try:
+        from django.conf import settings
+        from django.db import connection
+
+        from apps.accounts.services import token_create
+        from tests.live import WebServer
+
+        world = pipeline.make_world(variants)
+        token = token_create(user=world["submitter"], name="bench", scopes=["read", "jobs"])[1]
+        connection.close()
+        pipeline.purge()
+        workers = [
+            pipeline.Worker(i, 1, settings.MC_DISPATCH_QUICK_BUFFER, settings.MC_DISPATCH_CHUNK)
+            for i in range(n_workers)
+        ]
+        for worker in workers:
+            worker.wait_ready()
+        var = Path(settings.VAR_DIR)
+        env = production_env(database_url(), var, CELERY_BROKER_URL=settings.CELERY_BROKER_URL)
+        web = WebServer(env, var / "bench-rest-web.log")
+        web.wait_ready()
+        time.sleep(2)  # the workers settle after start-up
+        yield world, token, workers, web
+    finally:
+        if web is not None:
+            web.stop()
+        for worker in workers:
+            worker.stop()
+        destroy_database(old_name)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=300, help="jobs per round, one per request")
@@ -119,32 +162,7 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
-    old_name = pipeline.setup()
-    workers: list[Any] = []
-    web = None
-    try:
-        from django.conf import settings
-
-        from apps.accounts.services import token_create
-        from tests.live import WebServer
-
-        world = pipeline.make_world(args.variants)
-        token = token_create(user=world["submitter"], name="bench", scopes=["read", "jobs"])[1]
-        from django.db import connection
-
-        connection.close()
-        pipeline.purge()
-        workers = [
-            pipeline.Worker(i, 1, settings.MC_DISPATCH_QUICK_BUFFER, settings.MC_DISPATCH_CHUNK)
-            for i in range(args.workers)
-        ]
-        for worker in workers:
-            worker.wait_ready()
-        var = Path(settings.VAR_DIR)
-        env = production_env(database_url(), var, CELERY_BROKER_URL=settings.CELERY_BROKER_URL)
-        web = WebServer(env, var / "bench-rest-web.log")
-        web.wait_ready()
-        time.sleep(2)  # the workers settle after start-up
+    with rest_platform(args.variants, args.workers) as (world, token, workers, web):
         for worker in workers:
             pids = [worker.proc.pid, *children_of(worker.proc.pid)]
             sizes = [rss_mib(pid) for pid in pids]
@@ -159,7 +177,7 @@ def main() -> int:
         rest_round(web.url, token, world, 40, args.clients, 20)
         print(
             f"{args.workers} workers x 1 pool process, {args.clients} REST clients (a new connection per request), "
-            f"web: the Procfile's gunicorn, WEB_CONCURRENCY={env.get('WEB_CONCURRENCY', '2')}"
+            f"web: the Procfile's gunicorn, WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', '2')}"
         )
         single: list[tuple[float, float]] = []
         batched: list[tuple[float, float]] = []
@@ -196,12 +214,6 @@ def main() -> int:
             )
         ratio_line("idle_worker_rss_mib", idle, ours=idle, unit="MiB")
         return 0
-    finally:
-        if web is not None:
-            web.stop()
-        for worker in workers:
-            worker.stop()
-        destroy_database(old_name)
 
 
 if __name__ == "__main__":

@@ -15,15 +15,13 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2] / "platform"), str(Path(__file__).resolve().parents[2])]
 
-from tests.perf import bench_pipeline as pipeline  # noqa: E402 - sets the environment the workers share
-from tests.perf import bench_rest_jobs  # noqa: E402
-from tests.perf.common import children_of, database_url, destroy_database, production_env  # noqa: E402
+from tests.perf import bench_rest_jobs  # noqa: E402 - sets the environment the workers share
+from tests.perf.common import children_of  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -49,36 +47,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=300)
     args = parser.parse_args()
-    old_name = pipeline.setup()
-    workers: list[pipeline.Worker] = []
-    web = None
-    try:
-        from django.conf import settings
+    with bench_rest_jobs.rest_platform(500, 2) as (world, token, workers, web):
         from django.db import connection
 
-        from apps.accounts.services import token_create
         from apps.benchmarks.models import BenchmarkJob
-        from tests.live import WebServer
 
-        world = pipeline.make_world(500)
-        token = token_create(user=world["submitter"], name="bench", scopes=["read", "jobs"])[1]
-        connection.close()
-        pipeline.purge()
-        workers = [
-            pipeline.Worker(i, 1, settings.MC_DISPATCH_QUICK_BUFFER, settings.MC_DISPATCH_CHUNK) for i in range(2)
-        ]
-        for worker in workers:
-            worker.wait_ready()
-        var = Path(settings.VAR_DIR)
-        env = production_env(database_url(), var, CELERY_BROKER_URL=settings.CELERY_BROKER_URL)
-        web = WebServer(env, var / "cpu.log")
-        web.wait_ready()
-        time.sleep(2)
         bench_rest_jobs.rest_round(web.url, token, world, 40, 4, 1)  # warm every process
-        server = web
         groups: dict[str, Callable[[], list[int]]] = {
             "workers": lambda: [p for w in workers for p in tree(w.proc.pid)],
-            "gunicorn": lambda: tree(server.proc.pid),
+            "gunicorn": lambda: tree(web.proc.pid),
             "postgresql": lambda: pgrep("postgres"),
             "redis": lambda: pgrep("redis-server"),
             "client": lambda: [os.getpid()],
@@ -97,12 +74,6 @@ def main() -> int:
         print(f"claims: {claims} for {len(starts)} jobs, {len(starts) / max(1, claims):.2f} jobs a claim")
         connection.close()
         return 0
-    finally:
-        if web is not None:
-            web.stop()
-        for worker in workers:
-            worker.stop()
-        destroy_database(old_name)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,19 @@ def backlog(settings, user, make_variant, benchmark, n, *, buffer, chunk=None, r
     return jobs
 
 
+def lone_job_sent(settings, user, make_variant, benchmark, *, claim=False):  # type: ignore[no-untyped-def]
+    """With a short-job lane of 8 (chunks of 4), one job of `user` submitted and dispatched (nothing was in
+    flight: it goes at once), and claimed if `claim`: the work in flight the hold waits for."""
+    settings.MC_DISPATCH_QUICK_BUFFER = 8
+    user.max_active_jobs = 50
+    user.save()
+    [job] = submit_many(user, make_variant, benchmark, 1, prefix="a")
+    assert dispatch.jobs_dispatch(queue="bench.cpu") == 1
+    if claim:
+        [job] = services.jobs_claim(job_ids=[job.pk], worker="w1@h")
+    return job
+
+
 def completion(job, attempt=None, progress=None, **run):  # type: ignore[no-untyped-def]
     fields = {
         "metrics": {"ok": 1.0},
@@ -164,11 +177,7 @@ class TestDispatchChunks:
     ):
         # Nagle's rule: one job per submission used to give messages of one to three ids, each paying a claim, a
         # bulk write and the hooks; the jobs that arrive while work is in flight now share the next message.
-        settings.MC_DISPATCH_QUICK_BUFFER = 8  # chunks of 4
-        alice.max_active_jobs = 50
-        alice.save()
-        [first] = submit_many(alice, make_variant, noop, 1, prefix="a")
-        assert dispatch.jobs_dispatch(queue="bench.cpu") == 1  # nothing in flight: a lone job goes at once
+        first = lone_job_sent(settings, alice, make_variant, noop)  # nothing was in flight: it went at once
         later = submit_many(alice, make_variant, noop, 3, prefix="b")
         assert dispatch.jobs_dispatch(queue="bench.cpu") == 0  # held: the first is sent and unclaimed
         assert not BenchmarkJob.objects.filter(pk__in=[j.pk for j in later], dispatched_at__isnull=False).exists()
@@ -180,12 +189,7 @@ class TestDispatchChunks:
         assert [ids for ids, _ in chunks] == [[j.pk for j in later]]
 
     def test_a_full_chunk_is_never_held(self, alice, make_variant, noop, sent, chunks, settings):
-        settings.MC_DISPATCH_QUICK_BUFFER = 8
-        alice.max_active_jobs = 50
-        alice.save()
-        [first] = submit_many(alice, make_variant, noop, 1, prefix="a")
-        dispatch.jobs_dispatch(queue="bench.cpu")
-        services.jobs_claim(job_ids=[first.pk], worker="w1@h")
+        lone_job_sent(settings, alice, make_variant, noop, claim=True)
         later = submit_many(alice, make_variant, noop, 3, prefix="b")
         assert dispatch.jobs_dispatch(queue="bench.cpu") == 0
         later += submit_many(alice, make_variant, noop, 1, prefix="c")
@@ -195,13 +199,8 @@ class TestDispatchChunks:
 
     def test_work_in_flight_longer_than_the_hold_holds_nothing(self, alice, make_variant, noop, sent, settings):
         # a worker that died mid-chunk, a lost message, a slow runner: the lane does not wait for them
-        settings.MC_DISPATCH_QUICK_BUFFER = 8
         settings.MC_DISPATCH_HOLD_S = 0.5
-        alice.max_active_jobs = 50
-        alice.save()
-        [first] = submit_many(alice, make_variant, noop, 1, prefix="a")
-        dispatch.jobs_dispatch(queue="bench.cpu")
-        services.jobs_claim(job_ids=[first.pk], worker="w1@h")
+        first = lone_job_sent(settings, alice, make_variant, noop, claim=True)
         [second] = submit_many(alice, make_variant, noop, 1, prefix="b")
         assert dispatch.jobs_dispatch(queue="bench.cpu") == 0
         BenchmarkJob.objects.filter(pk=first.pk).update(started_at=timezone.now() - timedelta(seconds=1))
@@ -222,11 +221,7 @@ class TestDispatchChunks:
             assert dispatch.jobs_dispatch(queue="bench.cpu") == 1 and sent[-1][0] == job.pk
 
     def test_sandboxed_jobs_are_never_held(self, alice, make_variant, make_benchmark, noop, sent, settings):
-        settings.MC_DISPATCH_QUICK_BUFFER = 8
-        alice.max_active_jobs = 50
-        alice.save()
-        [quick] = submit_many(alice, make_variant, noop, 1, prefix="q")
-        dispatch.jobs_dispatch(queue="bench.cpu")
+        quick = lone_job_sent(settings, alice, make_variant, noop)
         slow = make_benchmark(slug="slow", runner=f"{runners.MODULE}:ConstantRunner")
         slow_jobs = submit_many(alice, make_variant, slow, 2, prefix="s")
         more = submit_many(alice, make_variant, noop, 1, prefix="r")
@@ -240,11 +235,7 @@ class TestDispatchChunks:
         from workers import tasks
 
         monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # the test's connection stays open
-        settings.MC_DISPATCH_QUICK_BUFFER = 8
-        alice.max_active_jobs = 50
-        alice.save()
-        [first] = submit_many(alice, make_variant, noop, 1, prefix="a")
-        dispatch.jobs_dispatch(queue="bench.cpu")
+        first = lone_job_sent(settings, alice, make_variant, noop)
         later = submit_many(alice, make_variant, noop, 2, prefix="b")
         assert dispatch.jobs_dispatch(queue="bench.cpu") == 0
         tasks._claim_and_run("w1@h", [first.pk])  # claims, dispatches (held: it runs), runs, dispatches again

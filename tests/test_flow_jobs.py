@@ -342,7 +342,7 @@ def test_short_jobs_submitted_one_by_one_wait_for_the_running_one_then_share_a_m
         assert resp.status_code == 201, resp.content
         return resp.json()["id"]
 
-    first = submit({"sleep_s": 3, "steps": 1})
+    first = submit({"sleep_s": 5, "steps": 1})
     wait_for(
         lambda: BenchmarkJob.objects.get(pk=first).status == "running", timeout=60, message="the first job to start"
     )

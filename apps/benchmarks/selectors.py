@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -20,7 +20,7 @@ from apps.registry.models import Variant
 from apps.registry.querysets import revision_is_visible_to, revision_visibility_q
 from apps.registry.selectors import revision_declared
 
-from .choices import ACTIVE_JOB_STATUSES, JobStatus
+from .choices import ACTIVE_JOB_STATUSES, DEDUPE_EXCLUDED_STATUSES, JobStatus
 from .models import Benchmark, BenchmarkJob, BlockedVariant, JobResult
 
 if TYPE_CHECKING:
@@ -279,7 +279,7 @@ def quota_limits(namespace: Actor) -> tuple[int, int]:
 # The totals of `quota_usage`: the jobs of `counting_against_quota(namespace)` queued or running, and their compute
 # seconds since a moment. Each is a range read of its own index (job_charged_active_idx, job_charged_window_idx): one
 # aggregate over the namespace's jobs read its whole history each call. A submission reads its dedupe match in the
-# same statement (`_submit_dedupe_match`'s columns: `submission._dedupe_matches`).
+# same statement (the rule of `services.submission._dedupe_matches`, which the service's race path still runs).
 _QUOTA_USAGE_COLUMNS = (
     "status",
     "finished_at",
@@ -307,15 +307,13 @@ _DEDUPE_MATCH_SQL = """,
 
 
 def quota_usage_row(
-    namespace_id: int, since: Any, dedupe: tuple[int, int, str, str] | None = None
+    namespace_id: int, since: datetime, dedupe: tuple[int, int, str, str] | None = None
 ) -> tuple[int, float, int | None]:
     """(jobs queued or running, compute seconds finished since `since`, unrounded) charged to a namespace, and with
     `dedupe` = (revision id, benchmark id, benchmark version, config hash) the id of the job a submission of that
     key would return instead of queuing one (not a verification, and not failed, cancelled or timed out), else
     None: one statement of indexed reads. Written once as SQL: the ORM took longer to build and compile these
     aggregates than the database took to run them (issue 16's profiles of `/api/v1/me/` and of a submission)."""
-    from .choices import DEDUPE_EXCLUDED_STATUSES
-
     quote = connection.ops.quote_name
     columns = {
         f.name: quote(str(f.column)) for f in BenchmarkJob._meta.concrete_fields if f.name in _QUOTA_USAGE_COLUMNS

@@ -278,6 +278,8 @@ def announce_jobs_finished(job_ids: list[int]) -> None:
         for job in BenchmarkJob.objects.select_related(
             "benchmark", "submitted_by", "revision__variant__owner", "result"
         )
+        # The messages name the variant; its card (up to MC_CARD_MAX_CHARS) would travel once per finished job.
+        .defer("revision__variant__card", "revision__variant__card_data")
         .filter(pk__in=ids)
         .order_by("pk")
         # A verification re-run's outcome shows on the original result, not as a job of its own.

@@ -222,3 +222,20 @@ def test_concurrent_runs_of_the_hook_announce_once(digits_world, dispatched, mon
     assert took["second"] >= 0.4, took  # it waited for the first run's commit
     assert JobAnnouncement.objects.filter(job_id__in=ids).count() == 3
     assert Notification.objects.filter(kind="job_finished").count() == 3
+
+
+def test_the_hook_does_not_read_the_variants_cards(digits_world, dispatched):
+    # a card may hold MC_CARD_MAX_CHARS; the messages only name the variant, so the card stays in the database
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.registry.models import Variant
+
+    revision = submitted_revisions(1, owners=make_users(1, prefix="carded"))[0]
+    Variant.objects.filter(pk=revision.variant_id).update(card="# A long card\n\n" + "words " * 20_000)
+    job = finished_job(revision, digits_world["benchmark"], revision.variant.owner)
+    with CaptureQueriesContext(connection) as captured:
+        announce_jobs_finished([job.pk])
+    assert Notification.objects.filter(kind="job_finished", data__job=job.pk).exists()
+    assert captured.captured_queries and not any("words words" in q["sql"] for q in captured.captured_queries)
+    column = connection.ops.quote_name("card")
+    assert not any(f".{column}" in q["sql"] for q in captured.captured_queries), captured.captured_queries[0]["sql"]

@@ -85,8 +85,9 @@ def run_schemathesis(server: WebServer, token: str, report_dir: Path) -> tuple[i
         "--no-color",
         "run",
         f"{server.url}/api/schema/",
-        "--checks",
-        "all",
+        # No `--checks all`: every registered check is on by default, and a check named on the command line
+        # overrides schemathesis.toml's per-operation `enabled = false` (the checklist's ST302 exception was
+        # ignored, and a stateful run that created a revision and read its checklist failed).
         "--seed",
         SEED,
         "--max-examples",

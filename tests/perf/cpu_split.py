@@ -1,10 +1,10 @@
-"""Where REST one-job-per-request submission spends its CPU (issue 16): one round of bench_rest_jobs.py's
-`POST /api/v1/jobs/` from 4 clients, drained by 2 workers, with the CPU time (user + system, from /proc) of each
-group of processes over the round, per job, and the claims' sizes (jobs claimed together share their
-`started_at`). Not part of `make bench`; it prints, it asserts nothing.
+"""Where REST submission spends its CPU (issue 16): one round of bench_rest_jobs.py's `POST /api/v1/jobs/` (or,
+with --batch N, `POST /api/v1/jobs/batch/` of N jobs) from 4 clients, drained by 2 workers, with the CPU time
+(user + system, from /proc) of each group of processes over the round, per job, and the claims' sizes (jobs
+claimed together share their `started_at`). Not part of `make bench`; it prints, it asserts nothing.
 
     DATABASE_URL=postgres://root@127.0.0.1:5432/<db> CELERY_BROKER_URL=redis://127.0.0.1:6379/<n> \\
-        python tests/perf/cpu_split.py [--jobs 300]
+        python tests/perf/cpu_split.py [--jobs 300] [--batch 1]
 
 The PostgreSQL and Redis groups are every process of those servers on the machine (pgrep): run it alone.
 """
@@ -46,6 +46,7 @@ def pgrep(pattern: str) -> list[int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=1, help="jobs per request (1: POST /jobs/, else /jobs/batch/)")
     args = parser.parse_args()
     with bench_rest_jobs.rest_platform(500, 2) as (world, token, workers, web):
         from django.db import connection
@@ -62,9 +63,12 @@ def main() -> int:
         }
         first = (BenchmarkJob.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
         before = {name: sum(cpu_s(p) for p in pids()) for name, pids in groups.items()}
-        elapsed = bench_rest_jobs.rest_round(web.url, token, world, args.jobs, 4, 1)
+        elapsed = bench_rest_jobs.rest_round(web.url, token, world, args.jobs, 4, args.batch)
         after = {name: sum(cpu_s(p) for p in pids()) for name, pids in groups.items()}
-        print(f"{args.jobs} jobs, one per request, in {elapsed:.2f} s = {args.jobs / elapsed:.1f} jobs/s; CPU per job:")
+        per = "one" if args.batch == 1 else str(args.batch)
+        print(
+            f"{args.jobs} jobs, {per} per request, in {elapsed:.2f} s = {args.jobs / elapsed:.1f} jobs/s; CPU per job:"
+        )
         for name in groups:
             print(f"  {name:11s} {(after[name] - before[name]) / args.jobs * 1000:6.1f} ms")
         total = sum(after[name] - before[name] for name in groups)

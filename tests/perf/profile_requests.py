@@ -1,6 +1,6 @@
 """Where a request's time goes (issue 16): the API's hot GETs and the registry write cycle, in process, through
 Django's full handler (every middleware, authentication, throttles, the view, the serializer), with production
-settings (DEBUG off). For each request: wall time per call, the queries it makes, and a cProfile of the slowest
+settings (DEBUG off). For each request: wall and CPU time per call, the queries it makes, and a cProfile of the slowest
 functions by cumulative time. It asserts nothing.
 
     DATABASE_URL=postgres://root@127.0.0.1:5432/<db> CELERY_BROKER_URL=redis://127.0.0.1:6379/<n> \\
@@ -47,6 +47,8 @@ def main() -> int:
     parser.add_argument("--only", default="")
     parser.add_argument("--sql", action="store_true", help="print each request's queries")
     parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--callees", default="", help="also print what the functions matching this regex call")
+    parser.add_argument("--batch", type=int, default=500, help="jobs per POST /api/v1/jobs/batch/")
     args = parser.parse_args()
     old_name, _ = create_database()
     try:
@@ -103,6 +105,14 @@ def main() -> int:
             r = client.post("/api/v1/jobs/", body, content_type="application/json", **auth)
             assert r.status_code == 201, r.content
 
+        def job_batch() -> None:
+            jobs = [
+                {"variant": world["original"], "benchmark": "noop", "config": {"seed": next(seeds)}}
+                for _ in range(args.batch)
+            ]
+            r = client.post("/api/v1/jobs/batch/", {"jobs": jobs}, content_type="application/json", **auth)
+            assert r.status_code == 201, r.content
+
         cases = {
             "healthz": get("/healthz", {}),
             "me": get("/api/v1/me/", auth),
@@ -111,12 +121,14 @@ def main() -> int:
             "variant_list": get("/api/v1/variants/", auth),
             "write_cycle": write_cycle,
             "job_submit": job_submit,
+            "job_batch": job_batch,
         }
         only = {k for k in args.only.split(",") if k}
         for key, call in cases.items():
             if only and key not in only:
                 continue
-            calls = args.calls if key != "write_cycle" else max(10, args.calls // 10)
+            fewer = {"write_cycle": max(10, args.calls // 10), "job_batch": max(3, args.calls // 100)}
+            calls = fewer.get(key, args.calls)
             for _ in range(5):
                 call()
             captured: list[str] = []
@@ -127,18 +139,22 @@ def main() -> int:
 
             with connection.execute_wrapper(record):
                 call()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 call()
             plain = (time.perf_counter() - started) / calls
+            cpu = (time.process_time() - cpu) / calls
             profile = cProfile.Profile()
             profile.enable()
             for _ in range(calls):
                 call()
             profile.disable()
             out = io.StringIO()
-            pstats.Stats(profile, stream=out).sort_stats(args.sort).print_stats(args.top)
-            print(f"\n===== {key}: {plain * 1000:.2f} ms per call, {len(captured)} queries")
+            stats = pstats.Stats(profile, stream=out).sort_stats(args.sort)
+            stats.print_stats(args.top)
+            if args.callees:
+                stats.print_callees(args.callees)
+            print(f"\n===== {key}: {plain * 1000:.2f} ms per call ({cpu * 1000:.2f} ms of CPU), {len(captured)} queries")
             if args.sql:
                 for sql in captured:
                     print(f"  {sql[:300]}")

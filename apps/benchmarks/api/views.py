@@ -325,7 +325,13 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         priority = data["priority"] if is_maintainer(request.user) else 0
         outcome = services.jobs_submit_batch(actor=signed_in(request.user), items=items, priority=priority)
         ids = [job.pk for job, _ in outcome]
-        by_id = {job.pk: job for job in jobs_for_serializer(BenchmarkJob.objects.filter(pk__in=set(ids)))}
+        # The new jobs are serialized from the rows the service wrote (as a single submission's is: their revision
+        # with its variant and owner, benchmark and submitter are the objects it was given, and a queued job has no
+        # result); only the jobs that already existed are read, with what their representation needs.
+        by_id = {job.pk: job for job, created in outcome if created}
+        if len(by_id) < len(set(ids)):
+            existing = BenchmarkJob.objects.filter(pk__in=set(ids) - set(by_id))
+            by_id.update((job.pk, job) for job in jobs_for_serializer(existing))
         body = {
             "created": [created for _, created in outcome],
             "jobs": JobSerializer([by_id[pk] for pk in ids], many=True).data,

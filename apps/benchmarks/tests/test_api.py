@@ -501,6 +501,9 @@ class TestBatchApi:
         ids = [job["id"] for job in body["jobs"]]
         assert ids[0] == existing["id"] and ids[1] == ids[3] and len(set(ids)) == 3
         assert body["jobs"][2]["variant"] == second.full_name and body["jobs"][1]["queue_position"] >= 1
+        # new jobs are answered from the rows just written, existing ones from a read: both as a GET shows them
+        for job in body["jobs"]:
+            assert job == client.get(f"/api/v1/jobs/{job['id']}/").json()
         again = client.post("/api/v1/jobs/batch/", {"jobs": items}, format="json")
         assert again.status_code == 200 and again.json()["created"] == [False] * 4
         assert BenchmarkJob.objects.count() == 3

@@ -456,6 +456,29 @@ def namespace_people_ids(owner: User) -> list[int]:
     return [u.pk for u in namespace_people(owner)]
 
 
+def namespaces_people_ids(owners: Iterable[User]) -> dict[int, list[int]]:
+    """`namespace_people_ids` of several namespaces, {owner id: ids}, with one query for all the organizations
+    among them (none when there are none), in the same order as one call per namespace gives."""
+    found: dict[int, list[int]] = {}
+    orgs: set[int] = set()
+    for owner in owners:
+        if getattr(owner, "is_organization", False):
+            orgs.add(owner.pk)
+            found[owner.pk] = []
+        else:
+            found[owner.pk] = [owner.pk]
+    if orgs:
+        from apps.orgs.models import Membership
+
+        for account_id, user_id in (
+            Membership.objects.filter(org__account_id__in=orgs, user__is_active=True)
+            .order_by("role", "user__username")
+            .values_list("org__account_id", "user_id")
+        ):
+            found[account_id].append(user_id)
+    return found
+
+
 def variant_collaborators(variant: Variant) -> QuerySet[Collaborator]:
     """A variant's collaborators, by username."""
     return Collaborator.objects.filter(variant=variant).select_related("user", "added_by").order_by("user__username")

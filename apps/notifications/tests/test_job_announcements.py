@@ -239,3 +239,29 @@ def test_the_hook_does_not_read_the_variants_cards(digits_world, dispatched):
     assert captured.captured_queries and not any("words words" in q["sql"] for q in captured.captured_queries)
     column = connection.ops.quote_name("card")
     assert not any(f".{column}" in q["sql"] for q in captured.captured_queries), captured.captured_queries[0]["sql"]
+
+
+def test_jobs_on_organizations_variants_cost_the_same_queries_for_5_and_20_and_reach_their_members(
+    digits_world, dispatched
+):
+    """The people who speak for an organization's namespace are read once for the batch, not once per job."""
+    from apps.orgs.models import Membership
+    from apps.orgs.services import org_create
+
+    admins = make_users(2, prefix="orgadmin")
+    members = make_users(2, prefix="orgmember")
+    orgs = [org_create(name=f"lab{i}", actor=admin) for i, admin in enumerate(admins)]
+    for org, member in zip(orgs, members, strict=True):
+        Membership.objects.create(org=org, user=member, role="member")
+    watcher = services.webhook_create(owner=members[0], url="http://127.0.0.1:9/m", events=["job.finished"])
+    cost = {}
+    for n in (5, 20):
+        revisions = submitted_revisions(n, owners=[org.account for org in orgs], prefix=f"o{n}")
+        jobs = [finished_job(revision, digits_world["benchmark"], admins[0]) for revision in revisions]
+        with count_queries() as queries:
+            announce_jobs_finished([job.pk for job in jobs])
+        cost[n] = len(queries)
+        # a draft's job reaches the organization's insiders' webhooks: the member's, for lab0's variants only
+        delivered = WebhookDelivery.objects.filter(subscription=watcher, payload__data__job__in=[j.pk for j in jobs])
+        assert delivered.count() == len([r for r in revisions if r.variant.owner_id == orgs[0].account_id])
+    assert cost[5] == cost[20], cost

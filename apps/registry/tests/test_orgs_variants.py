@@ -15,7 +15,13 @@ from apps.orgs.tests.factories import add_member, make_org
 from apps.registry import services
 from apps.registry.models import Collaborator, Variant, VariantRedirect
 from apps.registry.permissions import can_create_in, can_edit_variant, can_manage_variant
-from apps.registry.selectors import namespace_people, sees_unpublished, variants_visible_to
+from apps.registry.selectors import (
+    namespace_people,
+    namespace_people_ids,
+    namespaces_people_ids,
+    sees_unpublished,
+    variants_visible_to,
+)
 from apps.reviews.gate import author_ids
 
 from .factories import make_original, make_variant, publish_current
@@ -60,6 +66,26 @@ def test_members_create_and_edit_in_their_org_and_admins_manage(lab, alice, bob)
     with pytest.raises(PermissionDenied):  # a member edits, an admin deletes
         services.variant_delete(variant=variant, actor=bob)
     assert [u.username for u in namespace_people(account)] == ["alice", "bob"]
+
+
+def test_the_people_of_several_namespaces_are_read_together_as_one_by_one(lab, alice, bob, make_user):
+    from apps.core.testing import count_queries
+
+    other = make_org(bob, "other-lab")
+    add_member(other, lab["carol"], by=bob)
+    gone = make_user("gone")
+    add_member(other, gone, by=bob)
+    gone.is_active = False
+    gone.save(update_fields=["is_active"])
+    owners = [lab["account"], alice, other.account, lab["carol"]]
+    with count_queries() as queries:
+        together = namespaces_people_ids(owners)
+    assert len(queries) == 1  # the organizations' members at once; a person speaks for their own namespace
+    assert together == {owner.pk: namespace_people_ids(owner) for owner in owners}
+    assert together[other.account.pk] == [bob.pk, lab["carol"].pk]
+    with count_queries() as none:
+        assert namespaces_people_ids([alice, bob]) == {alice.pk: [alice.pk], bob.pk: [bob.pk]}
+    assert len(none) == 0
 
 
 def test_org_drafts_are_seen_by_members_only(lab, alice, bob, maintainer):

@@ -154,7 +154,8 @@ def main() -> int:
             stats.print_stats(args.top)
             if args.callees:
                 stats.print_callees(args.callees)
-            print(f"\n===== {key}: {plain * 1000:.2f} ms per call ({cpu * 1000:.2f} ms of CPU), {len(captured)} queries")
+            per_call = f"{plain * 1000:.2f} ms per call ({cpu * 1000:.2f} ms of CPU)"
+            print(f"\n===== {key}: {per_call}, {len(captured)} queries")
             if args.sql:
                 for sql in captured:
                     print(f"  {sql[:300]}")

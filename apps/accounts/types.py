@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import PermissionDenied
+
+from apps.core.errors import NotAuthenticated
 
 from .models import User
 
@@ -27,5 +28,5 @@ def signed_in(user: Viewer) -> Actor:
     """The user of a request that only signed-in users reach (``IsAuthenticated``, ``login_required``, the admin),
     as the actor a service takes. Should an anonymous request get this far, it is refused, not passed on."""
     if not user.is_authenticated:
-        raise PermissionDenied("Sign in first.")
+        raise NotAuthenticated("Sign in first.")
     return user

@@ -25,6 +25,15 @@ class ValidationFailed(DomainError):
     slug = "validation-error"
 
 
+class NotAuthenticated(DomainError):
+    """401: the request carries no (valid) credentials where a signed-in user is needed. The problem handlers add
+    `WWW-Authenticate`, as for DRF's own 401s."""
+
+    status = 401
+    title = "Authentication required"
+    slug = "not-authenticated"
+
+
 class PermissionDenied(DomainError):
     status = 403
     title = "Permission denied"

@@ -119,6 +119,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(int(retry_after))
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return problem_response(
             exc.status,
             exc.detail,
@@ -233,9 +235,12 @@ def problem_for_exception(request: HttpRequest, exc: Exception) -> JsonResponse 
     """The problem for an exception Django itself would answer (with an HTML page under DEBUG), or None for
     the unexpected ones (Django logs them and answers 500; `as_problem` rewrites that page)."""
     if isinstance(exc, DomainError):
-        return json_problem(
+        problem = json_problem(
             request, exc.status, exc.detail, slug=exc.slug, title=exc.title, errors=exc.errors, **exc.extra
         )
+        if exc.status == 401:
+            problem["WWW-Authenticate"] = 'Bearer realm="api"'
+        return problem
     if isinstance(exc, RequestDataTooBig):
         return json_problem(request, 413, str(exc) or _GENERIC_DETAILS[413])
     if isinstance(exc, SuspiciousOperation):

@@ -1,5 +1,7 @@
 """Every error the API returns is RFC 9457 problem+json."""
 
+import json
+
 import pytest
 from django.test import override_settings
 
@@ -50,6 +52,41 @@ def test_unauthenticated_is_401_with_challenge(api):
     resp = api.get("/api/v1/me/")
     assert_problem(resp, 401)
     assert resp["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_an_anonymous_request_that_reaches_a_service_is_401_not_403():
+    """`signed_in` guards the services' actor: should a view let an anonymous request through, it answers as an
+    unauthenticated request is answered (401 with a challenge), through DRF and through a plain Django view."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+    from rest_framework.permissions import AllowAny
+    from rest_framework.response import Response
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.views import APIView
+
+    from apps.accounts.types import signed_in
+    from apps.core.errors import NotAuthenticated
+    from apps.core.problems import problem_for_exception
+
+    with pytest.raises(NotAuthenticated):
+        signed_in(AnonymousUser())
+
+    class Careless(APIView):
+        permission_classes = [AllowAny]
+        authentication_classes: list[type] = []
+
+        def get(self, request):  # type: ignore[no-untyped-def]
+            return Response({"actor": signed_in(request.user).username})
+
+    resp = Careless.as_view()(APIRequestFactory().get("/api/v1/careless/"))
+    resp.render()
+    assert resp.status_code == 401 and resp["Content-Type"].startswith(PROBLEM)
+    body = json.loads(resp.content)
+    assert body["status"] == 401 and body["type"].endswith("/not-authenticated") and body["detail"] == "Sign in first."
+    assert resp["WWW-Authenticate"].startswith("Bearer")
+    plain = problem_for_exception(RequestFactory().get("/api/v1/careless/"), NotAuthenticated("Sign in first."))
+    assert plain is not None and plain.status_code == 401 and json.loads(plain.content)["status"] == 401
+    assert plain["WWW-Authenticate"].startswith("Bearer")
 
 
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)

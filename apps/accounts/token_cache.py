@@ -5,12 +5,12 @@ Only when the default cache is Redis (apps.core.cache.RedisCache); with any othe
 cache) BearerTokenAuthentication reads the database every time, as before.
 
 Revocation stays immediate, and no reader can bring back what a writer invalidated. Each user has a generation in
-Redis (`auth:gen:<user id>`); an entry records the generation its reader saw BEFORE reading the database, and a
+Redis (`{auth}:gen:<user id>`); an entry records the generation its reader saw BEFORE reading the database, and a
 lookup accepts an entry only while that generation is still the user's current one. Every write that may change
 what an entry holds (the token saved or deleted, the user saved or deleted, their groups changed, a role group
 renamed or deleted) bumps the user's generation right away and again once the transaction commits: a reader that
 read the database before the commit (so saw the old rows) recorded an older generation, and its entry is refused.
-One Redis round trip looks up an entry: a Lua script reads the token's generation key (`auth:tok:<hash>:gen`,
+One Redis round trip looks up an entry: a Lua script reads the token's generation key (`{auth}:tok:<hash>:gen`,
 written with the first entry) and the entry, and returns the current generation with the entry if it matches.
 On a token's first sighting (or once that key expired) its reader has no generation read before its database
 read: it records the key, reads the generation, and reads the database again; later misses read the generation
@@ -88,14 +88,21 @@ def _fresh_generation() -> int:
     return secrets.randbits(48)
 
 
+# Every key of the token cache carries the hash tag {auth}: on a Redis Cluster they all live in one slot, so each
+# script (which follows a token's generation key to its user's generation, and bumps several users at once) and
+# pipeline touches one node, as the cluster requires. The cost is that one node holds every entry: a few hundred
+# bytes per token in use.
+KEY_TAG = "{auth}"
+
+
 def _gen_key(cache: RedisCache, user_id: int) -> str:
-    return cache.make_and_validate_key(f"auth:gen:{user_id}")
+    return cache.make_and_validate_key(f"{KEY_TAG}:gen:{user_id}")
 
 
 def _keys(cache: RedisCache, token_hash: str) -> tuple[str, str]:
     return (
-        cache.make_and_validate_key(f"auth:tok:{token_hash}:gen"),
-        cache.make_and_validate_key(f"auth:tok:{token_hash}"),
+        cache.make_and_validate_key(f"{KEY_TAG}:tok:{token_hash}:gen"),
+        cache.make_and_validate_key(f"{KEY_TAG}:tok:{token_hash}"),
     )
 
 

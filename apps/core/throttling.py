@@ -74,6 +74,11 @@ class AtomicHistoryMixin:
     that it reads and writes back whole: two round trips, a payload that grows with the rate (3,000 timestamps a
     user at the default 3000/min), and hits lost when two processes interleave. Other caches keep DRF's way."""
 
+    # The client's identity is the key's hash tag: the throttles of one request (user and scope, or anonymous and
+    # scope) count under keys of one Redis Cluster slot, as their one MULTI/EXEC requires. (DRF's format is
+    # 'throttle_%(scope)s_%(ident)s'.)
+    cache_format = "throttle:{%(ident)s}:%(scope)s"
+
     cache: Any
     duration: int
     key: str | None

@@ -191,7 +191,7 @@ def test_the_api_throttles_together_decide_as_one_after_the_other(monkeypatch):
     cache = caches["default"]
     if hasattr(cache, "raw_client"):
         client = cache.raw_client()
-        for key in ("throttle_user_{}", "throttle_tokens_{}"):
+        for key in ("throttle:{{{}}}:user", "throttle:{{{}}}:tokens"):
             sizes = [client.zcard(cache.make_and_validate_key(key.format(pk))) for pk in (7, 8)]
             assert sizes[0] == sizes[1] > 0, (key, sizes)
 

@@ -253,6 +253,33 @@ class OrgCreateForm(forms.Form):
     description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class OrgEditForm(forms.Form):
+    """An organization's profile. Its name is its namespace and does not change."""
+
+    display_name = forms.CharField(max_length=100, required=False)
+    description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    etag = forms.CharField(widget=forms.HiddenInput, required=False)
+
+
+class OrgDeleteForm(forms.Form):
+    confirm = forms.CharField(
+        max_length=40,
+        label="Type the organization's name to confirm",
+        help_text="Its members and pending invitations go with it. An organization that still owns variants "
+        "cannot be deleted: transfer or delete them first.",
+    )
+
+    def __init__(self, *args: Any, org_name: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.org_name = org_name
+
+    def clean_confirm(self) -> str:
+        value = str(self.cleaned_data["confirm"]).strip()
+        if value != self.org_name:
+            raise forms.ValidationError(f"Type {self.org_name} exactly.")
+        return value
+
+
 class InvitationForm(forms.Form):
     username = forms.CharField(max_length=150, label="Username", help_text="The account to invite.")
     role = forms.ChoiceField(choices=OrgRole.choices, initial=OrgRole.MEMBER)

@@ -1,6 +1,6 @@
 """Organizations in a real headless Chromium: create an organization, invite a member, who accepts in their own
-browser, proposes a variant in the organization; its admin transfers it, and its old URL answers 308 to the new one.
-The new pages pass axe-core."""
+browser, proposes a variant in the organization; its admin transfers it, and its old URL answers 308 to the new one;
+then she edits the organization's profile and deletes it from its settings. The new pages pass axe-core."""
 
 from __future__ import annotations
 
@@ -104,6 +104,26 @@ def test_org_invite_accept_propose_in_it_transfer_and_old_url_308(new_context, w
     assert bob.url.endswith("/variants/harbour-lab/tide-int8/")
     expect(bob.locator("h1").first).to_contain_text("harbour-lab/tide-int8")
 
+    # 7. alice edits tide-lab's profile from its settings, then deletes it (it owns no variant any more): the
+    # confirmation wants its name typed exactly.
+    alice.goto("/orgs/tide-lab/")
+    alice.get_by_role("link", name="Settings").click()
+    alice.wait_for_url(re.compile(r".*/orgs/tide-lab/settings/$"))
+    assert_accessible(alice)
+    alice.get_by_label("Description (optional)").fill("Tiny models about the tides, and the moon.")
+    alice.get_by_role("button", name="Save the profile").click()
+    alice.wait_for_url(re.compile(r".*/orgs/tide-lab/$"))
+    expect(alice.get_by_test_id("org-description")).to_contain_text("and the moon")
+    alice.get_by_role("link", name="Settings").click()
+    alice.get_by_label("Type the organization's name to confirm").fill("tide")
+    alice.get_by_role("button", name="Delete this organization").click()
+    expect(alice.locator("#id_confirm_errors")).to_contain_text("Type tide-lab exactly")
+    alice.get_by_label("Type the organization's name to confirm").fill("tide-lab")
+    alice.get_by_role("button", name="Delete this organization").click()
+    alice.wait_for_url(re.compile(r".*/orgs/$"))
+    expect(alice.locator(".messages")).to_contain_text("tide-lab is deleted")
+    assert not Membership.objects.filter(org__name="tide-lab").exists()
+
 
 @pytest.mark.parametrize(
     "user,url",
@@ -112,6 +132,7 @@ def test_org_invite_accept_propose_in_it_transfer_and_old_url_308(new_context, w
         (None, "/orgs/harbour-lab/"),
         ("alice", "/orgs/new/"),
         ("alice", "/orgs/harbour-lab/members/"),
+        ("alice", "/orgs/harbour-lab/settings/"),
         ("reviewer1", "/invitations/"),
         ("alice", "/variants/alice/digits-mlp-int8/"),
     ],
@@ -119,5 +140,6 @@ def test_org_invite_accept_propose_in_it_transfer_and_old_url_308(new_context, w
 def test_org_pages_have_no_serious_accessibility_violations(page, world, user, url):
     if user:
         login(page, user, "commons-demo")
-    page.goto(url)
+    response = page.goto(url)
+    assert response is not None and response.status == 200, url
     assert_accessible(page)

@@ -305,3 +305,102 @@ def test_the_dashboard_lists_my_organizations_variants(alice, bob, maintainer, m
     make_variant(org.account, "lab-draft", [base], actor=alice)
     assert "harbour-lab/lab-draft" in logged_in(bob).get("/dashboard/").content.decode()
     assert "harbour-lab/lab-draft" not in logged_in(make_user("carol")).get("/dashboard/").content.decode()
+
+
+# --- settings: the profile's edit form and the deletion ----------------------------------------------------------
+
+
+def test_an_admin_edits_the_profile_from_the_settings_page(alice, bob):
+    from apps.audit.models import AuditEvent
+
+    org = make_org(alice, display_name="Harbour Lab", description="Boats.")
+    add_member(org, bob, by=alice)
+    admin = logged_in(alice)
+    assert 'href="/orgs/harbour-lab/settings/"' in admin.get("/orgs/harbour-lab/").content.decode()
+    assert 'href="/orgs/harbour-lab/settings/"' not in logged_in(bob).get("/orgs/harbour-lab/").content.decode()
+    page = admin.get("/orgs/harbour-lab/settings/")
+    body = messages_of(page)
+    assert page.status_code == 200 and 'value="Harbour Lab"' in body and "Boats." in body
+    org.refresh_from_db()
+    response = admin.post(
+        "/orgs/harbour-lab/settings/",
+        {"display_name": "Harbour Laboratory", "description": "Boats and tides.", "etag": org.etag},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == "/orgs/harbour-lab/"
+    assert "Harbour Laboratory" in messages_of(response) and "Boats and tides." in messages_of(response)
+    org.refresh_from_db()
+    assert (org.name, org.display_name, org.description) == ("harbour-lab", "Harbour Laboratory", "Boats and tides.")
+    event = AuditEvent.objects.filter(verb="org.update").latest("seq")
+    assert event.actor_id == alice.pk and event.after == {
+        "display_name": "Harbour Laboratory",
+        "description": "Boats and tides.",
+    }
+
+
+def test_profile_errors_are_beside_the_fields_and_a_stale_form_is_refused(alice):
+    org = make_org(alice, display_name="Harbour Lab")
+    admin = logged_in(alice)
+    stale = org.etag
+    too_long = admin.post("/orgs/harbour-lab/settings/", {"display_name": "x" * 101, "description": "kept text"})
+    assert too_long.status_code == 400
+    assert 'id="id_display_name_errors"' in too_long.content.decode() and "kept text" in messages_of(too_long)
+    # someone else saved since this form was opened: nothing is overwritten, the page says so
+    org_services.org_update(org=org, actor=alice, description="Changed meanwhile.")
+    refused = admin.post("/orgs/harbour-lab/settings/", {"display_name": "Mine", "description": "", "etag": stale})
+    assert refused.status_code == 400 and "changed since" in messages_of(refused).lower()
+    org.refresh_from_db()
+    assert (org.display_name, org.description) == ("Harbour Lab", "Changed meanwhile.")
+
+
+def test_settings_are_the_admins_alone(alice, bob, make_user, client):
+    org = make_org(alice)
+    add_member(org, bob, by=alice)
+    outsider, member = logged_in(make_user("carol")), logged_in(bob)
+    for who in (outsider, member):
+        assert who.get("/orgs/harbour-lab/settings/").status_code == 403
+        assert who.post("/orgs/harbour-lab/settings/", {"display_name": "Taken"}).status_code == 403
+        assert who.post("/orgs/harbour-lab/delete/", {"confirm": "harbour-lab"}).status_code == 403
+    for url in ("/orgs/harbour-lab/settings/", "/orgs/harbour-lab/delete/"):
+        response = client.post(url, {"confirm": "harbour-lab"})
+        assert response.status_code == 302 and response["Location"].startswith("/login/"), url
+    assert logged_in(alice).get("/orgs/nope/settings/").status_code == 404
+    assert logged_in(alice).get("/orgs/harbour-lab/delete/").status_code == 405
+    org.refresh_from_db()
+    assert org.display_name == "" and Organization.objects.filter(name="harbour-lab").exists()
+
+
+def test_an_admin_deletes_the_org_after_typing_its_name_unless_it_owns_variants(alice, bob, make_user):
+    from apps.accounts.models import User as Account
+    from apps.audit.models import AuditEvent
+
+    org = make_org(alice)
+    add_member(org, bob, by=alice)
+    invitation = org_services.invitation_create(org=org, username=make_user("carol").username, actor=alice)
+    admin = logged_in(alice)
+    wrong = admin.post("/orgs/harbour-lab/delete/", {"confirm": "harbour"})
+    assert wrong.status_code == 400 and 'id="id_confirm_errors"' in wrong.content.decode()
+    assert "Type harbour-lab exactly" in messages_of(wrong)
+    # an organization that owns a variant stays: the page says why
+    Variant.objects.create(owner=org.account, name="lab-model", relation="original", license="MIT")
+    refused = admin.post("/orgs/harbour-lab/delete/", {"confirm": "harbour-lab"})
+    assert refused.status_code == 409 and "cannot be deleted yet" in messages_of(refused)
+    assert Organization.objects.filter(name="harbour-lab").exists()
+    Variant.objects.filter(owner=org.account).delete()
+    account_id = org.account_id
+    done = admin.post("/orgs/harbour-lab/delete/", {"confirm": "harbour-lab"}, follow=True)
+    assert done.redirect_chain[-1][0] == "/orgs/" and "harbour-lab is deleted" in messages_of(done)
+    assert not Organization.objects.filter(name="harbour-lab").exists()
+    assert not Account.objects.filter(pk=account_id).exists()
+    assert not Membership.objects.filter(user=bob).exists() and not Invitation.objects.filter(pk=invitation.pk).exists()
+    assert AuditEvent.objects.filter(verb="org.delete", actor=alice).exists()
+    assert logged_in(alice).get("/orgs/harbour-lab/").status_code == 404
+
+
+def test_csrf_is_enforced_on_the_settings_forms(alice):
+    make_org(alice)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    assert client.post("/orgs/harbour-lab/settings/", {"display_name": "X"}).status_code == 403
+    assert client.post("/orgs/harbour-lab/delete/", {"confirm": "harbour-lab"}).status_code == 403
+    assert Organization.objects.filter(name="harbour-lab", display_name="").exists()

@@ -1,5 +1,6 @@
-"""Organizations: the list, a new one, the profile (variants, members, leaderboard standing), members and
-invitations for its admins, and the signed-in user's own invitations. Organizations and their members are
+"""Organizations: the list, a new one, the profile (variants, members, leaderboard standing), its settings (the
+profile's edit form and the deletion) and its members and invitations for its admins, and the signed-in user's own
+invitations. Organizations and their members are
 public; what an admin may do is decided by the orgs services (a refusal is a message, never a 500)."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from apps.orgs.models import Invitation, Organization
 from apps.orgs.permissions import can_manage_org
 from apps.registry import selectors as registry_selectors
 
-from ..forms import InvitationForm, OrgCreateForm, add_service_errors
+from ..forms import InvitationForm, OrgCreateForm, OrgDeleteForm, OrgEditForm, add_service_errors
 from . import AuthedRequest, WebRequest, sections
 
 
@@ -70,6 +71,78 @@ def org_detail(request: WebRequest, org: str) -> HttpResponse:
         "can_manage": _can_manage(request, organization),
     }
     return render(request, "web/org_detail.html", ctx)
+
+
+def _settings_page(
+    request: AuthedRequest, org: Organization, edit: OrgEditForm, delete: OrgDeleteForm, status: int = 200
+) -> HttpResponse:
+    return render(request, "web/org_settings.html", {"org": org, "form": edit, "delete_form": delete}, status=status)
+
+
+def _managed_org_or_403(request: AuthedRequest, org: str) -> Organization:
+    organization = _org_or_404(request, org)
+    if not _can_manage(request, organization):
+        raise DjangoPermissionDenied  # the profile is public; its settings are the admins' (and maintainers')
+    return organization
+
+
+@login_required
+def org_edit(request: AuthedRequest, org: str) -> HttpResponse:
+    """The organization's settings: its display name and description (the name is its namespace and stays), with
+    the page's ETag so that a concurrent change is not overwritten unseen; and the form that deletes it."""
+    organization = _managed_org_or_403(request, org)
+    initial = {
+        "display_name": organization.display_name,
+        "description": organization.description,
+        "etag": organization.etag,
+    }
+    form = OrgEditForm(request.POST or None, initial=initial)
+    delete = OrgDeleteForm(org_name=organization.name)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            org_services.org_update(
+                org=organization,
+                actor=request.user,
+                display_name=data["display_name"],
+                description=data["description"],
+                if_match=data.get("etag") or None,
+            )
+        except PermissionDenied:
+            raise DjangoPermissionDenied
+        except DomainError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"The profile of {organization.name} is saved.")
+            return redirect("web:org", org=organization.name)
+    return _settings_page(request, organization, form, delete, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def org_delete(request: AuthedRequest, org: str) -> HttpResponse:
+    """Delete the organization once its admin typed its name; a refusal (it still owns variants, it is the
+    platform's own) is shown on the settings page, nothing is deleted."""
+    organization = _managed_org_or_403(request, org)
+    delete = OrgDeleteForm(request.POST, org_name=organization.name)
+    edit = OrgEditForm(
+        initial={
+            "display_name": organization.display_name,
+            "description": organization.description,
+            "etag": organization.etag,
+        }
+    )
+    if not delete.is_valid():
+        return _settings_page(request, organization, edit, delete, status=400)
+    try:
+        org_services.org_delete(org=organization, actor=request.user)
+    except PermissionDenied:
+        raise DjangoPermissionDenied
+    except DomainError as exc:
+        delete.add_error(None, _problem_text(exc))
+        return _settings_page(request, organization, edit, delete, status=exc.status)
+    messages.success(request, f"{organization.name} is deleted, with its memberships and invitations.")
+    return redirect("web:org-list")
 
 
 def _can_manage(request: WebRequest, org: Organization) -> bool:

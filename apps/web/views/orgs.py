@@ -79,6 +79,12 @@ def _settings_page(
     return render(request, "web/org_settings.html", {"org": org, "form": edit, "delete_form": delete}, status=status)
 
 
+def _edit_form(org: Organization, data: Any = None) -> OrgEditForm:
+    """The profile's form, from the organization as read now (its ETag with it)."""
+    initial = {"display_name": org.display_name, "description": org.description, "etag": org.etag}
+    return OrgEditForm(data, initial=initial)
+
+
 def _managed_org_or_403(request: AuthedRequest, org: str) -> Organization:
     organization = _org_or_404(request, org)
     if not _can_manage(request, organization):
@@ -91,12 +97,7 @@ def org_edit(request: AuthedRequest, org: str) -> HttpResponse:
     """The organization's settings: its display name and description (the name is its namespace and stays), with
     the page's ETag so that a concurrent change is not overwritten unseen; and the form that deletes it."""
     organization = _managed_org_or_403(request, org)
-    initial = {
-        "display_name": organization.display_name,
-        "description": organization.description,
-        "etag": organization.etag,
-    }
-    form = OrgEditForm(request.POST or None, initial=initial)
+    form = _edit_form(organization, request.POST or None)
     delete = OrgDeleteForm(org_name=organization.name)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -125,13 +126,7 @@ def org_delete(request: AuthedRequest, org: str) -> HttpResponse:
     platform's own) is shown on the settings page, nothing is deleted."""
     organization = _managed_org_or_403(request, org)
     delete = OrgDeleteForm(request.POST, org_name=organization.name)
-    edit = OrgEditForm(
-        initial={
-            "display_name": organization.display_name,
-            "description": organization.description,
-            "etag": organization.etag,
-        }
-    )
+    edit = _edit_form(organization)
     if not delete.is_valid():
         return _settings_page(request, organization, edit, delete, status=400)
     try:

@@ -821,6 +821,30 @@ ROWS: dict[str, list[Cell]] = {
             fmt="html",
         )
     ],
+    "web:org-edit": [
+        Cell(
+            "get",
+            "/orgs/vis-org/settings/",
+            {"none": roles(403, anonymous=302, org_admin=200, maintainer=200)},
+            fmt="html",
+        ),
+        Cell(
+            "post",
+            "/orgs/vis-org/settings/",
+            {"none": roles(403, anonymous=302, org_admin=400, maintainer=400)},
+            {"display_name": "x" * 101},  # too long: refused beside the field, nothing saved
+            fmt="html",
+        ),
+    ],
+    "web:org-delete": [
+        Cell(
+            "post",
+            "/orgs/vis-org/delete/",
+            {"none": roles(403, anonymous=302, org_admin=400, maintainer=400)},
+            {"confirm": "not-its-name"},  # the confirmation fails: nothing is deleted
+            fmt="html",
+        )
+    ],
     "web:org-invitation-revoke": [
         Cell("post", "/orgs/vis-org/invitations/999999/revoke/", {"none": roles(404, anonymous=302)}, {}, fmt="html")
     ],

@@ -1,7 +1,7 @@
 """Where a job's time goes, step by step (run by `make bench` after bench_pipeline.py; prints, asserts nothing).
 
     DATABASE_URL=postgres://root@127.0.0.1:5432/<db> CELERY_BROKER_URL=redis://127.0.0.1:6379/<n> \\
-        python tests/perf/breakdown_pipeline.py [--jobs 600] [--batch 300] [--chunk 32]
+        python tests/perf/breakdown_pipeline.py [--jobs 600] [--batch 300] [--chunk 64]
 
 In one process, on a throw-away database (`test_<db>`): submits `--jobs` no-op jobs with `jobs_submit_batch`,
 then for each chunk of `--chunk` ids (what the dispatcher puts in one message; 1: a message per job) calls
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=600)
     parser.add_argument("--batch", type=int, default=300)
     parser.add_argument("--variants", type=int, default=500)
-    parser.add_argument("--chunk", type=int, default=32, help="job ids per message (MC_DISPATCH_CHUNK)")
+    parser.add_argument("--chunk", type=int, default=64, help="job ids per message (MC_DISPATCH_CHUNK's default)")
     args = parser.parse_args()
     old = bench_pipeline.setup()
     try:

@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--only", default="")
-    parser.add_argument("--sql", action="store_true", help="print each request's queries")
+    parser.add_argument("--sql", action="store_true", help="print each request's queries, with their median time")
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--callees", default="", help="also print what the functions matching this regex call")
     parser.add_argument("--batch", type=int, default=500, help="jobs per POST /api/v1/jobs/batch/")
@@ -132,13 +132,23 @@ def main() -> int:
             for _ in range(5):
                 call()
             captured: list[str] = []
+            timings: list[list[float]] = []  # per statement of the call, its wall time in each of 10 calls
 
             def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-                captured.append(sql)
-                return execute(sql, params, many, context)
+                started = time.perf_counter()
+                try:
+                    return execute(sql, params, many, context)
+                finally:
+                    index = len(captured)
+                    captured.append(sql)
+                    if index >= len(timings):
+                        timings.append([])
+                    timings[index].append(time.perf_counter() - started)
 
             with connection.execute_wrapper(record):
-                call()
+                for _ in range(10):
+                    captured.clear()
+                    call()
             started, cpu = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 call()
@@ -157,8 +167,8 @@ def main() -> int:
             per_call = f"{plain * 1000:.2f} ms per call ({cpu * 1000:.2f} ms of CPU)"
             print(f"\n===== {key}: {per_call}, {len(captured)} queries")
             if args.sql:
-                for sql in captured:
-                    print(f"  {sql[:300]}")
+                for sql, times in zip(captured, timings):  # the median of the 10 calls, from the driver's side
+                    print(f"  {sorted(times)[len(times) // 2] * 1000:6.2f} ms  {sql[:300]}")
             print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:12000])
         return 0
     finally:

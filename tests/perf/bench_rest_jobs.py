@@ -11,6 +11,8 @@ Run by `make bench`; it prints numbers and `RATIO` lines, it asserts nothing.
    - raw Celery: `--jobs` no-op tasks published with `apply_async` and drained, end to end;
    - REST, one job per request: `--clients` threads POST /api/v1/jobs/ (a new connection per request) until
      `--jobs` jobs are submitted; end to end, from the first request to the last result written;
+   - the same with a connection kept by each client (HTTP keep-alive, as the `mc` client does), against a raw
+     Celery round of its own: how much of the first is connection set-up (printed, not the issue's target);
    - REST batches: the same clients POST /api/v1/jobs/batch/ with 500 jobs each until `--batch-jobs` are
      submitted; end to end; against raw Celery with as many tasks.
 4. The RSS of each idle worker (its main process and its pool process) before the rounds.
@@ -71,9 +73,13 @@ def wait_done(first: int, last: int, n: int) -> None:
         raise RuntimeError(f"{n - done} of the round's {n} jobs ended without succeeding")
 
 
-def rest_round(url: str, token: str, world: dict[str, Any], n: int, clients: int, batch: int) -> float:
+def rest_round(
+    url: str, token: str, world: dict[str, Any], n: int, clients: int, batch: int, keep_alive: bool = False
+) -> float:
     """Submit `n` jobs over REST from `clients` threads (`batch` jobs per request; 1: POST /jobs/), wait until
-    every one has succeeded; seconds from the first request to the last result."""
+    every one has succeeded; seconds from the first request to the last result. Each request opens a connection of
+    its own, unless `keep_alive`: then each client keeps one (a `requests.Session`, as the `mc` client's httpx
+    client does)."""
     revisions = world["revisions"]
     auth = {"Authorization": f"Bearer {token}"}
     lock = threading.Lock()
@@ -86,6 +92,7 @@ def rest_round(url: str, token: str, world: dict[str, Any], n: int, clients: int
         return {"variant": revision.variant.full_name, "revision": 1, "benchmark": "noop", "config": {"seed": seed}}
 
     def client() -> None:
+        http: Any = requests.Session() if keep_alive else requests
         try:
             while True:
                 with lock:
@@ -95,10 +102,10 @@ def rest_round(url: str, token: str, world: dict[str, Any], n: int, clients: int
                 if not take:
                     return
                 if batch == 1:
-                    response = requests.post(f"{url}/api/v1/jobs/", json=item(seeds[0]), headers=auth, timeout=120)
+                    response = http.post(f"{url}/api/v1/jobs/", json=item(seeds[0]), headers=auth, timeout=120)
                     got = [response.json().get("id")]
                 else:
-                    response = requests.post(
+                    response = http.post(
                         f"{url}/api/v1/jobs/batch/", json={"jobs": [item(s) for s in seeds]}, headers=auth, timeout=300
                     )
                     got = [job["id"] for job in response.json().get("jobs", [])]
@@ -120,7 +127,8 @@ def rest_round(url: str, token: str, world: dict[str, Any], n: int, clients: int
     submitted = time.perf_counter() - started
     wait_done(min(ids), max(ids), n)
     elapsed = time.perf_counter() - started
-    print(f"  ({n} jobs, {batch} a request: submitted in {submitted:.2f} s, all succeeded at {elapsed:.2f} s)")
+    connections = "a connection per client" if keep_alive else "a connection each"
+    print(f"  ({n} jobs, {batch} a request, {connections}: submitted in {submitted:.2f} s, done at {elapsed:.2f} s)")
     from django.db import connection
 
     connection.close()
@@ -196,6 +204,7 @@ def main() -> int:
             f"web: the Procfile's gunicorn, WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', '2')}"
         )
         single: list[tuple[float, float]] = []
+        kept: list[tuple[float, float]] = []
         batched: list[tuple[float, float]] = []
         for r in range(args.rounds):
             raw_s = pipeline.raw_round(args.jobs)
@@ -205,6 +214,15 @@ def main() -> int:
             print(
                 f"round {r + 1}: raw celery {raw_tps:6.1f} tasks/s | REST, a job per request {rest_tps:6.1f} jobs/s "
                 f"| ratio {rest_tps / raw_tps:.2f}",
+                flush=True,
+            )
+            raw_s = pipeline.raw_round(args.jobs)
+            rest_s = rest_round(web.url, token, world, args.jobs, args.clients, 1, keep_alive=True)
+            raw_tps, rest_tps = args.jobs / raw_s, args.jobs / rest_s
+            kept.append((raw_tps, rest_tps))
+            print(
+                f"round {r + 1}: raw celery {raw_tps:6.1f} tasks/s | REST, a job per request, a connection per client "
+                f"{rest_tps:6.1f} jobs/s | ratio {rest_tps / raw_tps:.2f}",
                 flush=True,
             )
             raw_s = pipeline.raw_round(args.batch_jobs)
@@ -218,6 +236,7 @@ def main() -> int:
             )
         for key, results, target in (
             ("rest_submit_vs_raw_celery", single, ">=0.3"),
+            ("rest_submit_keepalive_vs_raw_celery", kept, ""),
             ("rest_batch_vs_raw_celery", batched, ">=0.8"),
         ):
             ratio_line(

@@ -240,7 +240,11 @@ def main() -> int:
         ours_s, got, sha = timed_download(port, "/api/v1/variants/alice/big/revisions/1/files/model.safetensors", token)
         assert got == size and sha == digest.hexdigest()
         rss_download = peak_rss_mib(worker)
-        stored = next(media.rglob("model.safetensors"))
+        from apps.registry.blobs import blob_name
+
+        # Uploads are stored content-addressed (blobs/sha256/..): the static server reads that same file.
+        stored = media / blob_name(digest.hexdigest())
+        assert stored.is_file() and stored.stat().st_size == size, stored
         static = subprocess.Popen(
             [
                 sys.executable,
@@ -257,7 +261,7 @@ def main() -> int:
             start_new_session=True,
         )
         wait_port(static_port)
-        static_s, got, _ = timed_download(static_port, "/model.safetensors", None)
+        static_s, got, _ = timed_download(static_port, f"/{stored.name}", None)
         assert got == size
         mib = size / MIB
         print(f"file: {mib:.0f} MiB")

@@ -69,6 +69,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "job_vs_healthz_make_run": ("make run: job detail p50 vs /healthz", "<=3"),
     "variant_list_vs_healthz_make_run": ("make run: variant list (20) p50 vs /healthz", ""),
     "rest_submit_vs_raw_celery": ("REST job per request (4 clients) vs raw Celery", ">=0.3"),
+    "rest_submit_keepalive_vs_raw_celery": ("REST job per request, keep-alive clients, vs raw Celery", ""),
     "rest_batch_vs_raw_celery": ("REST batches vs raw Celery", ">=0.8"),
     "idle_worker_rss_mib": ("idle worker RSS (MiB)", ""),
     "service_batch_vs_raw_celery": ("service-layer batches vs raw Celery", ">=0.5"),
@@ -77,7 +78,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "leaderboard_growth_10x": ("leaderboard 10x data cost", "<=2"),
     "download_vs_static": ("1 GiB download vs static server", ">=0.5"),
     "transfer_web_peak_rss_mib": ("web worker peak RSS in 1 GiB transfers (MiB)", "<150"),
-    "audit_4w_vs_1w": ("audited writes, 4 writers vs 1", ">=2.5"),
+    "audit_4_vs_1": ("audited writes, 4 writer threads vs 1", ">=2.5"),
+    "audit_4_vs_1_without_audit": ("the same writes without the audit event, threads (ceiling)", ""),
+    "audit_4_vs_1_processes": ("audited writes, 4 writer processes vs 1", ">=2.5"),
+    "audit_4_vs_1_processes_without_audit": ("the same writes without the audit event, processes (ceiling)", ""),
 }
 RATIO_RE = re.compile(r"^RATIO (\S+) (\S+)(.*)$")
 

@@ -203,47 +203,37 @@ def main() -> int:
             f"{args.workers} workers x 1 pool process, {args.clients} REST clients (a new connection per request), "
             f"web: the Procfile's gunicorn, WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', '2')}"
         )
-        single: list[tuple[float, float]] = []
-        kept: list[tuple[float, float]] = []
-        batched: list[tuple[float, float]] = []
+        # (key, what a round line says, jobs per round, jobs per request, keep-alive, the target)
+        kinds = [
+            ("rest_submit_vs_raw_celery", "REST, a job per request", args.jobs, 1, False, ">=0.3"),
+            (
+                "rest_submit_keepalive_vs_raw_celery",
+                "REST, a job per request, a connection per client",
+                args.jobs,
+                1,
+                True,
+                "",
+            ),
+            ("rest_batch_vs_raw_celery", f"REST, batches of {BATCH}", args.batch_jobs, BATCH, False, ">=0.8"),
+        ]
+        results: dict[str, list[tuple[float, float]]] = {kind[0]: [] for kind in kinds}
         for r in range(args.rounds):
-            raw_s = pipeline.raw_round(args.jobs)
-            rest_s = rest_round(web.url, token, world, args.jobs, args.clients, 1)
-            raw_tps, rest_tps = args.jobs / raw_s, args.jobs / rest_s
-            single.append((raw_tps, rest_tps))
-            print(
-                f"round {r + 1}: raw celery {raw_tps:6.1f} tasks/s | REST, a job per request {rest_tps:6.1f} jobs/s "
-                f"| ratio {rest_tps / raw_tps:.2f}",
-                flush=True,
-            )
-            raw_s = pipeline.raw_round(args.jobs)
-            rest_s = rest_round(web.url, token, world, args.jobs, args.clients, 1, keep_alive=True)
-            raw_tps, rest_tps = args.jobs / raw_s, args.jobs / rest_s
-            kept.append((raw_tps, rest_tps))
-            print(
-                f"round {r + 1}: raw celery {raw_tps:6.1f} tasks/s | REST, a job per request, a connection per client "
-                f"{rest_tps:6.1f} jobs/s | ratio {rest_tps / raw_tps:.2f}",
-                flush=True,
-            )
-            raw_s = pipeline.raw_round(args.batch_jobs)
-            rest_s = rest_round(web.url, token, world, args.batch_jobs, args.clients, BATCH)
-            raw_tps, rest_tps = args.batch_jobs / raw_s, args.batch_jobs / rest_s
-            batched.append((raw_tps, rest_tps))
-            print(
-                f"round {r + 1}: raw celery {raw_tps:6.1f} tasks/s | REST, batches of {BATCH} {rest_tps:6.1f} jobs/s "
-                f"| ratio {rest_tps / raw_tps:.2f}",
-                flush=True,
-            )
-        for key, results, target in (
-            ("rest_submit_vs_raw_celery", single, ">=0.3"),
-            ("rest_submit_keepalive_vs_raw_celery", kept, ""),
-            ("rest_batch_vs_raw_celery", batched, ">=0.8"),
-        ):
+            for key, label, n, batch, keep_alive, _ in kinds:
+                raw_s = pipeline.raw_round(n)  # a raw Celery round of its own, just before
+                rest_s = rest_round(web.url, token, world, n, args.clients, batch, keep_alive=keep_alive)
+                raw_tps, rest_tps = n / raw_s, n / rest_s
+                results[key].append((raw_tps, rest_tps))
+                print(
+                    f"round {r + 1}: raw celery {raw_tps:6.1f} tasks/s | {label} {rest_tps:6.1f} jobs/s "
+                    f"| ratio {rest_tps / raw_tps:.2f}",
+                    flush=True,
+                )
+        for key, *_, target in kinds:
             ratio_line(
                 key,
-                statistics.median(o / r for r, o in results),
-                ours=statistics.median(o for _, o in results),
-                baseline=statistics.median(r for r, _ in results),
+                statistics.median(o / r for r, o in results[key]),
+                ours=statistics.median(o for _, o in results[key]),
+                baseline=statistics.median(r for r, _ in results[key]),
                 unit="jobs/s",
                 target=target,
             )

@@ -1,5 +1,6 @@
 """Query-count helpers for the tests of every app: the one copy (STYLE: every list endpoint asserts the same query
-count at 1 and at 10+ objects). Test-only; nothing outside tests imports it."""
+count at 1 and at 10+ objects), and `instance_state` for comparing model instances as a caller sees them.
+Test-only; nothing outside tests imports it."""
 
 from __future__ import annotations
 
@@ -68,3 +69,10 @@ __all__ = [
     "get_counted",
     "token_auth_queries",
 ]
+
+
+def instance_state(obj: Any) -> dict[str, Any]:
+    """What a caller can observe of a model instance without a query: its loaded columns and cached relations
+    (recursively), to compare instances built two ways (the ORM and `CompiledQuery`)."""
+    cached = {name: instance_state(value) for name, value in obj._state.fields_cache.items() if value is not None}
+    return {"model": type(obj), "db": obj._state.db, "adding": obj._state.adding, **obj.__dict__, "_state": cached}

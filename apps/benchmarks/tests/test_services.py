@@ -143,7 +143,7 @@ class TestBenchmarkBySlug:
         # current version's frozen spec, before and after a new version
         from apps.benchmarks.selectors import benchmark_by_slug, benchmark_with_current_spec
         from apps.benchmarks.services import benchmark_update
-        from apps.core.tests.test_compiled import _state
+        from apps.core.testing import instance_state
 
         def orm(slug):  # type: ignore[no-untyped-def]
             return benchmark_with_current_spec(Benchmark.objects.filter(slug=slug)).first()
@@ -152,7 +152,7 @@ class TestBenchmarkBySlug:
             with count_queries() as queries:
                 got = benchmark_by_slug("noop")
             assert len(queries) == 1
-            assert got is not None and _state(got) == _state(orm("noop"))
+            assert got is not None and instance_state(got) == instance_state(orm("noop"))
             assert got.current_spec.version == got.version
             benchmark_update(benchmark=got, actor=maintainer, changes={"default_config": {"steps": steps}})
         assert benchmark_by_slug("noop").version == "3" and benchmark_by_slug("no-such") is None

@@ -3,14 +3,12 @@ and converted values) in one query, and never runs a value a lookup would have r
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.db import connection
 from django.db.models import F
 
 from apps.core.compiled import CompiledQuery, Marker
-from apps.core.testing import count_queries
+from apps.core.testing import count_queries, instance_state
 from apps.registry.models import Revision, Variant
 
 pytestmark = pytest.mark.django_db
@@ -27,12 +25,6 @@ def variants(alice, bob):  # type: ignore[no-untyped-def]
         for number in (1, 2):
             Revision.objects.create(variant=variant, number=number, created_by=owner, metadata={"n": number})
     return made
-
-
-def _state(obj: Any) -> dict[str, Any]:
-    """What a caller can observe of an instance without a query: its loaded columns and cached relations."""
-    cached = {name: _state(value) for name, value in obj._state.fields_cache.items() if value is not None}
-    return {"model": type(obj), "db": obj._state.db, "adding": obj._state.adding, **obj.__dict__, "_state": cached}
 
 
 BY_NAME: CompiledQuery[Revision] = CompiledQuery(
@@ -66,7 +58,7 @@ def test_the_same_instances_as_the_orm(variants, owner, name, number) -> None:  
         got = BY_NAME.all(owner, name, number)
     assert len(queries) == 1
     expected = _orm(owner, name, number)
-    assert [_state(r) for r in got] == [_state(r) for r in expected]
+    assert [instance_state(r) for r in got] == [instance_state(r) for r in expected]
     if expected:
         revision = got[0]
         # converted like the ORM's: JSON columns are Python objects, deferred columns load on access

@@ -270,7 +270,7 @@ def test_propose_offers_my_namespace_and_my_orgs_and_creates_in_the_chosen_one(d
 # --- query counts --------------------------------------------------------------------------------------------
 
 
-def test_org_profile_and_members_page_query_counts_are_flat(digits_world, make_user):
+def test_org_profile_settings_and_members_page_query_counts_are_flat(digits_world, make_user):
     from apps.registry.services import variant_create
 
     users = digits_world["users"]
@@ -278,7 +278,7 @@ def test_org_profile_and_members_page_query_counts_are_flat(digits_world, make_u
     org = make_org(alice, "tide-lab")
     variant_create(owner=org.account, name="v-0", relation="quantized", parents=["commons/digits-mlp"], actor=alice)
     client = logged_in(alice)
-    urls = ("/orgs/tide-lab/", "/orgs/tide-lab/members/", "/orgs/", "/invitations/")
+    urls = ("/orgs/tide-lab/", "/orgs/tide-lab/settings/", "/orgs/tide-lab/members/", "/orgs/", "/invitations/")
     for url in urls:
         client.get(url)  # warm the session
     before = {url: get_counted(client, url)[1] for url in urls}

@@ -3,12 +3,13 @@ services), results and their verifications (disputes to settle), the blocklist, 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, Min, Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from .models import (
     BenchmarkJob,
     BenchmarkVersion,
     BlockedVariant,
+    ComputeUsage,
     JobResult,
     ResultVerification,
     SubmitterProfile,
@@ -355,3 +357,23 @@ class SubmitterProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["user", "agreements", "disagreements", "consecutive_agreements", "last_disagreement_at"]
     search_fields = ["user__username"]
     list_select_related = ["user"]
+
+
+@admin.register(ComputeUsage)
+class ComputeUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The hourly compute seconds behind the daily budgets, as the jobs table's triggers keep them (read only)."""
+
+    list_display = ["namespace", "namespace_id", "hour_starting", "writer", "seconds"]
+    ordering = ["-hour", "namespace_id"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ComputeUsage]:
+        names = get_user_model().objects.filter(pk=OuterRef("namespace_id")).values("username")[:1]
+        return super().get_queryset(request).annotate(namespace_name=Subquery(names))
+
+    @admin.display(description="namespace", ordering="namespace_name")
+    def namespace(self, obj: ComputeUsage) -> str:
+        return getattr(obj, "namespace_name", None) or f"(deleted #{obj.namespace_id})"
+
+    @admin.display(description="hour (UTC)", ordering="hour")
+    def hour_starting(self, obj: ComputeUsage) -> str:
+        return datetime.fromtimestamp(obj.hour * 3600, tz=UTC).strftime("%Y-%m-%d %H:00")

@@ -368,3 +368,36 @@ class DispatchQueue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ComputeUsage(models.Model):
+    """The compute seconds charged to a namespace, per hour in which jobs finished: what makes a namespace's daily
+    compute budget cost the same to check whatever the number of its jobs (SPEC §2 Fairness; issue 16).
+
+    Written only by the database: triggers on BenchmarkJob (migration 0006; on PostgreSQL one run per statement,
+    over its transition tables, so finishing a chunk of jobs adds once per namespace and hour) add a job's
+    `compute_seconds` to the row of (`charged_to`, hour of `finished_at`) when it counts against the quota, and
+    take it off again when any of those columns changes or the job is deleted, so every write path (the services,
+    bulk updates, the admin, fixtures) keeps the invariant
+
+        sum(seconds) per (namespace, hour) = sum(compute_seconds) of the jobs charged to it that count against the
+        quota and finished in that hour.
+
+    `hour` is whole hours since the Unix epoch (UTC). `writer` is the PostgreSQL backend (pid) whose transaction
+    wrote the row (always 0 on SQLite, which has one writer at a time): each backend adds only to its own rows, so
+    two workers finishing jobs of one namespace at once never wait on each other's row locks, and can never
+    deadlock over them. A reader sums the rows of the hours it needs, a few per hour whatever the number of jobs.
+    Rows older than two days are never read (:func:`apps.benchmarks.selectors.quota_usage_row` reads the last 24
+    hours) and are pruned by the recovery beat."""
+
+    namespace_id = models.BigIntegerField()
+    hour = models.BigIntegerField()
+    writer = models.IntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["namespace_id", "hour", "writer"], name="compute_usage_key")]
+        indexes = [models.Index(fields=["hour"], name="compute_usage_hour_idx")]
+
+    def __str__(self) -> str:
+        return f"namespace {self.namespace_id}, hour {self.hour}: {self.seconds:.3f} s"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from apps.registry.querysets import revision_is_visible_to, revision_visibility_
 from apps.registry.selectors import revision_declared
 
 from .choices import ACTIVE_JOB_STATUSES, DEDUPE_EXCLUDED_STATUSES, JobStatus
-from .models import Benchmark, BenchmarkJob, BlockedVariant, JobResult
+from .models import Benchmark, BenchmarkJob, BlockedVariant, ComputeUsage, JobResult
 
 if TYPE_CHECKING:
     from apps.accounts.types import Actor, Viewer
@@ -277,9 +277,12 @@ def quota_limits(namespace: Actor) -> tuple[int, int]:
 
 
 # The totals of `quota_usage`: the jobs of `counting_against_quota(namespace)` queued or running, and their compute
-# seconds since a moment. Each is a range read of its own index (job_charged_active_idx, job_charged_window_idx): one
-# aggregate over the namespace's jobs read its whole history each call. A submission reads its dedupe match in the
-# same statement (the rule of `services.submission._dedupe_matches`, which the service's race path still runs).
+# seconds since a moment. The count is a range read of job_charged_active_idx. The seconds come from the hourly rows
+# of ComputeUsage (kept by the jobs table's triggers) for the whole hours after the moment's hour, plus the jobs
+# themselves (job_charged_window_idx) from the moment to the end of its hour: at most an hour of jobs and a few rows
+# per hour, whatever the number of jobs the namespace finished that day (summing those jobs took 4 ms at 10,000).
+# A submission reads its dedupe match in the same statement (the rule of `services.submission._dedupe_matches`,
+# which the service's race path still runs).
 _QUOTA_USAGE_COLUMNS = (
     "status",
     "finished_at",
@@ -293,11 +296,13 @@ _QUOTA_USAGE_COLUMNS = (
     "config_hash",
     "verifies",
 )
+_USAGE_COLUMNS = ("namespace_id", "hour", "seconds")
 _QUOTA_USAGE_SQL = """
 SELECT (SELECT COUNT(*) FROM {table}
         WHERE {charged_to} = %s AND {status} IN ({statuses}) AND {counts_against_quota}),
-       (SELECT COALESCE(SUM({compute_seconds}), 0) FROM {table}
-        WHERE {charged_to} = %s AND {finished_at} >= %s AND {counts_against_quota})
+       (SELECT COALESCE(SUM({seconds}), 0) FROM {usage} WHERE {namespace_id} = %s AND {hour} > %s)
+       + (SELECT COALESCE(SUM({compute_seconds}), 0) FROM {table}
+          WHERE {charged_to} = %s AND {finished_at} >= %s AND {finished_at} < %s AND {counts_against_quota})
 """
 _DEDUPE_MATCH_SQL = """,
        (SELECT {id} FROM {table}
@@ -318,13 +323,26 @@ def quota_usage_row(
     columns = {
         f.name: quote(str(f.column)) for f in BenchmarkJob._meta.concrete_fields if f.name in _QUOTA_USAGE_COLUMNS
     }
+    columns.update(
+        {f.name: quote(str(f.column)) for f in ComputeUsage._meta.concrete_fields if f.name in _USAGE_COLUMNS}
+    )
     table = quote(BenchmarkJob._meta.db_table)
-    sql = _QUOTA_USAGE_SQL.format(table=table, statuses=", ".join(["%s"] * len(ACTIVE_JOB_STATUSES)), **columns)
+    sql = _QUOTA_USAGE_SQL.format(
+        table=table,
+        usage=quote(ComputeUsage._meta.db_table),
+        statuses=", ".join(["%s"] * len(ACTIVE_JOB_STATUSES)),
+        **columns,
+    )
+    hour = math.floor(since.timestamp() / 3600)  # the hour `since` falls in; ComputeUsage has the ones after it
+    hour_end = datetime.fromtimestamp((hour + 1) * 3600, tz=UTC)
     params: list[Any] = [
         namespace_id,
         *ACTIVE_JOB_STATUSES,
         namespace_id,
+        hour,
+        namespace_id,
         connection.ops.adapt_datetimefield_value(since),
+        connection.ops.adapt_datetimefield_value(hour_end),
     ]
     if dedupe is not None:
         excluded = [str(status) for status in DEDUPE_EXCLUDED_STATUSES]

@@ -5,6 +5,7 @@ every queue is topped up. Duplicated messages are harmless: the claim is a compa
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from ..choices import FailureReason, JobEvent, JobStatus, job_statuses_allowing
 from ..dispatch import jobs_dispatch, live_workers
-from ..models import BenchmarkJob, IdempotencyRecord, WorkerNode
+from ..models import BenchmarkJob, ComputeUsage, IdempotencyRecord, WorkerNode
 from .lifecycle import job_fail
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ def jobs_recover(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def _forget_old_records(now: datetime) -> None:
-    """Expired idempotency keys, and workers gone for a week that left no verification record."""
+    """Expired idempotency keys, workers gone for a week that left no verification record, and the hourly compute
+    usage of hours that no quota check reads any more (it reads the last 24 hours; two days are kept)."""
     IdempotencyRecord.objects.filter(created_at__lt=now - timedelta(seconds=settings.MC_IDEMPOTENCY_TTL_S)).delete()
+    ComputeUsage.objects.filter(hour__lt=math.floor(now.timestamp() / 3600) - 48).delete()
     WorkerNode.objects.filter(last_seen_at__lt=now - timedelta(days=7), agreements=0, disagreements=0).delete()

@@ -189,6 +189,9 @@ class BenchmarkJob(models.Model):
             models.Index(fields=["charged_to", "status"], name="job_charged_active_idx"),
             models.Index(fields=["charged_to", "finished_at"], name="job_charged_window_idx"),
             models.Index(fields=["revision", "benchmark", "config_hash"]),
+            # A queue's latest successes, for queue ETAs (selectors.queue_positions, recent_mean_duration_s): read
+            # backwards, 50 entries. Without it every queued job's representation sorted the queue's whole history.
+            models.Index(fields=["queue", "status", "finished_at"], name="job_queue_recent_idx"),
         ]
         constraints = [
             # Dedupe in the database: at most one live-or-succeeded primary job per key, even under races.

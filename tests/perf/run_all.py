@@ -46,7 +46,12 @@ SCRIPTS = [
     ),
     ("where a job's time goes, step by step", "breakdown_pipeline.py", [], False),
     ("audited writes, 4 writers vs 1, and audit_verify (issue 16)", "bench_audit.py", [], False),
-    ("the daily compute budget's check as a namespace's day fills up (issue 16)", "bench_quota.py", [], False),
+    (
+        "what a submission reads as the history grows: the quota check, the queue ETA (issue 16)",
+        "bench_history.py",
+        [],
+        False,
+    ),
     ("leaderboard API vs bare SQL, and 10x growth (SPEC §6)", "bench_leaderboard.py", [], True),
     (
         "1 GiB resumable upload and download vs a static file server, web worker RSS (issue 13)",
@@ -78,6 +83,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "quota_check_50000_vs_1000": ("quota check, 50,000 jobs in the day vs 1,000", ""),
     "quota_check_vs_job_sum_50000": ("quota check vs a sum over the day's 50,000 jobs", ""),
     "job_finish_64_with_vs_without_usage_triggers": ("finishing 64 jobs, with the usage triggers vs without", ""),
+    "queue_eta_with_vs_without_recent_index": ("queued job's ETA at 200,000 finished jobs, index vs none", ""),
     "leaderboard_api_vs_sql": ("leaderboard top-100 API vs bare SQL", "<=3"),
     "leaderboard_growth_10x": ("leaderboard 10x data cost", "<=2"),
     "download_vs_static": ("1 GiB download vs static server", ">=0.5"),

@@ -310,11 +310,17 @@ def pipeline_round(world: dict[str, Any], n: int, batch: int = 1) -> tuple[float
     return elapsed, latencies
 
 
-def idle_latency(world: dict[str, Any], n: int) -> list[float]:
+def idle_latency(world: dict[str, Any], n: int) -> tuple[list[float], list[float], list[float]]:
+    """Single jobs submitted one at a time into an empty queue, each after the previous one stopped running: per
+    job, commit -> claim, and its two legs: commit -> dispatch (the submission's dispatch request travels to a
+    worker, which picks the job and stamps `dispatched_at`) and dispatch -> claim (the run message travels to a
+    worker, which claims it)."""
     from apps.benchmarks.models import BenchmarkJob
     from apps.benchmarks.services import job_submit
 
-    latencies = []
+    latencies: list[float] = []
+    to_dispatch: list[float] = []
+    to_claim: list[float] = []
     for _ in range(n):
         seed = next_seed()
         job, _ = job_submit(
@@ -323,13 +329,19 @@ def idle_latency(world: dict[str, Any], n: int) -> list[float]:
             benchmark=world["benchmark"],
             config={"seed": seed},
         )
-        query = BenchmarkJob.objects.filter(pk=job.pk, started_at__isnull=False).values_list("queued_at", "started_at")
+        query = BenchmarkJob.objects.filter(pk=job.pk, started_at__isnull=False).values_list(
+            "queued_at", "dispatched_at", "started_at"
+        )
         while not (row := query.first()):
             time.sleep(0.002)
-        latencies.append((row[1] - row[0]).total_seconds())
+        queued, dispatched, started = row
+        latencies.append((started - queued).total_seconds())
+        if dispatched is not None:
+            to_dispatch.append((dispatched - queued).total_seconds())
+            to_claim.append((started - dispatched).total_seconds())
         while BenchmarkJob.objects.filter(pk=job.pk, status="running").exists():
             time.sleep(0.002)
-    return latencies
+    return latencies, to_dispatch, to_claim
 
 
 def main() -> None:
@@ -417,10 +429,14 @@ def main() -> None:
             target="" if args.batch <= 1 else ">=0.5",
         )
         if args.idle > 0:
-            idle = idle_latency(world, args.idle)
+            idle, to_dispatch, to_claim = idle_latency(world, args.idle)
+
+            def p50_p95(values: list[float]) -> str:
+                return f"p50 {percentile(values, 0.5) * 1000:.1f} ms, p95 {percentile(values, 0.95) * 1000:.1f} ms"
+
             print(
-                f"idle commit->claim latency ({args.idle} single jobs): p50 {percentile(idle, 0.5) * 1000:.1f} "
-                f"ms, p95 {percentile(idle, 0.95) * 1000:.1f} ms"
+                f"idle commit->claim latency ({args.idle} single jobs): {p50_p95(idle)}; of which commit->dispatch "
+                f"{p50_p95(to_dispatch)}, dispatch->claim {p50_p95(to_claim)}"
             )
     finally:
         for worker in workers:

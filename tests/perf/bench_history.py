@@ -22,6 +22,7 @@ second. Run by `make bench`; it prints numbers and `RATIO` lines, it asserts not
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -32,6 +33,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]
 from tests.perf.common import create_database, destroy_database, ratio_line  # noqa: E402
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "modelcommons.settings.test")
+os.environ.setdefault("MC_VAR_DIR", "/tmp/mc-bench-history")
 
 JOB_SUM = (
     "SELECT (SELECT COUNT(*) FROM {jobs} WHERE charged_to_id = %s AND status IN ('queued', 'running') "

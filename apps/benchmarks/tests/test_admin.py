@@ -104,3 +104,16 @@ def test_non_numeric_versions_are_asked_for_in_the_form(admin_client, make_bench
         {**BENCHMARK_FORM, "version": "2024-a", "default_config": '{"steps": 2}'},
     )
     assert resp.status_code == 200 and "give a new version" in resp.content.decode()
+
+
+def test_compute_usage_is_shown_read_only_with_its_namespace_and_hour(admin_client, alice, alice_variant, noop):
+    from datetime import UTC, datetime
+
+    job, _ = services.job_submit(actor=alice, revision=alice_variant.current_revision, benchmark=noop)
+    finished = datetime(2026, 12, 4, 15, 42, tzinfo=UTC)
+    BenchmarkJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, finished_at=finished, compute_seconds=12)
+    page = admin_client.get("/admin/benchmarks/computeusage/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "alice" in body and "2026-12-04 15:00" in body and "12.0" in body
+    assert admin_client.get("/admin/benchmarks/computeusage/add/").status_code == 403

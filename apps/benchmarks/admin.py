@@ -3,7 +3,7 @@ services), results and their verifications (disputes to settle), the blocklist, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -376,4 +376,4 @@ class ComputeUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="hour (UTC)", ordering="hour")
     def hour_starting(self, obj: ComputeUsage) -> str:
-        return datetime.fromtimestamp(obj.hour * 3600, tz=UTC).strftime("%Y-%m-%d %H:00")
+        return ComputeUsage.hour_start(obj.hour).strftime("%Y-%m-%d %H:00")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -404,3 +406,13 @@ class ComputeUsage(models.Model):
 
     def __str__(self) -> str:
         return f"namespace {self.namespace_id}, hour {self.hour}: {self.seconds:.3f} s"
+
+    @staticmethod
+    def hour_of(moment: datetime) -> int:
+        """The `hour` a moment falls in (the triggers' floor(epoch / 3600))."""
+        return math.floor(moment.timestamp() / 3600)
+
+    @staticmethod
+    def hour_start(hour: int) -> datetime:
+        """The first moment of an `hour`, in UTC."""
+        return datetime.fromtimestamp(hour * 3600, tz=UTC)

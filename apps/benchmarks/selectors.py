@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -311,14 +312,9 @@ _DEDUPE_MATCH_SQL = """,
 """
 
 
-def quota_usage_row(
-    namespace_id: int, since: datetime, dedupe: tuple[int, int, str, str] | None = None
-) -> tuple[int, float, int | None]:
-    """(jobs queued or running, compute seconds finished since `since`, unrounded) charged to a namespace, and with
-    `dedupe` = (revision id, benchmark id, benchmark version, config hash) the id of the job a submission of that
-    key would return instead of queuing one (not a verification, and not failed, cancelled or timed out), else
-    None: one statement of indexed reads. Written once as SQL: the ORM took longer to build and compile these
-    aggregates than the database took to run them (issue 16's profiles of `/api/v1/me/` and of a submission)."""
+@functools.cache
+def _quota_usage_sql(vendor: str, dedupe: bool) -> str:
+    """The statement of `quota_usage_row`, built once per database vendor (its quoting) and shape."""
     quote = connection.ops.quote_name
     columns = {
         f.name: quote(str(f.column)) for f in BenchmarkJob._meta.concrete_fields if f.name in _QUOTA_USAGE_COLUMNS
@@ -333,8 +329,21 @@ def quota_usage_row(
         statuses=", ".join(["%s"] * len(ACTIVE_JOB_STATUSES)),
         **columns,
     )
-    hour = math.floor(since.timestamp() / 3600)  # the hour `since` falls in; ComputeUsage has the ones after it
-    hour_end = datetime.fromtimestamp((hour + 1) * 3600, tz=UTC)
+    if dedupe:
+        excluded = ", ".join(["%s"] * len(DEDUPE_EXCLUDED_STATUSES))
+        sql += _DEDUPE_MATCH_SQL.format(table=table, excluded=excluded, **columns)
+    return sql
+
+
+def quota_usage_row(
+    namespace_id: int, since: datetime, dedupe: tuple[int, int, str, str] | None = None
+) -> tuple[int, float, int | None]:
+    """(jobs queued or running, compute seconds finished since `since`, unrounded) charged to a namespace, and with
+    `dedupe` = (revision id, benchmark id, benchmark version, config hash) the id of the job a submission of that
+    key would return instead of queuing one (not a verification, and not failed, cancelled or timed out), else
+    None: one statement of indexed reads. Written once as SQL: the ORM took longer to build and compile these
+    aggregates than the database took to run them (issue 16's profiles of `/api/v1/me/` and of a submission)."""
+    hour = ComputeUsage.hour_of(since)  # the hour `since` falls in; ComputeUsage has the ones after it
     params: list[Any] = [
         namespace_id,
         *ACTIVE_JOB_STATUSES,
@@ -342,12 +351,11 @@ def quota_usage_row(
         hour,
         namespace_id,
         connection.ops.adapt_datetimefield_value(since),
-        connection.ops.adapt_datetimefield_value(hour_end),
+        connection.ops.adapt_datetimefield_value(ComputeUsage.hour_start(hour + 1)),
     ]
     if dedupe is not None:
-        excluded = [str(status) for status in DEDUPE_EXCLUDED_STATUSES]
-        sql += _DEDUPE_MATCH_SQL.format(table=table, excluded=", ".join(["%s"] * len(excluded)), **columns)
-        params += [*dedupe, *excluded]
+        params += [*dedupe, *(str(status) for status in DEDUPE_EXCLUDED_STATUSES)]
+    sql = _quota_usage_sql(connection.vendor, dedupe is not None)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

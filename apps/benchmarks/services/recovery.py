@@ -5,7 +5,6 @@ every queue is topped up. Duplicated messages are harmless: the claim is a compa
 from __future__ import annotations
 
 import logging
-import math
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -105,5 +104,5 @@ def _forget_old_records(now: datetime) -> None:
     """Expired idempotency keys, workers gone for a week that left no verification record, and the hourly compute
     usage of hours that no quota check reads any more (it reads the last 24 hours; two days are kept)."""
     IdempotencyRecord.objects.filter(created_at__lt=now - timedelta(seconds=settings.MC_IDEMPOTENCY_TTL_S)).delete()
-    ComputeUsage.objects.filter(hour__lt=math.floor(now.timestamp() / 3600) - 48).delete()
+    ComputeUsage.objects.filter(hour__lt=ComputeUsage.hour_of(now) - 48).delete()
     WorkerNode.objects.filter(last_seen_at__lt=now - timedelta(days=7), agreements=0, disagreements=0).delete()

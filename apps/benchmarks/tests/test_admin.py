@@ -117,3 +117,25 @@ def test_compute_usage_is_shown_read_only_with_its_namespace_and_hour(admin_clie
     body = page.content.decode()
     assert "alice" in body and "2026-12-04 15:00" in body and "12.0" in body
     assert admin_client.get("/admin/benchmarks/computeusage/add/").status_code == 403
+
+
+def test_compute_usage_page_is_for_superusers_like_the_rest_of_the_engines_admin(admin_client, alice, make_user):
+    from django.test import Client
+
+    url = "/admin/benchmarks/computeusage/"
+    assert Client().get(url).status_code == 302  # anonymous: to the admin login
+    seen = {}
+    for name, user in {
+        "contributor": alice,
+        "reviewer": make_user("rev", roles=("reviewer",)),
+        "plain staff": make_user("clerk", is_staff=True),
+        "staff maintainer": make_user("mod", roles=("maintainer",), is_staff=True),
+    }.items():
+        client = Client()
+        client.force_login(user)
+        seen[name] = client.get(url).status_code
+    # The engine's admin pages (jobs, workers, profiles, usage) use Django's model permissions: superusers see them;
+    # non-staff go to the admin login; staff without the permission, maintainers included, are refused.
+    assert seen == {"contributor": 302, "reviewer": 302, "plain staff": 403, "staff maintainer": 403}
+    assert admin_client.get(url).status_code == 200
+    assert admin_client.get("/admin/benchmarks/benchmarkjob/").status_code == 200

@@ -139,3 +139,30 @@ def test_compute_usage_page_is_for_superusers_like_the_rest_of_the_engines_admin
     assert seen == {"contributor": 302, "reviewer": 302, "plain staff": 403, "staff maintainer": 403}
     assert admin_client.get(url).status_code == 200
     assert admin_client.get("/admin/benchmarks/benchmarkjob/").status_code == 200
+
+
+def test_compute_usage_page_costs_the_same_queries_for_one_namespace_as_for_many(
+    admin_client, make_user, make_variant, noop
+):
+    from datetime import UTC, datetime
+
+    from apps.core.testing import get_counted
+
+    def finish_a_job_of(username: str, hour: int) -> None:
+        user = make_user(username, max_active_jobs=10)
+        job, _ = services.job_submit(
+            actor=user, revision=make_variant(user, f"{username}-model").current_revision, benchmark=noop
+        )
+        BenchmarkJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.SUCCEEDED, finished_at=datetime(2026, 12, 4, hour, 5, tzinfo=UTC), compute_seconds=3
+        )
+
+    url = "/admin/benchmarks/computeusage/"
+    finish_a_job_of("u0", 1)
+    admin_client.get(url)  # warm the session
+    one_page, one = get_counted(admin_client, url)
+    for i in range(1, 9):
+        finish_a_job_of(f"u{i}", 1 + i)
+    many_page, many = get_counted(admin_client, url)
+    assert "u0" in one_page.content.decode() and all(f"u{i}" in many_page.content.decode() for i in range(9))
+    assert one == many
